@@ -1,0 +1,99 @@
+/*
+ * Modern virtio-pci driver over a vfe_transport: capability walk, status,
+ * features, queue setup, MSI-X vectors, device config.  No blocking waits:
+ * reset is started with vfe_vpci_reset() and polled with vfe_vpci_reset_done()
+ * (the caller uses a timer); vfe_vpci_reset_wait() is a bounded blocking helper
+ * for tools and tests only.
+ */
+#ifndef VFE_VIRTIO_PCI_H
+#define VFE_VIRTIO_PCI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drivers/bus/vfio/vfe_transport.h"
+
+/* Offsets in the common configuration structure (virtio 1.3 4.1.4.3). */
+#define VFE_CC_DFSELECT       0
+#define VFE_CC_DF             4
+#define VFE_CC_GFSELECT       8
+#define VFE_CC_GF             12
+#define VFE_CC_MSIX           16
+#define VFE_CC_NUMQ           18
+#define VFE_CC_STATUS         20
+#define VFE_CC_CFGGENERATION  21
+#define VFE_CC_Q_SELECT       22
+#define VFE_CC_Q_SIZE         24
+#define VFE_CC_Q_MSIX         26
+#define VFE_CC_Q_ENABLE       28
+#define VFE_CC_Q_NOFF         30
+#define VFE_CC_Q_DESCLO       32
+#define VFE_CC_Q_DESCHI       36
+#define VFE_CC_Q_AVAILLO      40
+#define VFE_CC_Q_AVAILHI      44
+#define VFE_CC_Q_USEDLO       48
+#define VFE_CC_Q_USEDHI       52
+#define VFE_CC_Q_NDATA        56
+#define VFE_CC_Q_RESET        58
+#define VFE_CC_ADMIN_Q_IDX    60
+#define VFE_CC_ADMIN_Q_NUM    62
+#define VFE_CC_SIZE           64
+
+#define VFE_VIRTIO_F_VERSION_1       32
+#define VFE_VIRTIO_F_ACCESS_PLATFORM 33
+#define VFE_VIRTIO_F_RING_RESET      40
+#define VFE_VIRTIO_F_ADMIN_VQ        41
+
+#define VFE_VIRTIO_MSI_NO_VECTOR 0xffff
+
+struct vfe_vpci_window {
+    bool present;
+    uint8_t bar;
+    uint32_t offset;
+    uint32_t length;
+};
+
+struct vfe_virtio_pci {
+    struct vfe_transport *t;
+    uint16_t vendor_id, device_id;
+    struct vfe_vpci_window common, notify, isr, device;
+    uint32_t notify_off_multiplier;
+    uint16_t msix_vectors;        /* table size from the MSI-X capability, 0 if none */
+    uint8_t msix_cap;             /* config offset of the MSI-X capability */
+    uint16_t sriov_cap;           /* extended config offset of SR-IOV, 0 if none */
+    uint16_t num_queues;
+};
+
+/* Read IDs and walk the capability list; fails with -ENODEV if the common,
+ * notify or device window is missing or lies outside its BAR. */
+int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t);
+
+int vfe_vpci_get_status(struct vfe_virtio_pci *vp, uint8_t *status);
+int vfe_vpci_set_status(struct vfe_virtio_pci *vp, uint8_t status);
+int vfe_vpci_add_status(struct vfe_virtio_pci *vp, uint8_t bits);
+int vfe_vpci_reset(struct vfe_virtio_pci *vp);                    /* writes 0 */
+int vfe_vpci_reset_done(struct vfe_virtio_pci *vp, bool *done);   /* status reads back 0 */
+int vfe_vpci_reset_wait(struct vfe_virtio_pci *vp, int timeout_ms);
+
+int vfe_vpci_get_features(struct vfe_virtio_pci *vp, uint64_t *features);
+/* Writes driver features, sets FEATURES_OK and checks the device kept it. */
+int vfe_vpci_negotiate(struct vfe_virtio_pci *vp, uint64_t features);
+
+int vfe_vpci_queue_max(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t *max);
+int vfe_vpci_queue_setup(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size,
+                         uint64_t desc, uint64_t avail, uint64_t used, uint16_t msix_vector);
+int vfe_vpci_queue_enable(struct vfe_virtio_pci *vp, uint16_t qidx);
+/* Region index and offset of the queue's doorbell (for ioeventfd or host notifier). */
+int vfe_vpci_queue_notify_addr(struct vfe_virtio_pci *vp, uint16_t qidx, uint32_t *region, uint64_t *offset);
+/* Ring the doorbell with a region write (slow path; prefer an ioeventfd). */
+int vfe_vpci_queue_notify(struct vfe_virtio_pci *vp, uint16_t qidx);
+int vfe_vpci_set_config_vector(struct vfe_virtio_pci *vp, uint16_t vector);
+int vfe_vpci_admin_queue(struct vfe_virtio_pci *vp, uint16_t *index, uint16_t *num);
+
+int vfe_vpci_read_device_cfg(struct vfe_virtio_pci *vp, uint32_t off, void *buf, size_t len);
+int vfe_vpci_write_device_cfg(struct vfe_virtio_pci *vp, uint32_t off, const void *buf, size_t len);
+
+/* Enable MSI-X in the capability's message control word. */
+int vfe_vpci_msix_enable(struct vfe_virtio_pci *vp);
+
+#endif

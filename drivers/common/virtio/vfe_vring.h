@@ -1,0 +1,49 @@
+/*
+ * Driver side of a split virtqueue living in memory the driver owns (a memfd
+ * DMA-mapped for the device).  Used by the PF admin queue and by test guests.
+ * Single-threaded; no locking.
+ */
+#ifndef VFE_VRING_H
+#define VFE_VRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vfe_sg {
+    uint64_t iova;
+    uint32_t len;
+};
+
+struct vfe_vring {
+    uint16_t size;
+    bool event_idx;
+    uint8_t *mem;            /* host address of the ring memory */
+    uint64_t iova;           /* device address of the same memory */
+    uint64_t desc_iova, avail_iova, used_iova;
+    struct vring_desc *desc;
+    struct vring_avail *avail;
+    struct vring_used *used;
+    uint16_t free_head, num_free;
+    uint16_t last_used;      /* next used entry the driver will read */
+    uint16_t avail_shadow;   /* avail->idx as published */
+    uint16_t kicked_at;      /* avail index at the last notify decision */
+    void **cookies;          /* per head descriptor */
+};
+
+/* Bytes of ring memory needed for `size` entries (desc, avail, used, aligned). */
+size_t vfe_vring_mem_size(uint16_t size);
+/* size must be a power of two <= 32768; mem must be vfe_vring_mem_size() bytes. */
+int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx);
+void vfe_vring_fini(struct vfe_vring *vr);
+/* Queue a chain of `out` device-readable then `in` device-writable buffers.
+ * Returns 0, -ENOSPC when the ring is full, -EINVAL on bad arguments. */
+int vfe_vring_add(struct vfe_vring *vr, const struct vfe_sg *sg, unsigned out, unsigned in, void *cookie);
+/* Publish added chains; true if the device wants a notification. */
+bool vfe_vring_publish(struct vfe_vring *vr);
+/* Next completed chain: its cookie and the length the device wrote, or NULL. */
+void *vfe_vring_get_used(struct vfe_vring *vr, uint32_t *len);
+/* Ask (event_idx: at the next used entry) for an interrupt, or suppress it. */
+void vfe_vring_enable_cb(struct vfe_vring *vr, bool enable);
+
+#endif
