@@ -1,0 +1,456 @@
+/*
+ * vfio-user client: the vfe_transport ops over one unix socket.
+ *
+ * Strictly synchronous: one command in flight, its reply matched by msg_id and
+ * command, bounded by t->timeout_ms.  A timeout or any framing/protocol
+ * violation leaves the stream in an unknown state, so the connection is then
+ * considered broken and every later call fails with -ENOTCONN.
+ */
+#include "drivers/bus/vfio/vfe_transport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+#include "lib/vfio_user/vfu_msg.h"
+#include "lib/vfio_user/vfu_sock.h"
+
+struct vfu_client {
+    struct vfe_transport t;
+    int sock;
+    uint16_t next_id;
+    bool broken;
+    struct vfu_reader rd;
+    struct vfu_caps peer;
+    uint32_t xfer_max;            /* bytes of data per REGION_READ/WRITE */
+    uint32_t fds_max;             /* fds per message the server takes */
+    uint32_t dev_flags, num_regions, num_irqs;
+    struct {
+        bool known;
+        uint32_t flags;
+        uint64_t size;
+    } regions[VFIO_PCI_NUM_REGIONS];
+};
+
+#define CL(t) ((struct vfu_client *)(t))
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int broken(struct vfu_client *c, int rc, const char *why, uint16_t cmd)
+{
+    LOG_E("vfio-user %s: %s %s: %s, connection dropped", c->t.bdf, vfu_cmd_name(cmd), why,
+          strerror(-rc));
+    c->broken = true;
+    return rc;
+}
+
+/*
+ * One round trip.  On success *reply holds the reply payload (the caller frees
+ * it).  An error reply gives -errno of the reply and keeps the connection.
+ */
+static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov, unsigned niov,
+                    const int *fds, unsigned nfds, struct vfu_msg *reply)
+{
+    memset(reply, 0, sizeof(*reply));
+    if (c->broken)
+        return -ENOTCONN;
+    int tmo = c->t.timeout_ms > 0 ? c->t.timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+    long deadline = now_ms() + tmo;
+    uint16_t id = c->next_id++;
+    struct vfu_hdr h = { .msg_id = id, .cmd = cmd, .flags = VFU_F_TYPE_CMD };
+
+    int rc = vfu_msg_send(c->sock, &h, iov, niov, fds, nfds, tmo);
+    if (rc < 0)
+        return broken(c, rc, "send", cmd);
+
+    for (;;) {
+        long left = deadline - now_ms();
+        struct vfu_msg m;
+        rc = vfu_msg_recv(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
+        if (rc < 0)
+            return broken(c, rc, "no reply", cmd);
+
+        uint32_t type = m.hdr.flags & VFU_F_TYPE_MASK;
+        if (type == VFU_F_TYPE_CMD) {
+            /* We share mappable memory only, so no server->client command is expected. */
+            LOG_W("vfio-user %s: unexpected server command %u, refused", c->t.bdf, m.hdr.cmd);
+            if (!(m.hdr.flags & VFU_F_NO_REPLY))
+                vfu_msg_send_simple(c->sock, m.hdr.msg_id, m.hdr.cmd,
+                                    VFU_F_TYPE_REPLY | VFU_F_ERROR, ENOSYS, NULL, 0, NULL, 0, tmo);
+            vfu_msg_free(&m);
+            continue;
+        }
+        if (type != VFU_F_TYPE_REPLY || m.hdr.msg_id != id || m.hdr.cmd != cmd) {
+            LOG_E("vfio-user %s: reply type %u id %u cmd %u does not match request id %u",
+                  c->t.bdf, type, m.hdr.msg_id, m.hdr.cmd, id);
+            vfu_msg_free(&m);
+            return broken(c, -EPROTO, "bad reply", cmd);
+        }
+        if (m.nfds || m.fds_dropped) {
+            LOG_W("vfio-user %s: %s reply carried %u unexpected fds, closed", c->t.bdf,
+                  vfu_cmd_name(cmd), m.nfds);
+            vfu_msg_close_fds(&m);
+        }
+        if (m.hdr.flags & VFU_F_ERROR) {
+            uint32_t e = m.hdr.error;
+            vfu_msg_free(&m);
+            if (e == 0 || e > 4095)
+                e = EIO;
+            LOG_D("vfio-user %s: %s -> error %u", c->t.bdf, vfu_cmd_name(cmd), e);
+            return -(int)e;
+        }
+        *reply = m;
+        return 0;
+    }
+}
+
+/* Round trip whose reply must carry exactly `len` bytes (copied to out if non-NULL). */
+static int vfu_call_fixed(struct vfu_client *c, uint16_t cmd, const void *req, size_t req_len,
+                          const int *fds, unsigned nfds, void *out, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)req, .iov_len = req_len };
+    struct vfu_msg m;
+    int rc = vfu_call(c, cmd, &iov, req_len ? 1 : 0, fds, nfds, &m);
+    if (rc < 0)
+        return rc;
+    if (m.len != len) {
+        LOG_E("vfio-user %s: %s reply of %zu bytes, expected %zu", c->t.bdf, vfu_cmd_name(cmd),
+              m.len, len);
+        vfu_msg_free(&m);
+        return -EPROTO;
+    }
+    if (out && len)
+        memcpy(out, m.payload, len);
+    vfu_msg_free(&m);
+    return 0;
+}
+
+static int cl_region_info(struct vfe_transport *t, uint32_t index, struct vfe_region_info *info)
+{
+    struct vfu_client *c = CL(t);
+    if (index >= c->num_regions)
+        return -EINVAL;
+    if (index < VFIO_PCI_NUM_REGIONS && c->regions[index].known) {
+        *info = (struct vfe_region_info){ .index = index, .flags = c->regions[index].flags,
+                                          .size = c->regions[index].size };
+        return 0;
+    }
+    struct vfu_region_info req = { .argsz = sizeof(req), .index = index }, rep;
+    int rc = vfu_call_fixed(c, VFU_CMD_DEVICE_GET_REGION_INFO, &req, sizeof(req), NULL, 0,
+                            &rep, sizeof(rep));
+    if (rc < 0)
+        return rc;
+    if (rep.index != index || rep.argsz < sizeof(rep)) {
+        LOG_E("vfio-user %s: region info for %u answered index %u argsz %u", t->bdf, index,
+              rep.index, rep.argsz);
+        return -EPROTO;
+    }
+    if (index < VFIO_PCI_NUM_REGIONS) {
+        c->regions[index].known = true;
+        c->regions[index].flags = rep.flags;
+        c->regions[index].size = rep.size;
+    }
+    *info = (struct vfe_region_info){ .index = index, .flags = rep.flags, .size = rep.size };
+    return 0;
+}
+
+/* [off, off+len) must lie in the region. */
+static int check_range(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len)
+{
+    struct vfe_region_info info;
+    int rc = cl_region_info(t, index, &info);
+    if (rc < 0)
+        return rc;
+    if (off > info.size || len > info.size - off)
+        return -EINVAL;
+    return 0;
+}
+
+static int cl_region_read(struct vfe_transport *t, uint32_t index, uint64_t off, void *buf, size_t len)
+{
+    struct vfu_client *c = CL(t);
+    int rc = check_range(t, index, off, len);
+    if (rc < 0)
+        return rc;
+    uint8_t *p = buf;
+    while (len) {
+        uint32_t n = len > c->xfer_max ? c->xfer_max : (uint32_t)len;
+        struct vfu_region_access req = { .offset = off, .region = index, .count = n };
+        struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
+        struct vfu_msg m;
+        rc = vfu_call(c, VFU_CMD_REGION_READ, &iov, 1, NULL, 0, &m);
+        if (rc < 0)
+            return rc;
+        struct vfu_region_access rep;
+        if (m.len != sizeof(rep) + n) {
+            LOG_E("vfio-user %s: REGION_READ reply of %zu bytes for %u", t->bdf, m.len, n);
+            vfu_msg_free(&m);
+            return -EPROTO;
+        }
+        memcpy(&rep, m.payload, sizeof(rep));
+        if (rep.offset != off || rep.region != index || rep.count != n) {
+            LOG_E("vfio-user %s: REGION_READ reply does not match the request", t->bdf);
+            vfu_msg_free(&m);
+            return -EPROTO;
+        }
+        memcpy(p, m.payload + sizeof(rep), n);
+        vfu_msg_free(&m);
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int cl_region_write(struct vfe_transport *t, uint32_t index, uint64_t off, const void *buf,
+                           size_t len)
+{
+    struct vfu_client *c = CL(t);
+    int rc = check_range(t, index, off, len);
+    if (rc < 0)
+        return rc;
+    const uint8_t *p = buf;
+    while (len) {
+        uint32_t n = len > c->xfer_max ? c->xfer_max : (uint32_t)len;
+        struct vfu_region_access req = { .offset = off, .region = index, .count = n }, rep;
+        struct iovec iov[2] = { { &req, sizeof(req) }, { (void *)p, n } };
+        struct vfu_msg m;
+        rc = vfu_call(c, VFU_CMD_REGION_WRITE, iov, 2, NULL, 0, &m);
+        if (rc < 0)
+            return rc;
+        if (m.len != sizeof(rep)) {
+            LOG_E("vfio-user %s: REGION_WRITE reply of %zu bytes", t->bdf, m.len);
+            vfu_msg_free(&m);
+            return -EPROTO;
+        }
+        memcpy(&rep, m.payload, sizeof(rep));
+        vfu_msg_free(&m);
+        if (rep.offset != off || rep.region != index || rep.count != n) {
+            LOG_E("vfio-user %s: REGION_WRITE reply does not match the request", t->bdf);
+            return -EPROTO;
+        }
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int cl_dma_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
+                      uint32_t prot)
+{
+    if (fd < 0 || len == 0 || !prot || (prot & ~(VFE_DMA_READ | VFE_DMA_WRITE)))
+        return -EINVAL;
+    if (iova + len < iova || offset + len < offset)
+        return -EINVAL;
+    struct vfu_dma_map req = {
+        .argsz = sizeof(req),
+        .flags = ((prot & VFE_DMA_READ) ? VFU_DMA_F_READ : 0) | ((prot & VFE_DMA_WRITE) ? VFU_DMA_F_WRITE : 0),
+        .offset = offset, .addr = iova, .size = len,
+    };
+    return vfu_call_fixed(CL(t), VFU_CMD_DMA_MAP, &req, sizeof(req), &fd, 1, NULL, 0);
+}
+
+static int cl_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
+{
+    struct vfu_client *c = CL(t);
+    struct vfu_dma_unmap req = { .argsz = sizeof(req), .addr = iova, .size = len }, rep;
+    struct iovec iov = { &req, sizeof(req) };
+    struct vfu_msg m;
+    int rc = vfu_call(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &m);
+    if (rc < 0)
+        return rc;
+    /* The spec has the server echo the entry; an empty reply is tolerated. */
+    if (m.len != 0) {
+        if (m.len != sizeof(rep)) {
+            vfu_msg_free(&m);
+            return -EPROTO;
+        }
+        memcpy(&rep, m.payload, sizeof(rep));
+        if (rep.addr != iova || rep.size != len) {
+            vfu_msg_free(&m);
+            return -EPROTO;
+        }
+    }
+    vfu_msg_free(&m);
+    return 0;
+}
+
+static int send_irq_set(struct vfu_client *c, uint32_t flags, uint32_t index, uint32_t start,
+                        uint32_t count, const int *fds, unsigned nfds)
+{
+    struct vfu_irq_set req = { .argsz = sizeof(req), .flags = flags, .index = index,
+                               .start = start, .count = count };
+    return vfu_call_fixed(c, VFU_CMD_DEVICE_SET_IRQS, &req, sizeof(req), fds, nfds, NULL, 0);
+}
+
+/*
+ * count == 0 (start 0): DATA_NONE|TRIGGER, which disables every vector of the index.
+ * Otherwise the range is cut into runs: runs of valid fds are assigned with
+ * DATA_EVENTFD|TRIGGER (at most fds_max per message); runs of -1 are sent as
+ * DATA_EVENTFD|TRIGGER with no fds, which the spec defines as de-assigning
+ * those vectors.  (DATA_NONE with count > 0 would mean "trigger" in VFIO.)
+ */
+static int cl_set_irqs(struct vfe_transport *t, uint32_t irq_index, uint32_t start, uint32_t count,
+                       const int *fds)
+{
+    struct vfu_client *c = CL(t);
+    const uint32_t ev = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    if (count == 0) {
+        if (start != 0)
+            return -EINVAL;
+        return send_irq_set(c, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, irq_index, 0, 0,
+                            NULL, 0);
+    }
+    if (start + count < start)
+        return -EINVAL;
+    uint32_t i = 0;
+    while (i < count) {
+        bool assign = fds && fds[i] >= 0;
+        uint32_t j = i + 1;
+        while (j < count && (fds && fds[j] >= 0) == assign && (!assign || j - i < c->fds_max))
+            j++;
+        int rc = assign ? send_irq_set(c, ev, irq_index, start + i, j - i, &fds[i], j - i)
+                        : send_irq_set(c, ev, irq_index, start + i, j - i, NULL, 0);
+        if (rc < 0)
+            return rc;
+        i = j;
+    }
+    return 0;
+}
+
+static int cl_ioeventfd(struct vfe_transport *t, uint32_t region, uint64_t off, uint32_t size,
+                        uint64_t data, int fd)
+{
+    struct vfu_client *c = CL(t);
+    if (!c->peer.vfe_ioeventfd)
+        return -EOPNOTSUPP;
+    if (size != 1 && size != 2 && size != 4 && size != 8)
+        return -EINVAL;
+    struct vfu_vfe_ioeventfd req = {
+        .argsz = sizeof(req), .flags = size | VFE_IOEVENTFD_DATAMATCH,
+        .region = region, .offset = off, .data = data,
+    };
+    if (fd < 0)
+        req.flags |= VFE_IOEVENTFD_DEASSIGN;
+    return vfu_call_fixed(c, VFU_CMD_VFE_IOEVENTFD, &req, sizeof(req), fd < 0 ? NULL : &fd,
+                          fd < 0 ? 0 : 1, NULL, 0);
+}
+
+static int cl_reset(struct vfe_transport *t)
+{
+    return vfu_call_fixed(CL(t), VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* The socket stays owned by the transport; the HA peer gets a copy via SCM_RIGHTS. */
+static int cl_export_fds(struct vfe_transport *t, int *fds, int max)
+{
+    struct vfu_client *c = CL(t);
+    if (c->broken)
+        return -ENOTCONN;
+    if (max < 1)
+        return -ENOSPC;
+    fds[0] = c->sock;
+    return 1;
+}
+
+static void cl_close(struct vfe_transport *t)
+{
+    struct vfu_client *c = CL(t);
+    vfu_reader_reset(&c->rd);
+    if (c->sock >= 0)
+        close(c->sock);
+    free(c);
+}
+
+static const struct vfe_transport_ops vfu_client_ops = {
+    .region_info = cl_region_info,
+    .region_read = cl_region_read,
+    .region_write = cl_region_write,
+    .dma_map = cl_dma_map,
+    .dma_unmap = cl_dma_unmap,
+    .set_irqs = cl_set_irqs,
+    .ioeventfd = cl_ioeventfd,
+    .reset = cl_reset,
+    .export_fds = cl_export_fds,
+    .close = cl_close,
+};
+
+static int negotiate(struct vfu_client *c)
+{
+    struct vfu_caps ours;
+    vfu_caps_ours(&ours);
+    size_t len;
+    void *req = vfu_version_build(&ours, &len);
+    if (!req)
+        return -ENOMEM;
+    struct iovec iov = { req, len };
+    struct vfu_msg m;
+    int rc = vfu_call(c, VFU_CMD_VERSION, &iov, 1, NULL, 0, &m);
+    free(req);
+    if (rc < 0)
+        return rc;
+    uint16_t major, minor;
+    rc = vfu_version_parse(m.payload, m.len, &major, &minor, &c->peer);
+    vfu_msg_free(&m);
+    if (rc < 0 || major != VFU_PROTO_MAJOR || minor > VFU_PROTO_MINOR) {
+        LOG_E("vfio-user %s: bad VERSION reply (%d, %u.%u)", c->t.bdf, rc, major, minor);
+        return -EPROTO;
+    }
+    c->xfer_max = c->peer.max_data_xfer_size < VFU_MAX_DATA_XFER ? c->peer.max_data_xfer_size
+                                                                   : VFU_MAX_DATA_XFER;
+    c->fds_max = c->peer.max_msg_fds < VFU_MAX_MSG_FDS ? c->peer.max_msg_fds : VFU_MAX_MSG_FDS;
+    if (c->fds_max == 0)
+        c->fds_max = 1;   /* DMA_MAP needs one; a server taking none could not work */
+
+    struct vfu_device_info di = { .argsz = sizeof(di) };
+    rc = vfu_call_fixed(c, VFU_CMD_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0, &di, sizeof(di));
+    if (rc < 0)
+        return rc;
+    if (!(di.flags & VFIO_DEVICE_FLAGS_PCI) || di.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX ||
+        di.num_regions > 64 || di.num_irqs <= VFIO_PCI_MSIX_IRQ_INDEX || di.num_irqs > 64) {
+        LOG_E("vfio-user %s: unusable device info flags %#x regions %u irqs %u", c->t.bdf, di.flags,
+              di.num_regions, di.num_irqs);
+        return -EPROTO;
+    }
+    c->dev_flags = di.flags;
+    c->num_regions = di.num_regions;
+    c->num_irqs = di.num_irqs;
+    return 0;
+}
+
+int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out)
+{
+    struct vfu_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->t.ops = &vfu_client_ops;
+    c->t.timeout_ms = VFE_TRANSPORT_TIMEOUT_MS;
+    snprintf(c->t.bdf, sizeof(c->t.bdf), "%s", bdf ? bdf : "?");
+    vfu_reader_init(&c->rd);
+    c->sock = vfu_sock_connect(sock_path, true);
+    if (c->sock < 0) {
+        int rc = c->sock;
+        LOG_W("vfio-user %s: connect %s: %s", c->t.bdf, sock_path, strerror(-rc));
+        free(c);
+        return rc;
+    }
+    int rc = negotiate(c);
+    if (rc < 0) {
+        cl_close(&c->t);
+        return rc;
+    }
+    LOG_D("vfio-user %s: connected (max_data_xfer %u, max_msg_fds %u, ioeventfd %s)", c->t.bdf,
+          c->xfer_max, c->fds_max, c->peer.vfe_ioeventfd ? "yes" : "no");
+    *out = &c->t;
+    return 0;
+}

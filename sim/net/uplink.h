@@ -1,0 +1,25 @@
+/* UDP uplink: one Ethernet frame per datagram between two sims on loopback. */
+#ifndef SIM_NET_UPLINK_H
+#define SIM_NET_UPLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim/sim.h"
+
+struct uplink_stats {
+    uint64_t tx_packets, tx_bytes, tx_drops;
+    uint64_t rx_packets, rx_bytes, rx_drops;
+};
+
+/* Parse "udp:LOCALPORT,HOST:PORT" (HOST must resolve to 127.0.0.0/8). */
+int uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport);
+/* Open the socket and watch it on s->loop.  0 or -errno. */
+int uplink_open(struct sim *s, const char *spec);
+void uplink_close(struct sim *s);
+bool uplink_present(struct sim *s);
+/* Send one frame to the peer (counted, dropped on error). */
+void uplink_send(struct sim *s, const uint8_t *frame, size_t len);
+const struct uplink_stats *uplink_get_stats(struct sim *s);
+
+#endif
