@@ -67,6 +67,7 @@ struct sim_queue {
     uint16_t last_avail;    /* next avail entry the device consumes */
     uint16_t used_idx;      /* the device's used->idx */
     bool broken;            /* bad descriptor seen: NEEDS_RESET */
+    bool reset_pending;     /* RING_RESET done, reads 1 until re-enabled */
     int kick_fd;            /* ioeventfd from the vfe vendor command, -1 if none */
     ev_io kick_watch;
     struct sim_fn *fn;
@@ -148,6 +149,7 @@ struct sim_pf {
     unsigned total_vfs, num_vfs;
     struct sim_fn *vfs[SIM_MAX_VFS]; /* index vf_num-1 */
     ev_stat numvfs_watch;
+    char numvfs_path[700];        /* watched by numvfs_watch */
 };
 
 struct sim_options {

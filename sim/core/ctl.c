@@ -1,0 +1,268 @@
+/* Control socket: counters, function list and fault injection, one JSON
+ * object per line in each direction. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+#include "sim/core/core_priv.h"
+
+#define CTL_LINE_MAX 4096
+
+struct ctl_conn {
+    struct sim *s;
+    ev_io w;
+    char buf[CTL_LINE_MAX];
+    size_t len;
+};
+
+struct ctl {
+    int fd;
+    ev_io w;
+    char path[700];
+};
+
+static json_t *err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static json_t *err(const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+static const char *const mig_names[] = {"init", "running", "quiesced", "freezed"};
+
+static json_t *fn_json(struct sim_fn *fn)
+{
+    return json_pack("{s:s, s:b, s:i, s:i, s:s, s:b, s:b, s:b, s:i}", "bdf", fn->bdf, "pf", fn->is_pf,
+                     "vf", fn->vf_num, "status", fn->status, "mig_state",
+                     mig_names[fn->mig_state & 3], "removed", fn->removed, "dma_stalled",
+                     fn->dma_stalled, "stopped", fn->stopped, "dirty_mode", fn->dirty.mode);
+}
+
+static json_t *cmd_counters(struct sim *s, struct sim_fn *fn)
+{
+    const struct sim_counters *c = &fn->ctr;
+    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "bdf", fn->bdf,
+                          "rx_packets", (json_int_t)c->rx_packets, "rx_bytes", (json_int_t)c->rx_bytes,
+                          "rx_drops", (json_int_t)c->rx_drops, "tx_packets", (json_int_t)c->tx_packets,
+                          "tx_bytes", (json_int_t)c->tx_bytes, "tx_drops", (json_int_t)c->tx_drops,
+                          "dirty_pages_marked", (json_int_t)c->dirty_pages_marked);
+    json_object_update_new(r, fn_json(fn));
+    return r;
+}
+
+static json_t *cmd_list(struct sim *s)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; i < s->npfs; i++) {
+        struct sim_pf *pf = s->pfs[i];
+        json_array_append_new(a, fn_json(&pf->fn));
+        for (unsigned v = 0; v < pf->num_vfs; v++)
+            if (pf->vfs[v])
+                json_array_append_new(a, fn_json(pf->vfs[v]));
+    }
+    return json_pack("{s:b, s:o}", "ok", 1, "functions", a);
+}
+
+static json_t *cmd_fault(struct sim *s, json_t *req)
+{
+    const char *type = json_string_value(json_object_get(req, "type"));
+    const char *bdf = json_string_value(json_object_get(req, "bdf"));
+    json_t *jn = json_object_get(req, "ms");
+    if (!type)
+        return err("fault: \"type\" missing");
+    if (!strcmp(type, "clear")) {
+        memset(&s->fault, 0, sizeof(s->fault));
+        for (unsigned i = 0; i < s->npfs; i++)
+            for (unsigned v = 0; v < s->pfs[i]->num_vfs; v++)
+                if (s->pfs[i]->vfs[v] && s->pfs[i]->vfs[v]->dma_stalled) {
+                    s->pfs[i]->vfs[v]->dma_stalled = false;
+                    sim_net_resume(s->pfs[i]->vfs[v]);
+                }
+        LOG_N("faults cleared");
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!strcmp(type, "admin_delay")) {
+        if (!json_is_integer(jn) || json_integer_value(jn) < 0 || json_integer_value(jn) > 600000)
+            return err("admin_delay: \"ms\" must be 0..600000");
+        s->fault.admin_delay_ms = (unsigned)json_integer_value(jn);
+        LOG_N("fault: admin commands delayed by %u ms", s->fault.admin_delay_ms);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!strcmp(type, "admin_fail")) {
+        json_t *st = json_object_get(req, "status"), *cnt = json_object_get(req, "count");
+        if (!json_is_integer(st) || json_integer_value(st) <= 0 || json_integer_value(st) > 0xffff)
+            return err("admin_fail: \"status\" must be 1..65535");
+        if (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0))
+            return err("admin_fail: \"count\" must be >= 0");
+        s->fault.admin_fail_status = (int)json_integer_value(st);
+        s->fault.admin_fail_count = cnt ? (unsigned)json_integer_value(cnt) : 0;
+        LOG_N("fault: admin commands fail with status %d", s->fault.admin_fail_status);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!bdf)
+        return err("fault %s: \"bdf\" missing", type);
+    struct sim_fn *fn = sim_find_fn(s, bdf);
+    if (!fn)
+        return err("no function %s", bdf);
+    if (!strcmp(type, "dma_stall")) {
+        json_t *on = json_object_get(req, "on");
+        fn->dma_stalled = on ? json_is_true(on) : true;
+        LOG_N("fault: %s DMA %s", fn->bdf, fn->dma_stalled ? "stalled" : "resumed");
+        if (!fn->dma_stalled)
+            sim_net_resume(fn);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!strcmp(type, "remove")) {
+        if (sim_fn_remove(fn) < 0)
+            return err("%s cannot be removed (a PF, or already gone)", bdf);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!strcmp(type, "pf_reset")) {
+        if (!fn->is_pf)
+            return err("%s is not a PF", bdf);
+        LOG_N("fault: PF %s reset", fn->bdf);
+        sim_fn_reset(fn);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    return err("unknown fault type '%s'", type);
+}
+
+static json_t *handle(struct sim *s, const char *line)
+{
+    json_error_t je;
+    json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
+    if (!req || !json_is_object(req)) {
+        json_decref(req);
+        return err("not a JSON object: %s", je.text);
+    }
+    json_t *res;
+    const char *cmd = json_string_value(json_object_get(req, "cmd"));
+    if (!cmd) {
+        res = err("\"cmd\" missing");
+    } else if (!strcmp(cmd, "list")) {
+        res = cmd_list(s);
+    } else if (!strcmp(cmd, "counters")) {
+        const char *bdf = json_string_value(json_object_get(req, "bdf"));
+        struct sim_fn *fn = bdf ? sim_find_fn(s, bdf) : NULL;
+        res = fn ? cmd_counters(s, fn) : err("counters: unknown or missing \"bdf\" %s", bdf ? bdf : "");
+    } else if (!strcmp(cmd, "fault")) {
+        res = cmd_fault(s, req);
+    } else {
+        res = err("unknown cmd '%s' (list, counters, fault)", cmd);
+    }
+    json_decref(req);
+    return res;
+}
+
+static void conn_close(struct ctl_conn *c)
+{
+    ev_io_stop(c->s->loop, &c->w);
+    close(c->w.fd);
+    free(c);
+}
+
+static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct ctl_conn *c = w->data;
+    ssize_t n = read(w->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    char *nl;
+    while ((nl = memchr(c->buf, '\n', c->len))) {
+        *nl = '\0';
+        json_t *res = handle(c->s, c->buf);
+        char *out = json_dumps(res, JSON_COMPACT);
+        json_decref(res);
+        if (out) {
+            size_t ol = strlen(out);
+            out[ol] = '\n';   /* replaces the NUL; written with its length */
+            if (write(w->fd, out, ol + 1) != (ssize_t)(ol + 1))
+                LOG_D("control socket: short reply write");
+            free(out);
+        }
+        size_t used = (size_t)(nl - c->buf) + 1;
+        memmove(c->buf, c->buf + used, c->len - used);
+        c->len -= used;
+    }
+    if (c->len == sizeof(c->buf) - 1) {
+        LOG_W("control socket: request longer than %d bytes, connection closed", CTL_LINE_MAX);
+        conn_close(c);
+    }
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct sim *s = w->data;
+    int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct ctl_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->s = s;
+    ev_io_init(&c->w, conn_cb, fd, EV_READ);
+    c->w.data = c;
+    ev_io_start(loop, &c->w);
+}
+
+int ctl_open(struct sim *s)
+{
+    struct ctl *ctl = calloc(1, sizeof(*ctl));
+    if (!ctl)
+        return -ENOMEM;
+    if (s->opt.ctl_path)
+        snprintf(ctl->path, sizeof(ctl->path), "%s", s->opt.ctl_path);
+    else
+        snprintf(ctl->path, sizeof(ctl->path), "%s/sim-ctl.sock", s->opt.root);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(ctl->path) >= sizeof(sa.sun_path)) {
+        LOG_E("control socket path too long: %s", ctl->path);
+        free(ctl);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, ctl->path);
+    unlink(ctl->path);
+    ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ctl->fd, 16) < 0) {
+        int e = -errno;
+        LOG_E("control socket %s: %s", ctl->path, strerror(-e));
+        if (ctl->fd >= 0)
+            close(ctl->fd);
+        free(ctl);
+        return e;
+    }
+    ev_io_init(&ctl->w, accept_cb, ctl->fd, EV_READ);
+    ctl->w.data = s;
+    ev_io_start(s->loop, &ctl->w);
+    s->ctl = ctl;
+    return 0;
+}
+
+void ctl_close(struct sim *s)
+{
+    struct ctl *ctl = s->ctl;
+    if (!ctl)
+        return;
+    ev_io_stop(s->loop, &ctl->w);
+    close(ctl->fd);
+    unlink(ctl->path);
+    free(ctl);
+    s->ctl = NULL;
+}

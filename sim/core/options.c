@@ -1,0 +1,183 @@
+/* Command line of vfe-dpu-sim. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log/vfe_log.h"
+#include "sim/core/core_priv.h"
+
+void sim_usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vfe-dpu-sim --root DIR --pf BDF [--vfs N] [--pf BDF [--vfs N]]... [options]\n"
+"\n"
+"A software DPU: virtio-net PCI functions (a PF with SR-IOV VFs) served over\n"
+"vfio-user, joined by an L2 switch.  Writes a sysfs-shaped tree under DIR\n"
+"(DIR/<bdf>/{vendor,device,class,sriov_totalvfs,sriov_numvfs,physfn,virtfnN,\n"
+"vfio-user.sock}), then DIR/ready once every socket listens.  SIGTERM or SIGINT\n"
+"removes the tree and exits 0.\n"
+"\n"
+"  --root DIR            where the tree is written (created if missing)\n"
+"  --pf BDF              add a PF, e.g. 0000:3b:00.0 (up to %d); VF n gets the\n"
+"                        routing id of the PF plus n\n"
+"  --vfs N               VFs enabled at start on the preceding --pf (default 0);\n"
+"                        later, write a number to DIR/<pf>/sriov_numvfs\n"
+"  --total-vfs N         sriov_totalvfs of every PF (default 64, max %d)\n"
+"  --qpairs N            queue pairs of each VF, 1..%d (default 4)\n"
+"  --mtu N               MTU in the device config, 68..9000 (default 1500)\n"
+"  --mac-prefix A:B:C:D  first four MAC bytes of the functions (default 02:fe:00:00);\n"
+"                        give two sims joined by an uplink different prefixes\n"
+"  --uplink udp:LPORT,HOST:PORT\n"
+"                        exchange frames with another sim over UDP on loopback\n"
+"  --admin-dialect D     both (default), nvidia or virtio: admin commands served\n"
+"  --ctl PATH            control socket (default DIR/sim-ctl.sock): one JSON\n"
+"                        request per line, e.g. {\"cmd\":\"counters\",\"bdf\":\"...\"},\n"
+"                        {\"cmd\":\"list\"}, {\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":N},\n"
+"                        admin_fail (status, count), dma_stall (bdf, on), remove (bdf),\n"
+"                        pf_reset (bdf), clear\n"
+"  --log-level L         err, warning, notice, info (default) or debug\n"
+"  -h, --help            this text\n",
+            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS);
+}
+
+static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "vfe-dpu-sim: %s '%s': expected a number in %u..%u\n", name, s, lo, hi);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int check_pfs(struct sim_options *o)
+{
+    for (unsigned i = 0; i < o->npfs; i++) {
+        unsigned di, ri;
+        bdf_parse(o->pfs[i].bdf, &di, &ri);
+        if (o->pfs[i].vfs > o->total_vfs) {
+            fprintf(stderr, "vfe-dpu-sim: %s: --vfs %u exceeds --total-vfs %u\n", o->pfs[i].bdf,
+                    o->pfs[i].vfs, o->total_vfs);
+            return -1;
+        }
+        for (unsigned j = 0; j < o->npfs; j++) {
+            unsigned dj, rj;
+            bdf_parse(o->pfs[j].bdf, &dj, &rj);
+            if (i != j && di == dj && rj >= ri && rj <= ri + o->total_vfs) {
+                fprintf(stderr, "vfe-dpu-sim: PF %s overlaps %s or its %u VFs\n", o->pfs[j].bdf,
+                        o->pfs[i].bdf, o->total_vfs);
+                return -1;
+            }
+        }
+        if (ri + o->total_vfs > 0xffff) {
+            fprintf(stderr, "vfe-dpu-sim: %s: VFs would pass bus ff\n", o->pfs[i].bdf);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* 0: run; 1: exit 0 (help shown); -1: exit 2 (message printed). */
+int sim_parse_options(struct sim_options *o, int argc, char **argv)
+{
+    enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG };
+    static const struct option opts[] = {
+        {"root", required_argument, NULL, O_ROOT},     {"pf", required_argument, NULL, O_PF},
+        {"vfs", required_argument, NULL, O_VFS},       {"total-vfs", required_argument, NULL, O_TOTAL},
+        {"qpairs", required_argument, NULL, O_QPAIRS}, {"mtu", required_argument, NULL, O_MTU},
+        {"mac-prefix", required_argument, NULL, O_MAC}, {"uplink", required_argument, NULL, O_UPLINK},
+        {"admin-dialect", required_argument, NULL, O_DIALECT}, {"ctl", required_argument, NULL, O_CTL},
+        {"log-level", required_argument, NULL, O_LOG}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    o->total_vfs = 64;
+    o->max_qpairs = 4;
+    o->mtu = 1500;
+    o->admin_dialect = "both";
+    int c;
+    unsigned v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_ROOT: o->root = optarg; break;
+        case O_PF: {
+            unsigned d, r;
+            if (bdf_parse(optarg, &d, &r) < 0) {
+                fprintf(stderr, "vfe-dpu-sim: --pf '%s': expected DDDD:BB:DD.F\n", optarg);
+                return -1;
+            }
+            if (o->npfs == SIM_MAX_PFS) {
+                fprintf(stderr, "vfe-dpu-sim: at most %d --pf\n", SIM_MAX_PFS);
+                return -1;
+            }
+            for (unsigned i = 0; i < o->npfs; i++)
+                if (!strcmp(o->pfs[i].bdf, optarg)) {
+                    fprintf(stderr, "vfe-dpu-sim: --pf %s given twice\n", optarg);
+                    return -1;
+                }
+            snprintf(o->pfs[o->npfs++].bdf, sizeof(o->pfs[0].bdf), "%s", optarg);
+            break;
+        }
+        case O_VFS:
+            if (!o->npfs) {
+                fprintf(stderr, "vfe-dpu-sim: --vfs must follow a --pf\n");
+                return -1;
+            }
+            if (parse_uint("--vfs", optarg, 0, SIM_MAX_VFS, &o->pfs[o->npfs - 1].vfs) < 0)
+                return -1;
+            break;
+        case O_TOTAL: if (parse_uint("--total-vfs", optarg, 0, SIM_MAX_VFS, &o->total_vfs) < 0) return -1; break;
+        case O_QPAIRS: if (parse_uint("--qpairs", optarg, 1, SIM_MAX_QPAIRS, &o->max_qpairs) < 0) return -1; break;
+        case O_MTU:
+            if (parse_uint("--mtu", optarg, 68, 9000, &v) < 0)
+                return -1;
+            o->mtu = (uint16_t)v;
+            break;
+        case O_MAC: {
+            unsigned b[4];
+            char tail;
+            if (sscanf(optarg, "%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &tail) != 4) {
+                fprintf(stderr, "vfe-dpu-sim: --mac-prefix '%s': expected four hex bytes A:B:C:D\n", optarg);
+                return -1;
+            }
+            o->mac_prefix = optarg;
+            break;
+        }
+        case O_UPLINK: o->uplink = optarg; break;
+        case O_DIALECT:
+            if (strcmp(optarg, "both") && strcmp(optarg, "nvidia") && strcmp(optarg, "virtio")) {
+                fprintf(stderr, "vfe-dpu-sim: --admin-dialect '%s': both, nvidia or virtio\n", optarg);
+                return -1;
+            }
+            o->admin_dialect = optarg;
+            break;
+        case O_CTL: o->ctl_path = optarg; break;
+        case O_LOG: {
+            int lvl = vfe_log_parse_level(optarg);
+            if (lvl < 0) {
+                fprintf(stderr, "vfe-dpu-sim: --log-level '%s': err, warning, notice, info or debug\n", optarg);
+                return -1;
+            }
+            vfe_log_set_level(lvl);
+            break;
+        }
+        case 'h': sim_usage(stdout); return 1;
+        default:
+            fprintf(stderr, "vfe-dpu-sim: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vfe-dpu-sim: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (!o->root || !o->npfs) {
+        fprintf(stderr, "vfe-dpu-sim: --root and at least one --pf are required (see --help)\n");
+        return -1;
+    }
+    return check_pfs(o);
+}
