@@ -148,8 +148,7 @@ struct sim_pf {
     struct sim_fn fn;
     unsigned total_vfs, num_vfs;
     struct sim_fn *vfs[SIM_MAX_VFS]; /* index vf_num-1 */
-    ev_stat numvfs_watch;
-    char numvfs_path[700];        /* watched by numvfs_watch */
+    ev_timer numvfs_poll;         /* reads DIR/<pf>/sriov_numvfs */
 };
 
 struct sim_options {

@@ -298,5 +298,5 @@ int sim_fn_remove(struct sim_fn *fn)
     tree_remove_fn(fn);
     fn->removed = true;
     sw_forget_port(fn->sim, fn);
-    return 0;
+    return tree_write_pf_links((struct sim_pf *)fn->pf);
 }

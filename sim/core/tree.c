@@ -104,7 +104,9 @@ void tree_remove_fn(struct sim_fn *fn)
         LOG_W("%s: %s not removed: %m", fn->bdf, fn->dir);
 }
 
-static void numvfs_cb(struct ev_loop *loop, ev_stat *w, int revents)
+/* Polled, not watched with ev_stat: a rewrite of the same size within the
+ * same second leaves every field ev_stat compares unchanged. */
+static void numvfs_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct sim_pf *pf = w->data;
     char path[700], buf[32] = "";
@@ -115,13 +117,13 @@ static void numvfs_cb(struct ev_loop *loop, ev_stat *w, int revents)
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
-        return;   /* being rewritten: the next event has the value */
+        return;   /* being rewritten: the next poll has the value */
     buf[n] = '\0';
     char *end;
     unsigned long want = strtoul(buf, &end, 10);
     while (*end == '\n' || *end == ' ')
         end++;
-    if (*end || end == buf || want > pf->total_vfs) {
+    if (*end || end == buf || buf[0] == '-' || want > pf->total_vfs) {
         LOG_W("%s: sriov_numvfs: invalid value '%.*s' (0..%u)", pf->fn.bdf, (int)strcspn(buf, "\n"), buf,
               pf->total_vfs);
         write_file(pf->fn.dir, "sriov_numvfs", "%u\n", pf->num_vfs);
@@ -136,18 +138,16 @@ static void numvfs_cb(struct ev_loop *loop, ev_stat *w, int revents)
 
 int tree_watch_pf(struct sim_pf *pf)
 {
-    snprintf(pf->numvfs_path, sizeof(pf->numvfs_path), "%s/sriov_numvfs", pf->fn.dir);
-    ev_stat_init(&pf->numvfs_watch, numvfs_cb, pf->numvfs_path, 0.1);
-    pf->numvfs_watch.data = pf;
-    ev_stat_start(pf->fn.sim->loop, &pf->numvfs_watch);
+    ev_timer_init(&pf->numvfs_poll, numvfs_cb, 0.1, 0.1);
+    pf->numvfs_poll.data = pf;
+    ev_timer_start(pf->fn.sim->loop, &pf->numvfs_poll);
     return 0;
 }
 
 void tree_unwatch_pf(struct sim_pf *pf)
 {
-    ev_stat_stop(pf->fn.sim->loop, &pf->numvfs_watch);
+    ev_timer_stop(pf->fn.sim->loop, &pf->numvfs_poll);
 }
-
 int tree_mark_ready(struct sim *s)
 {
     return write_file(s->opt.root, "ready", "%d\n", (int)getpid());
