@@ -2,6 +2,7 @@
 #ifndef TEST_CHECK_H
 #define TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 extern int check_failures;
@@ -17,8 +18,9 @@ extern int check_failures;
 
 /* Fatal: stop the test here (cleanup is the caller's job through the label). */
 #define REQUIRE(cond, label, ...) do { \
-        CHECK(cond, __VA_ARGS__); \
-        if (!(cond)) goto label; \
+        bool check_ok_ = (cond); \
+        CHECK(check_ok_, __VA_ARGS__); \
+        if (!check_ok_) goto label; \
     } while (0)
 
 /* Exit status for main: 0 when nothing failed; prints a summary line. */
