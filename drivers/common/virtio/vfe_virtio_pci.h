@@ -68,6 +68,9 @@ struct vfe_virtio_pci {
  * notify or device window is missing or lies outside its BAR. */
 int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t);
 
+/* Set memory space and bus master enable in the PCI command register. */
+int vfe_vpci_enable_bus_master(struct vfe_virtio_pci *vp);
+
 int vfe_vpci_get_status(struct vfe_virtio_pci *vp, uint8_t *status);
 int vfe_vpci_set_status(struct vfe_virtio_pci *vp, uint8_t status);
 int vfe_vpci_add_status(struct vfe_virtio_pci *vp, uint8_t bits);

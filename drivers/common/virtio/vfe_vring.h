@@ -24,11 +24,18 @@ struct vfe_vring {
     struct vring_desc *desc;
     struct vring_avail *avail;
     struct vring_used *used;
-    uint16_t free_head, num_free;
+    uint16_t free_head, num_free;   /* free descriptors */
+    uint16_t in_flight;      /* chains added and not yet returned */
     uint16_t last_used;      /* next used entry the driver will read */
-    uint16_t avail_shadow;   /* avail->idx as published */
+    uint16_t avail_shadow;   /* driver's avail index; vfe_vring_publish() stores it in avail->idx */
     uint16_t kicked_at;      /* avail index at the last notify decision */
-    void **cookies;          /* per head descriptor */
+    bool cb_enabled;         /* interrupts wanted (vfe_vring_enable_cb) */
+    void **cookies;          /* per head descriptor, NULL when the head is not outstanding */
+    /* Driver-private copies: the device shares the descriptor table, so the free
+     * list and chain shape are never read back from it. */
+    uint16_t *next;          /* free list link / chain link per descriptor */
+    uint16_t *chain_len;     /* descriptors in the chain, per head */
+    uint32_t *in_bytes;      /* device-writable bytes in the chain, per head */
 };
 
 /* Bytes of ring memory needed for `size` entries (desc, avail, used, aligned). */
@@ -36,14 +43,21 @@ size_t vfe_vring_mem_size(uint16_t size);
 /* size must be a power of two <= 32768; mem must be vfe_vring_mem_size() bytes. */
 int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx);
 void vfe_vring_fini(struct vfe_vring *vr);
-/* Queue a chain of `out` device-readable then `in` device-writable buffers.
- * Returns 0, -ENOSPC when the ring is full, -EINVAL on bad arguments. */
+/* Queue a chain of `out` device-readable then `in` device-writable buffers;
+ * cookie must not be NULL.  Returns 0, -ENOSPC when the ring is full, -EINVAL
+ * on bad arguments.  The device sees it after vfe_vring_publish(). */
 int vfe_vring_add(struct vfe_vring *vr, const struct vfe_sg *sg, unsigned out, unsigned in, void *cookie);
 /* Publish added chains; true if the device wants a notification. */
 bool vfe_vring_publish(struct vfe_vring *vr);
-/* Next completed chain: its cookie and the length the device wrote, or NULL. */
+/* Next completed chain: its cookie and the length the device wrote, or NULL.
+ * Used entries naming a descriptor that is not an outstanding head are logged
+ * and skipped; a length beyond the chain's writable bytes is clamped. */
 void *vfe_vring_get_used(struct vfe_vring *vr, uint32_t *len);
-/* Ask (event_idx: at the next used entry) for an interrupt, or suppress it. */
+/* Ask (event_idx: at the next used entry) for an interrupt, or suppress it.
+ * After enabling, check vfe_vring_get_used() again before sleeping: an entry
+ * may have landed before the device saw the request. */
 void vfe_vring_enable_cb(struct vfe_vring *vr, bool enable);
+/* Chains added and not yet returned by the device. */
+unsigned vfe_vring_outstanding(const struct vfe_vring *vr);
 
 #endif

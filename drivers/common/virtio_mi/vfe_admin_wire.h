@@ -80,6 +80,7 @@ enum {
     VFE_NV_TLV_RX_MODE = 3,      /* u8 rx_mode */
     VFE_NV_TLV_VQ_CFG = 4,       /* struct vfe_state_vq_cfg */
     VFE_NV_TLV_VQ_SPLIT = 5,     /* struct vfe_state_vq_split */
+    VFE_NV_TLV_NET_PAIRS = 6,    /* le16 active queue pairs (ctrl VQ_PAIRS_SET); optional */
 };
 
 /* ---------------- shared state records ---------------- */
@@ -143,6 +144,7 @@ enum {
     VFE_ADM_PART_VQ_SPLIT_STATE = 0x106, /* struct vfe_state_vq_split (vfe's choice, see docs) */
     VFE_ADM_PART_NET_CFG = 0x200,        /* raw virtio_net_config */
     VFE_ADM_PART_NET_RX_MODE = 0x201,    /* u8 */
+    VFE_ADM_PART_NET_MQ_PAIRS = 0x202,   /* le16 active queue pairs; optional */
 };
 struct vfe_adm_part_hdr {
     uint16_t type;

@@ -1,0 +1,164 @@
+/* vfe_admin_open: the admin queue of a virtio-pci PF on a real split ring. */
+#include "drivers/common/virtio_mi/vfe_admin_vq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+
+#define ADMIN_QUEUE_SIZE_MAX 64
+
+struct admin_pci {
+    struct vfe_virtio_pci *vp;
+    struct vfe_vring vr;
+    uint16_t qidx, vec;
+    int irq_fd;
+    uint64_t iova, len;
+    bool mapped, ring_ok, irq_attached;
+};
+
+static int pci_add(void *priv, const struct vfe_sg *sg, unsigned out, unsigned in, void *cookie)
+{
+    struct admin_pci *p = priv;
+    return vfe_vring_add(&p->vr, sg, out, in, cookie);
+}
+
+static void pci_kick(void *priv)
+{
+    struct admin_pci *p = priv;
+    if (vfe_vring_publish(&p->vr)) {
+        int rc = vfe_vpci_queue_notify(p->vp, p->qidx);
+        if (rc < 0)
+            LOG_E("%s: admin queue notify failed: %d", p->vp->t->bdf, rc);
+    }
+}
+
+static void *pci_get_used(void *priv, uint32_t *len)
+{
+    struct admin_pci *p = priv;
+    return vfe_vring_get_used(&p->vr, len);
+}
+
+static void pci_fini(void *priv)
+{
+    struct admin_pci *p = priv;
+    struct vfe_transport *t = p->vp->t;
+    if (p->irq_attached) {
+        int none = -1;
+        t->ops->set_irqs(t, VFIO_PCI_MSIX_IRQ_INDEX, p->vec, 1, &none);
+    }
+    if (p->irq_fd >= 0)
+        close(p->irq_fd);
+    if (p->mapped)
+        t->ops->dma_unmap(t, p->iova, p->len);
+    if (p->ring_ok)
+        vfe_vring_fini(&p->vr);
+    free(p);
+}
+
+static const struct vfe_admin_ring_ops pci_ring_ops = {
+    .add = pci_add, .kick = pci_kick, .get_used = pci_get_used, .fini = pci_fini,
+};
+
+static uint16_t pow2_floor(uint16_t v)
+{
+    uint16_t p = 1;
+    while ((uint32_t)p * 2 <= v)
+        p *= 2;
+    return v ? p : 0;
+}
+
+int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, uint64_t iova, struct vfe_admin_vq **out)
+{
+    if (!vp || !vp->t || !loop || !out)
+        return -EINVAL;
+    struct vfe_transport *t = vp->t;
+    uint16_t qidx, num, qmax;
+    int rc = vfe_vpci_admin_queue(vp, &qidx, &num);
+    if (rc < 0)
+        return rc;
+    if (num == 0) {
+        LOG_E("%s: device has no admin queue", t->bdf);
+        return -ENOTSUP;
+    }
+    rc = vfe_vpci_queue_max(vp, qidx, &qmax);
+    if (rc < 0)
+        return rc;
+    uint16_t size = pow2_floor(qmax < ADMIN_QUEUE_SIZE_MAX ? qmax : ADMIN_QUEUE_SIZE_MAX);
+    if (size < 2) {
+        LOG_E("%s: admin queue %u has size %u", t->bdf, qidx, qmax);
+        return -ENODEV;
+    }
+    uint32_t vec = (uint32_t)qidx + 1;
+    if (vec >= vp->msix_vectors) {
+        LOG_E("%s: admin queue vector %u beyond %u MSI-X vectors", t->bdf, vec, vp->msix_vectors);
+        return -ENOTSUP;
+    }
+
+    struct admin_pci *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->vp = vp;
+    p->qidx = qidx;
+    p->vec = (uint16_t)vec;
+    p->irq_fd = -1;
+    p->iova = iova;
+    unsigned nslots = size / 2 < VFE_ADMIN_MAX_SLOTS ? size / 2 : VFE_ADMIN_MAX_SLOTS;
+    struct vfe_admin_cfg cfg = {
+        .loop = loop, .iova = iova, .ring_bytes = vfe_vring_mem_size(size), .nslots = nslots,
+        .ops = &pci_ring_ops, .ops_priv = p,
+    };
+    struct vfe_admin_vq *aq;
+    rc = vfe_admin_create(&cfg, &aq);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    int memfd;
+    void *mem;
+    size_t len;
+    vfe_admin_mem(aq, &memfd, &mem, &len);
+    p->len = len;
+    rc = t->ops->dma_map(t, iova, len, memfd, 0, VFE_DMA_READ | VFE_DMA_WRITE);
+    if (rc < 0) {
+        LOG_E("%s: mapping the admin queue at 0x%lx: %d", t->bdf, (unsigned long)iova, rc);
+        goto fail;
+    }
+    p->mapped = true;
+    rc = vfe_vring_init(&p->vr, size, mem, iova, false);
+    if (rc < 0)
+        goto fail;
+    p->ring_ok = true;
+    vfe_vring_enable_cb(&p->vr, true);
+    rc = vfe_vpci_queue_setup(vp, qidx, size, p->vr.desc_iova, p->vr.avail_iova, p->vr.used_iova, p->vec);
+    if (rc < 0) {
+        LOG_E("%s: admin queue %u setup: %d", t->bdf, qidx, rc);
+        goto fail;
+    }
+    p->irq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->irq_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = t->ops->set_irqs(t, VFIO_PCI_MSIX_IRQ_INDEX, p->vec, 1, &p->irq_fd);
+    if (rc < 0) {
+        LOG_E("%s: attaching MSI-X vector %u: %d", t->bdf, p->vec, rc);
+        goto fail;
+    }
+    p->irq_attached = true;
+    vfe_admin_set_irq_fd(aq, p->irq_fd);
+    rc = vfe_vpci_queue_enable(vp, qidx);
+    if (rc < 0) {
+        LOG_E("%s: enabling admin queue %u: %d", t->bdf, qidx, rc);
+        goto fail;
+    }
+    LOG_I("%s: admin queue %u size %u, %u slots, vector %u, iova 0x%lx", t->bdf, qidx, size, nslots, p->vec,
+          (unsigned long)iova);
+    *out = aq;
+    return 0;
+fail:
+    vfe_admin_close(aq);
+    return rc;
+}

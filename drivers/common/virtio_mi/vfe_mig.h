@@ -1,0 +1,104 @@
+/*
+ * Live-migration commands for the VFs of one PF, over its admin queue, in
+ * either command dialect.  vfe_mig_probe() finds the dialect; every operation
+ * then looks the same to the caller.
+ *
+ * Every operation is asynchronous: it returns 0 and later calls its callback
+ * exactly once (never from inside the call), or returns < 0 and never calls
+ * it.  err in callbacks is 0 or a negative errno: -ETIMEDOUT, -EIO/-EPROTO
+ * (malformed answer), or the device's status mapped to an errno (-EINVAL,
+ * -ENODEV unknown VF, -EBUSY wrong state, -ENOSPC, -EOPNOTSUPP, -EAGAIN).
+ * vf is the VF number, 1..NumVFs.
+ */
+#ifndef VFE_MIG_H
+#define VFE_MIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drivers/common/virtio_mi/vfe_admin_vq.h"
+#include "drivers/common/virtio_mi/vfe_dev_state.h"
+
+enum vfe_mig_dialect { VFE_MIG_DIALECT_NONE = 0, VFE_MIG_DIALECT_NVIDIA = 1, VFE_MIG_DIALECT_VIRTIO = 2 };
+
+/* Numbers are the nvidia dialect's.  virtio DEV_MODE_SET flags: RUNNING 0,
+ * QUIESCED STOPPED, FREEZED FROZEN. */
+enum vfe_mig_state { VFE_MIG_INIT = 0, VFE_MIG_RUNNING = 1, VFE_MIG_QUIESCED = 2, VFE_MIG_FREEZED = 3 };
+
+/* Numbers are the nvidia dialect's. */
+enum vfe_mig_track_mode {
+    VFE_MIG_TRACK_PUSH_BITMAP = 1, VFE_MIG_TRACK_PUSH_BYTEMAP = 2,
+    VFE_MIG_TRACK_PULL_BITMAP = 3, VFE_MIG_TRACK_PULL_BYTEMAP = 4,
+};
+
+#define VFE_MIG_MAX_SGES 32
+#define VFE_MIG_STATE_MAX (256u * 1024)   /* largest saved state accepted */
+#define VFE_MIG_SAVE_CHUNK 16384u          /* nvidia SAVE piece size */
+
+struct vfe_mig_sge {
+    uint64_t addr;           /* in the PF's DMA space */
+    uint32_t len;
+};
+
+struct vfe_mig_dirty_cfg {
+    enum vfe_mig_track_mode mode;
+    uint32_t page_size;      /* power of two >= 4096 */
+    uint64_t range_addr, range_len;
+    unsigned nsges;          /* push: 1..VFE_MIG_MAX_SGES bitmap buffers; pull: 0 */
+    struct vfe_mig_sge sges[VFE_MIG_MAX_SGES];
+};
+
+struct vfe_mig;
+
+struct vfe_mig_ops {
+    const char *name;
+    int (*get_state)(struct vfe_mig *m, uint16_t vf, void (*cb)(void *ctx, int err, enum vfe_mig_state st), void *ctx);
+    int (*set_state)(struct vfe_mig *m, uint16_t vf, enum vfe_mig_state st, void (*cb)(void *ctx, int err), void *ctx);
+    int (*save_state)(struct vfe_mig *m, uint16_t vf, struct vfe_dev_state *out, void (*cb)(void *ctx, int err),
+                      void *ctx);
+    int (*restore_state)(struct vfe_mig *m, uint16_t vf, const struct vfe_dev_state *s,
+                         void (*cb)(void *ctx, int err), void *ctx);
+    int (*dirty_start)(struct vfe_mig *m, uint16_t vf, const struct vfe_mig_dirty_cfg *c,
+                       void (*cb)(void *ctx, int err), void *ctx);
+    int (*dirty_stop)(struct vfe_mig *m, uint16_t vf, void (*cb)(void *ctx, int err), void *ctx);
+    int (*dirty_report)(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *buf, uint32_t len,
+                        void (*cb)(void *ctx, int err, uint32_t n), void *ctx);
+};
+
+struct vfe_mig {
+    struct vfe_admin_vq *aq;
+    enum vfe_mig_dialect dialect;
+    const struct vfe_mig_ops *ops;
+    bool virtio_dirty;       /* virtio: the device lists vfe's dirty-report extension */
+};
+
+typedef void (*vfe_mig_done_cb)(void *ctx, int err);
+typedef void (*vfe_mig_state_cb)(void *ctx, int err, enum vfe_mig_state st);
+typedef void (*vfe_mig_report_cb)(void *ctx, int err, uint32_t n);
+
+int vfe_mig_init(struct vfe_mig *m, struct vfe_admin_vq *aq, enum vfe_mig_dialect d);
+const char *vfe_mig_dialect_name(enum vfe_mig_dialect d);
+
+/* virtio has no mode query: -EOPNOTSUPP there. */
+int vfe_mig_get_state(struct vfe_mig *m, uint16_t vf, vfe_mig_state_cb cb, void *ctx);
+/* st: RUNNING, QUIESCED or FREEZED. */
+int vfe_mig_set_state(struct vfe_mig *m, uint16_t vf, enum vfe_mig_state st, vfe_mig_done_cb cb, void *ctx);
+/* *out is written before cb runs and must stay valid until then. */
+int vfe_mig_save_state(struct vfe_mig *m, uint16_t vf, struct vfe_dev_state *out, vfe_mig_done_cb cb, void *ctx);
+/* s is encoded during the call. */
+int vfe_mig_restore_state(struct vfe_mig *m, uint16_t vf, const struct vfe_dev_state *s, vfe_mig_done_cb cb,
+                          void *ctx);
+int vfe_mig_dirty_start(struct vfe_mig *m, uint16_t vf, const struct vfe_mig_dirty_cfg *c, vfe_mig_done_cb cb,
+                        void *ctx);
+int vfe_mig_dirty_stop(struct vfe_mig *m, uint16_t vf, vfe_mig_done_cb cb, void *ctx);
+/* Pull mode: read and clear up to len bitmap bytes from byte offset into buf
+ * (valid until cb); n is how many the device returned. */
+int vfe_mig_dirty_report(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *buf, uint32_t len,
+                         vfe_mig_report_cb cb, void *ctx);
+
+/* Dialect detection: nvidia IDENTITY, else virtio LIST_QUERY (+ LIST_USE).
+ * On success m is initialized for the dialect found; -ENOTSUP if neither. */
+int vfe_mig_probe(struct vfe_mig *m, struct vfe_admin_vq *aq, vfe_mig_done_cb cb, void *ctx);
+int vfe_mig_probe_sync(struct vfe_mig *m, struct vfe_admin_vq *aq);
+
+#endif
