@@ -241,6 +241,7 @@ static void on_used(struct vfe_admin_vq *aq, void *cookie, uint32_t len)
         LOG_I("admin vq: nvidia command %u/%u status 0x%02x, retry %u in %.0f ms", rq->cmd[0], rq->cmd[1],
               status, rq->retries, after * 1000);
         ev_timer_set(&rq->backoff, after, 0);
+        ev_now_update(aq->loop);
         ev_timer_start(aq->loop, &rq->backoff);
         return;
     }
@@ -335,6 +336,9 @@ int vfe_admin_submit_opts(struct vfe_admin_vq *aq, const void *cmd, uint32_t cmd
         rq->state = REQ_PENDING;
         TAILQ_INSERT_TAIL(&aq->pending, rq, link);
     }
+    /* the caller may not have run the loop for a while: a stale ev_now()
+     * would put the deadline in the past */
+    ev_now_update(aq->loop);
     ev_timer_start(aq->loop, &rq->tmo);
     flush_kick(aq);
     return 0;

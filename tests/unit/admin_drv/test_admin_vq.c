@@ -204,6 +204,25 @@ static void test_timeout_while_pending(void **state)
     assert_int_equal(f->r.nchains, 1);
 }
 
+/* The caller blocked elsewhere for longer than the timeout without running
+ * the loop: the new command still gets its full timeout. */
+static void test_timeout_counts_from_submit(void **state)
+{
+    struct fx *f = *state;
+    ev_run(f->loop, EVRUN_NOWAIT);             /* loop time is now */
+    usleep(80 * 1000);                          /* ... and goes stale */
+    uint8_t cmd[6];
+    nv_cmd(cmd, VFE_NV_MIG_GET_STATUS, 1);
+    struct done d = { 0 };
+    struct vfe_admin_opts o = { .timeout_ms = 50 };
+    assert_int_equal(vfe_admin_submit_opts(f->r.aq, cmd, sizeof(cmd), 1, &o, record_cb, &d), 0);
+    ev_run(f->loop, EVRUN_NOWAIT);
+    assert_int_equal(d.calls, 0);
+    fake_ring_complete(&f->r, 0, fake_nv_answer(&f->r.chain[0], "\x01", 1, 0));
+    vfe_admin_wait(f->r.aq, &d.done);
+    assert_int_equal(d.status, 0);
+}
+
 /* ---- nvidia retries ---- */
 
 struct retry_dev {
@@ -450,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_virtio_status_and_result, setup4, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_quarantines_slot, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_while_pending, setup1, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_counts_from_submit, setup1, teardown),
         cmocka_unit_test_setup_teardown(test_nv_retry_then_success, setup4, teardown),
         cmocka_unit_test_setup_teardown(test_nv_retry_gives_up, setup4, teardown),
         cmocka_unit_test_setup_teardown(test_nv_no_retry_bit, setup4, teardown),
