@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/lib/test_vf.h"
 
@@ -59,11 +60,13 @@ static unsigned one_way(struct test_vf *a, struct test_vf *b, unsigned frames, u
             fprintf(stderr, "  frame %u (%u bytes) on pair %u: %s\n", i, len, pair,
                     got < 0 ? strerror(-got) : "content differs");
         }
-        if ((i + 1) % step == 0)
+        if ((i + 1) % step == 0 && isatty(STDOUT_FILENO))
             printf("\r  %s -> %s: %u/%u frames byte-exact", a->bdf, b->bdf, ok, frames), fflush(stdout);
     }
     double dt = now_s() - t0;
-    printf("\n  %u frames, %llu bytes in %.3f s (%.0f frames/s, each checked byte for byte)\n", ok, bytes, dt,
+    if (isatty(STDOUT_FILENO))
+        printf("\n");
+    printf("  %s -> %s: %u frames, %llu bytes in %.3f s (%.0f frames/s, each checked byte for byte)\n", a->bdf, b->bdf, ok, bytes, dt,
            dt > 0 ? ok / dt : 0.0);
     free(out);
     free(in);
