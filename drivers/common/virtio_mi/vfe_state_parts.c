@@ -18,27 +18,13 @@ int vfe_state_parts_encode(const struct vfe_dev_state *s, uint8_t *buf, size_t c
     vfe_rec_put(&w, VFE_ADM_PART_DEV_FEATURES, rec, 8);
     vfe_put_le64(rec, s->driver_features);
     vfe_rec_put(&w, VFE_ADM_PART_DRV_FEATURES, rec, 8);
-    vfe_dev_state_common_wire(s, rec);
-    vfe_rec_put(&w, VFE_ADM_PART_PCI_COMMON_CFG, rec, 24);
     vfe_rec_put(&w, VFE_ADM_PART_DEVICE_STATUS, &s->status, 1);
-    if (s->net_cfg_len)
-        vfe_rec_put(&w, VFE_ADM_PART_NET_CFG, s->net_cfg, s->net_cfg_len);
-    if (s->has_rx_mode)
-        vfe_rec_put(&w, VFE_ADM_PART_NET_RX_MODE, &s->rx_mode, 1);
-    if (s->has_pairs) {
-        vfe_put_le16(rec, s->pairs);
-        vfe_rec_put(&w, VFE_ADM_PART_NET_MQ_PAIRS, rec, 2);
-    }
-    for (uint16_t i = 0; i < s->nvqs; i++) {
-        if (s->vq[i].has_cfg) {
-            vfe_dev_state_vq_cfg_wire(s, i, rec);
-            vfe_rec_put(&w, VFE_ADM_PART_VQ_CFG, rec, 32);
-        }
-        if (s->vq[i].has_split) {
-            vfe_dev_state_vq_split_wire(s, i, rec);
-            vfe_rec_put(&w, VFE_ADM_PART_VQ_SPLIT_STATE, rec, 8);
-        }
-    }
+    static const struct vfe_rec_types types = {
+        .common = VFE_ADM_PART_PCI_COMMON_CFG, .net_cfg = VFE_ADM_PART_NET_CFG,
+        .rx_mode = VFE_ADM_PART_NET_RX_MODE, .pairs = VFE_ADM_PART_NET_MQ_PAIRS,
+        .vq_cfg = VFE_ADM_PART_VQ_CFG, .vq_split = VFE_ADM_PART_VQ_SPLIT_STATE,
+    };
+    vfe_rec_put_state(&w, s, &types);
     if (w.err)
         return w.err;
     *len = w.len;

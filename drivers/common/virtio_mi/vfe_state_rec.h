@@ -28,4 +28,13 @@ int vfe_rec_next(struct vfe_rec_reader *r, uint16_t *type, const uint8_t **val, 
 
 void vfe_rec_put(struct vfe_rec_writer *w, uint16_t type, const void *val, uint32_t vlen);
 
+/* Record type numbers of the state records in one encoding. */
+struct vfe_rec_types {
+    uint16_t common, net_cfg, rx_mode, pairs, vq_cfg, vq_split;
+};
+
+struct vfe_dev_state;
+/* Write the records both encodings share, in their order. */
+void vfe_rec_put_state(struct vfe_rec_writer *w, const struct vfe_dev_state *s, const struct vfe_rec_types *t);
+
 #endif

@@ -13,27 +13,11 @@ int vfe_state_tlv_encode(const struct vfe_dev_state *s, uint8_t *buf, size_t cap
     if (vfe_dev_state_check(s) < 0)
         return -EINVAL;
     struct vfe_rec_writer w = { .buf = buf, .cap = cap };
-    uint8_t rec[32];
-    vfe_dev_state_common_wire(s, rec);
-    vfe_rec_put(&w, VFE_NV_TLV_COMMON_CFG, rec, 24);
-    if (s->net_cfg_len)
-        vfe_rec_put(&w, VFE_NV_TLV_DEVICE_CFG, s->net_cfg, s->net_cfg_len);
-    if (s->has_rx_mode)
-        vfe_rec_put(&w, VFE_NV_TLV_RX_MODE, &s->rx_mode, 1);
-    if (s->has_pairs) {
-        vfe_put_le16(rec, s->pairs);
-        vfe_rec_put(&w, VFE_NV_TLV_NET_PAIRS, rec, 2);
-    }
-    for (uint16_t i = 0; i < s->nvqs; i++) {
-        if (s->vq[i].has_cfg) {
-            vfe_dev_state_vq_cfg_wire(s, i, rec);
-            vfe_rec_put(&w, VFE_NV_TLV_VQ_CFG, rec, 32);
-        }
-        if (s->vq[i].has_split) {
-            vfe_dev_state_vq_split_wire(s, i, rec);
-            vfe_rec_put(&w, VFE_NV_TLV_VQ_SPLIT, rec, 8);
-        }
-    }
+    static const struct vfe_rec_types types = {
+        .common = VFE_NV_TLV_COMMON_CFG, .net_cfg = VFE_NV_TLV_DEVICE_CFG, .rx_mode = VFE_NV_TLV_RX_MODE,
+        .pairs = VFE_NV_TLV_NET_PAIRS, .vq_cfg = VFE_NV_TLV_VQ_CFG, .vq_split = VFE_NV_TLV_VQ_SPLIT,
+    };
+    vfe_rec_put_state(&w, s, &types);
     if (w.err)
         return w.err;
     *len = w.len;

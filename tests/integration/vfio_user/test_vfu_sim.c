@@ -17,19 +17,10 @@
 
 #include "drivers/bus/vfio/vfe_transport.h"
 #include "sim/sim.h"
+#include "tests/lib/check.h"
 #include "tests/lib/sim_proc.h"
 #include "tests/unit/vfio_user/vfu_battery.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { \
-        if (!(cond)) { \
-            failures++; \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__); \
-            fputc('\n', stderr); \
-        } \
-    } while (0)
 
 struct vcap { bool found; uint8_t bar; uint32_t off, len, mult; };
 
@@ -129,7 +120,7 @@ int main(void)
     char p1[512], p2[512];
     sim_proc_sock(&sp, "0000:3b:00.1", p1, sizeof(p1));
     sim_proc_sock(&sp, "0000:3b:00.2", p2, sizeof(p2));
-    failures += vfu_bad_input_battery(p1, SIM_MSIX_VECTORS);
+    vfu_bad_input_battery(p1, SIM_MSIX_VECTORS);
     CHECK(sim_proc_alive(&sp), "sim died during the bad-input battery");
     CHECK(vfu_check_fresh_client(p2, 0x1af4, 0x1041) == 0, "VF 2 after bad input on VF 1");
     CHECK(vfu_check_fresh_client(p1, 0x1af4, 0x1041) == 0, "VF 1 after bad input");
@@ -137,7 +128,5 @@ int main(void)
 
     int st = sim_proc_stop(&sp);
     CHECK(st == 0, "sim exit status %d", st);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return check_result("vfu_sim");
 }

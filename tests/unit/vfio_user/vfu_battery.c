@@ -9,18 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/lib/check.h"
 #include "tests/unit/vfio_user/vfu_raw.h"
 
-static int failures;
-
-#define CHECK(cond, ...) do { \
-        if (!(cond)) { \
-            failures++; \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__); \
-            fputc('\n', stderr); \
-        } \
-    } while (0)
 
 #define EXPECT_ERR(what, got, want) \
     CHECK((got) == (want), "%s: got %d, want %d", what, (int)(got), (int)(want))
@@ -78,7 +69,7 @@ static void expect_close_after(const char *path, const char *what, const void *b
 
 int vfu_bad_input_battery(const char *path, unsigned nvec)
 {
-    failures = 0;
+    int failures_before = check_failures;
     int mfd = memfd_create("vfu-battery", MFD_CLOEXEC);
     CHECK(mfd >= 0 && ftruncate(mfd, 0x10000) == 0, "memfd");
     int ev = eventfd(0, EFD_CLOEXEC);
@@ -87,7 +78,7 @@ int vfu_bad_input_battery(const char *path, unsigned nvec)
     int s = raw_connect(path);
     CHECK(s >= 0, "connect %s", path);
     if (s < 0)
-        return failures;
+        return check_failures - failures_before;
 
     /* before VERSION nothing else is served */
     struct vfu_device_info di = { .argsz = sizeof(di) };
@@ -232,5 +223,5 @@ int vfu_bad_input_battery(const char *path, unsigned nvec)
 
     close(ev);
     close(mfd);
-    return failures;
+    return check_failures - failures_before;
 }
