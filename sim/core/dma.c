@@ -28,7 +28,8 @@ int sim_dma_map(struct sim_fn *fn, uint64_t iova, uint64_t size, int fd, uint64_
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
-    if (!S_ISREG(st.st_mode) || offset + size > (uint64_t)st.st_size)
+    uint64_t fd_pages = ((uint64_t)st.st_size + SIM_PAGE_SIZE - 1) & ~(uint64_t)(SIM_PAGE_SIZE - 1);
+    if (!S_ISREG(st.st_mode) || offset + size > fd_pages)
         return -EINVAL;
     /* mmap wants a page-aligned offset: map from the page start. */
     uint64_t pg_off = offset & ~(uint64_t)(SIM_PAGE_SIZE - 1);

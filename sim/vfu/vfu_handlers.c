@@ -103,7 +103,10 @@ static int h_dma_map(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep
     struct stat st;
     if (fstat(m->fds[0], &st) < 0)
         REFUSE("fstat of the fd failed");
-    if (S_ISREG(st.st_mode) && d.offset + d.size > (uint64_t)st.st_size)
+    /* the page holding the end of the file may be mapped whole (a dirty log
+     * rarely ends on a page boundary) */
+    uint64_t fd_pages = ((uint64_t)st.st_size + 4095) & ~4095ull;
+    if (S_ISREG(st.st_mode) && d.offset + d.size > fd_pages)
         REFUSE("[%#lx, +%#lx) beyond the fd's %ld bytes", (unsigned long)d.offset,
                (unsigned long)d.size, (long)st.st_size);
     uint32_t prot = ((d.flags & VFU_DMA_F_READ) ? 1u : 0) | ((d.flags & VFU_DMA_F_WRITE) ? 2u : 0);

@@ -1,0 +1,154 @@
+/* The device half of vDPA for one VF: maps, doorbells, vectors, admin start/stop. */
+#include "drivers/vdpa/virtio/vdpa_vf_priv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+
+#include "lib/log/vfe_log.h"
+
+const char *vdpa_vf_state_name(enum vdpa_vf_state s)
+{
+    static const char *const names[] = {"idle", "starting", "running", "stopping", "stopped"};
+    return (unsigned)s < 5 ? names[s] : "?";
+}
+
+struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
+                             struct vfe_transport *t)
+{
+    struct vdpa_vf *v = calloc(1, sizeof(*v));
+    if (!v) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    v->loop = loop;
+    v->pf = *pf;
+    v->vf_num = vf_num;
+    v->t = t;
+    for (unsigned i = 0; i < VDPA_MAX_RINGS; i++)
+        v->kick_set[i] = v->call_set[i] = false;
+    ev_timer_init(&v->defer, vdpa_vf_defer_cb, 0., 0.);
+    v->defer.data = v;
+    int rc = vfe_vpci_init(&v->vp, t);
+    uint8_t mac[6] = {0};
+    uint16_t pairs = 1;
+    if (rc == 0)
+        rc = vfe_vpci_get_features(&v->vp, &v->dev_features);
+    if (rc == 0)
+        rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mac), mac, 6);
+    if (rc == 0 && (v->dev_features & (1ull << VIRTIO_NET_F_MQ)))
+        rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, max_virtqueue_pairs), &pairs, 2);
+    if (rc == 0)
+        rc = vfe_vpci_reset(&v->vp);
+    if (rc < 0) {
+        LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
+        free(v);
+        errno = -rc;
+        return NULL;
+    }
+    memcpy(v->mac, mac, 6);
+    v->max_pairs = pairs ? pairs : 1;
+    v->num_queues = v->vp.num_queues;
+    return v;
+}
+
+void vdpa_vf_close(struct vdpa_vf *v)
+{
+    if (!v)
+        return;
+    ev_timer_stop(v->loop, &v->defer);
+    for (uint16_t q = 0; q < VDPA_MAX_RINGS; q++) {
+        if (v->kick_set[q])
+            vdpa_vf_set_kick(v, q, -1);
+        if (v->call_set[q])
+            vdpa_vf_set_call(v, q, -1);
+    }
+    vdpa_vf_set_mem(v, NULL, 0);
+    if (v->log_mapped)
+        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
+    vfe_vpci_reset(&v->vp);
+    free(v);
+}
+
+uint64_t vdpa_vf_device_features(const struct vdpa_vf *v) { return v->dev_features; }
+uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
+uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
+void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
+enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
+
+static bool same_map(const struct vdpa_map *m, const struct vdpa_region *r, const struct stat *st)
+{
+    return m->gpa == r->gpa && m->size == r->size && m->fd_offset == r->fd_offset && m->dev == st->st_dev &&
+           m->ino == st->st_ino;
+}
+
+int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
+{
+    if (n > VDPA_MAX_REGIONS)
+        return -E2BIG;
+    struct stat st[VDPA_MAX_REGIONS];
+    for (unsigned i = 0; i < n; i++)
+        if (fstat(r[i].fd, &st[i]) < 0)
+            return -errno;
+    /* unmap what is gone first: a new region may overlap an old one */
+    for (unsigned i = 0; i < v->nmaps;) {
+        bool keep = false;
+        for (unsigned j = 0; j < n && !keep; j++)
+            keep = same_map(&v->maps[i], &r[j], &st[j]);
+        if (keep) {
+            i++;
+            continue;
+        }
+        int rc = v->t->ops->dma_unmap(v->t, v->maps[i].gpa, v->maps[i].size);
+        if (rc < 0)
+            LOG_W("%s: unmap gpa %#llx: %s", v->t->bdf, (unsigned long long)v->maps[i].gpa, strerror(-rc));
+        v->maps[i] = v->maps[--v->nmaps];
+    }
+    for (unsigned j = 0; j < n; j++) {
+        bool have = false;
+        for (unsigned i = 0; i < v->nmaps && !have; i++)
+            have = same_map(&v->maps[i], &r[j], &st[j]);
+        if (have)
+            continue;
+        int rc = v->t->ops->dma_map(v->t, r[j].gpa, r[j].size, r[j].fd, r[j].fd_offset,
+                                    VFE_DMA_READ | VFE_DMA_WRITE);
+        if (rc < 0) {
+            LOG_E("%s: map gpa %#llx size %#llx: %s", v->t->bdf, (unsigned long long)r[j].gpa,
+                  (unsigned long long)r[j].size, strerror(-rc));
+            return rc;
+        }
+        v->maps[v->nmaps++] = (struct vdpa_map){r[j].gpa, r[j].size, r[j].fd_offset, st[j].st_dev, st[j].st_ino};
+    }
+    return 0;
+}
+
+int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
+{
+    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+        return -EINVAL;
+    uint32_t region;
+    uint64_t off;
+    int rc = vfe_vpci_queue_notify_addr(&v->vp, q, &region, &off);
+    if (rc == 0)
+        rc = v->t->ops->ioeventfd(v->t, region, off, 2, q, fd);
+    if (rc < 0)
+        LOG_W("%s: kick fd of ring %u: %s", v->t->bdf, q, strerror(-rc));
+    else
+        v->kick_set[q] = fd >= 0;
+    return rc;
+}
+
+int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
+{
+    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+        return -EINVAL;
+    int rc = v->t->ops->set_irqs(v->t, VFIO_PCI_MSIX_IRQ_INDEX, q + 1u, 1, &fd);
+    if (rc < 0)
+        LOG_W("%s: call fd of ring %u: %s", v->t->bdf, q, strerror(-rc));
+    else
+        v->call_set[q] = fd >= 0;
+    return rc;
+}

@@ -1,0 +1,91 @@
+/*
+ * The device half of vDPA for one virtio-net VF: everything vfe does to the VF
+ * so that it moves packets straight into guest memory, driven by the vhost-user
+ * session (vdpa_session.c) but independent of it.
+ *
+ *   memory   guest regions DMA-mapped at IOVA = guest physical address (diffed)
+ *   kick     the ring's kick eventfd becomes a device ioeventfd on its doorbell
+ *   call     the ring's call eventfd triggers MSI-X vector q+1
+ *   start    queues programmed through the PF admin queue: freeze, restore the
+ *            state (features, rings, indices), run
+ *   stop     quiesce, freeze, save: the indices come back from the device
+ *   log      device dirty tracking (push) straight into QEMU's log bitmap
+ *
+ * Long operations are asynchronous (admin commands); the callback runs once,
+ * later, never from inside the call.  Single-threaded on the caller's loop.
+ */
+#ifndef VDPA_VF_H
+#define VDPA_VF_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drivers/bus/vfio/vfe_transport.h"
+#include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "drivers/common/virtio_mi/vfe_mig.h"
+
+#define VDPA_MAX_RINGS 64
+#define VDPA_MAX_REGIONS 64
+
+struct vdpa_region {
+    uint64_t gpa, size;
+    int fd;                 /* borrowed: the caller keeps it open while mapped */
+    uint64_t fd_offset;
+};
+
+struct vdpa_ring {
+    bool ready;             /* configured and enabled by the front-end */
+    uint16_t size;
+    uint64_t desc, avail, used;   /* guest physical addresses */
+    uint16_t base;          /* next avail index = used index at start */
+};
+
+enum vdpa_vf_state { VDPA_VF_IDLE, VDPA_VF_STARTING, VDPA_VF_RUNNING, VDPA_VF_STOPPING, VDPA_VF_STOPPED };
+
+struct vdpa_vf;
+
+typedef void (*vdpa_done_cb)(void *ctx, int err);
+/* last_avail[q] for every ring the device saved (n entries). */
+typedef void (*vdpa_stop_cb)(void *ctx, int err, const uint16_t *last_avail, unsigned n);
+
+/* The PF: its admin interface and its transport (the dirty log is mapped into
+ * the PF's DMA space, where the device writes it). */
+struct vdpa_pf_ref {
+    struct vfe_mig *mig;
+    struct vfe_transport *t;
+};
+
+/* vf_num: 1..NumVFs; t: the VF's transport.  Neither pf nor t is owned.
+ * NULL with errno on failure. */
+struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
+                             struct vfe_transport *t);
+/* Stops nothing: the caller stops first.  Unmaps, detaches fds, frees. */
+void vdpa_vf_close(struct vdpa_vf *v);
+
+uint64_t vdpa_vf_device_features(const struct vdpa_vf *v);
+uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v);
+uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
+void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]);
+enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v);
+const char *vdpa_vf_state_name(enum vdpa_vf_state s);
+
+/* Replace the DMA maps by these regions (only the differences are applied). */
+int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n);
+/* fd -1 detaches. */
+int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd);
+int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd);
+
+/* Program and run the rings (features as the front-end negotiated them). */
+int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
+                  vdpa_done_cb cb, void *ctx);
+/* Freeze and save; the VF does no DMA afterwards. */
+int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx);
+
+/* Dirty tracking into the front-end's log: log_fd + offset, log_size bytes,
+ * one bit per 4 KiB guest page. */
+int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
+                      void *ctx);
+int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,266 @@
+/* Asynchronous VF operations over the PF admin queue: start, stop, dirty log. */
+#include "drivers/vdpa/virtio/vdpa_vf_priv.h"
+
+#include <errno.h>
+#include <string.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
+
+#include "lib/log/vfe_log.h"
+
+#define LOG_IOVA_BASE 0x10000000000ull   /* 1 TiB: above any sim guest memory */
+#define LOG_IOVA_STRIDE 0x100000000ull   /* 4 GiB of log per VF */
+
+uint64_t vdpa_vf_log_iova(const struct vdpa_vf *v)
+{
+    return LOG_IOVA_BASE + (uint64_t)v->vf_num * LOG_IOVA_STRIDE;
+}
+
+/* Finish the current operation from the loop (callbacks never run inside a call). */
+static void finish_later(struct vdpa_vf *v, int err)
+{
+    v->op_err = err;
+    ev_timer_set(&v->defer, 0., 0.);
+    ev_timer_start(v->loop, &v->defer);
+}
+
+void vdpa_vf_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    vdpa_done_cb done = v->done_cb;
+    vdpa_stop_cb stop = v->stop_cb;
+    void *ctx = v->op_ctx;
+    v->done_cb = NULL;
+    v->stop_cb = NULL;
+    if (stop)
+        stop(ctx, v->op_err, v->saved_avail, v->nsaved);
+    else if (done)
+        done(ctx, v->op_err);
+}
+
+static bool busy(const struct vdpa_vf *v)
+{
+    return v->done_cb || v->stop_cb || ev_is_active(&v->defer);
+}
+
+/* ---- start: FREEZED -> restore -> RUNNING ---- */
+
+static void start_ran(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    v->state = err ? VDPA_VF_STOPPED : VDPA_VF_RUNNING;
+    if (err)
+        LOG_E("%s: run after restore failed: %s", v->t->bdf, strerror(-err));
+    else
+        LOG_I("%s: running, %u rings", v->t->bdf, v->st.nvqs);
+    finish_later(v, err);
+}
+
+static void start_restored(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    if (!err)
+        err = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_RUNNING, start_ran, v);
+    if (err) {
+        LOG_E("%s: state restore failed: %s", v->t->bdf, strerror(-err));
+        v->state = VDPA_VF_STOPPED;
+        finish_later(v, err);
+    }
+}
+
+static void start_frozen(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    if (!err)
+        err = vfe_mig_restore_state(v->pf.mig, v->vf_num, &v->st, start_restored, v);
+    if (err) {
+        LOG_E("%s: freeze before restore failed: %s", v->t->bdf, strerror(-err));
+        v->state = VDPA_VF_STOPPED;
+        finish_later(v, err);
+    }
+}
+
+int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
+                  vdpa_done_cb cb, void *ctx)
+{
+    if (busy(v))
+        return -EBUSY;
+    if (nrings == 0 || nrings > v->num_queues || nrings > VDPA_MAX_RINGS)
+        return -EINVAL;
+    struct vfe_dev_state *s = &v->st;
+    vfe_dev_state_init(s);
+    s->has_common = true;
+    s->device_features = v->dev_features;
+    s->driver_features = (features & v->dev_features) | (1ull << VIRTIO_F_VERSION_1);
+    s->msix_config = 0;
+    s->num_queues = v->num_queues;
+    s->status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+                VIRTIO_CONFIG_S_DRIVER_OK;
+    unsigned pairs = 0;
+    for (unsigned q = 0; q < nrings; q++) {
+        struct vfe_dev_vq_state *vq = &s->vq[q];
+        const struct vdpa_ring *r = &rings[q];
+        vq->has_cfg = vq->has_split = true;
+        vq->enabled = r->ready;
+        vq->size = r->ready ? r->size : 0;
+        vq->msix_vector = (uint16_t)(q + 1);
+        vq->desc = r->desc;
+        vq->avail = r->avail;
+        vq->used = r->used;
+        vq->last_avail = vq->last_used = r->base;
+        if ((q & 1) && r->ready && rings[q - 1].ready)
+            pairs++;
+    }
+    s->nvqs = (uint16_t)nrings;
+    if (s->driver_features & (1ull << VIRTIO_NET_F_MQ)) {
+        s->has_pairs = true;
+        s->pairs = (uint16_t)(pairs ? pairs : 1);
+    }
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    v->state = VDPA_VF_STARTING;
+    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, start_frozen, v);
+    if (rc < 0) {
+        v->done_cb = NULL;
+        v->state = VDPA_VF_STOPPED;
+    }
+    return rc;
+}
+
+/* ---- stop: QUIESCED -> FREEZED -> save ---- */
+
+static void stop_saved(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    if (err) {
+        LOG_E("%s: state save failed: %s", v->t->bdf, strerror(-err));
+    } else {
+        v->nsaved = v->st.nvqs < VDPA_MAX_RINGS ? v->st.nvqs : VDPA_MAX_RINGS;
+        for (unsigned q = 0; q < v->nsaved; q++)
+            v->saved_avail[q] = v->st.vq[q].has_split ? v->st.vq[q].last_avail : 0;
+        LOG_I("%s: stopped, %u rings saved", v->t->bdf, v->nsaved);
+    }
+    v->state = VDPA_VF_STOPPED;
+    finish_later(v, err);
+}
+
+static void stop_frozen(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    if (!err)
+        err = vfe_mig_save_state(v->pf.mig, v->vf_num, &v->st, stop_saved, v);
+    if (err) {
+        v->state = VDPA_VF_STOPPED;
+        finish_later(v, err);
+    }
+}
+
+static void stop_quiesced(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    if (!err)
+        err = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, stop_frozen, v);
+    if (err) {
+        v->state = VDPA_VF_STOPPED;
+        finish_later(v, err);
+    }
+}
+
+int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx)
+{
+    if (busy(v))
+        return -EBUSY;
+    v->stop_cb = cb;
+    v->op_ctx = ctx;
+    if (v->state != VDPA_VF_RUNNING) {   /* nothing runs: the last saved indices stand */
+        finish_later(v, 0);
+        return 0;
+    }
+    v->state = VDPA_VF_STOPPING;
+    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_QUIESCED, stop_quiesced, v);
+    if (rc < 0) {
+        v->stop_cb = NULL;
+        v->state = VDPA_VF_RUNNING;
+    }
+    return rc;
+}
+
+/* ---- dirty log ---- */
+
+static void log_started(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    v->log_active = err == 0;
+    if (err) {
+        LOG_E("%s: dirty tracking start failed: %s", v->t->bdf, strerror(-err));
+        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
+        v->log_mapped = false;
+    } else {
+        LOG_I("%s: device dirty tracking (push) into the front-end's log", v->t->bdf);
+    }
+    finish_later(v, err);
+}
+
+int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
+                      void *ctx)
+{
+    if (busy(v))
+        return -EBUSY;
+    if (log_size == 0 || log_size > LOG_IOVA_STRIDE || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull)
+        return -EINVAL;
+    uint64_t iova = vdpa_vf_log_iova(v);
+    if (v->log_mapped) {
+        v->pf.t->ops->dma_unmap(v->pf.t, iova, v->log_map_len);
+        v->log_mapped = false;
+    }
+    uint64_t map_len = (log_size + 4095) & ~4095ull;   /* DMA maps are whole pages */
+    int rc = v->pf.t->ops->dma_map(v->pf.t, iova, map_len, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
+    if (rc < 0) {
+        LOG_E("%s: mapping the dirty log for the PF: %s", v->t->bdf, strerror(-rc));
+        return rc;
+    }
+    v->log_mapped = true;
+    v->log_map_len = map_len;
+    struct vfe_mig_dirty_cfg c = {.mode = VFE_MIG_TRACK_PUSH_BITMAP, .page_size = 4096, .range_addr = 0,
+                                  .range_len = log_size * 8 * 4096};
+    for (uint64_t off = 0; off < log_size; off += 0x80000000ull) {
+        uint64_t len = log_size - off < 0x80000000ull ? log_size - off : 0x80000000ull;
+        c.sges[c.nsges++] = (struct vfe_mig_sge){iova + off, (uint32_t)len};
+    }
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    rc = vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
+    if (rc < 0) {
+        v->done_cb = NULL;
+        v->pf.t->ops->dma_unmap(v->pf.t, iova, map_len);
+        v->log_mapped = false;
+    }
+    return rc;
+}
+
+static void log_stopped(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    v->log_active = false;
+    if (v->log_mapped) {
+        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
+        v->log_mapped = false;
+    }
+    finish_later(v, err);
+}
+
+int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
+{
+    if (busy(v))
+        return -EBUSY;
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    if (!v->log_active) {
+        log_stopped(v, 0);
+        return 0;
+    }
+    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, log_stopped, v);
+    if (rc < 0)
+        v->done_cb = NULL;
+    return rc;
+}
