@@ -1,0 +1,123 @@
+/*
+ * vhost-user back-end for virtio-net devices (QEMU docs/interop/vhost-user.rst),
+ * on the caller's libev loop.  One struct vhost_dev per socket: server mode
+ * (listen, one front-end at a time) or client mode (connect to QEMU's
+ * server=on socket, reconnect with back-off).  The library speaks the protocol
+ * and validates every message; it never touches a device: the glue gets
+ * callbacks (struct vhost_ops).
+ *
+ * File descriptors: the library owns every fd it receives (memory regions,
+ * kick/call/err, log, backend channel).  Callbacks may use them during the call
+ * and may dup() them to keep them.
+ */
+#ifndef VHOST_H
+#define VHOST_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VHOST_MAX_QUEUE_PAIRS 32
+#define VHOST_MAX_RINGS (2 * VHOST_MAX_QUEUE_PAIRS)
+#define VHOST_MAX_REGIONS 32        /* GET_MAX_MEM_SLOTS */
+#define VHOST_MAX_RING_SIZE 32768
+
+struct vhost_dev;
+
+struct vhost_region {
+    uint64_t gpa, size;
+    uint64_t qva;             /* the front-end's virtual address of gpa */
+    uint64_t mmap_offset;     /* of gpa in fd */
+    int fd;
+    uint8_t *host;            /* our mapping of gpa */
+};
+
+struct vhost_ring {
+    uint16_t num;             /* 0: not set */
+    bool addr_set, enabled, started;
+    uint32_t addr_flags;
+    uint64_t desc_qva, avail_qva, used_qva;
+    uint64_t desc, avail, used;       /* guest physical, valid while addr_ok */
+    bool addr_ok;
+    uint64_t log_gpa;
+    uint16_t base;            /* from SET_VRING_BASE */
+    int kick_fd, call_fd, err_fd;     /* -1: none */
+};
+
+/* A GET_VRING_BASE waiting for the glue: complete it with vhost_ring_base_done(). */
+struct vhost_pending {
+    struct vhost_dev *dev;
+    uint16_t ring;
+    uint64_t serial;
+};
+
+struct vhost_ops {
+    /* A front-end connected / went away (every ring is stopped by then). */
+    void (*connected)(void *ctx, struct vhost_dev *d);
+    void (*disconnected)(void *ctx, struct vhost_dev *d);
+    /* SET_FEATURES (LOG_ALL included).  < 0 refuses. */
+    int (*features)(void *ctx, uint64_t features);
+    /* The whole memory table after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG. */
+    int (*mem_table)(void *ctx, const struct vhost_region *r, unsigned n);
+    /* A ring became ready (configured, enabled, kick set) or stopped being so. */
+    int (*ring_start)(void *ctx, uint16_t ring, const struct vhost_ring *r);
+    void (*ring_stop)(void *ctx, uint16_t ring);
+    int (*ring_kick)(void *ctx, uint16_t ring, int fd);
+    int (*ring_call)(void *ctx, uint16_t ring, int fd);
+    /* GET_VRING_BASE: reading stops until vhost_ring_base_done(p, index).
+     * NULL: the library answers with the base it was given. */
+    void (*get_ring_base)(void *ctx, uint16_t ring, struct vhost_pending p);
+    /* SET_LOG_BASE: the log is mapped at base (size bytes, one bit a page). */
+    int (*log_base)(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *base);
+    int (*status)(void *ctx, uint8_t status);
+    void (*rarp)(void *ctx, const uint8_t mac[6]);
+    int (*mtu)(void *ctx, uint16_t mtu);
+    /* RESET_OWNER / RESET_DEVICE. */
+    void (*reset)(void *ctx);
+};
+
+struct vhost_cfg {
+    const char *path;           /* unix socket */
+    bool client;                /* connect (QEMU server=on) instead of listen */
+    uint64_t features;          /* virtio features the device offers */
+    uint16_t queue_pairs;       /* 1..VHOST_MAX_QUEUE_PAIRS */
+    const struct vhost_ops *ops;
+    void *ctx;
+    const char *name;           /* for log lines, e.g. the VF's BDF */
+};
+
+struct vhost_dev *vhost_dev_create(struct ev_loop *loop, const struct vhost_cfg *cfg, int *err);
+/* Closes the connection (glue callbacks run) and the listening socket. */
+void vhost_dev_destroy(struct vhost_dev *d);
+
+bool vhost_connected(const struct vhost_dev *d);
+uint64_t vhost_features(const struct vhost_dev *d);          /* as set by the front-end */
+uint64_t vhost_protocol_features(const struct vhost_dev *d);
+uint8_t vhost_status(const struct vhost_dev *d);
+const struct vhost_ring *vhost_get_ring(const struct vhost_dev *d, uint16_t ring);
+unsigned vhost_regions(const struct vhost_dev *d, const struct vhost_region **r);
+/* Translations with bounds: a range must lie in one region.  0 or -EFAULT. */
+int vhost_qva_to_gpa(const struct vhost_dev *d, uint64_t qva, uint64_t len, uint64_t *gpa);
+void *vhost_gpa_to_host(const struct vhost_dev *d, uint64_t gpa, uint64_t len);
+int vhost_gpa_to_qva(const struct vhost_dev *d, uint64_t gpa, uint64_t len, uint64_t *qva);
+/* The mapped dirty log (NULL if none) and its size in bytes. */
+uint8_t *vhost_log(const struct vhost_dev *d, uint64_t *size);
+
+/* Answer a pending GET_VRING_BASE and resume reading. */
+void vhost_ring_base_done(struct vhost_pending p, uint16_t index);
+
+/* Backend channel: map a doorbell page into the guest (fd -1 removes it). */
+int vhost_host_notifier(struct vhost_dev *d, uint16_t ring, int fd, uint64_t size, uint64_t offset);
+int vhost_config_change(struct vhost_dev *d);
+
+/* Snapshot of the connected session and its fds (socket first) for another
+ * process; restore continues the same connection without a message. */
+int vhost_snapshot(const struct vhost_dev *d, uint8_t *buf, size_t cap, size_t *len, int *fds,
+                   unsigned max_fds, unsigned *nfds);
+/* cfg as for create (its path is listened on / connected to again after the
+ * restored connection ends).  Takes ownership of fds on success. */
+struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg *cfg, const uint8_t *buf,
+                                    size_t len, const int *fds, unsigned nfds, int *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* Internals of lib/vhost. */
+#ifndef VHOST_PRIV_H
+#define VHOST_PRIV_H
+
+#include "lib/vhost/vhost.h"
+#include "lib/vhost/vhost_proto.h"
+
+#define VHOST_LOG_PAGE 4096u
+
+struct vhost_msg {
+    struct vhost_user_hdr hdr;
+    uint8_t payload[VHOST_USER_MAX_PAYLOAD];
+    int fds[VHOST_USER_MAX_FDS];
+    unsigned nfds;
+};
+
+struct vhost_dev {
+    struct ev_loop *loop;
+    struct vhost_cfg cfg;
+    char path[108];
+    char name[64];
+    uint64_t offered, proto_offered;
+
+    int lfd;                       /* listening socket (server mode) */
+    ev_io lwatch;
+    ev_timer reconnect;            /* client mode back-off */
+    double backoff;
+
+    int fd;                        /* the connection, -1 if none */
+    ev_io watch;
+    struct vhost_msg in;           /* message being read */
+    size_t in_got;                 /* bytes of header + payload read so far */
+    bool paused;                   /* waiting for the glue (GET_VRING_BASE) */
+    uint64_t serial;               /* of the pending GET_VRING_BASE */
+    uint32_t pending_flags;
+
+    /* session state */
+    bool owner;
+    uint64_t features, proto;
+    bool features_set;
+    uint8_t status;
+    struct vhost_region regions[VHOST_MAX_REGIONS];
+    unsigned nregions;
+    struct vhost_ring rings[VHOST_MAX_RINGS];
+    int log_fd;
+    uint64_t log_size, log_offset;
+    uint8_t *log_map;
+    size_t log_map_len;
+    int backend_fd;
+};
+
+/* vhost_msg.c */
+/* Read what is available: 1 a whole message in d->in, 0 need more, -1 closed or broken. */
+int vhost_msg_read(struct vhost_dev *d);
+void vhost_msg_release_fds(struct vhost_msg *m);
+int vhost_msg_send(int fd, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
+                   const int *fds, unsigned nfds);
+/* Size and fd rules of a front-end request: 0 or a reason. */
+const char *vhost_msg_check(const struct vhost_msg *m);
+
+/* vhost_mem.c */
+int vhost_mem_add(struct vhost_dev *d, const struct vhost_user_region *r, int fd, const char **why);
+int vhost_mem_remove(struct vhost_dev *d, const struct vhost_user_region *r);
+void vhost_mem_clear(struct vhost_dev *d);
+uint64_t vhost_mem_top(const struct vhost_dev *d);
+int vhost_ring_translate(struct vhost_dev *d, struct vhost_ring *r);
+
+/* vhost_session.c */
+/* Handle d->in; 0 done, -1 the connection must close. */
+int vhost_session_handle(struct vhost_dev *d);
+void vhost_session_reset(struct vhost_dev *d, bool closing);
+void vhost_ring_update(struct vhost_dev *d, uint16_t i);
+int vhost_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size);
+
+/* vhost_conn.c */
+void vhost_conn_close(struct vhost_dev *d, const char *why);
+void vhost_conn_attach(struct vhost_dev *d, int fd);
+void vhost_conn_resume(struct vhost_dev *d);
+int vhost_conn_listen(struct vhost_dev *d);
+/* A dev with no socket yet (create and restore finish it). */
+struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cfg, int *err);
+
+#endif

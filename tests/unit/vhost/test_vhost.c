@@ -1,0 +1,398 @@
+/*
+ * lib/vhost against a raw front-end in the same process: negotiation, memory
+ * table and translations, ring lifecycle seen by a recording glue, the
+ * asynchronous GET_VRING_BASE, memory slots, the dirty log, every class of
+ * malformed message, one front-end at a time, and snapshot/restore.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "lib/vhost/vhost.h"
+#include "lib/vhost/vhost_proto.h"
+#include "tests/unit/vhost/vu_peer.h"
+
+#define NEED_REPLY (VHOST_USER_VERSION | VHOST_USER_FLAG_NEED_REPLY)
+#define REG 0x200000ull
+
+struct rec {
+    int connected, disconnected, mem_calls, starts, stops, resets, log_calls;
+    unsigned nregions;
+    uint64_t features;
+    struct vhost_ring started[VHOST_MAX_RINGS];
+    bool pending;
+    struct vhost_pending p;
+    uint16_t pending_ring;
+};
+
+static void g_connected(void *c, struct vhost_dev *d) { ((struct rec *)c)->connected++; }
+static void g_disconnected(void *c, struct vhost_dev *d) { ((struct rec *)c)->disconnected++; }
+static int g_features(void *c, uint64_t f) { ((struct rec *)c)->features = f; return 0; }
+static int g_mem(void *c, const struct vhost_region *r, unsigned n)
+{
+    struct rec *x = c;
+    x->mem_calls++;
+    x->nregions = n;
+    return 0;
+}
+static int g_start(void *c, uint16_t i, const struct vhost_ring *r)
+{
+    struct rec *x = c;
+    x->starts++;
+    x->started[i] = *r;
+    return 0;
+}
+static void g_stop(void *c, uint16_t i) { ((struct rec *)c)->stops++; }
+static void g_base(void *c, uint16_t i, struct vhost_pending p)
+{
+    struct rec *x = c;
+    x->pending = true;
+    x->p = p;
+    x->pending_ring = i;
+}
+static int g_log(void *c, int fd, uint64_t off, uint64_t size, uint8_t *base) { ((struct rec *)c)->log_calls++; return 0; }
+static void g_reset(void *c) { ((struct rec *)c)->resets++; }
+
+static const struct vhost_ops ops = {
+    .connected = g_connected, .disconnected = g_disconnected, .features = g_features, .mem_table = g_mem,
+    .ring_start = g_start, .ring_stop = g_stop, .get_ring_base = g_base, .log_base = g_log, .reset = g_reset,
+};
+
+struct fx {
+    struct ev_loop *loop;
+    char path[108];
+    struct rec rec;
+    struct vhost_dev *d;
+    struct vu_peer peer;
+    int mem[2];
+    uint8_t *va[2];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->loop = ev_loop_new(0);
+    snprintf(f->path, sizeof(f->path), "/tmp/vfe-vhost-test-%d.sock", getpid());
+    struct vhost_cfg cfg = {.path = f->path, .features = 1ull << 32 | 1ull << 15, .queue_pairs = 2, .ops = &ops,
+                            .ctx = &f->rec, .name = "test"};
+    int err;
+    f->d = vhost_dev_create(f->loop, &cfg, &err);
+    assert_non_null(f->d);
+    assert_int_equal(vu_peer_connect(&f->peer, f->loop, f->path), 0);
+    for (int i = 0; i < 2; i++) {
+        f->mem[i] = memfd_create("vhost-test", MFD_CLOEXEC);
+        assert_int_equal(ftruncate(f->mem[i], REG), 0);
+        f->va[i] = mmap(NULL, REG, PROT_READ | PROT_WRITE, MAP_SHARED, f->mem[i], 0);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    vu_peer_close(&f->peer);
+    vhost_dev_destroy(f->d);
+    for (int i = 0; i < 2; i++) {
+        munmap(f->va[i], REG);
+        close(f->mem[i]);
+    }
+    ev_loop_destroy(f->loop);
+    free(f);
+    return 0;
+}
+
+/* regions: gpa 0 and gpa 1 GiB, front-end addresses = our mappings */
+static struct vhost_user_mem_table table(struct fx *f)
+{
+    struct vhost_user_mem_table t = {.nregions = 2};
+    t.regions[0] = (struct vhost_user_region){0, REG, (uint64_t)(uintptr_t)f->va[0], 0};
+    t.regions[1] = (struct vhost_user_region){1ull << 30, REG, (uint64_t)(uintptr_t)f->va[1], 0};
+    return t;
+}
+
+static void negotiate(struct fx *f)
+{
+    struct vu_peer *p = &f->peer;
+    long long feat = vu_peer_call_u64(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0);
+    assert_true(feat & (1ll << VHOST_USER_F_PROTOCOL_FEATURES));
+    assert_true(feat & (1ll << VHOST_F_LOG_ALL));
+    assert_true(feat & (1ll << 32));
+    long long proto = vu_peer_call_u64(p, VHOST_USER_GET_PROTOCOL_FEATURES, 0, NULL, 0, NULL, 0);
+    assert_true(proto & (1 << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    assert_true(proto & (1 << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+    uint64_t want = proto;
+    assert_int_equal(vu_peer_send(p, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &want, 8, NULL, 0), 0);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_GET_QUEUE_NUM, 0, NULL, 0, NULL, 0), 2);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_OWNER, NEED_REPLY, NULL, 0, NULL, 0), 0);
+    uint64_t f1 = 1ull << 32 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &f1, 8, NULL, 0), 0);
+    assert_int_equal(f->rec.features, f1);
+    struct vhost_user_mem_table t = table(f);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * 32, f->mem, 2), 0);
+    assert_int_equal(f->rec.nregions, 2);
+}
+
+/* Ring i in region 1 at offset i * 64 KiB: size 256. */
+static void setup_ring(struct fx *f, uint32_t i, uint16_t base, int kick)
+{
+    struct vu_peer *p = &f->peer;
+    struct vhost_user_vring_state s = {i, 256};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 0);
+    s.num = base;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_BASE, NEED_REPLY, &s, 8, NULL, 0), 0);
+    uint64_t q = (uint64_t)(uintptr_t)f->va[1] + i * 0x10000;
+    struct vhost_user_vring_addr a = {i, 0, q, q + 0x2000, q + 0x1000, 0};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 0);
+    uint64_t idx = i;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_KICK, NEED_REPLY, &idx, 8, &kick, 1), 0);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_CALL, NEED_REPLY, &idx, 8, &kick, 1), 0);
+}
+
+static void test_negotiate_and_memory(void **state)
+{
+    struct fx *f = *state;
+    negotiate(f);
+    assert_int_equal(f->rec.connected, 1);
+    uint64_t gpa;
+    assert_int_equal(vhost_qva_to_gpa(f->d, (uint64_t)(uintptr_t)f->va[1] + 0x1234, 16, &gpa), 0);
+    assert_int_equal(gpa, (1ull << 30) + 0x1234);
+    assert_int_equal(vhost_qva_to_gpa(f->d, (uint64_t)(uintptr_t)f->va[1] + REG - 8, 16, &gpa), -EFAULT);
+    uint8_t *h = vhost_gpa_to_host(f->d, (1ull << 30) + 100, 4);
+    assert_non_null(h);
+    memcpy(h, "abcd", 4);
+    assert_memory_equal(f->va[1] + 100, "abcd", 4);   /* the same memory */
+    assert_null(vhost_gpa_to_host(f->d, REG, 1));        /* the hole between regions */
+    uint64_t qva;
+    assert_int_equal(vhost_gpa_to_qva(f->d, 0x10, 8, &qva), 0);
+    assert_int_equal(qva, (uint64_t)(uintptr_t)f->va[0] + 0x10);
+}
+
+static void test_rings_and_async_base(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    int kick = eventfd(0, EFD_CLOEXEC);
+    setup_ring(f, 0, 5, kick);
+    assert_int_equal(f->rec.starts, 0);   /* not enabled yet (PROTOCOL_FEATURES) */
+    struct vhost_user_vring_state en = {0, 1};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &en, 8, NULL, 0), 0);
+    assert_int_equal(f->rec.starts, 1);
+    const struct vhost_ring *r = &f->rec.started[0];
+    assert_int_equal(r->num, 256);
+    assert_int_equal(r->base, 5);
+    assert_int_equal(r->desc, 1ull << 30);
+    assert_int_equal(r->avail, (1ull << 30) + 0x1000);
+    assert_int_equal(r->used, (1ull << 30) + 0x2000);
+
+    /* GET_VRING_BASE waits for the glue; nothing else is read meanwhile */
+    en.num = 0;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &en, 8, NULL, 0), 0);
+    assert_int_equal(f->rec.stops, 1);
+    struct vhost_user_vring_state s = {0, 0};
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_VRING_BASE, 0, &s, 8, NULL, 0), 0);
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0), 0);
+    struct vhost_user_vring_state rep;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 100), -ETIMEDOUT);
+    assert_true(f->rec.pending);
+    assert_int_equal(f->rec.pending_ring, 0);
+    vhost_ring_base_done(f->rec.p, 77);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 1000), 8);
+    assert_int_equal(rep.index, 0);
+    assert_int_equal(rep.num, 77);
+    uint64_t feat;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_FEATURES, &feat, 8, 1000), 8);
+    vhost_ring_base_done(f->rec.p, 1);   /* a second completion is ignored */
+    close(kick);
+}
+
+static void test_mem_slots_and_log(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    int extra = memfd_create("extra", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(extra, REG), 0);
+    void *xva = mmap(NULL, REG, PROT_READ | PROT_WRITE, MAP_SHARED, extra, 0);
+    struct vhost_user_mem_reg mr = {0, {2ull << 30, REG, (uint64_t)(uintptr_t)xva, 0}};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 0);
+    assert_int_equal(f->rec.nregions, 3);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 1);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 0);
+    assert_int_equal(f->rec.nregions, 2);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 1);
+
+    /* the log must cover 1 GiB + 2 MiB of guest memory: 32832 bytes */
+    int logfd = memfd_create("log", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(logfd, 65536), 0);
+    struct vhost_user_log l = {4096, 0};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &logfd, 1), 1);
+    l.mmap_size = 65536;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &logfd, 1), 0);
+    assert_int_equal(f->rec.log_calls, 1);
+    uint64_t size;
+    assert_non_null(vhost_log(f->d, &size));
+    assert_int_equal(size, 65536);
+    l.mmap_size = 1ull << 20;   /* beyond the fd */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &logfd, 1), 1);
+    munmap(xva, REG);
+    close(extra);
+    close(logfd);
+}
+
+/* Bad messages that get a failure reply; the session goes on. */
+static void test_bad_replied(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    struct vhost_user_vring_state s = {99, 256};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 1);
+    s = (struct vhost_user_vring_state){0, 100};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 1);
+    s.num = 65536;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 1);
+    s.num = 256;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 0);
+    struct vhost_user_vring_addr a = {0, 0, 0x1000, 0x3000, 0x2000, 0};   /* not front-end addresses */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 1);
+    uint64_t q = (uint64_t)(uintptr_t)f->va[0] + REG - 0x100;   /* runs off the region */
+    a = (struct vhost_user_vring_addr){0, 0, q, q, q, 0};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 1);
+    struct vhost_user_mem_table t = table(f);
+    t.regions[1].gpa = 0x1000;   /* overlaps region 0 */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * 32, f->mem, 2), 1);
+    t = table(f);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * 32, f->mem, 1), 1);
+    t.regions[0].mmap_offset = REG;   /* beyond its fd */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * 32, f->mem, 2), 1);
+    uint64_t bad = 1ull << 40;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &bad, 8, NULL, 0), 1);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_PROTOCOL_FEATURES, NEED_REPLY, &bad, 8, NULL, 0), 1);
+    assert_int_equal(vu_peer_call_u64(p, 99, NEED_REPLY, NULL, 0, NULL, 0), 1);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_IOTLB_MSG, NEED_REPLY, NULL, 0, NULL, 0), 1);
+    s = (struct vhost_user_vring_state){0, 2};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &s, 8, NULL, 0), 1);
+    uint64_t mtu = 10;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_NET_SET_MTU, NEED_REPLY, &mtu, 8, NULL, 0), 1);
+    /* still serving */
+    assert_true(vu_peer_call_u64(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0) > 0);
+}
+
+/* Framing errors close the connection; the socket takes a new front-end. */
+static void expect_close(struct fx *f, uint32_t req, uint32_t flags, const void *pl, uint32_t size,
+                         const int *fds, unsigned nfds)
+{
+    vu_peer_send(&f->peer, req, flags, pl, size, fds, nfds);
+    assert_true(vu_peer_closed(&f->peer, 1000));
+    vu_peer_close(&f->peer);
+    assert_int_equal(vu_peer_connect(&f->peer, f->loop, f->path), 0);
+    assert_true(vu_peer_call_u64(&f->peer, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0) > 0);
+}
+
+static void test_bad_closed(void **state)
+{
+    struct fx *f = *state;
+    uint64_t v = 0;
+    int two[2] = {f->mem[0], f->mem[1]};
+    expect_close(f, VHOST_USER_GET_FEATURES, 2, NULL, 0, NULL, 0);                 /* version 2 */
+    expect_close(f, VHOST_USER_SET_FEATURES, 0, &v, 4, NULL, 0);                   /* short payload */
+    expect_close(f, VHOST_USER_SET_VRING_KICK, 0, &v, 8, two, 2);                  /* two fds */
+    expect_close(f, VHOST_USER_SET_LOG_BASE, 0, &v, 8, NULL, 0);                   /* no fd, short */
+    expect_close(f, VHOST_USER_SET_VRING_NUM, 0, &(struct vhost_user_vring_state){70, 8}, 8, NULL, 0);
+    expect_close(f, VHOST_USER_GET_FEATURES, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY, NULL, 0, NULL, 0);
+    expect_close(f, 99, 0, NULL, 0, NULL, 0);                                      /* unknown, no reply asked */
+    /* a header announcing a huge payload */
+    struct vhost_user_hdr h = {VHOST_USER_SET_FEATURES, VHOST_USER_VERSION, 1u << 20};
+    assert_int_equal(write(f->peer.fd, &h, sizeof(h)), (ssize_t)sizeof(h));
+    assert_true(vu_peer_closed(&f->peer, 1000));
+    assert_true(f->rec.disconnected >= 8);
+}
+
+static void test_one_frontend_at_a_time(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer second;
+    assert_int_equal(vu_peer_connect(&second, f->loop, f->path), 0);
+    assert_true(vu_peer_closed(&second, 1000));
+    vu_peer_close(&second);
+    assert_true(vu_peer_call_u64(&f->peer, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0) > 0);
+}
+
+static void test_snapshot_restore(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    int kick = eventfd(0, EFD_CLOEXEC);
+    setup_ring(f, 1, 9, kick);
+    struct vhost_user_vring_state en = {1, 1};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &en, 8, NULL, 0), 0);
+    uint8_t blob[8192];
+    size_t len;
+    int fds[64];
+    unsigned nfds;
+    assert_int_equal(vhost_snapshot(f->d, blob, sizeof(blob), &len, fds, 64, &nfds), 0);
+    assert_true(nfds >= 1 + 2 + 2);   /* socket, regions, kick, call */
+    int mine[64];
+    for (unsigned i = 0; i < nfds; i++)
+        mine[i] = dup(fds[i]);
+
+    /* a corrupted blob is refused and the fds stay ours */
+    struct rec rec2 = {0};
+    char path2[120];
+    snprintf(path2, sizeof(path2), "%s.2", f->path);
+    struct vhost_cfg cfg = {.path = path2, .features = 1ull << 32 | 1ull << 15, .queue_pairs = 2, .ops = &ops,
+                            .ctx = &rec2, .name = "restored"};
+    int err;
+    uint8_t bad[8192];
+    memcpy(bad, blob, len);
+    bad[0] ^= 1;
+    assert_null(vhost_dev_restore(f->loop, &cfg, bad, len, mine, nfds, &err));
+    assert_null(vhost_dev_restore(f->loop, &cfg, blob, len - 1, mine, nfds, &err));
+    assert_null(vhost_dev_restore(f->loop, &cfg, blob, len, mine, 1, &err));
+
+    struct vhost_dev *d2 = vhost_dev_restore(f->loop, &cfg, blob, len, mine, nfds, &err);
+    assert_non_null(d2);
+    assert_int_equal(rec2.connected, 1);
+    assert_int_equal(rec2.nregions, 2);
+    assert_int_equal(rec2.starts, 1);
+    assert_int_equal(rec2.started[1].base, 9);
+    assert_int_equal(rec2.started[1].desc, (1ull << 30) + 0x10000);
+    /* the old owner goes away; the front-end keeps talking on its socket to the new one */
+    vhost_dev_destroy(f->d);
+    f->d = d2;
+    struct vhost_user_vring_state s = {1, 0};
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_VRING_BASE, 0, &s, 8, NULL, 0), 0);
+    vu_peer_spin(p, 20);
+    assert_true(rec2.pending);
+    vhost_ring_base_done(rec2.p, 42);
+    struct vhost_user_vring_state rep;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 1000), 8);
+    assert_int_equal(rep.num, 42);
+    close(kick);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_negotiate_and_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rings_and_async_base, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mem_slots_and_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_replied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_frontend_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
