@@ -1,0 +1,86 @@
+#include "tests/lib/proc.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/lib/check.h"
+
+pid_t proc_spawn(const char *const *argv, const char *out)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int proc_wait(pid_t pid, int timeout_ms)
+{
+    long end = check_now_ms() + timeout_ms;
+    int st;
+    while (check_now_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0)
+            return -1;
+        usleep(5000);
+    }
+    return -1;
+}
+
+int proc_stop(pid_t pid, int timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill(pid, SIGTERM);
+    int st = proc_wait(pid, timeout_ms);
+    if (st < 0) {
+        kill(pid, SIGKILL);
+        st = proc_wait(pid, 2000);
+    }
+    return st;
+}
+
+bool proc_alive(pid_t pid)
+{
+    return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+int file_count(const char *path, const char *const *needles)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        bool all = true;
+        for (int i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        n += all;
+    }
+    fclose(f);
+    return n;
+}
+
+bool file_wait(const char *path, const char *const *needles, int n, int timeout_ms)
+{
+    long end = check_now_ms() + timeout_ms;
+    while (check_now_ms() < end) {
+        if (file_count(path, needles) >= n)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}

@@ -1,0 +1,20 @@
+/* Child processes for tests: started with output to a file, stopped by PID. */
+#ifndef TEST_PROC_H
+#define TEST_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* argv[0] is looked up in $PATH or given as a path; stdout and stderr go to out. */
+pid_t proc_spawn(const char *const *argv, const char *out);
+/* SIGTERM, then SIGKILL after timeout_ms; exit status (128+sig if killed). */
+int proc_stop(pid_t pid, int timeout_ms);
+/* Wait for the child to exit by itself; its status or -1 on timeout. */
+int proc_wait(pid_t pid, int timeout_ms);
+bool proc_alive(pid_t pid);
+/* Lines of file containing every one of the NULL-terminated needles. */
+int file_count(const char *path, const char *const *needles);
+/* Wait until file_count() >= n. */
+bool file_wait(const char *path, const char *const *needles, int n, int timeout_ms);
+
+#endif
