@@ -3,7 +3,7 @@
 vfe_install_deps() {
     local pkgs="meson ninja-build pkg-config gcc libev-dev libjansson-dev libsystemd-dev libcmocka-dev"
     case "$1" in
-        test) pkgs="$pkgs python3" ;;
+        test) pkgs="$pkgs python3 clang-14 libclang-rt-14-dev dpdk-dev" ;;
         demo) pkgs="$pkgs python3" ;;
     esac
     local missing=""
