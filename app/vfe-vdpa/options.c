@@ -1,0 +1,80 @@
+/* Command line of vfe-vhostd. */
+#include "app/vfe-vdpa/options.h"
+
+#include <getopt.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "lib/log/vfe_log.h"
+
+void vhostd_usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vfe-vhostd [options]\n"
+"\n"
+"vDPA acceleration service for virtio-net VFs: serves one vhost-user socket per\n"
+"provisioned VF and programs the VF to move packets straight into guest memory.\n"
+"Runs in the foreground, logs to stderr with syslog priority prefixes and tells\n"
+"systemd (Type=notify) it is ready once the RPC socket accepts.\n"
+"\n"
+"  --pci-root DIR        sysfs-shaped device tree (default /sys/bus/pci/devices);\n"
+"                        a function whose directory holds vfio-user.sock (vfe-dpu-sim)\n"
+"                        is reached over vfio-user, any other through kernel VFIO\n"
+"  --rpc PATH            JSON-RPC 2.0 unix socket (default /run/vfe-vhostd/vhostd.sock),\n"
+"                        mode 0660; root and the socket's group may call it\n"
+"  --client              connect to QEMU's vhost-user sockets (QEMU server=on) instead\n"
+"                        of listening; reconnects with back-off when QEMU restarts\n"
+"  --iface PREFIX        default vhost-user socket path prefix; a VF added without -v\n"
+"                        gets PREFIX<bdf> (default /tmp/vf-)\n"
+"  --compat-tcp [ADDR:]PORT\n"
+"                        also accept JSON-RPC on TCP (loopback by default, no access\n"
+"                        control: for the peer project's tools only; off by default)\n"
+"  --log-level L         err, warning, notice, info (default) or debug\n"
+"  -h, --help            this text\n");
+}
+
+int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
+{
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG };
+    static const struct option opts[] = {
+        {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
+        {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
+        {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    o->pci_root = "/sys/bus/pci/devices";
+    o->rpc_path = "/run/vfe-vhostd/vhostd.sock";
+    o->iface_prefix = "/tmp/vf-";
+    o->log_level = LOG_INFO;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_ROOT: o->pci_root = optarg; break;
+        case O_RPC: o->rpc_path = optarg; break;
+        case O_CLIENT: o->client = true; break;
+        case O_IFACE: o->iface_prefix = optarg; break;
+        case O_TCP: o->compat_tcp = optarg; break;
+        case O_LOG:
+            if ((o->log_level = vfe_log_parse_level(optarg)) < 0) {
+                fprintf(stderr, "vfe-vhostd: --log-level '%s': err, warning, notice, info or debug\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h': vhostd_usage(stdout); return 1;
+        default:
+            fprintf(stderr, "vfe-vhostd: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vfe-vhostd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (!*o->pci_root || !*o->rpc_path || !*o->iface_prefix) {
+        fprintf(stderr, "vfe-vhostd: empty path argument\n");
+        return -1;
+    }
+    return 0;
+}

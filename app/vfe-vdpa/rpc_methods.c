@@ -1,0 +1,341 @@
+/* JSON-RPC methods of vfe-vhostd (params compatible with the peer tooling). */
+#include "app/vfe-vdpa/vhostd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_net.h>
+
+#include "lib/log/vfe_log.h"
+
+#define VHOSTD_VERSION "0.1.0"
+
+static int code_of(int err)
+{
+    switch (err) {
+    case -EEXIST: return RPC_EXISTS;
+    case -ENOENT: case -ENODEV: return RPC_NOT_FOUND;
+    case -EBUSY: case -EALREADY: return RPC_BUSY;
+    case -ETIMEDOUT: return RPC_TIMEOUT;
+    case -EINVAL: return RPC_INVALID_PARAMS;
+    default: return RPC_DEVICE_ERROR;
+    }
+}
+
+struct vhostd_pf *vhostd_find_pf(struct vhostd *d, const char *bdf)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+        if (d->pfs[i] && !strcmp(d->pfs[i]->bdf, bdf))
+            return d->pfs[i];
+    return NULL;
+}
+
+/* A BDF param: string and well formed, or an error answered. */
+static const char *bdf_param(json_t *params, const char *key, struct rpc_call *c)
+{
+    json_t *v = json_object_get(params, key);
+    if (!json_is_string(v)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\" (a PCI address DDDD:BB:DD.F) is required", key);
+        return NULL;
+    }
+    if (!pci_bdf_valid(json_string_value(v))) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\": '%.32s' is not a PCI address DDDD:BB:DD.F (lower-case hex)",
+                       key, json_string_value(v));
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* Exactly one of the action flags is true. */
+static const char *action(json_t *params, const char *const *names, struct rpc_call *c)
+{
+    const char *found = NULL;
+    for (int i = 0; names[i]; i++) {
+        json_t *v = json_object_get(params, names[i]);
+        if (!v)
+            continue;
+        if (!json_is_boolean(v)) {
+            rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\" must be true or false", names[i]);
+            return NULL;
+        }
+        if (json_is_true(v)) {
+            if (found) {
+                rpc_call_error(c, RPC_INVALID_PARAMS, "only one of \"%s\" and \"%s\" at a time", found, names[i]);
+                return NULL;
+            }
+            found = names[i];
+        }
+    }
+    if (!found)
+        rpc_call_error(c, RPC_INVALID_PARAMS, "one of \"%s\", \"%s\", \"%s\" must be true", names[0], names[1],
+                       names[2]);
+    return found;
+}
+
+static int m_version(void *ctx, json_t *params, struct rpc_call *c)
+{
+    rpc_call_result(c, json_pack("{s:s, s:s}", "version", VHOSTD_VERSION, "name", "vfe-vhostd"));
+    return 0;
+}
+
+struct pf_add {
+    struct vhostd *d;
+    struct rpc_call *call;
+    unsigned slot;
+};
+
+static void pf_ready(void *ctx, struct vhostd_pf *pf, int err)
+{
+    struct pf_add *a = ctx;
+    if (err) {
+        a->d->pfs[a->slot] = NULL;
+        rpc_call_error(a->call, code_of(err), "PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
+        vhostd_pf_close(pf);
+    } else {
+        rpc_call_result(a->call, json_pack("{s:s, s:i, s:s}", "pf", pf->bdf, "vfs", pf->num_vfs, "dialect",
+                                           vfe_mig_dialect_name(pf->mig.dialect)));
+    }
+    free(a);
+}
+
+static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
+{
+    if (vhostd_find_pf(d, bdf)) {
+        rpc_call_error(c, RPC_EXISTS, "PF %s is already added", bdf);
+        return 0;
+    }
+    if (!pci_fn_exists(d->opt.pci_root, bdf)) {
+        rpc_call_error(c, RPC_NOT_FOUND, "no PCI function %s under %s", bdf, d->opt.pci_root);
+        return 0;
+    }
+    char pf_of[16];
+    if (pci_vf_pf(d->opt.pci_root, bdf, pf_of) == 0) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "%s is a VF of %s; add the PF with mgmtpf, the VF with vf -a", bdf,
+                       pf_of);
+        return 0;
+    }
+    unsigned slot = 0;
+    while (slot < VHOSTD_MAX_PFS && d->pfs[slot])
+        slot++;
+    if (slot == VHOSTD_MAX_PFS) {
+        rpc_call_error(c, RPC_BUSY, "at most %d PFs", VHOSTD_MAX_PFS);
+        return 0;
+    }
+    struct pf_add *a = malloc(sizeof(*a));
+    *a = (struct pf_add){d, c, slot};
+    int err;
+    struct vhostd_pf *pf = vhostd_pf_open(d->loop, d->opt.pci_root, bdf, pf_ready, a, &err);
+    if (!pf) {
+        free(a);
+        rpc_call_error(c, code_of(err), "PF %s: %s", bdf, strerror(-err));
+        return 0;
+    }
+    d->pfs[slot] = pf;
+    return RPC_PENDING;
+}
+
+static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    static const char *const acts[] = {"add", "remove", "list", NULL};
+    const char *act = action(params, acts, c);
+    if (!act)
+        return 0;
+    if (!strcmp(act, "list")) {
+        json_t *a = json_array();
+        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+            if (d->pfs[i])
+                json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", d->pfs[i]->bdf, "state",
+                                                   d->pfs[i]->state == PF_READY ? "ready" : "starting", "vfs",
+                                                   d->pfs[i]->num_vfs, "vfs_in_use", d->pfs[i]->vfs_in_use,
+                                                   "dialect", vfe_mig_dialect_name(d->pfs[i]->mig.dialect)));
+        rpc_call_result(c, json_pack("{s:o}", "devices", a));
+        return 0;
+    }
+    const char *bdf = bdf_param(params, "dev", c);
+    if (!bdf)
+        return 0;
+    if (!strcmp(act, "add"))
+        return pf_add(d, bdf, c);
+    struct vhostd_pf *pf = vhostd_find_pf(d, bdf);
+    if (!pf) {
+        rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", bdf);
+    } else if (pf->vfs_in_use || pf->state == PF_STARTING) {
+        rpc_call_error(c, RPC_BUSY, "PF %s %s; remove its VFs first", bdf,
+                       pf->state == PF_STARTING ? "is still starting" : "has provisioned VFs");
+    } else {
+        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+            if (d->pfs[i] == pf)
+                d->pfs[i] = NULL;
+        vhostd_pf_close(pf);
+        LOG_N("PF %s removed", bdf);
+        rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
+    }
+    return 0;
+}
+
+static json_t *vf_json(const struct vhostd_vf *vf, bool full)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "vf", vf->bdf, "pf", vf->pf->bdf, "socket_file", vf->socket,
+                          "vm_uuid", vf->uuid);
+    if (!full)
+        return o;
+    struct vdpa_session_stats st;
+    vdpa_session_stats(vf->session, &st);
+    uint8_t mac[6];
+    vdpa_vf_mac(vf->dev, mac);
+    char macs[20];
+    snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    char feat[24];
+    snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)vdpa_vf_device_features(vf->dev));
+    json_object_update_new(o, json_pack("{s:b, s:i, s:i, s:i, s:s, s:s, s:b, s:s}", "probed", 1, "msix_num",
+                                        vdpa_vf_num_queues(vf->dev) + 1, "queue_num", vdpa_vf_num_queues(vf->dev),
+                                        "queue_size", 256, "device_feature", feat, "mac", macs, "configured",
+                                        st.rings_running > 0, "state", vdpa_vf_state_name(st.dev_state)));
+    return o;
+}
+
+struct vf_rm {
+    struct rpc_call *call;
+    char bdf[16];
+};
+
+static void vf_removed(void *ctx)
+{
+    struct vf_rm *r = ctx;
+    rpc_call_result(r->call, json_pack("{s:s}", "removed", r->bdf));
+    free(r);
+}
+
+static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    static const char *const acts[] = {"add", "remove", "list", "info", NULL};
+    const char *act = action(params, acts, c);
+    if (!act)
+        return 0;
+    if (!strcmp(act, "list")) {
+        const char *pf = bdf_param(params, "mgmtpf", c);
+        if (!pf)
+            return 0;
+        if (!vhostd_find_pf(d, pf)) {
+            rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", pf);
+            return 0;
+        }
+        json_t *a = json_array();
+        for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+            if (d->vfs[i] && !strcmp(d->vfs[i]->pf->bdf, pf))
+                json_array_append_new(a, vf_json(d->vfs[i], false));
+        rpc_call_result(c, json_pack("{s:o}", "devices", a));
+        return 0;
+    }
+    const char *bdf = bdf_param(params, "vfdev", c);
+    if (!bdf)
+        return 0;
+    if (!strcmp(act, "add")) {
+        json_t *js = json_object_get(params, "socket_file"), *ju = json_object_get(params, "uuid");
+        if ((js && !json_is_string(js)) || (ju && !json_is_string(ju) && !json_is_null(ju))) {
+            rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" and \"uuid\" must be strings");
+            return 0;
+        }
+        const char *sock = json_string_value(js), *uuid = json_string_value(ju);
+        if (sock && (sock[0] != '/' || strlen(sock) >= 100)) {
+            rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" must be an absolute path under 100 characters");
+            return 0;
+        }
+        if (uuid && strlen(uuid) >= 64) {
+            rpc_call_error(c, RPC_INVALID_PARAMS, "\"uuid\" is too long");
+            return 0;
+        }
+        char msg[256];
+        int rc = vhostd_vf_add(d, bdf, sock, uuid, msg, sizeof(msg));
+        if (rc < 0)
+            rpc_call_error(c, code_of(rc), "%s", msg);
+        else
+            rpc_call_result(c, vf_json(vhostd_find_vf(d, bdf), false));
+        return 0;
+    }
+    struct vhostd_vf *vf = vhostd_find_vf(d, bdf);
+    if (!vf) {
+        rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
+        return 0;
+    }
+    if (!strcmp(act, "info")) {
+        rpc_call_result(c, vf_json(vf, true));
+        return 0;
+    }
+    struct vf_rm *r = malloc(sizeof(*r));
+    r->call = c;
+    snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
+    int rc = vhostd_vf_remove(d, vf, vf_removed, r);
+    if (rc < 0) {
+        free(r);
+        rpc_call_error(c, code_of(rc), "VF %s: %s", bdf, strerror(-rc));
+        return 0;
+    }
+    return RPC_PENDING;
+}
+
+static json_t *vf_stats(const struct vhostd_vf *vf)
+{
+    struct vdpa_session_stats st;
+    vdpa_session_stats(vf->session, &st);
+    json_t *idx = json_array();
+    for (unsigned i = 0; i < st.nsaved; i++)
+        json_array_append_new(idx, json_integer(st.last_avail[i]));
+    char feat[24];
+    snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
+    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "vf", vf->bdf, "state", vdpa_vf_state_name(st.dev_state),
+                     "vhost_user", st.connected ? "connected" : "waiting", "features", feat, "rings_running",
+                     st.rings_running, "dirty_tracking", st.logging, "saved_ring_indices", idx);
+}
+
+static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    json_t *jv = json_object_get(params, "vfdev");
+    if (jv) {
+        const char *bdf = bdf_param(params, "vfdev", c);
+        if (!bdf)
+            return 0;
+        struct vhostd_vf *vf = vhostd_find_vf(d, bdf);
+        if (!vf)
+            rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
+        else
+            rpc_call_result(c, json_pack("{s:[o]}", "vfs", vf_stats(vf)));
+        return 0;
+    }
+    json_t *a = json_array();
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        if (d->vfs[i])
+            json_array_append_new(a, vf_stats(d->vfs[i]));
+    rpc_call_result(c, json_pack("{s:o}", "vfs", a));
+    return 0;
+}
+
+static int m_health(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    unsigned pfs = 0, vfs = 0, failed = 0;
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+        if (d->pfs[i]) {
+            pfs++;
+            failed += d->pfs[i]->state == PF_FAILED;
+        }
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        vfs += d->vfs[i] != NULL;
+    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f}", "status", failed ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
+                                 "uptime_s", ev_now(d->loop) - d->started_at));
+    return 0;
+}
+
+int vhostd_rpc_register(struct vhostd *d)
+{
+    int rc = rpc_register(d->rpc, "version", m_version, d);
+    rc = rc ?: rpc_register(d->rpc, "mgmtpf", m_mgmtpf, d);
+    rc = rc ?: rpc_register(d->rpc, "vf", m_vf, d);
+    rc = rc ?: rpc_register(d->rpc, "stats", m_stats, d);
+    rc = rc ?: rpc_register(d->rpc, "health", m_health, d);
+    return rc;
+}

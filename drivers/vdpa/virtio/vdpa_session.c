@@ -1,0 +1,331 @@
+/* vhost-user session -> VF device operations, one at a time (see vdpa_session.h). */
+#include "drivers/vdpa/virtio/vdpa_session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/virtio_config.h>
+
+#include "lib/log/vfe_log.h"
+#include "lib/vhost/vhost_proto.h"
+
+#define MAX_PENDING 64
+
+struct vdpa_session {
+    struct ev_loop *loop;
+    struct vdpa_vf *vf;
+    struct vhost_dev *dev;
+    char name[32];
+    uint64_t features;
+    bool busy;                          /* a device operation is in flight */
+    ev_timer kick;                      /* converge from the loop */
+    uint64_t running_mask;              /* rings the device runs */
+    uint16_t saved[VDPA_MAX_RINGS];     /* indices from the last stop */
+    uint64_t saved_mask;
+    bool log_wanted, log_active, log_known;
+    int log_fd;
+    uint64_t log_offset, log_size;
+    bool unmap_when_stopped;
+    struct vhost_pending pending[MAX_PENDING];
+    unsigned npending;
+    void (*destroy_done)(void *ctx);
+    void *destroy_ctx;
+    bool destroying;
+};
+
+static void converge(struct vdpa_session *s);
+
+static void schedule(struct vdpa_session *s)
+{
+    if (!ev_is_active(&s->kick)) {
+        ev_timer_set(&s->kick, 0., 0.);
+        ev_timer_start(s->loop, &s->kick);
+    }
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    converge(w->data);
+}
+
+/* Rings the front-end has started now. */
+static uint64_t wanted_rings(const struct vdpa_session *s)
+{
+    uint64_t m = 0;
+    if (s->destroying || !s->dev)
+        return 0;
+    for (uint16_t i = 0; i < VDPA_MAX_RINGS; i++) {
+        const struct vhost_ring *r = vhost_get_ring(s->dev, i);
+        if (r && r->started)
+            m |= 1ull << i;
+    }
+    return m;
+}
+
+static void op_done(void *ctx, int err)
+{
+    struct vdpa_session *s = ctx;
+    s->busy = false;
+    if (err)
+        LOG_E("%s: device operation failed: %s", s->name, strerror(-err));
+    schedule(s);
+}
+
+static void stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
+{
+    struct vdpa_session *s = ctx;
+    if (!err) {
+        for (unsigned i = 0; i < n && i < VDPA_MAX_RINGS; i++)
+            if (s->running_mask & (1ull << i)) {
+                s->saved[i] = last_avail[i];
+                s->saved_mask |= 1ull << i;
+            }
+    }
+    s->running_mask = 0;
+    op_done(s, err);
+}
+
+static int start(struct vdpa_session *s, uint64_t want)
+{
+    struct vdpa_ring rings[VDPA_MAX_RINGS];
+    unsigned n = 0;
+    memset(rings, 0, sizeof(rings));
+    for (unsigned i = 0; i < VDPA_MAX_RINGS; i++) {
+        if (!(want & (1ull << i)))
+            continue;
+        const struct vhost_ring *r = vhost_get_ring(s->dev, (uint16_t)i);
+        rings[i] = (struct vdpa_ring){true, r->num, r->desc, r->avail, r->used, r->base};
+        n = i + 1;
+    }
+    /* a front-end that restarts a ring always says where: its SET_VRING_BASE */
+    uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
+    s->busy = true;
+    int rc = vdpa_vf_start(s->vf, f, rings, n, op_done, s);
+    if (rc < 0) {
+        s->busy = false;
+        LOG_E("%s: start: %s", s->name, strerror(-rc));
+        return rc;
+    }
+    s->running_mask = want;
+    s->saved_mask &= ~want;
+    return 0;
+}
+
+static void answer_pending(struct vdpa_session *s)
+{
+    unsigned keep = 0;
+    for (unsigned i = 0; i < s->npending; i++) {
+        struct vhost_pending p = s->pending[i];
+        if (s->running_mask & (1ull << p.ring)) {
+            s->pending[keep++] = p;
+            continue;
+        }
+        uint16_t idx = (s->saved_mask & (1ull << p.ring)) ? s->saved[p.ring] : vhost_get_ring(s->dev, p.ring)->base;
+        LOG_D("%s: ring %u base %u", s->name, p.ring, idx);
+        vhost_ring_base_done(p, idx);
+    }
+    s->npending = keep;
+}
+
+static void converge(struct vdpa_session *s)
+{
+    if (s->busy)
+        return;   /* op_done schedules again */
+    uint64_t want = wanted_rings(s);
+    for (unsigned i = 0; i < s->npending; i++)
+        want &= ~(1ull << s->pending[i].ring);   /* a ring asked for its base is stopping */
+    int rc = 0;
+    if (s->running_mask && s->running_mask != want) {
+        s->busy = true;
+        rc = vdpa_vf_stop(s->vf, stopped, s);
+        if (rc < 0) {
+            s->busy = false;
+            s->running_mask = 0;
+        } else {
+            return;
+        }
+    }
+    answer_pending(s);
+    if (s->log_known && s->log_wanted != s->log_active && !s->destroying) {
+        s->busy = true;
+        rc = s->log_wanted ? vdpa_vf_log_start(s->vf, s->log_fd, s->log_offset, s->log_size, op_done, s)
+                           : vdpa_vf_log_stop(s->vf, op_done, s);
+        if (rc == 0) {
+            s->log_active = s->log_wanted;
+            return;
+        }
+        s->busy = false;
+        LOG_E("%s: dirty tracking %s: %s", s->name, s->log_wanted ? "start" : "stop", strerror(-rc));
+        s->log_active = s->log_wanted;   /* do not retry in a loop */
+    }
+    if (!s->running_mask && s->unmap_when_stopped) {
+        s->unmap_when_stopped = false;
+        vdpa_vf_set_mem(s->vf, NULL, 0);
+    }
+    if (want && !s->running_mask && start(s, want) == 0)
+        return;
+    if (s->destroying && !s->busy && !s->running_mask) {
+        ev_timer_stop(s->loop, &s->kick);
+        void (*done)(void *) = s->destroy_done;
+        void *ctx = s->destroy_ctx;
+        free(s);
+        if (done)
+            done(ctx);
+    }
+}
+
+/* ---- lib/vhost callbacks ---- */
+
+static void on_connected(void *ctx, struct vhost_dev *d)
+{
+    struct vdpa_session *s = ctx;
+    s->dev = d;
+    s->saved_mask = 0;
+}
+
+static void on_disconnected(void *ctx, struct vhost_dev *d)
+{
+    struct vdpa_session *s = ctx;
+    s->npending = 0;
+    s->log_wanted = false;
+    s->log_known = s->log_active;   /* stop tracking if it runs */
+    s->unmap_when_stopped = true;
+    for (uint16_t i = 0; i < VDPA_MAX_RINGS && i < vdpa_vf_num_queues(s->vf); i++) {
+        vdpa_vf_set_kick(s->vf, i, -1);
+        vdpa_vf_set_call(s->vf, i, -1);
+    }
+    schedule(s);
+}
+
+static int on_features(void *ctx, uint64_t f)
+{
+    struct vdpa_session *s = ctx;
+    s->features = f;
+    s->log_wanted = f & (1ull << VHOST_F_LOG_ALL);
+    schedule(s);
+    return 0;
+}
+
+static int on_mem(void *ctx, const struct vhost_region *r, unsigned n)
+{
+    struct vdpa_session *s = ctx;
+    struct vdpa_region regs[VDPA_MAX_REGIONS];
+    if (n > VDPA_MAX_REGIONS)
+        return -E2BIG;
+    for (unsigned i = 0; i < n; i++)
+        regs[i] = (struct vdpa_region){r[i].gpa, r[i].size, r[i].fd, r[i].mmap_offset};
+    s->unmap_when_stopped = false;
+    return vdpa_vf_set_mem(s->vf, regs, n);
+}
+
+static int on_ring_start(void *ctx, uint16_t i, const struct vhost_ring *r)
+{
+    schedule(ctx);
+    return 0;
+}
+
+static void on_ring_stop(void *ctx, uint16_t i)
+{
+    schedule(ctx);
+}
+
+static int on_kick(void *ctx, uint16_t i, int fd)
+{
+    struct vdpa_session *s = ctx;
+    return vdpa_vf_set_kick(s->vf, i, fd);
+}
+
+static int on_call(void *ctx, uint16_t i, int fd)
+{
+    struct vdpa_session *s = ctx;
+    return vdpa_vf_set_call(s->vf, i, fd);
+}
+
+static void on_get_base(void *ctx, uint16_t i, struct vhost_pending p)
+{
+    struct vdpa_session *s = ctx;
+    if (s->npending == MAX_PENDING) {
+        vhost_ring_base_done(p, vhost_get_ring(p.dev, i)->base);
+        return;
+    }
+    s->pending[s->npending++] = p;
+    schedule(s);
+}
+
+static int on_log(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *base)
+{
+    struct vdpa_session *s = ctx;
+    s->log_fd = fd;
+    s->log_offset = offset;
+    s->log_size = size;
+    s->log_known = true;
+    s->log_active = false;   /* a new log: tracking (re)starts into it */
+    schedule(s);
+    return 0;
+}
+
+static void on_rarp(void *ctx, const uint8_t mac[6])
+{
+    /* the switch learns the guest's address from its first frame */
+}
+
+static const struct vhost_ops session_ops = {
+    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
+    .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
+    .get_ring_base = on_get_base, .log_base = on_log, .rarp = on_rarp,
+};
+
+struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
+                                         const struct vdpa_session_cfg *cfg, int *err)
+{
+    struct vdpa_session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    s->loop = loop;
+    s->vf = vf;
+    s->log_fd = -1;
+    snprintf(s->name, sizeof(s->name), "%s", cfg->name);
+    ev_timer_init(&s->kick, kick_cb, 0., 0.);
+    s->kick.data = s;
+    uint16_t pairs = vdpa_vf_max_pairs(vf);
+    if (pairs > VHOST_MAX_QUEUE_PAIRS)
+        pairs = VHOST_MAX_QUEUE_PAIRS;
+    struct vhost_cfg vc = {.path = cfg->socket_path, .client = cfg->client, .queue_pairs = pairs,
+                           .features = vdpa_vf_device_features(vf), .ops = &session_ops, .ctx = s,
+                           .name = cfg->name};
+    s->dev = vhost_dev_create(loop, &vc, err);
+    if (!s->dev) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void *ctx)
+{
+    s->destroy_done = done;
+    s->destroy_ctx = ctx;
+    vhost_dev_destroy(s->dev);   /* disconnected callback: stop and unmap */
+    s->dev = NULL;
+    s->destroying = true;
+    s->npending = 0;
+    converge(s);
+}
+
+void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->connected = s->dev && vhost_connected(s->dev);
+    st->features = s->features;
+    st->rings_running = (unsigned)__builtin_popcountll(s->running_mask);
+    st->dev_state = vdpa_vf_state(s->vf);
+    st->logging = s->log_active;
+    for (unsigned i = 0; i < VDPA_MAX_RINGS; i++)
+        if (s->saved_mask & (1ull << i)) {
+            st->last_avail[i] = s->saved[i];
+            st->nsaved = i + 1;
+        }
+}

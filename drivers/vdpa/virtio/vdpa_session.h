@@ -1,0 +1,42 @@
+/*
+ * The vhost-user half of vDPA: one lib/vhost session driving one VF's
+ * vdpa_vf.  It turns the front-end's requests into device operations, one at
+ * a time, always converging on what the front-end asked for last:
+ *   - the rings QEMU started run on the device (programmed through the PF);
+ *   - GET_VRING_BASE freezes the device and answers with its own index;
+ *   - LOG_ALL starts device dirty tracking into QEMU's log;
+ *   - a front-end that goes away leaves the device stopped and unmapped.
+ */
+#ifndef VDPA_SESSION_H
+#define VDPA_SESSION_H
+
+#include "drivers/vdpa/virtio/vdpa_vf.h"
+#include "lib/vhost/vhost.h"
+
+struct vdpa_session;
+
+struct vdpa_session_cfg {
+    const char *socket_path;
+    bool client;               /* connect to QEMU's server=on socket */
+    const char *name;          /* the VF's BDF, for logs */
+};
+
+/* vf stays owned by the caller and must outlive the session. */
+struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
+                                         const struct vdpa_session_cfg *cfg, int *err);
+/* Stops the device (asynchronously when it runs) and closes the socket; done
+ * runs once when the VF may be closed. */
+void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void *ctx);
+
+struct vdpa_session_stats {
+    bool connected;
+    uint64_t features;
+    unsigned rings_running;
+    enum vdpa_vf_state dev_state;
+    bool logging;
+    uint16_t last_avail[VDPA_MAX_RINGS];
+    unsigned nsaved;
+};
+void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st);
+
+#endif

@@ -1,0 +1,237 @@
+/* vhostmgmt: operator CLI of vfe-vhostd (JSON-RPC over its unix socket). */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/rpc/rpc.h"
+
+#define TIMEOUT_MS 30000
+
+static const char *sock_path;
+static bool as_json;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: vhostmgmt [-s SOCKET] [--json] COMMAND [ARGS]\n"
+"\n"
+"Commands:\n"
+"  mgmtpf -a BDF            add a PF (brings up its admin queue)\n"
+"  mgmtpf -r BDF            remove a PF (refused while it has VFs)\n"
+"  mgmtpf -l                list PFs\n"
+"  vf -a BDF [-v SOCK] [-u UUID]\n"
+"                           add a VF: serve vhost-user on SOCK (default: the daemon's\n"
+"                           --iface prefix + BDF); VFs with the same UUID belong to one VM\n"
+"  vf -r BDF                remove a VF (its device is stopped first)\n"
+"  vf -l PF                 list the VFs of a PF\n"
+"  vf -i BDF                details of a VF\n"
+"  stats [BDF]              per-VF state, features, rings, connection\n"
+"  health                   daemon health\n"
+"  version                  daemon version\n"
+"\n"
+"  -s, --socket PATH        the daemon's socket (default $VFE_RPC_SOCKET or\n"
+"                           /run/vfe-vhostd/vhostd.sock)\n"
+"  --json                   print the daemon's JSON result\n"
+"  --keep-going             with commands on stdin: go on after an error\n"
+"With no COMMAND and stdin not a terminal, commands are read from stdin, one per\n"
+"line ('#' starts a comment).  The exit status is 0 only if every command succeeded.\n");
+}
+
+static bool bdf_ok(const char *s)
+{
+    unsigned d, b, dev, fn;
+    char tail;
+    if (!s || strlen(s) != 12 || sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &dev, &fn, &tail) != 4)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (isupper((unsigned char)*p))
+            return false;
+    return dev < 32 && fn < 8;
+}
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "vhostmgmt: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see vhostmgmt --help)\n");
+    va_end(ap);
+    return 2;
+}
+
+static void print_obj(json_t *o, const char *indent)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        if (json_is_array(v) || json_is_object(v)) {
+            char *t = json_dumps(v, JSON_COMPACT);
+            printf("%s%-20s %s\n", indent, k, t);
+            free(t);
+        } else if (json_is_string(v)) {
+            printf("%s%-20s %s\n", indent, k, json_string_value(v));
+        } else {
+            char *t = json_dumps(v, JSON_ENCODE_ANY);
+            printf("%s%-20s %s\n", indent, k, t);
+            free(t);
+        }
+    }
+}
+
+static void print_result(json_t *r)
+{
+    if (as_json) {
+        char *t = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        puts(t);
+        free(t);
+        return;
+    }
+    json_t *list = json_object_get(r, "devices");
+    if (!list)
+        list = json_object_get(r, "vfs");
+    if (json_is_array(list)) {
+        size_t i;
+        json_t *e;
+        if (json_array_size(list) == 0)
+            puts("(none)");
+        json_array_foreach(list, i, e) {
+            print_obj(e, "");
+            if (i + 1 < json_array_size(list))
+                putchar('\n');
+        }
+        return;
+    }
+    print_obj(r, "");
+}
+
+static int call(const char *method, json_t *params)
+{
+    json_t *res = NULL;
+    char msg[512];
+    int rc = rpc_client_call(sock_path, method, params, TIMEOUT_MS, &res, msg, sizeof(msg));
+    json_decref(params);
+    if (rc) {
+        fprintf(stderr, "vhostmgmt: %s: %s (code %d)\n", method, msg, rc);
+        return 1;
+    }
+    print_result(res);
+    json_decref(res);
+    return 0;
+}
+
+/* One command from argv-like words. */
+static int run(int argc, char **argv)
+{
+    if (argc < 1)
+        return bad("no command");
+    const char *cmd = argv[0];
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "health"))
+        return argc == 1 ? call(cmd, json_object()) : bad("%s takes no arguments", cmd);
+    if (!strcmp(cmd, "stats")) {
+        if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))
+            return bad("stats [BDF]: '%s' is not a PCI address DDDD:BB:DD.F", argc == 2 ? argv[1] : "");
+        return call("stats", argc == 2 ? json_pack("{s:s}", "vfdev", argv[1]) : json_object());
+    }
+    if (!strcmp(cmd, "mgmtpf")) {
+        if (argc == 2 && !strcmp(argv[1], "-l"))
+            return call("mgmtpf", json_pack("{s:b}", "list", 1));
+        if (argc != 3 || (strcmp(argv[1], "-a") && strcmp(argv[1], "-r")))
+            return bad("usage: mgmtpf -a BDF | -r BDF | -l");
+        if (!bdf_ok(argv[2]))
+            return bad("'%s' is not a PCI address DDDD:BB:DD.F", argv[2]);
+        return call("mgmtpf", json_pack("{s:b, s:s}", argv[1][1] == 'a' ? "add" : "remove", 1, "dev", argv[2]));
+    }
+    if (!strcmp(cmd, "vf")) {
+        if (argc < 3)
+            return bad("usage: vf -a BDF [-v SOCK] [-u UUID] | -r BDF | -l PF | -i BDF");
+        const char *op = argv[1], *bdf = argv[2];
+        if (!bdf_ok(bdf))
+            return bad("'%s' is not a PCI address DDDD:BB:DD.F", bdf);
+        if (!strcmp(op, "-a")) {
+            json_t *p = json_pack("{s:b, s:s}", "add", 1, "vfdev", bdf);
+            for (int i = 3; i < argc; i += 2) {
+                if (i + 1 >= argc || (strcmp(argv[i], "-v") && strcmp(argv[i], "-u"))) {
+                    json_decref(p);
+                    return bad("vf -a: unexpected '%s' (-v SOCK, -u UUID)", argv[i]);
+                }
+                json_object_set_new(p, argv[i][1] == 'v' ? "socket_file" : "uuid", json_string(argv[i + 1]));
+            }
+            return call("vf", p);
+        }
+        if (argc != 3)
+            return bad("vf %s takes one BDF", op);
+        if (!strcmp(op, "-r"))
+            return call("vf", json_pack("{s:b, s:s}", "remove", 1, "vfdev", bdf));
+        if (!strcmp(op, "-l"))
+            return call("vf", json_pack("{s:b, s:s}", "list", 1, "mgmtpf", bdf));
+        if (!strcmp(op, "-i"))
+            return call("vf", json_pack("{s:b, s:s}", "info", 1, "vfdev", bdf));
+        return bad("vf: unknown option '%s'", op);
+    }
+    return bad("unknown command '%s'", cmd);
+}
+
+static int run_stdin(bool keep_going)
+{
+    char line[1024];
+    int worst = 0, n = 0;
+    while (fgets(line, sizeof(line), stdin)) {
+        n++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *words[16];
+        int nw = 0;
+        for (char *t = strtok(line, " \t\r\n"); t && nw < 16; t = strtok(NULL, " \t\r\n"))
+            words[nw++] = t;
+        if (!nw)
+            continue;
+        int rc = run(nw, words);
+        if (rc) {
+            fprintf(stderr, "vhostmgmt: line %d failed\n", n);
+            worst = rc;
+            if (!keep_going)
+                return rc;
+        }
+    }
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+        {"keep-going", no_argument, NULL, 'k'},   {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    sock_path = getenv("VFE_RPC_SOCKET");
+    if (!sock_path || !*sock_path)
+        sock_path = "/run/vfe-vhostd/vhostd.sock";
+    bool keep = false;
+    int c;
+    /* options only before the command: "vf -a" belongs to the command */
+    while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sock_path = optarg; break;
+        case 'j': as_json = true; break;
+        case 'k': keep = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind == argc) {
+        if (isatty(STDIN_FILENO)) {
+            usage(stderr);
+            return 2;
+        }
+        return run_stdin(keep);
+    }
+    return run(argc - optind, argv + optind);
+}
