@@ -109,6 +109,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
+    if (d->fd >= 0 && !d->paused)
+        read_cb(loop, &d->watch, EV_READ);   /* the old front-end may be gone already */
     if (d->fd >= 0) {   /* one front-end at a time */
         LOG_W("vhost-user %s: second front-end on %s refused", d->name, d->path);
         close(fd);

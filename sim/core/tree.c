@@ -66,7 +66,19 @@ int tree_write_pf_links(struct sim_pf *pf)
 {
     const char *dir = pf->fn.dir;
     int rc = write_file(dir, "sriov_totalvfs", "%u\n", pf->total_vfs);
-    rc = rc ?: write_file(dir, "sriov_numvfs", "%u\n", pf->num_vfs);
+    /* rewrite sriov_numvfs only when it says something else: a write by the
+     * operator that just happened must not be replaced by the old value */
+    char path[700], cur[32] = "", want[32];
+    snprintf(path, sizeof(path), "%s/sriov_numvfs", dir);
+    snprintf(want, sizeof(want), "%u\n", pf->num_vfs);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(cur, sizeof(cur), f))
+            cur[0] = '\0';
+        fclose(f);
+    }
+    if (rc == 0 && strcmp(cur, want))
+        rc = write_file(dir, "sriov_numvfs", "%s", want);
     for (unsigned v = 0; v < pf->total_vfs && rc == 0; v++) {
         char name[32], target[40];
         snprintf(name, sizeof(name), "virtfn%u", v);
@@ -75,7 +87,6 @@ int tree_write_pf_links(struct sim_pf *pf)
             snprintf(target, sizeof(target), "../%s", vf->bdf);
             rc = link_at(dir, name, target);
         } else {
-            char path[700];
             snprintf(path, sizeof(path), "%s/%s", dir, name);
             unlink(path);
         }

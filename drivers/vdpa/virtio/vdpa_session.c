@@ -21,6 +21,7 @@ struct vdpa_session {
     bool busy;                          /* a device operation is in flight */
     ev_timer kick;                      /* converge from the loop */
     uint64_t running_mask;              /* rings the device runs */
+    unsigned gen, run_gen;              /* connection generation, and the one the rings ran in */
     uint16_t saved[VDPA_MAX_RINGS];     /* indices from the last stop */
     uint64_t saved_mask;
     bool log_wanted, log_active, log_known;
@@ -36,12 +37,17 @@ struct vdpa_session {
 
 static void converge(struct vdpa_session *s);
 
-static void schedule(struct vdpa_session *s)
+static void schedule_in(struct vdpa_session *s, double delay)
 {
     if (!ev_is_active(&s->kick)) {
-        ev_timer_set(&s->kick, 0., 0.);
+        ev_timer_set(&s->kick, delay, 0.);
         ev_timer_start(s->loop, &s->kick);
     }
+}
+
+static void schedule(struct vdpa_session *s)
+{
+    schedule_in(s, 0.);
 }
 
 static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -75,7 +81,7 @@ static void op_done(void *ctx, int err)
 static void stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
 {
     struct vdpa_session *s = ctx;
-    if (!err) {
+    if (!err && s->run_gen == s->gen) {   /* indices of a gone connection mean nothing */
         for (unsigned i = 0; i < n && i < VDPA_MAX_RINGS; i++)
             if (s->running_mask & (1ull << i)) {
                 s->saved[i] = last_avail[i];
@@ -95,10 +101,12 @@ static int start(struct vdpa_session *s, uint64_t want)
         if (!(want & (1ull << i)))
             continue;
         const struct vhost_ring *r = vhost_get_ring(s->dev, (uint16_t)i);
-        rings[i] = (struct vdpa_ring){true, r->num, r->desc, r->avail, r->used, r->base};
+        /* a ring we stopped ourselves (to add or drop others) continues where
+         * the device left it; otherwise the front-end's SET_VRING_BASE says where */
+        uint16_t base = (s->saved_mask & (1ull << i)) ? s->saved[i] : r->base;
+        rings[i] = (struct vdpa_ring){true, r->num, r->desc, r->avail, r->used, base};
         n = i + 1;
     }
-    /* a front-end that restarts a ring always says where: its SET_VRING_BASE */
     uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
     s->busy = true;
     int rc = vdpa_vf_start(s->vf, f, rings, n, op_done, s);
@@ -108,7 +116,7 @@ static int start(struct vdpa_session *s, uint64_t want)
         return rc;
     }
     s->running_mask = want;
-    s->saved_mask &= ~want;
+    s->run_gen = s->gen;
     return 0;
 }
 
@@ -123,6 +131,7 @@ static void answer_pending(struct vdpa_session *s)
         }
         uint16_t idx = (s->saved_mask & (1ull << p.ring)) ? s->saved[p.ring] : vhost_get_ring(s->dev, p.ring)->base;
         LOG_D("%s: ring %u base %u", s->name, p.ring, idx);
+        s->saved_mask &= ~(1ull << p.ring);   /* the front-end owns the index now */
         vhost_ring_base_done(p, idx);
     }
     s->npending = keep;
@@ -182,11 +191,14 @@ static void on_connected(void *ctx, struct vhost_dev *d)
     struct vdpa_session *s = ctx;
     s->dev = d;
     s->saved_mask = 0;
+    s->gen++;
 }
 
 static void on_disconnected(void *ctx, struct vhost_dev *d)
 {
     struct vdpa_session *s = ctx;
+    s->gen++;
+    s->saved_mask = 0;
     s->npending = 0;
     s->log_wanted = false;
     s->log_known = s->log_active;   /* stop tracking if it runs */
@@ -221,7 +233,8 @@ static int on_mem(void *ctx, const struct vhost_region *r, unsigned n)
 
 static int on_ring_start(void *ctx, uint16_t i, const struct vhost_ring *r)
 {
-    schedule(ctx);
+    /* front-ends enable rings one message at a time: gather them into one start */
+    schedule_in(ctx, 0.005);
     return 0;
 }
 

@@ -52,7 +52,7 @@ static void start_ran(void *ctx, int err)
     if (err)
         LOG_E("%s: run after restore failed: %s", v->t->bdf, strerror(-err));
     else
-        LOG_I("%s: running, %u rings", v->t->bdf, v->st.nvqs);
+        LOG_I("%s: running", v->t->bdf);
     finish_later(v, err);
 }
 
@@ -97,9 +97,13 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
     s->status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
                 VIRTIO_CONFIG_S_DRIVER_OK;
     unsigned pairs = 0;
-    for (unsigned q = 0; q < nrings; q++) {
+    /* every queue of the VF is described: one a previous user left enabled
+     * must not run on with memory that is gone */
+    unsigned nq = v->num_queues < VDPA_MAX_RINGS ? v->num_queues : VDPA_MAX_RINGS;
+    static const struct vdpa_ring unused;
+    for (unsigned q = 0; q < nq; q++) {
         struct vfe_dev_vq_state *vq = &s->vq[q];
-        const struct vdpa_ring *r = &rings[q];
+        const struct vdpa_ring *r = q < nrings ? &rings[q] : &unused;
         vq->has_cfg = vq->has_split = true;
         vq->enabled = r->ready;
         vq->size = r->ready ? r->size : 0;
@@ -108,10 +112,12 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         vq->avail = r->avail;
         vq->used = r->used;
         vq->last_avail = vq->last_used = r->base;
-        if ((q & 1) && r->ready && rings[q - 1].ready)
+        if (r->ready)
+            LOG_D("%s: ring %u size %u at %u", v->t->bdf, q, r->size, r->base);
+        if ((q & 1) && r->ready && q < nrings && rings[q - 1].ready)
             pairs++;
     }
-    s->nvqs = (uint16_t)nrings;
+    s->nvqs = (uint16_t)nq;
     if (s->driver_features & (1ull << VIRTIO_NET_F_MQ)) {
         s->has_pairs = true;
         s->pairs = (uint16_t)(pairs ? pairs : 1);

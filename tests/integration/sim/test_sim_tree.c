@@ -163,7 +163,8 @@ static void test_tree_and_numvfs(void)
     /* VFs 3..8 cross into device 01: routing id arithmetic */
     CHECK(write_file(R, "0000:3b:00.0/sriov_numvfs", "8\n") == 0, "write numvfs");
     CHECK(wait_exists(R, "0000:3b:01.0/vfio-user.sock", true), "VF 8 appears as 0000:3b:01.0");
-    CHECK(link_is(R, "0000:3b:00.0/virtfn7", "../0000:3b:01.0"), "virtfn7");
+    CHECK(wait_exists(R, "0000:3b:00.0/virtfn7", true) && link_is(R, "0000:3b:00.0/virtfn7", "../0000:3b:01.0"),
+          "virtfn7");
     CHECK(write_file(R, "0000:3b:00.0/sriov_numvfs", "1\n") == 0, "write numvfs");
     CHECK(wait_exists(R, "0000:3b:00.2", false), "VF 2 removed");
     CHECK(!exists(R, "0000:3b:01.0") && !exists(R, "0000:3b:00.0/virtfn1"), "VFs 2..8 removed");

@@ -1,5 +1,5 @@
 /* The test front-end: guest memory, rings, start/stop/reconnect, frames, dirty log. */
-#include "tests/frontend/vfe_frontend_priv.h"
+#include "tests/vu_frontend/vfe_frontend_priv.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
 
 /* Region 0 (GPA 0): rings, then tx buffers.  Region 1 (GPA 1 GiB): rx buffers. */
 #define RING_SLOT 0x10000u
@@ -231,6 +232,12 @@ int vfe_fe_send(struct vfe_fe *fe, unsigned pair, const void *frame, size_t len)
     vfe_vring_publish(r);
     uint64_t one = 1;
     return write(fe->kick[2 * pair + 1], &one, 8) == 8 ? 0 : -errno;
+}
+
+void vfe_fe_used_indices(struct vfe_fe *fe, uint16_t *bases)
+{
+    for (unsigned i = 0; i < 2 * fe->o.pairs; i++)
+        bases[i] = fe->rings_init ? __atomic_load_n(&fe->rings[i].used->idx, __ATOMIC_ACQUIRE) : 0;
 }
 
 static void count_calls(struct vfe_fe *fe, unsigned ring)

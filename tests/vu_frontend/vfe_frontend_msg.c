@@ -1,6 +1,6 @@
 /* The test front-end's vhost-user messages: connect, negotiate, replies,
  * and the backend channel. */
-#include "tests/frontend/vfe_frontend_priv.h"
+#include "tests/vu_frontend/vfe_frontend_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 
 #include "drivers/common/virtio/vfe_vring.h"
 #include "lib/vhost/vhost_proto.h"
-#include "tests/frontend/vfe_frontend.h"
+#include "tests/vu_frontend/vfe_frontend.h"
 
 #define FE_RINGS (2 * VFE_FE_MAX_PAIRS)
 #define FE_RX_BUF 2048u

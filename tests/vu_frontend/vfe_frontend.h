@@ -49,6 +49,9 @@ int vfe_fe_reconnect(struct vfe_fe *fe);
 int vfe_fe_send(struct vfe_fe *fe, unsigned pair, const void *frame, size_t len);
 /* One frame: its length, -ETIMEDOUT, -EMSGSIZE. */
 int vfe_fe_recv(struct vfe_fe *fe, unsigned pair, void *buf, size_t cap, int timeout_ms);
+/* The index each ring's device has used up to, read from guest memory: what a
+ * front-end restarts from when the back-end could not tell it (it went away). */
+void vfe_fe_used_indices(struct vfe_fe *fe, uint16_t *bases);
 /* Interrupts seen on ring i's call eventfd so far. */
 uint64_t vfe_fe_calls(struct vfe_fe *fe, unsigned ring);
 

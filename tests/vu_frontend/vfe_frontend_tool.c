@@ -11,7 +11,7 @@
 #include <string.h>
 #include <linux/virtio_net.h>
 
-#include "tests/frontend/vfe_frontend.h"
+#include "tests/vu_frontend/vfe_frontend.h"
 
 static void usage(FILE *f)
 {

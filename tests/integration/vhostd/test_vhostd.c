@@ -1,0 +1,325 @@
+/*
+ * vfe-vhostd end to end with the sim and the test front-end: provisioning
+ * through vhostmgmt, frames byte-exact between two front-ends through two
+ * VFs (1 and 4 queue pairs) while the daemon stays idle, stop / reconnect at
+ * the right ring indices, VF removal and re-add under traffic, 64 VFs at
+ * once, and bad RPC input.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/rpc/rpc.h"
+#include "tests/vu_frontend/vfe_frontend.h"
+#include "tests/lib/check.h"
+#include "tests/lib/proc.h"
+#include "tests/lib/sim_proc.h"
+
+#define PF "0000:3b:00.0"
+
+static struct sim_proc sp;
+static pid_t vhostd = -1;
+static char rpc[100], iface[400], log_path[400];
+
+static const char *bin(const char *env, const char *dflt)
+{
+    const char *b = getenv(env);
+    return b ? b : dflt;
+}
+
+/* Run vhostmgmt with args (NULL-terminated); its exit status, output in out. */
+static int mgmt_run(char *out, size_t len, const char *stdin_text, ...)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "%s%s%s%s -s %s", stdin_text ? "printf '" : "", stdin_text ? stdin_text : "",
+             stdin_text ? "' | " : "", bin("VFE_VHOSTMGMT", "vhostmgmt"), rpc);
+    va_list ap;
+    va_start(ap, stdin_text);
+    for (const char *a; (a = va_arg(ap, const char *));) {
+        strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
+        strncat(cmd, a, sizeof(cmd) - strlen(cmd) - 1);
+    }
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    size_t got = p ? fread(out, 1, len - 1, p) : 0;
+    out[got] = '\0';
+    char sink[4096];
+    while (p && fread(sink, 1, sizeof(sink), p) > 0)
+        ;   /* the rest is not kept, but the command must not die writing it */
+    int st = p ? pclose(p) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int start_daemon(bool client)
+{
+    snprintf(rpc, sizeof(rpc), "%.80s/vhostd.sock", sp.dir);
+    snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
+    snprintf(log_path, sizeof(log_path), "%s/vhostd.log", sp.dir);
+    const char *argv[] = {bin("VFE_VHOSTD", "vfe-vhostd"), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", client ? "--client" : NULL, NULL};
+    vhostd = proc_spawn(argv, log_path);
+    const char *ready[] = {"ready: RPC", NULL};
+    return file_wait(log_path, ready, 1, 5000) ? 0 : -1;
+}
+
+static void vf_sock(const char *bdf, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s", iface, bdf);
+}
+
+/* Frames from a to b on pair p, checked; the count that arrived intact. */
+static unsigned flow(struct vfe_fe *a, struct vfe_fe *b, const uint8_t am[6], const uint8_t bm[6], unsigned n,
+                     unsigned pairs, size_t size, uint32_t seed)
+{
+    uint8_t out[9100], in[9200];
+    unsigned ok = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = size ? size : 60 + (i * 97) % 1400;
+        vfe_fe_frame(out, len, bm, am, seed + i);
+        if (vfe_fe_send(a, i % pairs, out, len) == 0 &&
+            vfe_fe_recv(b, i % pairs, in, sizeof(in), 3000) == (int)len && !memcmp(in, out, len))
+            ok++;
+        else
+            break;   /* one loss is enough to fail; do not wait out the rest */
+    }
+    return ok;
+}
+
+/* The device runs rings asynchronously after the front-end's last message:
+ * wait until the daemon reports them running. */
+static bool wait_running(const char *bdf, unsigned rings)
+{
+    long end = check_now_ms() + 5000;
+    while (check_now_ms() < end) {
+        json_t *res = NULL;
+        char msg[256];
+        if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) == 0) {
+            json_t *vf = json_array_get(json_object_get(res, "vfs"), 0);
+            bool ok = json_integer_value(json_object_get(vf, "rings_running")) == (json_int_t)rings &&
+                      !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running");
+            json_decref(res);
+            if (ok)
+                return true;
+        }
+        usleep(5000);
+    }
+    return false;
+}
+
+static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
+
+/* Teach the sim's switch both guest MACs (the guests' first frames do this). */
+static void announce(struct vfe_fe *a, struct vfe_fe *b)
+{
+    static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint8_t f[60], in[100];
+    vfe_fe_frame(f, 60, bcast, mac_a, 1);
+    vfe_fe_send(a, 0, f, 60);
+    vfe_fe_recv(b, 0, in, sizeof(in), 1000);
+    vfe_fe_frame(f, 60, bcast, mac_b, 2);
+    vfe_fe_send(b, 0, f, 60);
+    vfe_fe_recv(a, 0, in, sizeof(in), 1000);
+}
+
+static long long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long long)(ut + st);
+}
+
+static void test_traffic(unsigned pairs)
+{
+    char out[4096], sa[450], sb[450];
+    vf_sock("0000:3b:00.1", sa, sizeof(sa));
+    vf_sock("0000:3b:00.2", sb, sizeof(sb));
+    struct vfe_fe_opts oa = {.path = sa, .pairs = pairs}, ob = {.path = sb, .pairs = pairs};
+    struct vfe_fe *a = vfe_fe_open(&oa), *b = vfe_fe_open(&ob);
+    REQUIRE(a && b, out, "front-ends (%u pairs) did not connect", pairs);
+    CHECK(vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, "start");
+    CHECK(wait_running("0000:3b:00.1", 2 * pairs) && wait_running("0000:3b:00.2", 2 * pairs), "rings not running");
+    announce(a, b);
+    long long t0 = cpu_ticks(vhostd);
+    unsigned n = 500;
+    CHECK(flow(a, b, mac_a, mac_b, n, pairs, 0, 10) == n, "a -> b (%u pairs)", pairs);
+    CHECK(flow(b, a, mac_b, mac_a, n, pairs, 0, 20) == n, "b -> a (%u pairs)", pairs);
+    CHECK(flow(a, b, mac_a, mac_b, 20, pairs, 9000, 30) == 20, "9000-byte frames");
+    long long used = cpu_ticks(vhostd) - t0;
+    CHECK(used >= 0 && used <= 5, "the daemon used %lld ticks while %u frames flowed: it is in the data path",
+          used, 2 * n + 20);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "connected") &&
+              strstr(out, "running"), "stats while running: %s", out);
+
+    /* stop as QEMU does, reconnect, continue at the indices the device reported */
+    uint16_t ba[16], bb[16];
+    CHECK(vfe_fe_stop(a, ba) == 0 && vfe_fe_stop(b, bb) == 0, "stop");
+    /* a received the announce and n frames, sent the announce, n and 20 */
+    unsigned per = (n + pairs - 1) / pairs, big = (20 + pairs - 1) / pairs;
+    CHECK(ba[0] == per + 1 && ba[1] == per + big + 1, "ring indices from the device %u %u, want %u %u", ba[0],
+          ba[1], per + 1, per + big + 1);
+    CHECK(vfe_fe_reconnect(a) == 0 && vfe_fe_reconnect(b) == 0, "reconnect");
+    CHECK(vfe_fe_start(a, ba) == 0 && vfe_fe_start(b, bb) == 0, "start at the saved indices");
+    CHECK(wait_running("0000:3b:00.1", 2 * pairs) && wait_running("0000:3b:00.2", 2 * pairs), "rings not running");
+    CHECK(flow(a, b, mac_a, mac_b, 50, pairs, 0, 40) == 50, "frames after reconnect");
+    CHECK(flow(b, a, mac_b, mac_a, 50, pairs, 0, 50) == 50, "frames after reconnect, back");
+out:
+    vfe_fe_close(a);
+    vfe_fe_close(b);
+}
+
+static void test_remove_readd(void)
+{
+    char out[4096], sa[450], sb[450];
+    vf_sock("0000:3b:00.1", sa, sizeof(sa));
+    vf_sock("0000:3b:00.2", sb, sizeof(sb));
+    struct vfe_fe_opts oa = {.path = sa}, ob = {.path = sb};
+    struct vfe_fe *a = vfe_fe_open(&oa), *b = vfe_fe_open(&ob);
+    REQUIRE(a && b, out, "front-ends did not connect");
+    CHECK(vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, "start");
+    CHECK(wait_running("0000:3b:00.1", 2) && wait_running("0000:3b:00.2", 2), "rings not running");
+    announce(a, b);
+    CHECK(flow(a, b, mac_a, mac_b, 50, 1, 0, 60) == 50, "before removal");
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", "0000:3b:00.2", NULL) == 0, "vf -r: %s", out);
+    uint8_t f[100], in[200];
+    vfe_fe_frame(f, 100, mac_b, mac_a, 99);
+    CHECK(vfe_fe_send(a, 0, f, 100) == 0, "send while the peer VF is gone");
+    CHECK(vfe_fe_recv(b, 0, in, sizeof(in), 300) == -ETIMEDOUT, "a removed VF delivered a frame");
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.2", NULL) == 0, "vf -a again: %s", out);
+    CHECK(vfe_fe_reconnect(b) == 0, "front-end reconnects to the re-added VF");
+    uint16_t bases[2];
+    vfe_fe_used_indices(b, bases);   /* as QEMU does when its back-end went away */
+    CHECK(vfe_fe_start(b, bases) == 0, "start on the re-added VF");
+    CHECK(wait_running("0000:3b:00.2", 2), "re-added VF not running");
+    announce(a, b);
+    CHECK(flow(a, b, mac_a, mac_b, 50, 1, 0, 70) == 50, "after re-add");
+    CHECK(flow(b, a, mac_b, mac_a, 50, 1, 0, 80) == 50, "after re-add, back");
+out:
+    vfe_fe_close(a);
+    vfe_fe_close(b);
+}
+
+static void test_bad_rpc(void)
+{
+    char out[4096];
+    /* raw malformed requests on the socket */
+    static const char *const raw[] = {
+        "{not json", "[]", "{\"jsonrpc\":\"1.0\",\"method\":\"version\",\"id\":1}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":2}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"vf\",\"params\":{\"add\":\"yes\",\"vfdev\":\"0000:3b:00.3\"},\"id\":3}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"vf\",\"params\":{\"add\":true,\"vfdev\":42},\"id\":4}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"mgmtpf\",\"params\":[1,2],\"id\":5}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"vf\",\"params\":{\"add\":true,\"vfdev\":\"0000:3b:00.3\",\"socket_file\":\"rel\"},\"id\":6}",
+    };
+    static const int codes[] = {RPC_PARSE_ERROR, RPC_INVALID_REQUEST, RPC_INVALID_REQUEST, RPC_METHOD_NOT_FOUND,
+                                RPC_INVALID_PARAMS, RPC_INVALID_PARAMS, RPC_INVALID_PARAMS, RPC_INVALID_PARAMS};
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un su = {.sun_family = AF_UNIX};
+        memcpy(su.sun_path, rpc, sizeof(rpc) < sizeof(su.sun_path) ? sizeof(rpc) : sizeof(su.sun_path));
+        char reply[2048] = "";
+        if (connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0 && write(fd, raw[i], strlen(raw[i])) > 0 &&
+            write(fd, "\n", 1) == 1) {
+            shutdown(fd, SHUT_WR);
+            ssize_t r = read(fd, reply, sizeof(reply) - 1);
+            reply[r > 0 ? r : 0] = '\0';
+        }
+        close(fd);
+        char want[32];
+        snprintf(want, sizeof(want), "\"code\":%d", codes[i]);
+        CHECK(strstr(reply, want) != NULL, "request %zu: want %s, got %s", i, want, reply);
+    }
+    /* through vhostmgmt: clear messages and exit codes */
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3c:07.7", NULL) == 1 && strstr(out, "no PCI function"),
+          "unknown BDF: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.3", "-v", iface, NULL) == 0,
+          "vf -a with a socket: %s", out);
+    char s3[450];
+    vf_sock("0000:3b:00.1", s3, sizeof(s3));
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.4", "-v", s3, NULL) == 1 &&
+              strstr(out, "already used"), "duplicate socket: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.1", NULL) == 1 && strstr(out, "already added"),
+          "VF added twice: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "mgmtpf", "-r", PF, NULL) == 1 && strstr(out, "remove its VFs"),
+          "PF removal while in use: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "mgmtpf", "-a", "0000:3b:00.1", NULL) == 1 && strstr(out, "is a VF"),
+          "VF added as a PF: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "3b:00.1", NULL) == 2, "bad BDF format: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "frobnicate", NULL) == 2, "unknown command: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", "0000:3b:00.3", NULL) == 0, "vf -r: %s", out);
+    CHECK(proc_alive(vhostd), "the daemon died on bad input");
+    CHECK(mgmt_run(out, sizeof(out), NULL, "health", NULL) == 0 && strstr(out, "ok"), "health: %s", out);
+}
+
+static void test_many_vfs(void)
+{
+    char script[8192] = "", out[8192];
+    for (unsigned v = 5; v <= 64; v++) {
+        char bdf[16], line[64];
+        snprintf(bdf, sizeof(bdf), "0000:3b:%02x.%x", v >> 3, v & 7);
+        snprintf(line, sizeof(line), "vf -a %s\\n", bdf);
+        strncat(script, line, sizeof(script) - strlen(script) - 1);
+    }
+    CHECK(mgmt_run(out, sizeof(out), script, NULL) == 0, "adding VFs 5..64 from a script: %s",
+          strstr(out, "vhostmgmt:") ? strstr(out, "vhostmgmt:") : out);
+    unsigned served = 0;
+    for (unsigned v = 1; v <= 64; v++) {
+        if (v == 3 || v == 4)
+            continue;   /* not provisioned */
+        char bdf[16], s[450];
+        snprintf(bdf, sizeof(bdf), "0000:3b:%02x.%x", v >> 3, v & 7);
+        vf_sock(bdf, s, sizeof(s));
+        struct vfe_fe_opts o = {.path = s, .timeout_ms = 2000};
+        struct vfe_fe *fe = vfe_fe_open(&o);
+        if (fe && vfe_fe_start(fe, NULL) == 0)
+            served++;
+        vfe_fe_close(fe);
+    }
+    CHECK(served == 62, "%u of 62 VFs served", served);
+    json_t *res = NULL;
+    char msg[256];
+    CHECK(rpc_client_call(rpc, "stats", NULL, 5000, &res, msg, sizeof(msg)) == 0 &&
+              json_array_size(json_object_get(res, "vfs")) == 62, "stats of 62 VFs: %s", msg);
+    json_decref(res);
+}
+
+int main(void)
+{
+    const char *args[] = {"--pf", PF, "--vfs", "64", "--total-vfs", "64", "--qpairs", "4", "--mtu", "9000",
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
+    if (sim_proc_start(&sp, args) < 0)
+        return 1;
+    char out[4096];
+    REQUIRE(start_daemon(false) == 0, done, "vfe-vhostd did not start");
+    CHECK(mgmt_run(out, sizeof(out), NULL, "mgmtpf", "-a", PF, NULL) == 0, "mgmtpf -a: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.1", NULL) == 0, "vf -a 1: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "0000:3b:00.2", "-u", "vm-1", NULL) == 0, "vf -a 2: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "--json", "vf", "-l", PF, NULL) == 0 && strstr(out, "\"vm_uuid\": \"vm-1\""),
+          "vf -l: %s", out);
+    test_traffic(1);
+    test_traffic(4);
+    test_remove_readd();
+    test_bad_rpc();
+    test_many_vfs();
+    CHECK(proc_alive(vhostd), "vfe-vhostd died");
+done:
+    CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    CHECK(sim_proc_stop(&sp) == 0, "sim exit status");
+    return check_result("vhostd");
+}
