@@ -3,8 +3,8 @@
 vfe_install_deps() {
     local pkgs="meson ninja-build pkg-config gcc libev-dev libjansson-dev libsystemd-dev libcmocka-dev"
     case "$1" in
-        test) pkgs="$pkgs python3 clang-14 libclang-rt-14-dev dpdk-dev" ;;
-        demo) pkgs="$pkgs python3" ;;
+        test) pkgs="$pkgs python3 clang-14 libclang-rt-14-dev dpdk-dev qemu-system-x86 busybox-static cpio" ;;
+        demo) pkgs="$pkgs python3 qemu-system-x86 busybox-static cpio" ;;
     esac
     local missing=""
     for p in $pkgs; do

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""End to end with real QEMU: the sim with a PF and 2 VFs, vfe-vhostd, vhostmgmt
+provisioning, two TCG guests on the VFs' sockets ping each other; one guest
+reboots and pings again; QEMU is killed and restarted on the same socket and
+pings again; the same with the daemon in vhost-user client mode (QEMU server=on).
+Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vfe_guests import Guest, GuestError, build_guest  # noqa: E402
+
+BUILD = os.environ.get("VFE_BUILD_DIR", "build")
+SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
+VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
+MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
+PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
+
+procs = []
+
+
+def log(msg):
+    print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
+
+
+def spawn(args, out):
+    p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    procs.append(p)
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def wait_file(path, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise GuestError("%s did not appear" % path)
+
+
+def mgmt(rpc, *args):
+    r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True)
+    if r.returncode:
+        raise GuestError("vhostmgmt %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def ping(a, b_ip, count=3):
+    rc, out = a.run("ping -c %d -W 3 %s" % (count, b_ip), timeout=40)
+    if rc != 0:
+        raise GuestError("%s: ping %s failed:\n%s" % (a.name, b_ip, out))
+    return out
+
+
+def scenario(work, kernel, initrd, client):
+    mode = "client" if client else "server"
+    root = os.path.join(work, "root-" + mode)
+    sim = spawn([SIM, "--root", root, "--pf", PF, "--vfs", "2"], os.path.join(work, "sim-%s.log" % mode))
+    wait_file(os.path.join(root, "ready"))
+    rpc = os.path.join(work, "vhostd-%s.sock" % mode)
+    args = [VHOSTD, "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "%s-vf-" % mode)]
+    vhostd = spawn(args + (["--client"] if client else []), os.path.join(work, "vhostd-%s.log" % mode))
+    wait_file(rpc)
+    mgmt(rpc, "mgmtpf", "-a", PF)
+    socks = [os.path.join(work, "%s-%s.sock" % (mode, n)) for n in ("a", "b")]
+    mgmt(rpc, "vf", "-a", VF1, "-v", socks[0], "-u", "vm-a")
+    mgmt(rpc, "vf", "-a", VF2, "-v", socks[1], "-u", "vm-b")
+    log("%s mode: provisioned %s and %s" % (mode, VF1, VF2))
+    a = Guest("a-" + mode, work, kernel, initrd, socks[0], "52:54:00:00:00:0a", "10.0.0.1/24", client, reboot=True)
+    b = Guest("b-" + mode, work, kernel, initrd, socks[1], "52:54:00:00:00:0b", "10.0.0.2/24", client)
+    try:
+        a.start()
+        b.start()
+        a.wait_ready()
+        b.wait_ready()
+        log("%s mode: both guests up" % mode)
+        ping(a, "10.0.0.2")
+        ping(b, "10.0.0.1")
+        log("%s mode: guests ping each other through the VFs" % mode)
+        stats = mgmt(rpc, "stats", VF1)
+        if "running" not in stats:
+            raise GuestError("VF1 not running while pinging:\n" + stats)
+        a.sock.sendall(b"reboot -f\n")
+        a.expect("VFE-GUEST-READY", 120)
+        a.expect("\n", 5)
+        ping(a, "10.0.0.2")
+        log("%s mode: guest a rebooted and pings again" % mode)
+        a.kill()
+        a.start()
+        a.wait_ready()
+        ping(a, "10.0.0.2")
+        log("%s mode: qemu of guest a killed and restarted, pings again" % mode)
+    finally:
+        a.stop()
+        b.stop()
+        mgmt(rpc, "vf", "-r", VF1)
+        mgmt(rpc, "vf", "-r", VF2)
+        stop(vhostd)
+        stop(sim)
+    if vhostd.returncode or sim.returncode:
+        raise GuestError("exit status: vhostd %s, sim %s" % (vhostd.returncode, sim.returncode))
+
+
+def main():
+    global T0
+    T0 = time.time()
+    if not shutil.which("qemu-system-x86_64"):
+        print("qemu-system-x86_64 not installed: skipped")
+        return 77
+    work = tempfile.mkdtemp(prefix="vfe-guests-")
+    ok = False
+    try:
+        kernel, initrd = build_guest(BUILD)
+        log("guest kernel %s" % os.path.basename(kernel))
+        scenario(work, kernel, initrd, client=False)
+        scenario(work, kernel, initrd, client=True)
+        ok = True
+    except (GuestError, subprocess.CalledProcessError) as e:
+        print("FAIL: %s" % e)
+        for name in sorted(os.listdir(work)):
+            if name.endswith(".log"):
+                print("---- %s (last lines)" % name)
+                with open(os.path.join(work, name), "rb") as f:
+                    print(f.read()[-1500:].decode(errors="replace"))
+    finally:
+        for p in procs:
+            stop(p)
+        if ok and not os.environ.get("VFE_TEST_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    log("passed" if ok else "failed (logs in %s)" % work)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
