@@ -1,0 +1,80 @@
+/*
+ * libFuzzer target: arbitrary bytes sent to lib/rpc's server on a unix
+ * socket (framing, JSON, batches, dispatch, replies).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+#include "lib/rpc/rpc.h"
+
+static struct ev_loop *loop;
+static struct rpc_server *srv;
+static char path[108];
+static struct rpc_call *later;
+
+static int m_echo(void *ctx, json_t *params, struct rpc_call *c)
+{
+    rpc_call_result(c, json_incref(params));
+    return 0;
+}
+
+static int m_async(void *ctx, json_t *params, struct rpc_call *c)
+{
+    if (later)
+        rpc_call_error(later, RPC_BUSY, "replaced");
+    later = c;
+    return RPC_PENDING;
+}
+
+static int m_silent(void *ctx, json_t *params, struct rpc_call *c)
+{
+    return 0;   /* a buggy method that forgets to answer */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!loop) {
+        loop = ev_loop_new(0);
+        vfe_log_set_level(0);
+        snprintf(path, sizeof(path), "/tmp/vfe-fuzz-rpc-%d.sock", (int)getpid());
+        int err;
+        srv = rpc_server_create(loop, path, &err);
+        if (!srv)
+            abort();
+        rpc_register(srv, "echo", m_echo, NULL);
+        rpc_register(srv, "async", m_async, NULL);
+        rpc_register(srv, "silent", m_silent, NULL);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        abort();
+    size_t off = 0;
+    while (off < size) {
+        ssize_t n = write(fd, data + off, size - off > 65536 ? 65536 : size - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 4; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    if (later && (size & 1)) {
+        rpc_call_result(later, json_string("late"));   /* after the client may be gone */
+        later = NULL;
+    }
+    char sink[4096];
+    while (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+        ;
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    return 0;
+}
