@@ -37,21 +37,6 @@ void test_vf_close(struct test_vf *v)
     memset(v, 0, sizeof(*v));
 }
 
-void test_frame_build(uint8_t *f, size_t len, const uint8_t dst[6], const uint8_t src[6], uint32_t seed)
-{
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    f[12] = 0x88;
-    f[13] = 0xb5;
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 14; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        f[i] = (uint8_t)x;
-    }
-}
-
 long long test_sim_counter(const struct sim_proc *sp, const char *bdf, const char *field)
 {
     char req[128], reply[4096], key[64];

@@ -7,6 +7,7 @@
 
 #include "tests/lib/guest/guest_net.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/vu_frontend/vfe_frontend.h"   /* vfe_fe_frame(): seeded test frames */
 
 struct test_vf {
     char bdf[16];
@@ -22,10 +23,6 @@ struct test_vf {
 int test_vf_open(struct test_vf *v, const struct sim_proc *sp, const char *bdf,
                  const struct guest_net_opts *o);
 void test_vf_close(struct test_vf *v);
-
-/* An Ethernet frame of len bytes from src to dst, ethertype 0x88b5, payload
- * from a seeded generator so the receiver can be checked byte for byte. */
-void test_frame_build(uint8_t *f, size_t len, const uint8_t dst[6], const uint8_t src[6], uint32_t seed);
 
 /* One numeric field of the sim's counters for bdf, or -1. */
 long long test_sim_counter(const struct sim_proc *sp, const char *bdf, const char *field);

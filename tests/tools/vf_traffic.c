@@ -49,7 +49,7 @@ static unsigned one_way(struct test_vf *a, struct test_vf *b, unsigned frames, u
     for (unsigned i = 0; i < frames; i++) {
         unsigned len = fixed ? fixed : cycle[i % 4];
         unsigned pair = i % pairs;
-        test_frame_build(out, len, b->mac, a->mac, i);
+        vfe_fe_frame(out, len, b->mac, a->mac, i);
         int rc = guest_net_send(a->g, pair, out, len);
         int got = rc == 0 ? guest_net_recv(b->g, pair, in, GUEST_NET_MAX_FRAME, 2000) : rc;
         guest_net_reclaim_tx(a->g, pair);

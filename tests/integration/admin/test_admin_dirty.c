@@ -55,7 +55,7 @@ static void flow(const struct sim_proc *sp, struct test_vf *a, struct test_vf *b
     uint8_t f[2048];
     for (unsigned i = 0; i < n; i++) {
         size_t len = 64 + (i * 397) % 1400;
-        test_frame_build(f, len, b->mac, a->mac, seed + i);
+        vfe_fe_frame(f, len, b->mac, a->mac, seed + i);
         CHECK(guest_net_send(a->g, 0, f, len) == 0, "send %u", i);
         guest_net_reclaim_tx(a->g, 0);
     }
@@ -71,7 +71,7 @@ static void drain(struct test_vf *a, struct test_vf *b, unsigned n, uint32_t see
     uint8_t f[2048], in[2048];
     for (unsigned i = 0; i < n; i++) {
         size_t len = 64 + (i * 397) % 1400;
-        test_frame_build(f, len, b->mac, a->mac, seed + i);
+        vfe_fe_frame(f, len, b->mac, a->mac, seed + i);
         int got = guest_net_recv(b->g, 0, in, sizeof(in), TMO);
         CHECK(got == (int)len && memcmp(in, f, len) == 0, "frame %u: got %d", i, got);
     }

@@ -25,7 +25,7 @@
 static int send_check(struct test_vf *from, struct test_vf *to, size_t len, uint32_t seed)
 {
     uint8_t out[2048], in[2048];
-    test_frame_build(out, len, to->mac, from->mac, seed);
+    vfe_fe_frame(out, len, to->mac, from->mac, seed);
     if (guest_net_send(from->g, 0, out, len) < 0)
         return -1;
     guest_net_reclaim_tx(from->g, 0);
@@ -77,7 +77,7 @@ static void test_freeze_save_restore(const struct sim_proc *sp, struct test_pf *
     long long drops = test_sim_counter(sp, VF2, "rx_drops");
     uint8_t f[256];
     for (unsigned i = 0; i < 20; i++) {
-        test_frame_build(f, 128, b.mac, a.mac, 900 + i);
+        vfe_fe_frame(f, 128, b.mac, a.mac, 900 + i);
         CHECK(guest_net_send(a.g, 0, f, 128) == 0, "send to frozen VF");
         guest_net_reclaim_tx(a.g, 0);
     }
@@ -108,7 +108,7 @@ static void test_freeze_save_restore(const struct sim_proc *sp, struct test_pf *
     struct vfe_virtio_pci vp3;
     REQUIRE(vfe_vpci_init(&vp3, t3) == 0, out, "VF3 virtio-pci");
     uint8_t in[2048];
-    test_frame_build(f, 222, a.mac, b.mac, 4242);
+    vfe_fe_frame(f, 222, a.mac, b.mac, 4242);
     CHECK(guest_net_send(b.g, 0, f, 222) == 0, "migrated guest sends");
     CHECK(vfe_vpci_queue_notify(&vp3, 1) == 0, "kick VF3 tx");
     int got = guest_net_recv(a.g, 0, in, sizeof(in), TMO);

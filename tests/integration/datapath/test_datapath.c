@@ -27,7 +27,7 @@ static void exchange(struct test_vf *a, struct test_vf *b, unsigned pair, const 
 {
     uint8_t *out = malloc(GUEST_NET_MAX_FRAME), *in = malloc(GUEST_NET_MAX_FRAME);
     for (size_t i = 0; i < n; i++) {
-        test_frame_build(out, sizes[i], b->mac, a->mac, seed + (uint32_t)i);
+        vfe_fe_frame(out, sizes[i], b->mac, a->mac, seed + (uint32_t)i);
         int rc = guest_net_send(a->g, pair, out, sizes[i]);
         CHECK(rc == 0, "%s pair %u: send %zu bytes: %s", a->bdf, pair, sizes[i], strerror(-rc));
         memset(in, 0, GUEST_NET_MAX_FRAME);
@@ -72,12 +72,12 @@ static void test_sizes(const struct sim_proc *sp, bool mrg)
     /* 100 frames in a row, received after all were sent */
     uint8_t f[256], in[256];
     for (uint32_t i = 0; i < 100; i++) {
-        test_frame_build(f, 100 + i, b.mac, a.mac, 1000 + i);
+        vfe_fe_frame(f, 100 + i, b.mac, a.mac, 1000 + i);
         CHECK(guest_net_send(a.g, 0, f, 100 + i) == 0, "burst send %u", i);
         guest_net_reclaim_tx(a.g, 0);
     }
     for (uint32_t i = 0; i < 100; i++) {
-        test_frame_build(f, 100 + i, b.mac, a.mac, 1000 + i);
+        vfe_fe_frame(f, 100 + i, b.mac, a.mac, 1000 + i);
         int got = guest_net_recv(b.g, 0, in, sizeof(in), TIMEOUT_MS);
         CHECK(got == (int)(100 + i) && memcmp(in, f, got) == 0, "burst frame %u: got %d", i, got);
     }
@@ -101,7 +101,7 @@ static void test_multiqueue(const struct sim_proc *sp)
     }
     /* a frame sent on pair 2 lands on pair 2, not on pair 0 */
     uint8_t f[100], in[100];
-    test_frame_build(f, sizeof(f), b.mac, a.mac, 77);
+    vfe_fe_frame(f, sizeof(f), b.mac, a.mac, 77);
     CHECK(guest_net_send(a.g, 2, f, sizeof(f)) == 0, "send on pair 2");
     CHECK(guest_net_recv(b.g, 0, in, sizeof(in), 200) == -ETIMEDOUT, "pair-2 frame arrived on pair 0");
     CHECK(guest_net_recv(b.g, 2, in, sizeof(in), TIMEOUT_MS) == (int)sizeof(f), "pair-2 frame missing");

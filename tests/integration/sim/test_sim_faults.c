@@ -25,7 +25,7 @@ static void send_n(struct test_vf *a, const uint8_t dst[6], unsigned n, uint32_t
 {
     uint8_t f[600];
     for (unsigned i = 0; i < n; i++) {
-        test_frame_build(f, 100 + i, dst, a->mac, seed + i);
+        vfe_fe_frame(f, 100 + i, dst, a->mac, seed + i);
         CHECK(guest_net_send(a->g, 0, f, 100 + i) == 0, "send %u", i);
         guest_net_reclaim_tx(a->g, 0);
     }
@@ -36,7 +36,7 @@ static unsigned recv_n(struct test_vf *b, const uint8_t src[6], unsigned n, uint
     uint8_t f[600], in[600];
     unsigned ok = 0;
     for (unsigned i = 0; i < n; i++) {
-        test_frame_build(f, 100 + i, b->mac, src, seed + i);
+        vfe_fe_frame(f, 100 + i, b->mac, src, seed + i);
         int got = guest_net_recv(b->g, 0, in, sizeof(in), tmo);
         if (got == (int)(100 + i) && memcmp(in, f, got) == 0)
             ok++;

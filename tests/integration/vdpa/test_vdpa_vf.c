@@ -167,12 +167,12 @@ static void traffic(struct front *f, struct test_vf *peer, const uint8_t vmac[6]
     uint8_t out[1600], in[1600];
     for (unsigned i = 0; i < n; i++) {
         size_t len = 60 + (i * 131) % 1400;
-        test_frame_build(out, len, vmac, peer->mac, seed + i);
+        vfe_fe_frame(out, len, vmac, peer->mac, seed + i);
         CHECK(guest_net_send(peer->g, 0, out, len) == 0, "peer send");
         guest_net_reclaim_tx(peer->g, 0);
         int got = front_recv(f, in, sizeof(in));
         CHECK(got == (int)len && memcmp(in, out, len) == 0, "frame %u into the accelerated VF: %d", i, got);
-        test_frame_build(out, len, peer->mac, vmac, seed + 1000 + i);
+        vfe_fe_frame(out, len, peer->mac, vmac, seed + 1000 + i);
         front_send(f, out, len);
         got = guest_net_recv(peer->g, 0, in, sizeof(in), TMO);
         CHECK(got == (int)len && memcmp(in, out, len) == 0, "frame %u out of the accelerated VF: %d", i, got);
@@ -227,7 +227,7 @@ int main(void)
     CHECK(w.n >= 2 && w.idx[0] == 20 && w.idx[1] == 20, "indices after stop: %u %u", w.idx[0], w.idx[1]);
     /* stopped: a frame for the VF is not written */
     uint8_t fr[100];
-    test_frame_build(fr, sizeof(fr), vmac, peer.mac, 77);
+    vfe_fe_frame(fr, sizeof(fr), vmac, peer.mac, 77);
     long long drops = test_sim_counter(&sp, VF1, "rx_drops");
     CHECK(guest_net_send(peer.g, 0, fr, sizeof(fr)) == 0, "send to stopped VF");
     guest_net_reclaim_tx(peer.g, 0);
