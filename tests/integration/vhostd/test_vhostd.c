@@ -184,6 +184,70 @@ out:
     vfe_fe_close(b);
 }
 
+/* Migration source side: QEMU's dirty log filled by the device (push) while
+ * frames flow into the guest; every page written is marked. */
+static void test_dirty_log(void)
+{
+    char sa[450], sb[450], out[4096];
+    vf_sock("0000:3b:00.1", sa, sizeof(sa));
+    vf_sock("0000:3b:00.2", sb, sizeof(sb));
+    struct vfe_fe_opts oa = {.path = sa}, ob = {.path = sb};
+    struct vfe_fe *a = vfe_fe_open(&oa), *b = vfe_fe_open(&ob);
+    uint8_t *log = NULL;
+    REQUIRE(a && b, out, "front-ends did not connect");
+    CHECK(vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, "start");
+    CHECK(wait_running("0000:3b:00.1", 2) && wait_running("0000:3b:00.2", 2), "rings not running");
+    announce(a, b);
+    CHECK(vfe_fe_log_start(a) == 0, "SET_LOG_BASE + LOG_ALL");
+    long end = check_now_ms() + 3000;
+    while (check_now_ms() < end &&
+           !(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "true")))
+        usleep(10000);
+    CHECK(strstr(out, "dirty_tracking       true") != NULL, "dirty tracking not on: %s", out);
+    log = calloc(1, 1 << 20);
+    vfe_fe_log_take(a, log, 1 << 20);   /* start from a clean log */
+    unsigned n = 40;
+    CHECK(flow(b, a, mac_b, mac_a, n, 1, 1000, 90) == n, "frames into the logged guest");
+    long got = vfe_fe_log_take(a, log, 1 << 20);
+    CHECK(got > 0, "no log");
+    uint64_t gpa, len;
+    vfe_fe_rx_area(a, 0, &gpa, &len);
+    /* the frames went into rx buffer slots (announce + earlier) ... : each one's page is marked */
+    unsigned marked = 0, in_rx = 0;
+    for (long i = 0; i < got * 8; i++)
+        if (log[i / 8] >> (i % 8) & 1) {
+            marked++;
+            in_rx += (uint64_t)i * 4096 >= gpa && (uint64_t)i * 4096 < gpa + len;
+        }
+    uint64_t used = vfe_fe_used_gpa(a, 0) / 4096;
+    CHECK(log[used / 8] >> (used % 8) & 1 || marked == 0, "rx used ring page not marked");
+    CHECK(in_rx >= n * 1000 / 4096 && in_rx <= n / 2 + 2, "%u rx buffer pages marked for %u frames", in_rx, n);
+    CHECK(marked == in_rx + 1, "%u pages marked, %u of them rx buffers: the device wrote nothing else", marked, in_rx);
+    CHECK(vfe_fe_log_stop(a) == 0, "LOG_ALL off");
+out:
+    free(log);
+    vfe_fe_close(a);
+    vfe_fe_close(b);
+}
+
+/* Only root, the daemon's user and the socket's group may call it. */
+static void test_peer_credentials(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+            _exit(3);
+        json_t *res = NULL;
+        char msg[256];
+        int rc = rpc_client_call(rpc, "version", NULL, 2000, &res, msg, sizeof(msg));
+        _exit(rc == RPC_ACCESS_DENIED ? 0 : rc == 0 ? 1 : 2);
+    }
+    int st = proc_wait(pid, 5000);
+    if (getuid() != 0)
+        return;   /* cannot become another user: nothing to check */
+    CHECK(st == 0 || st == 2, "an unprivileged caller got %s", st == 1 ? "an answer" : "an unexpected result");
+}
+
 static void test_remove_readd(void)
 {
     char out[4096], sa[450], sb[450];
@@ -314,8 +378,10 @@ int main(void)
           "vf -l: %s", out);
     test_traffic(1);
     test_traffic(4);
+    test_dirty_log();
     test_remove_readd();
     test_bad_rpc();
+    test_peer_credentials();
     test_many_vfs();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
