@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
@@ -57,13 +59,17 @@ static int mgmt_run(char *out, size_t len, const char *stdin_text, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static char tcp_spec[32];
+
 static int start_daemon(bool client)
 {
+    snprintf(tcp_spec, sizeof(tcp_spec), "127.0.0.1:%d", 20000 + (int)getpid() % 20000);
     snprintf(rpc, sizeof(rpc), "%.80s/vhostd.sock", sp.dir);
     snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
     snprintf(log_path, sizeof(log_path), "%s/vhostd.log", sp.dir);
     const char *argv[] = {bin("VFE_VHOSTD", "vfe-vhostd"), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
-                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", client ? "--client" : NULL, NULL};
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", "--compat-tcp", tcp_spec,
+                          client ? "--client" : NULL, NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     return file_wait(log_path, ready, 1, 5000) ? 0 : -1;
@@ -230,6 +236,23 @@ out:
     vfe_fe_close(b);
 }
 
+/* The peer project's tools speak TCP to 127.0.0.1 (--compat-tcp). */
+static void test_compat_tcp(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(strchr(tcp_spec, ':') + 1)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char reply[2048] = "";
+    const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"mgmtpf\",\"params\":{\"list\":true},\"id\":7}";
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && write(fd, req, strlen(req)) > 0) {
+        shutdown(fd, SHUT_WR);
+        ssize_t r = read(fd, reply, sizeof(reply) - 1);
+        reply[r > 0 ? r : 0] = '\0';
+    }
+    close(fd);
+    CHECK(strstr(reply, "\"pf\":\"" PF "\"") && strstr(reply, "\"id\":7"), "mgmtpf list over TCP: %s", reply);
+}
+
 /* Only root, the daemon's user and the socket's group may call it. */
 static void test_peer_credentials(void)
 {
@@ -382,6 +405,7 @@ int main(void)
     test_remove_readd();
     test_bad_rpc();
     test_peer_credentials();
+    test_compat_tcp();
     test_many_vfs();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
