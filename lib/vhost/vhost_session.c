@@ -211,10 +211,16 @@ static int set_vring_addr(struct vhost_dev *d, const struct vhost_msg *m)
     if (i < 0)
         FAIL("%s: SET_VRING_ADDR ring %u out of range", d->name, a.index);
     struct vhost_ring *r = &d->rings[i];
-    if (r->started)
-        FAIL("%s: SET_VRING_ADDR on running ring %d", d->name, i);
     if (a.flags & ~1u)
         FAIL("%s: SET_VRING_ADDR flags %#x", d->name, a.flags);
+    if (r->started) {
+        /* QEMU turns used-ring logging on and off on running rings */
+        if (a.desc != r->desc_qva || a.avail != r->avail_qva || a.used != r->used_qva)
+            FAIL("%s: SET_VRING_ADDR moves running ring %d", d->name, i);
+        r->addr_flags = a.flags;
+        r->log_gpa = a.log;
+        return 0;
+    }
     r->desc_qva = a.desc;
     r->avail_qva = a.avail;
     r->used_qva = a.used;

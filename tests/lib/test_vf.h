@@ -7,7 +7,7 @@
 
 #include "tests/lib/guest/guest_net.h"
 #include "tests/lib/sim_proc.h"
-#include "tests/vu_frontend/vfe_frontend.h"   /* vfe_fe_frame(): seeded test frames */
+#include "tests/frontend/vfe_frontend.h"   /* vfe_fe_frame(): seeded test frames */
 
 struct test_vf {
     char bdf[16];

@@ -15,7 +15,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
-#include "tests/vu_frontend/vfe_frontend.h"
+#include "tests/frontend/vfe_frontend.h"
 
 static const char *bin(const char *env, const char *dflt)
 {

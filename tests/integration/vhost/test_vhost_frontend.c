@@ -15,7 +15,7 @@
 #include <linux/virtio_config.h>
 
 #include "lib/vhost/vhost_proto.h"
-#include "tests/vu_frontend/vfe_frontend.h"
+#include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
-#include "tests/vu_frontend/vfe_frontend.h"
+#include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"

@@ -195,6 +195,14 @@ static void test_rings_and_async_base(void **state)
     assert_int_equal(r->avail, (1ull << 30) + 0x1000);
     assert_int_equal(r->used, (1ull << 30) + 0x2000);
 
+    /* a running ring may change its log flag, not its addresses */
+    uint64_t q = (uint64_t)(uintptr_t)f->va[1];
+    struct vhost_user_vring_addr a = {0, 1, q, q + 0x2000, q + 0x1000, 0x1234};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 0);
+    a.desc += 0x100;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 1);
+    assert_int_equal(f->rec.starts, 1);
+
     /* GET_VRING_BASE waits for the glue; nothing else is read meanwhile */
     en.num = 0;
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &en, 8, NULL, 0), 0);
