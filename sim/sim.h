@@ -33,6 +33,7 @@
 #define SIM_BAR0_COMMON    0x0000  /* 64 bytes common cfg   */
 #define SIM_BAR0_ISR       0x1000  /* 1 byte ISR            */
 #define SIM_BAR0_DEVICE    0x2000  /* virtio_net_config     */
+#define SIM_BAR0_COUNTERS  0x2800  /* 6 le64 counters (vfe vendor capability) */
 #define SIM_BAR0_NOTIFY    0x3000  /* one 4 KiB page per queue (page-per-vq) */
 #define SIM_NOTIFY_MULT    4096u
 #define SIM_BAR0_SIZE      (SIM_BAR0_NOTIFY + SIM_MAX_QUEUES * SIM_NOTIFY_MULT)

@@ -277,7 +277,7 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     return RPC_PENDING;
 }
 
-static json_t *vf_stats(const struct vhostd_vf *vf)
+static json_t *vf_stats(struct vhostd_vf *vf)
 {
     struct vdpa_session_stats st;
     vdpa_session_stats(vf->session, &st);
@@ -286,9 +286,20 @@ static json_t *vf_stats(const struct vhostd_vf *vf)
         json_array_append_new(idx, json_integer(st.last_avail[i]));
     char feat[24];
     snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "vf", vf->bdf, "state", vdpa_vf_state_name(st.dev_state),
-                     "vhost_user", st.connected ? "connected" : "waiting", "features", feat, "rings_running",
-                     st.rings_running, "dirty_tracking", st.logging, "saved_ring_indices", idx);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "vf", vf->bdf, "state",
+                          vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
+                          "features", feat, "rings_running", st.rings_running, "dirty_tracking", st.logging,
+                          "saved_ring_indices", idx);
+    uint64_t c[VFE_CTR_COUNT];
+    if (vdpa_vf_counters(vf->dev, c) == 0)
+        json_object_set_new(o, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_packets",
+                                                     (json_int_t)c[VFE_CTR_RX_PACKETS], "rx_bytes",
+                                                     (json_int_t)c[VFE_CTR_RX_BYTES], "rx_drops",
+                                                     (json_int_t)c[VFE_CTR_RX_DROPS], "tx_packets",
+                                                     (json_int_t)c[VFE_CTR_TX_PACKETS], "tx_bytes",
+                                                     (json_int_t)c[VFE_CTR_TX_BYTES], "tx_drops",
+                                                     (json_int_t)c[VFE_CTR_TX_DROPS]));
+    return o;
 }
 
 static int m_stats(void *ctx, json_t *params, struct rpc_call *c)

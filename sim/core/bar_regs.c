@@ -1,5 +1,6 @@
 /* BAR registers: virtio common cfg, ISR, device cfg and doorbells in BAR0,
  * the MSI-X table and PBA in BAR1. */
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 #include <linux/virtio_config.h>
@@ -210,6 +211,23 @@ int sim_bar_access(struct sim_fn *fn, unsigned bar, uint64_t off, void *buf, siz
         if (!write)
             memcpy(buf, (uint8_t *)&fn->net_cfg + o, len);
         return 0;   /* the net config is read-only for the driver */
+    }
+    if (off >= SIM_BAR0_COUNTERS && off < SIM_BAR0_COUNTERS + VFE_CTR_COUNT * 8) {
+        if (!write) {
+            const struct sim_counters *c = &fn->ctr;
+            uint64_t v[VFE_CTR_COUNT] = {
+                [VFE_CTR_RX_PACKETS] = c->rx_packets, [VFE_CTR_RX_BYTES] = c->rx_bytes,
+                [VFE_CTR_RX_DROPS] = c->rx_drops, [VFE_CTR_TX_PACKETS] = c->tx_packets,
+                [VFE_CTR_TX_BYTES] = c->tx_bytes, [VFE_CTR_TX_DROPS] = c->tx_drops,
+            };
+            uint64_t o = off - SIM_BAR0_COUNTERS;
+            if (o + len > sizeof(v))
+                return -EINVAL;
+            for (unsigned i = 0; i < VFE_CTR_COUNT; i++)
+                v[i] = htole64(v[i]);
+            memcpy(buf, (uint8_t *)v + o, len);
+        }
+        return 0;   /* read-only */
     }
     if (off >= SIM_BAR0_NOTIFY && off < SIM_BAR0_NOTIFY + (uint64_t)SIM_MAX_QUEUES * SIM_NOTIFY_MULT) {
         if (!write) {

@@ -11,6 +11,7 @@
 #define SIM_SRIOV_CAP_OFF  0x100
 #define SIM_MSIX_CAP_OFF   0x98
 #define SIM_PCI_CFG_CAP_OFF 0x84
+#define SIM_COUNTERS_CAP_OFF 0xa4
 
 /* pci_cfg.c */
 void pci_cfg_build(struct sim_fn *fn);

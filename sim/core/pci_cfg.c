@@ -5,6 +5,7 @@
 #include <linux/pci_regs.h>
 #include <linux/virtio_pci.h>
 
+#include "drivers/common/virtio/vfe_virtio_pci.h"
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
 
@@ -86,11 +87,14 @@ void pci_cfg_build(struct sim_fn *fn)
 
     uint8_t *m = c + SIM_MSIX_CAP_OFF;
     m[0] = PCI_CAP_ID_MSIX;
-    m[1] = 0;
+    m[1] = SIM_COUNTERS_CAP_OFF;
     put16(m + PCI_MSIX_FLAGS, SIM_MSIX_VECTORS - 1);
     fn->cfg_wmask[SIM_MSIX_CAP_OFF + PCI_MSIX_FLAGS + 1] = (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >> 8;
     put32(m + PCI_MSIX_TABLE, SIM_BAR1_MSIX_TABLE | 1);
     put32(m + PCI_MSIX_PBA, SIM_BAR1_MSIX_PBA | 1);
+
+    /* vfe's counters: a reserved cfg_type, which other virtio drivers ignore */
+    vendor_cap(fn, SIM_COUNTERS_CAP_OFF, 0, VFE_VPCI_CAP_COUNTERS, 16, 0, SIM_BAR0_COUNTERS, VFE_CTR_COUNT * 8);
 
     if (fn->is_pf) {
         struct sim_pf *pf = (struct sim_pf *)fn;

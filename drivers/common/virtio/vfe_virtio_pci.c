@@ -138,6 +138,7 @@ static struct vfe_vpci_window *window_of(struct vfe_virtio_pci *vp, uint8_t type
     case VIRTIO_PCI_CAP_NOTIFY_CFG: return &vp->notify;
     case VIRTIO_PCI_CAP_ISR_CFG: return &vp->isr;
     case VIRTIO_PCI_CAP_DEVICE_CFG: return &vp->device;
+    case VFE_VPCI_CAP_COUNTERS: return &vp->counters;
     default: return NULL;
     }
 }
@@ -605,5 +606,19 @@ int vfe_vpci_msix_enable(struct vfe_virtio_pci *vp)
         rc = cfg_r16(vp, at, &ctrl);
     if (rc == 0 && !(ctrl & PCI_MSIX_FLAGS_ENABLE))
         rc = -EIO;
+    return rc;
+}
+
+int vfe_vpci_read_counters(struct vfe_virtio_pci *vp, uint64_t ctr[VFE_CTR_COUNT])
+{
+    if (!vp->counters.present || vp->counters.length < VFE_CTR_COUNT * 8)
+        return -ENOTSUP;
+    uint8_t raw[VFE_CTR_COUNT * 8];
+    int rc = win_rw(vp, &vp->counters, 0, raw, sizeof(raw), false);
+    for (unsigned i = 0; rc == 0 && i < VFE_CTR_COUNT; i++) {
+        uint64_t v;
+        memcpy(&v, raw + 8 * i, 8);
+        ctr[i] = le64toh(v);
+    }
     return rc;
 }

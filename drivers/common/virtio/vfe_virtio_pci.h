@@ -46,6 +46,12 @@
 
 #define VFE_VIRTIO_MSI_NO_VECTOR 0xffff
 
+/* vfe's vendor capability (a reserved cfg_type, which other drivers ignore):
+ * a window of le64 device counters, see docs/sim.md. */
+#define VFE_VPCI_CAP_COUNTERS 0x80
+enum { VFE_CTR_RX_PACKETS, VFE_CTR_RX_BYTES, VFE_CTR_RX_DROPS, VFE_CTR_TX_PACKETS, VFE_CTR_TX_BYTES,
+       VFE_CTR_TX_DROPS, VFE_CTR_COUNT };
+
 struct vfe_vpci_window {
     bool present;
     uint8_t bar;
@@ -56,7 +62,7 @@ struct vfe_vpci_window {
 struct vfe_virtio_pci {
     struct vfe_transport *t;
     uint16_t vendor_id, device_id;
-    struct vfe_vpci_window common, notify, isr, device;
+    struct vfe_vpci_window common, notify, isr, device, counters;
     uint32_t notify_off_multiplier;
     uint16_t msix_vectors;        /* table size from the MSI-X capability, 0 if none */
     uint8_t msix_cap;             /* config offset of the MSI-X capability */
@@ -95,6 +101,10 @@ int vfe_vpci_admin_queue(struct vfe_virtio_pci *vp, uint16_t *index, uint16_t *n
 
 int vfe_vpci_read_device_cfg(struct vfe_virtio_pci *vp, uint32_t off, void *buf, size_t len);
 int vfe_vpci_write_device_cfg(struct vfe_virtio_pci *vp, uint32_t off, const void *buf, size_t len);
+
+/* The device's counters (VFE_CTR_*), when it has the counters window: 0,
+ * -ENOTSUP without one, or a transport error. */
+int vfe_vpci_read_counters(struct vfe_virtio_pci *vp, uint64_t ctr[VFE_CTR_COUNT]);
 
 /* Enable MSI-X in the capability's message control word. */
 int vfe_vpci_msix_enable(struct vfe_virtio_pci *vp);

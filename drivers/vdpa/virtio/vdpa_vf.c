@@ -78,6 +78,7 @@ uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
+int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
 
 static bool same_map(const struct vdpa_map *m, const struct vdpa_region *r, const struct stat *st)
 {

@@ -68,6 +68,8 @@ uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v);
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]);
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v);
+/* The device's packet counters (VFE_CTR_*): 0, or -ENOTSUP when it has none. */
+int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]);
 const char *vdpa_vf_state_name(enum vdpa_vf_state s);
 
 /* Replace the DMA maps by these regions (only the differences are applied). */

@@ -22,6 +22,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_vf.h"
 
 #define PF "0000:3b:00.0"
 
@@ -172,6 +173,18 @@ static void test_traffic(unsigned pairs)
           used, 2 * n + 20);
     CHECK(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "connected") &&
               strstr(out, "running"), "stats while running: %s", out);
+    /* the device's counters, read by the daemon through the VF, match the sim's own */
+    json_t *res = NULL;
+    char msg[256];
+    CHECK(rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", "0000:3b:00.1"), 2000, &res, msg,
+                          sizeof(msg)) == 0, "stats: %s", msg);
+    json_t *ctr = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "counters");
+    long long tx = test_sim_counter(&sp, "0000:3b:00.1", "tx_packets");
+    CHECK(tx > 0 && json_integer_value(json_object_get(ctr, "tx_packets")) == tx &&
+              json_integer_value(json_object_get(ctr, "rx_bytes")) ==
+                  test_sim_counter(&sp, "0000:3b:00.1", "rx_bytes"),
+          "device counters in stats differ from the sim's (tx %lld)", tx);
+    json_decref(res);
 
     /* stop as QEMU does, reconnect, continue at the indices the device reported */
     uint16_t ba[16], bb[16];
