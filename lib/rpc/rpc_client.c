@@ -47,7 +47,7 @@ int rpc_client_call(const char *path, const char *method, json_t *params, int ti
     json_decref(req);
     size_t n = strlen(txt);
     txt[n] = '\n';
-    bool sent = write(fd, txt, n + 1) == (ssize_t)(n + 1);
+    bool sent = send(fd, txt, n + 1, MSG_NOSIGNAL) == (ssize_t)(n + 1);
     free(txt);
     if (!sent) {
         close(fd);

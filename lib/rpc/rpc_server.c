@@ -70,7 +70,7 @@ static void conn_close(struct conn *c);
 static void conn_write(struct conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = write(c->rw.fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n = send(c->rw.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n < 0 && errno == EAGAIN) {
             ev_io_start(c->s->loop, &c->ww);
             return;
@@ -366,7 +366,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         LOG_W("rpc: connection from pid %d refused: %s", (int)pid, msg);
         json_t *e = error_obj(NULL, s->nconns >= RPC_MAX_CLIENTS ? RPC_BUSY : RPC_ACCESS_DENIED, msg);
         char *txt = json_dumps(e, JSON_COMPACT);
-        if (txt && write(fd, txt, strlen(txt)) < 0)
+        if (txt && send(fd, txt, strlen(txt), MSG_NOSIGNAL) < 0)
             LOG_D("rpc: refusal not sent");
         free(txt);
         json_decref(e);

@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     size_t off = 0;
     while (off < size) {
-        ssize_t n = write(fd, data + off, size - off > 65536 ? 65536 : size - off);
+        ssize_t n = send(fd, data + off, size - off > 65536 ? 65536 : size - off, MSG_NOSIGNAL);
         if (n <= 0)
             break;
         off += (size_t)n;
