@@ -284,12 +284,16 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     json_t *idx = json_array();
     for (unsigned i = 0; i < st.nsaved; i++)
         json_array_append_new(idx, json_integer(st.last_avail[i]));
+    json_t *rings = json_array();
+    for (unsigned i = 0; i < st.nlive; i++)
+        json_array_append_new(rings, json_pack("{s:i, s:i, s:i}", "ring", st.live[i].ring, "avail_idx",
+                                               st.live[i].avail_idx, "used_idx", st.live[i].used_idx));
     char feat[24];
     snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o}", "vf", vf->bdf, "state",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o, s:o}", "vf", vf->bdf, "state",
                           vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
                           "features", feat, "rings_running", st.rings_running, "dirty_tracking", st.logging,
-                          "saved_ring_indices", idx);
+                          "rings", rings, "saved_ring_indices", idx);
     uint64_t c[VFE_CTR_COUNT];
     if (vdpa_vf_counters(vf->dev, c) == 0)
         json_object_set_new(o, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_packets",

@@ -1,6 +1,7 @@
 /* vhost-user session -> VF device operations, one at a time (see vdpa_session.h). */
 #include "drivers/vdpa/virtio/vdpa_session.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,4 +342,16 @@ void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats 
             st->last_avail[i] = s->saved[i];
             st->nsaved = i + 1;
         }
+    for (unsigned i = 0; i < VDPA_MAX_RINGS && s->dev; i++) {
+        const struct vhost_ring *r = (s->running_mask & (1ull << i)) ? vhost_get_ring(s->dev, (uint16_t)i) : NULL;
+        /* idx is the second le16 of both the avail and the used ring */
+        const volatile uint16_t *a = r ? vhost_gpa_to_host(s->dev, r->avail + 2, 2) : NULL;
+        const volatile uint16_t *u = r ? vhost_gpa_to_host(s->dev, r->used + 2, 2) : NULL;
+        if (!a || !u)
+            continue;
+        st->live[st->nlive].ring = (uint16_t)i;
+        st->live[st->nlive].avail_idx = le16toh(*a);
+        st->live[st->nlive].used_idx = le16toh(*u);
+        st->nlive++;
+    }
 }

@@ -36,6 +36,9 @@ struct vdpa_session_stats {
     bool logging;
     uint16_t last_avail[VDPA_MAX_RINGS];
     unsigned nsaved;
+    /* Running rings: the indices as they are in guest memory now. */
+    struct { uint16_t ring, avail_idx, used_idx; } live[VDPA_MAX_RINGS];
+    unsigned nlive;
 };
 void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st);
 

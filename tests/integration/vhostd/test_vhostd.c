@@ -184,13 +184,22 @@ static void test_traffic(unsigned pairs)
               json_integer_value(json_object_get(ctr, "rx_bytes")) ==
                   test_sim_counter(&sp, "0000:3b:00.1", "rx_bytes"),
           "device counters in stats differ from the sim's (tx %lld)", tx);
+    /* a received the announce and n frames, sent the announce, n and 20 */
+    unsigned per = (n + pairs - 1) / pairs, big = (20 + pairs - 1) / pairs;
+    /* live indices of a's first TX ring: everything published was used */
+    json_t *rings = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "rings");
+    json_t *tx1 = json_array_get(rings, 1);
+    CHECK(json_array_size(rings) == 2 * pairs && json_integer_value(json_object_get(tx1, "ring")) == 1 &&
+              json_integer_value(json_object_get(tx1, "avail_idx")) == per + big + 1 &&
+              json_integer_value(json_object_get(tx1, "used_idx")) == per + big + 1,
+          "live ring indices in stats: %zu rings, tx ring avail %lld used %lld, want %u", json_array_size(rings),
+          json_integer_value(json_object_get(tx1, "avail_idx")),
+          json_integer_value(json_object_get(tx1, "used_idx")), per + big + 1);
     json_decref(res);
 
     /* stop as QEMU does, reconnect, continue at the indices the device reported */
     uint16_t ba[16], bb[16];
     CHECK(vfe_fe_stop(a, ba) == 0 && vfe_fe_stop(b, bb) == 0, "stop");
-    /* a received the announce and n frames, sent the announce, n and 20 */
-    unsigned per = (n + pairs - 1) / pairs, big = (20 + pairs - 1) / pairs;
     CHECK(ba[0] == per + 1 && ba[1] == per + big + 1, "ring indices from the device %u %u, want %u %u", ba[0],
           ba[1], per + 1, per + big + 1);
     CHECK(vfe_fe_reconnect(a) == 0 && vfe_fe_reconnect(b) == 0, "reconnect");
