@@ -294,6 +294,10 @@ static json_t *vf_stats(struct vhostd_vf *vf)
                           vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
                           "features", feat, "rings_running", st.rings_running, "dirty_tracking", st.logging,
                           "rings", rings, "saved_ring_indices", idx);
+    unsigned members, maps;
+    vdpa_vf_dma_domain(vf->dev, &members, &maps);
+    json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->uuid, "members", members,
+                                                   "maps", maps));
     uint64_t c[VFE_CTR_COUNT];
     if (vdpa_vf_counters(vf->dev, c) == 0)
         json_object_set_new(o, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_packets",

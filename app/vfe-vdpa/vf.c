@@ -96,7 +96,7 @@ int vhostd_vf_add(struct vhostd *d, const char *bdf, const char *socket, const c
     vf->pf = pf;
     pf->vfs_in_use++;
     struct vdpa_pf_ref ref = {&pf->mig, pf->t};
-    vf->dev = vdpa_vf_open(d->loop, &ref, (uint16_t)num, vf->t);
+    vf->dev = vdpa_vf_open(d->loop, &ref, (uint16_t)num, vf->t, vf->uuid);
     if (!vf->dev) {
         rc = -errno;
         snprintf(msg, len, "%s: device bring-up failed: %s", bdf, strerror(errno));

@@ -44,10 +44,14 @@ static const char *const mig_names[] = {"init", "running", "quiesced", "freezed"
 
 static json_t *fn_json(struct sim_fn *fn)
 {
-    return json_pack("{s:s, s:b, s:i, s:i, s:s, s:b, s:b, s:b, s:i}", "bdf", fn->bdf, "pf", fn->is_pf,
+    uint64_t dma_bytes = 0;
+    for (unsigned i = 0; i < fn->ndma; i++)
+        dma_bytes += fn->dma[i].size;
+    return json_pack("{s:s, s:b, s:i, s:i, s:s, s:b, s:b, s:b, s:i, s:i, s:I}", "bdf", fn->bdf, "pf", fn->is_pf,
                      "vf", fn->vf_num, "status", fn->status, "mig_state",
                      mig_names[fn->mig_state & 3], "removed", fn->removed, "dma_stalled",
-                     fn->dma_stalled, "stopped", fn->stopped, "dirty_mode", fn->dirty.mode);
+                     fn->dma_stalled, "stopped", fn->stopped, "dirty_mode", fn->dirty.mode, "dma_maps",
+                     fn->ndma, "dma_bytes", (json_int_t)dma_bytes);
 }
 
 static json_t *cmd_counters(struct sim *s, struct sim_fn *fn)

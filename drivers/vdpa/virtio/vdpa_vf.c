@@ -17,7 +17,7 @@ const char *vdpa_vf_state_name(enum vdpa_vf_state s)
 }
 
 struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
-                             struct vfe_transport *t)
+                             struct vfe_transport *t, const char *dma_domain)
 {
     struct vdpa_vf *v = calloc(1, sizeof(*v));
     if (!v) {
@@ -43,6 +43,8 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, max_virtqueue_pairs), &pairs, 2);
     if (rc == 0)
         rc = vfe_vpci_reset(&v->vp);
+    if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
+        rc = -errno;
     if (rc < 0) {
         LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
         free(v);
@@ -67,6 +69,7 @@ void vdpa_vf_close(struct vdpa_vf *v)
             vdpa_vf_set_call(v, q, -1);
     }
     vdpa_vf_set_mem(v, NULL, 0);
+    vfe_dma_domain_leave(v->dom, v->t);
     if (v->log_mapped)
         v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
     vfe_vpci_reset(&v->vp);
@@ -74,6 +77,11 @@ void vdpa_vf_close(struct vdpa_vf *v)
 }
 
 uint64_t vdpa_vf_device_features(const struct vdpa_vf *v) { return v->dev_features; }
+void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *maps)
+{
+    *members = vfe_dma_domain_members(v->dom);
+    *maps = vfe_dma_domain_maps(v->dom);
+}
 uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
@@ -103,9 +111,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
             i++;
             continue;
         }
-        int rc = v->t->ops->dma_unmap(v->t, v->maps[i].gpa, v->maps[i].size);
-        if (rc < 0)
-            LOG_W("%s: unmap gpa %#llx: %s", v->t->bdf, (unsigned long long)v->maps[i].gpa, strerror(-rc));
+        vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
         v->maps[i] = v->maps[--v->nmaps];
     }
     for (unsigned j = 0; j < n; j++) {
@@ -114,13 +120,10 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
             have = same_map(&v->maps[i], &r[j], &st[j]);
         if (have)
             continue;
-        int rc = v->t->ops->dma_map(v->t, r[j].gpa, r[j].size, r[j].fd, r[j].fd_offset,
+        int rc = vfe_dma_domain_map(v->dom, v, r[j].gpa, r[j].size, r[j].fd, r[j].fd_offset,
                                     VFE_DMA_READ | VFE_DMA_WRITE);
-        if (rc < 0) {
-            LOG_E("%s: map gpa %#llx size %#llx: %s", v->t->bdf, (unsigned long long)r[j].gpa,
-                  (unsigned long long)r[j].size, strerror(-rc));
+        if (rc < 0)
             return rc;
-        }
         v->maps[v->nmaps++] = (struct vdpa_map){r[j].gpa, r[j].size, r[j].fd_offset, st[j].st_dev, st[j].st_ino};
     }
     return 0;

@@ -57,9 +57,12 @@ struct vdpa_pf_ref {
 };
 
 /* vf_num: 1..NumVFs; t: the VF's transport.  Neither pf nor t is owned.
- * NULL with errno on failure. */
+ * dma_domain: the VM the VF serves (VFs of one VM share their DMA maps);
+ * NULL or "" for a domain of its own.  NULL with errno on failure. */
 struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
-                             struct vfe_transport *t);
+                             struct vfe_transport *t, const char *dma_domain);
+/* The domain's members (VFs) and maps, for stats. */
+void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *maps);
 /* Stops nothing: the caller stops first.  Unmaps, detaches fds, frees. */
 void vdpa_vf_close(struct vdpa_vf *v);
 

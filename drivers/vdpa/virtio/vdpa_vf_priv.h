@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include "drivers/bus/vfio/vfe_dma_domain.h"
 #include "drivers/vdpa/virtio/vdpa_vf.h"
 
 struct vdpa_map {
@@ -17,6 +18,7 @@ struct vdpa_vf {
     struct vdpa_pf_ref pf;
     uint16_t vf_num;
     struct vfe_transport *t;
+    struct vfe_dma_domain *dom;
     struct vfe_virtio_pci vp;
     uint64_t dev_features;
     uint16_t max_pairs, num_queues;

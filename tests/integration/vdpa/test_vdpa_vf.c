@@ -197,7 +197,7 @@ int main(void)
     REQUIRE(front_init(&f) == 0, out, "front-end memory and rings");
     REQUIRE(vfe_transport_open(sp.root, VF1, &t1) == 0, out, "VF1 transport");
     struct vdpa_pf_ref ref = {&pf.mig, pf.t};
-    v = vdpa_vf_open(EV_DEFAULT, &ref, 1, t1);
+    v = vdpa_vf_open(EV_DEFAULT, &ref, 1, t1, NULL);
     REQUIRE(v != NULL, out, "vdpa_vf_open");
     CHECK(vdpa_vf_state(v) == VDPA_VF_IDLE, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     uint8_t vmac[6];

@@ -2,10 +2,11 @@
  * vfe-vhostd end to end with the sim and the test front-end: provisioning
  * through vhostmgmt, frames byte-exact between two front-ends through two
  * VFs (1 and 4 queue pairs) while the daemon stays idle, stop / reconnect at
- * the right ring indices, VF removal and re-add under traffic, 64 VFs at
- * once, and bad RPC input.
+ * the right ring indices, VF removal and re-add under traffic, VFs of one
+ * VM sharing DMA maps, 64 VFs at once, and bad RPC input.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <stdio.h>
@@ -324,6 +325,75 @@ out:
     vfe_fe_close(b);
 }
 
+static json_t *vf_stats(const char *bdf)
+{
+    json_t *res = NULL;
+    char msg[256];
+    if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) < 0)
+        return NULL;
+    json_t *vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
+    json_decref(res);
+    return vf;
+}
+
+static long long domain_field(const char *bdf, const char *key)
+{
+    json_t *vf = vf_stats(bdf);
+    long long v = vf ? json_integer_value(json_object_get(json_object_get(vf, "dma_domain"), key)) : -1;
+    json_decref(vf);
+    return v;
+}
+
+/* VFs added with one VM id share one DMA domain: the guest memory one
+ * session maps reaches every VF of that VM (the sim's own DMA tables say
+ * so), and no VF of another VM; it goes when its session lets go. */
+static void test_shared_domain(void)
+{
+    char out[4096], sa[450];
+    const char *a3 = "0000:3b:00.3", *a4 = "0000:3b:00.4", *b5 = "0000:3b:00.5";
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", a3, "-u", "vm-shared", NULL) == 0, "vf -a 3: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", a4, "-u", "vm-shared", NULL) == 0, "vf -a 4: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", b5, "-u", "vm-other", NULL) == 0, "vf -a 5: %s", out);
+    CHECK(domain_field(a3, "members") == 2 && domain_field(b5, "members") == 1, "domain members %lld %lld",
+          domain_field(a3, "members"), domain_field(b5, "members"));
+    vf_sock(a3, sa, sizeof(sa));
+    struct vfe_fe_opts oa = {.path = sa};
+    struct vfe_fe *a = vfe_fe_open(&oa);
+    REQUIRE(a, out, "front-end did not connect to %s", a3);
+    CHECK(vfe_fe_start(a, NULL) == 0 && wait_running(a3, 2), "start on %s", a3);
+    long long m3 = test_sim_counter(&sp, a3, "dma_maps"), bytes3 = test_sim_counter(&sp, a3, "dma_bytes");
+    CHECK(m3 >= 2 && bytes3 > 0, "the connected VF has %lld maps, %lld bytes", m3, bytes3);
+    CHECK(test_sim_counter(&sp, a4, "dma_maps") == m3 && test_sim_counter(&sp, a4, "dma_bytes") == bytes3,
+          "the other VF of the VM has %lld maps of %lld bytes, want %lld of %lld",
+          test_sim_counter(&sp, a4, "dma_maps"), test_sim_counter(&sp, a4, "dma_bytes"), m3, bytes3);
+    CHECK(test_sim_counter(&sp, b5, "dma_maps") == 0, "a VF of another VM got %lld maps",
+          test_sim_counter(&sp, b5, "dma_maps"));
+    CHECK(domain_field(a4, "maps") == m3, "stats of %s: %lld maps in its domain", a4, domain_field(a4, "maps"));
+    /* the session goes: its maps go from every member */
+    vfe_fe_close(a);
+    long long end = check_now_ms() + 3000;
+    while (check_now_ms() < end && test_sim_counter(&sp, a4, "dma_maps") != 0)
+        usleep(10000);
+    CHECK(test_sim_counter(&sp, a3, "dma_maps") == 0 && test_sim_counter(&sp, a4, "dma_maps") == 0,
+          "maps left after the session closed: %lld %lld", test_sim_counter(&sp, a3, "dma_maps"),
+          test_sim_counter(&sp, a4, "dma_maps"));
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", a3, NULL) == 0, "vf -r 3: %s", out);
+    CHECK(domain_field(a4, "members") == 1, "members after a VF left: %lld", domain_field(a4, "members"));
+    /* a VM id that is not a string, or too long, is refused */
+    json_t *res = NULL;
+    char msg[256];
+    CHECK(rpc_client_call(rpc, "vf", json_pack("{s:b, s:s, s:i}", "add", 1, "vfdev", a3, "uuid", 7), 2000, &res,
+                          msg, sizeof(msg)) == RPC_INVALID_PARAMS, "uuid 7: %s", msg);
+    char longid[100];
+    memset(longid, 'u', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    CHECK(rpc_client_call(rpc, "vf", json_pack("{s:b, s:s, s:s}", "add", 1, "vfdev", a3, "uuid", longid), 2000,
+                          &res, msg, sizeof(msg)) == RPC_INVALID_PARAMS, "long uuid: %s", msg);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", a4, NULL) == 0 &&
+              mgmt_run(out, sizeof(out), NULL, "vf", "-r", b5, NULL) == 0, "vf -r 4, 5: %s", out);
+out:;
+}
+
 static void test_bad_rpc(void)
 {
     char out[4096];
@@ -342,9 +412,10 @@ static void test_bad_rpc(void)
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un su = {.sun_family = AF_UNIX};
         memcpy(su.sun_path, rpc, sizeof(rpc) < sizeof(su.sun_path) ? sizeof(rpc) : sizeof(su.sun_path));
-        char reply[2048] = "";
-        if (connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0 && write(fd, raw[i], strlen(raw[i])) > 0 &&
-            write(fd, "\n", 1) == 1) {
+        char reply[2048] = "", line[512];
+        int n = snprintf(line, sizeof(line), "%s\n", raw[i]);
+        /* the daemon may answer and hang up before reading all: no SIGPIPE */
+        if (connect(fd, (struct sockaddr *)&su, sizeof(su)) == 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL) > 0) {
             shutdown(fd, SHUT_WR);
             ssize_t r = read(fd, reply, sizeof(reply) - 1);
             reply[r > 0 ? r : 0] = '\0';
@@ -410,6 +481,7 @@ static void test_many_vfs(void)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);   /* a write to a closed socket must fail a check, not kill the test before cleanup */
     const char *args[] = {"--pf", PF, "--vfs", "64", "--total-vfs", "64", "--qpairs", "4", "--mtu", "9000",
                           "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     if (sim_proc_start(&sp, args) < 0)
@@ -425,6 +497,7 @@ int main(void)
     test_traffic(4);
     test_dirty_log();
     test_remove_readd();
+    test_shared_domain();
     test_bad_rpc();
     test_peer_credentials();
     test_compat_tcp();

@@ -1,0 +1,222 @@
+/* DMA domains shared by the VFs of one VM (see vfe_dma_domain.h). */
+#include "drivers/bus/vfio/vfe_dma_domain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+
+struct dma_entry {
+    uint64_t iova, len, offset;
+    dev_t dev;
+    ino_t ino;
+    int fd;                 /* our own dup, replayed to members that join later */
+    uint32_t prot;
+    const void **holders;
+    unsigned nholders;
+};
+
+struct vfe_dma_domain {
+    char name[64];
+    struct vfe_transport **members;
+    unsigned nmembers;
+    struct dma_entry *maps;
+    unsigned nmaps;
+    struct vfe_dma_domain *next;
+};
+
+static struct vfe_dma_domain *named;   /* the daemon's named domains */
+
+const char *vfe_dma_domain_name(const struct vfe_dma_domain *d) { return d->name; }
+unsigned vfe_dma_domain_members(const struct vfe_dma_domain *d) { return d->nmembers; }
+unsigned vfe_dma_domain_maps(const struct vfe_dma_domain *d) { return d->nmaps; }
+
+static int map_on(struct vfe_transport *t, const struct dma_entry *e)
+{
+    return t->ops->dma_map(t, e->iova, e->len, e->fd, e->offset, e->prot);
+}
+
+static void unmap_on(struct vfe_transport *t, const struct dma_entry *e)
+{
+    int rc = t->ops->dma_unmap(t, e->iova, e->len);
+    if (rc < 0)
+        LOG_W("%s: unmap iova %#llx: %s", t->bdf, (unsigned long long)e->iova, strerror(-rc));
+}
+
+struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transport *t)
+{
+    struct vfe_dma_domain *d = NULL;
+    if (name && *name) {
+        if (strlen(name) >= sizeof(d->name)) {
+            errno = ENAMETOOLONG;
+            return NULL;
+        }
+        for (d = named; d && strcmp(d->name, name); d = d->next)
+            ;
+    }
+    bool fresh = !d;
+    if (fresh) {
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        snprintf(d->name, sizeof(d->name), "%s", name ? name : "");
+    }
+    struct vfe_transport **m = realloc(d->members, (d->nmembers + 1) * sizeof(*m));
+    if (!m)
+        goto fail_errno;
+    d->members = m;
+    for (unsigned i = 0; i < d->nmaps; i++) {
+        int rc = map_on(t, &d->maps[i]);
+        if (rc < 0) {
+            LOG_E("%s: joining DMA domain %s: map iova %#llx: %s", t->bdf, d->name,
+                  (unsigned long long)d->maps[i].iova, strerror(-rc));
+            while (i--)
+                unmap_on(t, &d->maps[i]);
+            errno = -rc;
+            goto fail_errno;
+        }
+    }
+    d->members[d->nmembers++] = t;
+    if (fresh && *d->name) {
+        d->next = named;
+        named = d;
+    }
+    return d;
+fail_errno:
+    if (fresh) {
+        int e = errno;
+        free(d->members);
+        free(d);
+        errno = e;
+    }
+    return NULL;
+}
+
+static void entry_drop(struct vfe_dma_domain *d, unsigned i, bool unmap)
+{
+    struct dma_entry *e = &d->maps[i];
+    for (unsigned m = 0; unmap && m < d->nmembers; m++)
+        unmap_on(d->members[m], e);
+    close(e->fd);
+    free(e->holders);
+    d->maps[i] = d->maps[--d->nmaps];
+}
+
+void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
+{
+    if (!d)
+        return;
+    unsigned i = 0;
+    while (i < d->nmembers && d->members[i] != t)
+        i++;
+    if (i == d->nmembers)
+        return;
+    for (unsigned j = 0; j < d->nmaps; j++)
+        unmap_on(t, &d->maps[j]);
+    d->members[i] = d->members[--d->nmembers];
+    if (d->nmembers)
+        return;
+    if (d->nmaps)
+        LOG_W("DMA domain %s: last member left with %u maps held", d->name, d->nmaps);
+    while (d->nmaps)
+        entry_drop(d, 0, false);
+    for (struct vfe_dma_domain **p = &named; *p; p = &(*p)->next)
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    free(d->members);
+    free(d);
+}
+
+static bool overlaps(const struct dma_entry *e, uint64_t iova, uint64_t len)
+{
+    return iova < e->iova + e->len && e->iova < iova + len;
+}
+
+static int add_holder(struct dma_entry *e, const void *holder)
+{
+    for (unsigned i = 0; i < e->nholders; i++)
+        if (e->holders[i] == holder)
+            return 0;
+    const void **h = realloc(e->holders, (e->nholders + 1) * sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    e->holders = h;
+    e->holders[e->nholders++] = holder;
+    return 0;
+}
+
+int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
+                       uint64_t offset, uint32_t prot)
+{
+    struct stat st;
+    if (!len || iova + len < iova)
+        return -EINVAL;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    for (unsigned i = 0; i < d->nmaps; i++) {
+        struct dma_entry *e = &d->maps[i];
+        if (e->iova == iova && e->len == len && e->offset == offset && e->dev == st.st_dev && e->ino == st.st_ino)
+            return add_holder(e, holder);
+    }
+    /* a different region where this one goes: the newer memory table wins */
+    for (unsigned i = 0; i < d->nmaps;) {
+        if (!overlaps(&d->maps[i], iova, len)) {
+            i++;
+            continue;
+        }
+        LOG_I("DMA domain %s: iova %#llx+%#llx replaced by a newer memory table", d->name,
+              (unsigned long long)d->maps[i].iova, (unsigned long long)d->maps[i].len);
+        entry_drop(d, i, true);
+    }
+    struct dma_entry *maps = realloc(d->maps, (d->nmaps + 1) * sizeof(*maps));
+    if (!maps)
+        return -ENOMEM;
+    d->maps = maps;
+    struct dma_entry e = {.iova = iova, .len = len, .offset = offset, .dev = st.st_dev, .ino = st.st_ino,
+                          .prot = prot, .fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+    if (e.fd < 0)
+        return -errno;
+    int rc = add_holder(&e, holder);
+    for (unsigned m = 0; rc == 0 && m < d->nmembers; m++) {
+        rc = map_on(d->members[m], &e);
+        if (rc < 0) {
+            LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m]->bdf, (unsigned long long)iova,
+                  (unsigned long long)len, strerror(-rc));
+            while (m--)
+                unmap_on(d->members[m], &e);
+        }
+    }
+    if (rc < 0) {
+        close(e.fd);
+        free(e.holders);
+        return rc;
+    }
+    d->maps[d->nmaps++] = e;
+    return 0;
+}
+
+void vfe_dma_domain_unmap(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len)
+{
+    for (unsigned i = 0; i < d->nmaps; i++) {
+        struct dma_entry *e = &d->maps[i];
+        if (e->iova != iova || e->len != len)
+            continue;
+        for (unsigned h = 0; h < e->nholders; h++)
+            if (e->holders[h] == holder) {
+                e->holders[h] = e->holders[--e->nholders];
+                if (!e->nholders)
+                    entry_drop(d, i, true);
+                return;
+            }
+    }
+}

@@ -1,0 +1,44 @@
+/*
+ * DMA domains: the IOVA space devices share.  VFs given to one VM (same
+ * vm_uuid) join one named domain and see one set of guest-memory maps; a VF
+ * without a VM id gets a private domain.
+ *
+ * Several holders (one per vhost-user session) may map the same region; the
+ * domain maps it once and unmaps it when its last holder lets go.  Holders of
+ * one VM converge on the same memory table, but not at the same moment: a
+ * map that overlaps a different existing one replaces it (the newer table
+ * wins), and the older holder's later unmap of the replaced region is a no-op.
+ *
+ * On kernel VFIO a domain is one container (a map is one ioctl whatever the
+ * member count); on vfio-user every device has its own DMA table, so the
+ * domain replays each map on every member, including members that join later.
+ */
+#ifndef VFE_DMA_DOMAIN_H
+#define VFE_DMA_DOMAIN_H
+
+#include <stdint.h>
+
+#include "drivers/bus/vfio/vfe_transport.h"
+
+struct vfe_dma_domain;
+
+/* Join the domain `name` (created on first use); NULL or "" gives a private
+ * domain.  The transport gets every map the domain holds.  NULL with errno. */
+struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transport *t);
+/* The transport loses every map of the domain; the last member frees it.
+ * Maps still held then are dropped (their holders must let go first). */
+void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t);
+
+/* `holder` maps [iova, iova+len) to fd at offset.  The same region (same
+ * iova, length, file and offset) held already only gains a holder.  All or
+ * nothing across members; -errno. */
+int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
+                       uint64_t offset, uint32_t prot);
+/* `holder` lets go of the region it mapped at iova/len. */
+void vfe_dma_domain_unmap(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len);
+
+const char *vfe_dma_domain_name(const struct vfe_dma_domain *d);   /* "" for a private one */
+unsigned vfe_dma_domain_members(const struct vfe_dma_domain *d);
+unsigned vfe_dma_domain_maps(const struct vfe_dma_domain *d);
+
+#endif
