@@ -18,10 +18,13 @@ class GuestError(Exception):
 
 
 class Guest:
-    def __init__(self, name, workdir, kernel, initrd, vhost_sock, mac, ip, vhost_server=False, reboot=False):
+    def __init__(self, name, workdir, kernel, initrd, vhost_sock, mac, ip, vhost_server=False, reboot=False,
+                 more_nics=()):
+        """more_nics: (vhost_sock, mac) of further NICs, eth1 and on, configured by the test."""
         self.name, self.dir = name, workdir
         self.kernel, self.initrd = kernel, initrd
         self.vhost_sock, self.mac, self.ip = vhost_sock, mac, ip
+        self.nics = [(vhost_sock, mac)] + list(more_nics)
         self.vhost_server, self.reboot_ok = vhost_server, reboot
         self.serial_path = os.path.join(workdir, name + ".serial")
         self.log_path = os.path.join(workdir, name + ".log")
@@ -31,14 +34,17 @@ class Guest:
         self.log = open(self.log_path, "ab")
 
     def cmdline(self):
-        chardev = "socket,id=c0,path=%s%s" % (self.vhost_sock, ",server=on,wait=off" if self.vhost_server else "")
+        nics = []
+        for i, (sock, mac) in enumerate(self.nics):
+            nics += ["-chardev", "socket,id=c%d,path=%s%s" % (i, sock, ",server=on,wait=off" if self.vhost_server else ""),
+                     "-netdev", "vhost-user,id=n%d,chardev=c%d" % (i, i),
+                     "-device", "virtio-net-pci,netdev=n%d,mac=%s,disable-legacy=on,page-per-vq=on,vectors=0" % (i, mac)]
         return [
             "qemu-system-x86_64", "-accel", "tcg", "-smp", "1", "-m", "256M", "-nodefaults", "-no-user-config",
             "-display", "none", "-kernel", self.kernel, "-initrd", self.initrd,
             "-append", "console=ttyS0 quiet panic=-1 vfe.ip=%s" % self.ip,
             "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-machine", "memory-backend=mem",
-            "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=c0",
-            "-device", "virtio-net-pci,netdev=n0,mac=%s,disable-legacy=on,page-per-vq=on,vectors=0" % self.mac,
+        ] + nics + [
             "-chardev", "socket,id=ser,path=%s,server=on,wait=off" % self.serial_path, "-serial", "chardev:ser",
         ] + ([] if self.reboot_ok else ["-no-reboot"])
 
