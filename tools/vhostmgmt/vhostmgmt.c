@@ -27,6 +27,7 @@ static void usage(FILE *f)
 "  vf -a BDF [-v SOCK] [-u UUID]\n"
 "                           add a VF: serve vhost-user on SOCK (default: the daemon's\n"
 "                           --iface prefix + BDF); VFs with the same UUID belong to one VM\n"
+"                           and share one DMA domain (its guest-memory maps)\n"
 "  vf -r BDF                remove a VF (its device is stopped first)\n"
 "  vf -l PF                 list the VFs of a PF\n"
 "  vf -i BDF                details of a VF\n"
