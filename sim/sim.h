@@ -70,6 +70,7 @@ struct sim_queue {
     bool broken;            /* bad descriptor seen: NEEDS_RESET */
     bool reset_pending;     /* RING_RESET done, reads 1 until re-enabled */
     int kick_fd;            /* ioeventfd from the vfe vendor command, -1 if none */
+    bool db_armed;          /* its mapped doorbell holds the idle pattern */
     ev_io kick_watch;
     struct sim_fn *fn;
 };
@@ -90,6 +91,7 @@ struct sim_counters {
     uint64_t rx_packets, rx_bytes, rx_drops;
     uint64_t tx_packets, tx_bytes, tx_drops;
     uint64_t dirty_pages_marked;
+    uint64_t mapped_doorbell_kicks;   /* seen in a mapped doorbell page, not trapped */
 };
 
 struct sim_fn {
@@ -137,6 +139,10 @@ struct sim_fn {
     struct sim_dirty dirty;
     struct sim_counters ctr;
 
+    /* BAR0 behind a memfd whose doorbell pages the client may map (core/doorbell_map.c) */
+    int db_fd;
+    uint8_t *db_map;
+
     /* vfio-user connection (vfu/) */
     void *vfu;                    /* opaque server state */
 
@@ -172,6 +178,8 @@ struct sim {
     unsigned npfs;
     void *sw;                    /* net/l2_switch state */
     void *ctl;                   /* core/ctl state */
+    ev_timer doorbell_poll;      /* reads mapped doorbells while any is handed out */
+    unsigned doorbell_maps;
     /* fault injection, read by admin/ */
     struct {
         unsigned admin_delay_ms;
@@ -208,6 +216,10 @@ void sim_irq_raise(struct sim_fn *fn, uint16_t vector);
 void sim_queue_interrupt(struct sim_queue *q);  /* vector of q, sets ISR bit */
 /* Kick registration (vfe vendor ioeventfd): region/offset must be a queue doorbell. */
 int sim_ioeventfd(struct sim_fn *fn, uint32_t region, uint64_t off, uint32_t size, uint64_t data, int fd);
+/* The fd behind a VF's BAR0 whose doorbell pages a client may map; the sim
+ * polls them (a DPU sees such writes in hardware).  -errno on failure. */
+int sim_doorbell_map_fd(struct sim_fn *fn);
+void sim_doorbell_map_fini(struct sim_fn *fn);
 /* Device-side notify of queue qidx (doorbell write or ioeventfd). */
 void sim_queue_notify(struct sim_fn *fn, uint16_t qidx);
 /* True when the function may touch guest memory now. */

@@ -296,6 +296,7 @@ static json_t *vf_stats(struct vhostd_vf *vf)
                           "rings", rings, "saved_ring_indices", idx);
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
+    json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->uuid, "members", members,
                                                    "maps", maps));
     uint64_t c[VFE_CTR_COUNT];

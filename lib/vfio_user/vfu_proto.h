@@ -147,6 +147,10 @@ _Static_assert(sizeof(struct vfu_vfe_ioeventfd) == 32, "vfe_ioeventfd");
 #define VFU_MAX_DATA_XFER   (1u << 20)
 #define VFU_MAX_MSG_SIZE    (VFU_MAX_DATA_XFER + 4096u)
 #define VFU_MAX_MSG_FDS     64u
+/* Region info: the reply room a client offers for capabilities, and the
+ * sparse-mmap areas it keeps per region. */
+#define VFU_REGION_INFO_ROOM 256u
+#define VFU_MAX_SPARSE_AREAS 8u
 /* Fds the kernel may hand us in one recvmsg (SCM_MAX_FD); we take them all so
  * none leak, then refuse the message if more than VFU_MAX_MSG_FDS arrived. */
 #define VFU_RECV_FDS_SPACE  253u

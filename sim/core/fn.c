@@ -90,6 +90,7 @@ struct sim_fn *fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, cons
     if (!fn)
         return NULL;
     fn->sim = s;
+    fn->db_fd = -1;
     fn->is_pf = !pf;
     fn->pf = pf ? pf : fn;
     fn->vf_num = vf_num;
@@ -142,6 +143,7 @@ void fn_destroy(struct sim_fn *fn)
         sim_admin_fn_fini(fn);
     sim_net_fn_fini(fn);
     sim_dma_unmap_all(fn);
+    sim_doorbell_map_fini(fn);
     irq_fn_fini(fn);
     dirty_stop(fn);
     if (fn->is_pf)

@@ -185,12 +185,41 @@ static int h_region_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply 
     if (r.index >= VFIO_PCI_NUM_REGIONS)
         REFUSE("region index %u", r.index);
     uint64_t size = region_size(s->fn, r.index);
+    uint32_t room = r.argsz;
     r = (struct vfu_region_info){
         .argsz = sizeof(r),
         .flags = size ? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE : 0,
         .index = r.index,
         .size = size,
     };
+    /* a VF's doorbells can be mapped (one page each): a sparse-mmap capability
+     * names them and the reply carries the fd behind BAR0 */
+    struct {
+        struct vfio_region_info_cap_sparse_mmap hdr;
+        struct vfio_region_sparse_mmap_area area;
+    } __attribute__((packed)) cap = {
+        .hdr = {.header = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1}, .nr_areas = 1},
+        .area = {.offset = SIM_BAR0_NOTIFY, .size = (uint64_t)SIM_MAX_QUEUES * SIM_NOTIFY_MULT},
+    };
+    if (r.index == VFIO_PCI_BAR0_REGION_INDEX && !s->fn->is_pf) {
+        r.flags |= VFIO_REGION_INFO_FLAG_CAPS;
+        r.argsz = sizeof(r) + sizeof(cap);
+        if (room >= r.argsz) {   /* else the client asks again with room for it */
+            int fd = sim_doorbell_map_fd(s->fn);
+            if (fd < 0)
+                return fd;
+            r.flags |= VFIO_REGION_INFO_FLAG_MMAP;
+            r.cap_offset = sizeof(r);
+            r.offset = 0;
+            uint8_t *out = reply_alloc(rep, r.argsz);
+            if (!out)
+                return -ENOMEM;
+            memcpy(out, &r, sizeof(r));
+            memcpy(out + sizeof(r), &cap, sizeof(cap));
+            rep->fd = fd;
+            return 0;
+        }
+    }
     memcpy(reply_alloc(rep, sizeof(r)), &r, sizeof(r));
     return 0;
 }

@@ -50,7 +50,8 @@ static int send_reply(struct vfu_srv *s, const struct vfu_msg *m, int rc, struct
                                    VFU_SEND_TIMEOUT_MS);
     }
     return vfu_msg_send_simple(s->csock, m->hdr.msg_id, m->hdr.cmd, VFU_F_TYPE_REPLY, 0,
-                               vfu_reply_buf(rep), rep->len, NULL, 0, VFU_SEND_TIMEOUT_MS);
+                               vfu_reply_buf(rep), rep->len, rep->fd >= 0 ? &rep->fd : NULL,
+                               rep->fd >= 0 ? 1 : 0, VFU_SEND_TIMEOUT_MS);
 }
 
 /* One whole message.  0, or -errno when the connection must be dropped. */
@@ -65,7 +66,7 @@ static int handle_msg(struct vfu_srv *s, struct vfu_msg *m)
         return 0;
     }
 
-    struct vfu_reply rep = { .len = 0 };
+    struct vfu_reply rep = { .len = 0, .fd = -1 };
     int rc;
     if (m->fds_dropped) {
         LOG_W("vfio-user %s: %s with more than %u fds, refused", fn->bdf,

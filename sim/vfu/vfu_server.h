@@ -31,6 +31,7 @@ struct vfu_reply {
     uint8_t small[64];
     uint8_t *big;
     size_t len;
+    int fd;           /* sent with the reply when >= 0; stays owned by the handler's object */
 };
 
 static inline uint8_t *vfu_reply_buf(struct vfu_reply *r)

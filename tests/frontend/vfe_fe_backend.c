@@ -1,5 +1,6 @@
 /* The backend channel (SET_BACKEND_REQ_FD): requests the back-end makes of
- * us are recorded, their fds closed, and answered when they ask for it. */
+ * us are recorded, their fds closed, and answered when they ask for it.  A
+ * host notifier is kept mapped and kicks go through it, as QEMU does. */
 #include "tests/frontend/vfe_frontend_priv.h"
 
 #include <errno.h>
@@ -15,23 +16,38 @@ void fe_backend_close(struct vfe_fe *fe)
     if (fe->backend >= 0)
         close(fe->backend);
     fe->backend = -1;
+    for (unsigned i = 0; i < FE_RINGS; i++)
+        fe_notifier_drop(fe, i);
 }
 
-/* A host notifier must be mappable as described; we map and unmap it. */
-static uint64_t check_notifier(const uint8_t *payload, int size, const int *fds, unsigned nfds)
+void fe_notifier_drop(struct vfe_fe *fe, unsigned ring)
+{
+    struct fe_queue *q = &fe->q[ring];
+    if (q->notifier)
+        munmap((void *)q->notifier, q->notifier_size);
+    q->notifier = NULL;
+}
+
+/* Map a host notifier (one page, like QEMU's page-per-vq doorbell) or drop one. */
+static uint64_t take_notifier(struct vfe_fe *fe, const uint8_t *payload, int size, const int *fds, unsigned nfds)
 {
     struct vfe_fe_vring_area a;
     if (size != (int)sizeof(a))
         return 1;
     memcpy(&a, payload, sizeof(a));
+    unsigned ring = (unsigned)(a.u64 & 0xff);
+    if (ring >= 2 * fe->o.pairs)
+        return 1;
+    fe_notifier_drop(fe, ring);
     if (a.u64 & VFE_FE_VRING_NOFD)
         return nfds == 0 ? 0 : 1;          /* removal */
-    if (nfds != 1 || a.size == 0 || a.size > (1u << 20) || (a.offset & 4095))
+    if (nfds != 1 || a.size != 4096 || (a.offset & 4095))
         return 1;
     void *p = mmap(NULL, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], (off_t)a.offset);
     if (p == MAP_FAILED)
         return 1;
-    munmap(p, a.size);
+    fe->q[ring].notifier = p;
+    fe->q[ring].notifier_size = a.size;
     return 0;
 }
 
@@ -70,7 +86,7 @@ void fe_backend_serve(struct vfe_fe *fe)
         record(fe, &h, payload, size, nfds);
         uint64_t result = rc < 0 ? 1 : 0;
         if (rc >= 0 && h.request == VFE_FE_B_HOST_NOTIFIER)
-            result = check_notifier(payload, rc, fds, nfds);
+            result = take_notifier(fe, payload, rc, fds, nfds);
         for (unsigned i = 0; i < nfds; i++)
             close(fds[i]);
         if (h.flags & VFE_FE_FLAG_NEED_REPLY)

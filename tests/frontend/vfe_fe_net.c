@@ -222,6 +222,7 @@ int vfe_fe_stats(struct vfe_fe *fe, unsigned pair, struct vfe_fe_stats *out)
         .rx_errors = s->rx_errors,
         .kicks = fe->q[2 * pair].kicks + fe->q[2 * pair + 1].kicks,
         .kicks_suppressed = fe->q[2 * pair].kicks_suppressed + fe->q[2 * pair + 1].kicks_suppressed,
+        .notifier_kicks = fe->q[2 * pair].notifier_kicks + fe->q[2 * pair + 1].notifier_kicks,
         .rx_calls = fe->q[2 * pair].calls, .tx_calls = fe->q[2 * pair + 1].calls,
     };
     return 0;

@@ -113,6 +113,11 @@ void fe_count_calls(struct vfe_fe *fe, unsigned ring)
 
 int fe_kick(struct vfe_fe *fe, unsigned ring)
 {
+    if (fe->q[ring].notifier) {   /* the guest's doorbell write, straight to the device */
+        *fe->q[ring].notifier = (uint16_t)ring;
+        fe->q[ring].notifier_kicks++;
+        return 0;
+    }
     uint64_t one = 1;
     if (write(fe->q[ring].kick, &one, sizeof(one)) != sizeof(one))
         return -errno;
@@ -170,6 +175,7 @@ int vfe_fe_stop(struct vfe_fe *fe, uint16_t *bases)
             bases[i] = (uint16_t)s.num;
         if (rc == 0)
             fe->q[i].started = false;
+        fe_notifier_drop(fe, i);   /* QEMU unmaps them at GET_VRING_BASE */
     }
     /* what the back-end used before it stopped */
     for (unsigned i = 0; i < n; i++)

@@ -97,6 +97,7 @@ struct vfe_fe_stats {
     uint64_t rx_frames, rx_bytes, rx_buffers;   /* rx_buffers: used rx buffers (> frames when merged) */
     uint64_t rx_errors;                         /* frames dropped as malformed or too big */
     uint64_t kicks, kicks_suppressed;           /* eventfd writes / skipped for NO_NOTIFY */
+    uint64_t notifier_kicks;                    /* doorbell writes into host notifier pages */
     uint64_t rx_calls, tx_calls;                /* interrupts seen on the call eventfds */
 };
 int vfe_fe_stats(struct vfe_fe *fe, unsigned pair, struct vfe_fe_stats *st);

@@ -23,6 +23,9 @@ struct fe_queue {
     uint64_t area_gpa;
     int kick, call;
     uint64_t calls, kicks, kicks_suppressed;
+    volatile uint16_t *notifier;   /* host notifier page from the back-end, as QEMU maps it */
+    size_t notifier_size;
+    uint64_t notifier_kicks;
 };
 
 struct fe_pair_stats {
@@ -89,6 +92,7 @@ int fe_kick(struct vfe_fe *fe, unsigned ring);
 /* vfe_fe_backend.c */
 void fe_backend_serve(struct vfe_fe *fe);
 void fe_backend_close(struct vfe_fe *fe);
+void fe_notifier_drop(struct vfe_fe *fe, unsigned ring);
 
 /* vfe_fe_log.c */
 int fe_log_resize(struct vfe_fe *fe);

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,20 @@ def ping(a, b_ip, count=3):
     return out
 
 
+def sim_counter(root, bdf, key):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(os.path.join(root, "sim-ctl.sock"))
+        s.sendall(json.dumps({"cmd": "counters", "bdf": bdf}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf)[key]
+
+
 def domain(rpc, vf):
     return json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]["dma_domain"]
 
@@ -124,6 +139,12 @@ def scenario(work, kernel, initrd, client):
         stats = mgmt(rpc, "stats", VF1)
         if "running" not in stats:
             raise GuestError("VF1 not running while pinging:\n" + stats)
+        # QEMU mapped the doorbell pages vfe offered: the guest kicked the device directly
+        offered = json.loads(mgmt(rpc, "--json", "stats", VF1))["vfs"][0]["host_notifiers"]
+        direct = sim_counter(root, VF1, "mapped_doorbell_kicks")
+        if offered != 2 or direct == 0:
+            raise GuestError("host notifiers: %d offered, %d guest kicks through them" % (offered, direct))
+        log("%s mode: guest kicks reach the device through host notifiers (%d)" % (mode, direct))
         second_nic(rpc, a, b, mode)
         a.sock.sendall(b"reboot -f\n")
         a.expect("VFE-GUEST-READY", 120)

@@ -33,6 +33,10 @@ struct vfe_transport_ops {
     int (*region_info)(struct vfe_transport *t, uint32_t index, struct vfe_region_info *info);
     int (*region_read)(struct vfe_transport *t, uint32_t index, uint64_t off, void *buf, size_t len);
     int (*region_write)(struct vfe_transport *t, uint32_t index, uint64_t off, const void *buf, size_t len);
+    /* [off, off+len) of the region may be mmapped by the caller (or handed to QEMU):
+     * the fd (owned by the transport) and the file offset of off.  -ENOENT: not mappable. */
+    int (*region_mmap_fd)(struct vfe_transport *t, uint32_t index, uint64_t off, uint64_t len, int *fd,
+                          uint64_t *file_off);
     /* Map [offset, offset+len) of fd at IOVA iova for the device.  prot: VFE_DMA_*. */
     int (*dma_map)(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset, uint32_t prot);
     int (*dma_unmap)(struct vfe_transport *t, uint64_t iova, uint64_t len);

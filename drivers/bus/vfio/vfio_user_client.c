@@ -33,6 +33,10 @@ struct vfu_client {
         bool known;
         uint32_t flags;
         uint64_t size;
+        int mmap_fd;              /* -1: nothing of it can be mapped */
+        uint64_t mmap_offset;     /* file offset of the region's start */
+        struct { uint64_t off, size; } areas[VFU_MAX_SPARSE_AREAS];
+        unsigned nareas;
     } regions[VFIO_PCI_NUM_REGIONS];
 };
 
@@ -55,12 +59,16 @@ static int broken(struct vfu_client *c, int rc, const char *why, uint16_t cmd)
 
 /*
  * One round trip.  On success *reply holds the reply payload (the caller frees
- * it).  An error reply gives -errno of the reply and keeps the connection.
+ * it) and *fd_out the one fd the reply may carry (-1 if none; with fd_out NULL
+ * a reply fd is unexpected and closed).  An error reply gives -errno of the
+ * reply and keeps the connection.
  */
-static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov, unsigned niov,
-                    const int *fds, unsigned nfds, struct vfu_msg *reply)
+static int vfu_call_fd(struct vfu_client *c, uint16_t cmd, const struct iovec *iov, unsigned niov,
+                       const int *fds, unsigned nfds, struct vfu_msg *reply, int *fd_out)
 {
     memset(reply, 0, sizeof(*reply));
+    if (fd_out)
+        *fd_out = -1;
     if (c->broken)
         return -ENOTCONN;
     int tmo = c->t.timeout_ms > 0 ? c->t.timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
@@ -95,7 +103,10 @@ static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
             vfu_msg_free(&m);
             return broken(c, -EPROTO, "bad reply", cmd);
         }
-        if (m.nfds || m.fds_dropped) {
+        if (fd_out && m.nfds == 1 && !m.fds_dropped) {
+            *fd_out = m.fds[0];
+            m.nfds = 0;
+        } else if (m.nfds || m.fds_dropped) {
             LOG_W("vfio-user %s: %s reply carried %u unexpected fds, closed", c->t.bdf,
                   vfu_cmd_name(cmd), m.nfds);
             vfu_msg_close_fds(&m);
@@ -103,6 +114,10 @@ static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
         if (m.hdr.flags & VFU_F_ERROR) {
             uint32_t e = m.hdr.error;
             vfu_msg_free(&m);
+            if (fd_out && *fd_out >= 0) {
+                close(*fd_out);
+                *fd_out = -1;
+            }
             if (e == 0 || e > 4095)
                 e = EIO;
             LOG_D("vfio-user %s: %s -> error %u", c->t.bdf, vfu_cmd_name(cmd), e);
@@ -111,6 +126,12 @@ static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
         *reply = m;
         return 0;
     }
+}
+
+static int vfu_call(struct vfu_client *c, uint16_t cmd, const struct iovec *iov, unsigned niov,
+                    const int *fds, unsigned nfds, struct vfu_msg *reply)
+{
+    return vfu_call_fd(c, cmd, iov, niov, fds, nfds, reply, NULL);
 }
 
 /* Round trip whose reply must carry exactly `len` bytes (copied to out if non-NULL). */
@@ -134,6 +155,46 @@ static int vfu_call_fixed(struct vfu_client *c, uint16_t cmd, const void *req, s
     return 0;
 }
 
+/* The sparse-mmap areas named in a region info reply's capability chain; the
+ * chain comes from the server, so every offset is checked. */
+static int parse_sparse(struct vfe_transport *t, const uint8_t *p, size_t len, uint32_t first, uint64_t region_size,
+                        struct vfu_client *c, uint32_t index)
+{
+    unsigned hops = 0;
+    for (uint32_t off = first; off; hops++) {
+        struct vfio_info_cap_header h;
+        if (hops > 16 || off < sizeof(struct vfu_region_info) || off > len || len - off < sizeof(h))
+            goto bad;
+        memcpy(&h, p + off, sizeof(h));
+        if (h.id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+            struct vfio_region_info_cap_sparse_mmap sm;
+            if (len - off < sizeof(sm))
+                goto bad;
+            memcpy(&sm, p + off, sizeof(sm));
+            if (sm.nr_areas > VFU_MAX_SPARSE_AREAS ||
+                len - off - sizeof(sm) < (size_t)sm.nr_areas * sizeof(struct vfio_region_sparse_mmap_area))
+                goto bad;
+            for (uint32_t i = 0; i < sm.nr_areas; i++) {
+                struct vfio_region_sparse_mmap_area a;
+                memcpy(&a, p + off + sizeof(sm) + i * sizeof(a), sizeof(a));
+                if (!a.size || a.offset > region_size || a.size > region_size - a.offset)
+                    goto bad;
+                c->regions[index].areas[i].off = a.offset;
+                c->regions[index].areas[i].size = a.size;
+            }
+            c->regions[index].nareas = sm.nr_areas;
+        }
+        if (h.next && h.next <= off)
+            goto bad;   /* the chain only moves forward: no loops */
+        off = h.next;
+    }
+    return 0;
+bad:
+    LOG_E("vfio-user %s: region %u: malformed capability chain", t->bdf, index);
+    c->regions[index].nareas = 0;
+    return -EPROTO;
+}
+
 static int cl_region_info(struct vfe_transport *t, uint32_t index, struct vfe_region_info *info)
 {
     struct vfu_client *c = CL(t);
@@ -144,23 +205,68 @@ static int cl_region_info(struct vfe_transport *t, uint32_t index, struct vfe_re
                                           .size = c->regions[index].size };
         return 0;
     }
-    struct vfu_region_info req = { .argsz = sizeof(req), .index = index }, rep;
-    int rc = vfu_call_fixed(c, VFU_CMD_DEVICE_GET_REGION_INFO, &req, sizeof(req), NULL, 0,
-                            &rep, sizeof(rep));
+    struct vfu_region_info req = { .argsz = VFU_REGION_INFO_ROOM, .index = index }, rep;
+    struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
+    struct vfu_msg m;
+    int fd;
+    int rc = vfu_call_fd(c, VFU_CMD_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0, &m, &fd);
     if (rc < 0)
         return rc;
-    if (rep.index != index || rep.argsz < sizeof(rep)) {
-        LOG_E("vfio-user %s: region info for %u answered index %u argsz %u", t->bdf, index,
-              rep.index, rep.argsz);
-        return -EPROTO;
+    if (m.len < sizeof(rep) || m.len > VFU_REGION_INFO_ROOM) {
+        LOG_E("vfio-user %s: region info reply of %zu bytes", t->bdf, m.len);
+        rc = -EPROTO;
+        goto out;
+    }
+    memcpy(&rep, m.payload, sizeof(rep));
+    if (rep.index != index || rep.argsz < sizeof(rep) || rep.argsz > m.len) {
+        LOG_E("vfio-user %s: region info for %u answered index %u argsz %u in %zu bytes", t->bdf, index,
+              rep.index, rep.argsz, m.len);
+        rc = -EPROTO;
+        goto out;
     }
     if (index < VFIO_PCI_NUM_REGIONS) {
         c->regions[index].known = true;
         c->regions[index].flags = rep.flags;
         c->regions[index].size = rep.size;
+        c->regions[index].nareas = 0;
+        if ((rep.flags & VFIO_REGION_INFO_FLAG_MMAP) && fd >= 0 &&
+            parse_sparse(t, m.payload, rep.argsz, (rep.flags & VFIO_REGION_INFO_FLAG_CAPS) ? rep.cap_offset : 0,
+                         rep.size, c, index) == 0) {
+            if (!c->regions[index].nareas) {   /* no sparse list: the whole region */
+                c->regions[index].areas[0].off = 0;
+                c->regions[index].areas[0].size = rep.size;
+                c->regions[index].nareas = 1;
+            }
+            c->regions[index].mmap_fd = fd;
+            c->regions[index].mmap_offset = rep.offset;
+            fd = -1;
+        }
     }
     *info = (struct vfe_region_info){ .index = index, .flags = rep.flags, .size = rep.size };
-    return 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    vfu_msg_free(&m);
+    return rc;
+}
+
+static int cl_region_mmap_fd(struct vfe_transport *t, uint32_t index, uint64_t off, uint64_t len, int *fd,
+                             uint64_t *file_off)
+{
+    struct vfu_client *c = CL(t);
+    struct vfe_region_info info;
+    int rc = index < VFIO_PCI_NUM_REGIONS ? cl_region_info(t, index, &info) : -EINVAL;
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; c->regions[index].mmap_fd >= 0 && i < c->regions[index].nareas; i++) {
+        uint64_t a = c->regions[index].areas[i].off, n = c->regions[index].areas[i].size;
+        if (off >= a && len <= n && off - a <= n - len) {
+            *fd = c->regions[index].mmap_fd;
+            *file_off = c->regions[index].mmap_offset + off;
+            return 0;
+        }
+    }
+    return -ENOENT;
 }
 
 /* [off, off+len) must lie in the region. */
@@ -369,11 +475,15 @@ static void cl_close(struct vfe_transport *t)
     vfu_reader_reset(&c->rd);
     if (c->sock >= 0)
         close(c->sock);
+    for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS; i++)
+        if (c->regions[i].mmap_fd >= 0)
+            close(c->regions[i].mmap_fd);
     free(c);
 }
 
 static const struct vfe_transport_ops vfu_client_ops = {
     .region_info = cl_region_info,
+    .region_mmap_fd = cl_region_mmap_fd,
     .region_read = cl_region_read,
     .region_write = cl_region_write,
     .dma_map = cl_dma_map,
@@ -437,6 +547,8 @@ int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transp
     c->t.timeout_ms = VFE_TRANSPORT_TIMEOUT_MS;
     snprintf(c->t.bdf, sizeof(c->t.bdf), "%s", bdf ? bdf : "?");
     vfu_reader_init(&c->rd);
+    for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS; i++)
+        c->regions[i].mmap_fd = -1;
     c->sock = vfu_sock_connect(sock_path, true);
     if (c->sock < 0) {
         int rc = c->sock;

@@ -22,6 +22,7 @@ struct vdpa_session {
     bool busy;                          /* a device operation is in flight */
     ev_timer kick;                      /* converge from the loop */
     uint64_t running_mask;              /* rings the device runs */
+    unsigned notifiers;                 /* host notifiers offered for them */
     unsigned gen, run_gen;              /* connection generation, and the one the rings ran in */
     uint16_t saved[VDPA_MAX_RINGS];     /* indices from the last stop */
     uint64_t saved_mask;
@@ -93,6 +94,32 @@ static void stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
     op_done(s, err);
 }
 
+/* Rings run: offer QEMU each ring's doorbell page, so guest kicks reach the
+ * device without leaving the guest.  QEMU drops them at every GET_VRING_BASE. */
+static void offer_notifiers(struct vdpa_session *s)
+{
+    s->notifiers = 0;
+    for (uint16_t i = 0; i < VDPA_MAX_RINGS; i++) {
+        int fd;
+        uint64_t off;
+        if (!(s->running_mask & (1ull << i)) || vdpa_vf_host_notifier(s->vf, i, &fd, &off) < 0)
+            continue;
+        if (vhost_host_notifier(s->dev, i, fd, VDPA_NOTIFIER_SIZE, off) < 0)
+            return;   /* not negotiated, or no backend channel: kicks stay on the ioeventfd */
+        s->notifiers++;
+    }
+    if (s->notifiers)
+        LOG_I("%s: %u host notifiers offered", s->name, s->notifiers);
+}
+
+static void started(void *ctx, int err)
+{
+    struct vdpa_session *s = ctx;
+    if (!err && s->dev && vhost_connected(s->dev) && s->run_gen == s->gen)
+        offer_notifiers(s);
+    op_done(s, err);
+}
+
 static int start(struct vdpa_session *s, uint64_t want)
 {
     struct vdpa_ring rings[VDPA_MAX_RINGS];
@@ -110,7 +137,7 @@ static int start(struct vdpa_session *s, uint64_t want)
     }
     uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
     s->busy = true;
-    int rc = vdpa_vf_start(s->vf, f, rings, n, op_done, s);
+    int rc = vdpa_vf_start(s->vf, f, rings, n, started, s);
     if (rc < 0) {
         s->busy = false;
         LOG_E("%s: start: %s", s->name, strerror(-rc));
@@ -337,6 +364,7 @@ void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats 
     st->rings_running = (unsigned)__builtin_popcountll(s->running_mask);
     st->dev_state = vdpa_vf_state(s->vf);
     st->logging = s->log_active;
+    st->host_notifiers = s->running_mask ? s->notifiers : 0;
     for (unsigned i = 0; i < VDPA_MAX_RINGS; i++)
         if (s->saved_mask & (1ull << i)) {
             st->last_avail[i] = s->saved[i];

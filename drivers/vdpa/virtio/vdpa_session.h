@@ -34,6 +34,7 @@ struct vdpa_session_stats {
     unsigned rings_running;
     enum vdpa_vf_state dev_state;
     bool logging;
+    unsigned host_notifiers;    /* doorbell pages QEMU was offered for the running rings */
     uint16_t last_avail[VDPA_MAX_RINGS];
     unsigned nsaved;
     /* Running rings: the indices as they are in guest memory now. */

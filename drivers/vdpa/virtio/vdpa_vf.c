@@ -145,6 +145,21 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
     return rc;
 }
 
+int vdpa_vf_host_notifier(struct vdpa_vf *v, uint16_t q, int *fd, uint64_t *offset)
+{
+    uint32_t region;
+    uint64_t off;
+    if (q >= v->num_queues || !v->t->ops->region_mmap_fd)
+        return -ENOENT;
+    int rc = vfe_vpci_queue_notify_addr(&v->vp, q, &region, &off);
+    if (rc < 0)
+        return rc;
+    /* QEMU maps one page per queue over the guest's doorbell: the page must be this queue's alone */
+    if (v->vp.notify_off_multiplier < VDPA_NOTIFIER_SIZE || off % VDPA_NOTIFIER_SIZE)
+        return -ENOENT;
+    return v->t->ops->region_mmap_fd(v->t, region, off, VDPA_NOTIFIER_SIZE, fd, offset);
+}
+
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= VDPA_MAX_RINGS || q >= v->num_queues)

@@ -61,6 +61,11 @@ struct vdpa_pf_ref {
  * NULL or "" for a domain of its own.  NULL with errno on failure. */
 struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
                              struct vfe_transport *t, const char *dma_domain);
+/* The page of ring q's doorbell that QEMU may map into the guest (vhost-user
+ * host notifier): fd (owned by the transport) and its offset.  -ENOENT when
+ * the device's doorbells cannot be mapped a page per queue. */
+#define VDPA_NOTIFIER_SIZE 4096u
+int vdpa_vf_host_notifier(struct vdpa_vf *v, uint16_t q, int *fd, uint64_t *offset);
 /* The domain's members (VFs) and maps, for stats. */
 void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *maps);
 /* Stops nothing: the caller stops first.  Unmaps, detaches fds, frees. */

@@ -185,6 +185,17 @@ static void test_traffic(unsigned pairs)
               json_integer_value(json_object_get(ctr, "rx_bytes")) ==
                   test_sim_counter(&sp, "0000:3b:00.1", "rx_bytes"),
           "device counters in stats differ from the sim's (tx %lld)", tx);
+    /* kicks went through the doorbell pages the daemon offered as host notifiers */
+    struct vfe_fe_stats fs;
+    uint64_t nk = 0;
+    for (unsigned p = 0; p < pairs && vfe_fe_stats(a, p, &fs) == 0; p++)
+        nk += fs.notifier_kicks;
+    json_t *vf1 = json_array_get(json_object_get(res, "vfs"), 0);
+    CHECK(json_integer_value(json_object_get(vf1, "host_notifiers")) == 2 * pairs && nk > 0 &&
+              test_sim_counter(&sp, "0000:3b:00.1", "mapped_doorbell_kicks") > 0,
+          "host notifiers: %lld offered, %llu kicks through them, the sim saw %lld",
+          json_integer_value(json_object_get(vf1, "host_notifiers")), (unsigned long long)nk,
+          test_sim_counter(&sp, "0000:3b:00.1", "mapped_doorbell_kicks"));
     /* a received the announce and n frames, sent the announce, n and 20 */
     unsigned per = (n + pairs - 1) / pairs, big = (20 + pairs - 1) / pairs;
     /* live indices of a's first TX ring: everything published was used */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,6 +53,34 @@ static void reply(int c, const struct vfu_msg *m, const void *p, size_t len)
                                          NULL, 0, 1000), 0);
 }
 
+/* BARs 1..4 are mappable with a sparse capability: 1 a chain that loops,
+ * 2 an area beyond the region, 3 a capability past argsz, 4 a good one
+ * (0x1000..0x3000).  Each reply carries a memfd. */
+static void mappable_region(int c, const struct vfu_msg *m, uint32_t index)
+{
+    struct {
+        struct vfu_region_info r;
+        struct vfio_region_info_cap_sparse_mmap sm;
+        struct vfio_region_sparse_mmap_area a;
+    } __attribute__((packed)) rep = {
+        .r = {.argsz = sizeof(rep), .index = index, .cap_offset = 32, .size = 0x10000,
+              .flags = 3 | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS},
+        .sm = {.header = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1}, .nr_areas = 1},
+        .a = {.offset = 0x1000, .size = 0x2000},
+    };
+    if (index == 1)
+        rep.sm.header.next = 32;
+    if (index == 2)
+        rep.a.size = 0x10000;
+    if (index == 3)
+        rep.r.cap_offset = 200;
+    int fd = memfd_create("bar", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(fd, 0x10000), 0);
+    assert_int_equal(vfu_msg_send_simple(c, m->hdr.msg_id, m->hdr.cmd, VFU_F_TYPE_REPLY, 0, &rep, sizeof(rep),
+                                         &fd, 1, 1000), 0);
+    close(fd);
+}
+
 static void serve(struct fake *f, int c, struct vfu_msg *m)
 {
     switch (m->hdr.cmd) {
@@ -73,6 +102,10 @@ static void serve(struct fake *f, int c, struct vfu_msg *m)
     case VFU_CMD_DEVICE_GET_REGION_INFO: {
         struct vfu_region_info r;
         memcpy(&r, m->payload, sizeof(r));
+        if (r.index >= 1 && r.index <= 4) {
+            mappable_region(c, m, r.index);
+            break;
+        }
         r.argsz = 32;
         r.size = r.index == VFE_REGION_CONFIG ? sizeof(f->cfg) : r.index == 0 ? 0x10000 : 0;
         r.flags = r.size ? 3 : 0;
@@ -344,6 +377,26 @@ static void test_bad_replies(void **state)
     fake_stop(f);
 }
 
+/* Sparse-mmap capabilities: malformed ones leave the region unmappable. */
+static void test_sparse_mmap(void **state)
+{
+    (void)state;
+    struct fake *f = fake_start(1 << 20, true);
+    struct vfe_transport *t;
+    assert_int_equal(vfe_vfio_user_open(f->path, "0000:3b:00.1", &t), 0);
+    int fd;
+    uint64_t off;
+    for (uint32_t bar = 1; bar <= 3; bar++)
+        assert_int_equal(t->ops->region_mmap_fd(t, bar, 0x1000, 0x1000, &fd, &off), -ENOENT);
+    assert_int_equal(t->ops->region_mmap_fd(t, 4, 0x2000, 0x1000, &fd, &off), 0);
+    assert_true(fd >= 0 && off == 0x2000);
+    assert_int_equal(t->ops->region_mmap_fd(t, 4, 0x2000, 0x2000, &fd, &off), -ENOENT);
+    assert_int_equal(t->ops->region_mmap_fd(t, 4, 0, 0x1000, &fd, &off), -ENOENT);
+    assert_int_equal(t->ops->region_mmap_fd(t, 0, 0, 0x1000, &fd, &off), -ENOENT);   /* no fd at all */
+    vfe_transport_close(t);
+    fake_stop(f);
+}
+
 static void test_transport_open(void **state)
 {
     (void)state;
@@ -382,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_no_vendor_ext),
         cmocka_unit_test(test_timeout_breaks),
         cmocka_unit_test(test_bad_replies),
+        cmocka_unit_test(test_sparse_mmap),
         cmocka_unit_test(test_transport_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

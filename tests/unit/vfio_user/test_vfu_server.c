@@ -130,6 +130,21 @@ void sim_irq_raise(struct sim_fn *fn, uint16_t vector)
     }
 }
 
+/* BAR0 memory of the VF; its doorbell pages hold 0x5a so the client's mapping can be checked */
+int sim_doorbell_map_fd(struct sim_fn *fn)
+{
+    static int fd = -1;
+    if (fd < 0) {
+        fd = memfd_create("bar0", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, SIM_BAR0_SIZE) < 0)
+            return -errno;
+        uint8_t *m = mmap(NULL, SIM_BAR0_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        memset(m + SIM_BAR0_NOTIFY, 0x5a, SIM_BAR0_SIZE - SIM_BAR0_NOTIFY);
+        munmap(m, SIM_BAR0_SIZE);
+    }
+    return fd;
+}
+
 int sim_ioeventfd(struct sim_fn *fn, uint32_t region, uint64_t off, uint32_t size, uint64_t data, int fd)
 {
     if (region != 0 || off < SIM_BAR0_NOTIFY || (off - SIM_BAR0_NOTIFY) % SIM_NOTIFY_MULT)
@@ -220,6 +235,53 @@ static void wait_for(int *p, int want)
     assert_int_equal(*p, want);
 }
 
+/* A VF's BAR0 info: without room for the capability the reply says how much
+ * it needs and carries no fd; with room, the sparse area and the fd. */
+static void test_region_info_caps(void **state)
+{
+    (void)state;
+    int s = raw_connect_version(paths[1]);
+    assert_true(s >= 0);
+    struct vfu_region_info ri = {.argsz = sizeof(ri), .index = 0};
+    struct vfu_msg m;
+    assert_int_equal(raw_call(s, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, &m, 2000), 0);
+    struct vfu_region_info got;
+    assert_int_equal(m.len, sizeof(got));
+    memcpy(&got, m.payload, sizeof(got));
+    assert_int_equal(got.argsz, sizeof(got) + 32);
+    assert_int_equal(m.nfds, 0);
+    assert_false(got.flags & VFIO_REGION_INFO_FLAG_MMAP);
+    vfu_msg_free(&m);
+
+    ri.argsz = sizeof(ri) + 32;
+    assert_int_equal(raw_call(s, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, &m, 2000), 0);
+    assert_int_equal(m.len, sizeof(got) + 32);
+    assert_int_equal(m.nfds, 1);
+    memcpy(&got, m.payload, sizeof(got));
+    assert_true(got.flags & VFIO_REGION_INFO_FLAG_MMAP);
+    struct vfio_region_info_cap_sparse_mmap sm;
+    struct vfio_region_sparse_mmap_area a;
+    memcpy(&sm, m.payload + got.cap_offset, sizeof(sm));
+    memcpy(&a, m.payload + got.cap_offset + sizeof(sm), sizeof(a));
+    assert_int_equal(sm.header.id, VFIO_REGION_INFO_CAP_SPARSE_MMAP);
+    assert_int_equal(sm.nr_areas, 1);
+    assert_int_equal(a.offset, SIM_BAR0_NOTIFY);
+    assert_int_equal(a.offset + a.size, SIM_BAR0_SIZE);
+    close(m.fds[0]);
+    vfu_msg_free(&m);
+
+    /* the PF's BAR0 is not mappable */
+    int p = raw_connect_version(paths[0]);
+    ri.argsz = 256;
+    assert_int_equal(raw_call(p, VFU_CMD_DEVICE_GET_REGION_INFO, &ri, sizeof(ri), NULL, 0, &m, 2000), 0);
+    assert_int_equal(m.len, sizeof(got));
+    assert_int_equal(m.nfds, 0);
+    vfu_msg_free(&m);
+    close(p);
+    close(s);
+    assert_true(alive());
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -253,7 +315,19 @@ static void test_client_against_server(void **state)
     struct vfe_region_info ri;
     assert_int_equal(t->ops->region_info(t, 0, &ri), 0);
     assert_int_equal(ri.size, SIM_BAR0_SIZE);
-    assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE);
+    assert_int_equal(ri.flags, VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+                                   VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS);
+    /* the doorbell pages are mappable, the registers before them are not */
+    int dbfd;
+    uint64_t dboff;
+    assert_int_equal(t->ops->region_mmap_fd(t, 0, SIM_BAR0_NOTIFY + 4096, 4096, &dbfd, &dboff), 0);
+    uint8_t *db = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dbfd, (off_t)dboff);
+    assert_true(db != MAP_FAILED);
+    assert_int_equal(db[0], 0x5a);
+    munmap(db, 4096);
+    assert_int_equal(t->ops->region_mmap_fd(t, 0, 0, 4096, &dbfd, &dboff), -ENOENT);
+    assert_int_equal(t->ops->region_mmap_fd(t, 0, SIM_BAR0_SIZE - 4096, 8192, &dbfd, &dboff), -ENOENT);
+    assert_int_equal(t->ops->region_mmap_fd(t, 1, 0, 4096, &dbfd, &dboff), -ENOENT);
     assert_int_equal(t->ops->region_info(t, 1, &ri), 0);
     assert_int_equal(ri.size, SIM_BAR1_SIZE);
     assert_int_equal(t->ops->region_info(t, 2, &ri), 0);
@@ -387,6 +461,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_region_info_caps),
         cmocka_unit_test(test_client_against_server),
         cmocka_unit_test(test_random_payloads),
     };
