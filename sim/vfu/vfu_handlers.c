@@ -119,16 +119,27 @@ static int h_dma_map(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep
     return 0;
 }
 
+/* A request that is one fixed struct starting with argsz, and no fds: copied
+ * to out once its size, argsz and fd count are right. */
+static int fixed_request(struct vfu_srv *s, struct vfu_msg *m, void *out, size_t len)
+{
+    uint32_t argsz;
+    if (no_fds(s, m))
+        return -EINVAL;
+    if (m->len != len)
+        REFUSE("payload of %zu bytes", m->len);
+    memcpy(out, m->payload, len);
+    memcpy(&argsz, out, sizeof(argsz));
+    if (argsz < len)
+        REFUSE("argsz %u", argsz);
+    return 0;
+}
+
 static int h_dma_unmap(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep)
 {
     struct vfu_dma_unmap d;
-    if (no_fds(s, m))
+    if (fixed_request(s, m, &d, sizeof(d)) < 0)
         return -EINVAL;
-    if (m->len != sizeof(d))
-        REFUSE("payload of %zu bytes", m->len);
-    memcpy(&d, m->payload, sizeof(d));
-    if (d.argsz < sizeof(d))
-        REFUSE("argsz %u", d.argsz);
     if (d.flags)
         REFUSE("flags %#x not supported", d.flags);
     int rc = sim_dma_unmap(s->fn, d.addr, d.size);
@@ -145,13 +156,8 @@ static int h_dma_unmap(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *r
 static int h_device_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep)
 {
     struct vfu_device_info d;
-    if (no_fds(s, m))
+    if (fixed_request(s, m, &d, sizeof(d)) < 0)
         return -EINVAL;
-    if (m->len != sizeof(d))
-        REFUSE("payload of %zu bytes", m->len);
-    memcpy(&d, m->payload, sizeof(d));
-    if (d.argsz < sizeof(d))
-        REFUSE("argsz %u", d.argsz);
     d = (struct vfu_device_info){
         .argsz = sizeof(d),
         .flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
@@ -175,13 +181,8 @@ static uint64_t region_size(struct sim_fn *fn, uint32_t idx)
 static int h_region_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep)
 {
     struct vfu_region_info r;
-    if (no_fds(s, m))
+    if (fixed_request(s, m, &r, sizeof(r)) < 0)
         return -EINVAL;
-    if (m->len != sizeof(r))
-        REFUSE("payload of %zu bytes", m->len);
-    memcpy(&r, m->payload, sizeof(r));
-    if (r.argsz < sizeof(r))
-        REFUSE("argsz %u", r.argsz);
     if (r.index >= VFIO_PCI_NUM_REGIONS)
         REFUSE("region index %u", r.index);
     uint64_t size = region_size(s->fn, r.index);
@@ -227,13 +228,8 @@ static int h_region_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply 
 static int h_irq_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *rep)
 {
     struct vfu_irq_info q;
-    if (no_fds(s, m))
+    if (fixed_request(s, m, &q, sizeof(q)) < 0)
         return -EINVAL;
-    if (m->len != sizeof(q))
-        REFUSE("payload of %zu bytes", m->len);
-    memcpy(&q, m->payload, sizeof(q));
-    if (q.argsz < sizeof(q))
-        REFUSE("argsz %u", q.argsz);
     if (q.index >= VFIO_PCI_NUM_IRQS)
         REFUSE("irq index %u", q.index);
     bool msix = q.index == VFIO_PCI_MSIX_IRQ_INDEX;
