@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Demo step: boot two TCG guests on two vhost-user sockets and let them ping.
-   demo_ping.py BUILD_DIR SOCK_A SOCK_B WORKDIR"""
+"""Demo step: boot two TCG guests on two vhost-user sockets and let them ping;
+then run CMD (if given) while they still run, to show what the daemon sees.
+   demo_ping.py BUILD_DIR SOCK_A SOCK_B WORKDIR [CMD ...]"""
+import subprocess
 import sys
 import os
 
@@ -29,6 +31,12 @@ def main():
             return 1
         rc, out = b.run("ping -c 2 -W 3 10.0.0.1", timeout=30)
         print("  guest-b pings back: %s" % ("ok" if rc == 0 else "FAILED"))
+        if sys.argv[5:]:
+            print("\n  while the guests run:\n  $ %s" % " ".join(os.path.basename(a) if i == 0 else a
+                                                        for i, a in enumerate(sys.argv[5:])), flush=True)
+            out = subprocess.run(sys.argv[5:], capture_output=True, text=True, timeout=10)
+            for line in (out.stdout + out.stderr).strip().splitlines():
+                print("    " + line)
         return rc
     except GuestError as e:
         print("  FAILED: %s" % e)
