@@ -85,8 +85,12 @@ def sim_counter(root, bdf, key):
     return json.loads(buf)[key]
 
 
+def vf_stats(rpc, vf):
+    return json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]
+
+
 def domain(rpc, vf):
-    return json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]["dma_domain"]
+    return vf_stats(rpc, vf)["dma_domain"]
 
 
 def second_nic(rpc, a, b, mode):
@@ -100,7 +104,7 @@ def second_nic(rpc, a, b, mode):
     if rc:
         raise GuestError("guest b: second address failed:\n" + out)
     ping(a, "10.0.1.2")
-    sent = json.loads(mgmt(rpc, "--json", "stats", VF3))["vfs"][0]["counters"]["tx_packets"]
+    sent = vf_stats(rpc, VF3)["counters"]["tx_packets"]
     if sent < 3:
         raise GuestError("VF3 sent %d frames for 3 pings" % sent)
     d1, d3 = domain(rpc, VF1), domain(rpc, VF3)
@@ -140,7 +144,7 @@ def scenario(work, kernel, initrd, client):
         if "running" not in stats:
             raise GuestError("VF1 not running while pinging:\n" + stats)
         # QEMU mapped the doorbell pages vfe offered: the guest kicked the device directly
-        offered = json.loads(mgmt(rpc, "--json", "stats", VF1))["vfs"][0]["host_notifiers"]
+        offered = vf_stats(rpc, VF1)["host_notifiers"]
         direct = sim_counter(root, VF1, "mapped_doorbell_kicks")
         if offered != 2 or direct == 0:
             raise GuestError("host notifiers: %d offered, %d guest kicks through them" % (offered, direct))

@@ -100,22 +100,30 @@ static unsigned flow(struct vfe_fe *a, struct vfe_fe *b, const uint8_t am[6], co
     return ok;
 }
 
+/* One VF's entry of the daemon's stats (NULL if the call failed); the caller drops it. */
+static json_t *vf_stats(const char *bdf)
+{
+    json_t *res = NULL;
+    char msg[256];
+    if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) < 0)
+        return NULL;
+    json_t *vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
+    json_decref(res);
+    return vf;
+}
+
 /* The device runs rings asynchronously after the front-end's last message:
  * wait until the daemon reports them running. */
 static bool wait_running(const char *bdf, unsigned rings)
 {
     long end = check_now_ms() + 5000;
     while (check_now_ms() < end) {
-        json_t *res = NULL;
-        char msg[256];
-        if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) == 0) {
-            json_t *vf = json_array_get(json_object_get(res, "vfs"), 0);
-            bool ok = json_integer_value(json_object_get(vf, "rings_running")) == (json_int_t)rings &&
-                      !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running");
-            json_decref(res);
-            if (ok)
-                return true;
-        }
+        json_t *vf = vf_stats(bdf);
+        bool ok = vf && json_integer_value(json_object_get(vf, "rings_running")) == (json_int_t)rings &&
+                  !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running");
+        json_decref(vf);
+        if (ok)
+            return true;
         usleep(5000);
     }
     return false;
@@ -175,11 +183,9 @@ static void test_traffic(unsigned pairs)
     CHECK(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "connected") &&
               strstr(out, "running"), "stats while running: %s", out);
     /* the device's counters, read by the daemon through the VF, match the sim's own */
-    json_t *res = NULL;
-    char msg[256];
-    CHECK(rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", "0000:3b:00.1"), 2000, &res, msg,
-                          sizeof(msg)) == 0, "stats: %s", msg);
-    json_t *ctr = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "counters");
+    json_t *vf1 = vf_stats("0000:3b:00.1");
+    CHECK(vf1 != NULL, "stats of 0000:3b:00.1 failed");
+    json_t *ctr = json_object_get(vf1, "counters");
     long long tx = test_sim_counter(&sp, "0000:3b:00.1", "tx_packets");
     CHECK(tx > 0 && json_integer_value(json_object_get(ctr, "tx_packets")) == tx &&
               json_integer_value(json_object_get(ctr, "rx_bytes")) ==
@@ -190,7 +196,6 @@ static void test_traffic(unsigned pairs)
     uint64_t nk = 0;
     for (unsigned p = 0; p < pairs && vfe_fe_stats(a, p, &fs) == 0; p++)
         nk += fs.notifier_kicks;
-    json_t *vf1 = json_array_get(json_object_get(res, "vfs"), 0);
     CHECK(json_integer_value(json_object_get(vf1, "host_notifiers")) == 2 * pairs && nk > 0 &&
               test_sim_counter(&sp, "0000:3b:00.1", "mapped_doorbell_kicks") > 0,
           "host notifiers: %lld offered, %llu kicks through them, the sim saw %lld",
@@ -199,7 +204,7 @@ static void test_traffic(unsigned pairs)
     /* a received the announce and n frames, sent the announce, n and 20 */
     unsigned per = (n + pairs - 1) / pairs, big = (20 + pairs - 1) / pairs;
     /* live indices of a's first TX ring: everything published was used */
-    json_t *rings = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "rings");
+    json_t *rings = json_object_get(vf1, "rings");
     json_t *tx1 = json_array_get(rings, 1);
     CHECK(json_array_size(rings) == 2 * pairs && json_integer_value(json_object_get(tx1, "ring")) == 1 &&
               json_integer_value(json_object_get(tx1, "avail_idx")) == per + big + 1 &&
@@ -207,7 +212,7 @@ static void test_traffic(unsigned pairs)
           "live ring indices in stats: %zu rings, tx ring avail %lld used %lld, want %u", json_array_size(rings),
           json_integer_value(json_object_get(tx1, "avail_idx")),
           json_integer_value(json_object_get(tx1, "used_idx")), per + big + 1);
-    json_decref(res);
+    json_decref(vf1);
 
     /* stop as QEMU does, reconnect, continue at the indices the device reported */
     uint16_t ba[16], bb[16];
@@ -334,17 +339,6 @@ static void test_remove_readd(void)
 out:
     vfe_fe_close(a);
     vfe_fe_close(b);
-}
-
-static json_t *vf_stats(const char *bdf)
-{
-    json_t *res = NULL;
-    char msg[256];
-    if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) < 0)
-        return NULL;
-    json_t *vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
-    json_decref(res);
-    return vf;
 }
 
 static long long domain_field(const char *bdf, const char *key)
