@@ -9,6 +9,14 @@
  * File descriptors: the library owns every fd it receives (memory regions,
  * kick/call/err, log, backend channel).  Callbacks may use them during the call
  * and may dup() them to keep them.
+ *
+ * Lifetimes: callbacks run only from the loop (a message read, a timer), never
+ * inside a call the glue makes into the library.  A call that finds the
+ * connection broken (vhost_ring_base_done, vhost_log_done) closes it later,
+ * from the loop: the `disconnected` callback never runs inside it, and the
+ * struct vhost_dev is never freed while the glue's call chain still runs.
+ * vhost_dev_destroy() runs no callback at all: the glue tears its own side
+ * down before or after it.
  */
 #ifndef VHOST_H
 #define VHOST_H
@@ -29,6 +37,7 @@ struct vhost_region {
     uint64_t gpa, size;
     uint64_t qva;             /* the front-end's virtual address of gpa */
     uint64_t mmap_offset;     /* of gpa in fd */
+    unsigned refs;            /* identical ADD_MEM_REGs (one per vhost device of a multiqueue front-end) */
     int fd;
     uint8_t *host;            /* our mapping of gpa */
 };
@@ -45,7 +54,10 @@ struct vhost_ring {
     int kick_fd, call_fd, err_fd;     /* -1: none */
 };
 
-/* A GET_VRING_BASE waiting for the glue: complete it with vhost_ring_base_done(). */
+/* A request waiting for the glue (GET_VRING_BASE, or a log change): complete
+ * it with vhost_ring_base_done() / vhost_log_done().  A completion for a
+ * request that is no longer pending (connection gone, completed already) is
+ * ignored, so a stale token is harmless. */
 struct vhost_pending {
     struct vhost_dev *dev;
     uint16_t ring;
@@ -70,6 +82,11 @@ struct vhost_ops {
     void (*get_ring_base)(void *ctx, uint16_t ring, struct vhost_pending p);
     /* SET_LOG_BASE: the log is mapped at base (size bytes, one bit a page). */
     int (*log_base)(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *base);
+    /* After SET_FEATURES with VHOST_F_LOG_ALL, and after SET_LOG_BASE: the
+     * front-end copies guest memory as soon as it has the reply, so reading
+     * stops and the reply waits until vhost_log_done(p, 0 or -errno) says the
+     * device logs into the current log.  NULL: answered at once. */
+    void (*log_wait)(void *ctx, struct vhost_pending p);
     int (*status)(void *ctx, uint8_t status);
     void (*rarp)(void *ctx, const uint8_t mac[6]);
     int (*mtu)(void *ctx, uint16_t mtu);
@@ -88,7 +105,8 @@ struct vhost_cfg {
 };
 
 struct vhost_dev *vhost_dev_create(struct ev_loop *loop, const struct vhost_cfg *cfg, int *err);
-/* Closes the connection (glue callbacks run) and the listening socket. */
+/* Closes the connection and the listening socket and frees d.  No callback
+ * runs (see Lifetimes above). */
 void vhost_dev_destroy(struct vhost_dev *d);
 
 bool vhost_connected(const struct vhost_dev *d);
@@ -106,6 +124,9 @@ uint8_t *vhost_log(const struct vhost_dev *d, uint64_t *size);
 
 /* Answer a pending GET_VRING_BASE and resume reading. */
 void vhost_ring_base_done(struct vhost_pending p, uint16_t index);
+/* Answer a pending log change (err < 0: the front-end hears of a failure
+ * where it asked for a reply) and resume reading. */
+void vhost_log_done(struct vhost_pending p, int err);
 
 /* Backend channel: map a doorbell page into the guest (fd -1 removes it). */
 int vhost_host_notifier(struct vhost_dev *d, uint16_t ring, int fd, uint64_t size, uint64_t offset);

@@ -47,8 +47,9 @@ void vhost_conn_attach(struct vhost_dev *d, int fd)
     d->backoff = BACKOFF_MIN;
 }
 
-void vhost_conn_close(struct vhost_dev *d, const char *why)
+static void close_conn(struct vhost_dev *d, const char *why, bool notify)
 {
+    ev_timer_stop(d->loop, &d->closer);
     if (d->fd < 0)
         return;
     LOG_N("vhost-user %s: front-end disconnected (%s)", d->name, why);
@@ -59,13 +60,36 @@ void vhost_conn_close(struct vhost_dev *d, const char *why)
     d->serial++;   /* a GET_VRING_BASE still with the glue is void now */
     vhost_msg_release_fds(&d->in);
     d->in_got = 0;
-    vhost_session_reset(d, true);
-    if (d->cfg.ops->disconnected)
+    vhost_session_reset(d, true, notify);
+    if (notify && d->cfg.ops->disconnected)
         d->cfg.ops->disconnected(d->cfg.ctx, d);
     if (d->cfg.client)
         start_client(d);
     else if (d->lfd >= 0)
         ev_io_start(d->loop, &d->lwatch);
+}
+
+void vhost_conn_close(struct vhost_dev *d, const char *why)
+{
+    close_conn(d, why, true);
+}
+
+static void closer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vhost_dev *d = w->data;
+    vhost_conn_close(d, d->close_why);
+}
+
+void vhost_conn_close_later(struct vhost_dev *d, const char *why)
+{
+    if (d->fd < 0 || ev_is_active(&d->closer))
+        return;
+    ev_io_stop(d->loop, &d->watch);   /* nothing more is read from a broken connection */
+    d->paused = true;                 /* and nothing resumes it */
+    d->serial++;                      /* nor answers a request on it */
+    d->close_why = why;
+    ev_timer_set(&d->closer, 0., 0.);
+    ev_timer_start(d->loop, &d->closer);
 }
 
 void vhost_conn_resume(struct vhost_dev *d)
@@ -194,6 +218,8 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
         d->rings[i].kick_fd = d->rings[i].call_fd = d->rings[i].err_fd = -1;
     ev_timer_init(&d->reconnect, reconnect_cb, 0., 0.);
     d->reconnect.data = d;
+    ev_timer_init(&d->closer, closer_cb, 0., 0.);
+    d->closer.data = d;
     d->backoff = BACKOFF_MIN;
     return d;
 }
@@ -223,7 +249,7 @@ void vhost_dev_destroy(struct vhost_dev *d)
     d->cfg.client = false;      /* no reconnect from the close below */
     if (d->lfd >= 0)
         ev_io_stop(d->loop, &d->lwatch);
-    vhost_conn_close(d, "device removed");
+    close_conn(d, "device removed", false);
     ev_timer_stop(d->loop, &d->reconnect);
     if (d->lfd >= 0) {
         ev_io_stop(d->loop, &d->lwatch);

@@ -18,8 +18,26 @@ static void unmap_region(struct vhost_region *r)
     close(r->fd);
 }
 
+static bool same_file(int a, int b)
+{
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static bool same_region(const struct vhost_region *o, const struct vhost_user_region *u, int fd)
+{
+    return o->gpa == u->gpa && o->size == u->size && o->qva == u->qva && o->mmap_offset == u->mmap_offset &&
+           same_file(o->fd, fd);
+}
+
 int vhost_mem_add(struct vhost_dev *d, const struct vhost_user_region *u, int fd, const char **why)
 {
+    /* a multiqueue front-end sends its table once per queue pair's vhost device */
+    for (unsigned i = 0; i < d->nregions; i++)
+        if (same_region(&d->regions[i], u, fd)) {
+            d->regions[i].refs++;
+            return 1;
+        }
     if (d->nregions >= VHOST_MAX_REGIONS) {
         *why = "too many regions";
         return -ENOSPC;
@@ -51,7 +69,7 @@ int vhost_mem_add(struct vhost_dev *d, const struct vhost_user_region *u, int fd
         *why = "mmap failed";
         return -errno;
     }
-    d->regions[d->nregions++] = (struct vhost_region){u->gpa, u->size, u->qva, u->mmap_offset, fd,
+    d->regions[d->nregions++] = (struct vhost_region){u->gpa, u->size, u->qva, u->mmap_offset, 1, fd,
                                                       (uint8_t *)p + lead};
     return 0;
 }
@@ -61,12 +79,30 @@ int vhost_mem_remove(struct vhost_dev *d, const struct vhost_user_region *u)
     for (unsigned i = 0; i < d->nregions; i++) {
         struct vhost_region *r = &d->regions[i];
         if (r->gpa == u->gpa && r->size == u->size && r->qva == u->qva) {
+            if (--r->refs > 0)
+                return 1;
             unmap_region(r);
             d->regions[i] = d->regions[--d->nregions];
             return 0;
         }
     }
     return -ENOENT;
+}
+
+bool vhost_mem_same(const struct vhost_dev *d, const struct vhost_user_region *u, const int *fds, unsigned n)
+{
+    if (n != d->nregions)
+        return false;
+    for (unsigned i = 0; i < n; i++) {   /* each new region is there, each old one is named */
+        bool found = false, named = false;
+        for (unsigned j = 0; j < n; j++) {
+            found = found || same_region(&d->regions[j], &u[i], fds[i]);
+            named = named || same_region(&d->regions[i], &u[j], fds[j]);
+        }
+        if (!found || !named)
+            return false;
+    }
+    return true;
 }
 
 void vhost_mem_clear(struct vhost_dev *d)

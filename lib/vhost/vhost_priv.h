@@ -30,9 +30,12 @@ struct vhost_dev {
     ev_io watch;
     struct vhost_msg in;           /* message being read */
     size_t in_got;                 /* bytes of header + payload read so far */
-    bool paused;                   /* waiting for the glue (GET_VRING_BASE) */
-    uint64_t serial;               /* of the pending GET_VRING_BASE */
-    uint32_t pending_flags;
+    bool paused;                   /* waiting for the glue (GET_VRING_BASE, log change) */
+    uint64_t serial;               /* of the pending request */
+    uint32_t pending_req;          /* its request number */
+    bool pending_need_reply;
+    ev_timer closer;               /* closes a broken connection from the loop */
+    const char *close_why;
 
     /* session state */
     bool owner;
@@ -59,8 +62,12 @@ int vhost_msg_send(int fd, uint32_t request, uint32_t flags, const void *payload
 const char *vhost_msg_check(const struct vhost_msg *m);
 
 /* vhost_mem.c */
+/* 0 added, 1 an identical region is there already (refcounted; fd not taken), < 0 refused. */
 int vhost_mem_add(struct vhost_dev *d, const struct vhost_user_region *r, int fd, const char **why);
+/* 0 the region is gone, 1 another holder keeps it, -ENOENT no such region. */
 int vhost_mem_remove(struct vhost_dev *d, const struct vhost_user_region *r);
+/* Does the table hold exactly these regions (same ranges, same files)? */
+bool vhost_mem_same(const struct vhost_dev *d, const struct vhost_user_region *r, const int *fds, unsigned n);
 void vhost_mem_clear(struct vhost_dev *d);
 uint64_t vhost_mem_top(const struct vhost_dev *d);
 int vhost_ring_translate(struct vhost_dev *d, struct vhost_ring *r);
@@ -68,12 +75,15 @@ int vhost_ring_translate(struct vhost_dev *d, struct vhost_ring *r);
 /* vhost_session.c */
 /* Handle d->in; 0 done, -1 the connection must close. */
 int vhost_session_handle(struct vhost_dev *d);
-void vhost_session_reset(struct vhost_dev *d, bool closing);
+/* notify: tell the glue each running ring stops (not while the dev is destroyed). */
+void vhost_session_reset(struct vhost_dev *d, bool closing, bool notify);
 void vhost_ring_update(struct vhost_dev *d, uint16_t i);
 int vhost_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size);
 
 /* vhost_conn.c */
 void vhost_conn_close(struct vhost_dev *d, const char *why);
+/* Close from the loop: for calls the glue makes (no callback inside them). */
+void vhost_conn_close_later(struct vhost_dev *d, const char *why);
 void vhost_conn_attach(struct vhost_dev *d, int fd);
 void vhost_conn_resume(struct vhost_dev *d);
 int vhost_conn_listen(struct vhost_dev *d);

@@ -69,12 +69,12 @@ void vhost_ring_update(struct vhost_dev *d, uint16_t i)
     }
 }
 
-static void stop_all_rings(struct vhost_dev *d)
+static void stop_all_rings(struct vhost_dev *d, bool notify)
 {
     for (uint16_t i = 0; i < VHOST_MAX_RINGS; i++) {
         if (d->rings[i].started) {
             d->rings[i].started = false;
-            if (OPS(d)->ring_stop)
+            if (notify && OPS(d)->ring_stop)
                 OPS(d)->ring_stop(CTX(d), i);
         }
     }
@@ -99,9 +99,9 @@ static void log_clear(struct vhost_dev *d)
     close_fd(&d->log_fd);
 }
 
-void vhost_session_reset(struct vhost_dev *d, bool closing)
+void vhost_session_reset(struct vhost_dev *d, bool closing, bool notify)
 {
-    stop_all_rings(d);
+    stop_all_rings(d, notify);
     for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
         ring_clear(&d->rings[i]);
     vhost_mem_clear(d);
@@ -123,6 +123,7 @@ static int ring_index(const struct vhost_dev *d, uint32_t idx)
 
 #define FAIL(...) do { LOG_W("vhost-user " __VA_ARGS__); return -EINVAL; } while (0)
 
+/* 1: the table is unchanged (a multiqueue front-end sends it once per queue pair). */
 static int set_mem_table(struct vhost_dev *d, struct vhost_msg *m)
 {
     struct vhost_user_mem_table t;
@@ -132,13 +133,18 @@ static int set_mem_table(struct vhost_dev *d, struct vhost_msg *m)
         FAIL("%s: SET_MEM_TABLE with %u regions in %u bytes", d->name, t.nregions, m->hdr.size);
     if (m->nfds != t.nregions)
         FAIL("%s: SET_MEM_TABLE: %u regions but %u fds", d->name, t.nregions, m->nfds);
+    if (vhost_mem_same(d, t.regions, m->fds, t.nregions))
+        return 1;   /* the message's fds are closed with it */
     vhost_mem_clear(d);
     for (unsigned i = 0; i < t.nregions; i++) {
         const char *why = "";
         int fd = take_fd(m, i);
-        if (vhost_mem_add(d, &t.regions[i], fd, &why) < 0) {
+        int rc = vhost_mem_add(d, &t.regions[i], fd, &why);
+        if (rc != 0) {
             close(fd);
             vhost_mem_clear(d);
+            if (rc > 0)
+                why = "the same region twice";
             FAIL("%s: SET_MEM_TABLE region %u (gpa %#llx size %#llx): %s", d->name, i,
                  (unsigned long long)t.regions[i].gpa, (unsigned long long)t.regions[i].size, why);
         }
@@ -271,6 +277,27 @@ static int set_vring_fd(struct vhost_dev *d, struct vhost_msg *m)
     return 0;
 }
 
+/* Reading stops until the glue completes request req (see struct vhost_pending). */
+static struct vhost_pending pause_for_glue(struct vhost_dev *d, uint32_t req, bool need_reply, uint16_t ring)
+{
+    d->paused = true;
+    d->serial++;
+    d->pending_req = req;
+    d->pending_need_reply = need_reply;
+    ev_io_stop(d->loop, &d->watch);
+    return (struct vhost_pending){d, ring, d->serial};
+}
+
+/* Is p the request the connection waits for?  Then it is not any more. */
+static bool take_pending(struct vhost_pending p, uint32_t req)
+{
+    struct vhost_dev *d = p.dev;
+    if (!d || !d->paused || p.serial != d->serial || d->fd < 0 || d->pending_req != req)
+        return false;   /* the connection it belonged to is gone, or it was answered */
+    d->paused = false;
+    return true;
+}
+
 static int get_vring_base(struct vhost_dev *d, const struct vhost_msg *m)
 {
     struct vhost_user_vring_state s;
@@ -288,23 +315,34 @@ static int get_vring_base(struct vhost_dev *d, const struct vhost_msg *m)
         struct vhost_user_vring_state rep = {(uint32_t)i, r->base};
         return vhost_reply(d, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep));
     }
-    d->paused = true;
-    d->serial++;
-    ev_io_stop(d->loop, &d->watch);
-    OPS(d)->get_ring_base(CTX(d), (uint16_t)i, (struct vhost_pending){d, (uint16_t)i, d->serial});
+    OPS(d)->get_ring_base(CTX(d), (uint16_t)i, pause_for_glue(d, VHOST_USER_GET_VRING_BASE, true, (uint16_t)i));
     return 0;
 }
 
 void vhost_ring_base_done(struct vhost_pending p, uint16_t index)
 {
     struct vhost_dev *d = p.dev;
-    if (!d->paused || p.serial != d->serial || d->fd < 0)
-        return;   /* the connection it belonged to is gone */
+    if (!take_pending(p, VHOST_USER_GET_VRING_BASE))
+        return;
     d->rings[p.ring].base = index;
     struct vhost_user_vring_state rep = {p.ring, index};
-    d->paused = false;
     if (vhost_reply(d, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep)) < 0) {
-        vhost_conn_close(d, "GET_VRING_BASE reply failed");
+        vhost_conn_close_later(d, "GET_VRING_BASE reply failed");
+        return;
+    }
+    vhost_conn_resume(d);
+}
+
+void vhost_log_done(struct vhost_pending p, int err)
+{
+    struct vhost_dev *d = p.dev;
+    uint32_t req = d ? d->pending_req : 0;
+    if ((req != VHOST_USER_SET_FEATURES && req != VHOST_USER_SET_LOG_BASE) || !take_pending(p, req))
+        return;
+    if (err < 0)
+        LOG_W("vhost-user %s: the device does not log: %s", d->name, strerror(-err));
+    if (d->pending_need_reply && reply_u64(d, req, err < 0) < 0) {
+        vhost_conn_close_later(d, "log reply failed");
         return;
     }
     vhost_conn_resume(d);
@@ -335,25 +373,25 @@ static int mem_reg(struct vhost_dev *d, struct vhost_msg *m)
     memcpy(&mr, m->payload, sizeof(mr));
     if (!proto(d, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
         FAIL("%s: memory slot request without CONFIGURE_MEM_SLOTS", d->name);
+    int rc;
     if (m->hdr.request == VHOST_USER_REM_MEM_REG) {
-        if (vhost_mem_remove(d, &mr.region) < 0)
+        if ((rc = vhost_mem_remove(d, &mr.region)) < 0)
             FAIL("%s: REM_MEM_REG gpa %#llx: no such region", d->name, (unsigned long long)mr.region.gpa);
     } else {
         const char *why = "";
-        int fd = take_fd(m, 0);
-        if (vhost_mem_add(d, &mr.region, fd, &why) < 0) {
-            close(fd);
+        if ((rc = vhost_mem_add(d, &mr.region, m->fds[0], &why)) < 0)
             FAIL("%s: ADD_MEM_REG gpa %#llx size %#llx: %s", d->name, (unsigned long long)mr.region.gpa,
                  (unsigned long long)mr.region.size, why);
-        }
+        if (rc == 0)
+            take_fd(m, 0);   /* the table keeps it; an identical region's fd closes with the message */
     }
-    return mem_changed(d);
+    return rc == 0 ? mem_changed(d) : 0;
 }
 
 static void reset_device(struct vhost_dev *d)
 {
     LOG_I("vhost-user %s: device reset by the front-end", d->name);
-    stop_all_rings(d);
+    stop_all_rings(d, true);
     for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
         ring_clear(&d->rings[i]);
     d->status = 0;
@@ -393,7 +431,7 @@ static int dispatch(struct vhost_dev *d, struct vhost_msg *m)
         return 0;
     case VHOST_USER_SET_MEM_TABLE: {
         int rc = set_mem_table(d, m);
-        return rc < 0 ? rc : mem_changed(d);
+        return rc != 0 ? (rc < 0 ? rc : 0) : mem_changed(d);
     }
     case VHOST_USER_SET_LOG_BASE: return set_log_base(d, m);
     case VHOST_USER_SET_LOG_FD: {
@@ -408,8 +446,9 @@ static int dispatch(struct vhost_dev *d, struct vhost_msg *m)
         if (d->rings[i].started)
             FAIL("%s: SET_VRING_NUM on running ring %d", d->name, i);
         d->rings[i].num = (uint16_t)s.num;
-        if (d->rings[i].addr_set)
-            vhost_ring_translate(d, &d->rings[i]);
+        if (d->rings[i].addr_set && vhost_ring_translate(d, &d->rings[i]) < 0)
+            LOG_W("vhost-user %s: ring %d of size %u does not fit its addresses: it stays stopped until "
+                  "SET_VRING_ADDR", d->name, i, s.num);
         return 0;
     case VHOST_USER_SET_VRING_ADDR: return set_vring_addr(d, m);
     case VHOST_USER_SET_VRING_BASE:
@@ -466,6 +505,15 @@ static int dispatch(struct vhost_dev *d, struct vhost_msg *m)
     }
 }
 
+/* Must the reply wait until the device logs?  A new log, or logging turned on. */
+static bool log_change(const struct vhost_dev *d, uint32_t req, uint64_t features_before)
+{
+    uint64_t log_all = 1ull << VHOST_F_LOG_ALL;
+    if (req == VHOST_USER_SET_LOG_BASE)
+        return true;
+    return req == VHOST_USER_SET_FEATURES && (d->features & log_all) && !(features_before & log_all);
+}
+
 int vhost_session_handle(struct vhost_dev *d)
 {
     struct vhost_msg *m = &d->in;
@@ -479,9 +527,15 @@ int vhost_session_handle(struct vhost_dev *d)
         return got < 0 ? -1 : 0;
     bool need_reply = m->hdr.flags & VHOST_USER_FLAG_NEED_REPLY;
     uint32_t req = m->hdr.request;
+    uint64_t features_before = d->features;
     int rc = dispatch(d, m);
     if (req == VHOST_USER_GET_VRING_BASE)
         return rc < 0 ? -1 : 0;   /* answered (now or when the glue completes) */
+    if (rc == 0 && OPS(d)->log_wait && log_change(d, req, features_before)) {
+        bool reply = req == VHOST_USER_SET_LOG_BASE || (need_reply && proto(d, VHOST_USER_PROTOCOL_F_REPLY_ACK));
+        OPS(d)->log_wait(CTX(d), pause_for_glue(d, req, reply, 0));
+        return 0;
+    }
     if (req == VHOST_USER_SET_LOG_BASE)   /* always answered */
         return reply_u64(d, req, rc < 0) < 0 ? -1 : 0;
     if (need_reply && proto(d, VHOST_USER_PROTOCOL_F_REPLY_ACK))

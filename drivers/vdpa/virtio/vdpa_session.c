@@ -12,6 +12,9 @@
 #include "lib/vhost/vhost_proto.h"
 
 #define MAX_PENDING 64
+/* QEMU stops a device one GET_VRING_BASE at a time; the rings it has not asked
+ * for yet stay stopped this long (it has paused the guest), then run again. */
+#define HOLD_SECONDS 2.0
 
 struct vdpa_session {
     struct ev_loop *loop;
@@ -26,7 +29,12 @@ struct vdpa_session {
     unsigned gen, run_gen;              /* connection generation, and the one the rings ran in */
     uint16_t saved[VDPA_MAX_RINGS];     /* indices from the last stop */
     uint64_t saved_mask;
+    bool holding;                       /* the front-end is stopping the rings (GET_VRING_BASE) */
+    ev_timer hold;
     bool log_wanted, log_active, log_known;
+    bool log_waiting;                   /* the front-end waits for the device to log */
+    struct vhost_pending log_pending;
+    int log_err;                        /* of the last dirty-tracking operation */
     int log_fd;
     uint64_t log_offset, log_size;
     bool unmap_when_stopped;
@@ -61,13 +69,22 @@ static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static uint64_t wanted_rings(const struct vdpa_session *s)
 {
     uint64_t m = 0;
-    if (s->destroying || !s->dev)
+    if (s->destroying || !s->dev || s->holding)
         return 0;
     for (uint16_t i = 0; i < VDPA_MAX_RINGS; i++) {
         const struct vhost_ring *r = vhost_get_ring(s->dev, i);
         if (r && r->started)
             m |= 1ull << i;
     }
+    return m;
+}
+
+static uint64_t wanted_rings_unheld(struct vdpa_session *s)
+{
+    bool h = s->holding;
+    s->holding = false;
+    uint64_t m = wanted_rings(s);
+    s->holding = h;
     return m;
 }
 
@@ -78,6 +95,13 @@ static void op_done(void *ctx, int err)
     if (err)
         LOG_E("%s: device operation failed: %s", s->name, strerror(-err));
     schedule(s);
+}
+
+static void log_op_done(void *ctx, int err)
+{
+    struct vdpa_session *s = ctx;
+    s->log_err = err;
+    op_done(s, err);
 }
 
 static void stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
@@ -148,21 +172,40 @@ static int start(struct vdpa_session *s, uint64_t want)
     return 0;
 }
 
+/* Answer every GET_VRING_BASE whose ring the device no longer runs.  The list
+ * is settled before the first answer goes out. */
 static void answer_pending(struct vdpa_session *s)
 {
-    unsigned keep = 0;
+    struct vhost_pending answer[MAX_PENDING];
+    uint16_t idx[MAX_PENDING];
+    unsigned keep = 0, n = 0;
     for (unsigned i = 0; i < s->npending; i++) {
         struct vhost_pending p = s->pending[i];
         if (s->running_mask & (1ull << p.ring)) {
             s->pending[keep++] = p;
             continue;
         }
-        uint16_t idx = (s->saved_mask & (1ull << p.ring)) ? s->saved[p.ring] : vhost_get_ring(s->dev, p.ring)->base;
-        LOG_D("%s: ring %u base %u", s->name, p.ring, idx);
+        idx[n] = (s->saved_mask & (1ull << p.ring)) ? s->saved[p.ring] : vhost_get_ring(s->dev, p.ring)->base;
+        LOG_D("%s: ring %u base %u", s->name, p.ring, idx[n]);
         s->saved_mask &= ~(1ull << p.ring);   /* the front-end owns the index now */
-        vhost_ring_base_done(p, idx);
+        answer[n++] = p;
     }
     s->npending = keep;
+    for (unsigned i = 0; i < n; i++)
+        vhost_ring_base_done(answer[i], idx[i]);
+}
+
+/* The front-end waits for the reply to a log change: give it once the device
+ * logs into the current log (or has failed to). */
+static void answer_log_wait(struct vdpa_session *s)
+{
+    if (!s->log_waiting || s->busy || (s->log_known && s->log_wanted != s->log_active))
+        return;
+    int err = s->log_wanted ? (s->log_known ? s->log_err : -ENOENT) : 0;
+    if (err)
+        LOG_E("%s: the front-end asked for dirty logging, the device does not log: %s", s->name, strerror(-err));
+    s->log_waiting = false;
+    vhost_log_done(s->log_pending, err);
 }
 
 static void converge(struct vdpa_session *s)
@@ -186,16 +229,18 @@ static void converge(struct vdpa_session *s)
     answer_pending(s);
     if (s->log_known && s->log_wanted != s->log_active && !s->destroying) {
         s->busy = true;
-        rc = s->log_wanted ? vdpa_vf_log_start(s->vf, s->log_fd, s->log_offset, s->log_size, op_done, s)
-                           : vdpa_vf_log_stop(s->vf, op_done, s);
+        rc = s->log_wanted ? vdpa_vf_log_start(s->vf, s->log_fd, s->log_offset, s->log_size, log_op_done, s)
+                           : vdpa_vf_log_stop(s->vf, log_op_done, s);
         if (rc == 0) {
             s->log_active = s->log_wanted;
             return;
         }
         s->busy = false;
         LOG_E("%s: dirty tracking %s: %s", s->name, s->log_wanted ? "start" : "stop", strerror(-rc));
+        s->log_err = rc;
         s->log_active = s->log_wanted;   /* do not retry in a loop */
     }
+    answer_log_wait(s);
     if (!s->running_mask && s->unmap_when_stopped) {
         s->unmap_when_stopped = false;
         vdpa_vf_set_mem(s->vf, NULL, 0);
@@ -204,12 +249,28 @@ static void converge(struct vdpa_session *s)
         return;
     if (s->destroying && !s->busy && !s->running_mask) {
         ev_timer_stop(s->loop, &s->kick);
+        ev_timer_stop(s->loop, &s->hold);
         void (*done)(void *) = s->destroy_done;
         void *ctx = s->destroy_ctx;
         free(s);
         if (done)
             done(ctx);
     }
+}
+
+static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_session *s = w->data;
+    if (s->holding && wanted_rings_unheld(s))
+        LOG_W("%s: the front-end stopped only some rings; the others run again", s->name);
+    s->holding = false;
+    schedule(s);
+}
+
+static void release_hold(struct vdpa_session *s)
+{
+    s->holding = false;
+    ev_timer_stop(s->loop, &s->hold);
 }
 
 /* ---- lib/vhost callbacks ---- */
@@ -220,22 +281,31 @@ static void on_connected(void *ctx, struct vhost_dev *d)
     s->dev = d;
     s->saved_mask = 0;
     s->gen++;
+    release_hold(s);
 }
 
-static void on_disconnected(void *ctx, struct vhost_dev *d)
+/* The front-end is gone (or the session ends): stop tracking, stop and unmap
+ * the device, forget what it asked. */
+static void forget_front_end(struct vdpa_session *s)
 {
-    struct vdpa_session *s = ctx;
     s->gen++;
     s->saved_mask = 0;
     s->npending = 0;
+    s->log_waiting = false;
     s->log_wanted = false;
     s->log_known = s->log_active;   /* stop tracking if it runs */
     s->unmap_when_stopped = true;
+    release_hold(s);
     for (uint16_t i = 0; i < VDPA_MAX_RINGS && i < vdpa_vf_num_queues(s->vf); i++) {
         vdpa_vf_set_kick(s->vf, i, -1);
         vdpa_vf_set_call(s->vf, i, -1);
     }
     schedule(s);
+}
+
+static void on_disconnected(void *ctx, struct vhost_dev *d)
+{
+    forget_front_end(ctx);
 }
 
 static int on_features(void *ctx, uint64_t f)
@@ -261,6 +331,8 @@ static int on_mem(void *ctx, const struct vhost_region *r, unsigned n)
 
 static int on_ring_start(void *ctx, uint16_t i, const struct vhost_ring *r)
 {
+    /* the front-end starts rings again: nothing is stopping any more */
+    release_hold(ctx);
     /* front-ends enable rings one message at a time: gather them into one start */
     schedule_in(ctx, 0.005);
     return 0;
@@ -291,6 +363,10 @@ static void on_get_base(void *ctx, uint16_t i, struct vhost_pending p)
         return;
     }
     s->pending[s->npending++] = p;
+    s->holding = true;   /* the front-end is stopping the device: the other rings follow */
+    ev_timer_stop(s->loop, &s->hold);
+    ev_timer_set(&s->hold, HOLD_SECONDS, 0.);
+    ev_timer_start(s->loop, &s->hold);
     schedule(s);
 }
 
@@ -306,6 +382,14 @@ static int on_log(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *ba
     return 0;
 }
 
+static void on_log_wait(void *ctx, struct vhost_pending p)
+{
+    struct vdpa_session *s = ctx;
+    s->log_waiting = true;
+    s->log_pending = p;
+    schedule(s);
+}
+
 static void on_rarp(void *ctx, const uint8_t mac[6])
 {
     /* the switch learns the guest's address from its first frame */
@@ -314,7 +398,7 @@ static void on_rarp(void *ctx, const uint8_t mac[6])
 static const struct vhost_ops session_ops = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
-    .get_ring_base = on_get_base, .log_base = on_log, .rarp = on_rarp,
+    .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
 };
 
 struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
@@ -331,6 +415,8 @@ struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *v
     snprintf(s->name, sizeof(s->name), "%s", cfg->name);
     ev_timer_init(&s->kick, kick_cb, 0., 0.);
     s->kick.data = s;
+    ev_timer_init(&s->hold, hold_cb, 0., 0.);
+    s->hold.data = s;
     uint16_t pairs = vdpa_vf_max_pairs(vf);
     if (pairs > VHOST_MAX_QUEUE_PAIRS)
         pairs = VHOST_MAX_QUEUE_PAIRS;
@@ -349,11 +435,10 @@ void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void 
 {
     s->destroy_done = done;
     s->destroy_ctx = ctx;
-    vhost_dev_destroy(s->dev);   /* disconnected callback: stop and unmap */
+    forget_front_end(s);
+    vhost_dev_destroy(s->dev);
     s->dev = NULL;
-    s->destroying = true;
-    s->npending = 0;
-    converge(s);
+    s->destroying = true;   /* converge stops and unmaps the device, then runs done from the loop */
 }
 
 void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st)

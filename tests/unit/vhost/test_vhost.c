@@ -32,6 +32,9 @@ struct rec {
     bool pending;
     struct vhost_pending p;
     uint16_t pending_ring;
+    bool hold_log;               /* keep log changes waiting (else answered at once) */
+    int log_waits;
+    struct vhost_pending log_p;
 };
 
 static void g_connected(void *c, struct vhost_dev *d) { ((struct rec *)c)->connected++; }
@@ -61,10 +64,19 @@ static void g_base(void *c, uint16_t i, struct vhost_pending p)
 }
 static int g_log(void *c, int fd, uint64_t off, uint64_t size, uint8_t *base) { ((struct rec *)c)->log_calls++; return 0; }
 static void g_reset(void *c) { ((struct rec *)c)->resets++; }
+static void g_log_wait(void *c, struct vhost_pending p)
+{
+    struct rec *x = c;
+    x->log_waits++;
+    x->log_p = p;
+    if (!x->hold_log)
+        vhost_log_done(p, 0);
+}
 
 static const struct vhost_ops ops = {
     .connected = g_connected, .disconnected = g_disconnected, .features = g_features, .mem_table = g_mem,
     .ring_start = g_start, .ring_stop = g_stop, .get_ring_base = g_base, .log_base = g_log, .reset = g_reset,
+    .log_wait = g_log_wait,
 };
 
 struct fx {
@@ -235,10 +247,34 @@ static void test_mem_slots_and_log(void **state)
     struct vhost_user_mem_reg mr = {0, {2ull << 30, REG, (uint64_t)(uintptr_t)xva, 0}};
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 0);
     assert_int_equal(f->rec.nregions, 3);
-    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 1);
+    /* a multiqueue front-end adds the same region once per queue pair: accepted,
+     * the table does not change, and it goes with the last REM_MEM_REG */
+    int calls = f->rec.mem_calls;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 0);
+    assert_int_equal(f->rec.mem_calls, calls);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 0);
+    assert_int_equal(f->rec.mem_calls, calls);
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 0);
     assert_int_equal(f->rec.nregions, 2);
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 1);
+    /* the same ranges in another file, or an overlapping range, conflict */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &extra, 1), 0);
+    int other = memfd_create("other", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(other, REG), 0);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), &other, 1), 1);
+    close(other);
+    struct vhost_user_mem_reg half = mr;
+    half.region.size = REG / 2;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &half, sizeof(half), &extra, 1), 1);
+    assert_int_equal(f->rec.nregions, 3);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &mr, sizeof(mr), NULL, 0), 0);
+    assert_int_equal(f->rec.nregions, 2);
+    /* SET_MEM_TABLE with the table there is already: nothing changes */
+    calls = f->rec.mem_calls;
+    struct vhost_user_mem_table t = table(f);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * sizeof(t.regions[0]),
+                                      f->mem, 2), 0);
+    assert_int_equal(f->rec.mem_calls, calls);
 
     /* the log must cover 1 GiB + 2 MiB of guest memory: 32832 bytes */
     int logfd = memfd_create("log", MFD_CLOEXEC);
@@ -253,9 +289,76 @@ static void test_mem_slots_and_log(void **state)
     assert_int_equal(size, 65536);
     l.mmap_size = 1ull << 20;   /* beyond the fd */
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &logfd, 1), 1);
+    /* one region listed twice in one table is refused */
+    t.regions[1] = t.regions[0];
+    int twice[2] = {f->mem[0], f->mem[0]};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 2 * sizeof(t.regions[0]),
+                                      twice, 2), 1);
     munmap(xva, REG);
     close(extra);
     close(logfd);
+}
+
+/* Turning logging on (or a new log) is answered only once the glue says the
+ * device logs; nothing else is read meanwhile. */
+static void test_log_reply_waits_for_device(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    f->rec.hold_log = true;
+    int logfd = memfd_create("log", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(logfd, 65536), 0);
+    struct vhost_user_log l = {65536, 0};
+    assert_int_equal(vu_peer_send(p, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), &logfd, 1), 0);
+    uint64_t v;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_LOG_BASE, &v, 8, 100), -ETIMEDOUT);
+    assert_int_equal(f->rec.log_waits, 1);
+    vhost_log_done(f->rec.log_p, 0);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_LOG_BASE, &v, 8, 1000), 8);
+    assert_int_equal(v, 0);
+
+    uint64_t feat = 1ull << 32 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL;
+    assert_int_equal(vu_peer_send(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &feat, 8, NULL, 0), 0);
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0), 0);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_FEATURES, &v, 8, 100), -ETIMEDOUT);
+    assert_int_equal(f->rec.log_waits, 2);
+    vhost_log_done(f->rec.p, 0);          /* a token of another request changes nothing */
+    vhost_log_done(f->rec.log_p, -EIO);   /* the device could not start: the front-end hears it */
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_FEATURES, &v, 8, 1000), 8);
+    assert_int_equal(v, 1);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_FEATURES, &v, 8, 1000), 8);
+    vhost_log_done(f->rec.log_p, 0);      /* answered already: ignored */
+    /* logging stays on, a feature change that keeps it does not wait again */
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &feat, 8, NULL, 0), 0);
+    feat &= ~(1ull << VHOST_F_LOG_ALL);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &feat, 8, NULL, 0), 0);
+    assert_int_equal(f->rec.log_waits, 2);
+    close(logfd);
+}
+
+/* A reply that cannot be sent closes the connection from the loop, never
+ * inside the glue's call. */
+static void test_broken_reply_closes_later(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    struct vhost_user_vring_state s = {0, 0};
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_VRING_BASE, 0, &s, 8, NULL, 0), 0);
+    vu_peer_spin(p, 20);
+    assert_true(f->rec.pending);
+    close(p->fd);   /* the front-end goes away without its answer */
+    p->fd = -1;
+    int before = f->rec.disconnected;
+    vhost_ring_base_done(f->rec.p, 5);
+    assert_int_equal(f->rec.disconnected, before);
+    for (int i = 0; i < 50 && f->rec.disconnected == before; i++)
+        ev_run(f->loop, EVRUN_NOWAIT);
+    assert_int_equal(f->rec.disconnected, before + 1);
+    assert_false(vhost_connected(f->d));
+    assert_int_equal(vu_peer_connect(p, f->loop, f->path), 0);
+    assert_true(vu_peer_call_u64(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0) > 0);
 }
 
 /* Bad messages that get a failure reply; the session goes on. */
@@ -397,6 +500,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_negotiate_and_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rings_and_async_base, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mem_slots_and_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_reply_waits_for_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_reply_closes_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_replied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_frontend_at_a_time, setup, teardown),
