@@ -5,6 +5,7 @@ Guest memory is a shared memfd (vhost-user needs it), the NIC has vectors=0
 unix socket the harness talks to: the guest's /init runs each line it reads
 and answers "VFE-CMD-DONE rc=N".  Every wait is bounded.
 """
+import json
 import os
 import select
 import signal
@@ -19,8 +20,11 @@ class GuestError(Exception):
 
 class Guest:
     def __init__(self, name, workdir, kernel, initrd, vhost_sock, mac, ip, vhost_server=False, reboot=False,
-                 more_nics=()):
-        """more_nics: (vhost_sock, mac) of further NICs, eth1 and on, configured by the test."""
+                 more_nics=(), smp=1, queues=1, qmp=False, incoming=None):
+        """more_nics: (vhost_sock, mac) of further NICs, eth1 and on, configured by the test.
+        queues: queue pairs of every NIC (needs smp >= queues for the guest to use them all).
+        qmp: open a QMP socket (self.qmp_path).  incoming: a migration destination
+        waiting paused (-S) on this URI."""
         self.name, self.dir = name, workdir
         self.kernel, self.initrd = kernel, initrd
         self.vhost_sock, self.mac, self.ip = vhost_sock, mac, ip
@@ -28,6 +32,8 @@ class Guest:
         self.vhost_server, self.reboot_ok = vhost_server, reboot
         self.serial_path = os.path.join(workdir, name + ".serial")
         self.log_path = os.path.join(workdir, name + ".log")
+        self.smp, self.queues, self.incoming = smp, queues, incoming
+        self.qmp_path = os.path.join(workdir, name + ".qmp") if qmp else None
         self.proc = None
         self.sock = None
         self.buf = b""
@@ -36,21 +42,29 @@ class Guest:
     def cmdline(self):
         nics = []
         for i, (sock, mac) in enumerate(self.nics):
+            mq = ",queues=%d" % self.queues if self.queues > 1 else ""
             nics += ["-chardev", "socket,id=c%d,path=%s%s" % (i, sock, ",server=on,wait=off" if self.vhost_server else ""),
-                     "-netdev", "vhost-user,id=n%d,chardev=c%d" % (i, i),
-                     "-device", "virtio-net-pci,netdev=n%d,mac=%s,disable-legacy=on,page-per-vq=on,vectors=0" % (i, mac)]
+                     "-netdev", "vhost-user,id=n%d,chardev=c%d%s" % (i, i, mq),
+                     "-device", "virtio-net-pci,netdev=n%d,mac=%s,disable-legacy=on,page-per-vq=on,vectors=0%s"
+                     % (i, mac, ",mq=on" if mq else "")]
+        extra = []
+        if self.qmp_path:
+            extra += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        if self.incoming:
+            extra += ["-incoming", self.incoming, "-S"]
         return [
-            "qemu-system-x86_64", "-accel", "tcg", "-smp", "1", "-m", "256M", "-nodefaults", "-no-user-config",
+            "qemu-system-x86_64", "-accel", "tcg", "-smp", str(self.smp), "-m", "256M", "-nodefaults", "-no-user-config",
             "-display", "none", "-kernel", self.kernel, "-initrd", self.initrd,
             "-append", "console=ttyS0 quiet panic=-1 vfe.ip=%s" % self.ip,
             "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-machine", "memory-backend=mem",
         ] + nics + [
             "-chardev", "socket,id=ser,path=%s,server=on,wait=off" % self.serial_path, "-serial", "chardev:ser",
-        ] + ([] if self.reboot_ok else ["-no-reboot"])
+        ] + extra + ([] if self.reboot_ok else ["-no-reboot"])
 
     def start(self):
-        if os.path.exists(self.serial_path):
-            os.unlink(self.serial_path)
+        for own in (self.serial_path, self.qmp_path):
+            if own and os.path.exists(own):
+                os.unlink(own)
         self.proc = subprocess.Popen(self.cmdline(), stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.time() + 20
@@ -120,6 +134,76 @@ class Guest:
         if self.sock:
             self.sock.close()
             self.sock = None
+
+
+class Qmp:
+    """A QMP client with bounded waits; events are skipped."""
+
+    def __init__(self, path, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise GuestError("QMP socket %s never answered" % path)
+                time.sleep(0.2)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self._read()                       # greeting
+        self.call("qmp_capabilities")
+
+    def _read(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise GuestError("QMP closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, cmd, **args):
+        self.sock.sendall(json.dumps({"execute": cmd, "arguments": args}).encode() + b"\n")
+        while True:
+            r = self._read()
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise GuestError("QMP %s: %s" % (cmd, r["error"].get("desc")))
+
+    def close(self):
+        self.sock.close()
+
+
+def guest_ram_fd(pid, size):
+    """/proc path of QEMU's guest RAM: the memfd of exactly `size` bytes."""
+    fddir = "/proc/%d/fd" % pid
+    for n in os.listdir(fddir):
+        try:
+            link = os.readlink(os.path.join(fddir, n))
+            if link.startswith("/memfd:memory-backend-memfd") and os.stat(os.path.join(fddir, n)).st_size == size:
+                return os.path.join(fddir, n)
+        except OSError:
+            continue
+    raise GuestError("no guest RAM memfd of %d bytes in %s" % (size, fddir))
+
+
+def differing_pages(path_a, path_b, size, page=4096):
+    """Pages (4 KiB) whose content differs between two RAM files."""
+    bad = []
+    chunk = 1 << 20
+    with open(path_a, "rb") as a, open(path_b, "rb") as b:
+        for off in range(0, size, chunk):
+            x, y = a.read(chunk), b.read(chunk)
+            if x == y:
+                continue
+            for p in range(0, len(x), page):
+                if x[p:p + page] != y[p:p + page]:
+                    bad.append((off + p) // page)
+    return bad
 
 
 def build_guest(build_dir):

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Live migration with real QEMU under an RX flood: guest memory must be
+identical on both sides.
+
+A guest on VF1 is migrated (QMP `migrate`) to a destination QEMU on VF2 that
+waits paused (`-incoming ... -S`), while the test floods the guest through the
+sim's UDP uplink.  Once QEMU says the migration completed, both VMs are paused:
+their guest RAM (memfds, read through /proc/PID/fd) must be identical page for
+page.  Then `cont`, and the migrated guest pings through its new VF.  The test
+itself is the guest's peer on the uplink (it answers ARP and ICMP echo).
+
+Scenarios (the suite runs each once; VFE_MIGRATION_LOOPS=N repeats them, and
+VFE_MIGRATION_HOG=1 adds a CPU hog, for the longer `migration-soak` suite):
+  slow-admin: one queue pair, the sim's admin commands delayed 300 ms while
+              dirty tracking starts (QEMU must not copy memory before the
+              device logs);
+  mq:         4 queue pairs, guest with 4 vCPUs; traffic crosses every ring
+              before and after the move (checked in `vhostmgmt stats`).
+Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vfe_guests import Guest, GuestError, Qmp, build_guest, differing_pages, guest_ram_fd  # noqa: E402
+
+BUILD = os.environ.get("VFE_BUILD_DIR", "build")
+SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
+VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
+MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
+PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
+RAM = 256 << 20
+GUEST_MAC, GUEST_IP = "52:54:00:00:00:3a", "10.0.0.1"
+PEER_MAC, PEER_IP = bytes.fromhex("020000000099"), bytes([10, 0, 0, 2])
+FLOOD_RATE = 15000
+
+procs = []
+
+
+def log(msg):
+    print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
+
+
+def spawn(args, out, **kw):
+    p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def wait_file(path, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise GuestError("%s did not appear" % path)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mgmt(rpc, *args):
+    r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True, timeout=30)
+    if r.returncode:
+        raise GuestError("vhostmgmt %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def ring_indices(rpc, vf):
+    st = json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]
+    return {r["ring"]: r["used_idx"] for r in st.get("rings", [])}
+
+
+def sim_ctl(root, req):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(os.path.join(root, "sim-ctl.sock"))
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    r = json.loads(buf)
+    if not r.get("ok"):
+        raise GuestError("sim %s: %s" % (req, r))
+    return r
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xffff)
+    s += s >> 16
+    return (~s) & 0xffff
+
+
+class Peer(threading.Thread):
+    """The guest's neighbour on the sim's uplink: answers ARP for PEER_IP and ICMP echo."""
+
+    def __init__(self, sock, sim_port):
+        super().__init__(daemon=True)
+        self.sock, self.dest = sock, ("127.0.0.1", sim_port)
+        self.running = True
+        self.echoes = 0
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while self.running:
+            try:
+                f = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(f) < 42:
+                continue
+            eth_src, etype = f[6:12], f[12:14]
+            if etype == b"\x08\x06" and f[20:22] == b"\x00\x01" and f[38:42] == PEER_IP:
+                arp = b"\x00\x01\x08\x00\x06\x04\x00\x02" + PEER_MAC + PEER_IP + f[22:28] + f[28:32]
+                self.send(eth_src + PEER_MAC + b"\x08\x06" + arp)
+            elif etype == b"\x08\x00" and f[23] == 1 and f[30:34] == PEER_IP and f[34] == 8:
+                ihl = (f[14] & 15) * 4
+                ip = bytearray(f[14:14 + ihl])
+                ip[12:16], ip[16:20] = f[30:34], f[26:30]
+                ip[10:12] = b"\0\0"
+                ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+                icmp = bytearray(f[14 + ihl:14 + struct.unpack("!H", f[16:18])[0]])
+                icmp[0], icmp[2:4] = 0, b"\0\0"
+                icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+                self.send(eth_src + PEER_MAC + b"\x08\x00" + bytes(ip) + bytes(icmp))
+                self.echoes += 1
+
+    def send(self, frame):
+        try:
+            self.sock.sendto(frame, self.dest)
+        except OSError:
+            pass
+
+
+FLOOD = r"""
+import socket, sys, time
+s = socket.socket(fileno=int(sys.argv[1]))
+dest, dst, rate = ("127.0.0.1", int(sys.argv[2])), bytes.fromhex(sys.argv[3]), int(sys.argv[4])
+frames = [dst + bytes([2, 0xfe, 0, 0, 0, k]) + b"\x88\xb5" + bytes([k]) * 100 for k in range(64)]
+i, t0 = 0, time.time()
+while True:
+    for f in frames[:16]:
+        try:
+            s.sendto(frames[i % 64], dest)
+        except OSError:
+            pass
+        i += 1
+    ahead = i / rate - (time.time() - t0)
+    if ahead > 0:
+        time.sleep(ahead)
+"""
+
+
+def ping(g, count=3):
+    rc, out = g.run("ping -c %d -W 3 %s" % (count, socket.inet_ntoa(PEER_IP)), timeout=60)
+    if rc != 0:
+        raise GuestError("%s: ping failed:\n%s" % (g.name, out))
+
+
+def every_ring_moves(rpc, vf, g, queues, what):
+    """Traffic on every ring: a ping from each vCPU (TX queue = CPU) and the
+    flood, whose source addresses spread over the RX queues."""
+    before = ring_indices(rpc, vf)
+    for cpu in range(queues):
+        rc, out = g.run("taskset -c %d ping -c 2 -i 0.2 -W 3 %s" % (cpu, socket.inet_ntoa(PEER_IP)), timeout=60)
+        if rc:
+            raise GuestError("%s: ping from cpu %d failed:\n%s" % (g.name, cpu, out))
+    time.sleep(0.5)
+    after = ring_indices(rpc, vf)
+    idle = [r for r in range(2 * queues) if after.get(r) is None or after.get(r) == before.get(r)]
+    if idle:
+        raise GuestError("%s: rings %s carried no traffic (used idx before %s, after %s)" % (what, idle, before, after))
+    log("%s: all %d rings carried traffic (used idx %s)" % (what, 2 * queues, after))
+
+
+def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, queues, slow_admin, n):
+    tag = "%s-%d" % ("mq" if queues > 1 else "slow-admin", n)
+    port = free_port()
+    src = Guest("src-" + tag, work, kernel, initrd, socks[0], GUEST_MAC, GUEST_IP + "/24", smp=queues,
+                queues=queues, qmp=True)
+    dst = Guest("dst-" + tag, work, kernel, initrd, socks[1], GUEST_MAC, GUEST_IP + "/24", smp=queues,
+                queues=queues, qmp=True, incoming="tcp:127.0.0.1:%d" % port)
+    flood = None
+    qs = qd = None
+    try:
+        src.start()
+        src.wait_ready(180)
+        ping(src)
+        qs = Qmp(src.qmp_path)
+        if queues > 1:
+            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
+                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
+                          pass_fds=[peer_sock.fileno()])
+            every_ring_moves(rpc, VF1, src, queues, tag + " source")
+        dst.start()
+        qd = Qmp(dst.qmp_path)
+        if flood is None:
+            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
+                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
+                          pass_fds=[peer_sock.fileno()])
+        time.sleep(0.5)
+        rx0 = sim_ctl(root, {"cmd": "counters", "bdf": VF1})["rx_packets"]
+        if slow_admin:
+            sim_ctl(root, {"cmd": "fault", "type": "admin_delay", "ms": 300})
+        qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        t = time.time()
+        qs.call("migrate", uri="tcp:127.0.0.1:%d" % port)
+        while True:
+            st = qs.call("query-migrate")
+            if st.get("status") in ("completed", "failed", "cancelled"):
+                break
+            if time.time() - t > 180:
+                raise GuestError("%s: migration still %s after 180 s" % (tag, st.get("status")))
+            time.sleep(0.2)
+        if st["status"] != "completed":
+            raise GuestError("%s: migration %s: %s" % (tag, st["status"], st.get("error-desc", "")))
+        deadline = time.time() + 60
+        while qd.call("query-status")["status"] != "paused":
+            if time.time() > deadline:
+                raise GuestError("%s: destination never finished loading" % tag)
+            time.sleep(0.1)
+        stop(flood)
+        if slow_admin:
+            sim_ctl(root, {"cmd": "fault", "type": "clear"})
+        rx = sim_ctl(root, {"cmd": "counters", "bdf": VF1})["rx_packets"] - rx0
+        if rx < 1000:
+            raise GuestError("%s: only %d frames reached the guest during the migration" % (tag, rx))
+        bad = differing_pages(guest_ram_fd(src.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM), RAM)
+        log("%s: migrated in %.1f s (downtime %s ms) under %d received frames: %d of %d guest pages differ"
+            % (tag, st.get("total-time", 0) / 1000., st.get("downtime"), rx, len(bad), RAM // 4096))
+        if bad:
+            raise GuestError("%s: %d guest pages differ after migration, first %s" % (tag, len(bad), bad[:16]))
+        qd.call("cont")
+        ping(dst)
+        log("%s: the migrated guest pings through %s" % (tag, VF2))
+        if queues > 1:
+            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
+                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
+                          pass_fds=[peer_sock.fileno()])
+            every_ring_moves(rpc, VF2, dst, queues, tag + " destination")
+            stop(flood)
+    finally:
+        if flood:
+            stop(flood)
+        for q in (qs, qd):
+            if q:
+                q.close()
+        src.stop()
+        dst.stop()
+
+
+def scenario(work, kernel, initrd, queues, slow_admin, loops):
+    name = "mq" if queues > 1 else "slow-admin"
+    root = os.path.join(work, "root-" + name)
+    peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer_sock.bind(("127.0.0.1", 0))
+    sim_port = free_port(socket.SOCK_DGRAM)
+    sim = spawn([SIM, "--root", root, "--pf", PF, "--vfs", "2", "--uplink",
+                 "udp:%d,127.0.0.1:%d" % (sim_port, peer_sock.getsockname()[1])], os.path.join(work, "sim.log"))
+    wait_file(os.path.join(root, "ready"))
+    rpc = os.path.join(work, "vhostd-%s.sock" % name)
+    vhostd = spawn([VHOSTD, "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "vf-")],
+                   os.path.join(work, "vhostd-%s.log" % name))
+    wait_file(rpc)
+    peer = Peer(peer_sock, sim_port)
+    peer.start()
+    try:
+        mgmt(rpc, "mgmtpf", "-a", PF)
+        socks = [os.path.join(work, "%s-%s.sock" % (name, s)) for s in ("src", "dst")]
+        mgmt(rpc, "vf", "-a", VF1, "-v", socks[0], "-u", "vm-src")
+        mgmt(rpc, "vf", "-a", VF2, "-v", socks[1], "-u", "vm-dst")
+        for n in range(loops):
+            migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, queues, slow_admin, n)
+        for vf in (VF1, VF2):
+            mgmt(rpc, "vf", "-r", vf)
+    finally:
+        peer.running = False
+        peer.join(2)
+        stop(vhostd)
+        stop(sim)
+        peer_sock.close()
+    if vhostd.returncode or sim.returncode:
+        raise GuestError("exit status: vhostd %s, sim %s" % (vhostd.returncode, sim.returncode))
+
+
+def main():
+    global T0
+    T0 = time.time()
+    if not shutil.which("qemu-system-x86_64"):
+        print("qemu-system-x86_64 not installed: skipped")
+        return 77
+    loops = int(os.environ.get("VFE_MIGRATION_LOOPS", "1"))
+    only = os.environ.get("VFE_MIGRATION_ONLY", "")
+    work = tempfile.mkdtemp(prefix="vfe-migration-")
+    hog = None
+    ok = False
+    try:
+        if os.environ.get("VFE_MIGRATION_HOG"):
+            hog = spawn([sys.executable, "-c", "while True: pass"], os.devnull)
+            log("CPU hog running (pid %d)" % hog.pid)
+        kernel, initrd = build_guest(BUILD)
+        if only in ("", "slow-admin"):
+            scenario(work, kernel, initrd, queues=1, slow_admin=True, loops=loops)
+        if only in ("", "mq"):
+            scenario(work, kernel, initrd, queues=4, slow_admin=False, loops=loops)
+        ok = True
+    except (GuestError, subprocess.CalledProcessError, OSError) as e:
+        print("FAIL: %s" % e)
+        for name in sorted(os.listdir(work)):
+            if name.endswith(".log"):
+                print("---- %s (last lines)" % name)
+                with open(os.path.join(work, name), "rb") as f:
+                    print(f.read()[-2500:].decode(errors="replace"))
+    finally:
+        for p in procs:
+            stop(p)
+        if ok and not os.environ.get("VFE_TEST_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    log("passed" if ok else "failed (logs in %s)" % work)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
