@@ -227,6 +227,10 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
             flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
                            GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
                           pass_fds=[peer_sock.fileno()])
+        # the guest transmits too: its tx used ring is written while the migration runs
+        rc, out = src.run("ping -q -i 0.05 %s >/dev/null 2>&1 &" % socket.inet_ntoa(PEER_IP))
+        if rc:
+            raise GuestError("%s: background ping: %s" % (tag, out))
         time.sleep(0.5)
         rx0 = sim_ctl(root, {"cmd": "counters", "bdf": VF1})["rx_packets"]
         if slow_admin:
