@@ -5,7 +5,8 @@
  * command slots) and the dirty logs it writes for its VFs.  No guest memory is
  * mapped there (a VM's memory is in the VFs' DMA domains, vfe_dma_domain.h),
  * so the space is carved freely, by this module alone: nothing else maps or
- * unmaps in the PF's transport.
+ * unmaps in the PF's transport.  The PF's space is its own: its own DMA table
+ * on vfio-user, its own container on kernel VFIO (never shared with a VM's).
  *
  * Layout rule:
  *   [0, base)       never handed out: a zero or small IOVA from a bug hits nothing
