@@ -79,7 +79,9 @@ static bool user_valid(unsigned user)
 
 static struct pf_window *find(const struct vfe_pf_iova *s, unsigned user)
 {
-    for (unsigned i = 0; user_valid(user) && i < s->nwin; i++)
+    if (!user_valid(user))
+        return NULL;
+    for (unsigned i = 0; i < s->nwin; i++)
         if (s->win[i].user == (int)user)
             return &s->win[i];
     return NULL;
