@@ -10,7 +10,6 @@
 
 #include "lib/log/vfe_log.h"
 
-#define PF_ADMIN_IOVA 0xfe00000000ull
 #define PF_RESET_TIMEOUT_S 2.0
 
 static void finish(struct vhostd_pf *pf, int err)
@@ -45,7 +44,7 @@ static int after_reset(struct vhostd_pf *pf)
     if (rc == 0)
         rc = vfe_vpci_msix_enable(&pf->vp);
     if (rc == 0)
-        rc = vfe_admin_open(&pf->vp, pf->loop, PF_ADMIN_IOVA, &pf->aq);
+        rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
     if (rc == 0)
         rc = vfe_vpci_add_status(&pf->vp, VIRTIO_CONFIG_S_DRIVER_OK);
     if (rc == 0)
@@ -90,6 +89,8 @@ struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const c
         pf->num_vfs = rc;
         rc = vfe_transport_open(root, bdf, &pf->t);
     }
+    if (rc == 0 && !(pf->iova = vfe_pf_iova_create(pf->t)))
+        rc = -errno;
     if (rc == 0)
         rc = vfe_vpci_init(&pf->vp, pf->t);
     if (rc == 0)
@@ -116,6 +117,7 @@ void vhostd_pf_close(struct vhostd_pf *pf)
         vfe_vpci_reset(&pf->vp);
     if (pf->aq)
         vfe_admin_close(pf->aq);
+    vfe_pf_iova_destroy(pf->iova);
     vfe_transport_close(pf->t);
     free(pf);
 }

@@ -14,6 +14,7 @@ struct vhostd_pf {
     enum vhostd_pf_state state;
     struct ev_loop *loop;
     struct vfe_transport *t;
+    struct vfe_pf_iova *iova;        /* the PF's IOVA space: admin queue, VF dirty logs */
     struct vfe_virtio_pci vp;
     struct vfe_admin_vq *aq;
     struct vfe_mig mig;

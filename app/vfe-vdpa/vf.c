@@ -95,7 +95,7 @@ int vhostd_vf_add(struct vhostd *d, const char *bdf, const char *socket, const c
     }
     vf->pf = pf;
     pf->vfs_in_use++;
-    struct vdpa_pf_ref ref = {&pf->mig, pf->t};
+    struct vdpa_pf_ref ref = {&pf->mig, pf->iova};
     vf->dev = vdpa_vf_open(d->loop, &ref, (uint16_t)num, vf->t, vf->uuid);
     if (!vf->dev) {
         rc = -errno;

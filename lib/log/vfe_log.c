@@ -1,5 +1,6 @@
 #include "lib/log/vfe_log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ int vfe_log_parse_level(const char *name)
         {"err", LOG_ERR}, {"error", LOG_ERR}, {"warning", LOG_WARNING}, {"warn", LOG_WARNING},
         {"notice", LOG_NOTICE}, {"info", LOG_INFO}, {"debug", LOG_DEBUG},
     };
+    if (!name)
+        return -1;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i].name) == 0)
             return names[i].level;
@@ -26,8 +29,11 @@ int vfe_log_parse_level(const char *name)
     return -1;
 }
 
+/* Callers log a failure and then read errno (or return -errno): logging must
+ * not change it, whatever stderr does. */
 void vfe_log(int level, const char *fmt, ...)
 {
+    int saved = errno;
     if (level > log_level)
         return;
     char line[1024];
@@ -36,4 +42,5 @@ void vfe_log(int level, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     fprintf(stderr, "<%d>%s: %s\n", level, log_ident, line);
+    errno = saved;
 }

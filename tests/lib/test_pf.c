@@ -11,13 +11,18 @@ int test_pf_open(struct test_pf *p, const struct sim_proc *sp, const char *bdf)
     int rc = vfe_transport_open(sp->root, bdf, &p->t);
     if (rc < 0)
         return rc;
+    if (!(p->iova = vfe_pf_iova_create(p->t))) {
+        rc = -errno;
+        test_pf_close(p);
+        return rc;
+    }
     uint64_t want = 1ull << VFE_VIRTIO_F_VERSION_1 | 1ull << VFE_VIRTIO_F_ACCESS_PLATFORM |
                     1ull << VFE_VIRTIO_F_ADMIN_VQ;
     if ((rc = vfe_vpci_init(&p->vp, p->t)) < 0 || (rc = vfe_vpci_reset(&p->vp)) < 0 ||
         (rc = vfe_vpci_reset_wait(&p->vp, 2000)) < 0 ||
         (rc = vfe_vpci_add_status(&p->vp, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER)) < 0 ||
         (rc = vfe_vpci_negotiate(&p->vp, want)) < 0 || (rc = vfe_vpci_msix_enable(&p->vp)) < 0 ||
-        (rc = vfe_admin_open(&p->vp, EV_DEFAULT, TEST_PF_ADMIN_IOVA, &p->aq)) < 0 ||
+        (rc = vfe_admin_open(&p->vp, EV_DEFAULT, p->iova, &p->aq)) < 0 ||
         (rc = vfe_vpci_add_status(&p->vp, VIRTIO_CONFIG_S_DRIVER_OK)) < 0 ||
         (rc = vfe_mig_probe_sync(&p->mig, p->aq)) < 0) {
         fprintf(stderr, "PF %s bring-up: %s\n", bdf, strerror(-rc));
@@ -33,6 +38,7 @@ void test_pf_close(struct test_pf *p)
         vfe_vpci_reset(&p->vp);
     if (p->aq)
         vfe_admin_close(p->aq);
+    vfe_pf_iova_destroy(p->iova);
     vfe_transport_close(p->t);
     memset(p, 0, sizeof(*p));
 }

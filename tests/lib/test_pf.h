@@ -6,10 +6,9 @@
 #include "drivers/common/virtio_mi/vfe_mig.h"
 #include "tests/lib/sim_proc.h"
 
-#define TEST_PF_ADMIN_IOVA 0xfe00000000ull
-
 struct test_pf {
     struct vfe_transport *t;
+    struct vfe_pf_iova *iova;   /* the PF's IOVA space: admin queue, dirty logs */
     struct vfe_virtio_pci vp;
     struct vfe_admin_vq *aq;
     struct vfe_mig mig;

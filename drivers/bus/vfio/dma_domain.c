@@ -100,13 +100,11 @@ fail_errno:
     return NULL;
 }
 
-static void entry_drop(struct vfe_dma_domain *d, unsigned i, bool unmap)
+/* Drop entry i from the table; the devices are not touched. */
+static void entry_forget(struct vfe_dma_domain *d, unsigned i)
 {
-    struct dma_entry *e = &d->maps[i];
-    for (unsigned m = 0; unmap && m < d->nmembers; m++)
-        unmap_on(d->members[m], e);
-    close(e->fd);
-    free(e->holders);
+    close(d->maps[i].fd);
+    free(d->maps[i].holders);
     d->maps[i] = d->maps[--d->nmaps];
 }
 
@@ -127,12 +125,13 @@ void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
     if (d->nmaps)
         LOG_W("DMA domain %s: last member left with %u maps held", d->name, d->nmaps);
     while (d->nmaps)
-        entry_drop(d, 0, false);
+        entry_forget(d, d->nmaps - 1);
     for (struct vfe_dma_domain **p = &named; *p; p = &(*p)->next)
         if (*p == d) {
             *p = d->next;
             break;
         }
+    free(d->maps);
     free(d->members);
     free(d);
 }
@@ -155,6 +154,30 @@ static int add_holder(struct dma_entry *e, const void *holder)
     return 0;
 }
 
+/* Map e on every member, or on none. */
+static int map_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
+{
+    for (unsigned m = 0; m < d->nmembers; m++) {
+        int rc = map_on(d->members[m], e);
+        if (rc < 0) {
+            LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m]->bdf, (unsigned long long)e->iova,
+                  (unsigned long long)e->len, strerror(-rc));
+            while (m--)
+                unmap_on(d->members[m], e);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void unmap_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
+{
+    for (unsigned m = 0; m < d->nmembers; m++)
+        unmap_on(d->members[m], e);
+}
+
+/* Devices refuse overlapping maps, so the regions the new one replaces leave
+ * the devices first; if the new one then fails they are mapped back. */
 int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
                        uint64_t offset, uint32_t prot)
 {
@@ -168,16 +191,7 @@ int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t io
         if (e->iova == iova && e->len == len && e->offset == offset && e->dev == st.st_dev && e->ino == st.st_ino)
             return add_holder(e, holder);
     }
-    /* a different region where this one goes: the newer memory table wins */
-    for (unsigned i = 0; i < d->nmaps;) {
-        if (!overlaps(&d->maps[i], iova, len)) {
-            i++;
-            continue;
-        }
-        LOG_I("DMA domain %s: iova %#llx+%#llx replaced by a newer memory table", d->name,
-              (unsigned long long)d->maps[i].iova, (unsigned long long)d->maps[i].len);
-        entry_drop(d, i, true);
-    }
+    /* everything that can fail without touching a device comes first */
     struct dma_entry *maps = realloc(d->maps, (d->nmaps + 1) * sizeof(*maps));
     if (!maps)
         return -ENOMEM;
@@ -187,19 +201,35 @@ int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t io
     if (e.fd < 0)
         return -errno;
     int rc = add_holder(&e, holder);
-    for (unsigned m = 0; rc == 0 && m < d->nmembers; m++) {
-        rc = map_on(d->members[m], &e);
-        if (rc < 0) {
-            LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m]->bdf, (unsigned long long)iova,
-                  (unsigned long long)len, strerror(-rc));
-            while (m--)
-                unmap_on(d->members[m], &e);
-        }
+    if (rc < 0) {
+        close(e.fd);
+        return rc;
     }
+    /* a different region where this one goes: the newer memory table wins */
+    unsigned nold = 0;
+    for (unsigned i = 0; i < d->nmaps; i++)
+        if (overlaps(&d->maps[i], iova, len)) {
+            struct dma_entry tmp = d->maps[nold];   /* gather the replaced ones at the front */
+            d->maps[nold] = d->maps[i];
+            d->maps[i] = tmp;
+            unmap_everywhere(d, &d->maps[nold++]);
+        }
+    rc = map_everywhere(d, &e);
     if (rc < 0) {
         close(e.fd);
         free(e.holders);
+        for (unsigned i = nold; i--;)
+            if (map_everywhere(d, &d->maps[i]) < 0) {
+                LOG_E("DMA domain %s: iova %#llx+%#llx lost: it could not be mapped back", d->name,
+                      (unsigned long long)d->maps[i].iova, (unsigned long long)d->maps[i].len);
+                entry_forget(d, i);
+            }
         return rc;
+    }
+    for (unsigned i = nold; i--;) {
+        LOG_I("DMA domain %s: iova %#llx+%#llx replaced by a newer memory table", d->name,
+              (unsigned long long)d->maps[i].iova, (unsigned long long)d->maps[i].len);
+        entry_forget(d, i);
     }
     d->maps[d->nmaps++] = e;
     return 0;
@@ -214,8 +244,10 @@ void vfe_dma_domain_unmap(struct vfe_dma_domain *d, const void *holder, uint64_t
         for (unsigned h = 0; h < e->nholders; h++)
             if (e->holders[h] == holder) {
                 e->holders[h] = e->holders[--e->nholders];
-                if (!e->nholders)
-                    entry_drop(d, i, true);
+                if (!e->nholders) {
+                    unmap_everywhere(d, e);
+                    entry_forget(d, i);
+                }
                 return;
             }
     }

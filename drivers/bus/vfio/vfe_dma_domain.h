@@ -25,13 +25,14 @@ struct vfe_dma_domain;
 /* Join the domain `name` (created on first use); NULL or "" gives a private
  * domain.  The transport gets every map the domain holds.  NULL with errno. */
 struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transport *t);
-/* The transport loses every map of the domain; the last member frees it.
- * Maps still held then are dropped (their holders must let go first). */
+/* The transport loses every map of the domain; the last member frees it and
+ * all it holds.  Maps still held then are dropped (their holders must let go first). */
 void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t);
 
 /* `holder` maps [iova, iova+len) to fd at offset.  The same region (same
  * iova, length, file and offset) held already only gains a holder.  All or
- * nothing across members; -errno. */
+ * nothing across members: on failure (-errno: -EINVAL, -EBADF, -ENOMEM or the
+ * transport's) the regions it would have replaced are still mapped everywhere. */
 int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
                        uint64_t offset, uint32_t prot);
 /* `holder` lets go of the region it mapped at iova/len. */

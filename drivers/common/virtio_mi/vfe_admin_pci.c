@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -15,8 +16,8 @@ struct admin_pci {
     struct vfe_vring vr;
     uint16_t qidx, vec;
     int irq_fd;
-    uint64_t iova, len;
-    bool mapped, ring_ok, irq_attached;
+    struct vfe_pf_iova *space;
+    bool have_window, ring_ok, irq_attached;
 };
 
 static int pci_add(void *priv, const struct vfe_sg *sg, unsigned out, unsigned in, void *cookie)
@@ -51,8 +52,8 @@ static void pci_fini(void *priv)
     }
     if (p->irq_fd >= 0)
         close(p->irq_fd);
-    if (p->mapped)
-        t->ops->dma_unmap(t, p->iova, p->len);
+    if (p->have_window)
+        vfe_pf_iova_release(p->space, VFE_PF_IOVA_ADMIN);
     if (p->ring_ok)
         vfe_vring_fini(&p->vr);
     free(p);
@@ -70,9 +71,10 @@ static uint16_t pow2_floor(uint16_t v)
     return v ? p : 0;
 }
 
-int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, uint64_t iova, struct vfe_admin_vq **out)
+int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                   struct vfe_admin_vq **out)
 {
-    if (!vp || !vp->t || !loop || !out)
+    if (!vp || !vp->t || !loop || !space || !out)
         return -EINVAL;
     struct vfe_transport *t = vp->t;
     uint16_t qidx, num, qmax;
@@ -104,29 +106,34 @@ int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, uint64_t iov
     p->qidx = qidx;
     p->vec = (uint16_t)vec;
     p->irq_fd = -1;
-    p->iova = iova;
+    p->space = space;
     unsigned nslots = size / 2 < VFE_ADMIN_MAX_SLOTS ? size / 2 : VFE_ADMIN_MAX_SLOTS;
+    size_t ring_bytes = vfe_vring_mem_size(size);
+    uint64_t iova;
+    rc = vfe_pf_iova_alloc(space, VFE_PF_IOVA_ADMIN, vfe_admin_mem_size(ring_bytes, nslots), &iova);
+    if (rc < 0) {
+        LOG_E("%s: no IOVA window for the admin queue: %s", t->bdf, strerror(-rc));
+        free(p);
+        return rc;
+    }
+    p->have_window = true;
     struct vfe_admin_cfg cfg = {
-        .loop = loop, .iova = iova, .ring_bytes = vfe_vring_mem_size(size), .nslots = nslots,
+        .loop = loop, .iova = iova, .ring_bytes = ring_bytes, .nslots = nslots,
         .ops = &pci_ring_ops, .ops_priv = p,
     };
     struct vfe_admin_vq *aq;
     rc = vfe_admin_create(&cfg, &aq);
     if (rc < 0) {
+        vfe_pf_iova_release(space, VFE_PF_IOVA_ADMIN);
         free(p);
         return rc;
     }
     int memfd;
     void *mem;
-    size_t len;
-    vfe_admin_mem(aq, &memfd, &mem, &len);
-    p->len = len;
-    rc = t->ops->dma_map(t, iova, len, memfd, 0, VFE_DMA_READ | VFE_DMA_WRITE);
-    if (rc < 0) {
-        LOG_E("%s: mapping the admin queue at 0x%lx: %d", t->bdf, (unsigned long)iova, rc);
+    vfe_admin_mem(aq, &memfd, &mem, NULL);
+    rc = vfe_pf_iova_map(space, VFE_PF_IOVA_ADMIN, memfd, 0, VFE_DMA_READ | VFE_DMA_WRITE);
+    if (rc < 0)
         goto fail;
-    }
-    p->mapped = true;
     rc = vfe_vring_init(&p->vr, size, mem, iova, false);
     if (rc < 0)
         goto fail;

@@ -350,6 +350,11 @@ int vfe_admin_submit(struct vfe_admin_vq *aq, const void *cmd, uint32_t cmd_len,
     return vfe_admin_submit_opts(aq, cmd, cmd_len, result_cap, NULL, cb, ctx);
 }
 
+size_t vfe_admin_mem_size(size_t ring_bytes, unsigned nslots)
+{
+    return ((ring_bytes + PAGE - 1) & ~(size_t)(PAGE - 1)) + (size_t)nslots * SLOT_STRIDE;
+}
+
 int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
 {
     if (!cfg || !out || !cfg->loop || !cfg->ops || !cfg->ops->add || !cfg->ops->kick || !cfg->ops->get_used ||
@@ -367,7 +372,7 @@ int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
     aq->irq_fd = -1;
     TAILQ_INIT(&aq->pending);
     aq->slots_off = (cfg->ring_bytes + PAGE - 1) & ~(size_t)(PAGE - 1);
-    aq->mem_len = aq->slots_off + (size_t)aq->nslots * SLOT_STRIDE;
+    aq->mem_len = vfe_admin_mem_size(cfg->ring_bytes, aq->nslots);
     aq->memfd = memfd_create("vfe-admin-vq", MFD_CLOEXEC);
     if (aq->memfd < 0 || ftruncate(aq->memfd, (off_t)aq->mem_len) < 0) {
         int rc = -errno;

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "drivers/bus/vfio/vfe_pf_iova.h"
 #include "drivers/common/virtio/vfe_vring.h"
 
 #define VFE_ADMIN_DEFAULT_TIMEOUT_MS 5000
@@ -68,7 +69,10 @@ struct vfe_admin_stats {
     uint64_t completed, timeouts, retries, bad_answers;
 };
 
-int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, uint64_t iova, struct vfe_admin_vq **out);
+/* The queue's memory goes in the admin window of `space` (the PF's IOVA
+ * space on vp's transport, see vfe_pf_iova.h); close releases it. */
+int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                   struct vfe_admin_vq **out);
 void vfe_admin_close(struct vfe_admin_vq *aq);
 
 /* 0: cb will run exactly once, later (never from inside this call).
@@ -113,6 +117,8 @@ struct vfe_admin_cfg {
     void *ops_priv;
 };
 
+/* Bytes of the memfd vfe_admin_create makes for this ring and slot count. */
+size_t vfe_admin_mem_size(size_t ring_bytes, unsigned nslots);
 /* Create the memfd (ring area + command slots) and the command engine. */
 int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out);
 /* The memfd, its mapping and size (for dma_map and the ring). */

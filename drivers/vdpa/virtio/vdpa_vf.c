@@ -70,8 +70,7 @@ void vdpa_vf_close(struct vdpa_vf *v)
     }
     vdpa_vf_set_mem(v, NULL, 0);
     vfe_dma_domain_leave(v->dom, v->t);
-    if (v->log_mapped)
-        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
+    vdpa_vf_log_release(v);
     vfe_vpci_reset(&v->vp);
     free(v);
 }

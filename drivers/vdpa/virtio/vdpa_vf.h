@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "drivers/bus/vfio/vfe_pf_iova.h"
 #include "drivers/bus/vfio/vfe_transport.h"
 #include "drivers/common/virtio/vfe_virtio_pci.h"
 #include "drivers/common/virtio_mi/vfe_mig.h"
@@ -49,11 +50,11 @@ typedef void (*vdpa_done_cb)(void *ctx, int err);
 /* last_avail[q] for every ring the device saved (n entries). */
 typedef void (*vdpa_stop_cb)(void *ctx, int err, const uint16_t *last_avail, unsigned n);
 
-/* The PF: its admin interface and its transport (the dirty log is mapped into
- * the PF's DMA space, where the device writes it). */
+/* The PF: its admin interface and its IOVA space (the dirty log is mapped
+ * there, in the VF's window, where the device writes it). */
 struct vdpa_pf_ref {
     struct vfe_mig *mig;
-    struct vfe_transport *t;
+    struct vfe_pf_iova *iova;
 };
 
 /* vf_num: 1..NumVFs; t: the VF's transport.  Neither pf nor t is owned.

@@ -8,12 +8,12 @@
 
 #include "lib/log/vfe_log.h"
 
-#define LOG_IOVA_BASE 0x10000000000ull   /* 1 TiB: above any sim guest memory */
-#define LOG_IOVA_STRIDE 0x100000000ull   /* 4 GiB of log per VF */
-
-uint64_t vdpa_vf_log_iova(const struct vdpa_vf *v)
+/* The dirty log's window in the PF's IOVA space (user: the VF number) goes. */
+void vdpa_vf_log_release(struct vdpa_vf *v)
 {
-    return LOG_IOVA_BASE + (uint64_t)v->vf_num * LOG_IOVA_STRIDE;
+    if (v->log_mapped)
+        vfe_pf_iova_release(v->pf.iova, v->vf_num);
+    v->log_mapped = false;
 }
 
 /* Finish the current operation from the loop (callbacks never run inside a call). */
@@ -199,8 +199,7 @@ static void log_started(void *ctx, int err)
     v->log_active = err == 0;
     if (err) {
         LOG_E("%s: dirty tracking start failed: %s", v->t->bdf, strerror(-err));
-        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
-        v->log_mapped = false;
+        vdpa_vf_log_release(v);
     } else {
         LOG_I("%s: device dirty tracking (push) into the front-end's log", v->t->bdf);
     }
@@ -210,23 +209,24 @@ static void log_started(void *ctx, int err)
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
                       void *ctx)
 {
-    if (busy(v))
+    if (busy(v) || v->log_active)   /* the device writes the current log until stopped */
         return -EBUSY;
-    if (log_size == 0 || log_size > LOG_IOVA_STRIDE || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull)
+    if (log_size == 0 || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull || v->vf_num == VFE_PF_IOVA_ADMIN)
         return -EINVAL;
-    uint64_t iova = vdpa_vf_log_iova(v);
-    if (v->log_mapped) {
-        v->pf.t->ops->dma_unmap(v->pf.t, iova, v->log_map_len);
-        v->log_mapped = false;
+    vdpa_vf_log_release(v);
+    /* the PF writes the log: it goes in a window of the PF's IOVA space, whole pages */
+    uint64_t iova;
+    int rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, &iova);
+    if (rc == 0) {
+        rc = vfe_pf_iova_map(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
+        if (rc < 0)
+            vfe_pf_iova_release(v->pf.iova, v->vf_num);
     }
-    uint64_t map_len = (log_size + 4095) & ~4095ull;   /* DMA maps are whole pages */
-    int rc = v->pf.t->ops->dma_map(v->pf.t, iova, map_len, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
     if (rc < 0) {
         LOG_E("%s: mapping the dirty log for the PF: %s", v->t->bdf, strerror(-rc));
         return rc;
     }
     v->log_mapped = true;
-    v->log_map_len = map_len;
     struct vfe_mig_dirty_cfg c = {.mode = VFE_MIG_TRACK_PUSH_BITMAP, .page_size = 4096, .range_addr = 0,
                                   .range_len = log_size * 8 * 4096};
     for (uint64_t off = 0; off < log_size; off += 0x80000000ull) {
@@ -238,8 +238,7 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
     rc = vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
     if (rc < 0) {
         v->done_cb = NULL;
-        v->pf.t->ops->dma_unmap(v->pf.t, iova, map_len);
-        v->log_mapped = false;
+        vdpa_vf_log_release(v);
     }
     return rc;
 }
@@ -248,10 +247,7 @@ static void log_stopped(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
     v->log_active = false;
-    if (v->log_mapped) {
-        v->pf.t->ops->dma_unmap(v->pf.t, vdpa_vf_log_iova(v), v->log_map_len);
-        v->log_mapped = false;
-    }
+    vdpa_vf_log_release(v);
     finish_later(v, err);
 }
 

@@ -39,12 +39,11 @@ struct vdpa_vf {
     uint16_t saved_avail[VDPA_MAX_RINGS];
     unsigned nsaved;
 
-    /* dirty log in the PF's DMA space */
+    /* dirty log in the PF's IOVA space (window of user vf_num, vfe_pf_iova.h) */
     bool log_mapped, log_active;
-    uint64_t log_map_len;
 };
 
 void vdpa_vf_defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-uint64_t vdpa_vf_log_iova(const struct vdpa_vf *v);
+void vdpa_vf_log_release(struct vdpa_vf *v);
 
 #endif

@@ -19,7 +19,6 @@
 #define VF2 "0000:3b:00.2"
 #define TMO 3000
 #define PAGE 4096u
-#define BITMAP_IOVA 0x80000000ull
 
 static bool bit(const uint8_t *bm, size_t i) { return bm[i / 8] >> (i % 8) & 1; }
 
@@ -89,6 +88,7 @@ static void run(const char *dialect, enum vfe_mig_track_mode mode)
     struct test_pf pf = {0};
     struct test_vf a = {0}, b = {0};
     struct guest_mem bmem = {0};
+    uint64_t bitmap_iova = 0;
     uint8_t *snap = NULL, *want = NULL, *got = NULL;
     /* no EVENT_IDX: the device would rewrite avail_event with equal values */
     struct guest_net_opts o = {.pairs = 1, .mrg_rxbuf = true};
@@ -102,12 +102,14 @@ static void run(const char *dialect, enum vfe_mig_track_mode mode)
     if (mode == VFE_MIG_TRACK_PUSH_BITMAP) {
         size_t len = (bm_bytes + PAGE - 1) / PAGE * PAGE;
         REQUIRE(guest_mem_create(&bmem, len) == 0, out, "bitmap memory");
-        REQUIRE(pf.t->ops->dma_map(pf.t, BITMAP_IOVA, len, bmem.fd, 0, VFE_DMA_READ | VFE_DMA_WRITE) == 0, out,
+        /* the bitmap goes in VF 2's window of the PF's IOVA space */
+        REQUIRE(vfe_pf_iova_alloc(pf.iova, 2, len, &bitmap_iova) == 0 &&
+                vfe_pf_iova_map(pf.iova, 2, bmem.fd, 0, VFE_DMA_READ | VFE_DMA_WRITE) == 0, out,
                 "map bitmap for the PF");
         /* two sges, to check the bitmap may be split */
         cfg.nsges = 2;
-        cfg.sges[0] = (struct vfe_mig_sge){BITMAP_IOVA, (uint32_t)(bm_bytes / 2)};
-        cfg.sges[1] = (struct vfe_mig_sge){BITMAP_IOVA + bm_bytes / 2, (uint32_t)(bm_bytes - bm_bytes / 2)};
+        cfg.sges[0] = (struct vfe_mig_sge){bitmap_iova, (uint32_t)(bm_bytes / 2)};
+        cfg.sges[1] = (struct vfe_mig_sge){bitmap_iova + bm_bytes / 2, (uint32_t)(bm_bytes - bm_bytes / 2)};
     }
     snap = malloc(b.gm.size);
     want = calloc(1, bm_bytes);
@@ -160,6 +162,8 @@ out:
     free(got);
     test_vf_close(&a);
     test_vf_close(&b);
+    if (pf.iova)
+        vfe_pf_iova_release(pf.iova, 2);
     test_pf_close(&pf);
     if (bmem.va)
         guest_mem_destroy(&bmem);

@@ -196,7 +196,7 @@ int main(void)
     REQUIRE(test_vf_open(&peer, &sp, VF2, &o) == 0, out, "peer VF");
     REQUIRE(front_init(&f) == 0, out, "front-end memory and rings");
     REQUIRE(vfe_transport_open(sp.root, VF1, &t1) == 0, out, "VF1 transport");
-    struct vdpa_pf_ref ref = {&pf.mig, pf.t};
+    struct vdpa_pf_ref ref = {&pf.mig, pf.iova};
     v = vdpa_vf_open(EV_DEFAULT, &ref, 1, t1, NULL);
     REQUIRE(v != NULL, out, "vdpa_vf_open");
     CHECK(vdpa_vf_state(v) == VDPA_VF_IDLE, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
@@ -247,6 +247,15 @@ int main(void)
     REQUIRE(guest_mem_create(&log, 4096) == 0 && log_size <= 4096, out, "log memory");
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w)) == 0, "log start");
+    /* the log is mapped by the PF's IOVA owner, in VF 1's window, apart from the admin queue's */
+    uint64_t log_iova = 0, log_len = 0, aq_iova = 0, aq_len = 0;
+    bool log_in_pf = false;
+    CHECK(vfe_pf_iova_window(pf.iova, 1, &log_iova, &log_len, &log_in_pf) == 0 && log_in_pf && log_len == 4096,
+          "VF 1's log window: iova %#llx len %#llx mapped %d", (unsigned long long)log_iova,
+          (unsigned long long)log_len, log_in_pf);
+    CHECK(vfe_pf_iova_window(pf.iova, VFE_PF_IOVA_ADMIN, &aq_iova, &aq_len, NULL) == 0 &&
+          (log_iova >= aq_iova + aq_len || aq_iova >= log_iova + log_len), "log window overlaps the admin queue");
+    CHECK(vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w) == -EBUSY, "log start while logging");
     traffic(&f, &peer, vmac, 5, 200);
     const uint8_t *lb = log.va;
     uint64_t used_pg = f.rx.used_iova / 4096;
@@ -264,6 +273,12 @@ int main(void)
           "tx descriptor page marked: the device only reads it");
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, done_cb, &w)) == 0, "log stop");
+    CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, NULL, NULL) == -ENOENT && vfe_pf_iova_windows(pf.iova) == 1,
+          "the log window outlived the log (%u windows)", vfe_pf_iova_windows(pf.iova));
+    /* a log larger than its memory: the PF refuses the map, no window is left behind */
+    memset(&w, 0, sizeof(w));
+    CHECK(vdpa_vf_log_start(v, log.fd, 0, 64u << 20, done_cb, &w) < 0 && vfe_pf_iova_windows(pf.iova) == 1,
+          "a log beyond its memory was mapped");
 
     /* memory table change: region B moves to another memfd; buffers follow */
     memset(&w, 0, sizeof(w));

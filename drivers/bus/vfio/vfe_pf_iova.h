@@ -1,0 +1,77 @@
+/*
+ * The PF's own IOVA space and its one owner.
+ *
+ * A PF does DMA only into memory vfe gives it: its admin queue (rings and
+ * command slots) and the dirty logs it writes for its VFs.  No guest memory is
+ * mapped there (a VM's memory is in the VFs' DMA domains, vfe_dma_domain.h),
+ * so the space is carved freely, by this module alone: nothing else maps or
+ * unmaps in the PF's transport.  The PF's space is its own: its own DMA table
+ * on vfio-user, its own container on kernel VFIO (never shared with a VM's).
+ *
+ * Layout rule:
+ *   [0, base)       never handed out: a zero or small IOVA from a bug hits nothing
+ *   [base, end)     windows, first fit from base; each window starts on a page,
+ *                   is a whole number of pages and is followed by one unmapped
+ *                   guard page, so windows never touch, let alone overlap
+ * Default space: [VFE_PF_IOVA_BASE, VFE_PF_IOVA_END) = [4 GiB, 512 GiB): above
+ * the 32-bit MSI window, inside the 39 address bits every IOMMU offers.
+ *
+ * Users: each window has exactly one user and each user at most one window:
+ * VFE_PF_IOVA_ADMIN (the admin queue, vfe_admin_open) or a VF number 1..
+ * VFE_PF_IOVA_MAX_VF (that VF's dirty log, vdpa_vf_log_start).  The user owns
+ * its window from alloc to release and the memory mapped there; the space
+ * owns the device mapping and removes it on release.
+ *
+ * Ownership: whoever opens the PF (app/vfe-vdpa/pf.c, tests/lib/test_pf.c)
+ * creates the space after the transport and destroys it after every user has
+ * released (admin queue closed, VFs closed), before closing the transport.
+ * The transport is borrowed.  Single-threaded; calls are synchronous (a map
+ * or unmap is one transport round trip).
+ */
+#ifndef VFE_PF_IOVA_H
+#define VFE_PF_IOVA_H
+
+#include <stdint.h>
+
+#include "drivers/bus/vfio/vfe_transport.h"
+
+#define VFE_PF_IOVA_BASE (4ull << 30)
+#define VFE_PF_IOVA_END  (512ull << 30)
+#define VFE_PF_IOVA_PAGE 4096ull
+
+#define VFE_PF_IOVA_ADMIN  0u        /* the admin queue's window */
+#define VFE_PF_IOVA_MAX_VF 0xffffu   /* VF n's dirty-log window is user n */
+
+struct vfe_pf_iova;
+
+/* The default space on the PF's transport t.  NULL with errno (EINVAL, ENOMEM). */
+struct vfe_pf_iova *vfe_pf_iova_create(struct vfe_transport *t);
+/* Another space [base, end) (tests use a small one): base and end page
+ * aligned, base > 0, end > base.  NULL with errno. */
+struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base, uint64_t end);
+/* Unmaps what users left mapped (logged: a user that did not release is a bug). */
+void vfe_pf_iova_destroy(struct vfe_pf_iova *s);
+
+/* Reserve a window of len bytes (rounded up to pages) for `user`; its IOVA in *iova.
+ *   -EINVAL  len 0, or user not ADMIN / 1..VFE_PF_IOVA_MAX_VF
+ *   -E2BIG   len larger than the whole space
+ *   -EEXIST  user holds a window already (release it first)
+ *   -ENOSPC  the space has no free gap that large (exhausted)
+ *   -ENOMEM */
+int vfe_pf_iova_alloc(struct vfe_pf_iova *s, unsigned user, uint64_t len, uint64_t *iova);
+/* Map [offset, offset + window length) of fd over user's whole window, for the
+ * device to read and write as prot (VFE_DMA_*) says.
+ *   -ENOENT  user holds no window;  -EBUSY  it is mapped already;  the transport's -errno */
+int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offset, uint32_t prot);
+/* Unmap user's window if mapped and free it for reuse.  -ENOENT: user holds
+ * none.  If the device refuses the unmap (transport -errno), the range stays
+ * reserved (never handed out again while the device may still reach it) and
+ * the user holds nothing any more. */
+int vfe_pf_iova_release(struct vfe_pf_iova *s, unsigned user);
+
+/* user's window: 0, or -ENOENT.  mapped may be NULL. */
+int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iova, uint64_t *len, bool *mapped);
+/* Windows held, including reserved ones whose unmap failed. */
+unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s);
+
+#endif
