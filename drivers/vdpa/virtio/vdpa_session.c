@@ -32,6 +32,7 @@ struct vdpa_session {
     bool holding;                       /* the front-end is stopping the rings (GET_VRING_BASE) */
     ev_timer hold;
     bool log_wanted, log_active, log_known;
+    bool log_stale;                     /* the device still logs into a log the front-end replaced */
     bool log_waiting;                   /* the front-end waits for the device to log */
     struct vhost_pending log_pending;
     int log_err;                        /* of the last dirty-tracking operation */
@@ -227,6 +228,14 @@ static void converge(struct vdpa_session *s)
         }
     }
     answer_pending(s);
+    if (s->log_stale) {   /* a new log: tracking into the old one stops first */
+        s->log_stale = false;
+        s->busy = true;
+        if ((rc = vdpa_vf_log_stop(s->vf, log_op_done, s)) == 0)
+            return;
+        s->busy = false;
+        LOG_E("%s: dirty tracking stop: %s", s->name, strerror(-rc));
+    }
     if (s->log_known && s->log_wanted != s->log_active && !s->destroying) {
         s->busy = true;
         rc = s->log_wanted ? vdpa_vf_log_start(s->vf, s->log_fd, s->log_offset, s->log_size, log_op_done, s)
@@ -293,7 +302,9 @@ static void forget_front_end(struct vdpa_session *s)
     s->npending = 0;
     s->log_waiting = false;
     s->log_wanted = false;
-    s->log_known = s->log_active;   /* stop tracking if it runs */
+    s->log_known = s->log_active || s->log_stale;   /* stop tracking if it runs */
+    s->log_active = s->log_active || s->log_stale;
+    s->log_stale = false;
     s->unmap_when_stopped = true;
     release_hold(s);
     for (uint16_t i = 0; i < VDPA_MAX_RINGS && i < vdpa_vf_num_queues(s->vf); i++) {
@@ -377,6 +388,7 @@ static int on_log(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *ba
     s->log_offset = offset;
     s->log_size = size;
     s->log_known = true;
+    s->log_stale = s->log_stale || s->log_active;
     s->log_active = false;   /* a new log: tracking (re)starts into it */
     schedule(s);
     return 0;
