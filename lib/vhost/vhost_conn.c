@@ -149,8 +149,9 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     memcpy(sa.sun_path, d->path, strlen(d->path) + 1);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int fl;
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && (fl = fcntl(fd, F_GETFL)) >= 0 &&
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
         on_connected(d, fd);
         return;
     }
