@@ -3,9 +3,19 @@
  * vdpa_vf.  It turns the front-end's requests into device operations, one at
  * a time, always converging on what the front-end asked for last:
  *   - the rings QEMU started run on the device (programmed through the PF);
- *   - GET_VRING_BASE freezes the device and answers with its own index;
- *   - LOG_ALL starts device dirty tracking into QEMU's log;
+ *   - GET_VRING_BASE freezes the device and answers with its own index; the
+ *     rings the front-end has not asked for yet stay stopped (QEMU stops a
+ *     device ring by ring, with the guest paused) until it starts a ring
+ *     again, or for 2 s;
+ *   - LOG_ALL (and every new log) starts device dirty tracking into QEMU's
+ *     log, and the front-end gets its reply only once the device logs;
  *   - a front-end that goes away leaves the device stopped and unmapped.
+ *
+ * Lifetimes: the session owns its vhost_dev (and through it the socket path
+ * it listens on); the VF is the caller's.  Nothing calls back into the
+ * caller inside a call the caller makes: vdpa_session_destroy() returns at
+ * once and `done` runs later from the loop, after the device is stopped and
+ * unmapped; the session is freed just before `done` runs.
  */
 #ifndef VDPA_SESSION_H
 #define VDPA_SESSION_H
@@ -24,8 +34,8 @@ struct vdpa_session_cfg {
 /* vf stays owned by the caller and must outlive the session. */
 struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
                                          const struct vdpa_session_cfg *cfg, int *err);
-/* Stops the device (asynchronously when it runs) and closes the socket; done
- * runs once when the VF may be closed. */
+/* Closes the socket at once, stops and unmaps the device from the loop; done
+ * runs once, from the loop, when the VF may be closed. */
 void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void *ctx);
 
 struct vdpa_session_stats {
