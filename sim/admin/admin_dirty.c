@@ -46,7 +46,7 @@ static enum adm_err push_sges(struct sim_fn *pf, const uint8_t *data, size_t len
     return ADM_OK;
 }
 
-enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
+enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
                              char *why, size_t why_len)
 {
     struct vfe_nv_start_track t;
@@ -104,7 +104,7 @@ enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t
     return ADM_OK;
 }
 
-void adm_dirty_stop(struct sim_fn *vf)
+void sim_adm_dirty_stop(struct sim_fn *vf)
 {
     if (vf->dirty.mode)
         LOG_I("vf %s: dirty tracking stopped", vf->bdf);
@@ -112,7 +112,7 @@ void adm_dirty_stop(struct sim_fn *vf)
     memset(&vf->dirty, 0, sizeof(vf->dirty));
 }
 
-uint64_t adm_dirty_pending_bytes(const struct sim_fn *vf)
+uint64_t sim_adm_dirty_pending_bytes(const struct sim_fn *vf)
 {
     const struct sim_dirty *d = &vf->dirty;
     if (!d->mode || !d->page_size)
@@ -120,7 +120,7 @@ uint64_t adm_dirty_pending_bytes(const struct sim_fn *vf)
     return bitmap_bytes(d->range_len, d->page_size);
 }
 
-enum adm_err adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r)
+enum adm_err sim_adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r)
 {
     struct sim_dirty *d = &vf->dirty;
     if (d->mode != VFE_NV_TRACK_PULL_BITMAP || !d->pull_bitmap) {

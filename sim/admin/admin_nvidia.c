@@ -46,7 +46,7 @@ static bool state_saveable(struct adm_req *r, const struct sim_fn *vf)
 {
     if (vf->mig_state == SIM_MIG_QUIESCED || vf->mig_state == SIM_MIG_FREEZED)
         return true;
-    WHY(r, "vf %s is %s, not QUIESCED or FREEZED", vf->bdf, adm_mig_name(vf->mig_state));
+    WHY(r, "vf %s is %s, not QUIESCED or FREEZED", vf->bdf, sim_adm_mig_name(vf->mig_state));
     return false;
 }
 
@@ -65,7 +65,7 @@ static enum adm_err put_le64(struct adm_req *r, uint64_t v)
 static enum adm_err save_state(struct adm_req *r, struct sim_fn *vf, uint32_t offset, bool size_only)
 {
     /* Encoded in the result buffer, then the requested window moved to its start. */
-    size_t total = adm_state_encode(vf, ADM_FMT_TLV, 0, r->res, ADM_STATE_MAX, NULL);
+    size_t total = sim_adm_state_encode(vf, ADM_FMT_TLV, 0, r->res, ADM_STATE_MAX, NULL);
     if (total == ADM_ENCODE_OVERFLOW) {
         WHY(r, "state does not fit %u bytes", ADM_STATE_MAX);
         return ADM_ENOSPC;
@@ -98,11 +98,11 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
         return ADM_EBUSY;
     }
     const size_t hdr = sizeof(struct vfe_nv_vdev);
-    enum adm_err e = adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
+    enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
                                      r->why, sizeof(r->why));
     if (e)
         return e;
-    adm_state_apply(vf, &st);
+    sim_adm_state_apply(vf, &st);
     return ADM_OK;
 }
 
@@ -133,7 +133,7 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
             return ADM_EINVAL;
         if (!(vf = vdev(r, m.vdev_id)))
             return ADM_ENODEV;
-        return adm_mig_modify(vf, m.state, r->why, sizeof(r->why));
+        return sim_adm_mig_modify(vf, m.state, r->why, sizeof(r->why));
     case VFE_NV_MIG_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
@@ -175,32 +175,32 @@ static enum adm_err dirty_cmd(struct adm_req *r, uint8_t cmd)
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        return adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
+        return sim_adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
     case VFE_NV_DIRTY_STOP:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        adm_dirty_stop(vf);
+        sim_adm_dirty_stop(vf);
         return ADM_OK;
     case VFE_NV_DIRTY_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        return put_le64(r, adm_dirty_pending_bytes(vf));
+        return put_le64(r, sim_adm_dirty_pending_bytes(vf));
     case VFE_NV_DIRTY_REPORT:
         if (!take(r, &rep, sizeof(rep)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, rep.vdev_id)))
             return ADM_ENODEV;
-        return adm_dirty_report(vf, le32toh(rep.offset), r);
+        return sim_adm_dirty_report(vf, le32toh(rep.offset), r);
     }
     WHY(r, "unknown dirty-page command %u", cmd);
     return ADM_EUNSUPP;
 }
 
-uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
+uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
 {
     struct sim_fn *pf = p->pf;
     uint64_t room = e->in_len;
@@ -226,7 +226,7 @@ uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, b
         } else if (len < 2) {
             WHY(&r, "command shorter than its header");
             err = ADM_EINVAL;
-        } else if (!adm_dialect_enabled(pf->sim, true)) {
+        } else if (!sim_adm_dialect_enabled(pf->sim, true)) {
             WHY(&r, "nvidia dialect disabled");
             err = ADM_EUNSUPP;
         } else {
@@ -239,9 +239,9 @@ uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, b
         LOG_W("%s: nvidia class %u cmd %u refused (status 0x%02x): %s", pf->bdf, cls, cmd, st,
               r.why[0] ? r.why : "-");
     }
-    if (r.res_len && vq_scatter(pf, e, 0, r.res, r.res_len) != (long)r.res_len)
+    if (r.res_len && sim_vq_scatter(pf, e, 0, r.res, r.res_len) != (long)r.res_len)
         return 0;
-    if (vq_scatter(pf, e, room - 1, &st, 1) != 1)
+    if (sim_vq_scatter(pf, e, room - 1, &st, 1) != 1)
         return 0;
     return (uint32_t)r.res_len + 1;
 }

@@ -76,7 +76,7 @@ static void put(struct writer *w, enum kind k, const void *val, uint32_t vlen)
     w->count++;
 }
 
-size_t adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
+size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
                         uint8_t *buf, size_t cap, unsigned *count)
 {
     struct writer w = { .fmt = fmt, .filter = filter, .buf = buf, .cap = cap };
@@ -269,7 +269,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
     BAD("unknown record type 0x%x", type);
 }
 
-enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
+enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
                              struct adm_state *st, char *why, size_t why_len)
 {
     _Static_assert(SIM_MAX_QUEUES <= 64, "queue masks are 64 bits");
@@ -303,7 +303,7 @@ enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const ui
 
 /* ---- apply (validated state only) ---- */
 
-void adm_state_apply(struct sim_fn *vf, const struct adm_state *st)
+void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st)
 {
     if (st->has_common) {
         vf->driver_features = st->common.driver_features;

@@ -99,7 +99,7 @@ static enum adm_err parts_get(struct adm_req *r, struct sim_fn *vf, bool meta)
 {
     uint32_t filter = parts_filter(r);
     unsigned count = 0;
-    size_t total = adm_state_encode(vf, ADM_FMT_PARTS, filter, r->res, ADM_STATE_MAX, &count);
+    size_t total = sim_adm_state_encode(vf, ADM_FMT_PARTS, filter, r->res, ADM_STATE_MAX, &count);
     if (total == ADM_ENCODE_OVERFLOW) {
         WHY(r, "parts do not fit %u bytes", ADM_STATE_MAX);
         return ADM_ENOSPC;
@@ -119,10 +119,10 @@ static enum adm_err parts_get(struct adm_req *r, struct sim_fn *vf, bool meta)
 static enum adm_err parts_set(struct adm_req *r, struct sim_fn *vf)
 {
     struct adm_state st;
-    enum adm_err e = adm_state_parse(vf, ADM_FMT_PARTS, r->data, r->data_len, &st, r->why, sizeof(r->why));
+    enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_PARTS, r->data, r->data_len, &st, r->why, sizeof(r->why));
     if (e)
         return e;
-    adm_state_apply(vf, &st);
+    sim_adm_state_apply(vf, &st);
     return ADM_OK;
 }
 
@@ -147,11 +147,11 @@ static enum adm_err member_cmd(struct std_cmd *c, struct sim_fn *vf)
             WHY(r, "DEV_MODE_SET without flags");
             return ADM_EINVAL;
         }
-        return adm_mode_set(vf, r->data[0], r->why, sizeof(r->why));
+        return sim_adm_mode_set(vf, r->data[0], r->why, sizeof(r->why));
     case VFE_ADM_DIRTY_START:   /* the member id names the VF, not the payload's vdev_id */
-        return adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
+        return sim_adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
     case VFE_ADM_DIRTY_STOP:
-        adm_dirty_stop(vf);
+        sim_adm_dirty_stop(vf);
         return ADM_OK;
     case VFE_ADM_DIRTY_REPORT:
         if (r->data_len < sizeof(rep)) {
@@ -159,7 +159,7 @@ static enum adm_err member_cmd(struct std_cmd *c, struct sim_fn *vf)
             return ADM_EINVAL;
         }
         memcpy(&rep, r->data, sizeof(rep));
-        return adm_dirty_report(vf, le32toh(rep.offset), r);
+        return sim_adm_dirty_report(vf, le32toh(rep.offset), r);
     }
     WHY(r, "opcode 0x%x", c->op);
     return ADM_EUNSUPP;
@@ -198,7 +198,7 @@ static enum adm_err dispatch(struct std_cmd *c, const struct vfe_adm_std_cmd *h)
     return member_cmd(c, vf);
 }
 
-uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
+uint32_t sim_adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
 {
     struct sim_fn *pf = p->pf;
     const size_t hlen = sizeof(struct vfe_adm_std_cmd), rlen = sizeof(struct vfe_adm_std_res);
@@ -231,7 +231,7 @@ uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, 
                 WHY(&c.r, "command shorter than its header");
             err = ADM_EINVAL;
             c.qual = VFE_ADM_SQ_INVALID_COMMAND;
-        } else if (!adm_dialect_enabled(pf->sim, false)) {
+        } else if (!sim_adm_dialect_enabled(pf->sim, false)) {
             WHY(&c.r, "virtio dialect disabled");
             err = ADM_EUNSUPP;
         } else {
@@ -244,10 +244,10 @@ uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, 
         LOG_W("%s: admin opcode 0x%x refused (status %u, qualifier %u): %s", pf->bdf, c.op, st, sq,
               c.r.why[0] ? c.r.why : "-");
     }
-    if (c.r.res_len && vq_scatter(pf, e, rlen, c.r.res, c.r.res_len) != (long)c.r.res_len)
+    if (c.r.res_len && sim_vq_scatter(pf, e, rlen, c.r.res, c.r.res_len) != (long)c.r.res_len)
         return 0;
     struct vfe_adm_std_res res = { .status = htole16(st), .status_qualifier = htole16(sq) };
-    if (vq_scatter(pf, e, 0, &res, rlen) != (long)rlen)
+    if (sim_vq_scatter(pf, e, 0, &res, rlen) != (long)rlen)
         return 0;
     return (uint32_t)(rlen + c.r.res_len);
 }

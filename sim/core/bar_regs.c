@@ -22,7 +22,7 @@ static struct sim_queue *selected(struct sim_fn *fn)
     return NULL;
 }
 
-void bar_common_read(struct sim_fn *fn, uint8_t img[64])
+void sim_bar_common_read(struct sim_fn *fn, uint8_t img[64])
 {
     memset(img, 0, 64);
     put32(img + VFE_CC_DFSELECT, fn->dfselect);
@@ -96,7 +96,7 @@ static void queue_reset(struct sim_queue *q)
     q->reset_pending = true;
 }
 
-int bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t len)
+int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t len)
 {
     uint32_t v = 0;
     memcpy(&v, buf, len > 4 ? 4 : len);
@@ -186,13 +186,13 @@ int sim_bar_access(struct sim_fn *fn, unsigned bar, uint64_t off, void *buf, siz
             return -EINVAL;
         if (!write) {
             uint8_t img[64];
-            bar_common_read(fn, img);
+            sim_bar_common_read(fn, img);
             memcpy(buf, img + off, len);
             return 0;
         }
         if (len != 1 && len != 2 && len != 4 && len != 8)
             return -EINVAL;
-        return bar_common_write(fn, off, buf, len);
+        return sim_bar_common_write(fn, off, buf, len);
     }
     if (off >= SIM_BAR0_ISR && off < SIM_BAR0_ISR + 4) {
         if (!write) {

@@ -227,7 +227,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     ev_io_start(loop, &c->w);
 }
 
-int ctl_open(struct sim *s)
+int sim_ctl_open(struct sim *s)
 {
     struct ctl *ctl = calloc(1, sizeof(*ctl));
     if (!ctl)
@@ -260,7 +260,7 @@ int ctl_open(struct sim *s)
     return 0;
 }
 
-void ctl_close(struct sim *s)
+void sim_ctl_close(struct sim *s)
 {
     struct ctl *ctl = s->ctl;
     if (!ctl)

@@ -48,7 +48,7 @@ uint64_t sim_bar_size(struct sim_fn *fn, unsigned bar)
     return 0;
 }
 
-void pci_cfg_build(struct sim_fn *fn)
+void sim_pci_cfg_build(struct sim_fn *fn)
 {
     uint8_t *c = fn->cfg;
     memset(fn->cfg, 0, sizeof(fn->cfg));
@@ -112,7 +112,7 @@ void pci_cfg_build(struct sim_fn *fn)
     }
 }
 
-void pci_cfg_set_num_vfs(struct sim_fn *pf, unsigned n)
+void sim_pci_cfg_set_num_vfs(struct sim_fn *pf, unsigned n)
 {
     put16(pf->cfg + SIM_SRIOV_CAP_OFF + PCI_SRIOV_NUM_VF, (uint16_t)n);
 }
