@@ -42,15 +42,15 @@ enum adm_err sim_adm_mig_modify(struct sim_fn *vf, unsigned to, char *why, size_
 
 enum adm_err sim_adm_mode_set(struct sim_fn *vf, uint8_t flags, char *why, size_t why_len)
 {
-    if (flags & ~(VFE_ADM_MODE_F_STOPPED | VFE_ADM_MODE_F_FROZEN)) {
+    if (flags & ~(SIM_ADM_MODE_STOPPED | SIM_ADM_MODE_FROZEN)) {
         snprintf(why, why_len, "mode flags 0x%x have unknown bits", flags);
         return ADM_EINVAL;
     }
     bool was_stopped = vf->stopped;
-    if (flags & VFE_ADM_MODE_F_FROZEN) {
+    if (flags & SIM_ADM_MODE_FROZEN) {
         vf->stopped = true;
         set_state(vf, SIM_MIG_FREEZED);
-    } else if (flags & VFE_ADM_MODE_F_STOPPED) {
+    } else if (flags & SIM_ADM_MODE_STOPPED) {
         vf->stopped = true;
         if (vf->mig_state == SIM_MIG_FREEZED)
             set_state(vf, SIM_MIG_QUIESCED);

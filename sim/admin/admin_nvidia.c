@@ -13,14 +13,14 @@
 static uint8_t nv_status(enum adm_err e)
 {
     switch (e) {
-    case ADM_OK: return VFE_NV_ST_OK;
-    case ADM_EINVAL: return VFE_NV_ST_EINVAL | VFE_NV_ST_NO_RETRY;
-    case ADM_ENODEV: return VFE_NV_ST_ENODEV | VFE_NV_ST_NO_RETRY;
-    case ADM_EBUSY: return VFE_NV_ST_EBUSY;
-    case ADM_ENOSPC: return VFE_NV_ST_ENOSPC | VFE_NV_ST_NO_RETRY;
-    case ADM_EUNSUPP: return VFE_NV_ST_EUNSUPP | VFE_NV_ST_NO_RETRY;
+    case ADM_OK: return SIM_NV_ST_OK;
+    case ADM_EINVAL: return SIM_NV_ST_EINVAL | SIM_NV_ST_NO_RETRY;
+    case ADM_ENODEV: return SIM_NV_ST_ENODEV | SIM_NV_ST_NO_RETRY;
+    case ADM_EBUSY: return SIM_NV_ST_EBUSY;
+    case ADM_ENOSPC: return SIM_NV_ST_ENOSPC | SIM_NV_ST_NO_RETRY;
+    case ADM_EUNSUPP: return SIM_NV_ST_EUNSUPP | SIM_NV_ST_NO_RETRY;
     }
-    return VFE_NV_ST_FAULT;
+    return SIM_NV_ST_FAULT;
 }
 
 /* Copy the fixed part of the command data, or refuse a short command. */
@@ -97,7 +97,7 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
         WHY(r, "vf %s is RUNNING", vf->bdf);
         return ADM_EBUSY;
     }
-    const size_t hdr = sizeof(struct vfe_nv_vdev);
+    const size_t hdr = sizeof(struct sim_nv_vdev);
     enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
                                      r->why, sizeof(r->why));
     if (e)
@@ -108,15 +108,15 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
 
 static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
 {
-    struct vfe_nv_vdev v;
-    struct vfe_nv_modify m;
-    struct vfe_nv_save sv;
+    struct sim_nv_vdev v;
+    struct sim_nv_modify m;
+    struct sim_nv_save sv;
     struct sim_fn *vf;
 
     switch (cmd) {
-    case VFE_NV_MIG_IDENTITY:
+    case SIM_NV_MIG_IDENTITY:
         return ADM_OK;
-    case VFE_NV_MIG_GET_STATUS:
+    case SIM_NV_MIG_GET_STATUS:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -128,13 +128,13 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         r->res[0] = (uint8_t)vf->mig_state;
         r->res_len = 1;
         return ADM_OK;
-    case VFE_NV_MIG_MODIFY_STATUS:
+    case SIM_NV_MIG_MODIFY_STATUS:
         if (!take(r, &m, sizeof(m)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, m.vdev_id)))
             return ADM_ENODEV;
         return sim_adm_mig_modify(vf, m.state, r->why, sizeof(r->why));
-    case VFE_NV_MIG_PENDING_BYTES:
+    case SIM_NV_MIG_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -142,7 +142,7 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         if (!state_saveable(r, vf))
             return ADM_EBUSY;
         return save_state(r, vf, 0, true);
-    case VFE_NV_MIG_SAVE_STATE:
+    case SIM_NV_MIG_SAVE_STATE:
         if (!take(r, &sv, sizeof(sv)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, sv.vdev_id)))
@@ -150,7 +150,7 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         if (!state_saveable(r, vf))
             return ADM_EBUSY;
         return save_state(r, vf, le32toh(sv.offset), false);
-    case VFE_NV_MIG_RESTORE_STATE:
+    case SIM_NV_MIG_RESTORE_STATE:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -163,33 +163,33 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
 
 static enum adm_err dirty_cmd(struct adm_req *r, uint8_t cmd)
 {
-    struct vfe_nv_vdev v;
-    struct vfe_nv_report rep;
+    struct sim_nv_vdev v;
+    struct sim_nv_report rep;
     struct sim_fn *vf;
 
     switch (cmd) {
-    case VFE_NV_DIRTY_IDENTITY:
+    case SIM_NV_DIRTY_IDENTITY:
         return ADM_OK;
-    case VFE_NV_DIRTY_START:
+    case SIM_NV_DIRTY_START:
         if (!take(r, &v.vdev_id, sizeof(v.vdev_id)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
         return sim_adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
-    case VFE_NV_DIRTY_STOP:
+    case SIM_NV_DIRTY_STOP:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
         sim_adm_dirty_stop(vf);
         return ADM_OK;
-    case VFE_NV_DIRTY_PENDING_BYTES:
+    case SIM_NV_DIRTY_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
         return put_le64(r, sim_adm_dirty_pending_bytes(vf));
-    case VFE_NV_DIRTY_REPORT:
+    case SIM_NV_DIRTY_REPORT:
         if (!take(r, &rep, sizeof(rep)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, rep.vdev_id)))
@@ -214,14 +214,14 @@ uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t le
     }
     struct adm_req r = {
         .pf = pf, .data = p->cmd + 2, .data_len = len >= 2 ? len - 2 : 0, .res = p->res,
-        .res_cap = room - 1 < VFE_ADM_MAX_RESULT ? (size_t)(room - 1) : VFE_ADM_MAX_RESULT,
+        .res_cap = room - 1 < SIM_ADM_MAX_RESULT ? (size_t)(room - 1) : SIM_ADM_MAX_RESULT,
     };
     if (injected) {
-        st = injected > 0 && injected <= 0xff ? (uint8_t)injected : VFE_NV_ST_FAULT;
+        st = injected > 0 && injected <= 0xff ? (uint8_t)injected : SIM_NV_ST_FAULT;
         WHY(&r, "injected failure");
     } else {
         if (too_long) {
-            WHY(&r, "command longer than %u bytes", VFE_ADM_MAX_CMD);
+            WHY(&r, "command longer than %u bytes", SIM_ADM_MAX_CMD);
             err = ADM_EINVAL;
         } else if (len < 2) {
             WHY(&r, "command shorter than its header");
@@ -230,11 +230,11 @@ uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t le
             WHY(&r, "nvidia dialect disabled");
             err = ADM_EUNSUPP;
         } else {
-            err = cls == VFE_NV_CLASS_MIG ? mig_cmd(&r, cmd) : dirty_cmd(&r, cmd);
+            err = cls == SIM_NV_CLASS_MIG ? mig_cmd(&r, cmd) : dirty_cmd(&r, cmd);
         }
         st = nv_status(err);
     }
-    if (st != VFE_NV_ST_OK) {
+    if (st != SIM_NV_ST_OK) {
         r.res_len = 0;
         LOG_W("%s: nvidia class %u cmd %u refused (status 0x%02x): %s", pf->bdf, cls, cmd, st,
               r.why[0] ? r.why : "-");

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "drivers/common/virtio_mi/vfe_admin_wire.h"
+#include "sim/spec/sim_admin_spec.h"
 #include "sim/net/virtq_dev.h"
 #include "sim/sim.h"
 
@@ -39,8 +39,8 @@ struct adm_done {
 struct adm_priv {
     struct sim_fn *pf;
     struct vq_elem elem;                 /* 16 KiB: never on the stack */
-    uint8_t cmd[VFE_ADM_MAX_CMD];
-    uint8_t *res;                        /* VFE_ADM_MAX_RESULT bytes */
+    uint8_t cmd[SIM_ADM_MAX_CMD];
+    uint8_t *res;                        /* SIM_ADM_MAX_RESULT bytes */
     ev_timer batch;                      /* zero timer: continue a long queue */
     ev_timer delay;                      /* fires for fifo[fifo_head] */
     struct adm_done fifo[ADM_PENDING_MAX];
@@ -82,7 +82,7 @@ enum adm_fmt { ADM_FMT_TLV, ADM_FMT_PARTS };
 
 struct adm_state {
     bool has_common;
-    struct vfe_state_common common;
+    struct sim_state_common common;
     bool has_drv_features;
     uint64_t drv_features;
     bool has_status;
@@ -95,8 +95,8 @@ struct adm_state {
     bool has_pairs;
     uint16_t pairs;
     uint64_t vq_cfg_mask, vq_split_mask;           /* bit = queue index */
-    struct vfe_state_vq_cfg vq_cfg[SIM_MAX_QUEUES];
-    struct vfe_state_vq_split vq_split[SIM_MAX_QUEUES];
+    struct sim_state_vq_cfg vq_cfg[SIM_MAX_QUEUES];
+    struct sim_state_vq_split vq_split[SIM_MAX_QUEUES];
 };
 
 /* Encode vf's state.  `filter` 0 = every record, else only records of that
@@ -110,7 +110,7 @@ enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, cons
                              struct adm_state *st, char *why, size_t why_len);
 void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st);
 
-/* admin_dirty.c: data = struct vfe_nv_start_track + sges. */
+/* admin_dirty.c: data = struct sim_nv_start_track + sges. */
 enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
                              char *why, size_t why_len);
 void sim_adm_dirty_stop(struct sim_fn *vf);

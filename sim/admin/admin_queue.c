@@ -50,7 +50,7 @@ void sim_admin_fn_init(struct sim_fn *pf)
     if (pf->admin_priv)
         return;
     struct adm_priv *p = calloc(1, sizeof(*p));
-    uint8_t *res = malloc(VFE_ADM_MAX_RESULT);
+    uint8_t *res = malloc(SIM_ADM_MAX_RESULT);
     if (!p || !res) {
         LOG_E("%s: out of memory for the admin queue", pf->bdf);
         free(p);
@@ -152,14 +152,14 @@ static void serve_one(struct adm_priv *p, struct sim_queue *q)
     if (e->out_len == 0) {
         LOG_W("%s: admin command without readable bytes: completed empty", pf->bdf);
     } else {
-        bool too_long = e->out_len > VFE_ADM_MAX_CMD;
-        size_t n = too_long ? VFE_ADM_MAX_CMD : (size_t)e->out_len;
+        bool too_long = e->out_len > SIM_ADM_MAX_CMD;
+        size_t n = too_long ? SIM_ADM_MAX_CMD : (size_t)e->out_len;
         long got = sim_vq_gather(pf, e, 0, p->cmd, n);
         if (got != (long)n) {
             LOG_W("%s: admin command not readable: completed empty", pf->bdf);
         } else {
             int injected = sim_adm_fault_take(pf->sim);
-            if (p->cmd[0] == VFE_NV_CLASS_MIG || p->cmd[0] == VFE_NV_CLASS_DIRTY)
+            if (p->cmd[0] == SIM_NV_CLASS_MIG || p->cmd[0] == SIM_NV_CLASS_DIRTY)
                 used = sim_adm_nv_serve(p, e, n, too_long, injected);
             else
                 used = sim_adm_std_serve(p, e, n, too_long, injected);

@@ -8,7 +8,7 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
-#include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "sim/spec/sim_virtio_spec.h"
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
 #include "sim/net/l2_switch.h"
@@ -37,7 +37,7 @@ uint64_t sim_fn_device_features(const struct sim_fn *fn)
                  1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_F_RING_RESET |
                  1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_RING_F_INDIRECT_DESC;
     if (fn->is_pf)
-        f |= 1ull << VFE_VIRTIO_F_ADMIN_VQ;
+        f |= 1ull << SIM_F_ADMIN_VQ;
     else
         f |= 1ull << VIRTIO_NET_F_CTRL_VQ | 1ull << VIRTIO_NET_F_MQ | 1ull << VIRTIO_NET_F_CTRL_RX;
     return f;
@@ -159,7 +159,7 @@ void sim_fn_reset(struct sim_fn *fn)
     fn->status = 0;
     fn->driver_features = 0;
     fn->dfselect = fn->gfselect = 0;
-    fn->msix_config = VFE_VIRTIO_MSI_NO_VECTOR;
+    fn->msix_config = SIM_MSI_NO_VECTOR;
     fn->queue_select = 0;
     fn->isr = 0;
     fn->config_generation++;
@@ -168,7 +168,7 @@ void sim_fn_reset(struct sim_fn *fn)
     for (unsigned i = 0; i < SIM_MAX_QUEUES; i++) {
         struct sim_queue *q = &fn->queues[i];
         q->size = SIM_QUEUE_MAX_SIZE;
-        q->msix_vector = VFE_VIRTIO_MSI_NO_VECTOR;
+        q->msix_vector = SIM_MSI_NO_VECTOR;
         q->enabled = false;
         q->desc = q->avail = q->used = 0;
         q->last_avail = q->used_idx = 0;
