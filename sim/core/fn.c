@@ -261,6 +261,7 @@ static void vf_del(struct sim_pf *pf, unsigned vf_num)
     struct sim_fn *vf = pf->vfs[vf_num - 1];
     if (!vf)
         return;
+    sim_vfu_close(vf);   /* its socket goes first: the directory must be empty */
     sim_tree_remove_fn(vf);
     sim_fn_destroy(vf);
     pf->vfs[vf_num - 1] = NULL;

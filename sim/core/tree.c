@@ -94,8 +94,10 @@ int sim_tree_write_pf_links(struct sim_pf *pf)
     return rc;
 }
 
+/* The socket is not here: its listener removes it (only if still its own)
+ * and must be closed first. */
 static const char *const fn_files[] = {"vendor", "device", "class", "physfn", "sriov_totalvfs",
-                                       "sriov_numvfs", "vfio-user.sock"};
+                                       "sriov_numvfs"};
 
 void sim_tree_remove_fn(struct sim_fn *fn)
 {
@@ -159,15 +161,22 @@ void sim_tree_unwatch_pf(struct sim_pf *pf)
 {
     ev_timer_stop(pf->fn.sim->loop, &pf->numvfs_poll);
 }
+
 int sim_tree_mark_ready(struct sim *s)
 {
-    return write_file(s->opt.root, "ready", "%d\n", (int)getpid());
+    int rc = write_file(s->opt.root, "ready", "%d\n", (int)getpid());
+    s->ready_written = rc == 0;
+    return rc;
 }
 
 void sim_tree_remove_root(struct sim *s)
 {
     char path[700];
-    snprintf(path, sizeof(path), "%s/ready", s->opt.root);
-    unlink(path);
-    rmdir(s->opt.root);   /* only when empty: it may hold files that are not ours */
+    if (s->ready_written) {
+        snprintf(path, sizeof(path), "%s/ready", s->opt.root);
+        unlink(path);
+        s->ready_written = false;
+    }
+    if (s->root_created)
+        rmdir(s->opt.root);   /* only when empty: it may hold files that are not ours */
 }
