@@ -8,7 +8,8 @@
  *
  * Ownership: the acceptor does not own the listening fd; it owns its two
  * watchers.  on_conn runs from the loop (never inside sim_acceptor_start)
- * and owns the fd it is given (non-blocking, close-on-exec).
+ * and owns the fd it is given (non-blocking, close-on-exec); it may not stop
+ * or free its acceptor (the accept loop goes on after it returns).
  */
 #ifndef SIM_CORE_SIM_ACCEPTOR_H
 #define SIM_CORE_SIM_ACCEPTOR_H
