@@ -47,7 +47,7 @@ static enum adm_err push_sges(struct sim_fn *pf, const uint8_t *data, size_t len
 }
 
 enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
-                             char *why, size_t why_len)
+                                 char *why, size_t why_len)
 {
     struct sim_nv_start_track t;
     struct sim_dirty d = { 0 };

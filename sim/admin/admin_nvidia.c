@@ -99,7 +99,7 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
     }
     const size_t hdr = sizeof(struct sim_nv_vdev);
     enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
-                                     r->why, sizeof(r->why));
+                                         r->why, sizeof(r->why));
     if (e)
         return e;
     sim_adm_state_apply(vf, &st);

@@ -104,15 +104,15 @@ struct adm_state {
  * small), *count the number of records. */
 #define ADM_ENCODE_OVERFLOW ((size_t)-1)
 size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
-                        uint8_t *buf, size_t cap, unsigned *count);
+                            uint8_t *buf, size_t cap, unsigned *count);
 /* Parse and validate a record list for vf without touching it. */
 enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
-                             struct adm_state *st, char *why, size_t why_len);
+                                 struct adm_state *st, char *why, size_t why_len);
 void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st);
 
 /* admin_dirty.c: data = struct sim_nv_start_track + sges. */
 enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
-                             char *why, size_t why_len);
+                                 char *why, size_t why_len);
 void sim_adm_dirty_stop(struct sim_fn *vf);
 uint64_t sim_adm_dirty_pending_bytes(const struct sim_fn *vf);
 /* Pull mode: copy the bitmap from byte `offset` into req->res and clear it. */

@@ -77,7 +77,7 @@ static void put(struct writer *w, enum kind k, const void *val, uint32_t vlen)
 }
 
 size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
-                        uint8_t *buf, size_t cap, unsigned *count)
+                            uint8_t *buf, size_t cap, unsigned *count)
 {
     struct writer w = { .fmt = fmt, .filter = filter, .buf = buf, .cap = cap };
     uint64_t f;
@@ -270,7 +270,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
 }
 
 enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
-                             struct adm_state *st, char *why, size_t why_len)
+                                 struct adm_state *st, char *why, size_t why_len)
 {
     _Static_assert(SIM_MAX_QUEUES <= 64, "queue masks are 64 bits");
     uint32_t seen = 0;   /* singleton kinds already present */

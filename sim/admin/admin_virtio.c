@@ -218,8 +218,9 @@ uint32_t sim_adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t l
         .res_cap = room - rlen < SIM_ADM_MAX_RESULT ? (size_t)(room - rlen) : SIM_ADM_MAX_RESULT,
     };
     if (injected) {
-        st = injected == SIM_ADM_STATUS_EAGAIN || injected == SIM_ADM_STATUS_ENOMEM || injected == SIM_ADM_STATUS_EINVAL
-                 ? (uint16_t)injected : SIM_ADM_STATUS_EAGAIN;
+        bool known = injected == SIM_ADM_STATUS_EAGAIN || injected == SIM_ADM_STATUS_ENOMEM ||
+                     injected == SIM_ADM_STATUS_EINVAL;
+        st = known ? (uint16_t)injected : SIM_ADM_STATUS_EAGAIN;
         sq = SIM_ADM_Q_OK;
         WHY(&c.r, "injected failure");
     } else {

@@ -62,6 +62,15 @@ static void set_half(uint64_t *v, unsigned hi, uint32_t val)
     *v = hi ? (*v & 0xffffffffull) | (uint64_t)val << 32 : (*v & ~0xffffffffull) | val;
 }
 
+/* A ring address: one 8-byte write, or either 4-byte half. */
+static void set_addr(uint64_t *a, size_t len, uint64_t v64, bool hi, uint32_t v)
+{
+    if (len == 8)
+        *a = v64;
+    else
+        set_half(a, hi, v);
+}
+
 static void status_write(struct sim_fn *fn, uint8_t st)
 {
     if (st == 0) {
@@ -136,13 +145,16 @@ int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_
         }
         break;
     case SIM_CC_QUEUE_DESC_LO: case SIM_CC_QUEUE_DESC_HI:
-        if (q_writable) { if (len == 8) q->desc = v64; else set_half(&q->desc, off == SIM_CC_QUEUE_DESC_HI, v); }
+        if (q_writable)
+            set_addr(&q->desc, len, v64, off == SIM_CC_QUEUE_DESC_HI, v);
         break;
     case SIM_CC_QUEUE_DRIVER_LO: case SIM_CC_QUEUE_DRIVER_HI:
-        if (q_writable) { if (len == 8) q->avail = v64; else set_half(&q->avail, off == SIM_CC_QUEUE_DRIVER_HI, v); }
+        if (q_writable)
+            set_addr(&q->avail, len, v64, off == SIM_CC_QUEUE_DRIVER_HI, v);
         break;
     case SIM_CC_QUEUE_DEVICE_LO: case SIM_CC_QUEUE_DEVICE_HI:
-        if (q_writable) { if (len == 8) q->used = v64; else set_half(&q->used, off == SIM_CC_QUEUE_DEVICE_HI, v); }
+        if (q_writable)
+            set_addr(&q->used, len, v64, off == SIM_CC_QUEUE_DEVICE_HI, v);
         break;
     case SIM_CC_QUEUE_RESET:
         if (q && v == 1 && (fn->driver_features & (1ull << SIM_F_RING_RESET)))

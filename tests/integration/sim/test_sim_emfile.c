@@ -56,7 +56,8 @@ static long cpu_ms(pid_t pid)
     if (!p)
         return -1;
     unsigned long ut = 0, st = 0;
-    /* fields after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    /* after the command: state ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime stime */
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
