@@ -174,6 +174,12 @@ struct sim_options {
 struct sim {
     struct ev_loop *loop;
     struct sim_options opt;
+    /* What this process owns of the file system, so that sim_stop() removes
+     * exactly that: the lock beside --root (one sim per root), whether it
+     * created the root directory, whether it wrote ROOT/ready. */
+    int root_lock_fd;            /* -1 until sim_start() holds ROOT.lock */
+    bool root_created;
+    bool ready_written;
     struct sim_pf *pfs[SIM_MAX_PFS];
     unsigned npfs;
     void *sw;                    /* net/l2_switch state */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ void vfe_listener_close(struct vfe_listener *l)
 
 int vfe_path_lock(const char *path, int *fd)
 {
-    char lock[VFE_SUN_PATH_MAX + 16];
+    char lock[PATH_MAX];   /* a lock file is not a socket: sun_path does not bound it */
     int n = snprintf(lock, sizeof(lock), "%s.lock", path);
     if (n < 0 || (size_t)n >= sizeof(lock))
         return -ENAMETOOLONG;

@@ -48,29 +48,56 @@ static int fill_addr(const char *path, struct sockaddr_un *sa, int *dirfd)
     return 0;
 }
 
-int vfu_sock_listen(const char *path)
+/* The path bind and unlink go through: path itself when it fits sun_path, else
+ * /proc/self/fd/<dirfd>/<name> (dirfd then stays open for the listener). */
+static int short_path(const char *path, char *out, size_t cap, int *dirfd)
 {
     struct sockaddr_un sa;
-    int dirfd;
-    int rc = fill_addr(path, &sa, &dirfd);
+    int rc = fill_addr(path, &sa, dirfd);
     if (rc < 0)
         return rc;
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0) {
-        rc = -errno;
-        goto out;
+    if (strlen(sa.sun_path) >= cap) {
+        if (*dirfd >= 0)
+            close(*dirfd);
+        *dirfd = -1;
+        return -ENAMETOOLONG;
     }
-    unlink(path);
-    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 4) < 0) {
-        rc = -errno;
-        close(s);
-        goto out;
+    strcpy(out, sa.sun_path);
+    return 0;
+}
+
+int vfu_listener_open(struct vfu_listener *v, const char *path, int backlog)
+{
+    char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    v->l.fd = -1;
+    int rc = short_path(path, p, sizeof(p), &v->dirfd);
+    if (rc < 0)
+        return rc;
+    rc = vfe_listener_open(&v->l, p, 0600, (gid_t)-1, backlog);
+    if (rc < 0 && v->dirfd >= 0) {
+        close(v->dirfd);
+        v->dirfd = -1;
     }
-    rc = s;
-out:
-    if (dirfd >= 0)
-        close(dirfd);
     return rc;
+}
+
+void vfu_listener_close(struct vfu_listener *v)
+{
+    vfe_listener_close(&v->l);
+    if (v->dirfd >= 0)
+        close(v->dirfd);
+    v->dirfd = -1;
+}
+
+int vfu_sock_listen(const char *path)
+{
+    struct vfu_listener v;
+    int rc = vfu_listener_open(&v, path, 4);
+    if (rc < 0)
+        return rc;
+    if (v.dirfd >= 0)
+        close(v.dirfd);
+    return v.l.fd;   /* the socket file is the caller's now */
 }
 
 int vfu_sock_connect(const char *path, bool nonblock)

@@ -19,15 +19,15 @@ static uint64_t bitmap_bytes(uint64_t range_len, uint32_t page)
 static enum adm_err push_sges(struct sim_fn *pf, const uint8_t *data, size_t len, unsigned n,
                               uint64_t need, struct sim_dirty *d, char *why, size_t why_len)
 {
-    const size_t hdr = sizeof(struct vfe_nv_start_track);
+    const size_t hdr = sizeof(struct sim_nv_start_track);
     uint64_t total = 0;
 
-    if (n == 0 || n > VFE_NV_MAX_SGES || n > SIM_DIRTY_MAX_SGES)
-        BAD("push bitmap needs 1..%u sges, got %u", VFE_NV_MAX_SGES, n);
-    if (len < hdr + (size_t)n * sizeof(struct vfe_nv_sge))
-        BAD("%u sges announced, command holds %zu", n, (len - hdr) / sizeof(struct vfe_nv_sge));
+    if (n == 0 || n > SIM_NV_MAX_SGES || n > SIM_DIRTY_MAX_SGES)
+        BAD("push bitmap needs 1..%u sges, got %u", SIM_NV_MAX_SGES, n);
+    if (len < hdr + (size_t)n * sizeof(struct sim_nv_sge))
+        BAD("%u sges announced, command holds %zu", n, (len - hdr) / sizeof(struct sim_nv_sge));
     for (unsigned i = 0; i < n; i++) {
-        struct vfe_nv_sge s;
+        struct sim_nv_sge s;
         memcpy(&s, data + hdr + i * sizeof(s), sizeof(s));
         uint64_t addr = le64toh(s.addr);
         uint32_t slen = le32toh(s.len);
@@ -46,10 +46,10 @@ static enum adm_err push_sges(struct sim_fn *pf, const uint8_t *data, size_t len
     return ADM_OK;
 }
 
-enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
-                             char *why, size_t why_len)
+enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
+                                 char *why, size_t why_len)
 {
-    struct vfe_nv_start_track t;
+    struct sim_nv_start_track t;
     struct sim_dirty d = { 0 };
     struct sim_dirty *old = &vf->dirty;
 
@@ -59,11 +59,11 @@ enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t
     uint32_t page = le32toh(t.vdev_host_page_size);
     uint64_t addr = le64toh(t.range_addr), rlen = le64toh(t.range_length);
 
-    if (t.track_mode == VFE_NV_TRACK_PUSH_BYTEMAP || t.track_mode == VFE_NV_TRACK_PULL_BYTEMAP) {
+    if (t.track_mode == SIM_NV_TRACK_PUSH_BYTEMAP || t.track_mode == SIM_NV_TRACK_PULL_BYTEMAP) {
         snprintf(why, why_len, "bytemap tracking (mode %u) not supported", t.track_mode);
         return ADM_EUNSUPP;
     }
-    if (t.track_mode != VFE_NV_TRACK_PUSH_BITMAP && t.track_mode != VFE_NV_TRACK_PULL_BITMAP)
+    if (t.track_mode != SIM_NV_TRACK_PUSH_BITMAP && t.track_mode != SIM_NV_TRACK_PULL_BITMAP)
         BAD("unknown track mode %u", t.track_mode);
     if (page != SIM_PAGE_SIZE)
         BAD("page size %u, only %u supported", page, SIM_PAGE_SIZE);
@@ -75,7 +75,7 @@ enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t
     d.page_size = page;
     d.range_addr = addr;
     d.range_len = rlen;
-    if (t.track_mode == VFE_NV_TRACK_PUSH_BITMAP) {
+    if (t.track_mode == SIM_NV_TRACK_PUSH_BITMAP) {
         enum adm_err e = push_sges(pf, data, len, t.num_sges, bytes, &d, why, why_len);
         if (e)
             return e;
@@ -83,7 +83,7 @@ enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t
         if (rlen > ADM_PULL_MAX_RANGE)
             BAD("pull range 0x%llx larger than %llu GiB", (unsigned long long)rlen, ADM_PULL_MAX_RANGE >> 30);
         /* Restarting the same pull range keeps the bits collected so far. */
-        if (old->mode == VFE_NV_TRACK_PULL_BITMAP && old->pull_bitmap && old->page_size == page &&
+        if (old->mode == SIM_NV_TRACK_PULL_BITMAP && old->pull_bitmap && old->page_size == page &&
             old->range_addr == addr && old->range_len == rlen) {
             d.pull_bitmap = old->pull_bitmap;
             old->pull_bitmap = NULL;
@@ -99,12 +99,12 @@ enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t
     free(old->pull_bitmap);
     vf->dirty = d;
     LOG_I("vf %s: dirty tracking %s, range [0x%llx, +0x%llx), %llu bitmap bytes", vf->bdf,
-          d.mode == VFE_NV_TRACK_PUSH_BITMAP ? "push" : "pull", (unsigned long long)addr,
+          d.mode == SIM_NV_TRACK_PUSH_BITMAP ? "push" : "pull", (unsigned long long)addr,
           (unsigned long long)rlen, (unsigned long long)bytes);
     return ADM_OK;
 }
 
-void adm_dirty_stop(struct sim_fn *vf)
+void sim_adm_dirty_stop(struct sim_fn *vf)
 {
     if (vf->dirty.mode)
         LOG_I("vf %s: dirty tracking stopped", vf->bdf);
@@ -112,7 +112,7 @@ void adm_dirty_stop(struct sim_fn *vf)
     memset(&vf->dirty, 0, sizeof(vf->dirty));
 }
 
-uint64_t adm_dirty_pending_bytes(const struct sim_fn *vf)
+uint64_t sim_adm_dirty_pending_bytes(const struct sim_fn *vf)
 {
     const struct sim_dirty *d = &vf->dirty;
     if (!d->mode || !d->page_size)
@@ -120,10 +120,10 @@ uint64_t adm_dirty_pending_bytes(const struct sim_fn *vf)
     return bitmap_bytes(d->range_len, d->page_size);
 }
 
-enum adm_err adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r)
+enum adm_err sim_adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r)
 {
     struct sim_dirty *d = &vf->dirty;
-    if (d->mode != VFE_NV_TRACK_PULL_BITMAP || !d->pull_bitmap) {
+    if (d->mode != SIM_NV_TRACK_PULL_BITMAP || !d->pull_bitmap) {
         snprintf(r->why, sizeof(r->why), "no pull tracking");
         return ADM_EINVAL;
     }

@@ -13,14 +13,14 @@
 static uint8_t nv_status(enum adm_err e)
 {
     switch (e) {
-    case ADM_OK: return VFE_NV_ST_OK;
-    case ADM_EINVAL: return VFE_NV_ST_EINVAL | VFE_NV_ST_NO_RETRY;
-    case ADM_ENODEV: return VFE_NV_ST_ENODEV | VFE_NV_ST_NO_RETRY;
-    case ADM_EBUSY: return VFE_NV_ST_EBUSY;
-    case ADM_ENOSPC: return VFE_NV_ST_ENOSPC | VFE_NV_ST_NO_RETRY;
-    case ADM_EUNSUPP: return VFE_NV_ST_EUNSUPP | VFE_NV_ST_NO_RETRY;
+    case ADM_OK: return SIM_NV_ST_OK;
+    case ADM_EINVAL: return SIM_NV_ST_EINVAL | SIM_NV_ST_NO_RETRY;
+    case ADM_ENODEV: return SIM_NV_ST_ENODEV | SIM_NV_ST_NO_RETRY;
+    case ADM_EBUSY: return SIM_NV_ST_EBUSY;
+    case ADM_ENOSPC: return SIM_NV_ST_ENOSPC | SIM_NV_ST_NO_RETRY;
+    case ADM_EUNSUPP: return SIM_NV_ST_EUNSUPP | SIM_NV_ST_NO_RETRY;
     }
-    return VFE_NV_ST_FAULT;
+    return SIM_NV_ST_FAULT;
 }
 
 /* Copy the fixed part of the command data, or refuse a short command. */
@@ -46,7 +46,7 @@ static bool state_saveable(struct adm_req *r, const struct sim_fn *vf)
 {
     if (vf->mig_state == SIM_MIG_QUIESCED || vf->mig_state == SIM_MIG_FREEZED)
         return true;
-    WHY(r, "vf %s is %s, not QUIESCED or FREEZED", vf->bdf, adm_mig_name(vf->mig_state));
+    WHY(r, "vf %s is %s, not QUIESCED or FREEZED", vf->bdf, sim_adm_mig_name(vf->mig_state));
     return false;
 }
 
@@ -65,7 +65,7 @@ static enum adm_err put_le64(struct adm_req *r, uint64_t v)
 static enum adm_err save_state(struct adm_req *r, struct sim_fn *vf, uint32_t offset, bool size_only)
 {
     /* Encoded in the result buffer, then the requested window moved to its start. */
-    size_t total = adm_state_encode(vf, ADM_FMT_TLV, 0, r->res, ADM_STATE_MAX, NULL);
+    size_t total = sim_adm_state_encode(vf, ADM_FMT_TLV, 0, r->res, ADM_STATE_MAX, NULL);
     if (total == ADM_ENCODE_OVERFLOW) {
         WHY(r, "state does not fit %u bytes", ADM_STATE_MAX);
         return ADM_ENOSPC;
@@ -97,26 +97,26 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
         WHY(r, "vf %s is RUNNING", vf->bdf);
         return ADM_EBUSY;
     }
-    const size_t hdr = sizeof(struct vfe_nv_vdev);
-    enum adm_err e = adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
-                                     r->why, sizeof(r->why));
+    const size_t hdr = sizeof(struct sim_nv_vdev);
+    enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_TLV, r->data + hdr, r->data_len - hdr, &st,
+                                         r->why, sizeof(r->why));
     if (e)
         return e;
-    adm_state_apply(vf, &st);
+    sim_adm_state_apply(vf, &st);
     return ADM_OK;
 }
 
 static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
 {
-    struct vfe_nv_vdev v;
-    struct vfe_nv_modify m;
-    struct vfe_nv_save sv;
+    struct sim_nv_vdev v;
+    struct sim_nv_modify m;
+    struct sim_nv_save sv;
     struct sim_fn *vf;
 
     switch (cmd) {
-    case VFE_NV_MIG_IDENTITY:
+    case SIM_NV_MIG_IDENTITY:
         return ADM_OK;
-    case VFE_NV_MIG_GET_STATUS:
+    case SIM_NV_MIG_GET_STATUS:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -128,13 +128,13 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         r->res[0] = (uint8_t)vf->mig_state;
         r->res_len = 1;
         return ADM_OK;
-    case VFE_NV_MIG_MODIFY_STATUS:
+    case SIM_NV_MIG_MODIFY_STATUS:
         if (!take(r, &m, sizeof(m)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, m.vdev_id)))
             return ADM_ENODEV;
-        return adm_mig_modify(vf, m.state, r->why, sizeof(r->why));
-    case VFE_NV_MIG_PENDING_BYTES:
+        return sim_adm_mig_modify(vf, m.state, r->why, sizeof(r->why));
+    case SIM_NV_MIG_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -142,7 +142,7 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         if (!state_saveable(r, vf))
             return ADM_EBUSY;
         return save_state(r, vf, 0, true);
-    case VFE_NV_MIG_SAVE_STATE:
+    case SIM_NV_MIG_SAVE_STATE:
         if (!take(r, &sv, sizeof(sv)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, sv.vdev_id)))
@@ -150,7 +150,7 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         if (!state_saveable(r, vf))
             return ADM_EBUSY;
         return save_state(r, vf, le32toh(sv.offset), false);
-    case VFE_NV_MIG_RESTORE_STATE:
+    case SIM_NV_MIG_RESTORE_STATE:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
@@ -163,44 +163,44 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
 
 static enum adm_err dirty_cmd(struct adm_req *r, uint8_t cmd)
 {
-    struct vfe_nv_vdev v;
-    struct vfe_nv_report rep;
+    struct sim_nv_vdev v;
+    struct sim_nv_report rep;
     struct sim_fn *vf;
 
     switch (cmd) {
-    case VFE_NV_DIRTY_IDENTITY:
+    case SIM_NV_DIRTY_IDENTITY:
         return ADM_OK;
-    case VFE_NV_DIRTY_START:
+    case SIM_NV_DIRTY_START:
         if (!take(r, &v.vdev_id, sizeof(v.vdev_id)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        return adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
-    case VFE_NV_DIRTY_STOP:
+        return sim_adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
+    case SIM_NV_DIRTY_STOP:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        adm_dirty_stop(vf);
+        sim_adm_dirty_stop(vf);
         return ADM_OK;
-    case VFE_NV_DIRTY_PENDING_BYTES:
+    case SIM_NV_DIRTY_PENDING_BYTES:
         if (!take(r, &v, sizeof(v)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
-        return put_le64(r, adm_dirty_pending_bytes(vf));
-    case VFE_NV_DIRTY_REPORT:
+        return put_le64(r, sim_adm_dirty_pending_bytes(vf));
+    case SIM_NV_DIRTY_REPORT:
         if (!take(r, &rep, sizeof(rep)))
             return ADM_EINVAL;
         if (!(vf = vdev(r, rep.vdev_id)))
             return ADM_ENODEV;
-        return adm_dirty_report(vf, le32toh(rep.offset), r);
+        return sim_adm_dirty_report(vf, le32toh(rep.offset), r);
     }
     WHY(r, "unknown dirty-page command %u", cmd);
     return ADM_EUNSUPP;
 }
 
-uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
+uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
 {
     struct sim_fn *pf = p->pf;
     uint64_t room = e->in_len;
@@ -214,34 +214,34 @@ uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, b
     }
     struct adm_req r = {
         .pf = pf, .data = p->cmd + 2, .data_len = len >= 2 ? len - 2 : 0, .res = p->res,
-        .res_cap = room - 1 < VFE_ADM_MAX_RESULT ? (size_t)(room - 1) : VFE_ADM_MAX_RESULT,
+        .res_cap = room - 1 < SIM_ADM_MAX_RESULT ? (size_t)(room - 1) : SIM_ADM_MAX_RESULT,
     };
     if (injected) {
-        st = injected > 0 && injected <= 0xff ? (uint8_t)injected : VFE_NV_ST_FAULT;
+        st = injected > 0 && injected <= 0xff ? (uint8_t)injected : SIM_NV_ST_FAULT;
         WHY(&r, "injected failure");
     } else {
         if (too_long) {
-            WHY(&r, "command longer than %u bytes", VFE_ADM_MAX_CMD);
+            WHY(&r, "command longer than %u bytes", SIM_ADM_MAX_CMD);
             err = ADM_EINVAL;
         } else if (len < 2) {
             WHY(&r, "command shorter than its header");
             err = ADM_EINVAL;
-        } else if (!adm_dialect_enabled(pf->sim, true)) {
+        } else if (!sim_adm_dialect_enabled(pf->sim, true)) {
             WHY(&r, "nvidia dialect disabled");
             err = ADM_EUNSUPP;
         } else {
-            err = cls == VFE_NV_CLASS_MIG ? mig_cmd(&r, cmd) : dirty_cmd(&r, cmd);
+            err = cls == SIM_NV_CLASS_MIG ? mig_cmd(&r, cmd) : dirty_cmd(&r, cmd);
         }
         st = nv_status(err);
     }
-    if (st != VFE_NV_ST_OK) {
+    if (st != SIM_NV_ST_OK) {
         r.res_len = 0;
         LOG_W("%s: nvidia class %u cmd %u refused (status 0x%02x): %s", pf->bdf, cls, cmd, st,
               r.why[0] ? r.why : "-");
     }
-    if (r.res_len && vq_scatter(pf, e, 0, r.res, r.res_len) != (long)r.res_len)
+    if (r.res_len && sim_vq_scatter(pf, e, 0, r.res, r.res_len) != (long)r.res_len)
         return 0;
-    if (vq_scatter(pf, e, room - 1, &st, 1) != 1)
+    if (sim_vq_scatter(pf, e, room - 1, &st, 1) != 1)
         return 0;
     return (uint32_t)r.res_len + 1;
 }

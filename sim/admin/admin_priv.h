@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "drivers/common/virtio_mi/vfe_admin_wire.h"
+#include "sim/spec/sim_admin_spec.h"
 #include "sim/net/virtq_dev.h"
 #include "sim/sim.h"
 
@@ -39,8 +39,8 @@ struct adm_done {
 struct adm_priv {
     struct sim_fn *pf;
     struct vq_elem elem;                 /* 16 KiB: never on the stack */
-    uint8_t cmd[VFE_ADM_MAX_CMD];
-    uint8_t *res;                        /* VFE_ADM_MAX_RESULT bytes */
+    uint8_t cmd[SIM_ADM_MAX_CMD];
+    uint8_t *res;                        /* SIM_ADM_MAX_RESULT bytes */
     ev_timer batch;                      /* zero timer: continue a long queue */
     ev_timer delay;                      /* fires for fifo[fifo_head] */
     struct adm_done fifo[ADM_PENDING_MAX];
@@ -62,27 +62,27 @@ struct adm_req {
 };
 
 /* admin_queue.c: injected failure status for the next command, 0 if none. */
-int adm_fault_take(struct sim *s);
-bool adm_dialect_enabled(const struct sim *s, bool nvidia);
+int sim_adm_fault_take(struct sim *s);
+bool sim_adm_dialect_enabled(const struct sim *s, bool nvidia);
 
 /* admin_nvidia.c / admin_virtio.c: serve one popped chain whose first
  * `len` readable bytes are in cmd.  Returns the used length to report. */
-uint32_t adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected);
-uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected);
+uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected);
+uint32_t sim_adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected);
 
 /* admin_mode.c */
-const char *adm_mig_name(enum sim_mig_state st);
+const char *sim_adm_mig_name(enum sim_mig_state st);
 /* nvidia MODIFY_STATUS: validates the transition, logs, resumes net. */
-enum adm_err adm_mig_modify(struct sim_fn *vf, unsigned to, char *why, size_t why_len);
+enum adm_err sim_adm_mig_modify(struct sim_fn *vf, unsigned to, char *why, size_t why_len);
 /* virtio DEV_MODE_SET flags (0, STOPPED, FROZEN). */
-enum adm_err adm_mode_set(struct sim_fn *vf, uint8_t flags, char *why, size_t why_len);
+enum adm_err sim_adm_mode_set(struct sim_fn *vf, uint8_t flags, char *why, size_t why_len);
 
 /* admin_state.c: device state as nvidia TLVs or as virtio device parts. */
 enum adm_fmt { ADM_FMT_TLV, ADM_FMT_PARTS };
 
 struct adm_state {
     bool has_common;
-    struct vfe_state_common common;
+    struct sim_state_common common;
     bool has_drv_features;
     uint64_t drv_features;
     bool has_status;
@@ -95,27 +95,27 @@ struct adm_state {
     bool has_pairs;
     uint16_t pairs;
     uint64_t vq_cfg_mask, vq_split_mask;           /* bit = queue index */
-    struct vfe_state_vq_cfg vq_cfg[SIM_MAX_QUEUES];
-    struct vfe_state_vq_split vq_split[SIM_MAX_QUEUES];
+    struct sim_state_vq_cfg vq_cfg[SIM_MAX_QUEUES];
+    struct sim_state_vq_split vq_split[SIM_MAX_QUEUES];
 };
 
 /* Encode vf's state.  `filter` 0 = every record, else only records of that
  * wire type.  Returns the total size (ADM_ENCODE_OVERFLOW when `cap` is too
  * small), *count the number of records. */
 #define ADM_ENCODE_OVERFLOW ((size_t)-1)
-size_t adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
-                        uint8_t *buf, size_t cap, unsigned *count);
+size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
+                            uint8_t *buf, size_t cap, unsigned *count);
 /* Parse and validate a record list for vf without touching it. */
-enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
-                             struct adm_state *st, char *why, size_t why_len);
-void adm_state_apply(struct sim_fn *vf, const struct adm_state *st);
+enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
+                                 struct adm_state *st, char *why, size_t why_len);
+void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st);
 
-/* admin_dirty.c: data = struct vfe_nv_start_track + sges. */
-enum adm_err adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
-                             char *why, size_t why_len);
-void adm_dirty_stop(struct sim_fn *vf);
-uint64_t adm_dirty_pending_bytes(const struct sim_fn *vf);
+/* admin_dirty.c: data = struct sim_nv_start_track + sges. */
+enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
+                                 char *why, size_t why_len);
+void sim_adm_dirty_stop(struct sim_fn *vf);
+uint64_t sim_adm_dirty_pending_bytes(const struct sim_fn *vf);
 /* Pull mode: copy the bitmap from byte `offset` into req->res and clear it. */
-enum adm_err adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r);
+enum adm_err sim_adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r);
 
 #endif

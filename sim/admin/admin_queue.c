@@ -33,7 +33,7 @@ static void delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
     while (p->fifo_count && p->fifo[p->fifo_head].due <= now + 1e-6) {
         struct adm_done *d = &p->fifo[p->fifo_head];
-        if (q && vq_ready(q) && vq_push(q, d->head, d->len) < 0)
+        if (q && sim_vq_ready(q) && sim_vq_push(q, d->head, d->len) < 0)
             LOG_W("%s: admin queue: delayed completion not written", p->pf->bdf);
         p->fifo_head = (p->fifo_head + 1) % ADM_PENDING_MAX;
         p->fifo_count--;
@@ -50,7 +50,7 @@ void sim_admin_fn_init(struct sim_fn *pf)
     if (pf->admin_priv)
         return;
     struct adm_priv *p = calloc(1, sizeof(*p));
-    uint8_t *res = malloc(VFE_ADM_MAX_RESULT);
+    uint8_t *res = malloc(SIM_ADM_MAX_RESULT);
     if (!p || !res) {
         LOG_E("%s: out of memory for the admin queue", pf->bdf);
         free(p);
@@ -99,7 +99,7 @@ void sim_admin_reset(struct sim_fn *pf)
     p->in_use = 0;
 }
 
-int adm_fault_take(struct sim *s)
+int sim_adm_fault_take(struct sim *s)
 {
     int st = s->fault.admin_fail_status;
     if (!st)
@@ -109,7 +109,7 @@ int adm_fault_take(struct sim *s)
     return st;
 }
 
-bool adm_dialect_enabled(const struct sim *s, bool nvidia)
+bool sim_adm_dialect_enabled(const struct sim *s, bool nvidia)
 {
     const char *d = s->opt.admin_dialect;
     if (!d || !strcmp(d, "both"))
@@ -123,7 +123,7 @@ static void complete(struct adm_priv *p, struct sim_queue *q, uint16_t head, uin
     unsigned ms = s->loop ? s->fault.admin_delay_ms : 0;
 
     if (!ms && (!p->fifo_count || !s->loop)) {
-        if (vq_push(q, head, len) < 0)
+        if (sim_vq_push(q, head, len) < 0)
             LOG_W("%s: admin queue: completion not written", p->pf->bdf);
         return;
     }
@@ -152,17 +152,17 @@ static void serve_one(struct adm_priv *p, struct sim_queue *q)
     if (e->out_len == 0) {
         LOG_W("%s: admin command without readable bytes: completed empty", pf->bdf);
     } else {
-        bool too_long = e->out_len > VFE_ADM_MAX_CMD;
-        size_t n = too_long ? VFE_ADM_MAX_CMD : (size_t)e->out_len;
-        long got = vq_gather(pf, e, 0, p->cmd, n);
+        bool too_long = e->out_len > SIM_ADM_MAX_CMD;
+        size_t n = too_long ? SIM_ADM_MAX_CMD : (size_t)e->out_len;
+        long got = sim_vq_gather(pf, e, 0, p->cmd, n);
         if (got != (long)n) {
             LOG_W("%s: admin command not readable: completed empty", pf->bdf);
         } else {
-            int injected = adm_fault_take(pf->sim);
-            if (p->cmd[0] == VFE_NV_CLASS_MIG || p->cmd[0] == VFE_NV_CLASS_DIRTY)
-                used = adm_nv_serve(p, e, n, too_long, injected);
+            int injected = sim_adm_fault_take(pf->sim);
+            if (p->cmd[0] == SIM_NV_CLASS_MIG || p->cmd[0] == SIM_NV_CLASS_DIRTY)
+                used = sim_adm_nv_serve(p, e, n, too_long, injected);
             else
-                used = adm_std_serve(p, e, n, too_long, injected);
+                used = sim_adm_std_serve(p, e, n, too_long, injected);
         }
     }
     complete(p, q, e->head, used);
@@ -182,7 +182,7 @@ static void process(struct adm_priv *p)
     if (!q)
         return;
     for (;;) {
-        if (!pf_can_serve(pf) || !vq_ready(q))
+        if (!pf_can_serve(pf) || !sim_vq_ready(q))
             return;
         if (p->fifo_count >= ADM_PENDING_MAX)
             return;   /* delay_cb continues once completions drain */
@@ -193,11 +193,11 @@ static void process(struct adm_priv *p)
             }
             return;
         }
-        int rc = vq_pop(q, &p->elem);
+        int rc = sim_vq_pop(q, &p->elem);
         if (rc < 0)
             return;
         if (rc == 0) {
-            if (vq_enable_kick(q))
+            if (sim_vq_enable_kick(q))
                 continue;
             return;
         }

@@ -8,7 +8,7 @@
 #include "lib/log/vfe_log.h"
 #include "sim/admin/admin_priv.h"
 
-_Static_assert(sizeof(struct vfe_nv_tlv) == 8 && sizeof(struct vfe_adm_part_hdr) == 8,
+_Static_assert(sizeof(struct sim_nv_tlv) == 8 && sizeof(struct sim_adm_part_hdr) == 8,
                "both record headers are 8 bytes");
 
 enum kind {
@@ -19,16 +19,16 @@ enum kind {
 static uint16_t type_of(enum adm_fmt fmt, enum kind k)
 {
     static const uint16_t tlv[] = {
-        [K_COMMON] = VFE_NV_TLV_COMMON_CFG, [K_NET_CFG] = VFE_NV_TLV_DEVICE_CFG,
-        [K_RX_MODE] = VFE_NV_TLV_RX_MODE, [K_PAIRS] = VFE_NV_TLV_NET_PAIRS,
-        [K_VQ_CFG] = VFE_NV_TLV_VQ_CFG, [K_VQ_SPLIT] = VFE_NV_TLV_VQ_SPLIT,
+        [K_COMMON] = SIM_NV_TLV_COMMON_CFG, [K_NET_CFG] = SIM_NV_TLV_DEVICE_CFG,
+        [K_RX_MODE] = SIM_NV_TLV_RX_MODE, [K_PAIRS] = SIM_NV_TLV_NET_PAIRS,
+        [K_VQ_CFG] = SIM_NV_TLV_VQ_CFG, [K_VQ_SPLIT] = SIM_NV_TLV_VQ_SPLIT,
     };
     static const uint16_t part[] = {
-        [K_COMMON] = VFE_ADM_PART_PCI_COMMON_CFG, [K_DEV_FEATURES] = VFE_ADM_PART_DEV_FEATURES,
-        [K_DRV_FEATURES] = VFE_ADM_PART_DRV_FEATURES, [K_STATUS] = VFE_ADM_PART_DEVICE_STATUS,
-        [K_NET_CFG] = VFE_ADM_PART_NET_CFG, [K_RX_MODE] = VFE_ADM_PART_NET_RX_MODE,
-        [K_PAIRS] = VFE_ADM_PART_NET_MQ_PAIRS, [K_VQ_CFG] = VFE_ADM_PART_VQ_CFG,
-        [K_VQ_SPLIT] = VFE_ADM_PART_VQ_SPLIT_STATE,
+        [K_COMMON] = SIM_ADM_PART_PCI_COMMON_CFG, [K_DEV_FEATURES] = SIM_ADM_PART_DEV_FEATURES,
+        [K_DRV_FEATURES] = SIM_ADM_PART_DRV_FEATURES, [K_STATUS] = SIM_ADM_PART_DEVICE_STATUS,
+        [K_NET_CFG] = SIM_ADM_PART_NET_CFG, [K_RX_MODE] = SIM_ADM_PART_NET_RX_MODE,
+        [K_PAIRS] = SIM_ADM_PART_NET_MQ_PAIRS, [K_VQ_CFG] = SIM_ADM_PART_VQ_CFG,
+        [K_VQ_SPLIT] = SIM_ADM_PART_VQ_SPLIT_STATE,
     };
     return fmt == ADM_FMT_TLV ? tlv[k] : part[k];
 }
@@ -62,13 +62,13 @@ static void put(struct writer *w, enum kind k, const void *val, uint32_t vlen)
     uint16_t type = type_of(w->fmt, k);
     if (!type || (w->filter && w->filter != type))
         return;
-    size_t need = sizeof(struct vfe_nv_tlv) + pad8(vlen);
+    size_t need = sizeof(struct sim_nv_tlv) + pad8(vlen);
     if (need > w->cap - w->len) {
         w->overflow = true;
         return;
     }
     uint8_t *p = w->buf + w->len;
-    struct vfe_nv_tlv h = { .type = htole16(type), .rsvd = 0, .len = htole32(vlen) };
+    struct sim_nv_tlv h = { .type = htole16(type), .reserved = 0, .len = htole32(vlen) };
     memcpy(p, &h, sizeof(h));
     memcpy(p + sizeof(h), val, vlen);
     memset(p + sizeof(h) + vlen, 0, pad8(vlen) - vlen);
@@ -76,8 +76,8 @@ static void put(struct writer *w, enum kind k, const void *val, uint32_t vlen)
     w->count++;
 }
 
-size_t adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
-                        uint8_t *buf, size_t cap, unsigned *count)
+size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filter,
+                            uint8_t *buf, size_t cap, unsigned *count)
 {
     struct writer w = { .fmt = fmt, .filter = filter, .buf = buf, .cap = cap };
     uint64_t f;
@@ -86,7 +86,7 @@ size_t adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filt
     put(&w, K_DEV_FEATURES, &f, 8);
     f = htole64(vf->driver_features);
     put(&w, K_DRV_FEATURES, &f, 8);
-    struct vfe_state_common c = {
+    struct sim_state_common c = {
         .device_features = htole64(vf->device_features),
         .driver_features = htole64(vf->driver_features),
         .msix_config = htole16(vf->msix_config),
@@ -101,13 +101,13 @@ size_t adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t filt
     }
     for (unsigned i = 0; i < vf->num_queues && i < SIM_MAX_QUEUES; i++) {
         const struct sim_queue *q = &vf->queues[i];
-        struct vfe_state_vq_cfg qc = {
+        struct sim_state_vq_cfg qc = {
             .index = htole16(i), .size = htole16(q->size), .msix_vector = htole16(q->msix_vector),
             .enabled = htole16(q->enabled ? 1 : 0),
             .desc = htole64(q->desc), .avail = htole64(q->avail), .used = htole64(q->used),
         };
         put(&w, K_VQ_CFG, &qc, sizeof(qc));
-        struct vfe_state_vq_split qs = {
+        struct sim_state_vq_split qs = {
             .index = htole16(i), .last_avail = htole16(q->last_avail), .last_used = htole16(q->used_idx),
         };
         put(&w, K_VQ_SPLIT, &qs, sizeof(qs));
@@ -152,9 +152,9 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
 {
     switch (k) {
     case K_COMMON: {
-        if (len != sizeof(struct vfe_state_common))
+        if (len != sizeof(struct sim_state_common))
             BAD("common cfg length %u", len);
-        struct vfe_state_common c;
+        struct sim_state_common c;
         memcpy(&c, v, sizeof(c));
         c.device_features = le64toh(c.device_features);
         c.driver_features = le64toh(c.driver_features);
@@ -221,7 +221,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
         return ADM_OK;
     }
     case K_VQ_CFG: {
-        struct vfe_state_vq_cfg q;
+        struct sim_state_vq_cfg q;
         if (len != sizeof(q))
             BAD("queue cfg length %u", len);
         memcpy(&q, v, sizeof(q));
@@ -249,7 +249,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
         return ADM_OK;
     }
     case K_VQ_SPLIT: {
-        struct vfe_state_vq_split q;
+        struct sim_state_vq_split q;
         if (len != sizeof(q))
             BAD("queue state length %u", len);
         memcpy(&q, v, sizeof(q));
@@ -269,8 +269,8 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
     BAD("unknown record type 0x%x", type);
 }
 
-enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
-                             struct adm_state *st, char *why, size_t why_len)
+enum adm_err sim_adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const uint8_t *buf, size_t len,
+                                 struct adm_state *st, char *why, size_t why_len)
 {
     _Static_assert(SIM_MAX_QUEUES <= 64, "queue masks are 64 bits");
     uint32_t seen = 0;   /* singleton kinds already present */
@@ -278,7 +278,7 @@ enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const ui
 
     memset(st, 0, sizeof(*st));
     while (off < len) {
-        struct vfe_nv_tlv h;
+        struct sim_nv_tlv h;
         if (len - off < sizeof(h))
             BAD("truncated record header at byte %zu", off);
         memcpy(&h, buf + off, sizeof(h));
@@ -303,7 +303,7 @@ enum adm_err adm_state_parse(const struct sim_fn *vf, enum adm_fmt fmt, const ui
 
 /* ---- apply (validated state only) ---- */
 
-void adm_state_apply(struct sim_fn *vf, const struct adm_state *st)
+void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st)
 {
     if (st->has_common) {
         vf->driver_features = st->common.driver_features;
@@ -317,7 +317,7 @@ void adm_state_apply(struct sim_fn *vf, const struct adm_state *st)
     for (unsigned i = 0; i < SIM_MAX_QUEUES; i++) {
         struct sim_queue *q = &vf->queues[i];
         if (st->vq_cfg_mask & (1ull << i)) {
-            const struct vfe_state_vq_cfg *c = &st->vq_cfg[i];
+            const struct sim_state_vq_cfg *c = &st->vq_cfg[i];
             if (c->size)
                 q->size = c->size;
             q->msix_vector = c->msix_vector;

@@ -1,6 +1,6 @@
 /* virtio (standard) admin dialect, SR-IOV group: LIST_QUERY/LIST_USE,
  * DEV_PARTS_*, DEV_MODE_SET, plus vfe's dirty-tracking opcodes 0x30..0x32.
- * Result: struct vfe_adm_std_res then the result bytes; used length =
+ * Result: struct sim_adm_cmd_status then the result bytes; used length =
  * 8 + result bytes.
  *
  * LIST_USE is optional: until the driver sends it every supported opcode
@@ -18,10 +18,10 @@
 #define OP(n) (1ull << (n))
 
 static const uint64_t SUPPORTED =
-    OP(VFE_ADM_LIST_QUERY) | OP(VFE_ADM_LIST_USE) | OP(VFE_ADM_DEV_PARTS_METADATA_GET) |
-    OP(VFE_ADM_DEV_PARTS_GET) | OP(VFE_ADM_DEV_PARTS_SET) | OP(VFE_ADM_DEV_MODE_SET) |
-    OP(VFE_ADM_DIRTY_START) | OP(VFE_ADM_DIRTY_STOP) | OP(VFE_ADM_DIRTY_REPORT);
-static const uint64_t ALWAYS = OP(VFE_ADM_LIST_QUERY) | OP(VFE_ADM_LIST_USE);
+    OP(SIM_ADM_LIST_QUERY) | OP(SIM_ADM_LIST_USE) | OP(SIM_ADM_DEV_PARTS_METADATA_GET) |
+    OP(SIM_ADM_DEV_PARTS_GET) | OP(SIM_ADM_DEV_PARTS_SET) | OP(SIM_ADM_DEV_MODE_SET) |
+    OP(SIM_ADM_DIRTY_START) | OP(SIM_ADM_DIRTY_STOP) | OP(SIM_ADM_DIRTY_REPORT);
+static const uint64_t ALWAYS = OP(SIM_ADM_LIST_QUERY) | OP(SIM_ADM_LIST_USE);
 
 struct std_cmd {
     struct adm_priv *p;
@@ -33,12 +33,12 @@ struct std_cmd {
 static void std_status(enum adm_err e, uint16_t qual, uint16_t *st, uint16_t *sq)
 {
     static const struct { uint16_t st, sq; } map[] = {
-        [ADM_OK] = { VFE_ADM_ST_OK, VFE_ADM_SQ_OK },
-        [ADM_EINVAL] = { VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_FIELD },
-        [ADM_ENODEV] = { VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_MEMBER },
-        [ADM_EBUSY] = { VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_COMMAND },
-        [ADM_ENOSPC] = { VFE_ADM_ST_ENOMEM, VFE_ADM_SQ_NORESOURCE },
-        [ADM_EUNSUPP] = { VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_OPCODE },
+        [ADM_OK] = { SIM_ADM_STATUS_OK, SIM_ADM_Q_OK },
+        [ADM_EINVAL] = { SIM_ADM_STATUS_EINVAL, SIM_ADM_Q_INVALID_FIELD },
+        [ADM_ENODEV] = { SIM_ADM_STATUS_EINVAL, SIM_ADM_Q_INVALID_MEMBER },
+        [ADM_EBUSY] = { SIM_ADM_STATUS_EINVAL, SIM_ADM_Q_INVALID_COMMAND },
+        [ADM_ENOSPC] = { SIM_ADM_STATUS_ENOMEM, SIM_ADM_Q_NORESOURCE },
+        [ADM_EUNSUPP] = { SIM_ADM_STATUS_EINVAL, SIM_ADM_Q_INVALID_OPCODE },
     };
     *st = map[e].st;
     *sq = e != ADM_OK && qual ? qual : map[e].sq;
@@ -88,7 +88,7 @@ static bool parts_access(struct adm_req *r, const struct sim_fn *vf)
 
 static uint32_t parts_filter(const struct adm_req *r)
 {
-    struct vfe_adm_parts_get g;
+    struct sim_adm_parts_get g;
     if (r->data_len < sizeof(g))
         return 0;
     memcpy(&g, r->data, sizeof(g));
@@ -99,13 +99,13 @@ static enum adm_err parts_get(struct adm_req *r, struct sim_fn *vf, bool meta)
 {
     uint32_t filter = parts_filter(r);
     unsigned count = 0;
-    size_t total = adm_state_encode(vf, ADM_FMT_PARTS, filter, r->res, ADM_STATE_MAX, &count);
+    size_t total = sim_adm_state_encode(vf, ADM_FMT_PARTS, filter, r->res, ADM_STATE_MAX, &count);
     if (total == ADM_ENCODE_OVERFLOW) {
         WHY(r, "parts do not fit %u bytes", ADM_STATE_MAX);
         return ADM_ENOSPC;
     }
     if (meta) {
-        struct vfe_adm_metadata_res m = { htole32((uint32_t)total), htole32(count) };
+        struct sim_adm_parts_metadata m = { htole32((uint32_t)total), htole32(count) };
         return put_bytes(r, &m, sizeof(m));
     }
     if (total > r->res_cap) {
@@ -119,53 +119,53 @@ static enum adm_err parts_get(struct adm_req *r, struct sim_fn *vf, bool meta)
 static enum adm_err parts_set(struct adm_req *r, struct sim_fn *vf)
 {
     struct adm_state st;
-    enum adm_err e = adm_state_parse(vf, ADM_FMT_PARTS, r->data, r->data_len, &st, r->why, sizeof(r->why));
+    enum adm_err e = sim_adm_state_parse(vf, ADM_FMT_PARTS, r->data, r->data_len, &st, r->why, sizeof(r->why));
     if (e)
         return e;
-    adm_state_apply(vf, &st);
+    sim_adm_state_apply(vf, &st);
     return ADM_OK;
 }
 
 static enum adm_err member_cmd(struct std_cmd *c, struct sim_fn *vf)
 {
     struct adm_req *r = &c->r;
-    struct vfe_nv_report rep;
+    struct sim_nv_report rep;
 
     switch (c->op) {
-    case VFE_ADM_DEV_PARTS_METADATA_GET:
+    case SIM_ADM_DEV_PARTS_METADATA_GET:
         return parts_get(r, vf, true);
-    case VFE_ADM_DEV_PARTS_GET:
+    case SIM_ADM_DEV_PARTS_GET:
         if (!parts_access(r, vf))
             return ADM_EBUSY;
         return parts_get(r, vf, false);
-    case VFE_ADM_DEV_PARTS_SET:
+    case SIM_ADM_DEV_PARTS_SET:
         if (!parts_access(r, vf))
             return ADM_EBUSY;
         return parts_set(r, vf);
-    case VFE_ADM_DEV_MODE_SET:
+    case SIM_ADM_DEV_MODE_SET:
         if (r->data_len < 1) {
             WHY(r, "DEV_MODE_SET without flags");
             return ADM_EINVAL;
         }
-        return adm_mode_set(vf, r->data[0], r->why, sizeof(r->why));
-    case VFE_ADM_DIRTY_START:   /* the member id names the VF, not the payload's vdev_id */
-        return adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
-    case VFE_ADM_DIRTY_STOP:
-        adm_dirty_stop(vf);
+        return sim_adm_mode_set(vf, r->data[0], r->why, sizeof(r->why));
+    case SIM_ADM_DIRTY_START:   /* the member id names the VF, not the payload's vdev_id */
+        return sim_adm_dirty_start(r->pf, vf, r->data, r->data_len, r->why, sizeof(r->why));
+    case SIM_ADM_DIRTY_STOP:
+        sim_adm_dirty_stop(vf);
         return ADM_OK;
-    case VFE_ADM_DIRTY_REPORT:
+    case SIM_ADM_DIRTY_REPORT:
         if (r->data_len < sizeof(rep)) {
             WHY(r, "dirty report data of %zu bytes", r->data_len);
             return ADM_EINVAL;
         }
         memcpy(&rep, r->data, sizeof(rep));
-        return adm_dirty_report(vf, le32toh(rep.offset), r);
+        return sim_adm_dirty_report(vf, le32toh(rep.offset), r);
     }
     WHY(r, "opcode 0x%x", c->op);
     return ADM_EUNSUPP;
 }
 
-static enum adm_err dispatch(struct std_cmd *c, const struct vfe_adm_std_cmd *h)
+static enum adm_err dispatch(struct std_cmd *c, const struct sim_adm_cmd_hdr *h)
 {
     struct adm_req *r = &c->r;
     uint16_t group = le16toh(h->group_type);
@@ -175,16 +175,16 @@ static enum adm_err dispatch(struct std_cmd *c, const struct vfe_adm_std_cmd *h)
         WHY(r, "unknown opcode 0x%x", c->op);
         return ADM_EUNSUPP;
     }
-    if (group != VFE_ADM_GROUP_SRIOV) {
+    if (group != SIM_ADM_GROUP_SRIOV) {
         WHY(r, "group type %u, only SR-IOV (1)", group);
-        c->qual = VFE_ADM_SQ_INVALID_GROUP;
+        c->qual = SIM_ADM_Q_INVALID_GROUP;
         return ADM_EINVAL;
     }
-    if (c->op == VFE_ADM_LIST_QUERY) {
+    if (c->op == SIM_ADM_LIST_QUERY) {
         uint64_t bm = htole64(SUPPORTED);
         return put_bytes(r, &bm, sizeof(bm));
     }
-    if (c->op == VFE_ADM_LIST_USE)
+    if (c->op == SIM_ADM_LIST_USE)
         return list_use(c);
     if (c->p->list_used && !(c->p->in_use & OP(c->op))) {
         WHY(r, "opcode 0x%x not in the LIST_USE set", c->op);
@@ -198,12 +198,12 @@ static enum adm_err dispatch(struct std_cmd *c, const struct vfe_adm_std_cmd *h)
     return member_cmd(c, vf);
 }
 
-uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
+uint32_t sim_adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, bool too_long, int injected)
 {
     struct sim_fn *pf = p->pf;
-    const size_t hlen = sizeof(struct vfe_adm_std_cmd), rlen = sizeof(struct vfe_adm_std_res);
+    const size_t hlen = sizeof(struct sim_adm_cmd_hdr), rlen = sizeof(struct sim_adm_cmd_status);
     uint64_t room = e->in_len;
-    struct vfe_adm_std_cmd h = { 0 };
+    struct sim_adm_cmd_hdr h = { 0 };
     uint16_t st, sq;
 
     memcpy(&h, p->cmd, len < hlen ? len : hlen);
@@ -215,23 +215,24 @@ uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, 
     }
     c.r = (struct adm_req){
         .pf = pf, .data = p->cmd + hlen, .data_len = len > hlen ? len - hlen : 0, .res = p->res,
-        .res_cap = room - rlen < VFE_ADM_MAX_RESULT ? (size_t)(room - rlen) : VFE_ADM_MAX_RESULT,
+        .res_cap = room - rlen < SIM_ADM_MAX_RESULT ? (size_t)(room - rlen) : SIM_ADM_MAX_RESULT,
     };
     if (injected) {
-        st = injected == VFE_ADM_ST_EAGAIN || injected == VFE_ADM_ST_ENOMEM || injected == VFE_ADM_ST_EINVAL
-                 ? (uint16_t)injected : VFE_ADM_ST_EAGAIN;
-        sq = VFE_ADM_SQ_OK;
+        bool known = injected == SIM_ADM_STATUS_EAGAIN || injected == SIM_ADM_STATUS_ENOMEM ||
+                     injected == SIM_ADM_STATUS_EINVAL;
+        st = known ? (uint16_t)injected : SIM_ADM_STATUS_EAGAIN;
+        sq = SIM_ADM_Q_OK;
         WHY(&c.r, "injected failure");
     } else {
         enum adm_err err;
         if (too_long || len < hlen) {
             if (too_long)
-                WHY(&c.r, "command longer than %u bytes", VFE_ADM_MAX_CMD);
+                WHY(&c.r, "command longer than %u bytes", SIM_ADM_MAX_CMD);
             else
                 WHY(&c.r, "command shorter than its header");
             err = ADM_EINVAL;
-            c.qual = VFE_ADM_SQ_INVALID_COMMAND;
-        } else if (!adm_dialect_enabled(pf->sim, false)) {
+            c.qual = SIM_ADM_Q_INVALID_COMMAND;
+        } else if (!sim_adm_dialect_enabled(pf->sim, false)) {
             WHY(&c.r, "virtio dialect disabled");
             err = ADM_EUNSUPP;
         } else {
@@ -239,15 +240,15 @@ uint32_t adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t len, 
         }
         std_status(err, c.qual, &st, &sq);
     }
-    if (st != VFE_ADM_ST_OK) {
+    if (st != SIM_ADM_STATUS_OK) {
         c.r.res_len = 0;
         LOG_W("%s: admin opcode 0x%x refused (status %u, qualifier %u): %s", pf->bdf, c.op, st, sq,
               c.r.why[0] ? c.r.why : "-");
     }
-    if (c.r.res_len && vq_scatter(pf, e, rlen, c.r.res, c.r.res_len) != (long)c.r.res_len)
+    if (c.r.res_len && sim_vq_scatter(pf, e, rlen, c.r.res, c.r.res_len) != (long)c.r.res_len)
         return 0;
-    struct vfe_adm_std_res res = { .status = htole16(st), .status_qualifier = htole16(sq) };
-    if (vq_scatter(pf, e, 0, &res, rlen) != (long)rlen)
+    struct sim_adm_cmd_status res = { .status = htole16(st), .status_qualifier = htole16(sq) };
+    if (sim_vq_scatter(pf, e, 0, &res, rlen) != (long)rlen)
         return 0;
     return (uint32_t)(rlen + c.r.res_len);
 }

@@ -6,7 +6,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
-#include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "sim/spec/sim_virtio_spec.h"
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
 
@@ -22,44 +22,53 @@ static struct sim_queue *selected(struct sim_fn *fn)
     return NULL;
 }
 
-void bar_common_read(struct sim_fn *fn, uint8_t img[64])
+void sim_bar_common_read(struct sim_fn *fn, uint8_t img[64])
 {
     memset(img, 0, 64);
-    put32(img + VFE_CC_DFSELECT, fn->dfselect);
+    put32(img + SIM_CC_DEVICE_FEATURE_SELECT, fn->dfselect);
     if (fn->dfselect < 2)
-        put32(img + VFE_CC_DF, (uint32_t)(fn->device_features >> (32 * fn->dfselect)));
-    put32(img + VFE_CC_GFSELECT, fn->gfselect);
+        put32(img + SIM_CC_DEVICE_FEATURE, (uint32_t)(fn->device_features >> (32 * fn->dfselect)));
+    put32(img + SIM_CC_DRIVER_FEATURE_SELECT, fn->gfselect);
     if (fn->gfselect < 2)
-        put32(img + VFE_CC_GF, (uint32_t)(fn->driver_features >> (32 * fn->gfselect)));
-    put16(img + VFE_CC_MSIX, fn->msix_config);
-    put16(img + VFE_CC_NUMQ, fn->num_queues);
-    img[VFE_CC_STATUS] = fn->status;
-    img[VFE_CC_CFGGENERATION] = fn->config_generation;
-    put16(img + VFE_CC_Q_SELECT, fn->queue_select);
+        put32(img + SIM_CC_DRIVER_FEATURE, (uint32_t)(fn->driver_features >> (32 * fn->gfselect)));
+    put16(img + SIM_CC_CONFIG_MSIX_VECTOR, fn->msix_config);
+    put16(img + SIM_CC_NUM_QUEUES, fn->num_queues);
+    img[SIM_CC_DEVICE_STATUS] = fn->status;
+    img[SIM_CC_CONFIG_GENERATION] = fn->config_generation;
+    put16(img + SIM_CC_QUEUE_SELECT, fn->queue_select);
     struct sim_queue *q = selected(fn);
     if (q) {
-        put16(img + VFE_CC_Q_SIZE, q->size);
-        put16(img + VFE_CC_Q_MSIX, q->msix_vector);
-        put16(img + VFE_CC_Q_ENABLE, q->enabled);
-        put16(img + VFE_CC_Q_NOFF, q->index);
-        put32(img + VFE_CC_Q_DESCLO, (uint32_t)q->desc);
-        put32(img + VFE_CC_Q_DESCHI, (uint32_t)(q->desc >> 32));
-        put32(img + VFE_CC_Q_AVAILLO, (uint32_t)q->avail);
-        put32(img + VFE_CC_Q_AVAILHI, (uint32_t)(q->avail >> 32));
-        put32(img + VFE_CC_Q_USEDLO, (uint32_t)q->used);
-        put32(img + VFE_CC_Q_USEDHI, (uint32_t)(q->used >> 32));
-        put16(img + VFE_CC_Q_NDATA, q->index);
-        put16(img + VFE_CC_Q_RESET, q->reset_pending);
+        put16(img + SIM_CC_QUEUE_SIZE, q->size);
+        put16(img + SIM_CC_QUEUE_MSIX_VECTOR, q->msix_vector);
+        put16(img + SIM_CC_QUEUE_ENABLE, q->enabled);
+        put16(img + SIM_CC_QUEUE_NOTIFY_OFF, q->index);
+        put32(img + SIM_CC_QUEUE_DESC_LO, (uint32_t)q->desc);
+        put32(img + SIM_CC_QUEUE_DESC_HI, (uint32_t)(q->desc >> 32));
+        put32(img + SIM_CC_QUEUE_DRIVER_LO, (uint32_t)q->avail);
+        put32(img + SIM_CC_QUEUE_DRIVER_HI, (uint32_t)(q->avail >> 32));
+        put32(img + SIM_CC_QUEUE_DEVICE_LO, (uint32_t)q->used);
+        put32(img + SIM_CC_QUEUE_DEVICE_HI, (uint32_t)(q->used >> 32));
+        put16(img + SIM_CC_QUEUE_NOTIFY_DATA, q->index);
+        put16(img + SIM_CC_QUEUE_RESET, q->reset_pending);
     }
     if (fn->is_pf) {
-        put16(img + VFE_CC_ADMIN_Q_IDX, fn->admin_queue_index);
-        put16(img + VFE_CC_ADMIN_Q_NUM, 1);
+        put16(img + SIM_CC_ADMIN_QUEUE_INDEX, fn->admin_queue_index);
+        put16(img + SIM_CC_ADMIN_QUEUE_NUM, 1);
     }
 }
 
 static void set_half(uint64_t *v, unsigned hi, uint32_t val)
 {
     *v = hi ? (*v & 0xffffffffull) | (uint64_t)val << 32 : (*v & ~0xffffffffull) | val;
+}
+
+/* A ring address: one 8-byte write, or either 4-byte half. */
+static void set_addr(uint64_t *a, size_t len, uint64_t v64, bool hi, uint32_t v)
+{
+    if (len == 8)
+        *a = v64;
+    else
+        set_half(a, hi, v);
 }
 
 static void status_write(struct sim_fn *fn, uint8_t st)
@@ -96,7 +105,7 @@ static void queue_reset(struct sim_queue *q)
     q->reset_pending = true;
 }
 
-int bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t len)
+int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t len)
 {
     uint32_t v = 0;
     memcpy(&v, buf, len > 4 ? 4 : len);
@@ -108,16 +117,16 @@ int bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t le
     uint16_t vec = (uint16_t)v < SIM_MSIX_VECTORS ? (uint16_t)v : 0xffff;
 
     switch (off) {
-    case VFE_CC_DFSELECT: fn->dfselect = v; break;
-    case VFE_CC_GFSELECT: fn->gfselect = v; break;
-    case VFE_CC_GF:
+    case SIM_CC_DEVICE_FEATURE_SELECT: fn->dfselect = v; break;
+    case SIM_CC_DRIVER_FEATURE_SELECT: fn->gfselect = v; break;
+    case SIM_CC_DRIVER_FEATURE:
         if (fn->gfselect < 2 && !(fn->status & VIRTIO_CONFIG_S_FEATURES_OK))
             set_half(&fn->driver_features, fn->gfselect, v);
         break;
-    case VFE_CC_MSIX: fn->msix_config = vec; break;
-    case VFE_CC_STATUS: status_write(fn, (uint8_t)v); break;
-    case VFE_CC_Q_SELECT: fn->queue_select = (uint16_t)v; break;
-    case VFE_CC_Q_SIZE:
+    case SIM_CC_CONFIG_MSIX_VECTOR: fn->msix_config = vec; break;
+    case SIM_CC_DEVICE_STATUS: status_write(fn, (uint8_t)v); break;
+    case SIM_CC_QUEUE_SELECT: fn->queue_select = (uint16_t)v; break;
+    case SIM_CC_QUEUE_SIZE:
         if (q_writable) {
             uint16_t n = (uint16_t)v;
             if (n && !(n & (n - 1)) && n <= SIM_QUEUE_MAX_SIZE)
@@ -126,8 +135,8 @@ int bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t le
                 LOG_W("%s: queue %u: size %u refused", fn->bdf, q->index, n);
         }
         break;
-    case VFE_CC_Q_MSIX: if (q) q->msix_vector = vec; break;
-    case VFE_CC_Q_ENABLE:
+    case SIM_CC_QUEUE_MSIX_VECTOR: if (q) q->msix_vector = vec; break;
+    case SIM_CC_QUEUE_ENABLE:
         if (q && v == 1 && !q->enabled) {
             q->enabled = true;
             q->reset_pending = false;
@@ -135,17 +144,20 @@ int bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t le
             LOG_D("%s: queue %u enabled size %u", fn->bdf, q->index, q->size);
         }
         break;
-    case VFE_CC_Q_DESCLO: case VFE_CC_Q_DESCHI:
-        if (q_writable) { if (len == 8) q->desc = v64; else set_half(&q->desc, off == VFE_CC_Q_DESCHI, v); }
+    case SIM_CC_QUEUE_DESC_LO: case SIM_CC_QUEUE_DESC_HI:
+        if (q_writable)
+            set_addr(&q->desc, len, v64, off == SIM_CC_QUEUE_DESC_HI, v);
         break;
-    case VFE_CC_Q_AVAILLO: case VFE_CC_Q_AVAILHI:
-        if (q_writable) { if (len == 8) q->avail = v64; else set_half(&q->avail, off == VFE_CC_Q_AVAILHI, v); }
+    case SIM_CC_QUEUE_DRIVER_LO: case SIM_CC_QUEUE_DRIVER_HI:
+        if (q_writable)
+            set_addr(&q->avail, len, v64, off == SIM_CC_QUEUE_DRIVER_HI, v);
         break;
-    case VFE_CC_Q_USEDLO: case VFE_CC_Q_USEDHI:
-        if (q_writable) { if (len == 8) q->used = v64; else set_half(&q->used, off == VFE_CC_Q_USEDHI, v); }
+    case SIM_CC_QUEUE_DEVICE_LO: case SIM_CC_QUEUE_DEVICE_HI:
+        if (q_writable)
+            set_addr(&q->used, len, v64, off == SIM_CC_QUEUE_DEVICE_HI, v);
         break;
-    case VFE_CC_Q_RESET:
-        if (q && v == 1 && (fn->driver_features & (1ull << VFE_VIRTIO_F_RING_RESET)))
+    case SIM_CC_QUEUE_RESET:
+        if (q && v == 1 && (fn->driver_features & (1ull << SIM_F_RING_RESET)))
             queue_reset(q);
         break;
     default:
@@ -181,18 +193,18 @@ int sim_bar_access(struct sim_fn *fn, unsigned bar, uint64_t off, void *buf, siz
     if (bar == 1)
         return msix_access(fn, off, buf, len, write);
 
-    if (off < SIM_BAR0_COMMON + VFE_CC_SIZE) {
-        if (off + len > VFE_CC_SIZE)
+    if (off < SIM_BAR0_COMMON + SIM_CC_SIZE) {
+        if (off + len > SIM_CC_SIZE)
             return -EINVAL;
         if (!write) {
             uint8_t img[64];
-            bar_common_read(fn, img);
+            sim_bar_common_read(fn, img);
             memcpy(buf, img + off, len);
             return 0;
         }
         if (len != 1 && len != 2 && len != 4 && len != 8)
             return -EINVAL;
-        return bar_common_write(fn, off, buf, len);
+        return sim_bar_common_write(fn, off, buf, len);
     }
     if (off >= SIM_BAR0_ISR && off < SIM_BAR0_ISR + 4) {
         if (!write) {
@@ -212,18 +224,18 @@ int sim_bar_access(struct sim_fn *fn, unsigned bar, uint64_t off, void *buf, siz
             memcpy(buf, (uint8_t *)&fn->net_cfg + o, len);
         return 0;   /* the net config is read-only for the driver */
     }
-    if (off >= SIM_BAR0_COUNTERS && off < SIM_BAR0_COUNTERS + VFE_CTR_COUNT * 8) {
+    if (off >= SIM_BAR0_COUNTERS && off < SIM_BAR0_COUNTERS + SIM_CTR_COUNT * 8) {
         if (!write) {
             const struct sim_counters *c = &fn->ctr;
-            uint64_t v[VFE_CTR_COUNT] = {
-                [VFE_CTR_RX_PACKETS] = c->rx_packets, [VFE_CTR_RX_BYTES] = c->rx_bytes,
-                [VFE_CTR_RX_DROPS] = c->rx_drops, [VFE_CTR_TX_PACKETS] = c->tx_packets,
-                [VFE_CTR_TX_BYTES] = c->tx_bytes, [VFE_CTR_TX_DROPS] = c->tx_drops,
+            uint64_t v[SIM_CTR_COUNT] = {
+                [SIM_CTR_RX_PACKETS] = c->rx_packets, [SIM_CTR_RX_BYTES] = c->rx_bytes,
+                [SIM_CTR_RX_DROPS] = c->rx_drops, [SIM_CTR_TX_PACKETS] = c->tx_packets,
+                [SIM_CTR_TX_BYTES] = c->tx_bytes, [SIM_CTR_TX_DROPS] = c->tx_drops,
             };
             uint64_t o = off - SIM_BAR0_COUNTERS;
             if (o + len > sizeof(v))
                 return -EINVAL;
-            for (unsigned i = 0; i < VFE_CTR_COUNT; i++)
+            for (unsigned i = 0; i < SIM_CTR_COUNT; i++)
                 v[i] = htole64(v[i]);
             memcpy(buf, (uint8_t *)v + o, len);
         }

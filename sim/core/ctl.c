@@ -11,21 +11,27 @@
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/sock/vfe_unix_sock.h"
 #include "sim/core/core_priv.h"
+#include "sim/core/sim_acceptor.h"
 
 #define CTL_LINE_MAX 4096
+/* Connections served at once; one more is told so and closed at once. */
+#define CTL_MAX_CONNS 32
 
 struct ctl_conn {
     struct sim *s;
+    unsigned slot;               /* index in ctl->conns */
     ev_io w;
     char buf[CTL_LINE_MAX];
     size_t len;
 };
 
 struct ctl {
-    int fd;
-    ev_io w;
-    char path[700];
+    struct vfe_listener lis;     /* owns the socket file at lis.path */
+    struct sim_acceptor acc;
+    struct ctl_conn *conns[CTL_MAX_CONNS];   /* owned; NULL slots are free */
+    unsigned nconns;
 };
 
 static json_t *err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -173,8 +179,11 @@ static json_t *handle(struct sim *s, const char *line)
 
 static void conn_close(struct ctl_conn *c)
 {
+    struct ctl *ctl = c->s->ctl;
     ev_io_stop(c->s->loop, &c->w);
     close(c->w.fd);
+    ctl->conns[c->slot] = NULL;
+    ctl->nconns--;
     free(c);
 }
 
@@ -182,6 +191,8 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct ctl_conn *c = w->data;
     ssize_t n = read(w->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
     if (n <= 0) {
         conn_close(c);
         return;
@@ -210,64 +221,71 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(struct sim_acceptor *a, int fd)
 {
-    struct sim *s = w->data;
-    int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
+    struct sim *s = a->data;
+    struct ctl *ctl = s->ctl;
+    if (ctl->nconns >= CTL_MAX_CONNS) {
+        static const char busy[] = "{\"ok\":false,\"error\":\"busy: too many control connections\"}\n";
+        if (write(fd, busy, sizeof(busy) - 1) < 0)
+            LOG_D("control socket: busy reply not sent: %m");
+        close(fd);
+        char why[64];
+        snprintf(why, sizeof(why), "already %d connections", CTL_MAX_CONNS);
+        sim_acceptor_log_refused(a, why);
         return;
+    }
     struct ctl_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
+        sim_acceptor_log_refused(a, "out of memory");
         return;
     }
     c->s = s;
+    for (c->slot = 0; ctl->conns[c->slot]; c->slot++)
+        ;
+    ctl->conns[c->slot] = c;
+    ctl->nconns++;
     ev_io_init(&c->w, conn_cb, fd, EV_READ);
     c->w.data = c;
-    ev_io_start(loop, &c->w);
+    ev_io_start(s->loop, &c->w);
 }
 
-int ctl_open(struct sim *s)
+int sim_ctl_open(struct sim *s)
 {
     struct ctl *ctl = calloc(1, sizeof(*ctl));
     if (!ctl)
         return -ENOMEM;
+    char path[700];
     if (s->opt.ctl_path)
-        snprintf(ctl->path, sizeof(ctl->path), "%s", s->opt.ctl_path);
+        snprintf(path, sizeof(path), "%s", s->opt.ctl_path);
     else
-        snprintf(ctl->path, sizeof(ctl->path), "%s/sim-ctl.sock", s->opt.root);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(ctl->path) >= sizeof(sa.sun_path)) {
-        LOG_E("control socket path too long: %s", ctl->path);
+        snprintf(path, sizeof(path), "%s/sim-ctl.sock", s->opt.root);
+    int rc = vfe_listener_open(&ctl->lis, path, 0600, (gid_t)-1, 16);
+    if (rc < 0) {
+        LOG_E("control socket %s: %s", path,
+              rc == -EEXIST        ? "exists and is not a socket (left alone)"
+              : rc == -EADDRINUSE  ? "another process serves it (left alone)"
+              : rc == -ENAMETOOLONG ? "path too long for a unix socket"
+              : strerror(-rc));
         free(ctl);
-        return -ENAMETOOLONG;
+        return rc;
     }
-    strcpy(sa.sun_path, ctl->path);
-    unlink(ctl->path);
-    ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ctl->fd, 16) < 0) {
-        int e = -errno;
-        LOG_E("control socket %s: %s", ctl->path, strerror(-e));
-        if (ctl->fd >= 0)
-            close(ctl->fd);
-        free(ctl);
-        return e;
-    }
-    ev_io_init(&ctl->w, accept_cb, ctl->fd, EV_READ);
-    ctl->w.data = s;
-    ev_io_start(s->loop, &ctl->w);
     s->ctl = ctl;
+    sim_acceptor_start(&ctl->acc, s->loop, ctl->lis.fd, "control socket", on_accept, s);
     return 0;
 }
 
-void ctl_close(struct sim *s)
+void sim_ctl_close(struct sim *s)
 {
     struct ctl *ctl = s->ctl;
     if (!ctl)
         return;
-    ev_io_stop(s->loop, &ctl->w);
-    close(ctl->fd);
-    unlink(ctl->path);
+    sim_acceptor_stop(&ctl->acc);
+    for (unsigned i = 0; i < CTL_MAX_CONNS; i++)
+        if (ctl->conns[i])
+            conn_close(ctl->conns[i]);
+    vfe_listener_close(&ctl->lis);   /* removes the socket only if it is still ours */
     free(ctl);
     s->ctl = NULL;
 }

@@ -160,7 +160,7 @@ void sim_dirty_mark(struct sim_fn *fn, uint64_t iova, uint64_t len)
     __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
-void dirty_stop(struct sim_fn *fn)
+void sim_dirty_stop(struct sim_fn *fn)
 {
     free(fn->dirty.pull_bitmap);
     memset(&fn->dirty, 0, sizeof(fn->dirty));

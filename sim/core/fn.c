@@ -8,12 +8,12 @@
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
-#include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "sim/spec/sim_virtio_spec.h"
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
 #include "sim/net/l2_switch.h"
 
-int bdf_parse(const char *bdf, unsigned *dom, unsigned *rid)
+int sim_bdf_parse(const char *bdf, unsigned *dom, unsigned *rid)
 {
     unsigned d, b, s, f;
     char tail;
@@ -25,19 +25,19 @@ int bdf_parse(const char *bdf, unsigned *dom, unsigned *rid)
     return 0;
 }
 
-void bdf_format(char *out, size_t len, unsigned dom, unsigned rid)
+void sim_bdf_format(char *out, size_t len, unsigned dom, unsigned rid)
 {
     snprintf(out, len, "%04x:%02x:%02x.%x", dom & 0xffff, (rid >> 8) & 0xff, (rid >> 3) & 0x1f, rid & 7);
 }
 
-uint64_t fn_device_features(const struct sim_fn *fn)
+uint64_t sim_fn_device_features(const struct sim_fn *fn)
 {
     uint64_t f = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_ACCESS_PLATFORM |
                  1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_MTU |
                  1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_F_RING_RESET |
                  1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_RING_F_INDIRECT_DESC;
     if (fn->is_pf)
-        f |= 1ull << VFE_VIRTIO_F_ADMIN_VQ;
+        f |= 1ull << SIM_F_ADMIN_VQ;
     else
         f |= 1ull << VIRTIO_NET_F_CTRL_VQ | 1ull << VIRTIO_NET_F_MQ | 1ull << VIRTIO_NET_F_CTRL_RX;
     return f;
@@ -78,7 +78,7 @@ static void kick_cb(struct ev_loop *loop, ev_io *w, int revents)
     sim_queue_notify(q->fn, q->index);
 }
 
-struct sim_fn *fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, const char *bdf)
+struct sim_fn *sim_fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, const char *bdf)
 {
     struct sim_fn *fn;
     if (pf) {
@@ -99,7 +99,7 @@ struct sim_fn *fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, cons
     snprintf(fn->sock_path, sizeof(fn->sock_path), "%s/vfio-user.sock", fn->dir);
     for (unsigned i = 0; i < SIM_MSIX_VECTORS; i++)
         fn->irq_fds[i] = -1;
-    fn->device_features = fn_device_features(fn);
+    fn->device_features = sim_fn_device_features(fn);
     if (fn->is_pf) {
         fn->num_queues = 2;
         fn->admin_queue_index = 2;
@@ -114,7 +114,7 @@ struct sim_fn *fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, cons
         ev_io_init(&q->kick_watch, kick_cb, -1, EV_READ);
         q->kick_watch.data = q;
     }
-    pci_cfg_build(fn);
+    sim_pci_cfg_build(fn);
     sim_fn_reset(fn);
     net_cfg_init(fn);
     sim_net_fn_init(fn);
@@ -132,7 +132,7 @@ static void kick_detach(struct sim_queue *q)
     q->kick_fd = -1;
 }
 
-void fn_destroy(struct sim_fn *fn)
+void sim_fn_destroy(struct sim_fn *fn)
 {
     if (!fn)
         return;
@@ -144,8 +144,8 @@ void fn_destroy(struct sim_fn *fn)
     sim_net_fn_fini(fn);
     sim_dma_unmap_all(fn);
     sim_doorbell_map_fini(fn);
-    irq_fn_fini(fn);
-    dirty_stop(fn);
+    sim_irq_fn_fini(fn);
+    sim_dirty_stop(fn);
     if (fn->is_pf)
         free((struct sim_pf *)fn);
     else
@@ -159,7 +159,7 @@ void sim_fn_reset(struct sim_fn *fn)
     fn->status = 0;
     fn->driver_features = 0;
     fn->dfselect = fn->gfselect = 0;
-    fn->msix_config = VFE_VIRTIO_MSI_NO_VECTOR;
+    fn->msix_config = SIM_MSI_NO_VECTOR;
     fn->queue_select = 0;
     fn->isr = 0;
     fn->config_generation++;
@@ -168,7 +168,7 @@ void sim_fn_reset(struct sim_fn *fn)
     for (unsigned i = 0; i < SIM_MAX_QUEUES; i++) {
         struct sim_queue *q = &fn->queues[i];
         q->size = SIM_QUEUE_MAX_SIZE;
-        q->msix_vector = VFE_VIRTIO_MSI_NO_VECTOR;
+        q->msix_vector = SIM_MSI_NO_VECTOR;
         q->enabled = false;
         q->desc = q->avail = q->used = 0;
         q->last_avail = q->used_idx = 0;
@@ -242,15 +242,15 @@ static int vf_add(struct sim_pf *pf, unsigned vf_num)
 {
     struct sim *s = pf->fn.sim;
     unsigned dom, rid;
-    if (bdf_parse(pf->fn.bdf, &dom, &rid) < 0)
+    if (sim_bdf_parse(pf->fn.bdf, &dom, &rid) < 0)
         return -EINVAL;
     char bdf[16];
-    bdf_format(bdf, sizeof(bdf), dom, rid + vf_num);   /* first VF offset 1, stride 1 */
-    struct sim_fn *vf = fn_create(s, &pf->fn, vf_num, bdf);
+    sim_bdf_format(bdf, sizeof(bdf), dom, rid + vf_num);   /* first VF offset 1, stride 1 */
+    struct sim_fn *vf = sim_fn_create(s, &pf->fn, vf_num, bdf);
     if (!vf)
         return -ENOMEM;
     pf->vfs[vf_num - 1] = vf;
-    int rc = tree_write_fn(vf);
+    int rc = sim_tree_write_fn(vf);
     if (rc == 0)
         rc = sim_vfu_listen(vf);
     return rc;
@@ -261,8 +261,9 @@ static void vf_del(struct sim_pf *pf, unsigned vf_num)
     struct sim_fn *vf = pf->vfs[vf_num - 1];
     if (!vf)
         return;
-    tree_remove_fn(vf);
-    fn_destroy(vf);
+    sim_vfu_close(vf);   /* its socket goes first: the directory must be empty */
+    sim_tree_remove_fn(vf);
+    sim_fn_destroy(vf);
     pf->vfs[vf_num - 1] = NULL;
 }
 
@@ -283,8 +284,8 @@ int sim_pf_set_num_vfs(struct sim_pf *pf, unsigned n)
         n = old < n ? old : n;
     }
     pf->num_vfs = n;
-    pci_cfg_set_num_vfs(&pf->fn, n);
-    int trc = tree_write_pf_links(pf);
+    sim_pci_cfg_set_num_vfs(&pf->fn, n);
+    int trc = sim_tree_write_pf_links(pf);
     if (rc == 0 && n != old)
         LOG_N("%s: %u VFs (was %u)", pf->fn.bdf, n, old);
     return rc < 0 ? rc : trc;
@@ -297,8 +298,8 @@ int sim_fn_remove(struct sim_fn *fn)
         return -EINVAL;
     LOG_N("%s: surprise removal", fn->bdf);
     sim_vfu_close(fn);
-    tree_remove_fn(fn);
+    sim_tree_remove_fn(fn);
     fn->removed = true;
-    sw_forget_port(fn->sim, fn);
-    return tree_write_pf_links((struct sim_pf *)fn->pf);
+    sim_sw_forget_port(fn->sim, fn);
+    return sim_tree_write_pf_links((struct sim_pf *)fn->pf);
 }

@@ -63,7 +63,7 @@ void sim_fn_needs_reset(struct sim_fn *fn, const char *why)
         sim_irq_raise(fn, fn->msix_config);
 }
 
-void irq_fn_fini(struct sim_fn *fn)
+void sim_irq_fn_fini(struct sim_fn *fn)
 {
     for (unsigned i = 0; i < SIM_MSIX_VECTORS; i++) {
         if (fn->irq_fds[i] >= 0)

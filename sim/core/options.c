@@ -57,7 +57,7 @@ static int check_pfs(struct sim_options *o)
 {
     for (unsigned i = 0; i < o->npfs; i++) {
         unsigned di, ri;
-        bdf_parse(o->pfs[i].bdf, &di, &ri);
+        sim_bdf_parse(o->pfs[i].bdf, &di, &ri);
         if (o->pfs[i].vfs > o->total_vfs) {
             fprintf(stderr, "vfe-dpu-sim: %s: --vfs %u exceeds --total-vfs %u\n", o->pfs[i].bdf,
                     o->pfs[i].vfs, o->total_vfs);
@@ -65,7 +65,7 @@ static int check_pfs(struct sim_options *o)
         }
         for (unsigned j = 0; j < o->npfs; j++) {
             unsigned dj, rj;
-            bdf_parse(o->pfs[j].bdf, &dj, &rj);
+            sim_bdf_parse(o->pfs[j].bdf, &dj, &rj);
             if (i != j && di == dj && rj >= ri && rj <= ri + o->total_vfs) {
                 fprintf(stderr, "vfe-dpu-sim: PF %s overlaps %s or its %u VFs\n", o->pfs[j].bdf,
                         o->pfs[i].bdf, o->total_vfs);
@@ -106,7 +106,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
         case O_ROOT: o->root = optarg; break;
         case O_PF: {
             unsigned d, r;
-            if (bdf_parse(optarg, &d, &r) < 0) {
+            if (sim_bdf_parse(optarg, &d, &r) < 0) {
                 fprintf(stderr, "vfe-dpu-sim: --pf '%s': expected DDDD:BB:DD.F\n", optarg);
                 return -1;
             }

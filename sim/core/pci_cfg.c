@@ -5,7 +5,7 @@
 #include <linux/pci_regs.h>
 #include <linux/virtio_pci.h>
 
-#include "drivers/common/virtio/vfe_virtio_pci.h"
+#include "sim/spec/sim_virtio_spec.h"
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
 
@@ -48,7 +48,7 @@ uint64_t sim_bar_size(struct sim_fn *fn, unsigned bar)
     return 0;
 }
 
-void pci_cfg_build(struct sim_fn *fn)
+void sim_pci_cfg_build(struct sim_fn *fn)
 {
     uint8_t *c = fn->cfg;
     memset(fn->cfg, 0, sizeof(fn->cfg));
@@ -74,14 +74,14 @@ void pci_cfg_build(struct sim_fn *fn)
     put16(c + PCI_SUBSYSTEM_ID, 1);         /* virtio device id: net */
     c[PCI_CAPABILITY_LIST] = 0x40;
 
-    vendor_cap(fn, 0x40, 0x50, VIRTIO_PCI_CAP_COMMON_CFG, 16, 0, SIM_BAR0_COMMON, 64);
-    vendor_cap(fn, 0x50, 0x64, VIRTIO_PCI_CAP_NOTIFY_CFG, 20, 0, SIM_BAR0_NOTIFY,
+    vendor_cap(fn, 0x40, 0x50, SIM_PCI_CAP_COMMON_CFG, 16, 0, SIM_BAR0_COMMON, 64);
+    vendor_cap(fn, 0x50, 0x64, SIM_PCI_CAP_NOTIFY_CFG, 20, 0, SIM_BAR0_NOTIFY,
                SIM_MAX_QUEUES * SIM_NOTIFY_MULT);
     put32(c + 0x50 + 16, SIM_NOTIFY_MULT);
-    vendor_cap(fn, 0x64, 0x74, VIRTIO_PCI_CAP_ISR_CFG, 16, 0, SIM_BAR0_ISR, 1);
-    vendor_cap(fn, 0x74, SIM_PCI_CFG_CAP_OFF, VIRTIO_PCI_CAP_DEVICE_CFG, 16, 0, SIM_BAR0_DEVICE,
+    vendor_cap(fn, 0x64, 0x74, SIM_PCI_CAP_ISR_CFG, 16, 0, SIM_BAR0_ISR, 1);
+    vendor_cap(fn, 0x74, SIM_PCI_CFG_CAP_OFF, SIM_PCI_CAP_DEVICE_CFG, 16, 0, SIM_BAR0_DEVICE,
                sizeof(struct virtio_net_config));
-    vendor_cap(fn, SIM_PCI_CFG_CAP_OFF, SIM_MSIX_CAP_OFF, VIRTIO_PCI_CAP_PCI_CFG, 20, 0, 0, 0);
+    vendor_cap(fn, SIM_PCI_CFG_CAP_OFF, SIM_MSIX_CAP_OFF, SIM_PCI_CAP_PCI_CFG, 20, 0, 0, 0);
     wmask(fn, SIM_PCI_CFG_CAP_OFF + 4, 1, 0xff);    /* bar */
     wmask(fn, SIM_PCI_CFG_CAP_OFF + 8, 12, 0xff);   /* offset, length, data */
 
@@ -94,7 +94,7 @@ void pci_cfg_build(struct sim_fn *fn)
     put32(m + PCI_MSIX_PBA, SIM_BAR1_MSIX_PBA | 1);
 
     /* vfe's counters: a reserved cfg_type, which other virtio drivers ignore */
-    vendor_cap(fn, SIM_COUNTERS_CAP_OFF, 0, VFE_VPCI_CAP_COUNTERS, 16, 0, SIM_BAR0_COUNTERS, VFE_CTR_COUNT * 8);
+    vendor_cap(fn, SIM_COUNTERS_CAP_OFF, 0, SIM_PCI_CAP_VFE_COUNTERS, 16, 0, SIM_BAR0_COUNTERS, SIM_CTR_COUNT * 8);
 
     if (fn->is_pf) {
         struct sim_pf *pf = (struct sim_pf *)fn;
@@ -112,7 +112,7 @@ void pci_cfg_build(struct sim_fn *fn)
     }
 }
 
-void pci_cfg_set_num_vfs(struct sim_fn *pf, unsigned n)
+void sim_pci_cfg_set_num_vfs(struct sim_fn *pf, unsigned n)
 {
     put16(pf->cfg + SIM_SRIOV_CAP_OFF + PCI_SRIOV_NUM_VF, (uint16_t)n);
 }

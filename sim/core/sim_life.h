@@ -4,9 +4,12 @@
 
 #include "sim/sim.h"
 
-/* Builds every PF and its VFs, the tree and the sockets; writes ROOT/ready. */
+/* Takes ROOT.lock (-EBUSY: another sim serves the root), builds every PF and
+ * its VFs, the tree and the sockets; writes ROOT/ready. */
 int sim_start(struct sim *s);
-/* Closes every socket and removes the tree. */
+/* Closes every socket and removes what sim_start() created (the tree, its
+ * sockets, ROOT/ready, the root if it made it); nothing when sim_start()
+ * did not get the root lock. */
 void sim_stop(struct sim *s);
 
 #endif

@@ -43,7 +43,7 @@ static int link_at(const char *dir, const char *name, const char *target)
     return symlink(target, path) < 0 ? -errno : 0;
 }
 
-int tree_write_fn(struct sim_fn *fn)
+int sim_tree_write_fn(struct sim_fn *fn)
 {
     if (mkdir(fn->dir, 0755) < 0 && errno != EEXIST) {
         LOG_E("%s: cannot create %s: %m", fn->bdf, fn->dir);
@@ -62,7 +62,7 @@ int tree_write_fn(struct sim_fn *fn)
     return rc;
 }
 
-int tree_write_pf_links(struct sim_pf *pf)
+int sim_tree_write_pf_links(struct sim_pf *pf)
 {
     const char *dir = pf->fn.dir;
     int rc = write_file(dir, "sriov_totalvfs", "%u\n", pf->total_vfs);
@@ -94,10 +94,12 @@ int tree_write_pf_links(struct sim_pf *pf)
     return rc;
 }
 
+/* The socket is not here: its listener removes it (only if still its own)
+ * and must be closed first. */
 static const char *const fn_files[] = {"vendor", "device", "class", "physfn", "sriov_totalvfs",
-                                       "sriov_numvfs", "vfio-user.sock"};
+                                       "sriov_numvfs"};
 
-void tree_remove_fn(struct sim_fn *fn)
+void sim_tree_remove_fn(struct sim_fn *fn)
 {
     char path[700];
     for (size_t i = 0; i < sizeof(fn_files) / sizeof(fn_files[0]); i++) {
@@ -147,7 +149,7 @@ static void numvfs_cb(struct ev_loop *loop, ev_timer *w, int revents)
         LOG_E("%s: setting %lu VFs failed: %s", pf->fn.bdf, want, strerror(-rc));
 }
 
-int tree_watch_pf(struct sim_pf *pf)
+int sim_tree_watch_pf(struct sim_pf *pf)
 {
     ev_timer_init(&pf->numvfs_poll, numvfs_cb, 0.1, 0.1);
     pf->numvfs_poll.data = pf;
@@ -155,19 +157,26 @@ int tree_watch_pf(struct sim_pf *pf)
     return 0;
 }
 
-void tree_unwatch_pf(struct sim_pf *pf)
+void sim_tree_unwatch_pf(struct sim_pf *pf)
 {
     ev_timer_stop(pf->fn.sim->loop, &pf->numvfs_poll);
 }
-int tree_mark_ready(struct sim *s)
+
+int sim_tree_mark_ready(struct sim *s)
 {
-    return write_file(s->opt.root, "ready", "%d\n", (int)getpid());
+    int rc = write_file(s->opt.root, "ready", "%d\n", (int)getpid());
+    s->ready_written = rc == 0;
+    return rc;
 }
 
-void tree_remove_root(struct sim *s)
+void sim_tree_remove_root(struct sim *s)
 {
     char path[700];
-    snprintf(path, sizeof(path), "%s/ready", s->opt.root);
-    unlink(path);
-    rmdir(s->opt.root);   /* only when empty: it may hold files that are not ours */
+    if (s->ready_written) {
+        snprintf(path, sizeof(path), "%s/ready", s->opt.root);
+        unlink(path);
+        s->ready_written = false;
+    }
+    if (s->root_created)
+        rmdir(s->opt.root);   /* only when empty: it may hold files that are not ours */
 }

@@ -41,7 +41,7 @@ static struct sw_state *sw_of(struct sim *s)
     return s->sw;
 }
 
-int sw_create(struct sim *s)
+int sim_sw_create(struct sim *s)
 {
     struct sw_state *sw = calloc(1, sizeof(*sw));
     if (!sw)
@@ -57,7 +57,7 @@ int sw_create(struct sim *s)
     return 0;
 }
 
-void sw_destroy(struct sim *s)
+void sim_sw_destroy(struct sim *s)
 {
     struct sw_state *sw = sw_of(s);
     if (!sw)
@@ -107,7 +107,7 @@ static void learn(struct sw_table *t, const uint8_t mac[6], struct sim_fn *port)
     t->bucket[b] = slot;
 }
 
-int sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port)
+int sim_sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port)
 {
     struct sw_state *sw = sw_of(s);
     struct sw_entry *x = sw ? find(sw->tab, mac) : NULL;
@@ -117,7 +117,7 @@ int sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port)
     return 1;
 }
 
-void sw_forget_port(struct sim *s, struct sim_fn *fn)
+void sim_sw_forget_port(struct sim *s, struct sim_fn *fn)
 {
     struct sw_state *sw = sw_of(s);
     if (!sw)
@@ -127,7 +127,7 @@ void sw_forget_port(struct sim *s, struct sim_fn *fn)
             unlink_slot(sw->tab, i);
 }
 
-const struct sw_stats *sw_get_stats(struct sim *s)
+const struct sw_stats *sim_sw_get_stats(struct sim *s)
 {
     struct sw_state *sw = sw_of(s);
     return sw ? &sw->stats : NULL;
@@ -162,12 +162,12 @@ static void send_to(struct sim *s, struct sim_fn *port, const uint8_t *frame, si
                     unsigned pair)
 {
     if (port)
-        net_deliver(port, frame, len, pair);
+        sim_net_deliver(port, frame, len, pair);
     else
-        uplink_send(s, frame, len);
+        sim_uplink_send(s, frame, len);
 }
 
-void sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t len, unsigned pair)
+void sim_sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t len, unsigned pair)
 {
     struct sw_state *sw = sw_of(s);
     if (!sw)
@@ -179,13 +179,13 @@ void sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t le
     }
     const uint8_t *dst = frame, *smac = frame + 6;
     if (!src)
-        pair = net_l2_hash(frame, len);   /* uplink frames: spread by addresses */
+        pair = sim_net_l2_hash(frame, len);   /* uplink frames: spread by addresses */
     if (!(smac[0] & 1))
         learn(sw->tab, smac, src);
 
     if (!(dst[0] & 1)) {
         struct sim_fn *port;
-        bool known = sw_lookup(s, dst, &port);
+        bool known = sim_sw_lookup(s, dst, &port);
         if (!known) {
             port = owner_of_mac(s, dst);
             known = port != NULL;
@@ -201,7 +201,7 @@ void sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t le
         }
     }
     sw->stats.flooded++;
-    FOR_EACH_FN(s, f, if (f != src) net_deliver(f, frame, len, pair));
-    if (src && uplink_present(s))
-        uplink_send(s, frame, len);
+    FOR_EACH_FN(s, f, if (f != src) sim_net_deliver(f, frame, len, pair));
+    if (src && sim_uplink_present(s))
+        sim_uplink_send(s, frame, len);
 }

@@ -20,18 +20,18 @@ struct sw_stats {
     uint64_t frames_in, unicast, flooded, filtered, runts;
 };
 
-int sw_create(struct sim *s);
-void sw_destroy(struct sim *s);
+int sim_sw_create(struct sim *s);
+void sim_sw_destroy(struct sim *s);
 
 /* A frame arrives from port `src` (a function, or NULL for the uplink).
  * `pair` is the queue pair it was sent on (selects the receiver's rx queue). */
-void sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t len, unsigned pair);
+void sim_sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_t len, unsigned pair);
 
 /* Forget everything learned on fn (function going away). */
-void sw_forget_port(struct sim *s, struct sim_fn *fn);
+void sim_sw_forget_port(struct sim *s, struct sim_fn *fn);
 
 /* Learned port of mac: 1 and *port set (NULL = uplink) or 0 when unknown. */
-int sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port);
-const struct sw_stats *sw_get_stats(struct sim *s);
+int sim_sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port);
+const struct sw_stats *sim_sw_get_stats(struct sim *s);
 
 #endif

@@ -20,7 +20,7 @@ static uint8_t ctrl_handle(struct sim_fn *fn, const uint8_t *cmd, size_t len)
     if (cls == VIRTIO_NET_CTRL_MQ && op == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET) {
         uint16_t max = le16toh(fn->net_cfg.max_virtqueue_pairs);
         uint16_t want;
-        if (!net_has_feature(fn, VIRTIO_NET_F_MQ) || dlen != 2)
+        if (!sim_net_has_feature(fn, VIRTIO_NET_F_MQ) || dlen != 2)
             return VIRTIO_NET_ERR;
         memcpy(&want, data, 2);
         want = le16toh(want);
@@ -42,38 +42,38 @@ static uint8_t ctrl_handle(struct sim_fn *fn, const uint8_t *cmd, size_t len)
     return VIRTIO_NET_ERR;
 }
 
-void net_ctrl_process(struct sim_fn *fn, struct sim_queue *q)
+void sim_net_ctrl_process(struct sim_fn *fn, struct sim_queue *q)
 {
-    struct net_priv *p = net_priv_get(fn);
+    struct net_priv *p = sim_net_priv_get(fn);
     if (!p)
         return;
     struct vq_elem *e = &p->tx_elem;
     /* At most `size` chains can be pending, so the loop normally ends on an
      * empty ring; the bound only stops a driver that keeps refilling. */
     for (unsigned done = 0; done <= 2u * q->size; done++) {
-        if (!net_fn_can_fetch(fn))
+        if (!sim_net_fn_can_fetch(fn))
             return;
-        int rc = vq_pop(q, e);
+        int rc = sim_vq_pop(q, e);
         if (rc < 0)
             return;
         if (rc == 0) {
-            if (vq_enable_kick(q))
+            if (sim_vq_enable_kick(q))
                 continue;
             return;
         }
         uint8_t cmd[CTRL_MAX_IN];
         size_t want = e->out_len < sizeof(cmd) ? (size_t)e->out_len : sizeof(cmd);
-        long n = vq_gather(fn, e, 0, cmd, want);
+        long n = sim_vq_gather(fn, e, 0, cmd, want);
         uint8_t ack = VIRTIO_NET_ERR;
         /* Longer commands are ones we do not support anyway. */
         if (n == (long)e->out_len)
             ack = ctrl_handle(fn, cmd, (size_t)n);
         uint32_t used = 0;
-        if (e->in_len >= 1 && vq_scatter(fn, e, 0, &ack, 1) == 1)
+        if (e->in_len >= 1 && sim_vq_scatter(fn, e, 0, &ack, 1) == 1)
             used = 1;
         else
             LOG_W("%s: ctrl command without room for the ack", fn->bdf);
-        if (vq_push(q, e->head, used) < 0)
+        if (sim_vq_push(q, e->head, used) < 0)
             return;
     }
 }

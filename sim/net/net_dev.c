@@ -12,19 +12,19 @@
 #include "sim/net/l2_switch.h"
 #include "sim/net/net_priv.h"
 
-bool net_has_feature(const struct sim_fn *fn, unsigned bit)
+bool sim_net_has_feature(const struct sim_fn *fn, unsigned bit)
 {
     return (fn->driver_features >> bit) & 1;
 }
 
-size_t net_hdr_len(const struct sim_fn *fn)
+size_t sim_net_hdr_len(const struct sim_fn *fn)
 {
-    if (net_has_feature(fn, VIRTIO_F_VERSION_1) || net_has_feature(fn, VIRTIO_NET_F_MRG_RXBUF))
+    if (sim_net_has_feature(fn, VIRTIO_F_VERSION_1) || sim_net_has_feature(fn, VIRTIO_NET_F_MRG_RXBUF))
         return sizeof(struct virtio_net_hdr_v1);
     return sizeof(struct virtio_net_hdr);
 }
 
-bool net_fn_can_fetch(const struct sim_fn *fn)
+bool sim_net_fn_can_fetch(const struct sim_fn *fn)
 {
     if (!(fn->status & VIRTIO_CONFIG_S_DRIVER_OK) || (fn->status & VIRTIO_CONFIG_S_NEEDS_RESET))
         return false;
@@ -35,12 +35,12 @@ bool net_fn_can_fetch(const struct sim_fn *fn)
     return sim_fn_dma_allowed(fn);
 }
 
-int net_ctrl_index(const struct sim_fn *fn)
+int sim_net_ctrl_index(const struct sim_fn *fn)
 {
-    if (fn->is_pf || !net_has_feature(fn, VIRTIO_NET_F_CTRL_VQ))
+    if (fn->is_pf || !sim_net_has_feature(fn, VIRTIO_NET_F_CTRL_VQ))
         return -1;
     unsigned pairs = 1;
-    if (net_has_feature(fn, VIRTIO_NET_F_MQ))
+    if (sim_net_has_feature(fn, VIRTIO_NET_F_MQ))
         pairs = le16toh(fn->net_cfg.max_virtqueue_pairs);
     if (pairs == 0 || 2 * pairs >= fn->num_queues || 2 * pairs >= SIM_MAX_QUEUES)
         return -1;
@@ -66,7 +66,7 @@ void sim_net_fn_init(struct sim_fn *fn)
     fn->rx_mode = 0;
 }
 
-struct net_priv *net_priv_get(struct sim_fn *fn)
+struct net_priv *sim_net_priv_get(struct sim_fn *fn)
 {
     if (!fn->net_priv)
         sim_net_fn_init(fn);
@@ -77,7 +77,7 @@ void sim_net_fn_fini(struct sim_fn *fn)
 {
     struct net_priv *p = fn->net_priv;
     if (fn->sim && fn->sim->sw)
-        sw_forget_port(fn->sim, fn);
+        sim_sw_forget_port(fn->sim, fn);
     if (!p)
         return;
     if (fn->sim && fn->sim->loop)
@@ -119,7 +119,7 @@ static void schedule_resume(struct net_priv *p, unsigned qidx)
 static void tx_one(struct sim_fn *fn, struct net_priv *p, struct sim_queue *q)
 {
     const struct vq_elem *e = &p->tx_elem;
-    size_t hdr = net_hdr_len(fn);
+    size_t hdr = sim_net_hdr_len(fn);
 
     if (e->out_len < hdr + ETH_HDR_LEN || e->out_len > hdr + SIM_MAX_FRAME) {
         LOG_D("%s: tx queue %u: bad frame length %llu", fn->bdf, q->index,
@@ -128,7 +128,7 @@ static void tx_one(struct sim_fn *fn, struct net_priv *p, struct sim_queue *q)
         return;
     }
     size_t flen = e->out_len - hdr;
-    long n = vq_gather(fn, e, hdr, p->frame, flen);
+    long n = sim_vq_gather(fn, e, hdr, p->frame, flen);
     if (n != (long)flen) {
         fn->ctr.tx_drops++;
         return;
@@ -136,13 +136,13 @@ static void tx_one(struct sim_fn *fn, struct net_priv *p, struct sim_queue *q)
     fn->ctr.tx_packets++;
     fn->ctr.tx_bytes += flen;
     if (fn->sim && fn->sim->sw)
-        sw_input(fn->sim, fn, p->frame, flen, q->index / 2);
+        sim_sw_input(fn->sim, fn, p->frame, flen, q->index / 2);
 }
 
 /* Process at most NET_TX_BATCH chains of TX queue q. */
 static void tx_process(struct sim_fn *fn, struct sim_queue *q)
 {
-    struct net_priv *p = net_priv_get(fn);
+    struct net_priv *p = sim_net_priv_get(fn);
     unsigned done = 0;
     uint16_t nused = 0;
 
@@ -150,34 +150,34 @@ static void tx_process(struct sim_fn *fn, struct sim_queue *q)
         return;
     p->tx_pending &= ~(1ull << q->index);
     for (;;) {
-        if (!net_fn_can_fetch(fn) || !vq_ready(q))
+        if (!sim_net_fn_can_fetch(fn) || !sim_vq_ready(q))
             break;
         if (done >= NET_TX_BATCH) {
             schedule_resume(p, q->index);
             break;
         }
-        int rc = vq_pop(q, &p->tx_elem);
+        int rc = sim_vq_pop(q, &p->tx_elem);
         if (rc < 0)
             break;
         if (rc == 0) {
-            if (vq_flush(q, nused) < 0)
+            if (sim_vq_flush(q, nused) < 0)
                 return;
             nused = 0;
-            if (vq_enable_kick(q))
+            if (sim_vq_enable_kick(q))
                 continue;
             break;
         }
         done++;
         tx_one(fn, p, q);
-        if (vq_fill(q, nused, p->tx_elem.head, 0) < 0)
+        if (sim_vq_fill(q, nused, p->tx_elem.head, 0) < 0)
             break;
         if (++nused >= q->size) {
-            if (vq_flush(q, nused) < 0)
+            if (sim_vq_flush(q, nused) < 0)
                 return;
             nused = 0;
         }
     }
-    vq_flush(q, nused);
+    sim_vq_flush(q, nused);
 }
 
 static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -198,10 +198,10 @@ void sim_net_queue_notify(struct sim_fn *fn, uint16_t qidx)
     struct sim_queue *q = &fn->queues[qidx];
     if (!q->fn)
         q->fn = fn;
-    if (!net_fn_can_fetch(fn) || !vq_ready(q))
+    if (!sim_net_fn_can_fetch(fn) || !sim_vq_ready(q))
         return;   /* sim_net_resume() picks the work up later */
-    if ((int)qidx == net_ctrl_index(fn))
-        net_ctrl_process(fn, q);
+    if ((int)qidx == sim_net_ctrl_index(fn))
+        sim_net_ctrl_process(fn, q);
     else if (qidx & 1)
         tx_process(fn, q);
     /* RX kicks only mean "buffers added": frames are never queued in the sim. */
@@ -209,7 +209,7 @@ void sim_net_queue_notify(struct sim_fn *fn, uint16_t qidx)
 
 void sim_net_resume(struct sim_fn *fn)
 {
-    int ctrl = net_ctrl_index(fn);
+    int ctrl = sim_net_ctrl_index(fn);
     for (unsigned i = 0; i < fn->num_queues && i < SIM_MAX_QUEUES; i++) {
         if (fn->is_pf && i == fn->admin_queue_index)
             continue;
@@ -218,7 +218,7 @@ void sim_net_resume(struct sim_fn *fn)
     }
 }
 
-unsigned net_l2_hash(const uint8_t *frame, size_t len)
+unsigned sim_net_l2_hash(const uint8_t *frame, size_t len)
 {
     uint32_t h = 2166136261u;   /* FNV-1a over destination + source MAC */
     for (size_t i = 0; i < 12 && i < len; i++) {
@@ -249,26 +249,26 @@ static int scatter_stream(struct sim_fn *fn, const struct vq_elem *e, const uint
     size_t pos = 0;
     if (off < hlen) {
         size_t k = hlen - off < n ? hlen - off : n;
-        if (vq_scatter(fn, e, 0, hdr + off, k) != (long)k)
+        if (sim_vq_scatter(fn, e, 0, hdr + off, k) != (long)k)
             return -EFAULT;
         pos = k;
         off += k;
         n -= k;
     }
-    if (n && vq_scatter(fn, e, pos, frame + (off - hlen), n) != (long)n)
+    if (n && sim_vq_scatter(fn, e, pos, frame + (off - hlen), n) != (long)n)
         return -EFAULT;
     return 0;
 }
 
-int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pair)
+int sim_net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pair)
 {
-    struct net_priv *p = net_fn_can_fetch(fn) ? net_priv_get(fn) : NULL;
+    struct net_priv *p = sim_net_fn_can_fetch(fn) ? sim_net_priv_get(fn) : NULL;
     if (!p || len < ETH_HDR_LEN || len > SIM_MAX_FRAME) {
         fn->ctr.rx_drops++;
         return -EAGAIN;
     }
     unsigned pairs = 1;
-    if (net_has_feature(fn, VIRTIO_NET_F_MQ) && fn->active_pairs > 1)
+    if (sim_net_has_feature(fn, VIRTIO_NET_F_MQ) && fn->active_pairs > 1)
         pairs = fn->active_pairs;
     unsigned qidx = 2 * (pair % pairs);
     if (qidx >= fn->num_queues) {
@@ -278,7 +278,7 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
     struct sim_queue *q = &fn->queues[qidx];
     if (!q->fn)
         q->fn = fn;
-    if (!vq_ready(q)) {
+    if (!sim_vq_ready(q)) {
         fn->ctr.rx_drops++;
         return -EAGAIN;
     }
@@ -287,9 +287,9 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
     memset(&h, 0, sizeof(h));
     h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
     h.num_buffers = htole16(1);
-    size_t hlen = net_hdr_len(fn);
+    size_t hlen = sim_net_hdr_len(fn);
     size_t total = hlen + len;
-    bool mrg = net_has_feature(fn, VIRTIO_NET_F_MRG_RXBUF);
+    bool mrg = sim_net_has_feature(fn, VIRTIO_NET_F_MRG_RXBUF);
     struct vq_elem *e = &p->rx_elem;
     uint16_t n = 0;
     uint64_t nb_iova[2] = { 0, 0 };   /* where num_buffers lives in the first chain */
@@ -297,7 +297,7 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
     int rc = 0;
 
     while (off < total) {
-        rc = vq_pop(q, e);
+        rc = sim_vq_pop(q, e);
         if (rc <= 0) {
             rc = rc < 0 ? rc : -ENOBUFS;
             goto drop;
@@ -321,7 +321,7 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
         }
         rc = scatter_stream(fn, e, (const uint8_t *)&h, hlen, frame, off, chunk);
         if (rc == 0)
-            rc = vq_fill(q, n - 1, e->head, (uint32_t)chunk);
+            rc = sim_vq_fill(q, n - 1, e->head, (uint32_t)chunk);
         if (rc < 0)
             goto drop;
         off += chunk;
@@ -334,7 +334,7 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
             goto drop;
         }
     }
-    rc = vq_flush(q, n);
+    rc = sim_vq_flush(q, n);
     if (rc < 0)
         goto drop;
     fn->ctr.rx_packets++;
@@ -343,7 +343,7 @@ int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pa
 
 drop:
     if (!q->broken)
-        vq_unpop(q, n);
+        sim_vq_unpop(q, n);
     fn->ctr.rx_drops++;
     LOG_D("%s: rx drop on queue %u (%d)", fn->bdf, qidx, rc);
     return rc;

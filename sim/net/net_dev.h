@@ -14,12 +14,12 @@
 /* Deliver one Ethernet frame to fn's receive side.  `pair` is a hint for
  * the receive queue (taken modulo the active pairs).  Counts rx_packets/
  * rx_bytes or rx_drops on fn.  0 or -errno (dropped). */
-int net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pair);
+int sim_net_deliver(struct sim_fn *fn, const uint8_t *frame, size_t len, unsigned pair);
 
 /* Queue-pair hint for a frame from the uplink: hash of its MAC addresses. */
-unsigned net_l2_hash(const uint8_t *frame, size_t len);
+unsigned sim_net_l2_hash(const uint8_t *frame, size_t len);
 
 /* Index of the control queue of fn, or -1 when it has none. */
-int net_ctrl_index(const struct sim_fn *fn);
+int sim_net_ctrl_index(const struct sim_fn *fn);
 
 #endif

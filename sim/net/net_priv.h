@@ -18,13 +18,13 @@ struct net_priv {
     ev_timer resume;             /* zero timer: continue pending TX next loop turn */
 };
 
-struct net_priv *net_priv_get(struct sim_fn *fn);
-bool net_has_feature(const struct sim_fn *fn, unsigned bit);
+struct net_priv *sim_net_priv_get(struct sim_fn *fn);
+bool sim_net_has_feature(const struct sim_fn *fn, unsigned bit);
 /* virtio_net_hdr length the driver expects (12 with VERSION_1 or MRG_RXBUF). */
-size_t net_hdr_len(const struct sim_fn *fn);
+size_t sim_net_hdr_len(const struct sim_fn *fn);
 /* DRIVER_OK, no NEEDS_RESET, DMA allowed, not quiesced/frozen/stalled/removed. */
-bool net_fn_can_fetch(const struct sim_fn *fn);
+bool sim_net_fn_can_fetch(const struct sim_fn *fn);
 /* Handle all pending chains of the control queue. */
-void net_ctrl_process(struct sim_fn *fn, struct sim_queue *q);
+void sim_net_ctrl_process(struct sim_fn *fn, struct sim_queue *q);
 
 #endif

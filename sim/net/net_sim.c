@@ -5,13 +5,13 @@
 
 int sim_net_init(struct sim *s)
 {
-    int rc = sw_create(s);
+    int rc = sim_sw_create(s);
     if (rc < 0)
         return rc;
     if (s->opt.uplink) {
-        rc = uplink_open(s, s->opt.uplink);
+        rc = sim_uplink_open(s, s->opt.uplink);
         if (rc < 0) {
-            sw_destroy(s);
+            sim_sw_destroy(s);
             return rc;
         }
     }
@@ -20,6 +20,6 @@ int sim_net_init(struct sim *s)
 
 void sim_net_fini(struct sim *s)
 {
-    uplink_close(s);
-    sw_destroy(s);
+    sim_uplink_close(s);
+    sim_sw_destroy(s);
 }

@@ -48,7 +48,7 @@ static int parse_port(const char *str, size_t len, uint16_t *port)
     return 0;
 }
 
-int uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport)
+int sim_uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport)
 {
     if (!spec || strncmp(spec, "udp:", 4) != 0) {
         LOG_E("uplink '%s': only udp:LOCALPORT,HOST:PORT is supported", spec ? spec : "");
@@ -114,18 +114,18 @@ static void rx_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         up->st.rx_packets++;
         up->st.rx_bytes += (uint64_t)n;
-        sw_input(up->s, NULL, up->buf, (size_t)n, 0);
+        sim_sw_input(up->s, NULL, up->buf, (size_t)n, 0);
     }
 }
 
-int uplink_open(struct sim *s, const char *spec)
+int sim_uplink_open(struct sim *s, const char *spec)
 {
     struct sw_state *sw = s->sw;
     uint16_t lport, rport;
     uint32_t peer;
     if (!sw)
         return -EINVAL;
-    int rc = uplink_parse(spec, &lport, &peer, &rport);
+    int rc = sim_uplink_parse(spec, &lport, &peer, &rport);
     if (rc < 0)
         return rc;
     struct uplink *up = calloc(1, sizeof(*up));
@@ -161,7 +161,7 @@ int uplink_open(struct sim *s, const char *spec)
     return 0;
 }
 
-void uplink_close(struct sim *s)
+void sim_uplink_close(struct sim *s)
 {
     struct sw_state *sw = s->sw;
     struct uplink *up = sw ? sw->up : NULL;
@@ -174,12 +174,12 @@ void uplink_close(struct sim *s)
     sw->up = NULL;
 }
 
-bool uplink_present(struct sim *s)
+bool sim_uplink_present(struct sim *s)
 {
     return up_of(s) != NULL;
 }
 
-void uplink_send(struct sim *s, const uint8_t *frame, size_t len)
+void sim_uplink_send(struct sim *s, const uint8_t *frame, size_t len)
 {
     struct uplink *up = up_of(s);
     if (!up)
@@ -193,7 +193,7 @@ void uplink_send(struct sim *s, const uint8_t *frame, size_t len)
     up->st.tx_bytes += len;
 }
 
-const struct uplink_stats *uplink_get_stats(struct sim *s)
+const struct uplink_stats *sim_uplink_get_stats(struct sim *s)
 {
     struct uplink *up = up_of(s);
     return up ? &up->st : NULL;

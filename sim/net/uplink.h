@@ -13,13 +13,13 @@ struct uplink_stats {
 };
 
 /* Parse "udp:LOCALPORT,HOST:PORT" (HOST must resolve to 127.0.0.0/8). */
-int uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport);
+int sim_uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport);
 /* Open the socket and watch it on s->loop.  0 or -errno. */
-int uplink_open(struct sim *s, const char *spec);
-void uplink_close(struct sim *s);
-bool uplink_present(struct sim *s);
+int sim_uplink_open(struct sim *s, const char *spec);
+void sim_uplink_close(struct sim *s);
+bool sim_uplink_present(struct sim *s);
 /* Send one frame to the peer (counted, dropped on error). */
-void uplink_send(struct sim *s, const uint8_t *frame, size_t len);
-const struct uplink_stats *uplink_get_stats(struct sim *s);
+void sim_uplink_send(struct sim *s, const uint8_t *frame, size_t len);
+const struct uplink_stats *sim_uplink_get_stats(struct sim *s);
 
 #endif

@@ -23,7 +23,7 @@ static bool has_feature(const struct sim_fn *fn, unsigned bit)
     return (fn->driver_features >> bit) & 1;
 }
 
-void vq_set_broken(struct sim_queue *q, const char *why)
+void sim_vq_set_broken(struct sim_queue *q, const char *why)
 {
     if (q->broken)
         return;
@@ -45,7 +45,7 @@ static const struct sim_dma_map *map_at(const struct sim_fn *fn, uint64_t iova, 
     return NULL;
 }
 
-bool vq_dma_range_ok(const struct sim_fn *fn, uint64_t iova, uint64_t len, uint32_t prot)
+bool sim_vq_dma_range_ok(const struct sim_fn *fn, uint64_t iova, uint64_t len, uint32_t prot)
 {
     if (len == 0)
         return true;
@@ -85,7 +85,7 @@ static int dma_copy(struct sim_fn *fn, uint64_t iova, void *buf, size_t len, boo
     return 0;
 }
 
-bool vq_ready(const struct sim_queue *q)
+bool sim_vq_ready(const struct sim_queue *q)
 {
     return q->fn && q->enabled && !q->broken && q->size && q->size <= SIM_QUEUE_MAX_SIZE;
 }
@@ -97,13 +97,13 @@ static int rings_check(struct sim_queue *q)
     uint64_t n = q->size;
     bool eidx = has_feature(fn, VIRTIO_RING_F_EVENT_IDX);
     if ((q->desc & 15) || (q->avail & 1) || (q->used & 3)) {
-        vq_set_broken(q, "misaligned ring address");
+        sim_vq_set_broken(q, "misaligned ring address");
         return -EIO;
     }
-    if (!vq_dma_range_ok(fn, q->desc, n * VQ_DESC_SIZE, VQ_DMA_READ) ||
-        !vq_dma_range_ok(fn, q->avail, 4 + 2 * n + (eidx ? 2 : 0), VQ_DMA_READ) ||
-        !vq_dma_range_ok(fn, q->used, 4 + 8 * n + (eidx ? 2 : 0), VQ_DMA_WRITE)) {
-        vq_set_broken(q, "ring outside guest memory");
+    if (!sim_vq_dma_range_ok(fn, q->desc, n * VQ_DESC_SIZE, VQ_DMA_READ) ||
+        !sim_vq_dma_range_ok(fn, q->avail, 4 + 2 * n + (eidx ? 2 : 0), VQ_DMA_READ) ||
+        !sim_vq_dma_range_ok(fn, q->used, 4 + 8 * n + (eidx ? 2 : 0), VQ_DMA_WRITE)) {
+        sim_vq_set_broken(q, "ring outside guest memory");
         return -EIO;
     }
     return 0;
@@ -118,10 +118,10 @@ static int load_u16_acquire(struct sim_fn *fn, uint64_t iova, uint16_t *out)
     return 0;
 }
 
-int vq_avail_count(struct sim_queue *q)
+int sim_vq_avail_count(struct sim_queue *q)
 {
     uint16_t idx;
-    if (!vq_ready(q))
+    if (!sim_vq_ready(q))
         return 0;
     if (load_u16_acquire(q->fn, q->avail + 2, &idx) < 0)
         return -EFAULT;
@@ -133,11 +133,11 @@ static int add_seg(struct sim_queue *q, struct vq_elem *e, const struct vq_desc_
     struct sim_fn *fn = q->fn;
     bool writable = d->flags & VRING_DESC_F_WRITE;
     if (!writable && e->nin) {
-        vq_set_broken(q, "readable descriptor after a writable one");
+        sim_vq_set_broken(q, "readable descriptor after a writable one");
         return -EIO;
     }
-    if (!vq_dma_range_ok(fn, d->addr, d->len, writable ? VQ_DMA_WRITE : VQ_DMA_READ)) {
-        vq_set_broken(q, writable ? "writable buffer outside writable guest memory"
+    if (!sim_vq_dma_range_ok(fn, d->addr, d->len, writable ? VQ_DMA_WRITE : VQ_DMA_READ)) {
+        sim_vq_set_broken(q, writable ? "writable buffer outside writable guest memory"
                                   : "readable buffer outside guest memory");
         return -EIO;
     }
@@ -145,7 +145,7 @@ static int add_seg(struct sim_queue *q, struct vq_elem *e, const struct vq_desc_
         return 0;
     unsigned n = e->nout + e->nin;
     if (n >= SIM_QUEUE_MAX_SIZE) {
-        vq_set_broken(q, "too many buffers in chain");
+        sim_vq_set_broken(q, "too many buffers in chain");
         return -EIO;
     }
     e->segs[n].iova = d->addr;
@@ -173,17 +173,17 @@ static int walk_chain(struct sim_queue *q, uint16_t head, struct vq_elem *e)
     e->out_len = e->in_len = 0;
     for (;;) {
         if (idx >= tsize) {
-            vq_set_broken(q, indirect ? "indirect descriptor index out of range"
+            sim_vq_set_broken(q, indirect ? "indirect descriptor index out of range"
                                       : "descriptor index out of range");
             return -EIO;
         }
         if (++count > max) {
-            vq_set_broken(q, "descriptor chain longer than the queue (loop?)");
+            sim_vq_set_broken(q, "descriptor chain longer than the queue (loop?)");
             return -EIO;
         }
         struct vq_desc_wire d;
         if (dma_copy(fn, table + (uint64_t)idx * VQ_DESC_SIZE, &d, sizeof(d), false) < 0) {
-            vq_set_broken(q, "descriptor not readable");
+            sim_vq_set_broken(q, "descriptor not readable");
             return -EIO;
         }
         d.addr = le64toh(d.addr);
@@ -193,23 +193,23 @@ static int walk_chain(struct sim_queue *q, uint16_t head, struct vq_elem *e)
 
         if (d.flags & VRING_DESC_F_INDIRECT) {
             if (!has_feature(fn, VIRTIO_RING_F_INDIRECT_DESC)) {
-                vq_set_broken(q, "INDIRECT descriptor without INDIRECT_DESC");
+                sim_vq_set_broken(q, "INDIRECT descriptor without INDIRECT_DESC");
                 return -EIO;
             }
             if (indirect) {
-                vq_set_broken(q, "nested indirect table");
+                sim_vq_set_broken(q, "nested indirect table");
                 return -EIO;
             }
             if (d.flags & VRING_DESC_F_NEXT) {
-                vq_set_broken(q, "INDIRECT together with NEXT");
+                sim_vq_set_broken(q, "INDIRECT together with NEXT");
                 return -EIO;
             }
             if (d.len == 0 || d.len % VQ_DESC_SIZE || d.len / VQ_DESC_SIZE > q->size) {
-                vq_set_broken(q, "bad indirect table length");
+                sim_vq_set_broken(q, "bad indirect table length");
                 return -EIO;
             }
-            if (!vq_dma_range_ok(fn, d.addr, d.len, VQ_DMA_READ)) {
-                vq_set_broken(q, "indirect table outside guest memory");
+            if (!sim_vq_dma_range_ok(fn, d.addr, d.len, VQ_DMA_READ)) {
+                sim_vq_set_broken(q, "indirect table outside guest memory");
                 return -EIO;
             }
             indirect = true;
@@ -227,12 +227,12 @@ static int walk_chain(struct sim_queue *q, uint16_t head, struct vq_elem *e)
     }
 }
 
-int vq_pop(struct sim_queue *q, struct vq_elem *e)
+int sim_vq_pop(struct sim_queue *q, struct vq_elem *e)
 {
     struct sim_fn *fn = q->fn;
     uint16_t avail_idx, head;
 
-    if (!vq_ready(q))
+    if (!sim_vq_ready(q))
         return 0;
     if (rings_check(q) < 0)
         return -EIO;
@@ -242,17 +242,17 @@ int vq_pop(struct sim_queue *q, struct vq_elem *e)
     if (pending == 0)
         return 0;
     if (pending > q->size) {
-        vq_set_broken(q, "avail index moved by more than the queue size");
+        sim_vq_set_broken(q, "avail index moved by more than the queue size");
         return -EIO;
     }
     uint64_t slot = q->avail + 4 + 2u * (q->last_avail % q->size);
     if (sim_dma_read(fn, slot, &head, 2) < 0) {
-        vq_set_broken(q, "avail ring not readable");
+        sim_vq_set_broken(q, "avail ring not readable");
         return -EIO;
     }
     head = le16toh(head);
     if (head >= q->size) {
-        vq_set_broken(q, "head descriptor index out of range");
+        sim_vq_set_broken(q, "head descriptor index out of range");
         return -EIO;
     }
     if (walk_chain(q, head, e) < 0)
@@ -261,19 +261,19 @@ int vq_pop(struct sim_queue *q, struct vq_elem *e)
     return 1;
 }
 
-void vq_unpop(struct sim_queue *q, uint16_t n)
+void sim_vq_unpop(struct sim_queue *q, uint16_t n)
 {
     q->last_avail -= n;
 }
 
-int vq_fill(struct sim_queue *q, uint16_t off, uint16_t head, uint32_t len)
+int sim_vq_fill(struct sim_queue *q, uint16_t off, uint16_t head, uint32_t len)
 {
     struct { uint32_t id, len; } __attribute__((packed)) u = { htole32(head), htole32(len) };
     uint16_t slot = (uint16_t)(q->used_idx + off) % q->size;
     return sim_dma_write(q->fn, q->used + 4 + 8u * slot, &u, sizeof(u));
 }
 
-int vq_flush(struct sim_queue *q, uint16_t n)
+int sim_vq_flush(struct sim_queue *q, uint16_t n)
 {
     struct sim_fn *fn = q->fn;
     uint16_t old = q->used_idx, new_idx = old + n;
@@ -309,17 +309,17 @@ int vq_flush(struct sim_queue *q, uint16_t n)
     return 0;
 }
 
-int vq_push(struct sim_queue *q, uint16_t head, uint32_t len)
+int sim_vq_push(struct sim_queue *q, uint16_t head, uint32_t len)
 {
-    int rc = vq_fill(q, 0, head, len);
-    return rc < 0 ? rc : vq_flush(q, 1);
+    int rc = sim_vq_fill(q, 0, head, len);
+    return rc < 0 ? rc : sim_vq_flush(q, 1);
 }
 
-bool vq_enable_kick(struct sim_queue *q)
+bool sim_vq_enable_kick(struct sim_queue *q)
 {
     struct sim_fn *fn = q->fn;
     uint16_t idx;
-    if (!vq_ready(q))
+    if (!sim_vq_ready(q))
         return false;
     if (has_feature(fn, VIRTIO_RING_F_EVENT_IDX)) {
         uint16_t v = htole16(q->last_avail);
@@ -332,7 +332,7 @@ bool vq_enable_kick(struct sim_queue *q)
     return idx != q->last_avail;
 }
 
-long vq_gather(struct sim_fn *fn, const struct vq_elem *e, uint64_t off, void *buf, size_t len)
+long sim_vq_gather(struct sim_fn *fn, const struct vq_elem *e, uint64_t off, void *buf, size_t len)
 {
     uint8_t *p = buf;
     size_t done = 0;
@@ -354,7 +354,7 @@ long vq_gather(struct sim_fn *fn, const struct vq_elem *e, uint64_t off, void *b
     return (long)done;
 }
 
-long vq_scatter(struct sim_fn *fn, const struct vq_elem *e, uint64_t off, const void *buf, size_t len)
+long sim_vq_scatter(struct sim_fn *fn, const struct vq_elem *e, uint64_t off, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     size_t done = 0;

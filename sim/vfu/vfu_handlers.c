@@ -195,13 +195,13 @@ static int h_region_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply 
     };
     /* a VF's doorbells can be mapped (one page each): a sparse-mmap capability
      * names them and the reply carries the fd behind BAR0 */
-    struct {
-        struct vfio_region_info_cap_sparse_mmap hdr;
-        struct vfio_region_sparse_mmap_area area;
-    } __attribute__((packed)) cap = {
-        .hdr = {.header = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1}, .nr_areas = 1},
-        .area = {.offset = SIM_BAR0_NOTIFY, .size = (uint64_t)SIM_MAX_QUEUES * SIM_NOTIFY_MULT},
-    };
+    const struct vfio_region_info_cap_sparse_mmap hdr = {
+        .header = {.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP, .version = 1}, .nr_areas = 1};
+    const struct vfio_region_sparse_mmap_area area = {
+        .offset = SIM_BAR0_NOTIFY, .size = (uint64_t)SIM_MAX_QUEUES * SIM_NOTIFY_MULT};
+    uint8_t cap[sizeof(hdr) + sizeof(area)];   /* hdr's flexible areas[] holds one */
+    memcpy(cap, &hdr, sizeof(hdr));
+    memcpy(cap + sizeof(hdr), &area, sizeof(area));
     if (r.index == VFIO_PCI_BAR0_REGION_INDEX && !s->fn->is_pf) {
         r.flags |= VFIO_REGION_INFO_FLAG_CAPS;
         r.argsz = sizeof(r) + sizeof(cap);
@@ -216,7 +216,7 @@ static int h_region_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply 
             if (!out)
                 return -ENOMEM;
             memcpy(out, &r, sizeof(r));
-            memcpy(out + sizeof(r), &cap, sizeof(cap));
+            memcpy(out + sizeof(r), cap, sizeof(cap));
             rep->fd = fd;
             return 0;
         }

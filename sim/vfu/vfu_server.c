@@ -6,13 +6,13 @@
 #include "sim/vfu/vfu_server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
-#include "lib/vfio_user/vfu_sock.h"
 
 #define VFU_SEND_TIMEOUT_MS  500   /* a client that does not read its replies is dropped */
 #define VFU_MSGS_PER_WAKEUP  32    /* fairness between functions on one loop */
@@ -121,28 +121,22 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(struct sim_acceptor *a, int c)
 {
-    struct vfu_srv *s = w->data;
-    (void)revents;
-    int c = accept4(s->lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (c < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            LOG_W("vfio-user %s: accept: %s", s->fn->bdf, strerror(errno));
-        return;
-    }
+    struct vfu_srv *s = a->data;
+    struct ev_loop *loop = s->fn->sim->loop;
     if (s->csock >= 0) {
         /* The current client may have just closed with its EOF not yet seen
          * (both watchers fire in one loop iteration): look before refusing. */
         client_cb(loop, &s->cwatch, EV_READ);
     }
     if (s->csock >= 0) {
-        LOG_W("vfio-user %s: second client refused, one is already connected", s->fn->bdf);
+        sim_acceptor_log_refused(a, "one client is already connected");
         close(c);
         return;
     }
     if (s->fn->removed) {
-        LOG_W("vfio-user %s: client refused, function removed", s->fn->bdf);
+        sim_acceptor_log_refused(a, "function removed");
         close(c);
         return;
     }
@@ -166,16 +160,18 @@ int sim_vfu_listen(struct sim_fn *fn)
     s->fn = fn;
     s->csock = -1;
     vfu_reader_init(&s->rd);
-    s->lsock = vfu_sock_listen(fn->sock_path);
-    if (s->lsock < 0) {
-        int rc = s->lsock;
-        LOG_E("vfio-user %s: listen on %s: %s", fn->bdf, fn->sock_path, strerror(-rc));
+    int rc = vfu_listener_open(&s->lis, fn->sock_path, 4);
+    if (rc < 0) {
+        LOG_E("vfio-user %s: cannot listen on %s: %s", fn->bdf, fn->sock_path,
+              rc == -EEXIST        ? "it exists and is not a socket (left alone)"
+              : rc == -EADDRINUSE  ? "another process serves that socket (left alone)"
+              : strerror(-rc));
         free(s);
         return rc;
     }
-    ev_io_init(&s->lwatch, listen_cb, s->lsock, EV_READ);
-    s->lwatch.data = s;
-    ev_io_start(fn->sim->loop, &s->lwatch);
+    char what[48];
+    snprintf(what, sizeof(what), "vfio-user %s", fn->bdf);
+    sim_acceptor_start(&s->acc, fn->sim->loop, s->lis.l.fd, what, on_accept, s);
     fn->vfu = s;
     LOG_D("vfio-user %s: listening on %s", fn->bdf, fn->sock_path);
     return 0;
@@ -187,9 +183,8 @@ void sim_vfu_close(struct sim_fn *fn)
     if (!s)
         return;
     client_drop(s, "server closing");
-    ev_io_stop(fn->sim->loop, &s->lwatch);
-    close(s->lsock);
-    unlink(fn->sock_path);
+    sim_acceptor_stop(&s->acc);
+    vfu_listener_close(&s->lis);   /* removes the socket only if it is still ours */
     fn->vfu = NULL;
     free(s);
 }

@@ -8,14 +8,16 @@
 #include <stdint.h>
 
 #include "lib/vfio_user/vfu_msg.h"
+#include "lib/vfio_user/vfu_sock.h"
+#include "sim/core/sim_acceptor.h"
 #include "sim/sim.h"
 
 #define VFU_SRV_MAX_IOEVENTFDS (2 * SIM_MAX_QUEUES)
 
 struct vfu_srv {
     struct sim_fn *fn;
-    int lsock;                 /* listening socket */
-    ev_io lwatch;
+    struct vfu_listener lis;   /* owns the listening fd and fn->sock_path */
+    struct sim_acceptor acc;
     int csock;                 /* the one client, -1 if none */
     ev_io cwatch;
     struct vfu_reader rd;

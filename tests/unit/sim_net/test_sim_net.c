@@ -259,8 +259,8 @@ static void test_simple_chain(void **state)
     set_desc(v, 1, 9, c, 100, VRING_DESC_F_WRITE, 0);
     avail_add(v, 1, 7);
 
-    assert_int_equal(vq_avail_count(Q(v, 1)), 1);
-    assert_int_equal(vq_pop(Q(v, 1), &E), 1);
+    assert_int_equal(sim_vq_avail_count(Q(v, 1)), 1);
+    assert_int_equal(sim_vq_pop(Q(v, 1), &E), 1);
     assert_int_equal(E.head, 7);
     assert_int_equal(E.nout, 2);
     assert_int_equal(E.nin, 1);
@@ -270,19 +270,19 @@ static void test_simple_chain(void **state)
     assert_int_equal(E.segs[1].iova, b);
     assert_int_equal(E.segs[2].iova, c);
     assert_int_equal(Q(v, 1)->last_avail, 1);
-    assert_int_equal(vq_pop(Q(v, 1), &E), 0);
+    assert_int_equal(sim_vq_pop(Q(v, 1), &E), 0);
 
     /* gather across the two readable buffers, scatter into the writable one */
     memcpy(G(v, a), "0123456789AB", 12);
     memset(G(v, b), 'x', 60);
     uint8_t out[20];
-    assert_int_equal(vq_gather(&v->fn, &E, 8, out, sizeof(out)), 20);
+    assert_int_equal(sim_vq_gather(&v->fn, &E, 8, out, sizeof(out)), 20);
     assert_memory_equal(out, "89ABxxxxxxxxxxxxxxxx", 20);
-    assert_int_equal(vq_scatter(&v->fn, &E, 90, "hello, world", 12), 10);
+    assert_int_equal(sim_vq_scatter(&v->fn, &E, 90, "hello, world", 12), 10);
     assert_memory_equal(G(v, c + 90), "hello, wor", 10);
     assert_true(fake_written(&v->fn, c + 90, 10));
 
-    assert_int_equal(vq_push(Q(v, 1), E.head, 42), 0);
+    assert_int_equal(sim_vq_push(Q(v, 1), E.head, 42), 0);
     uint32_t id, len;
     assert_int_equal(used_idx(v, 1), 1);
     used_elem(v, 1, 0, &id, &len);
@@ -303,7 +303,7 @@ static void test_indirect_chain(void **state)
     set_desc(v, 1, 5, tbl, 48, VRING_DESC_F_INDIRECT, 0);
     avail_add(v, 1, 5);
 
-    assert_int_equal(vq_pop(Q(v, 1), &E), 1);
+    assert_int_equal(sim_vq_pop(Q(v, 1), &E), 1);
     assert_int_equal(E.head, 5);
     assert_int_equal(E.nout, 2);
     assert_int_equal(E.nin, 1);
@@ -316,12 +316,12 @@ static void test_indirect_chain(void **state)
 
 static void expect_broken(struct tvf *v, unsigned q)
 {
-    assert_int_equal(vq_pop(Q(v, q), &E), -EIO);
+    assert_int_equal(sim_vq_pop(Q(v, q), &E), -EIO);
     assert_true(Q(v, q)->broken);
     assert_true(needs_reset(v));
     assert_int_equal(fake.needs_reset[fake_slot(&v->fn)], 1);
     /* nothing more is processed on that queue, and no second report */
-    assert_int_equal(vq_pop(Q(v, q), &E), 0);
+    assert_int_equal(sim_vq_pop(Q(v, q), &E), 0);
     assert_int_equal(fake.needs_reset[fake_slot(&v->fn)], 1);
     /* the other functions are untouched */
     for (unsigned i = 0; i < NVF; i++) {
@@ -436,7 +436,7 @@ static void test_indirect_bad_len_and_nested(void **state)
     desc_at(w, t1, 0, t2, 16, VRING_DESC_F_INDIRECT, 0);
     set_desc(w, 1, 0, t1, 16, VRING_DESC_F_INDIRECT, 0);
     avail_add(w, 1, 0);
-    assert_int_equal(vq_pop(Q(w, 1), &E), -EIO);
+    assert_int_equal(sim_vq_pop(Q(w, 1), &E), -EIO);
     assert_true(Q(w, 1)->broken);
     assert_true(needs_reset(w));
     assert_false(needs_reset(&V[2]));
@@ -451,13 +451,13 @@ static void test_bad_indices(void **state)
     struct tvf *w = &V[1];
     set_desc(w, 1, 0, buf_alloc(w, 8), 8, VRING_DESC_F_NEXT, QSIZE + 3);  /* next out of range */
     avail_add(w, 1, 0);
-    assert_int_equal(vq_pop(Q(w, 1), &E), -EIO);
+    assert_int_equal(sim_vq_pop(Q(w, 1), &E), -EIO);
     assert_true(needs_reset(w));
 
     struct tvf *x = &V[2];
     /* avail idx jumps by more than the queue size */
     __atomic_store_n((uint16_t *)G(x, Q(x, 1)->avail + 2), (uint16_t)(QSIZE + 1), __ATOMIC_RELEASE);
-    assert_int_equal(vq_pop(Q(x, 1), &E), -EIO);
+    assert_int_equal(sim_vq_pop(Q(x, 1), &E), -EIO);
     assert_true(needs_reset(x));
 }
 
@@ -472,26 +472,26 @@ static void test_event_idx(void **state)
         rx_post(v, 0, 256);
     set_used_event(v, 0, 1);   /* interrupt when used idx passes 1, i.e. becomes 2 */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(vq_pop(q, &E), 1);
-        assert_int_equal(vq_push(q, E.head, 10), 0);
+        assert_int_equal(sim_vq_pop(q, &E), 1);
+        assert_int_equal(sim_vq_push(q, E.head, 10), 0);
         assert_int_equal(fake.irqs[0][0], i >= 1 ? 1 : 0);
     }
     /* a batch of one covering the event index interrupts once */
     set_used_event(v, 0, 3);
-    assert_int_equal(vq_pop(q, &E), 1);
-    assert_int_equal(vq_fill(q, 0, E.head, 1), 0);
-    assert_int_equal(vq_flush(q, 1), 0);
+    assert_int_equal(sim_vq_pop(q, &E), 1);
+    assert_int_equal(sim_vq_fill(q, 0, E.head, 1), 0);
+    assert_int_equal(sim_vq_flush(q, 1), 0);
     assert_int_equal(fake.irqs[0][0], 2);
     assert_int_equal(used_idx(v, 0), 4);
 
     /* avail_event: written through the dirty-tracked path, = last_avail */
-    assert_false(vq_enable_kick(q));
+    assert_false(sim_vq_enable_kick(q));
     uint16_t ae;
     memcpy(&ae, G(v, q->used + 4 + 8ull * QSIZE), 2);
     assert_int_equal(ae, 4);
     assert_true(fake_written(&v->fn, q->used + 4 + 8ull * QSIZE, 2));
     rx_post(v, 0, 256);
-    assert_true(vq_enable_kick(q));   /* a chain arrived: caller must go on */
+    assert_true(sim_vq_enable_kick(q));   /* a chain arrived: caller must go on */
 }
 
 static void test_no_interrupt_flag(void **state)
@@ -502,13 +502,13 @@ static void test_no_interrupt_flag(void **state)
     rx_post(v, 0, 256);
     uint16_t flags = VRING_AVAIL_F_NO_INTERRUPT;
     memcpy(G(v, q->avail), &flags, 2);
-    assert_int_equal(vq_pop(q, &E), 1);
-    assert_int_equal(vq_push(q, E.head, 1), 0);
+    assert_int_equal(sim_vq_pop(q, &E), 1);
+    assert_int_equal(sim_vq_push(q, E.head, 1), 0);
     assert_int_equal(fake.irqs[1][0], 0);
     flags = 0;
     memcpy(G(v, q->avail), &flags, 2);
-    assert_int_equal(vq_pop(q, &E), 1);
-    assert_int_equal(vq_push(q, E.head, 1), 0);
+    assert_int_equal(sim_vq_pop(q, &E), 1);
+    assert_int_equal(sim_vq_push(q, E.head, 1), 0);
     assert_int_equal(fake.irqs[1][0], 1);
 }
 
@@ -556,7 +556,7 @@ static void test_switch_learning_flood_no_echo(void **state)
     assert_int_equal(V[1].fn.ctr.rx_packets, 0);
     assert_int_equal(used_idx(&V[1], 0), 0);
     struct sim_fn *port = NULL;
-    assert_int_equal(sw_lookup(&S, x, &port), 1);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
     assert_ptr_equal(port, &V[1].fn);
 
     /* 3. unicast to the learned MAC goes to VF 2 only */
@@ -575,10 +575,10 @@ static void test_switch_learning_flood_no_echo(void **state)
     assert_int_equal(V[2].fn.ctr.rx_packets, 2);
 
     /* 5. a frame to a MAC learned on the sender's own port is not sent back */
-    uint64_t filtered = sw_get_stats(&S)->filtered;
+    uint64_t filtered = sim_sw_get_stats(&S)->filtered;
     make_frame(fr, 60, x, x, 5);
     vf_send(&V[1], fr, 60);
-    assert_int_equal(sw_get_stats(&S)->filtered, filtered + 1);
+    assert_int_equal(sim_sw_get_stats(&S)->filtered, filtered + 1);
     for (unsigned i = 0; i < NVF; i++)
         assert_int_equal(V[i].fn.ctr.rx_packets, 2);
     assert_int_equal(V[1].fn.ctr.tx_packets, 2);
@@ -596,7 +596,7 @@ static void test_switch_learning_flood_no_echo(void **state)
     V[1].fn.mig_state = SIM_MIG_RUNNING;
     make_frame(fr, 60, BCAST, x, 7);
     vf_send(&V[2], fr, 60);
-    assert_int_equal(sw_lookup(&S, x, &port), 1);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
     assert_ptr_equal(port, &V[2].fn);
 }
 
@@ -609,18 +609,18 @@ static void test_switch_table_bounded(void **state)
         src[4] = (uint8_t)(i >> 8);
         src[5] = (uint8_t)i;
         make_frame(fr, 60, V[1].fn.net_cfg.mac, src, 0);
-        sw_input(&S, &V[0].fn, fr, 60, 0);
+        sim_sw_input(&S, &V[0].fn, fr, 60, 0);
     }
     struct sim_fn *port;
     src[3] = 0; src[4] = 0; src[5] = 5;          /* among the oldest: replaced */
-    assert_int_equal(sw_lookup(&S, src, &port), 0);
+    assert_int_equal(sim_sw_lookup(&S, src, &port), 0);
     src[4] = (SW_MAC_TABLE_SIZE + 9) >> 8;       /* newest: present */
     src[5] = (uint8_t)(SW_MAC_TABLE_SIZE + 9);
-    assert_int_equal(sw_lookup(&S, src, &port), 1);
+    assert_int_equal(sim_sw_lookup(&S, src, &port), 1);
     assert_ptr_equal(port, &V[0].fn);
     /* forgetting a port removes its entries */
-    sw_forget_port(&S, &V[0].fn);
-    assert_int_equal(sw_lookup(&S, src, &port), 0);
+    sim_sw_forget_port(&S, &V[0].fn);
+    assert_int_equal(sim_sw_lookup(&S, src, &port), 0);
 }
 
 /* ---- RX paths ---- */
@@ -665,7 +665,7 @@ static void test_mrg_rxbuf_9000(void **state)
     assert_int_equal(r->fn.ctr.rx_drops, 1);
     assert_int_equal(used_idx(r, 0), 5);
     assert_int_equal(Q(r, 0)->last_avail, 5);
-    assert_int_equal(vq_avail_count(Q(r, 0)), 3);
+    assert_int_equal(sim_vq_avail_count(Q(r, 0)), 3);
 }
 
 static void test_no_mrg_single_chain(void **state)
@@ -771,7 +771,7 @@ static uint8_t ctrl(struct tvf *v, const uint8_t *cmd, uint32_t len)
 static void test_ctrl_queue(void **state)
 {
     struct tvf *v = &V[1];
-    assert_int_equal(net_ctrl_index(&v->fn), CTRLQ);
+    assert_int_equal(sim_net_ctrl_index(&v->fn), CTRLQ);
     const uint8_t pairs2[] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0 };
     const uint8_t pairs0[] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 0, 0 };
     const uint8_t pairs3[] = { VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 3, 0 };
@@ -812,19 +812,19 @@ static void test_uplink_parse(void **state)
 {
     uint16_t l, r;
     uint32_t a;
-    assert_int_equal(uplink_parse("udp:4000,127.0.0.1:4001", &l, &a, &r), 0);
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:4001", &l, &a, &r), 0);
     assert_int_equal(l, 4000);
     assert_int_equal(r, 4001);
     assert_int_equal(a, htonl(0x7f000001));
-    assert_int_equal(uplink_parse("udp:4000,localhost:4001", &l, &a, &r), 0);
+    assert_int_equal(sim_uplink_parse("udp:4000,localhost:4001", &l, &a, &r), 0);
     assert_int_equal(ntohl(a) >> 24, 127);
-    assert_int_equal(uplink_parse("udp:4000,10.1.2.3:4001", &l, &a, &r), -EINVAL);  /* not loopback */
-    assert_int_equal(uplink_parse("tcp:4000,127.0.0.1:4001", &l, &a, &r), -EINVAL);
-    assert_int_equal(uplink_parse("udp:0,127.0.0.1:4001", &l, &a, &r), -EINVAL);
-    assert_int_equal(uplink_parse("udp:4000,127.0.0.1:70000", &l, &a, &r), -EINVAL);
-    assert_int_equal(uplink_parse("udp:4000,127.0.0.1", &l, &a, &r), -EINVAL);
-    assert_int_equal(uplink_parse("udp:40x0,127.0.0.1:1", &l, &a, &r), -EINVAL);
-    assert_int_equal(uplink_parse("udp:4000,:4001", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,10.1.2.3:4001", &l, &a, &r), -EINVAL);  /* not loopback */
+    assert_int_equal(sim_uplink_parse("tcp:4000,127.0.0.1:4001", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:0,127.0.0.1:4001", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:70000", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:40x0,127.0.0.1:1", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,:4001", &l, &a, &r), -EINVAL);
 }
 
 static int udp_bound(uint16_t *port)
@@ -860,8 +860,8 @@ static void test_uplink_exchange(void **state)
     close(tmp);
     char spec[64];
     snprintf(spec, sizeof(spec), "udp:%u,127.0.0.1:%u", local_port, peer_port);
-    assert_int_equal(uplink_open(&S, spec), 0);
-    assert_true(uplink_present(&S));
+    assert_int_equal(sim_uplink_open(&S, spec), 0);
+    assert_true(sim_uplink_present(&S));
     for (unsigned i = 0; i < NVF; i++)
         for (unsigned k = 0; k < 4; k++)
             rx_post(&V[i], 0, 2048);
@@ -874,7 +874,7 @@ static void test_uplink_exchange(void **state)
     assert_int_equal(poll(&pfd, 1, 2000), 1);
     assert_int_equal(recv(peer, got, sizeof(got), 0), (ssize_t)sizeof(fr));
     assert_memory_equal(got, fr, sizeof(fr));
-    assert_int_equal(uplink_get_stats(&S)->tx_packets, 1);
+    assert_int_equal(sim_uplink_get_stats(&S)->tx_packets, 1);
 
     /* a frame from the peer reaches VF 2 by its MAC; its source is learned on the uplink */
     uint8_t remote[6] = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 };
@@ -887,18 +887,18 @@ static void test_uplink_exchange(void **state)
     assert_int_equal(V[1].fn.ctr.rx_packets, 2);   /* the broadcast, then this */
     assert_int_equal(V[2].fn.ctr.rx_packets, 1);   /* only the broadcast */
     struct sim_fn *port = &V[0].fn;
-    assert_int_equal(sw_lookup(&S, remote, &port), 1);
+    assert_int_equal(sim_sw_lookup(&S, remote, &port), 1);
     assert_null(port);
 
     /* runts and datagrams from strangers are dropped */
     send_dgram(peer, local_port, fr, 10);
     int stranger = udp_bound(&peer_port);
     send_dgram(stranger, local_port, fr, 120);
-    for (int i = 0; i < 100 && uplink_get_stats(&S)->rx_drops < 2; i++) {
+    for (int i = 0; i < 100 && sim_uplink_get_stats(&S)->rx_drops < 2; i++) {
         poll(NULL, 0, 5);
         run_loop_briefly();
     }
-    assert_int_equal(uplink_get_stats(&S)->rx_drops, 2);
+    assert_int_equal(sim_uplink_get_stats(&S)->rx_drops, 2);
     assert_int_equal(V[1].fn.ctr.rx_packets, 2);
 
     /* unicast to the remote MAC goes to the uplink only */
