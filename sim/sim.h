@@ -189,6 +189,7 @@ struct sim {
     /* fault injection, read by admin/ */
     struct {
         unsigned admin_delay_ms;
+        unsigned admin_slow_ms;     /* each command takes effect (and completes) this late */
         int admin_fail_status;   /* 0 = off, otherwise status returned to every admin command */
         unsigned admin_fail_count; /* how many commands fail, 0 = until cleared */
     } fault;

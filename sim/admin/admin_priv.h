@@ -43,6 +43,8 @@ struct adm_priv {
     uint8_t *res;                        /* SIM_ADM_MAX_RESULT bytes */
     ev_timer batch;                      /* zero timer: continue a long queue */
     ev_timer delay;                      /* fires for fifo[fifo_head] */
+    ev_timer slow;                       /* admin_slow: the next command's turn */
+    ev_tstamp slow_due;                  /* 0: no command waiting for its turn */
     struct adm_done fifo[ADM_PENDING_MAX];
     unsigned fifo_head, fifo_count;
     bool list_used;                      /* virtio LIST_USE accepted */

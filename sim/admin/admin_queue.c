@@ -24,6 +24,26 @@ static struct sim_queue *admin_q(struct sim_fn *pf)
     return q;
 }
 
+/* admin_slow fault: a command takes effect only `ms` after it reached the
+ * device (as a slow device does), one at a time.  True when it is the next
+ * command's turn; otherwise the turn is armed. */
+static bool slow_turn(struct adm_priv *p, unsigned ms)
+{
+    struct ev_loop *loop = p->pf->sim->loop;
+    ev_tstamp now = ev_now(loop);
+    if (p->slow_due == 0.)
+        p->slow_due = now + ms / 1000.;
+    if (now + 1e-6 >= p->slow_due) {
+        p->slow_due = 0.;
+        return true;
+    }
+    if (!ev_is_active(&p->slow)) {
+        ev_timer_set(&p->slow, p->slow_due - now, 0.);
+        ev_timer_start(loop, &p->slow);
+    }
+    return false;
+}
+
 /* Push every delayed completion that is due, then re-arm for the next. */
 static void delay_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -63,6 +83,8 @@ void sim_admin_fn_init(struct sim_fn *pf)
     p->batch.data = p;
     ev_timer_init(&p->delay, delay_cb, 0., 0.);
     p->delay.data = p;
+    ev_timer_init(&p->slow, batch_cb, 0., 0.);
+    p->slow.data = p;
     pf->admin_priv = p;
 }
 
@@ -72,7 +94,9 @@ static void stop_timers(struct adm_priv *p)
     if (s && s->loop) {
         ev_timer_stop(s->loop, &p->batch);
         ev_timer_stop(s->loop, &p->delay);
+        ev_timer_stop(s->loop, &p->slow);
     }
+    p->slow_due = 0.;
 }
 
 void sim_admin_fn_fini(struct sim_fn *pf)
@@ -199,6 +223,11 @@ static void process(struct adm_priv *p)
         if (rc == 0) {
             if (sim_vq_enable_kick(q))
                 continue;
+            return;
+        }
+        unsigned slow = pf->sim->loop ? pf->sim->fault.admin_slow_ms : 0;
+        if (slow && !slow_turn(p, slow)) {
+            sim_vq_unpop(q, 1);   /* it stays available until its turn */
             return;
         }
         done++;

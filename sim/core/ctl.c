@@ -104,11 +104,15 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
         LOG_N("faults cleared");
         return json_pack("{s:b}", "ok", 1);
     }
-    if (!strcmp(type, "admin_delay")) {
+    /* admin command delays: completion only, or the command's effect too */
+    unsigned *delay = !strcmp(type, "admin_delay") ? &s->fault.admin_delay_ms
+                      : !strcmp(type, "admin_slow") ? &s->fault.admin_slow_ms : NULL;
+    if (delay) {
         if (!json_is_integer(jn) || json_integer_value(jn) < 0 || json_integer_value(jn) > 600000)
-            return err("admin_delay: \"ms\" must be 0..600000");
-        s->fault.admin_delay_ms = (unsigned)json_integer_value(jn);
-        LOG_N("fault: admin commands delayed by %u ms", s->fault.admin_delay_ms);
+            return err("%s: \"ms\" must be 0..600000", type);
+        *delay = (unsigned)json_integer_value(jn);
+        LOG_N("fault: admin commands %s %u ms late", delay == &s->fault.admin_slow_ms ? "take effect" : "complete",
+              *delay);
         return json_pack("{s:b}", "ok", 1);
     }
     if (!strcmp(type, "admin_fail")) {

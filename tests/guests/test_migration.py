@@ -234,7 +234,7 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
         time.sleep(0.5)
         rx0 = sim_ctl(root, {"cmd": "counters", "bdf": VF1})["rx_packets"]
         if slow_admin:
-            sim_ctl(root, {"cmd": "fault", "type": "admin_delay", "ms": 300})
+            sim_ctl(root, {"cmd": "fault", "type": "admin_slow", "ms": 300})
         qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
         t = time.time()
         qs.call("migrate", uri="tcp:127.0.0.1:%d" % port)

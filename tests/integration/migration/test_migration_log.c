@@ -1,6 +1,6 @@
 /*
  * The migration source side of vfe-vhostd, as QEMU drives it, with the
- * sim's admin commands slowed down (300 ms each) so that every ordering bug
+ * sim's admin commands slowed down (each takes effect 300 ms late) so that every ordering bug
  * between the front-end's messages and the device shows:
  *   - the reply to SET_FEATURES(LOG_ALL) comes only once the device logs:
  *     frames the device writes right after the reply are all in the log;
@@ -64,10 +64,10 @@ static bool wait_state(const char *bdf, const char *want)
     return false;
 }
 
-static int admin_delay(unsigned ms)
+static int admin_slow(unsigned ms)
 {
     char req[128], rep[256];
-    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":%u}", ms);
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"admin_slow\",\"ms\":%u}", ms);
     return sim_proc_ctl(&sp, req, rep, sizeof(rep)) == 0 && (strstr(rep, "\"ok\":true") || strstr(rep, "\"ok\": true")) ? 0 : -1;
 }
 
@@ -113,7 +113,7 @@ static unsigned rx_pages_logged(struct vfe_fe *a, bool *used_marked)
  * same for a new log while logging (QEMU resizes it when memory grows). */
 static void test_log_reply_after_tracking(struct vfe_fe *a, struct vfe_fe *b)
 {
-    REQUIRE(admin_delay(300) == 0, out, "admin delay fault");
+    REQUIRE(admin_slow(300) == 0, out, "admin delay fault");
     for (int round = 0; round < 2; round++) {
         long t0 = check_now_ms();
         CHECK(vfe_fe_log_start(a) == 0, "%s log: SET_LOG_BASE + LOG_ALL", round ? "a second" : "the first");
@@ -188,8 +188,8 @@ int main(void)
     /* the switch learns both addresses from their first frames */
     CHECK(flow(a, mac_a, b, mac_b, 1, 1) == 1 && flow(b, mac_b, a, mac_a, 1, 2) == 1, "first frames");
     test_log_reply_after_tracking(a, b);
+    CHECK(admin_slow(0) == 0, "fault cleared");
     test_stop_ring_by_ring(a, b);
-    admin_delay(0);
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
     vfe_fe_close(a);

@@ -175,6 +175,29 @@ static void test_fault_delay(void **state)
     assert_int_equal(adm_used_idx(), 4);
 }
 
+/* admin_slow: a command takes effect only at its turn, one at a time */
+static void test_fault_slow(void **state)
+{
+    S.fault.admin_slow_ms = 40;
+    uint64_t res[2];
+    for (unsigned i = 0; i < 2; i++)
+        adm_post(get_status_cmd, sizeof(get_status_cmd), 4, &res[i]);
+    ev_now_update(S.loop);
+    ev_tstamp t0 = ev_now(S.loop);
+    adm_notify();
+    assert_int_equal(adm_used_idx(), 0);
+    assert_int_not_equal(pf_mem(res[0])[3], VFE_NV_ST_OK);   /* nothing written before its turn */
+    run_until_used(1, 2.0);
+    assert_int_equal(adm_used_idx(), 1);
+    assert_true(ev_time() - t0 >= 0.035);
+    assert_int_equal(pf_mem(res[0])[3], VFE_NV_ST_OK);
+    assert_int_not_equal(pf_mem(res[1])[3], VFE_NV_ST_OK);
+    run_until_used(2, 2.0);
+    assert_true(ev_time() - t0 >= 0.075);
+    assert_int_equal(pf_mem(res[1])[3], VFE_NV_ST_OK);
+    S.fault.admin_slow_ms = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +207,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dialect_selection, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_fault_fail, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_fault_delay, adm_setup, adm_teardown),
+        cmocka_unit_test_setup_teardown(test_fault_slow, adm_setup, adm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
