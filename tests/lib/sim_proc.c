@@ -92,7 +92,12 @@ int sim_proc_ctl(const struct sim_proc *sp, const char *json, char *reply, size_
     if (fd < 0)
         return -1;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sp->ctl);
+    size_t pl = strnlen(sp->ctl, sizeof(sp->ctl));
+    if (pl >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "sim control socket path too long: %s\n", sp->ctl);
+        goto fail;
+    }
+    memcpy(sa.sun_path, sp->ctl, pl + 1);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         goto fail;
     size_t jl = strlen(json);

@@ -277,6 +277,9 @@ close:
     vfe_fe_close(fe);
 stop:
     CHECK(testpmd_stop(&tp) == 0, "testpmd exit status");
+    char rundir[512];
+    CHECK(access(testpmd_runtime_dir(tp.prefix, rundir, sizeof(rundir)), F_OK) != 0,
+          "DPDK runtime dir %s left behind", rundir);
 out:;
 }
 

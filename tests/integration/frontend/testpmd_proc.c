@@ -108,8 +108,22 @@ int testpmd_stop(struct testpmd *t)
     if (st < 0)
         st = proc_stop(t->pid, 3000);   /* SIGTERM, then SIGKILL */
     t->pid = -1;
-    char dir[128];
-    snprintf(dir, sizeof(dir), "/var/run/dpdk/%s", t->prefix);
-    rmdir(dir);   /* empty once testpmd is gone */
+    testpmd_remove_runtime_dir(t->prefix);
     return st;
+}
+
+const char *testpmd_runtime_dir(const char *prefix, char *buf, size_t len)
+{
+    const char *base = "/var/run";
+    if (getuid() != 0)
+        base = getenv("XDG_RUNTIME_DIR") ? getenv("XDG_RUNTIME_DIR") : "/tmp";
+    snprintf(buf, len, "%s/dpdk/%s", base, prefix);
+    return buf;
+}
+
+int testpmd_remove_runtime_dir(const char *prefix)
+{
+    char dir[512];
+    /* rmdir, not a recursive delete: only an empty dir of our own prefix goes */
+    return rmdir(testpmd_runtime_dir(prefix, dir, sizeof(dir))) == 0 ? 0 : -errno;
 }

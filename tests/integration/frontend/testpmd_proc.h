@@ -4,6 +4,7 @@
 #define TESTPMD_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct testpmd {
@@ -20,7 +21,15 @@ const char *testpmd_binary(void);
  * goes to log.  Without client, waits up to timeout_ms for the socket. */
 int testpmd_start(struct testpmd *t, const char *sock, unsigned queues, bool client, const char *log,
                   int timeout_ms);
-/* "quit" on stdin, then SIGTERM, then SIGKILL; exit status. */
+/* "quit" on stdin, then SIGTERM, then SIGKILL; exit status.  Removes the
+ * instance's DPDK runtime dir. */
 int testpmd_stop(struct testpmd *t);
+
+/* DPDK's runtime dir of an EAL started with --file-prefix=prefix by this
+ * user (/var/run/dpdk/PREFIX for root, else $XDG_RUNTIME_DIR or /tmp), into buf. */
+const char *testpmd_runtime_dir(const char *prefix, char *buf, size_t len);
+/* Remove that dir once its EAL has exited (it stays empty with --no-shconf);
+ * 0, or -errno (-ENOENT if it was not there). */
+int testpmd_remove_runtime_dir(const char *prefix);
 
 #endif

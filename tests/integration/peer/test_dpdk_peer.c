@@ -7,11 +7,13 @@
  * Skipped (77) when dpdk-testpmd is not installed.  DPDK runs without
  * hugepages (--no-huge: its memory is memfd-backed and shareable).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/integration/frontend/testpmd_proc.h"
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
@@ -23,17 +25,33 @@ static const char *bin(const char *env, const char *dflt)
     return b ? b : dflt;
 }
 
-/* testpmd with a virtio_user port on sock; commands fed on stdin by a shell. */
-static pid_t testpmd(const char *sock, const char *fwd, int seconds, const char *out)
+/* testpmd with a virtio_user port on sock; commands fed on stdin by a shell.
+ * Its EAL file prefix goes into prefix (see testpmd_exited()). */
+static pid_t testpmd(const char *sock, const char *fwd, int seconds, const char *out, char *prefix, size_t plen)
 {
-    char vdev[300], script[600];
+    static unsigned seq;
+    char vdev[300], script[700];
+    snprintf(prefix, plen, "vfe-peer-%d-%u", (int)getpid(), seq++);
     snprintf(vdev, sizeof(vdev), "net_virtio_user0,path=%s,queues=1", sock);
     snprintf(script, sizeof(script),
              "(echo start; sleep %d; echo stop; echo quit) | exec dpdk-testpmd -l 0-1 --no-pci --no-huge -m 512 "
-             "--no-shconf --file-prefix vfe%d --vdev %s -- -i --forward-mode=%s --total-num-mbufs=4096 --txpkts=256",
-             seconds, (int)getpid(), vdev, fwd);
+             "--no-shconf --file-prefix %s --vdev %s -- -i --forward-mode=%s --total-num-mbufs=4096 --txpkts=256",
+             seconds, prefix, vdev, fwd);
     const char *argv[] = {"sh", "-c", script, NULL};
     return proc_spawn(argv, out);
+}
+
+/* Wait for testpmd to quit (stop it if it does not), then remove the DPDK
+ * runtime dir its EAL created: nothing of this test stays in /run/dpdk. */
+static void testpmd_exited(pid_t t, const char *prefix, const char *log)
+{
+    int st = proc_wait(t, 30000);
+    if (st < 0)
+        st = proc_stop(t, 3000);
+    CHECK(st == 0, "testpmd exit status (see %s)", log);
+    char rundir[512];
+    int rc = testpmd_remove_runtime_dir(prefix);
+    CHECK(rc == 0, "DPDK runtime dir %s: %s", testpmd_runtime_dir(prefix, rundir, sizeof(rundir)), strerror(-rc));
 }
 
 static void test_lib_vhost(const char *dir)
@@ -46,11 +64,12 @@ static void test_lib_vhost(const char *dir)
     pid_t d = proc_spawn(argv, ev);
     const char *ready[] = {"\"ready\"", NULL};
     CHECK(file_wait(ev, ready, 1, 5000), "vfe-vhost-testd did not start");
-    pid_t t = testpmd(sock, "io", 2, tp);
+    char prefix[64];
+    pid_t t = testpmd(sock, "io", 2, tp, prefix, sizeof(prefix));
     const char *st[] = {"ring_start", NULL}, *ok[] = {"\"status\":15", NULL};
     CHECK(file_wait(ev, st, 2, 20000), "DPDK virtio_user did not start both rings (see %s)", tp);
     CHECK(file_wait(ev, ok, 1, 5000), "DPDK virtio_user did not reach DRIVER_OK");
-    CHECK(proc_wait(t, 30000) == 0, "testpmd exit status (see %s)", tp);
+    testpmd_exited(t, prefix, tp);
     CHECK(proc_alive(d), "vfe-vhost-testd died");
     proc_stop(d, 3000);
 }
@@ -84,7 +103,8 @@ static void test_through_vf(const char *dir)
     struct vfe_fe_opts o = {.path = s2};
     fe = vfe_fe_open(&o);
     REQUIRE(fe && vfe_fe_start(fe, NULL) == 0, out, "front-end on VF2");
-    pid_t t = testpmd(s1, "txonly", 3, tp);
+    char prefix[64];
+    pid_t t = testpmd(s1, "txonly", 3, tp, prefix, sizeof(prefix));
     /* txonly frames go to an address nobody owns: the switch floods them to VF2 */
     unsigned got = 0;
     uint8_t buf[2048];
@@ -96,7 +116,7 @@ static void test_through_vf(const char *dir)
     }
     CHECK(got >= 100, "only %u frames of 256 bytes from DPDK's virtio_user arrived through the VFs (see %s)",
           got, tp);
-    CHECK(proc_wait(t, 30000) == 0, "testpmd exit status (see %s)", tp);
+    testpmd_exited(t, prefix, tp);
     CHECK(proc_alive(d), "vfe-vhostd died");
 out:
     vfe_fe_close(fe);

@@ -105,7 +105,10 @@ static json_t *vf_stats(const char *bdf)
 {
     json_t *res = NULL;
     char msg[256];
-    if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) < 0)
+    json_t *params = json_pack("{s:s}", "vfdev", bdf);   /* rpc_client_call() borrows it */
+    int rc = rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg));
+    json_decref(params);
+    if (rc < 0)
         return NULL;
     json_t *vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
     json_decref(res);
@@ -387,13 +390,16 @@ static void test_shared_domain(void)
     /* a VM id that is not a string, or too long, is refused */
     json_t *res = NULL;
     char msg[256];
-    CHECK(rpc_client_call(rpc, "vf", json_pack("{s:b, s:s, s:i}", "add", 1, "vfdev", a3, "uuid", 7), 2000, &res,
-                          msg, sizeof(msg)) == RPC_INVALID_PARAMS, "uuid 7: %s", msg);
+    json_t *params = json_pack("{s:b, s:s, s:i}", "add", 1, "vfdev", a3, "uuid", 7);
+    CHECK(rpc_client_call(rpc, "vf", params, 2000, &res, msg, sizeof(msg)) == RPC_INVALID_PARAMS, "uuid 7: %s", msg);
+    json_decref(params);
     char longid[100];
     memset(longid, 'u', sizeof(longid) - 1);
     longid[sizeof(longid) - 1] = '\0';
-    CHECK(rpc_client_call(rpc, "vf", json_pack("{s:b, s:s, s:s}", "add", 1, "vfdev", a3, "uuid", longid), 2000,
-                          &res, msg, sizeof(msg)) == RPC_INVALID_PARAMS, "long uuid: %s", msg);
+    params = json_pack("{s:b, s:s, s:s}", "add", 1, "vfdev", a3, "uuid", longid);
+    CHECK(rpc_client_call(rpc, "vf", params, 2000, &res, msg, sizeof(msg)) == RPC_INVALID_PARAMS, "long uuid: %s",
+          msg);
+    json_decref(params);
     CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", a4, NULL) == 0 &&
               mgmt_run(out, sizeof(out), NULL, "vf", "-r", b5, NULL) == 0, "vf -r 4, 5: %s", out);
 out:;

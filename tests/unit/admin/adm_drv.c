@@ -165,7 +165,8 @@ uint16_t adm_post(const void *cmd, size_t len, size_t res_len, uint64_t *res_iov
 {
     uint16_t d0 = desc_next++ % AQ_SIZE, d1 = desc_next++ % AQ_SIZE;
     uint64_t c = pf_alloc(len ? len : 1);
-    memcpy(pf_mem(c), cmd, len);
+    if (len)                         /* cmd may be NULL for an empty command */
+        memcpy(pf_mem(c), cmd, len);
     if (res_len) {
         uint64_t r = pf_alloc(res_len);
         memset(pf_mem(r), 0xee, res_len);

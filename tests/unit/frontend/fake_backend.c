@@ -28,8 +28,11 @@ static void reply(int fd, uint32_t req, const void *p, uint32_t size)
 {
     struct hdr h = {req, 1u | F_REPLY, size};
     uint8_t buf[64];
+    if (size > sizeof(buf) - sizeof(h))
+        return;
     memcpy(buf, &h, sizeof(h));
-    memcpy(buf + sizeof(h), p, size);
+    if (size)                        /* p is NULL for a reply without payload */
+        memcpy(buf + sizeof(h), p, size);
     if (send(fd, buf, sizeof(h) + size, MSG_NOSIGNAL) < 0)
         return;
 }

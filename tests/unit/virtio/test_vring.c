@@ -19,9 +19,15 @@ struct ring {
     void *mem;
 };
 
+/* aligned_alloc() requires the size to be a multiple of the alignment. */
+static void *ring_mem_alloc(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
+
 static void ring_new(struct ring *r, uint16_t size, bool event_idx)
 {
-    r->mem = aligned_alloc(64, (vfe_vring_mem_size(size) + 63) & ~(size_t)63);
+    r->mem = ring_mem_alloc(vfe_vring_mem_size(size));
     assert_non_null(r->mem);
     memset(r->mem, 0xa5, vfe_vring_mem_size(size));   /* init must clear it */
     assert_int_equal(vfe_vring_init(&r->vr, size, r->mem, IOVA, event_idx), 0);
@@ -82,7 +88,8 @@ static void test_layout(void **state)
     ring_free(&r);
 
     struct vfe_vring vr;
-    uint8_t *m = aligned_alloc(64, vfe_vring_mem_size(1024) + 64);
+    uint8_t *m = ring_mem_alloc(vfe_vring_mem_size(1024) + 64);
+    assert_non_null(m);
     assert_int_equal(vfe_vring_init(&vr, 0, m, IOVA, false), -EINVAL);
     assert_int_equal(vfe_vring_init(&vr, 100, m, IOVA, false), -EINVAL);
     assert_int_equal(vfe_vring_init(&vr, 64, m + 8, IOVA, false), -EINVAL);

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The demo's own behaviour, without guests: per-step counter deltas of
+demo_ping.py, usage on --help, no escape codes when stdout is not a tty."""
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import redirect_stdout
+
+here = os.path.dirname(os.path.abspath(__file__))
+top = os.path.dirname(os.path.dirname(here))
+sys.path.insert(0, here)
+import demo_ping  # noqa: E402
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL: " + what)
+
+
+def fake_stats(tmp, rx, tx):
+    """A stats command printing the VF with these totals, as vhostmgmt --json does."""
+    path = os.path.join(tmp, "stats.json")
+    with open(path, "w") as f:
+        json.dump({"vfs": [{"vf": "0000:3b:00.1", "state": "running", "dirty_tracking": False,
+                            "counters": {"rx_packets": rx, "rx_bytes": rx * 100, "rx_drops": 0,
+                                         "tx_packets": tx, "tx_bytes": tx * 100, "tx_drops": 0}}]}, f)
+    return ["cat", path]
+
+
+def test_step_deltas(tmp):
+    cmd = fake_stats(tmp, 500, 500)          # what an earlier demo step sent
+    s = demo_ping.VfStats(cmd)
+    s.baseline()
+    fake_stats(tmp, 511, 509)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        s.step("step one")
+    check("rx 11 frames (1100 bytes), tx 9 frames (900 bytes)" in out.getvalue(),
+          "first step counts from the baseline: %r" % out.getvalue())
+    fake_stats(tmp, 513, 511)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        s.step("step two")
+    check("rx 2 frames (200 bytes), tx 2 frames (200 bytes)" in out.getvalue(),
+          "second step counts from the end of the first: %r" % out.getvalue())
+    out = io.StringIO()
+    with redirect_stdout(out):
+        s.show()
+    check("counters" not in out.getvalue() and "dirty_tracking       false" in out.getvalue(),
+          "live view without totals, JSON spelling: %r" % out.getvalue())
+    s = demo_ping.VfStats(["false"])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        s.baseline()
+        s.step("a failing command")
+    check("stats unavailable" in out.getvalue(), "a failing stats command is reported: %r" % out.getvalue())
+
+
+def test_usage():
+    r = subprocess.run([sys.executable, os.path.join(here, "demo_ping.py"), "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and r.stdout.startswith("usage: demo_ping.py"), "demo_ping.py --help: %r" % (r,))
+    r = subprocess.run([sys.executable, os.path.join(here, "demo_ping.py")], capture_output=True, text=True)
+    check(r.returncode == 2 and "usage:" in r.stderr, "demo_ping.py without arguments: %r" % (r,))
+    demo = os.path.join(top, "scripts", "demo")
+    r = subprocess.run([demo, "--help"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 0 and r.stdout.startswith("usage: scripts/demo"), "scripts/demo --help: %r" % (r,))
+    check("\033" not in r.stdout, "escape codes in a pipe")
+    r = subprocess.run([demo, "--no-such-option"], capture_output=True, text=True, timeout=10)
+    check(r.returncode == 2 and "usage:" in r.stderr, "scripts/demo with a bad option: %r" % (r,))
+
+
+def test_no_colour_in_pipe():
+    """scripts/demo's step() colours a terminal only."""
+    demo = os.path.join(top, "scripts", "demo")
+    src = open(demo).read()
+    start = src.index("if [ -t 1 ]; then")
+    end = src.index("fi\n", start) + 3
+    r = subprocess.run(["bash", "-c", src[start:end] + 'step "hello"'], capture_output=True, text=True)
+    check(r.stdout == "\n==> hello\n", "step() into a pipe: %r" % r.stdout)
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="vfe-demo-test.") as tmp:
+        test_step_deltas(tmp)
+    test_usage()
+    test_no_colour_in_pipe()
+    print("demo_ping: %d check(s) failed" % failures if failures else "demo_ping: ok")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
