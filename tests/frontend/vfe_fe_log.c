@@ -99,8 +99,11 @@ int fe_log_resize(struct vfe_fe *fe)
         close(fd);
         return rc;
     }
-    if (fe->log)
-        memcpy(log, fe->log, fe->log_size < size ? fe->log_size : size);
+    /* the old log's bits count too; the back-end may already be setting bits
+     * in the new one, so they are added, never copied over */
+    for (size_t i = 0; fe->log && i < fe->log_size && i < size; i++)
+        if (fe->log[i])
+            __atomic_fetch_or(&log[i], fe->log[i], __ATOMIC_RELAXED);
     unmap_log(fe);
     fe->log = log;
     fe->log_fd = fd;

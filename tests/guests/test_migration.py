@@ -30,7 +30,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfe_guests import Guest, GuestError, Qmp, build_guest, differing_pages, guest_ram_fd  # noqa: E402
+from vfe_guests import Guest, GuestError, Qmp, build_guest, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
 
 BUILD = os.environ.get("VFE_BUILD_DIR", "build")
 SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
@@ -258,10 +258,13 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
         rx = sim_ctl(root, {"cmd": "counters", "bdf": VF1})["rx_packets"] - rx0
         if rx < 1000:
             raise GuestError("%s: only %d frames reached the guest during the migration" % (tag, rx))
-        bad = differing_pages(guest_ram_fd(src.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM), RAM)
+        ram_src, ram_dst = guest_ram_fd(src.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM)
+        bad = differing_pages(ram_src, ram_dst, RAM)
         log("%s: migrated in %.1f s (downtime %s ms) under %d received frames: %d of %d guest pages differ"
             % (tag, st.get("total-time", 0) / 1000., st.get("downtime"), rx, len(bad), RAM // 4096))
         if bad:
+            for line in describe_pages(ram_src, ram_dst, bad):
+                log(line)
             raise GuestError("%s: %d guest pages differ after migration, first %s" % (tag, len(bad), bad[:16]))
         qd.call("cont")
         ping(dst)

@@ -206,6 +206,21 @@ def differing_pages(path_a, path_b, size, page=4096):
     return bad
 
 
+def describe_pages(path_a, path_b, pages, page=4096, limit=8):
+    """Lines saying how each of the first pages differs (for a failure report)."""
+    out = []
+    with open(path_a, "rb") as a, open(path_b, "rb") as b:
+        for pg in pages[:limit]:
+            a.seek(pg * page)
+            b.seek(pg * page)
+            x, y = a.read(page), b.read(page)
+            diff = [i for i in range(page) if x[i] != y[i]]
+            out.append("page %d (gpa %#x): %d bytes differ in [%#x, %#x]; source %s..., destination %s..."
+                       % (pg, pg * page, len(diff), diff[0], diff[-1], x[diff[0]:diff[0] + 16].hex(),
+                          y[diff[0]:diff[0] + 16].hex()))
+    return out
+
+
 def build_guest(build_dir):
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run([os.path.join(here, "build-guest"), os.path.join(build_dir, "guest-cache")],

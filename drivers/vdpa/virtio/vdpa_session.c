@@ -33,6 +33,7 @@ struct vdpa_session {
     ev_timer hold;
     bool log_wanted, log_active, log_known;
     bool log_stale;                     /* the device still logs into a log the front-end replaced */
+    bool log_fill;                      /* ... so the new log starts all dirty */
     bool log_waiting;                   /* the front-end waits for the device to log */
     struct vhost_pending log_pending;
     int log_err;                        /* of the last dirty-tracking operation */
@@ -205,6 +206,16 @@ static void answer_log_wait(struct vdpa_session *s)
     int err = s->log_wanted ? (s->log_known ? s->log_err : -ENOENT) : 0;
     if (err)
         LOG_E("%s: the front-end asked for dirty logging, the device does not log: %s", s->name, strerror(-err));
+    uint64_t size;
+    uint8_t *log = s->dev ? vhost_log(s->dev, &size) : NULL;
+    if (!err && s->log_fill && s->log_wanted && log) {
+        /* between tracking into the old log and into the new one the device
+         * wrote unlogged: every page counts as dirty (the front-end sends all
+         * memory again, never misses a page) */
+        memset(log, 0xff, size);
+        LOG_I("%s: new dirty log while logging: every page marked dirty", s->name);
+    }
+    s->log_fill = false;
     s->log_waiting = false;
     vhost_log_done(s->log_pending, err);
 }
@@ -301,6 +312,7 @@ static void forget_front_end(struct vdpa_session *s)
     s->saved_mask = 0;
     s->npending = 0;
     s->log_waiting = false;
+    s->log_fill = false;
     s->log_wanted = false;
     s->log_known = s->log_active || s->log_stale;   /* stop tracking if it runs */
     s->log_active = s->log_active || s->log_stale;
@@ -389,6 +401,7 @@ static int on_log(void *ctx, int fd, uint64_t offset, uint64_t size, uint8_t *ba
     s->log_size = size;
     s->log_known = true;
     s->log_stale = s->log_stale || s->log_active;
+    s->log_fill = s->log_fill || s->log_stale;
     s->log_active = false;   /* a new log: tracking (re)starts into it */
     schedule(s);
     return 0;
