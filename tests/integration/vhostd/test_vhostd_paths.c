@@ -3,6 +3,7 @@
  *   - a --pci-root that does not exist, an unknown --socket-group, an --iface
  *     prefix too long for a BDF: refused at start;
  *   - a second daemon on the same --rpc refuses to start, the first serves on;
+ *   - a PF whose bring-up fails leaves the registry and can be added again;
  *   - vhost-user sockets are 0660 and in the --socket-group;
  *   - vf -a -v never takes a path that is the RPC socket, another VF's socket
  *     under another spelling, a socket somebody listens on, something that is
@@ -193,6 +194,19 @@ static void test_second_daemon(pid_t first)
     CHECK(MGMT(out, "version") == 0, "the first daemon does not answer after the second tried: %s", out);
 }
 
+/* A PF whose bring-up fails is answered, forgotten and closed (from the loop,
+ * not inside the admin completion that failed it): adding it again works. */
+static void test_pf_failure(void)
+{
+    char out[1024], reply[256];
+    CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"admin_fail\",\"status\":1}", reply,
+                       sizeof(reply)) == 0, "admin_fail: %s", reply);
+    CHECK(MGMT(out, "mgmtpf", "-a", PF) == 1 && strstr(out, "bring-up failed"), "failing PF: %s", out);
+    CHECK(MGMT(out, "mgmtpf", "-l") == 0 && !strstr(out, PF), "a failed PF stayed registered: %s", out);
+    CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"clear\"}", reply, sizeof(reply)) == 0,
+          "clear: %s", reply);
+}
+
 /* Sockets get 0660 and the --socket-group, whatever the umask. */
 static void check_perm(const char *path, gid_t group)
 {
@@ -334,6 +348,7 @@ int main(void)
     pid_t pid = daemon_spawn(rpc, log, extra);
     REQUIRE(daemon_ready(log), done, "vfe-vhostd did not start");
     test_second_daemon(pid);
+    test_pf_failure();
     CHECK(MGMT(out, "mgmtpf", "-a", PF) == 0, "mgmtpf -a: %s", out);
     CHECK(MGMT(out, "vf", "-a", VF1) == 0, "vf -a 1: %s", out);
     check_perm(vf1, group);
