@@ -159,7 +159,7 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         return 0;
     }
     const char *sock = json_string_value(js), *uuid = json_string_value(ju);
-    if (sock && *sock && sock[0] != '/') {
+    if (sock && sock[0] != '/') {
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" must be an absolute path");
         return 0;
     }
