@@ -37,12 +37,12 @@ void vhostd_usage(FILE *f)
 "                        also accept JSON-RPC on TCP (loopback by default, no access\n"
 "                        control: for the peer project's tools only; off by default)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
+"  -h, --help            this text\n"
 "\n"
 "One daemon per RPC path: PATH.lock is held for the daemon's life and a second\n"
 "vfe-vhostd on the same --rpc refuses to start.  vhost-user sockets are never\n"
 "created over a socket another process listens on, nor over a file that is not\n"
-"a socket; with --client they are QEMU's and are neither created nor removed.\n"
-"  -h, --help            this text\n");
+"a socket; with --client they are QEMU's and are neither created nor removed.\n");
 }
 
 static int check_options(struct vhostd_options *o)
