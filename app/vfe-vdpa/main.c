@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -10,18 +12,37 @@
 #include "app/vfe-vdpa/vhostd.h"
 #include "lib/log/vfe_log.h"
 
-static unsigned removals_left;
-
-static void removal_done(void *ctx)
+static void drained(void *ctx)
 {
-    if (--removals_left == 0)
-        ev_break(ctx, EVBREAK_ALL);
+    ev_break(ctx, EVBREAK_ALL);
 }
 
 static void shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    LOG_W("%u VF(s) did not stop within the shutdown bound", removals_left);
+    LOG_W("some VFs did not stop within the shutdown bound");
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* One daemon per RPC path: a second one must not take the socket over and
+ * orphan the first.  The lock sits beside the socket, in its directory. */
+static int lock_rpc_path(struct vhostd *d)
+{
+    char dir[VFE_SUN_PATH_MAX + 1];
+    snprintf(dir, sizeof(dir), "%s", d->opt.rpc_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+            LOG_E("--rpc %s: cannot create %s: %s", d->opt.rpc_path, dir, strerror(errno));
+            return -1;
+        }
+    }
+    int rc = vfe_path_lock(d->opt.rpc_path, &d->lock_fd);
+    if (rc == -EBUSY)
+        LOG_E("another vfe-vhostd serves %s (it holds %s.lock): not starting", d->opt.rpc_path, d->opt.rpc_path);
+    else if (rc < 0)
+        LOG_E("--rpc %s: cannot lock %s.lock: %s", d->opt.rpc_path, d->opt.rpc_path, strerror(-rc));
+    return rc;
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -39,6 +60,9 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     vfe_log_set_level(d.opt.log_level);
     signal(SIGPIPE, SIG_IGN);
+    d.lock_fd = -1;
+    if (lock_rpc_path(&d) < 0)
+        return 1;
     d.loop = EV_DEFAULT;
     d.started_at = ev_now(d.loop);
     int err;
@@ -52,14 +76,21 @@ int main(int argc, char **argv)
         rpc_server_destroy(d.rpc);
         return 1;
     }
+    char msg[256];
+    if (vhostd_reg_init(&d.reg, d.loop, &d.opt, msg, sizeof(msg)) < 0) {
+        LOG_E("%s", msg);
+        rpc_server_destroy(d.rpc);
+        return 1;
+    }
     vhostd_rpc_register(&d);
     ev_signal st, si;
     ev_signal_init(&st, on_signal, SIGTERM);
     ev_signal_init(&si, on_signal, SIGINT);
     ev_signal_start(d.loop, &st);
     ev_signal_start(d.loop, &si);
-    LOG_N("ready: RPC on %s, PCI tree %s%s", d.opt.rpc_path, d.opt.pci_root,
-          d.opt.client ? ", vhost-user client mode" : "");
+    LOG_N("ready: RPC on %s, PCI tree %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
+          d.opt.client ? ", vhost-user client mode" : "", d.opt.socket_group ? ", socket group " : "",
+          d.opt.socket_group ? d.opt.socket_group : "");
 #ifdef HAVE_SYSTEMD
     sd_notify(0, "READY=1");
 #endif
@@ -69,16 +100,13 @@ int main(int argc, char **argv)
 #endif
     /* stop every VF's device before the process goes (bounded) */
     rpc_server_destroy(d.rpc);
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (d.vfs[i] && vhostd_vf_remove(&d, d.vfs[i], removal_done, d.loop) == 0)
-            removals_left++;
-    if (removals_left) {
+    if (vhostd_reg_drain(&d.reg, drained, d.loop) > 0) {
         ev_timer bound;
         ev_timer_init(&bound, shutdown_timeout, 5., 0.);
         ev_timer_start(d.loop, &bound);
         ev_run(d.loop, 0);
     }
-    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
-        vhostd_pf_close(d.pfs[i]);
+    vhostd_reg_close(&d.reg);
+    close(d.lock_fd);   /* the lock file stays: removing it would race with a starting daemon */
     return 0;
 }

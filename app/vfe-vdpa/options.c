@@ -1,11 +1,16 @@
 /* Command line of vfe-vhostd. */
 #include "app/vfe-vdpa/options.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/sock/vfe_unix_sock.h"
+
+#define BDF_LEN 12   /* DDDD:BB:DD.F */
 
 void vhostd_usage(FILE *f)
 {
@@ -26,20 +31,57 @@ void vhostd_usage(FILE *f)
 "                        of listening; reconnects with back-off when QEMU restarts\n"
 "  --iface PREFIX        default vhost-user socket path prefix; a VF added without -v\n"
 "                        gets PREFIX<bdf> (default /tmp/vf-)\n"
+"  --socket-group NAME   group of the vhost-user sockets (and of the RPC socket), so\n"
+"                        a QEMU in that group can connect; sockets are mode 0660\n"
 "  --compat-tcp [ADDR:]PORT\n"
 "                        also accept JSON-RPC on TCP (loopback by default, no access\n"
 "                        control: for the peer project's tools only; off by default)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
-"  -h, --help            this text\n");
+"  -h, --help            this text\n"
+"\n"
+"One daemon per RPC path: PATH.lock is held for the daemon's life and a second\n"
+"vfe-vhostd on the same --rpc refuses to start.  vhost-user sockets are never\n"
+"created over a socket another process listens on, nor over a file that is not\n"
+"a socket; with --client they are QEMU's and are neither created nor removed.\n");
+}
+
+static int check_options(struct vhostd_options *o)
+{
+    struct stat st;
+    int e = stat(o->pci_root, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (e) {
+        fprintf(stderr, "vfe-vhostd: --pci-root %s: %s (the PCI device tree must exist)\n", o->pci_root,
+                strerror(e));
+        return -1;
+    }
+    if (strlen(o->iface_prefix) + BDF_LEN > VFE_SUN_PATH_MAX) {
+        fprintf(stderr, "vfe-vhostd: --iface %s: with a BDF the socket path would exceed %zu characters\n",
+                o->iface_prefix, (size_t)VFE_SUN_PATH_MAX);
+        return -1;
+    }
+    if (strlen(o->rpc_path) > VFE_SUN_PATH_MAX) {
+        fprintf(stderr, "vfe-vhostd: --rpc %s: longer than %zu characters\n", o->rpc_path,
+                (size_t)VFE_SUN_PATH_MAX);
+        return -1;
+    }
+    if (o->socket_group) {
+        if (vfe_group_id(o->socket_group, &o->socket_gid) < 0) {
+            fprintf(stderr, "vfe-vhostd: --socket-group %s: no such group\n", o->socket_group);
+            return -1;
+        }
+        o->socket_group_set = true;
+    }
+    return 0;
 }
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
+        {"socket-group", required_argument, NULL, O_GROUP},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -56,6 +98,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_CLIENT: o->client = true; break;
         case O_IFACE: o->iface_prefix = optarg; break;
         case O_TCP: o->compat_tcp = optarg; break;
+        case O_GROUP: o->socket_group = optarg; break;
         case O_LOG:
             if ((o->log_level = vfe_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "vfe-vhostd: --log-level '%s': err, warning, notice, info or debug\n", optarg);
@@ -76,5 +119,5 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         fprintf(stderr, "vfe-vhostd: empty path argument\n");
         return -1;
     }
-    return 0;
+    return check_options(o);
 }

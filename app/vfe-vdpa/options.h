@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct vhostd_options {
     const char *pci_root;      /* --pci-root, default /sys/bus/pci/devices */
@@ -11,10 +12,15 @@ struct vhostd_options {
     bool client;               /* --client: vhost-user client mode for every VF */
     const char *iface_prefix;  /* --iface: default socket path prefix */
     const char *compat_tcp;    /* --compat-tcp [ADDR:]PORT, NULL = off */
+    const char *socket_group;  /* --socket-group NAME, NULL = the daemon's own group */
+    bool socket_group_set;
+    gid_t socket_gid;          /* socket_group resolved */
     int log_level;             /* --log-level */
 };
 
-/* 0: run; 1: exit 0 (help printed); -1: exit 2 (message printed). */
+/* 0: run; 1: exit 0 (help printed); -1: exit 2 (message printed).  Also
+ * checks what can be checked before starting: --pci-root is a directory,
+ * --socket-group exists, --iface leaves room for a BDF in a socket path. */
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv);
 void vhostd_usage(FILE *f);
 

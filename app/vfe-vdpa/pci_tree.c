@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,19 +45,43 @@ static int link_bdf(const char *path, char out[16])
     return 0;
 }
 
+/* A small decimal attribute of a function (sriov_numvfs ...); -1 if unreadable. */
+static int read_count(const char *root, const char *fn, const char *attr)
+{
+    char path[PATH_MAX], buf[16] = "";
+    snprintf(path, sizeof(path), "%s/%s/%s", root, fn, attr);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    bool ok = fgets(buf, sizeof(buf), f) != NULL;
+    fclose(f);
+    char *end;
+    long v = ok ? strtol(buf, &end, 10) : -1;
+    return ok && end != buf && (*end == '\n' || !*end) && v >= 0 && v <= VHOSTD_MAX_VFS ? (int)v : -1;
+}
+
 int pci_pf_vfs(const char *root, const char *pf, char vfs[][16], int max)
 {
-    int n = 0;
-    for (; n < max; n++) {
+    /* a VF that went away (surprise removal) leaves a hole in virtfnN: look at
+     * every index up to the PF's own bound, not only up to the first hole */
+    int numvfs = read_count(root, pf, "sriov_numvfs"), total = read_count(root, pf, "sriov_totalvfs");
+    int bound = numvfs > total ? numvfs : total;
+    if (bound < 0 || bound > max)
+        bound = max;
+    int slots = 0;
+    for (int i = 0; i < bound; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/%s/virtfn%d", root, pf, n);
-        int rc = link_bdf(path, vfs[n]);
-        if (rc == -ENOENT)
-            break;
+        snprintf(path, sizeof(path), "%s/%s/virtfn%d", root, pf, i);
+        int rc = link_bdf(path, vfs[i]);
+        if (rc == -ENOENT) {
+            vfs[i][0] = '\0';
+            continue;
+        }
         if (rc < 0)
             return rc;
+        slots = i + 1;
     }
-    return n;
+    return slots;
 }
 
 int pci_vf_pf(const char *root, const char *vf, char pf[16])

@@ -12,15 +12,25 @@
 
 #define PF_RESET_TIMEOUT_S 2.0
 
+static void report_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vhostd_pf *pf = w->data;
+    /* last use of pf here: ready_cb may close it */
+    pf->ready_cb(pf->ready_ctx, pf, pf->state == PF_READY ? 0 : pf->err);
+}
+
+/* Runs inside the admin queue's completion or the reset timer: the owner
+ * hears of it from the loop, so it may close the PF in its callback. */
 static void finish(struct vhostd_pf *pf, int err)
 {
     pf->state = err ? PF_FAILED : PF_READY;
+    pf->err = err;
     if (err)
         LOG_E("PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
     else
-        LOG_N("PF %s ready: %d VFs, admin dialect %s", pf->bdf, pf->num_vfs,
+        LOG_N("PF %s ready: %u VFs, admin dialect %s", pf->bdf, vhostd_pf_vfs_present(pf),
               vfe_mig_dialect_name(pf->mig.dialect));
-    pf->ready_cb(pf->ready_ctx, pf, err);
+    ev_timer_start(pf->loop, &pf->report);
 }
 
 static void probed(void *ctx, int err)
@@ -84,6 +94,8 @@ struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const c
     pf->state = PF_STARTING;
     ev_timer_init(&pf->reset_poll, reset_poll_cb, 0.001, 0.001);
     pf->reset_poll.data = pf;
+    ev_timer_init(&pf->report, report_cb, 0., 0.);
+    pf->report.data = pf;
     int rc = pci_pf_vfs(root, bdf, pf->vfs, VHOSTD_MAX_VFS);
     if (rc >= 0) {
         pf->num_vfs = rc;
@@ -113,6 +125,7 @@ void vhostd_pf_close(struct vhostd_pf *pf)
     if (!pf)
         return;
     ev_timer_stop(pf->loop, &pf->reset_poll);
+    ev_timer_stop(pf->loop, &pf->report);
     if (pf->vp.t)
         vfe_vpci_reset(&pf->vp);
     if (pf->aq)
@@ -125,7 +138,21 @@ void vhostd_pf_close(struct vhostd_pf *pf)
 unsigned vhostd_pf_vf_num(const struct vhostd_pf *pf, const char *bdf)
 {
     for (int i = 0; i < pf->num_vfs; i++)
-        if (!strcmp(pf->vfs[i], bdf))
+        if (pf->vfs[i][0] && !strcmp(pf->vfs[i], bdf))
             return (unsigned)i + 1;
     return 0;
+}
+
+unsigned vhostd_pf_vfs_present(const struct vhostd_pf *pf)
+{
+    unsigned n = 0;
+    for (int i = 0; i < pf->num_vfs; i++)
+        n += pf->vfs[i][0] != '\0';
+    return n;
+}
+
+void vhostd_pf_rescan(struct vhostd_pf *pf, const char *root)
+{
+    int n = pci_pf_vfs(root, pf->bdf, pf->vfs, VHOSTD_MAX_VFS);
+    pf->num_vfs = n > 0 ? n : 0;
 }

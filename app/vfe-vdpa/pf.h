@@ -20,19 +20,24 @@ struct vhostd_pf {
     struct vfe_mig mig;
     ev_timer reset_poll;
     double reset_deadline;
+    ev_timer report;                 /* ready_cb from the loop, never inside a device call */
+    int err;                         /* why it FAILED */
     void (*ready_cb)(void *ctx, struct vhostd_pf *pf, int err);
     void *ready_ctx;
-    char vfs[VHOSTD_MAX_VFS][16];    /* VF n is vfs[n-1] */
-    int num_vfs;
-    unsigned vfs_in_use;             /* provisioned VFs: removal refused while > 0 */
+    char vfs[VHOSTD_MAX_VFS][16];    /* VF n is vfs[n-1]; "" where it is gone */
+    int num_vfs;                     /* slots in vfs */
 };
 
-/* Open the PF under root and bring its admin queue up; cb runs once, later,
- * with 0 (pf READY) or -errno (pf FAILED: free it with vhostd_pf_close). */
+/* Open the PF under root and bring its admin queue up; cb runs once, later and
+ * from the loop, with 0 (pf READY) or -errno (pf FAILED).  cb may close pf. */
 struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
                                  void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err);
 void vhostd_pf_close(struct vhostd_pf *pf);
 /* VF number of bdf on this PF, 0 if it is not one of its VFs. */
 unsigned vhostd_pf_vf_num(const struct vhostd_pf *pf, const char *bdf);
+/* VFs listed in the tree now (holes left by removed VFs not counted). */
+unsigned vhostd_pf_vfs_present(const struct vhostd_pf *pf);
+/* Read the PF's VF links again (VFs created or removed since it was opened). */
+void vhostd_pf_rescan(struct vhostd_pf *pf, const char *root);
 
 #endif

@@ -14,21 +14,13 @@
 static int code_of(int err)
 {
     switch (err) {
-    case -EEXIST: return RPC_EXISTS;
+    case -EEXIST: case -EADDRINUSE: case -EACCES: case -EPERM: return RPC_EXISTS;
     case -ENOENT: case -ENODEV: return RPC_NOT_FOUND;
-    case -EBUSY: case -EALREADY: return RPC_BUSY;
+    case -EBUSY: case -EALREADY: case -ENOSPC: return RPC_BUSY;
     case -ETIMEDOUT: return RPC_TIMEOUT;
-    case -EINVAL: return RPC_INVALID_PARAMS;
+    case -EINVAL: case -ENAMETOOLONG: return RPC_INVALID_PARAMS;
     default: return RPC_DEVICE_ERROR;
     }
-}
-
-struct vhostd_pf *vhostd_find_pf(struct vhostd *d, const char *bdf)
-{
-    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
-        if (d->pfs[i] && !strcmp(d->pfs[i]->bdf, bdf))
-            return d->pfs[i];
-    return NULL;
 }
 
 /* A BDF param: string and well formed, or an error answered. */
@@ -79,60 +71,21 @@ static int m_version(void *ctx, json_t *params, struct rpc_call *c)
     return 0;
 }
 
-struct pf_add {
-    struct vhostd *d;
-    struct rpc_call *call;
-    unsigned slot;
-};
-
-static void pf_ready(void *ctx, struct vhostd_pf *pf, int err)
+static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
 {
-    struct pf_add *a = ctx;
-    if (err) {
-        a->d->pfs[a->slot] = NULL;
-        rpc_call_error(a->call, code_of(err), "PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
-        vhostd_pf_close(pf);
-    } else {
-        rpc_call_result(a->call, json_pack("{s:s, s:i, s:s}", "pf", pf->bdf, "vfs", pf->num_vfs, "dialect",
-                                           vfe_mig_dialect_name(pf->mig.dialect)));
-    }
-    free(a);
+    struct rpc_call *c = ctx;
+    if (err)
+        rpc_call_error(c, code_of(err), "PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
+    else
+        rpc_call_result(c, json_pack("{s:s, s:i, s:s}", "pf", pf->bdf, "vfs", vhostd_pf_vfs_present(pf), "dialect",
+                                     vfe_mig_dialect_name(pf->mig.dialect)));
 }
 
-static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
+static json_t *pf_json(const struct vhostd_registry *r, const struct vhostd_pf *pf)
 {
-    if (vhostd_find_pf(d, bdf)) {
-        rpc_call_error(c, RPC_EXISTS, "PF %s is already added", bdf);
-        return 0;
-    }
-    if (!pci_fn_exists(d->opt.pci_root, bdf)) {
-        rpc_call_error(c, RPC_NOT_FOUND, "no PCI function %s under %s", bdf, d->opt.pci_root);
-        return 0;
-    }
-    char pf_of[16];
-    if (pci_vf_pf(d->opt.pci_root, bdf, pf_of) == 0) {
-        rpc_call_error(c, RPC_INVALID_PARAMS, "%s is a VF of %s; add the PF with mgmtpf, the VF with vf -a", bdf,
-                       pf_of);
-        return 0;
-    }
-    unsigned slot = 0;
-    while (slot < VHOSTD_MAX_PFS && d->pfs[slot])
-        slot++;
-    if (slot == VHOSTD_MAX_PFS) {
-        rpc_call_error(c, RPC_BUSY, "at most %d PFs", VHOSTD_MAX_PFS);
-        return 0;
-    }
-    struct pf_add *a = malloc(sizeof(*a));
-    *a = (struct pf_add){d, c, slot};
-    int err;
-    struct vhostd_pf *pf = vhostd_pf_open(d->loop, d->opt.pci_root, bdf, pf_ready, a, &err);
-    if (!pf) {
-        free(a);
-        rpc_call_error(c, code_of(err), "PF %s: %s", bdf, strerror(-err));
-        return 0;
-    }
-    d->pfs[slot] = pf;
-    return RPC_PENDING;
+    return json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", pf->bdf, "state", pf->state == PF_READY ? "ready" : "starting",
+                     "vfs", vhostd_pf_vfs_present(pf), "vfs_in_use", vhostd_reg_pf_vfs_in_use(r, pf), "dialect",
+                     vfe_mig_dialect_name(pf->mig.dialect));
 }
 
 static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
@@ -144,41 +97,31 @@ static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
         return 0;
     if (!strcmp(act, "list")) {
         json_t *a = json_array();
-        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
-            if (d->pfs[i])
-                json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", d->pfs[i]->bdf, "state",
-                                                   d->pfs[i]->state == PF_READY ? "ready" : "starting", "vfs",
-                                                   d->pfs[i]->num_vfs, "vfs_in_use", d->pfs[i]->vfs_in_use,
-                                                   "dialect", vfe_mig_dialect_name(d->pfs[i]->mig.dialect)));
+        unsigned cur = 0;
+        for (struct vhostd_pf *pf; (pf = vhostd_reg_next_pf(&d->reg, &cur));)
+            json_array_append_new(a, pf_json(&d->reg, pf));
         rpc_call_result(c, json_pack("{s:o}", "devices", a));
         return 0;
     }
     const char *bdf = bdf_param(params, "dev", c);
     if (!bdf)
         return 0;
-    if (!strcmp(act, "add"))
-        return pf_add(d, bdf, c);
-    struct vhostd_pf *pf = vhostd_find_pf(d, bdf);
-    if (!pf) {
-        rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", bdf);
-    } else if (pf->vfs_in_use || pf->state == PF_STARTING) {
-        rpc_call_error(c, RPC_BUSY, "PF %s %s; remove its VFs first", bdf,
-                       pf->state == PF_STARTING ? "is still starting" : "has provisioned VFs");
-    } else {
-        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
-            if (d->pfs[i] == pf)
-                d->pfs[i] = NULL;
-        vhostd_pf_close(pf);
-        LOG_N("PF %s removed", bdf);
+    char msg[256];
+    int rc = !strcmp(act, "add") ? vhostd_reg_add_pf(&d->reg, bdf, pf_added, c, msg, sizeof(msg))
+                                 : vhostd_reg_remove_pf(&d->reg, bdf, msg, sizeof(msg));
+    if (rc < 0)
+        rpc_call_error(c, code_of(rc), "%s", msg);
+    else if (!strcmp(act, "add"))
+        return RPC_PENDING;
+    else
         rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
-    }
     return 0;
 }
 
 static json_t *vf_json(const struct vhostd_vf *vf, bool full)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "vf", vf->bdf, "pf", vf->pf->bdf, "socket_file", vf->socket,
-                          "vm_uuid", vf->uuid);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "vf", vf->rec.bdf, "pf", vf->rec.pf, "socket_file",
+                          vf->rec.socket, "vm_uuid", vf->rec.uuid);
     if (!full)
         return o;
     struct vdpa_session_stats st;
@@ -208,6 +151,31 @@ static void vf_removed(void *ctx)
     free(r);
 }
 
+static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c)
+{
+    json_t *js = json_object_get(params, "socket_file"), *ju = json_object_get(params, "uuid");
+    if ((js && !json_is_string(js)) || (ju && !json_is_string(ju) && !json_is_null(ju))) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" and \"uuid\" must be strings");
+        return 0;
+    }
+    const char *sock = json_string_value(js), *uuid = json_string_value(ju);
+    if (sock && sock[0] != '/') {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" must be an absolute path");
+        return 0;
+    }
+    if (uuid && strlen(uuid) >= sizeof(((struct vhostd_vf_rec *)0)->uuid)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"uuid\" is too long");
+        return 0;
+    }
+    char msg[512];
+    int rc = vhostd_reg_add_vf(&d->reg, bdf, sock, uuid, msg, sizeof(msg));
+    if (rc < 0)
+        rpc_call_error(c, code_of(rc), "%s", msg);
+    else
+        rpc_call_result(c, vf_json(vhostd_reg_find_vf(&d->reg, bdf), false));
+    return 0;
+}
+
 static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
@@ -219,59 +187,42 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         const char *pf = bdf_param(params, "mgmtpf", c);
         if (!pf)
             return 0;
-        if (!vhostd_find_pf(d, pf)) {
+        if (!vhostd_reg_find_pf(&d->reg, pf)) {
             rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", pf);
             return 0;
         }
         json_t *a = json_array();
-        for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-            if (d->vfs[i] && !strcmp(d->vfs[i]->pf->bdf, pf))
-                json_array_append_new(a, vf_json(d->vfs[i], false));
+        unsigned cur = 0;
+        for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, pf));)
+            json_array_append_new(a, vf_json(vf, false));
         rpc_call_result(c, json_pack("{s:o}", "devices", a));
         return 0;
     }
     const char *bdf = bdf_param(params, "vfdev", c);
     if (!bdf)
         return 0;
-    if (!strcmp(act, "add")) {
-        json_t *js = json_object_get(params, "socket_file"), *ju = json_object_get(params, "uuid");
-        if ((js && !json_is_string(js)) || (ju && !json_is_string(ju) && !json_is_null(ju))) {
-            rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" and \"uuid\" must be strings");
-            return 0;
-        }
-        const char *sock = json_string_value(js), *uuid = json_string_value(ju);
-        if (sock && (sock[0] != '/' || strlen(sock) >= 100)) {
-            rpc_call_error(c, RPC_INVALID_PARAMS, "\"socket_file\" must be an absolute path under 100 characters");
-            return 0;
-        }
-        if (uuid && strlen(uuid) >= 64) {
-            rpc_call_error(c, RPC_INVALID_PARAMS, "\"uuid\" is too long");
-            return 0;
-        }
-        char msg[256];
-        int rc = vhostd_vf_add(d, bdf, sock, uuid, msg, sizeof(msg));
-        if (rc < 0)
-            rpc_call_error(c, code_of(rc), "%s", msg);
-        else
-            rpc_call_result(c, vf_json(vhostd_find_vf(d, bdf), false));
-        return 0;
-    }
-    struct vhostd_vf *vf = vhostd_find_vf(d, bdf);
-    if (!vf) {
-        rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
-        return 0;
-    }
+    if (!strcmp(act, "add"))
+        return vf_add(d, bdf, params, c);
     if (!strcmp(act, "info")) {
-        rpc_call_result(c, vf_json(vf, true));
+        struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
+        if (vf)
+            rpc_call_result(c, vf_json(vf, true));
+        else
+            rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
         return 0;
     }
     struct vf_rm *r = malloc(sizeof(*r));
+    if (!r) {
+        rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");
+        return 0;
+    }
     r->call = c;
     snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
-    int rc = vhostd_vf_remove(d, vf, vf_removed, r);
+    char msg[256];
+    int rc = vhostd_reg_remove_vf(&d->reg, bdf, vf_removed, r, msg, sizeof(msg));
     if (rc < 0) {
         free(r);
-        rpc_call_error(c, code_of(rc), "VF %s: %s", bdf, strerror(-rc));
+        rpc_call_error(c, code_of(rc), "%s", msg);
         return 0;
     }
     return RPC_PENDING;
@@ -290,14 +241,14 @@ static json_t *vf_stats(struct vhostd_vf *vf)
                                                st.live[i].avail_idx, "used_idx", st.live[i].used_idx));
     char feat[24];
     snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o, s:o}", "vf", vf->bdf, "state",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o, s:o}", "vf", vf->rec.bdf, "state",
                           vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
                           "features", feat, "rings_running", st.rings_running, "dirty_tracking", st.logging,
                           "rings", rings, "saved_ring_indices", idx);
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
-    json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->uuid, "members", members,
+    json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,
                                                    "maps", maps));
     uint64_t c[VFE_CTR_COUNT];
     if (vdpa_vf_counters(vf->dev, c) == 0)
@@ -319,7 +270,7 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
         const char *bdf = bdf_param(params, "vfdev", c);
         if (!bdf)
             return 0;
-        struct vhostd_vf *vf = vhostd_find_vf(d, bdf);
+        struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
         if (!vf)
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
         else
@@ -327,9 +278,9 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
         return 0;
     }
     json_t *a = json_array();
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (d->vfs[i])
-            json_array_append_new(a, vf_stats(d->vfs[i]));
+    unsigned cur = 0;
+    for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, NULL));)
+        json_array_append_new(a, vf_stats(vf));
     rpc_call_result(c, json_pack("{s:o}", "vfs", a));
     return 0;
 }
@@ -338,13 +289,14 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
     unsigned pfs = 0, vfs = 0, failed = 0;
-    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
-        if (d->pfs[i]) {
-            pfs++;
-            failed += d->pfs[i]->state == PF_FAILED;
-        }
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        vfs += d->vfs[i] != NULL;
+    unsigned cur = 0;
+    for (struct vhostd_pf *pf; (pf = vhostd_reg_next_pf(&d->reg, &cur));) {
+        pfs++;
+        failed += pf->state == PF_FAILED;
+    }
+    cur = 0;
+    while (vhostd_reg_next_vf(&d->reg, &cur, NULL))
+        vfs++;
     rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f}", "status", failed ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
                                  "uptime_s", ev_now(d->loop) - d->started_at));
     return 0;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VHOST_MAX_QUEUE_PAIRS 32
 #define VHOST_MAX_RINGS (2 * VHOST_MAX_QUEUE_PAIRS)
@@ -94,9 +95,22 @@ struct vhost_ops {
     void (*reset)(void *ctx);
 };
 
+/* Permissions of the socket file a server-mode device creates (the umask
+ * plays no part).  Zero-initialised: mode 0660, the process's group. */
+struct vhost_sock_perm {
+    mode_t mode;                /* 0: 0660 */
+    bool set_group;
+    gid_t group;                /* the socket's group when set_group */
+};
+
 struct vhost_cfg {
-    const char *path;           /* unix socket */
+    const char *path;           /* unix socket; in server mode created with perm and
+                                 * removed on destroy (only if it is still ours); never
+                                 * taken over while somebody listens on it (-EADDRINUSE)
+                                 * or when it is not a socket (-EEXIST).  Client mode
+                                 * never creates nor removes it. */
     bool client;                /* connect (QEMU server=on) instead of listen */
+    struct vhost_sock_perm perm;
     uint64_t features;          /* virtio features the device offers */
     uint16_t queue_pairs;       /* 1..VHOST_MAX_QUEUE_PAIRS */
     const struct vhost_ops *ops;

@@ -171,23 +171,12 @@ static void start_client(struct vhost_dev *d)
 
 int vhost_conn_listen(struct vhost_dev *d)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, d->path, strlen(d->path) + 1);
-    struct stat st;
-    if (lstat(d->path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return -EEXIST;   /* never remove something that is not a socket */
-        unlink(d->path);
-    }
-    d->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (d->lfd < 0)
-        return -errno;
-    if (bind(d->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(d->lfd, 4) < 0) {
-        int e = -errno;
-        close(d->lfd);
-        d->lfd = -1;
-        return e;
-    }
+    const struct vhost_sock_perm *p = &d->cfg.perm;
+    int rc = vfe_listener_open(&d->listener, d->path, p->mode ? p->mode : 0660, p->set_group ? p->group : (gid_t)-1,
+                               4);
+    if (rc < 0)
+        return rc;
+    d->lfd = d->listener.fd;
     ev_io_init(&d->lwatch, accept_cb, d->lfd, EV_READ);
     d->lwatch.data = d;
     ev_io_start(d->loop, &d->lwatch);
@@ -254,8 +243,8 @@ void vhost_dev_destroy(struct vhost_dev *d)
     ev_timer_stop(d->loop, &d->reconnect);
     if (d->lfd >= 0) {
         ev_io_stop(d->loop, &d->lwatch);
-        close(d->lfd);
-        unlink(d->path);
+        vfe_listener_close(&d->listener);   /* removes the file only if it is still ours */
+        d->lfd = -1;
     }
     free(d);
 }

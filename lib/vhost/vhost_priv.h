@@ -3,6 +3,7 @@
 #define VHOST_PRIV_H
 
 #include "lib/vhost/vhost.h"
+#include "lib/sock/vfe_unix_sock.h"
 #include "lib/vhost/vhost_proto.h"
 
 #define VHOST_LOG_PAGE 4096u
@@ -21,7 +22,8 @@ struct vhost_dev {
     char name[64];
     uint64_t offered, proto_offered;
 
-    int lfd;                       /* listening socket (server mode) */
+    int lfd;                       /* listening socket (server mode): listener.fd */
+    struct vfe_listener listener;  /* owns lfd and the socket file at path */
     ev_io lwatch;
     ev_timer reconnect;            /* client mode back-off */
     double backoff;

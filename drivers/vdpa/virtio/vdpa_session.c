@@ -445,7 +445,7 @@ struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *v
     uint16_t pairs = vdpa_vf_max_pairs(vf);
     if (pairs > VHOST_MAX_QUEUE_PAIRS)
         pairs = VHOST_MAX_QUEUE_PAIRS;
-    struct vhost_cfg vc = {.path = cfg->socket_path, .client = cfg->client, .queue_pairs = pairs,
+    struct vhost_cfg vc = {.path = cfg->socket_path, .client = cfg->client, .perm = cfg->perm, .queue_pairs = pairs,
                            .features = vdpa_vf_device_features(vf), .ops = &session_ops, .ctx = s,
                            .name = cfg->name};
     s->dev = vhost_dev_create(loop, &vc, err);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
+#include "tests/integration/vhostd/vhostd_proc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
@@ -31,34 +32,14 @@ static struct sim_proc sp;
 static pid_t vhostd = -1;
 static char rpc[100], iface[400], log_path[400];
 
-static const char *bin(const char *env, const char *dflt)
-{
-    const char *b = getenv(env);
-    return b ? b : dflt;
-}
-
 /* Run vhostmgmt with args (NULL-terminated); its exit status, output in out. */
 static int mgmt_run(char *out, size_t len, const char *stdin_text, ...)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd), "%s%s%s%s -s %s", stdin_text ? "printf '" : "", stdin_text ? stdin_text : "",
-             stdin_text ? "' | " : "", bin("VFE_VHOSTMGMT", "vhostmgmt"), rpc);
     va_list ap;
     va_start(ap, stdin_text);
-    for (const char *a; (a = va_arg(ap, const char *));) {
-        strncat(cmd, " ", sizeof(cmd) - strlen(cmd) - 1);
-        strncat(cmd, a, sizeof(cmd) - strlen(cmd) - 1);
-    }
+    int rc = vhostmgmt_vrun(rpc, out, len, stdin_text, ap);
     va_end(ap);
-    strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    size_t got = p ? fread(out, 1, len - 1, p) : 0;
-    out[got] = '\0';
-    char sink[4096];
-    while (p && fread(sink, 1, sizeof(sink), p) > 0)
-        ;   /* the rest is not kept, but the command must not die writing it */
-    int st = p ? pclose(p) : -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 static char tcp_spec[32];
@@ -69,7 +50,7 @@ static int start_daemon(bool client)
     snprintf(rpc, sizeof(rpc), "%.80s/vhostd.sock", sp.dir);
     snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
     snprintf(log_path, sizeof(log_path), "%s/vhostd.log", sp.dir);
-    const char *argv[] = {bin("VFE_VHOSTD", "vfe-vhostd"), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
+    const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
                           "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", "--compat-tcp", tcp_spec,
                           client ? "--client" : NULL, NULL};
     vhostd = proc_spawn(argv, log_path);

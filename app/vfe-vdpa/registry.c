@@ -1,0 +1,340 @@
+/* The daemon's registry of PFs and VFs (see registry.h). */
+#include "app/vfe-vdpa/registry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/log/vfe_log.h"
+
+int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struct vhostd_options *opt, char *msg,
+                    size_t len)
+{
+    memset(r, 0, sizeof(*r));
+    r->loop = loop;
+    r->opt = opt;
+    if (!realpath(opt->pci_root, r->pci_root)) {
+        int e = errno;
+        snprintf(msg, len, "--pci-root %s: %s", opt->pci_root, strerror(e));
+        return -e;
+    }
+    char canon[VHOSTD_SOCK_PATH_LEN];
+    int rc = vhostd_sock_path_canon(opt->rpc_path, canon, msg, len);
+    if (rc < 0)
+        return rc;
+    snprintf(r->rpc_path, sizeof(r->rpc_path), "%s", canon);
+    return 0;
+}
+
+void vhostd_reg_close(struct vhostd_registry *r)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++) {
+        vhostd_pf_close(r->pfs[i]);
+        r->pfs[i] = NULL;
+    }
+}
+
+/* ---- PFs ---- */
+
+struct vhostd_pf *vhostd_reg_find_pf(const struct vhostd_registry *r, const char *bdf)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+        if (r->pfs[i] && !strcmp(r->pfs[i]->bdf, bdf))
+            return r->pfs[i];
+    return NULL;
+}
+
+struct vhostd_pf *vhostd_reg_next_pf(const struct vhostd_registry *r, unsigned *cursor)
+{
+    while (*cursor < VHOSTD_MAX_PFS)
+        if (r->pfs[(*cursor)++])
+            return r->pfs[*cursor - 1];
+    return NULL;
+}
+
+unsigned vhostd_reg_pf_vfs_in_use(const struct vhostd_registry *r, const struct vhostd_pf *pf)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        n += r->vfs[i] && r->vfs[i]->pf == pf;
+    return n;
+}
+
+struct pf_waiter {
+    struct vhostd_registry *r;
+    vhostd_pf_added_cb done;
+    void *ctx;
+};
+
+static void pf_ready(void *ctx, struct vhostd_pf *pf, int err)
+{
+    struct pf_waiter w = *(struct pf_waiter *)ctx;
+    free(ctx);
+    if (err)
+        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+            if (w.r->pfs[i] == pf)
+                w.r->pfs[i] = NULL;
+    w.done(w.ctx, pf, err);
+    if (err)
+        vhostd_pf_close(pf);   /* from the PF's own report timer: nothing uses it after this */
+}
+
+int vhostd_reg_add_pf(struct vhostd_registry *r, const char *bdf, vhostd_pf_added_cb done, void *ctx, char *msg,
+                      size_t len)
+{
+    const char *root = r->opt->pci_root;
+    char pf_of[16];
+    if (vhostd_reg_find_pf(r, bdf)) {
+        snprintf(msg, len, "PF %s is already added", bdf);
+        return -EEXIST;
+    }
+    if (!pci_fn_exists(root, bdf)) {
+        snprintf(msg, len, "no PCI function %s under %s", bdf, root);
+        return -ENOENT;
+    }
+    if (pci_vf_pf(root, bdf, pf_of) == 0) {
+        snprintf(msg, len, "%s is a VF of %s; add the PF with mgmtpf, the VF with vf -a", bdf, pf_of);
+        return -EINVAL;
+    }
+    unsigned slot = 0;
+    while (slot < VHOSTD_MAX_PFS && r->pfs[slot])
+        slot++;
+    if (slot == VHOSTD_MAX_PFS) {
+        snprintf(msg, len, "at most %d PFs", VHOSTD_MAX_PFS);
+        return -ENOSPC;
+    }
+    struct pf_waiter *w = malloc(sizeof(*w));
+    if (!w) {
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    *w = (struct pf_waiter){r, done, ctx};
+    int err;
+    struct vhostd_pf *pf = vhostd_pf_open(r->loop, root, bdf, pf_ready, w, &err);
+    if (!pf) {
+        free(w);
+        snprintf(msg, len, "PF %s: %s", bdf, strerror(-err));
+        return err;
+    }
+    r->pfs[slot] = pf;
+    return 0;
+}
+
+int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, size_t len)
+{
+    struct vhostd_pf *pf = vhostd_reg_find_pf(r, bdf);
+    if (!pf) {
+        snprintf(msg, len, "PF %s is not added", bdf);
+        return -ENOENT;
+    }
+    if (pf->state == PF_STARTING || vhostd_reg_pf_vfs_in_use(r, pf)) {
+        snprintf(msg, len, "PF %s %s; remove its VFs first", bdf,
+                 pf->state == PF_STARTING ? "is still starting" : "has provisioned VFs");
+        return -EBUSY;
+    }
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+        if (r->pfs[i] == pf)
+            r->pfs[i] = NULL;
+    vhostd_pf_close(pf);
+    LOG_N("PF %s removed", bdf);
+    return 0;
+}
+
+/* ---- VFs ---- */
+
+static int vf_slot(const struct vhostd_registry *r, const char *bdf)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        if (r->vfs[i] && !strcmp(r->vfs[i]->rec.bdf, bdf))
+            return (int)i;
+    return -1;
+}
+
+struct vhostd_vf *vhostd_reg_find_vf(const struct vhostd_registry *r, const char *bdf)
+{
+    int i = vf_slot(r, bdf);
+    return i >= 0 && !r->vfs[i]->removing ? r->vfs[i] : NULL;
+}
+
+struct vhostd_vf *vhostd_reg_next_vf(const struct vhostd_registry *r, unsigned *cursor, const char *pf)
+{
+    while (*cursor < VHOSTD_MAX_MANAGED_VFS) {
+        struct vhostd_vf *vf = r->vfs[(*cursor)++];
+        if (vf && !vf->removing && (!pf || !strcmp(vf->rec.pf, pf)))
+            return vf;
+    }
+    return NULL;
+}
+
+const char *vhostd_reg_socket_user(const struct vhostd_registry *r, const char *canon, char *buf, size_t len)
+{
+    if (!strcmp(canon, r->rpc_path))
+        return "the daemon's RPC socket";
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        if (r->vfs[i] && !strcmp(r->vfs[i]->rec.socket, canon)) {
+            snprintf(buf, len, "VF %s", r->vfs[i]->rec.bdf);
+            return buf;
+        }
+    return NULL;
+}
+
+/* The VF's socket path: canonical, not another's, and (server mode) free to bind. */
+static int vf_socket(struct vhostd_registry *r, const char *bdf, const char *socket, char out[VHOSTD_SOCK_PATH_LEN],
+                     char *msg, size_t len)
+{
+    char raw[PATH_MAX], who[32];
+    if (socket && *socket)
+        snprintf(raw, sizeof(raw), "%s", socket);
+    else
+        snprintf(raw, sizeof(raw), "%s%s", r->opt->iface_prefix, bdf);
+    int rc = vhostd_sock_path_canon(raw, out, msg, len);
+    if (rc < 0)
+        return rc == -ENAMETOOLONG ? rc : -EINVAL;
+    if (vhostd_path_is_under(out, r->pci_root)) {
+        snprintf(msg, len, "socket path %s is inside the PCI tree %s", out, r->pci_root);
+        return -EINVAL;
+    }
+    const char *user = vhostd_reg_socket_user(r, out, who, sizeof(who));
+    if (user) {
+        snprintf(msg, len, "socket %s is already used by %s", out, user);
+        return -EEXIST;
+    }
+    if (r->opt->client)
+        return 0;   /* QEMU's socket: it may exist and be in use, and it is not ours to create */
+    struct stat st;
+    if (lstat(out, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        snprintf(msg, len, "%s exists and is not a socket; it is left alone", out);
+        return -EEXIST;
+    }
+    if (vfe_unix_path_in_use(out)) {
+        snprintf(msg, len, "socket %s is in use by another process; it is left alone", out);
+        return -EADDRINUSE;
+    }
+    return 0;
+}
+
+int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,
+                      size_t len)
+{
+    const char *root = r->opt->pci_root;
+    struct vhostd_vf_rec rec = {0};
+    int i = vf_slot(r, bdf);
+    if (i >= 0) {
+        snprintf(msg, len, r->vfs[i]->removing ? "VF %s is being removed" : "VF %s is already added", bdf);
+        return r->vfs[i]->removing ? -EBUSY : -EEXIST;
+    }
+    if (!pci_fn_exists(root, bdf)) {
+        snprintf(msg, len, "no PCI function %s under %s", bdf, root);
+        return -ENOENT;
+    }
+    if (pci_vf_pf(root, bdf, rec.pf) < 0) {
+        snprintf(msg, len, "%s is not a VF (no physfn link)", bdf);
+        return -ENOENT;
+    }
+    struct vhostd_pf *pf = vhostd_reg_find_pf(r, rec.pf);
+    if (!pf || pf->state != PF_READY) {
+        snprintf(msg, len, "the PF %s of %s is not %s; add it first with 'vhostmgmt mgmtpf -a %s'", rec.pf, bdf,
+                 pf ? "ready yet" : "added", rec.pf);
+        return -ENODEV;
+    }
+    if (!(rec.vf_num = vhostd_pf_vf_num(pf, bdf))) {
+        vhostd_pf_rescan(pf, root);   /* the VF may have been created after the PF was added */
+        rec.vf_num = vhostd_pf_vf_num(pf, bdf);
+    }
+    if (!rec.vf_num) {
+        snprintf(msg, len, "%s is not listed among the VFs of %s", bdf, rec.pf);
+        return -ENOENT;
+    }
+    int rc = vf_socket(r, bdf, socket, rec.socket, msg, len);
+    if (rc < 0)
+        return rc;
+    unsigned slot = 0;
+    while (slot < VHOSTD_MAX_MANAGED_VFS && r->vfs[slot])
+        slot++;
+    if (slot == VHOSTD_MAX_MANAGED_VFS) {
+        snprintf(msg, len, "at most %d VFs", VHOSTD_MAX_MANAGED_VFS);
+        return -ENOSPC;
+    }
+    snprintf(rec.bdf, sizeof(rec.bdf), "%s", bdf);
+    snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid ? uuid : "");
+    struct vhostd_vf_params p = {.pci_root = root, .client = r->opt->client,
+                                 .perm = {.mode = 0660, .set_group = r->opt->socket_group_set,
+                                          .group = r->opt->socket_gid}};
+    struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);
+    if (!vf)
+        return rc;
+    r->vfs[slot] = vf;
+    LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec.vf_num, pf->bdf,
+          r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
+    return 0;
+}
+
+struct removal {
+    struct vhostd_registry *r;
+    unsigned slot;
+    void (*done)(void *ctx);
+    void *ctx;
+};
+
+static bool no_vfs(const struct vhostd_registry *r)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        if (r->vfs[i])
+            return false;
+    return true;
+}
+
+static void vf_gone(void *ctx)
+{
+    struct removal m = *(struct removal *)ctx;
+    free(ctx);
+    m.r->vfs[m.slot] = NULL;
+    if (m.done)
+        m.done(m.ctx);
+    if (m.r->drained && no_vfs(m.r)) {
+        void (*drained)(void *) = m.r->drained;
+        m.r->drained = NULL;
+        drained(m.r->drained_ctx);
+    }
+}
+
+static int start_removal(struct vhostd_registry *r, unsigned slot, void (*done)(void *ctx), void *ctx)
+{
+    struct removal *m = malloc(sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    *m = (struct removal){r, slot, done, ctx};
+    vhostd_vf_close(r->vfs[slot], vf_gone, m);
+    return 0;
+}
+
+int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
+                         size_t len)
+{
+    int i = vf_slot(r, bdf);
+    if (i < 0) {
+        snprintf(msg, len, "VF %s is not added", bdf);
+        return -ENOENT;
+    }
+    if (r->vfs[i]->removing) {
+        snprintf(msg, len, "VF %s is being removed", bdf);
+        return -EALREADY;
+    }
+    int rc = start_removal(r, (unsigned)i, done, ctx);
+    if (rc < 0)
+        snprintf(msg, len, "VF %s: %s", bdf, strerror(-rc));
+    return rc;
+}
+
+unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx), void *ctx)
+{
+    unsigned left = 0;
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
+        if (r->vfs[i] && (r->vfs[i]->removing || start_removal(r, i, NULL, NULL) == 0))
+            left++;
+    r->drained = left ? drained : NULL;
+    r->drained_ctx = ctx;
+    return left;
+}

@@ -1,0 +1,88 @@
+/*
+ * The daemon's registry: every managed PF and VF, with each VF's socket path
+ * and VM id.  It owns the struct vhostd_pf and struct vhostd_vf objects (and
+ * through them the transports, devices and vhost-user sockets); the RPC layer
+ * only translates JSON to and from these calls.
+ *
+ * State is plain and enumerable: two arrays of slots, each VF's struct
+ * vhostd_vf_rec is everything needed to provision it again.
+ *
+ * A socket path belongs to at most one VF and is never the daemon's RPC
+ * socket nor inside the PCI tree; paths are compared in canonical form
+ * (sock_path.h), so W/./vf-x and W/vf-x are one path.  In server mode a path
+ * somebody listens on, or that is not a socket, is refused (lib/sock); in
+ * client mode the socket is QEMU's and is neither created nor removed.
+ *
+ * Errors are -errno with a sentence in msg:
+ *   -EEXIST        already added; socket path taken (by a VF, the RPC socket,
+ *                  or a file that is not a socket)
+ *   -EADDRINUSE    somebody listens on the socket path
+ *   -EINVAL        a bad socket path (directory missing, inside the PCI tree)
+ *   -ENAMETOOLONG  the socket path does not fit sun_path
+ *   -ENOENT        no such PCI function, not a VF, PF/VF not added
+ *   -ENODEV        the VF's PF is not added or not ready
+ *   -EBUSY         PF still starting or with VFs; VF being removed
+ *   -ENOSPC        slot limit
+ *   other          device / transport errors
+ * Callbacks run later, from the loop, never inside the call that starts them.
+ */
+#ifndef VFE_VHOSTD_REGISTRY_H
+#define VFE_VHOSTD_REGISTRY_H
+
+#include <ev.h>
+#include <limits.h>
+
+#include "app/vfe-vdpa/options.h"
+#include "app/vfe-vdpa/pf.h"
+#include "app/vfe-vdpa/vf.h"
+
+#define VHOSTD_MAX_PFS 16
+#define VHOSTD_MAX_MANAGED_VFS 1024
+
+struct vhostd_registry {
+    struct ev_loop *loop;
+    const struct vhostd_options *opt;
+    char rpc_path[PATH_MAX];       /* canonical; never a VF's socket */
+    char pci_root[PATH_MAX];       /* canonical; no VF socket inside */
+    struct vhostd_pf *pfs[VHOSTD_MAX_PFS];
+    struct vhostd_vf *vfs[VHOSTD_MAX_MANAGED_VFS];   /* removing ones stay until they are gone */
+    void (*drained)(void *ctx);
+    void *drained_ctx;
+};
+
+/* opt must outlive the registry.  The RPC socket's directory must exist. */
+int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struct vhostd_options *opt, char *msg,
+                    size_t len);
+/* Close every PF and any VF left (no callbacks). */
+void vhostd_reg_close(struct vhostd_registry *r);
+
+/* PFs.  add: 0 and done(ctx, pf, err) once the PF is ready (err 0) or failed
+ * (it is then gone from the registry; pf is valid during the call only). */
+typedef void (*vhostd_pf_added_cb)(void *ctx, const struct vhostd_pf *pf, int err);
+int vhostd_reg_add_pf(struct vhostd_registry *r, const char *bdf, vhostd_pf_added_cb done, void *ctx, char *msg,
+                      size_t len);
+int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, size_t len);
+struct vhostd_pf *vhostd_reg_find_pf(const struct vhostd_registry *r, const char *bdf);
+/* Iterate: *cursor starts at 0; NULL at the end. */
+struct vhostd_pf *vhostd_reg_next_pf(const struct vhostd_registry *r, unsigned *cursor);
+/* VFs of pf in the registry (removing ones included). */
+unsigned vhostd_reg_pf_vfs_in_use(const struct vhostd_registry *r, const struct vhostd_pf *pf);
+
+/* VFs.  socket NULL or "": the --iface prefix + bdf.  uuid NULL: none. */
+int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,
+                      size_t len);
+/* 0 and done(ctx) once the device is stopped and the VF gone. */
+int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
+                         size_t len);
+/* Serving VFs only (not being removed). */
+struct vhostd_vf *vhostd_reg_find_vf(const struct vhostd_registry *r, const char *bdf);
+/* Iterate serving VFs, of pf only if it is not NULL. */
+struct vhostd_vf *vhostd_reg_next_vf(const struct vhostd_registry *r, unsigned *cursor, const char *pf);
+/* Who uses the canonical socket path: "VF <bdf>", "the RPC socket", or NULL. */
+const char *vhostd_reg_socket_user(const struct vhostd_registry *r, const char *canon, char *buf, size_t len);
+
+/* Shutdown: remove every VF; drained(ctx) runs once none is left.  The number
+ * of VFs still to go (0: drained will not run). */
+unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx), void *ctx);
+
+#endif

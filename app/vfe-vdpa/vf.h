@@ -1,0 +1,48 @@
+/* One provisioned VF: its transport, device half and vhost-user session.
+ * Knows nothing of the registry; the registry owns every struct vhostd_vf. */
+#ifndef VFE_VHOSTD_VF_H
+#define VFE_VHOSTD_VF_H
+
+#include <ev.h>
+
+#include "app/vfe-vdpa/pf.h"
+#include "app/vfe-vdpa/sock_path.h"
+#include "drivers/vdpa/virtio/vdpa_session.h"
+
+/* What the registry keeps of a VF: plain data, enough to provision it again. */
+struct vhostd_vf_rec {
+    char bdf[16];
+    char pf[16];
+    unsigned vf_num;                      /* 1-based, on its PF */
+    char socket[VHOSTD_SOCK_PATH_LEN];    /* canonical */
+    char uuid[64];                        /* VM id, "" for none */
+};
+
+struct vhostd_vf {
+    struct vhostd_vf_rec rec;
+    struct vhostd_pf *pf;                 /* outlives the VF (the registry sees to it) */
+    struct ev_loop *loop;
+    struct vfe_transport *t;
+    struct vdpa_vf *dev;
+    struct vdpa_session *session;
+    bool removing;
+    ev_timer later;                       /* completes a removal from the loop */
+    void (*removed)(void *ctx);
+    void *removed_ctx;
+};
+
+struct vhostd_vf_params {
+    const char *pci_root;
+    bool client;                          /* connect to QEMU's socket instead of listening */
+    struct vhost_sock_perm perm;          /* server mode: the socket's mode and group */
+};
+
+/* Bring rec's VF up on pf and serve its socket.  NULL with *err (-errno) and a
+ * sentence in msg. */
+struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
+                                 const struct vhostd_vf_rec *rec, char *msg, size_t len, int *err);
+/* Stop the device, close the session and the socket, free vf; done(ctx) runs
+ * afterwards, from the loop (never inside this call). */
+void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx);
+
+#endif
