@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vfe_log_set_level(0);
         snprintf(path, sizeof(path), "/tmp/vfe-fuzz-rpc-%d.sock", (int)getpid());
         int err;
-        srv = rpc_server_create(loop, path, &err);
+        srv = rpc_server_create(loop, path, NULL, &err);
         if (!srv)
             abort();
         rpc_register(srv, "echo", m_echo, NULL);

@@ -97,7 +97,7 @@ static void test_rpc(void **state)
     struct ev_loop *loop = ev_loop_new(0);
     snprintf(path, sizeof(path), "/tmp/vfe-rpc-test-%d/rpc.sock", getpid());
     int err;
-    struct rpc_server *s = rpc_server_create(loop, path, &err);
+    struct rpc_server *s = rpc_server_create(loop, path, NULL, &err);
     assert_non_null(s);
     rpc_register(s, "echo", m_echo, NULL);
     rpc_register(s, "later", m_later, NULL);
