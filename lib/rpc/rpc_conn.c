@@ -248,7 +248,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_again(loop, w);   /* waiting for us, not for the client */
         return;
     }
-    LOG_I("rpc: pid %d idle for %.0f s, connection closed", (int)c->pid, c->s->idle_timeout);
+    LOG_I("rpc: pid %d idle for %.1f s, connection closed", (int)c->pid, c->s->idle_timeout);
     rpc_conn_close(c);
 }
 

@@ -1,21 +1,28 @@
 /*
  * lib/rpc in one process: the server on the main thread's loop, a client on
  * another thread sending raw requests: results, errors of each class, batches,
- * notifications, answers given later, and the size limit.
+ * notifications, answers given later, and the size limit; clients that hang up
+ * before reading (built with ASan: a use after free fails the test); replies
+ * larger than the old 64 KiB client buffer; the socket file rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
+#include "tests/unit/rpc/rpc_test_util.h"
 
 static char path[108];
 static struct rpc_call *pending;
@@ -146,8 +153,174 @@ static void test_rpc(void **state)
     rmdir(dir);
 }
 
+static int m_big(void *ctx, json_t *params, struct rpc_call *c)
+{
+    size_t n = (size_t)json_integer_value(json_object_get(params, "n"));
+    char *txt = malloc(n + 1);
+    memset(txt, 'x', n);
+    txt[n] = '\0';
+    rpc_call_result(c, json_string(txt));
+    free(txt);
+    return 0;
+}
+
+/* A client sends requests and hangs up before reading: the replies fail to
+ * send inside the answer's call chain (sync answers, a batch, a late answer). */
+static void test_hangup_before_reply(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "hangup");
+    int err;
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    rpc_register(s, "echo", m_echo, NULL);
+    rpc_register(s, "later", m_later, NULL);
+    rpc_register(s, "big", m_big, NULL);
+    const char *reqs[] = {
+        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"a\":1},\"id\":1}\n",
+        "[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1},{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}]\n",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"big\",\"params\":{\"n\":300000},\"id\":1}"
+        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":3}",
+        "{\"jsonrpc\":\"2.0\",\"method\":\"later\",\"id\":7}\n",
+    };
+    for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        int fd = rt_connect(p);
+        assert_true(fd >= 0);
+        assert_true(rt_write(fd, reqs[i], strlen(reqs[i])));
+        close(fd);
+        rt_spin(loop, 30, NULL, NULL);
+        if (pending) {   /* answered after the client went away, before the server noticed */
+            rpc_call_result(pending, json_string("late"));
+            pending = NULL;
+        }
+        rt_spin(loop, 10, NULL, NULL);
+    }
+    /* a late answer after the connection is freed goes nowhere */
+    int fd = rt_connect(p);
+    assert_true(rt_write(fd, reqs[3], strlen(reqs[3])));
+    rt_spin(loop, 30, NULL, NULL);
+    assert_non_null(pending);
+    close(fd);
+    rt_spin(loop, 30, NULL, NULL);
+    rpc_call_error(pending, RPC_TIMEOUT, "too late");
+    pending = NULL;
+    struct rt_call c;
+    assert_int_equal(rt_call(loop, &c, p, "echo", json_pack("{s:i}", "still", 1)), 0);
+    assert_int_equal(json_integer_value(json_object_get(c.result, "still")), 1);
+    json_decref(c.params);
+    json_decref(c.result);
+    rpc_server_destroy(s);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
+/* Replies above the old 64 KiB client buffer are read; above RPC_MAX_REPLY
+ * the server answers an error instead. */
+static void test_big_replies(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "big");
+    int err;
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    rpc_register(s, "big", m_big, NULL);
+    struct rt_call c;
+    json_t *params = json_pack("{s:i}", "n", 300000);
+    assert_int_equal(rt_call(loop, &c, p, "big", params), 0);
+    assert_int_equal(json_string_length(c.result), 300000);
+    json_decref(c.result);
+    json_decref(params);
+    params = json_pack("{s:I}", "n", (json_int_t)RPC_MAX_REPLY);
+    assert_int_equal(rt_call(loop, &c, p, "big", params), RPC_INTERNAL_ERROR);
+    assert_non_null(strstr(c.msg, "reply too large"));
+    json_decref(params);
+    /* the connection's buffers are back to normal: a small call still works */
+    params = json_pack("{s:i}", "n", 10);
+    assert_int_equal(rt_call(loop, &c, p, "big", params), 0);
+    json_decref(c.result);
+    json_decref(params);
+    rpc_server_destroy(s);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
+/* The socket file: options checked, never taken from another process or from
+ * a non-socket, mode and group applied, only our own inode removed. */
+static void test_socket_file(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "sockfile");
+    int err;
+    const struct rpc_server_opts bad[] = {
+        {.mode = 01777}, {.idle_timeout = -1}, {.idle_timeout = 1.0 / 0.0}, {.max_conns = RPC_MAX_MAX_CONNS + 1},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_null(rpc_server_create(loop, p, &bad[i], &err));
+        assert_int_equal(err, -EINVAL);
+    }
+    char longp[200];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    longp[0] = '/';
+    assert_null(rpc_server_create(loop, longp, NULL, &err));
+    assert_int_equal(err, -ENAMETOOLONG);
+
+    /* a regular file is left alone */
+    int f = open(p, O_CREAT | O_WRONLY, 0600);
+    assert_true(f >= 0 && write(f, "keep", 4) == 4);
+    close(f);
+    assert_null(rpc_server_create(loop, p, NULL, &err));
+    assert_int_equal(err, -EEXIST);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode) && st.st_size == 4);
+    unlink(p);
+
+    /* default mode 0660; a second server on the same path is refused */
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_null(rpc_server_create(loop, p, NULL, &err));
+    assert_int_equal(err, -EADDRINUSE);
+    rpc_register(s, "echo", m_echo, NULL);
+    struct rt_call c;
+    assert_int_equal(rt_call(loop, &c, p, "echo", NULL), 0);
+    json_decref(c.result);
+    /* somebody replaced our socket: destroy leaves theirs */
+    assert_int_equal(unlink(p), 0);
+    f = open(p, O_CREAT | O_WRONLY, 0600);
+    close(f);
+    rpc_server_destroy(s);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    unlink(p);
+
+    /* explicit mode and group (chown needs root) */
+    if (geteuid() == 0) {
+        struct rpc_server_opts o = {.mode = 0600, .gid = 4242};
+        s = rpc_server_create(loop, p, &o, &err);
+        assert_non_null(s);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(st.st_gid, 4242);
+        rpc_server_destroy(s);
+        assert_int_equal(lstat(p, &st), -1);   /* our own socket is removed */
+    }
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rpc)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rpc),
+        cmocka_unit_test(test_hangup_before_reply),
+        cmocka_unit_test(test_big_replies),
+        cmocka_unit_test(test_socket_file),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
