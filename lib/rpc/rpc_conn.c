@@ -181,7 +181,7 @@ void rpc_conn_settle(struct rpc_conn *c)
 /* Parse and run the buffered requests while the connection takes them. */
 static void parse_buffered(struct rpc_conn *c)
 {
-    while (takes_requests(c)) {
+    while (takes_requests(c) && (c->in_len != c->incomplete_at || c->eof)) {
         size_t skip = 0;
         while (skip < c->in_len && strchr(" \t\r\n", c->in[skip]))
             skip++;
@@ -192,42 +192,49 @@ static void parse_buffered(struct rpc_conn *c)
         json_error_t je;
         json_t *v = json_loadb(c->in + skip, c->in_len - skip, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &je);
         if (!v) {
-            if (je.position >= (int)(c->in_len - skip) && strstr(je.text, "end of") && !c->eof)
-                return;   /* incomplete: wait for more */
+            if (je.position >= (int)(c->in_len - skip) && strstr(je.text, "end of") && !c->eof) {
+                c->incomplete_at = c->in_len;   /* incomplete: parse again when more came */
+                return;
+            }
             stop_taking(c, RPC_PARSE_ERROR, je.text);
             return;
         }
         size_t used = skip + (size_t)je.position;
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
+        c->incomplete_at = 0;
         rpc_handle_value(c, v);
         json_decref(v);
     }
 }
 
+static void too_large(struct rpc_conn *c)
+{
+    LOG_W("rpc: request from pid %d larger than %d bytes, connection closed", (int)c->pid, RPC_MAX_REQUEST);
+    stop_taking(c, RPC_INVALID_REQUEST, "request too large");
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct rpc_conn *c = w->data;
-    parse_buffered(c);
+    parse_buffered(c);   /* requests left by a pause first */
+    if (takes_requests(c) && !c->eof && c->in_len == RPC_MAX_REQUEST)
+        too_large(c);
     if (takes_requests(c) && !c->eof) {
-        if (c->in_len == RPC_MAX_REQUEST) {
-            LOG_W("rpc: request from pid %d larger than %d bytes, connection closed", (int)c->pid, RPC_MAX_REQUEST);
-            stop_taking(c, RPC_INVALID_REQUEST, "request too large");
-        } else {
-            ssize_t n = read(c->fd, c->in + c->in_len, RPC_MAX_REQUEST - c->in_len);
-            if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                rpc_conn_close(c);
-                return;
-            }
-            if (n > 0) {
-                touch(c);
-                c->in_len += (size_t)n;
-                parse_buffered(c);
-            } else if (n == 0) {
-                c->eof = true;
-                parse_buffered(c);
-            }
+        ssize_t n = read(c->fd, c->in + c->in_len, RPC_MAX_REQUEST - c->in_len);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            rpc_conn_close(c);
+            return;
         }
+        if (n > 0) {
+            touch(c);
+            c->in_len += (size_t)n;
+        } else if (n == 0) {
+            c->eof = true;
+        }
+        parse_buffered(c);
+        if (takes_requests(c) && !c->eof && c->in_len == RPC_MAX_REQUEST)
+            too_large(c);
     }
     if (c->eof && takes_requests(c))
         c->closing = true;   /* every complete request taken; the rest never will be */

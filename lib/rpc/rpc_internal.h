@@ -55,6 +55,12 @@ struct rpc_conn {
     bool eof;                 /* the client sends no more */
     bool closing;             /* read no more; close once replies are out and calls answered */
     bool dead;                /* closed: only the reaper touches it now */
+    size_t incomplete_at;     /* in_len when the buffer last held only part of a value */
+};
+
+struct rpc_log_limit {
+    ev_tstamp at;             /* of the last line; 0: none yet */
+    unsigned count;           /* events since */
 };
 
 struct rpc_server {
@@ -72,8 +78,7 @@ struct rpc_server {
     unsigned nmethods;
     struct rpc_conn *conns;   /* live and dead (not yet reaped) */
     unsigned nconns;          /* live */
-    ev_tstamp accept_log_at;  /* rate limit of the accept failure line */
-    unsigned accept_fails;
+    struct rpc_log_limit accept_log, refusal_log;
 };
 
 /* rpc_conn.c */

@@ -13,9 +13,26 @@
 #include "lib/log/vfe_log.h"
 #include "lib/rpc/rpc_internal.h"
 
-static void refuse(int fd, pid_t pid, int code, const char *msg)
+/* At most one line per RPC_LOG_INTERVAL for one kind of event; the count of
+ * events since the last line, or 0: stay quiet. */
+static unsigned rate_limit(struct ev_loop *loop, struct rpc_log_limit *l)
 {
-    LOG_W("rpc: connection from pid %d refused: %s", (int)pid, msg);
+    l->count++;
+    ev_tstamp now = ev_now(loop);
+    if (l->at != 0 && now - l->at < RPC_LOG_INTERVAL)
+        return 0;
+    unsigned n = l->count;
+    l->at = now;
+    l->count = 0;
+    return n;
+}
+
+static void refuse(struct rpc_server *s, int fd, pid_t pid, int code, const char *msg)
+{
+    unsigned count = rate_limit(s->loop, &s->refusal_log);
+    if (count)
+        LOG_W("rpc: connection from pid %d refused: %s (%u refusal(s) since the last message)", (int)pid, msg,
+              count);
     json_t *e = rpc_error_obj(NULL, code, msg);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
     if (txt) {
@@ -56,16 +73,16 @@ static void admit(struct rpc_server *s, int fd, bool unix_sock)
         privileged = rc == 0 && rpc_access_privileged(&peer, owner);
         free(groups);
         if (!ok) {
-            refuse(fd, peer.pid, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
+            refuse(s, fd, peer.pid, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
             return;
         }
     }
     if (!rpc_admit(privileged, s->nconns, s->max_conns)) {
-        refuse(fd, peer.pid, RPC_BUSY, "too many clients");
+        refuse(s, fd, peer.pid, RPC_BUSY, "too many clients");
         return;
     }
     if (!rpc_conn_open(s, fd, peer.pid, privileged))
-        refuse(fd, peer.pid, RPC_INTERNAL_ERROR, "out of memory");
+        refuse(s, fd, peer.pid, RPC_INTERNAL_ERROR, "out of memory");
 }
 
 static void listeners(struct rpc_server *s, bool on)
@@ -86,14 +103,10 @@ static void pause_accepting(struct rpc_server *s, int err)
 {
     listeners(s, false);
     ev_timer_again(s->loop, &s->accept_retry);
-    s->accept_fails++;
-    ev_tstamp now = ev_now(s->loop);
-    if (s->accept_log_at == 0 || now - s->accept_log_at >= RPC_LOG_INTERVAL) {
+    unsigned n = rate_limit(s->loop, &s->accept_log);
+    if (n)
         LOG_W("rpc: cannot accept connections: %s; retrying every %.2f s (%u failure(s) since the last message)",
-              strerror(err), RPC_ACCEPT_RETRY, s->accept_fails);
-        s->accept_log_at = now;
-        s->accept_fails = 0;
-    }
+              strerror(err), RPC_ACCEPT_RETRY, n);
 }
 
 static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -250,12 +263,12 @@ void rpc_server_destroy(struct rpc_server *s)
         return;
     listeners(s, false);
     ev_timer_stop(s->loop, &s->accept_retry);
-    ev_prepare_stop(s->loop, &s->reaper);
     while (s->conns) {
         struct rpc_conn *c = s->conns;
         s->conns = c->next;
         rpc_conn_free(c);
     }
+    ev_prepare_stop(s->loop, &s->reaper);   /* after the frees: closing starts it */
     vfe_listener_close(&s->ul);
     if (s->tfd >= 0)
         close(s->tfd);
