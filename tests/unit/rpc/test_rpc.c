@@ -314,6 +314,66 @@ static void test_socket_file(void **state)
     rt_dir_remove(p);
 }
 
+/* Destroy with clients connected and a call open: nothing is left to run
+ * later, and the open call may still be answered. */
+static void test_destroy_with_clients(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "destroy");
+    int err;
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    rpc_register(s, "later", m_later, NULL);
+    int a = rt_connect(p), b = rt_connect(p);
+    const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"later\",\"id\":1}\n";
+    assert_true(rt_write(b, req, strlen(req)));
+    rt_spin(loop, 30, NULL, NULL);
+    assert_non_null(pending);
+    rpc_server_destroy(s);
+    rt_spin(loop, 30, NULL, NULL);
+    rpc_call_result(pending, json_string("after destroy"));
+    pending = NULL;
+    rt_spin(loop, 10, NULL, NULL);
+    char c;
+    assert_int_equal(read(a, &c, 1), 0);   /* closed by destroy */
+    assert_int_equal(read(b, &c, 1), 0);
+    close(a);
+    close(b);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
+/* A request filling the whole 64 KiB buffer is refused at once, not when more bytes come. */
+static void test_request_exactly_at_limit(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "limit");
+    int err;
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    static char big[RPC_MAX_REQUEST];
+    memset(big, ' ', sizeof(big));
+    big[0] = '[';
+    int fd = rt_connect(p);
+    assert_true(rt_write(fd, big, sizeof(big)));
+    char reply[512] = "";
+    double end = rt_now_ms() + 2000;
+    ssize_t n = -1;
+    while (n <= 0 && rt_now_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        n = recv(fd, reply, sizeof(reply) - 1, MSG_DONTWAIT);
+        usleep(1000);
+    }
+    assert_true(n > 0);
+    assert_non_null(strstr(reply, "request too large"));
+    close(fd);
+    rpc_server_destroy(s);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +381,8 @@ int main(void)
         cmocka_unit_test(test_hangup_before_reply),
         cmocka_unit_test(test_big_replies),
         cmocka_unit_test(test_socket_file),
+        cmocka_unit_test(test_destroy_with_clients),
+        cmocka_unit_test(test_request_exactly_at_limit),
     };
     if (getenv("RPC_TEST_ONLY"))   /* one test by name, e.g. to run it against an older library */
         cmocka_set_test_filter(getenv("RPC_TEST_ONLY"));
