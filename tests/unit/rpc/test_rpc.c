@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -374,6 +376,76 @@ static void test_request_exactly_at_limit(void **state)
     rt_dir_remove(p);
 }
 
+/* stats of 300 VFs: a reply far above the old 64 KiB client buffer, through vhostmgmt itself. */
+static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
+{
+    json_t *vfs = json_array();
+    for (int i = 0; i < 300; i++)
+        json_array_append_new(vfs, json_pack("{s:s, s:s, s:s, s:[{s:i, s:i, s:i}, {s:i, s:i, s:i}], s:s}",
+                                             "vf", "0000:01:00.2", "state", "running", "features", "0x130afffa7",
+                                             "rings", "ring", 0, "avail_idx", 1234, "used_idx", 1230, "ring", 1,
+                                             "avail_idx", 777, "used_idx", 777, "pad",
+                                             "................................................................"
+                                             "................................................................"));
+    rpc_call_result(c, json_pack("{s:o}", "vfs", vfs));
+    return 0;
+}
+
+static void test_vhostmgmt_big_stats(void **state)
+{
+    const char *tool = getenv("VHOSTMGMT");
+    if (!tool)
+        skip();
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    rt_dir(p, sizeof(p), "mgmt");
+    int err;
+    struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
+    assert_non_null(s);
+    rpc_register(s, "stats", m_stats, NULL);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(tool, tool, "-s", p, "--json", "stats", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    static char txt[1 << 20];
+    size_t got = 0;
+    int st = -1;
+    double end = rt_now_ms() + 10000;
+    while (rt_now_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        ssize_t n = read(out[0], txt + got, sizeof(txt) - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        if (n == 0 && waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        usleep(1000);
+    }
+    close(out[0]);
+    if (st == -1) {   /* still running: stop it */
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    txt[got] = '\0';
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    json_error_t je;
+    json_t *r = json_loads(txt, 0, &je);
+    assert_non_null(r);
+    assert_int_equal(json_array_size(json_object_get(r, "vfs")), 300);
+    print_message("vhostmgmt read a %zu-byte stats reply\n", got);
+    assert_true(got > 64 * 1024);
+    json_decref(r);
+    rpc_server_destroy(s);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_socket_file),
         cmocka_unit_test(test_destroy_with_clients),
         cmocka_unit_test(test_request_exactly_at_limit),
+        cmocka_unit_test(test_vhostmgmt_big_stats),
     };
     if (getenv("RPC_TEST_ONLY"))   /* one test by name, e.g. to run it against an older library */
         cmocka_set_test_filter(getenv("RPC_TEST_ONLY"));
