@@ -391,7 +391,59 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
     return 0;
 }
 
-static void test_vhostmgmt_big_stats(void **state)
+static unsigned stats_calls;
+
+static int m_count_stats(void *ctx, json_t *params, struct rpc_call *c)
+{
+    stats_calls++;
+    return m_stats(ctx, params, c);
+}
+
+/* Run vhostmgmt with args (and stdin text, if any) while this thread serves;
+ * its stdout in out, its exit status returned (-1: did not exit in time). */
+static int run_tool(struct ev_loop *loop, const char *const *args, const char *in, char *out, size_t out_len)
+{
+    int o[2], i[2];
+    assert_int_equal(pipe(o), 0);
+    assert_int_equal(pipe(i), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(i[0], 0);
+        close(o[0]);
+        close(i[1]);
+        execv(args[0], (char *const *)args);
+        _exit(127);
+    }
+    close(o[1]);
+    close(i[0]);
+    if (in)   /* small: fits the pipe */
+        assert_int_equal(write(i[1], in, strlen(in)), (ssize_t)strlen(in));
+    close(i[1]);
+    fcntl(o[0], F_SETFL, O_NONBLOCK);
+    size_t got = 0;
+    int st = -1;
+    double end = rt_now_ms() + 10000;
+    while (rt_now_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        ssize_t n = read(o[0], out + got, out_len - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        if (n == 0 && waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        usleep(1000);
+    }
+    close(o[0]);
+    out[got] = '\0';
+    if (st == -1) {   /* still running: stop it */
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_vhostmgmt(void **state)
 {
     const char *tool = getenv("VHOSTMGMT");
     if (!tool)
@@ -402,45 +454,34 @@ static void test_vhostmgmt_big_stats(void **state)
     int err;
     struct rpc_server *s = rpc_server_create(loop, p, NULL, &err);
     assert_non_null(s);
-    rpc_register(s, "stats", m_stats, NULL);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl(tool, tool, "-s", p, "--json", "stats", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    rpc_register(s, "stats", m_count_stats, NULL);
+    rpc_register(s, "vf", m_count_stats, NULL);
     static char txt[1 << 20];
-    size_t got = 0;
-    int st = -1;
-    double end = rt_now_ms() + 10000;
-    while (rt_now_ms() < end) {
-        ev_run(loop, EVRUN_NOWAIT);
-        ssize_t n = read(out[0], txt + got, sizeof(txt) - 1 - got);
-        if (n > 0)
-            got += (size_t)n;
-        if (n == 0 && waitpid(pid, &st, WNOHANG) == pid)
-            break;
-        usleep(1000);
-    }
-    close(out[0]);
-    if (st == -1) {   /* still running: stop it */
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-    }
-    txt[got] = '\0';
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* stats of 300 VFs: a reply far above the old 64 KiB client buffer */
+    const char *stats[] = {tool, "-s", p, "--json", "stats", NULL};
+    assert_int_equal(run_tool(loop, stats, NULL, txt, sizeof(txt)), 0);
     json_error_t je;
     json_t *r = json_loads(txt, 0, &je);
     assert_non_null(r);
     assert_int_equal(json_array_size(json_object_get(r, "vfs")), 300);
-    print_message("vhostmgmt read a %zu-byte stats reply\n", got);
-    assert_true(got > 64 * 1024);
+    print_message("vhostmgmt read a %zu-byte stats reply\n", strlen(txt));
+    assert_true(strlen(txt) > 64 * 1024);
     json_decref(r);
+    /* commands on stdin: the tail of an over-long line is never run as a command */
+    char in[1200];
+    memset(in, 'a', sizeof(in));
+    in[0] = '#';
+    snprintf(in + 1023, sizeof(in) - 1023, " stats\n");   /* where the old 1024-byte fgets cut it */
+    const char *from_stdin[] = {tool, "-s", p, NULL};
+    stats_calls = 0;
+    assert_int_equal(run_tool(loop, from_stdin, in, txt, sizeof(txt)), 2);
+    assert_int_equal(stats_calls, 0);
+    /* more than 16 words is an error, not a truncated command */
+    const char *many = "vf -a 0000:01:00.2 -u 1 -u 2 -u 3 -u 4 -u 5 -u 6 -u 7 -v\n";   /* 17th word dangling */
+    assert_int_equal(run_tool(loop, from_stdin, many, txt, sizeof(txt)), 2);
+    assert_int_equal(stats_calls, 0);
+    assert_int_equal(run_tool(loop, from_stdin, "# ok\n\nstats 0000:01:00.2\n", txt, sizeof(txt)), 0);
+    assert_int_equal(stats_calls, 1);
     rpc_server_destroy(s);
     ev_loop_destroy(loop);
     rt_dir_remove(p);
@@ -455,7 +496,7 @@ int main(void)
         cmocka_unit_test(test_socket_file),
         cmocka_unit_test(test_destroy_with_clients),
         cmocka_unit_test(test_request_exactly_at_limit),
-        cmocka_unit_test(test_vhostmgmt_big_stats),
+        cmocka_unit_test(test_vhostmgmt),
     };
     if (getenv("RPC_TEST_ONLY"))   /* one test by name, e.g. to run it against an older library */
         cmocka_set_test_filter(getenv("RPC_TEST_ONLY"));
