@@ -182,8 +182,8 @@ static void test_hangup_before_reply(void **state)
     const char *reqs[] = {
         "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"a\":1},\"id\":1}\n",
         "[{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1},{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}]\n",
-        "{\"jsonrpc\":\"2.0\",\"method\":\"big\",\"params\":{\"n\":300000},\"id\":1}"
-        "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":3}",
+        ("{\"jsonrpc\":\"2.0\",\"method\":\"big\",\"params\":{\"n\":300000},\"id\":1}"
+         "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":2}{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":3}"),
         "{\"jsonrpc\":\"2.0\",\"method\":\"later\",\"id\":7}\n",
     };
     for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
