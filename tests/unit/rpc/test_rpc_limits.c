@@ -125,7 +125,7 @@ static void test_client_that_never_reads(void **state)
     unsigned bound = (RPC_MAX_UNSENT + 1024 * 1024) / BIG_REPLY + 2;
     print_message("version answered in %.1f ms; %u of 400 requests run while the client does not read (bound %u); "
                   "RSS +%ld KiB\n", v.ms, big_calls, bound, rss_kib() - rss0);
-    assert_true(v.ms < 300);
+    assert_true(v.ms < 1000);   /* before the bound: seconds */
     assert_true(big_calls <= bound);
     /* the client reads at last: every reply arrives */
     long lines = 0;
