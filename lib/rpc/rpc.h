@@ -76,7 +76,8 @@ typedef int (*rpc_handler)(void *ctx, json_t *params, struct rpc_call *call);
 
 struct rpc_server_opts {
     mode_t mode;             /* of the socket; 0: 0660 */
-    gid_t gid;               /* group of the socket (and of a parent directory we create); (gid_t)-1: ours */
+    gid_t gid;               /* group of the socket (and of a parent directory we create); 0 or (gid_t)-1:
+                              * our own (0 is what a zero-initialised struct says, not a choice of root's group) */
     double idle_timeout;     /* seconds; 0: RPC_DEFAULT_IDLE_TIMEOUT */
     unsigned max_conns;      /* 0: RPC_DEFAULT_MAX_CONNS; at most RPC_MAX_MAX_CONNS */
 };

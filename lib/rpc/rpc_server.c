@@ -192,7 +192,7 @@ struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, con
     s->idle_timeout = opts && opts->idle_timeout > 0 ? opts->idle_timeout : RPC_DEFAULT_IDLE_TIMEOUT;
     s->max_conns = opts && opts->max_conns ? opts->max_conns : RPC_DEFAULT_MAX_CONNS;
     mode_t mode = opts && opts->mode ? opts->mode : 0660;
-    gid_t gid = opts ? opts->gid : (gid_t)-1;
+    gid_t gid = opts && opts->gid != 0 ? opts->gid : (gid_t)-1;
     struct stat st;
     if ((*err = mkdir_parent(path, gid)) < 0 || (*err = vfe_listener_open(&s->ul, path, mode, gid, 64)) < 0)
         goto fail;
