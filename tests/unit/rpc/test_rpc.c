@@ -311,6 +311,20 @@ static void test_socket_file(void **state)
         assert_int_equal(st.st_gid, 4242);
         rpc_server_destroy(s);
         assert_int_equal(lstat(p, &st), -1);   /* our own socket is removed */
+        /* a zero-initialised gid keeps our group: a child with group 4300 */
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct ev_loop *l = ev_loop_new(0);
+            struct rpc_server_opts z = {.idle_timeout = 5};
+            if (setgid(4300) < 0 || !(s = rpc_server_create(l, p, &z, &err)))
+                _exit(2);
+            int bad_gid = stat(p, &st) < 0 || st.st_gid != 4300;
+            rpc_server_destroy(s);
+            _exit(bad_gid);
+        }
+        int wst;
+        assert_int_equal(waitpid(pid, &wst, 0), pid);
+        assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
     }
     ev_loop_destroy(loop);
     rt_dir_remove(p);
