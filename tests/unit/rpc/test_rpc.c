@@ -311,6 +311,17 @@ static void test_socket_file(void **state)
         assert_int_equal(st.st_gid, 4242);
         rpc_server_destroy(s);
         assert_int_equal(lstat(p, &st), -1);   /* our own socket is removed */
+        /* a missing parent directory is created 0750 with the socket's group */
+        char sub[120], subsock[140];
+        snprintf(sub, sizeof(sub), "%.*s/sub", (int)(strrchr(p, '/') - p), p);
+        snprintf(subsock, sizeof(subsock), "%s/rpc.sock", sub);
+        s = rpc_server_create(loop, subsock, &o, &err);
+        assert_non_null(s);
+        assert_int_equal(stat(sub, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0750);
+        assert_int_equal(st.st_gid, 4242);
+        rpc_server_destroy(s);
+        assert_int_equal(rmdir(sub), 0);
         /* a zero-initialised gid keeps our group: a child with group 4300 */
         pid_t pid = fork();
         if (pid == 0) {
