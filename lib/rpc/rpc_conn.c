@@ -3,6 +3,7 @@
  * its bounds, idle timeout, and closing without freeing under a caller's feet
  * (rpc_conn_close marks; the server's reaper frees, from the loop).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,7 @@ static void stop_taking(struct rpc_conn *c, int code, const char *msg)
     rpc_conn_reply(c, e, NULL);
     json_decref(e);
     c->in_len = 0;   /* the stream cannot be resynchronised */
+    c->frame = (struct rpc_frame){0};
     c->closing = true;
 }
 
@@ -178,31 +180,73 @@ void rpc_conn_settle(struct rpc_conn *c)
         ev_feed_event(c->s->loop, &c->rw, EV_READ);
 }
 
+/* End (exclusive) of the first complete top-level value in the buffer, 0 if
+ * it is not complete yet.  Each byte is looked at once, however the value
+ * trickles in; the parser then runs once per value.  Only the nesting and the
+ * strings are followed: whether the value is valid JSON is the parser's call. */
+static size_t frame_end(struct rpc_conn *c)
+{
+    struct rpc_frame *f = &c->frame;
+    for (; f->pos < c->in_len; f->pos++) {
+        char ch = c->in[f->pos];
+        if (f->in_str) {
+            if (f->esc)
+                f->esc = false;
+            else if (ch == '\\')
+                f->esc = true;
+            else if (ch == '"' && (f->in_str = false, f->depth == 0))
+                return ++f->pos;
+            continue;
+        }
+        if (f->bare) {   /* a number or literal at top level ends where it cannot go on */
+            if (!isalnum((unsigned char)ch) && !strchr("+-.", ch))
+                return f->pos;
+            continue;
+        }
+        switch (ch) {
+        case ' ': case '\t': case '\r': case '\n':
+            break;
+        case '"':
+            f->in_str = true;
+            break;
+        case '{': case '[':
+            f->depth++;
+            break;
+        case '}': case ']':
+            if (f->depth == 0 || --f->depth == 0)   /* (a stray closer: the parser reports it) */
+                return ++f->pos;
+            break;
+        default:
+            if (f->depth == 0)
+                f->bare = true;
+        }
+    }
+    return 0;
+}
+
 /* Parse and run the buffered requests while the connection takes them. */
 static void parse_buffered(struct rpc_conn *c)
 {
-    while (takes_requests(c) && (c->in_len != c->incomplete_at || c->eof)) {
-        size_t skip = 0;
-        while (skip < c->in_len && strchr(" \t\r\n", c->in[skip]))
-            skip++;
-        if (skip == c->in_len) {
+    while (takes_requests(c) && c->in_len) {
+        size_t end = frame_end(c);
+        bool blank = !c->frame.depth && !c->frame.in_str && !c->frame.bare;
+        if (!end && blank) {   /* only whitespace */
             c->in_len = 0;
+            c->frame = (struct rpc_frame){0};
             return;
         }
+        if (!end && !c->eof)
+            return;            /* wait for the rest */
         json_error_t je;
-        json_t *v = json_loadb(c->in + skip, c->in_len - skip, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &je);
+        json_t *v = json_loadb(c->in, end ? end : c->in_len, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &je);
         if (!v) {
-            if (je.position >= (int)(c->in_len - skip) && strstr(je.text, "end of") && !c->eof) {
-                c->incomplete_at = c->in_len;   /* incomplete: parse again when more came */
-                return;
-            }
             stop_taking(c, RPC_PARSE_ERROR, je.text);
             return;
         }
-        size_t used = skip + (size_t)je.position;
+        size_t used = end ? end : c->in_len;
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
-        c->incomplete_at = 0;
+        c->frame = (struct rpc_frame){0};
         rpc_handle_value(c, v);
         json_decref(v);
     }

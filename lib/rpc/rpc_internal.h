@@ -37,6 +37,13 @@ struct rpc_call {
     struct rpc_call *next;    /* calls still open on the connection */
 };
 
+/* Where a request ends in the stream (see frame_end in rpc_conn.c). */
+struct rpc_frame {
+    size_t pos;               /* bytes of the buffer scanned */
+    unsigned depth;           /* of objects and arrays */
+    bool in_str, esc, bare;
+};
+
 /* Owned by the server (its conns list) from accept to the reaper. */
 struct rpc_conn {
     struct rpc_server *s;
@@ -55,7 +62,7 @@ struct rpc_conn {
     bool eof;                 /* the client sends no more */
     bool closing;             /* read no more; close once replies are out and calls answered */
     bool dead;                /* closed: only the reaper touches it now */
-    size_t incomplete_at;     /* in_len when the buffer last held only part of a value */
+    struct rpc_frame frame;   /* how far the buffered value is scanned */
 };
 
 struct rpc_log_limit {

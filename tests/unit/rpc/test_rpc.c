@@ -141,6 +141,17 @@ static void test_rpc(void **state)
     assert_non_null(strstr(call(loop, &x, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":{}}", 0, false),
                            "-32600"));
     assert_non_null(strstr(call(loop, &x, "[]", 0, false), "-32600"));
+    /* framing: brackets and escaped quotes inside strings; values that are not
+     * objects or arrays (not JSON-RPC: the stream is closed) */
+    r = call(loop, &x, "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"s\":\"}{\\\"]\"},\"id\":9}"
+                       "{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":10}", 0, false);
+    assert_non_null(strstr(r, "\"id\":9"));
+    assert_non_null(strstr(r, "\"id\":10"));
+    assert_non_null(strstr(call(loop, &x, "3 {\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":8}", 0, false), "-32700"));
+    assert_non_null(strstr(call(loop, &x, "\"a}\" []", 0, false), "-32700"));
+    assert_non_null(strstr(call(loop, &x, "12", 0, false), "-32700"));   /* ends at EOF */
+    assert_non_null(strstr(call(loop, &x, "]", 0, false), "-32700"));
+    assert_non_null(strstr(call(loop, &x, "{\"jsonrpc\":\"2.0\",", 0, false), "-32700"));   /* cut at EOF */
     /* more than the request limit without a complete value: refused, closed */
     static char big[RPC_MAX_REQUEST + 100];
     memset(big, ' ', sizeof(big));

@@ -280,6 +280,42 @@ static void test_out_of_fds(void **state)
     rt_dir_remove(p);
 }
 
+/* A request trickling in a few bytes at a time is scanned once, not parsed
+ * again from its start at every read (quadratic CPU for one client); a piece
+ * ending inside an escape sequence is not a parse error. */
+static void test_slow_drip(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108];
+    struct rpc_server *s = server(loop, p, "drip", NULL);
+    static char req[RPC_MAX_REQUEST];
+    int n = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"method\":\"version\",\"params\":{\"pad\":\"");
+    /* braces and escaped quotes inside the string must not end the request early */
+    while (n < RPC_MAX_REQUEST - 200)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "}]{[\\\"\\\\ ");
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "\"},\"id\":42}");
+    int fd = rt_connect(p);
+    double c0 = cpu_ms();
+    for (int off = 0; off < n; off += 32) {
+        assert_true(rt_write(fd, req + off, (size_t)(n - off < 32 ? n - off : 32)));
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    double cpu = cpu_ms() - c0;
+    rt_spin(loop, 50, NULL, NULL);
+    char buf[512] = "";
+    ssize_t got = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+    print_message("a %d-byte request in 32-byte pieces: %.1f ms CPU\n", n, cpu);
+    assert_true(got > 0);
+    assert_non_null(strstr(buf, "\"id\":42"));
+    assert_non_null(strstr(buf, "\"result\""));
+    assert_true(cpu < 300);
+    close(fd);
+    rt_spin(loop, 20, NULL, NULL);
+    rpc_server_destroy(s);
+    ev_loop_destroy(loop);
+    rt_dir_remove(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_open_calls_bounded),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_out_of_fds),
+        cmocka_unit_test(test_slow_drip),
     };
     if (getenv("RPC_TEST_ONLY"))   /* one test by name, e.g. to run it against an older library */
         cmocka_set_test_filter(getenv("RPC_TEST_ONLY"));
