@@ -1,7 +1,8 @@
 /*
  * JSON-RPC 2.0 over unix sockets (and an optional loopback TCP listener for
- * compatibility), on the caller's libev loop.  Requests are JSON values one
- * after another on the stream (a newline between them is usual, not needed);
+ * compatibility), on the caller's libev loop.  Requests are JSON objects (or
+ * arrays of them: batches) one after another on the stream (a newline between
+ * them is usual, not needed; anything else is a parse error that closes it);
  * every reply is one line (compact JSON, then '\n').  Methods may answer later
  * (rpc_call_result / rpc_call_error on the call).
  *
