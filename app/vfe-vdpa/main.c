@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     d.loop = EV_DEFAULT;
     d.started_at = ev_now(d.loop);
     int err;
-    d.rpc = rpc_server_create(d.loop, d.opt.rpc_path, &err);
+    d.rpc = rpc_server_create(d.loop, d.opt.rpc_path, NULL, &err);
     if (!d.rpc) {
         LOG_E("RPC socket %s: %s", d.opt.rpc_path, strerror(-err));
         return 1;

@@ -1,8 +1,39 @@
 /*
  * JSON-RPC 2.0 over unix sockets (and an optional loopback TCP listener for
- * compatibility), on the caller's libev loop.  Requests are JSON values one
- * after another on the stream (a newline between them is usual, not needed).
- * Methods may answer later (rpc_call_result / rpc_call_error on the call).
+ * compatibility), on the caller's libev loop.  Requests are JSON objects (or
+ * arrays of them: batches) one after another on the stream (a newline between
+ * them is usual, not needed; anything else is a parse error that closes it);
+ * every reply is one line (compact JSON, then '\n').  Methods may answer later
+ * (rpc_call_result / rpc_call_error on the call).
+ *
+ * Ownership: the server owns its listening sockets, the socket file it bound
+ * (removed on destroy only if the inode there is still its own, see
+ * lib/sock/vfe_unix_sock.h), every accepted connection and every struct
+ * rpc_call until the call is answered.  A handler owns nothing it is given:
+ * params is borrowed for the duration of the handler.
+ *
+ * Lifetime rule: a handler runs from the loop (never inside rpc_call_result /
+ * rpc_call_error or any other call into this library).  A connection is never
+ * freed inside a call chain that may still use it: when it fails or ends it is
+ * marked closed and freed later from the loop (an ev_prepare watcher).  A call
+ * stays valid until it is answered, even if its client went away meanwhile: the
+ * answer then goes nowhere.  rpc_server_destroy() must not be called from a
+ * handler; open calls stay valid after it and may still be answered.
+ *
+ * Limits (per connection, so one careless or hostile client cannot stall the
+ * others): a request is at most RPC_MAX_REQUEST bytes; a reply at most
+ * RPC_MAX_REPLY (a larger one is replaced by an RPC_INTERNAL_ERROR); while more
+ * than RPC_MAX_UNSENT reply bytes wait for the client to read them, or
+ * RPC_MAX_OPEN_CALLS calls are unanswered, the connection's further requests are
+ * not read.  A connection without traffic and without open calls for
+ * idle_timeout seconds is closed.
+ *
+ * Access (unix socket): root, the socket's owner (the daemon's user), and
+ * members of the socket's group (primary or supplementary, SO_PEERGROUPS).  At
+ * most max_conns connections; unprivileged peers (neither root nor the owner)
+ * get at most max_conns - RPC_RESERVED_CONNS(max_conns) of them, so they can
+ * never lock root or the owner out.  TCP peers have no credentials: they are
+ * allowed (no access control, loopback only by default) and unprivileged.
  */
 #ifndef VFE_RPC_H
 #define VFE_RPC_H
@@ -28,7 +59,14 @@ enum {
 };
 
 #define RPC_MAX_REQUEST (64 * 1024)
-#define RPC_MAX_CLIENTS 64
+#define RPC_MAX_REPLY (16 * 1024 * 1024)
+#define RPC_MAX_UNSENT (1024 * 1024)
+#define RPC_MAX_OPEN_CALLS 64
+#define RPC_DEFAULT_MAX_CONNS 64
+#define RPC_MAX_MAX_CONNS 4096
+#define RPC_DEFAULT_IDLE_TIMEOUT 60.0
+/* Connections only root and the socket's owner may use. */
+#define RPC_RESERVED_CONNS(max) ((max) >= 4 ? (max) / 4 : (max) > 1 ? 1u : 0u)
 
 struct rpc_server;
 struct rpc_call;
@@ -37,11 +75,27 @@ struct rpc_call;
 #define RPC_PENDING 1
 typedef int (*rpc_handler)(void *ctx, json_t *params, struct rpc_call *call);
 
-/* Listen on a unix socket (parent directory created 0750, mode 0660). */
-struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, int *err);
-/* Also listen on TCP [ADDR:]PORT (ADDR default 127.0.0.1). */
+struct rpc_server_opts {
+    mode_t mode;             /* of the socket; 0: 0660 */
+    gid_t gid;               /* group of the socket (and of a parent directory we create); 0 or (gid_t)-1:
+                              * our own (0 is what a zero-initialised struct says, not a choice of root's group) */
+    double idle_timeout;     /* seconds; 0: RPC_DEFAULT_IDLE_TIMEOUT */
+    unsigned max_conns;      /* 0: RPC_DEFAULT_MAX_CONNS; at most RPC_MAX_MAX_CONNS */
+};
+
+/*
+ * Listen on the unix socket path (lib/sock's vfe_listener_open: an existing
+ * path is replaced only if it is a provably stale socket).  A missing parent
+ * directory is created 0750 (group opts->gid).  opts NULL: all defaults.
+ * NULL with *err: -EINVAL (bad opts), -ENAMETOOLONG, -EEXIST (not a socket),
+ * -EADDRINUSE (another process listens there), -EACCES/-EPERM, -ENOMEM.
+ */
+struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, const struct rpc_server_opts *opts,
+                                     int *err);
+/* Also listen on TCP [ADDR:]PORT (ADDR default 127.0.0.1).  -EINVAL, -EEXIST (already), or -errno. */
 int rpc_server_listen_tcp(struct rpc_server *s, const char *spec);
 void rpc_server_destroy(struct rpc_server *s);
+/* -ENOSPC: too many methods or name too long. */
 int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
 
 /* Answer a call (takes the reference to result).  A call is answered once. */
@@ -51,8 +105,9 @@ void rpc_call_error(struct rpc_call *c, int code, const char *fmt, ...) __attrib
 pid_t rpc_call_peer_pid(const struct rpc_call *c);
 
 /* Client: one call, blocking with a timeout.  0 with *result, or the error
- * code (< 0) with msg filled; -errno style codes for transport failures
- * are reported as RPC_INTERNAL_ERROR with a message. */
+ * code (< 0) with msg filled; transport failures (and a reply larger than
+ * RPC_MAX_REPLY) are reported as RPC_INTERNAL_ERROR with a message.  params is
+ * borrowed (NULL: no params). */
 int rpc_client_call(const char *path, const char *method, json_t *params, int timeout_ms, json_t **result,
                     char *msg, size_t msg_len);
 

@@ -1,397 +1,153 @@
-/* JSON-RPC 2.0 server: sockets, access control, framing, dispatch, batches. */
-#include "lib/rpc/rpc.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
+/* JSON-RPC 2.0 server: listening sockets, admission (access, limits), method table, teardown. */
 #include <arpa/inet.h>
-#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/rpc/rpc_internal.h"
 
-#define MAX_METHODS 32
-
-struct method {
-    char name[32];
-    rpc_handler h;
-    void *ctx;
-};
-
-struct conn;
-
-struct batch {
-    json_t *replies;          /* array */
-    unsigned outstanding;
-    struct conn *conn;
-};
-
-struct rpc_call {
-    struct conn *conn;        /* NULL once the connection is gone */
-    json_t *id;               /* NULL for a notification */
-    struct batch *batch;
-    bool answered;
-    bool *answered_now;       /* set while the handler runs */
-    pid_t pid;
-    struct rpc_call *next;    /* calls still open on the connection */
-};
-
-struct conn {
-    struct rpc_server *s;
-    ev_io rw, ww;
-    char *in;
-    size_t in_len;
-    char *out;
-    size_t out_len, out_off;
-    pid_t pid;
-    struct rpc_call *calls;
-    bool closing;
-};
-
-struct rpc_server {
-    struct ev_loop *loop;
-    char path[108];
-    int ufd, tfd;
-    ev_io uw, tw;
-    gid_t gid;
-    struct method methods[MAX_METHODS];
-    unsigned nmethods;
-    unsigned nconns;
-};
-
-static void conn_close(struct conn *c);
-
-static void conn_write(struct conn *c)
+/* At most one line per RPC_LOG_INTERVAL for one kind of event; the count of
+ * events since the last line, or 0: stay quiet. */
+static unsigned rate_limit(struct ev_loop *loop, struct rpc_log_limit *l)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->rw.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EAGAIN) {
-            ev_io_start(c->s->loop, &c->ww);
-            return;
-        }
-        if (n <= 0) {
-            conn_close(c);
-            return;
-        }
-        c->out_off += (size_t)n;
-    }
-    ev_io_stop(c->s->loop, &c->ww);
-    c->out_len = c->out_off = 0;
-    if (c->closing)
-        conn_close(c);
+    l->count++;
+    ev_tstamp now = ev_now(loop);
+    if (l->at != 0 && now - l->at < RPC_LOG_INTERVAL)
+        return 0;
+    unsigned n = l->count;
+    l->at = now;
+    l->count = 0;
+    return n;
 }
 
-static void send_json(struct conn *c, json_t *v)
+static void refuse(struct rpc_server *s, int fd, pid_t pid, int code, const char *msg)
 {
-    char *txt = json_dumps(v, JSON_COMPACT);
-    if (!txt)
-        return;
-    size_t n = strlen(txt);
-    char *grown = realloc(c->out, c->out_len + n + 1);
-    if (grown) {
-        c->out = grown;
-        memcpy(c->out + c->out_len, txt, n);
-        c->out[c->out_len + n] = '\n';
-        c->out_len += n + 1;
-        conn_write(c);
+    unsigned count = rate_limit(s->loop, &s->refusal_log);
+    if (count)
+        LOG_W("rpc: connection from pid %d refused: %s (%u refusal(s) since the last message)", (int)pid, msg,
+              count);
+    json_t *e = rpc_error_obj(NULL, code, msg);
+    char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    if (txt) {
+        size_t n = strlen(txt);
+        txt[n] = '\n';   /* replaces the terminating NUL: one reply line */
+        if (send(fd, txt, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            LOG_D("rpc: refusal not sent: %s", strerror(errno));
     }
     free(txt);
+    json_decref(e);
+    close(fd);
 }
 
-static json_t *error_obj(json_t *id, int code, const char *msg)
+/* The socket's owner and group as they are now (an admin may chgrp it); those
+ * recorded at bind if the path is no longer our socket. */
+static void socket_owner(const struct rpc_server *s, uid_t *uid, gid_t *gid)
 {
-    return json_pack("{s:s, s:{s:i, s:s}, s:O?}", "jsonrpc", "2.0", "error", "code", code, "message", msg, "id",
-                     id ? id : json_null());
-}
-
-/* A reply for call c is ready: send it, or file it in its batch. */
-static void batch_done(struct batch *b)
-{
-    if (--b->outstanding)
-        return;
-    if (b->conn && json_array_size(b->replies))
-        send_json(b->conn, b->replies);
-    json_decref(b->replies);
-    free(b);
-}
-
-static void deliver(struct rpc_call *c, json_t *reply)
-{
-    struct conn *conn = c->conn;
-    c->answered = true;
-    if (c->answered_now)
-        *c->answered_now = true;
-    if (c->batch) {
-        if (reply)
-            json_array_append_new(c->batch->replies, reply);
-        batch_done(c->batch);
-    } else if (reply) {
-        if (conn)
-            send_json(conn, reply);
-        json_decref(reply);
-    }
-    if (conn) {   /* unlink from the connection's open calls */
-        for (struct rpc_call **p = &conn->calls; *p; p = &(*p)->next)
-            if (*p == c) {
-                *p = c->next;
-                break;
-            }
-    }
-    json_decref(c->id);
-    free(c);
-}
-
-void rpc_call_result(struct rpc_call *c, json_t *result)
-{
-    if (!c || c->answered) {
-        json_decref(result);
-        return;
-    }
-    json_t *r = c->id ? json_pack("{s:s, s:o, s:O}", "jsonrpc", "2.0", "result", result ? result : json_null(), "id", c->id)
-                      : (json_decref(result), NULL);
-    deliver(c, r);
-}
-
-void rpc_call_error(struct rpc_call *c, int code, const char *fmt, ...)
-{
-    if (!c || c->answered)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    deliver(c, c->id ? error_obj(c->id, code, msg) : NULL);
-}
-
-pid_t rpc_call_peer_pid(const struct rpc_call *c) { return c->pid; }
-
-static const struct method *find(const struct rpc_server *s, const char *name)
-{
-    for (unsigned i = 0; i < s->nmethods; i++)
-        if (!strcmp(s->methods[i].name, name))
-            return &s->methods[i];
-    return NULL;
-}
-
-static void method_list(const struct rpc_server *s, char *out, size_t len)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (unsigned i = 0; i < s->nmethods && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ", " : "", s->methods[i].name);
-}
-
-/* One request object. */
-static void dispatch(struct conn *conn, json_t *req, struct batch *b)
-{
-    struct rpc_server *s = conn->s;
-    struct rpc_call *c = calloc(1, sizeof(*c));
-    if (!c)
-        return;
-    c->conn = conn;
-    c->batch = b;
-    c->pid = conn->pid;
-    c->next = conn->calls;
-    conn->calls = c;
-    if (b)
-        b->outstanding++;
-    json_t *id = json_is_object(req) ? json_object_get(req, "id") : NULL;
-    if (id && !json_is_string(id) && !json_is_integer(id) && !json_is_null(id)) {
-        c->id = json_null();
-        rpc_call_error(c, RPC_INVALID_REQUEST, "\"id\" must be a string, an integer or null");
-        return;
-    }
-    c->id = json_incref(id);
-    const char *ver = json_string_value(json_object_get(req, "jsonrpc"));
-    json_t *jm = json_object_get(req, "method");
-    json_t *params = json_object_get(req, "params");
-    if (!json_is_object(req) || !ver || strcmp(ver, "2.0") || !json_is_string(jm)) {
-        if (!c->id)
-            c->id = json_null();
-        rpc_call_error(c, RPC_INVALID_REQUEST,
-                       "a request is an object with \"jsonrpc\":\"2.0\", a string \"method\" and optional \"params\"");
-        return;
-    }
-    if (params && !json_is_object(params) && !json_is_array(params)) {
-        rpc_call_error(c, RPC_INVALID_PARAMS, "\"params\" must be an object");
-        return;
-    }
-    const struct method *m = find(s, json_string_value(jm));
-    if (!m) {
-        char list[512];
-        method_list(s, list, sizeof(list));
-        rpc_call_error(c, RPC_METHOD_NOT_FOUND, "no method '%.64s'; methods: %s", json_string_value(jm), list);
-        return;
-    }
-    json_t *p = params ? json_incref(params) : json_object();
-    bool answered = false;
-    c->answered_now = &answered;
-    int rc = m->h(m->ctx, p, c);
-    json_decref(p);
-    if (!answered) {
-        c->answered_now = NULL;
-        if (rc != RPC_PENDING)
-            rpc_call_error(c, RPC_INTERNAL_ERROR, "method '%s' gave no answer", m->name);
+    struct stat st;
+    *uid = s->owner;
+    *gid = s->gid;
+    if (lstat(s->ul.path, &st) == 0 && st.st_dev == s->ul.dev && st.st_ino == s->ul.ino) {
+        *uid = st.st_uid;
+        *gid = st.st_gid;
     }
 }
 
-static void handle_value(struct conn *c, json_t *v)
+static void admit(struct rpc_server *s, int fd, bool unix_sock)
 {
-    if (json_is_array(v)) {
-        if (json_array_size(v) == 0) {
-            json_t *e = error_obj(NULL, RPC_INVALID_REQUEST, "empty batch");
-            send_json(c, e);
-            json_decref(e);
+    struct rpc_peer peer = {.uid = (uid_t)-1, .gid = (gid_t)-1};
+    bool privileged = false;
+    if (unix_sock) {
+        gid_t *groups = NULL;
+        int rc = rpc_peer_get(fd, &peer, &groups);
+        uid_t owner;
+        gid_t gid;
+        socket_owner(s, &owner, &gid);
+        bool ok = rc == 0 && rpc_access_allowed(&peer, owner, gid);
+        privileged = rc == 0 && rpc_access_privileged(&peer, owner);
+        free(groups);
+        if (!ok) {
+            refuse(s, fd, peer.pid, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
             return;
         }
-        struct batch *b = calloc(1, sizeof(*b));
-        b->replies = json_array();
-        b->conn = c;
-        b->outstanding = 1;   /* held while dispatching */
-        size_t i;
-        json_t *r;
-        json_array_foreach(v, i, r)
-            dispatch(c, r, b);
-        batch_done(b);
+    }
+    if (!rpc_admit(privileged, s->nconns, s->max_conns)) {
+        refuse(s, fd, peer.pid, RPC_BUSY, "too many clients");
         return;
     }
-    dispatch(c, v, NULL);
+    if (!rpc_conn_open(s, fd, peer.pid, privileged))
+        refuse(s, fd, peer.pid, RPC_INTERNAL_ERROR, "out of memory");
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void listeners(struct rpc_server *s, bool on)
 {
-    struct conn *c = w->data;
-    if (c->in_len == RPC_MAX_REQUEST) {
-        LOG_W("rpc: request from pid %d larger than %d bytes, connection closed", (int)c->pid, RPC_MAX_REQUEST);
-        json_t *e = error_obj(NULL, RPC_INVALID_REQUEST, "request too large");
-        send_json(c, e);
-        json_decref(e);
-        c->closing = true;
-        ev_io_stop(loop, &c->rw);
-        if (!c->out_len)
-            conn_close(c);
-        return;
-    }
-    ssize_t n = read(w->fd, c->in + c->in_len, RPC_MAX_REQUEST - c->in_len);
-    if (n <= 0) {
-        if (n < 0 && errno == EAGAIN)
-            return;
-        conn_close(c);
-        return;
-    }
-    c->in_len += (size_t)n;
-    for (;;) {
-        size_t skip = 0;
-        while (skip < c->in_len && strchr(" \t\r\n", c->in[skip]))
-            skip++;
-        if (skip == c->in_len) {
-            c->in_len = 0;
-            return;
-        }
-        json_error_t je;
-        json_t *v = json_loadb(c->in + skip, c->in_len - skip, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &je);
-        if (!v) {
-            if (je.position >= (int)(c->in_len - skip) && strstr(je.text, "end of"))
-                return;   /* incomplete: wait for more */
-            json_t *e = error_obj(NULL, RPC_PARSE_ERROR, je.text);
-            send_json(c, e);
-            json_decref(e);
-            c->in_len = 0;   /* the stream cannot be resynchronised */
-            c->closing = true;
-            ev_io_stop(loop, &c->rw);
-            if (!c->out_len)
-                conn_close(c);
-            return;
-        }
-        size_t used = skip + (size_t)je.position;
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= used;
-        handle_value(c, v);
-        json_decref(v);
-        if (c->closing)
-            return;
+    if (on) {
+        ev_io_start(s->loop, &s->uw);
+        if (s->tfd >= 0)
+            ev_io_start(s->loop, &s->tw);
+    } else {
+        ev_io_stop(s->loop, &s->uw);
+        ev_io_stop(s->loop, &s->tw);
     }
 }
 
-static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Out of fds or memory: the pending connection stays in the backlog and the
+ * listener stays readable; retry later instead of spinning. */
+static void pause_accepting(struct rpc_server *s, int err)
 {
-    conn_write(w->data);
+    listeners(s, false);
+    ev_timer_again(s->loop, &s->accept_retry);
+    unsigned n = rate_limit(s->loop, &s->accept_log);
+    if (n)
+        LOG_W("rpc: cannot accept connections: %s; retrying every %.2f s (%u failure(s) since the last message)",
+              strerror(err), RPC_ACCEPT_RETRY, n);
 }
 
-static void conn_close(struct conn *c)
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct rpc_server *s = c->s;
-    ev_io_stop(s->loop, &c->rw);
-    ev_io_stop(s->loop, &c->ww);
-    close(c->rw.fd);
-    for (struct rpc_call *k = c->calls; k; k = k->next) {
-        k->conn = NULL;   /* answered later into the void */
-        if (k->batch)
-            k->batch->conn = NULL;
-    }
-    free(c->in);
-    free(c->out);
-    s->nconns--;
-    free(c);
-}
-
-/* Unix peers: root, our own user, or a member of the socket's group. */
-static bool allowed(struct rpc_server *s, int fd, pid_t *pid)
-{
-    struct ucred cr;
-    socklen_t l = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0)
-        return false;
-    *pid = cr.pid;
-    return cr.uid == 0 || cr.uid == getuid() || cr.gid == s->gid;
+    struct rpc_server *s = w->data;
+    ev_timer_stop(loop, w);
+    listeners(s, true);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct rpc_server *s = w->data;
-    int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
-        return;
-    pid_t pid = 0;
-    bool unix_sock = w == &s->uw;
-    if (s->nconns >= RPC_MAX_CLIENTS || (unix_sock && !allowed(s, fd, &pid))) {
-        const char *msg = s->nconns >= RPC_MAX_CLIENTS ? "too many clients" : "access denied";
-        LOG_W("rpc: connection from pid %d refused: %s", (int)pid, msg);
-        json_t *e = error_obj(NULL, s->nconns >= RPC_MAX_CLIENTS ? RPC_BUSY : RPC_ACCESS_DENIED, msg);
-        char *txt = json_dumps(e, JSON_COMPACT);
-        if (txt && send(fd, txt, strlen(txt), MSG_NOSIGNAL) < 0)
-            LOG_D("rpc: refusal not sent");
-        free(txt);
-        json_decref(e);
-        close(fd);
-        return;
+    for (int i = 0; i < 8; i++) {   /* a few per wakeup, then let the others run */
+        int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(s, errno);
+            return;
+        }
+        admit(s, fd, w == &s->uw);
     }
-    struct conn *c = calloc(1, sizeof(*c));
-    c->in = malloc(RPC_MAX_REQUEST);
-    if (!c || !c->in) {
-        free(c);
-        close(fd);
-        return;
-    }
-    c->s = s;
-    c->pid = pid;
-    ev_io_init(&c->rw, read_cb, fd, EV_READ);
-    ev_io_init(&c->ww, write_cb, fd, EV_WRITE);
-    c->rw.data = c->ww.data = c;
-    ev_io_start(loop, &c->rw);
-    s->nconns++;
 }
 
-static int mkdir_parent(const char *path)
+static void reap_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    char dir[108];
+    struct rpc_server *s = w->data;
+    for (struct rpc_conn **p = &s->conns; *p;) {
+        struct rpc_conn *c = *p;
+        if (c->dead) {
+            *p = c->next;
+            rpc_conn_free(c);
+        } else {
+            p = &c->next;
+        }
+    }
+    ev_prepare_stop(loop, w);
+}
+
+static int mkdir_parent(const char *path, gid_t gid)
+{
+    char dir[sizeof(((struct vfe_listener *)0)->path)];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir)
@@ -400,13 +156,29 @@ static int mkdir_parent(const char *path)
     struct stat st;
     if (stat(dir, &st) == 0)
         return 0;
-    return mkdir(dir, 0750) < 0 && errno != EEXIST ? -errno : 0;
+    if (mkdir(dir, 0750) < 0)
+        return errno == EEXIST ? 0 : -errno;
+    if (gid != (gid_t)-1 && chown(dir, (uid_t)-1, gid) < 0)
+        return -errno;
+    return 0;
 }
 
-struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, int *err)
+static int check_opts(const struct rpc_server_opts *o)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
+    if (!o)
+        return 0;
+    if ((o->mode & ~0777u) || !isfinite(o->idle_timeout) || o->idle_timeout < 0 ||
+        o->max_conns > RPC_MAX_MAX_CONNS)
+        return -EINVAL;
+    return 0;
+}
+
+struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, const struct rpc_server_opts *opts,
+                                     int *err)
+{
+    if ((*err = check_opts(opts)) < 0)
+        return NULL;
+    if (strlen(path) > VFE_SUN_PATH_MAX) {
         *err = -ENAMETOOLONG;
         return NULL;
     }
@@ -417,27 +189,29 @@ struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, int
     }
     s->loop = loop;
     s->tfd = -1;
-    snprintf(s->path, sizeof(s->path), "%s", path);
-    strcpy(sa.sun_path, path);
+    s->idle_timeout = opts && opts->idle_timeout > 0 ? opts->idle_timeout : RPC_DEFAULT_IDLE_TIMEOUT;
+    s->max_conns = opts && opts->max_conns ? opts->max_conns : RPC_DEFAULT_MAX_CONNS;
+    mode_t mode = opts && opts->mode ? opts->mode : 0660;
+    gid_t gid = opts && opts->gid != 0 ? opts->gid : (gid_t)-1;
     struct stat st;
-    if ((*err = mkdir_parent(path)) < 0)
+    if ((*err = mkdir_parent(path, gid)) < 0 || (*err = vfe_listener_open(&s->ul, path, mode, gid, 64)) < 0)
         goto fail;
-    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-        *err = -EEXIST;
-        goto fail;
-    }
-    unlink(path);
-    s->ufd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s->ufd < 0 || bind(s->ufd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-        listen(s->ufd, 64) < 0) {
+    if (lstat(path, &st) < 0) {
         *err = -errno;
-        if (s->ufd >= 0)
-            close(s->ufd);
+        vfe_listener_close(&s->ul);
         goto fail;
     }
-    s->gid = stat(path, &st) == 0 ? st.st_gid : getgid();
-    ev_io_init(&s->uw, accept_cb, s->ufd, EV_READ);
+    s->owner = st.st_uid;
+    s->gid = st.st_gid;
+    ev_io_init(&s->uw, accept_cb, s->ul.fd, EV_READ);
     s->uw.data = s;
+    ev_init(&s->tw, accept_cb);
+    s->tw.data = s;
+    ev_init(&s->accept_retry, accept_retry_cb);
+    s->accept_retry.repeat = RPC_ACCEPT_RETRY;
+    s->accept_retry.data = s;
+    ev_prepare_init(&s->reaper, reap_cb);
+    s->reaper.data = s;
     ev_io_start(loop, &s->uw);
     *err = 0;
     return s;
@@ -448,33 +222,38 @@ fail:
 
 int rpc_server_listen_tcp(struct rpc_server *s, const char *spec)
 {
+    if (s->tfd >= 0)
+        return -EEXIST;
     char host[64] = "127.0.0.1";
-    unsigned port;
     const char *colon = strrchr(spec, ':');
     if (colon) {
+        if ((size_t)(colon - spec) >= sizeof(host))
+            return -EINVAL;
         snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
         spec = colon + 1;
     }
     char *end;
-    port = (unsigned)strtoul(spec, &end, 10);
+    errno = 0;
+    unsigned long port = strtoul(spec, &end, 10);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (*end || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+    if (!*spec || *end || errno || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1)
         return -EINVAL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 16) < 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 16) < 0) {
         int e = -errno;
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return e;
     }
     if ((ntohl(sin.sin_addr.s_addr) >> 24) != 127)
-        LOG_W("rpc: TCP listener on %s:%u is reachable from other hosts and has no access control", host, port);
+        LOG_W("rpc: TCP listener on %s:%lu is reachable from other hosts and has no access control", host, port);
     s->tfd = fd;
-    ev_io_init(&s->tw, accept_cb, fd, EV_READ);
-    s->tw.data = s;
-    ev_io_start(s->loop, &s->tw);
+    ev_io_set(&s->tw, fd, EV_READ);
+    if (!ev_is_active(&s->accept_retry))
+        ev_io_start(s->loop, &s->tw);
     return 0;
 }
 
@@ -482,21 +261,25 @@ void rpc_server_destroy(struct rpc_server *s)
 {
     if (!s)
         return;
-    ev_io_stop(s->loop, &s->uw);
-    close(s->ufd);
-    unlink(s->path);
-    if (s->tfd >= 0) {
-        ev_io_stop(s->loop, &s->tw);
-        close(s->tfd);
+    listeners(s, false);
+    ev_timer_stop(s->loop, &s->accept_retry);
+    while (s->conns) {
+        struct rpc_conn *c = s->conns;
+        s->conns = c->next;
+        rpc_conn_free(c);
     }
+    ev_prepare_stop(s->loop, &s->reaper);   /* after the frees: closing starts it */
+    vfe_listener_close(&s->ul);
+    if (s->tfd >= 0)
+        close(s->tfd);
     free(s);
 }
 
 int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx)
 {
-    if (s->nmethods == MAX_METHODS || strlen(method) >= sizeof(s->methods[0].name))
+    if (s->nmethods == RPC_MAX_METHODS || strlen(method) >= sizeof(s->methods[0].name))
         return -ENOSPC;
-    struct method *m = &s->methods[s->nmethods++];
+    struct rpc_method *m = &s->methods[s->nmethods++];
     snprintf(m->name, sizeof(m->name), "%s", method);
     m->h = h;
     m->ctx = ctx;

@@ -1,8 +1,12 @@
 /*
  * libFuzzer target: arbitrary bytes sent to lib/rpc's server on a unix
- * socket (framing, JSON, batches, dispatch, replies).
+ * socket (framing, JSON, batches, dispatch, replies).  The socket lives in a
+ * private temp dir, removed with it when the process exits (normally or on a
+ * sanitizer report).
  */
 #include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,7 +18,7 @@
 
 static struct ev_loop *loop;
 static struct rpc_server *srv;
-static char path[108];
+static char dir[64], path[108];
 static struct rpc_call *later;
 
 static int m_echo(void *ctx, json_t *params, struct rpc_call *c)
@@ -36,16 +40,33 @@ static int m_silent(void *ctx, json_t *params, struct rpc_call *c)
     return 0;   /* a buggy method that forgets to answer */
 }
 
+void __sanitizer_set_death_callback(void (*cb)(void));
+
+static void cleanup(void)
+{
+    static bool done;
+    if (done || !srv)
+        return;
+    done = true;
+    rpc_server_destroy(srv);   /* removes its own socket */
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!loop) {
         loop = ev_loop_new(0);
         vfe_log_set_level(0);
-        snprintf(path, sizeof(path), "/tmp/vfe-fuzz-rpc-%d.sock", (int)getpid());
+        snprintf(dir, sizeof(dir), "/tmp/vfe-fuzz-rpc-XXXXXX");
+        if (!mkdtemp(dir))
+            abort();
+        snprintf(path, sizeof(path), "%s/rpc.sock", dir);
         int err;
-        srv = rpc_server_create(loop, path, &err);
+        srv = rpc_server_create(loop, path, NULL, &err);
         if (!srv)
             abort();
+        atexit(cleanup);
+        __sanitizer_set_death_callback(cleanup);
         rpc_register(srv, "echo", m_echo, NULL);
         rpc_register(srv, "async", m_async, NULL);
         rpc_register(srv, "silent", m_silent, NULL);

@@ -180,22 +180,43 @@ static int run(int argc, char **argv)
     return bad("unknown command '%s'", cmd);
 }
 
+#define MAX_WORDS 16
+
+/* Split line into at most MAX_WORDS words; -1 if there are more. */
+static int split(char *line, char **words)
+{
+    int nw = 0;
+    for (char *t = strtok(line, " \t\r\n"); t; t = strtok(NULL, " \t\r\n")) {
+        if (nw == MAX_WORDS)
+            return -1;
+        words[nw++] = t;
+    }
+    return nw;
+}
+
 static int run_stdin(bool keep_going)
 {
     char line[1024];
     int worst = 0, n = 0;
     while (fgets(line, sizeof(line), stdin)) {
         n++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        char *words[16];
+        int rc;
+        char *words[MAX_WORDS];
         int nw = 0;
-        for (char *t = strtok(line, " \t\r\n"); t && nw < 16; t = strtok(NULL, " \t\r\n"))
-            words[nw++] = t;
-        if (!nw)
-            continue;
-        int rc = run(nw, words);
+        if (!strchr(line, '\n') && !feof(stdin)) {   /* never run the tail of a long line as a command */
+            int ch;
+            while ((ch = getchar()) != EOF && ch != '\n')
+                ;
+            rc = bad("line %d is longer than %zu characters", n, sizeof(line) - 2);
+        } else {
+            char *hash = strchr(line, '#');
+            if (hash)
+                *hash = '\0';
+            nw = split(line, words);
+            if (!nw)
+                continue;
+            rc = nw < 0 ? bad("line %d has more than %d words", n, MAX_WORDS) : run(nw, words);
+        }
         if (rc) {
             fprintf(stderr, "vhostmgmt: line %d failed\n", n);
             worst = rc;
