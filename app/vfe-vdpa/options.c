@@ -31,6 +31,8 @@ void vhostd_usage(FILE *f)
 "                        of listening; reconnects with back-off when QEMU restarts\n"
 "  --iface PREFIX        default vhost-user socket path prefix; a VF added without -v\n"
 "                        gets PREFIX<bdf> (default /tmp/vf-)\n"
+"  --no-host-notifiers   never offer QEMU the VF's doorbell pages (guest kicks then go\n"
+"                        through QEMU's kick eventfd)\n"
 "  --socket-group NAME   group of the vhost-user sockets (and of the RPC socket), so\n"
 "                        a QEMU in that group can connect; sockets are mode 0660\n"
 "  --compat-tcp [ADDR:]PORT\n"
@@ -76,12 +78,12 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
-        {"socket-group", required_argument, NULL, O_GROUP},
+        {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -96,6 +98,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_ROOT: o->pci_root = optarg; break;
         case O_RPC: o->rpc_path = optarg; break;
         case O_CLIENT: o->client = true; break;
+        case O_NO_NOTIFIERS: o->no_host_notifiers = true; break;
         case O_IFACE: o->iface_prefix = optarg; break;
         case O_TCP: o->compat_tcp = optarg; break;
         case O_GROUP: o->socket_group = optarg; break;

@@ -10,6 +10,7 @@ struct vhostd_options {
     const char *pci_root;      /* --pci-root, default /sys/bus/pci/devices */
     const char *rpc_path;      /* --rpc, default /run/vfe-vhostd/vhostd.sock */
     bool client;               /* --client: vhost-user client mode for every VF */
+    bool no_host_notifiers;    /* --no-host-notifiers: guest kicks stay on the kick eventfd */
     const char *iface_prefix;  /* --iface: default socket path prefix */
     const char *compat_tcp;    /* --compat-tcp [ADDR:]PORT, NULL = off */
     const char *socket_group;  /* --socket-group NAME, NULL = the daemon's own group */

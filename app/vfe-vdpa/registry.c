@@ -259,7 +259,7 @@ int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *so
     }
     snprintf(rec.bdf, sizeof(rec.bdf), "%s", bdf);
     snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid ? uuid : "");
-    struct vhostd_vf_params p = {.pci_root = root, .client = r->opt->client,
+    struct vhostd_vf_params p = {.pci_root = root, .client = r->opt->client, .no_host_notifiers = r->opt->no_host_notifiers,
                                  .perm = {.mode = 0660, .set_group = r->opt->socket_group_set,
                                           .group = r->opt->socket_gid}};
     struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);

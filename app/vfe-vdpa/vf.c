@@ -43,6 +43,7 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
         return NULL;
     }
     struct vdpa_session_cfg sc = {.socket_path = vf->rec.socket, .client = p->client, .perm = p->perm,
+                                  .no_host_notifiers = p->no_host_notifiers,
                                   .name = vf->rec.bdf};
     vf->session = vdpa_session_create(loop, vf->dev, &sc, &rc);
     if (!vf->session) {

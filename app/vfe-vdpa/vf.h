@@ -34,6 +34,7 @@ struct vhostd_vf {
 struct vhostd_vf_params {
     const char *pci_root;
     bool client;                          /* connect to QEMU's socket instead of listening */
+    bool no_host_notifiers;               /* never offer doorbell pages */
     struct vhost_sock_perm perm;          /* server mode: the socket's mode and group */
 };
 

@@ -215,9 +215,9 @@ def describe_pages(path_a, path_b, pages, page=4096, limit=8):
             b.seek(pg * page)
             x, y = a.read(page), b.read(page)
             diff = [i for i in range(page) if x[i] != y[i]]
-            out.append("page %d (gpa %#x): %d bytes differ in [%#x, %#x]; source %s..., destination %s..."
-                       % (pg, pg * page, len(diff), diff[0], diff[-1], x[diff[0]:diff[0] + 16].hex(),
-                          y[diff[0]:diff[0] + 16].hex()))
+            lo, hi = max(0, diff[0] - 64) & ~15, min(page, diff[-1] + 16)
+            out.append("page %d (gpa %#x): %d bytes differ in [%#x, %#x]; at %#x source %s, destination %s"
+                       % (pg, pg * page, len(diff), diff[0], diff[-1], lo, x[lo:hi].hex(), y[lo:hi].hex()))
     return out
 
 

@@ -22,6 +22,7 @@ struct vdpa_session {
     struct vhost_dev *dev;
     char name[32];
     uint64_t features;
+    bool no_host_notifiers;
     bool busy;                          /* a device operation is in flight */
     ev_timer kick;                      /* converge from the loop */
     uint64_t running_mask;              /* rings the device runs */
@@ -141,7 +142,7 @@ static void offer_notifiers(struct vdpa_session *s)
 static void started(void *ctx, int err)
 {
     struct vdpa_session *s = ctx;
-    if (!err && s->dev && vhost_connected(s->dev) && s->run_gen == s->gen)
+    if (!err && s->dev && vhost_connected(s->dev) && s->run_gen == s->gen && !s->no_host_notifiers)
         offer_notifiers(s);
     op_done(s, err);
 }
@@ -437,6 +438,7 @@ struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *v
     s->loop = loop;
     s->vf = vf;
     s->log_fd = -1;
+    s->no_host_notifiers = cfg->no_host_notifiers;
     snprintf(s->name, sizeof(s->name), "%s", cfg->name);
     ev_timer_init(&s->kick, kick_cb, 0., 0.);
     s->kick.data = s;

@@ -28,6 +28,7 @@ struct vdpa_session;
 struct vdpa_session_cfg {
     const char *socket_path;
     bool client;               /* connect to QEMU's server=on socket */
+    bool no_host_notifiers;    /* never offer the VF's doorbell pages */
     struct vhost_sock_perm perm;   /* server mode: the socket file's mode and group */
     const char *name;          /* the VF's BDF, for logs */
 };

@@ -352,6 +352,7 @@ int main(void)
     CHECK(MGMT(out, "mgmtpf", "-a", PF) == 0, "mgmtpf -a: %s", out);
     CHECK(MGMT(out, "vf", "-a", VF1) == 0, "vf -a 1: %s", out);
     check_perm(vf1, group);
+    check_perm(rpc, group);   /* the RPC socket gets the group too */
     test_refused_paths();
     test_stale_and_foreign(group);
     CHECK(proc_alive(pid), "vfe-vhostd died");
