@@ -6,62 +6,17 @@ one guest reboots and pings again; QEMU is killed and restarted on the same
 socket and pings again; the same with the daemon in vhost-user client mode
 (QEMU server=on).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, build_guest  # noqa: E402
+from vfe_harness import BUILD, SIM, VHOSTD, dump_logs, log, mgmt, sim_ctl, spawn, stop, stop_all, vf_stats, wait_file  # noqa: E402
 
-BUILD = os.environ.get("VFE_BUILD_DIR", "build")
-SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
-VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
-MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
 PF, VF1, VF2, VF3 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2", "0000:3b:00.3"
-
-procs = []
-
-
-def log(msg):
-    print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
-
-
-def spawn(args, out):
-    p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    procs.append(p)
-    return p
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-def wait_file(path, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if os.path.exists(path):
-            return
-        time.sleep(0.05)
-    raise GuestError("%s did not appear" % path)
-
-
-def mgmt(rpc, *args):
-    r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True)
-    if r.returncode:
-        raise GuestError("vhostmgmt %s: %s" % (" ".join(args), r.stderr.strip()))
-    return r.stdout
 
 
 def ping(a, b_ip, count=3):
@@ -72,21 +27,7 @@ def ping(a, b_ip, count=3):
 
 
 def sim_counter(root, bdf, key):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(os.path.join(root, "sim-ctl.sock"))
-        s.sendall(json.dumps({"cmd": "counters", "bdf": bdf}).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    return json.loads(buf)[key]
-
-
-def vf_stats(rpc, vf):
-    return json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]
+    return sim_ctl(root, {"cmd": "counters", "bdf": bdf})[key]
 
 
 def domain(rpc, vf):
@@ -172,8 +113,6 @@ def scenario(work, kernel, initrd, client):
 
 
 def main():
-    global T0
-    T0 = time.time()
     if not shutil.which("qemu-system-x86_64"):
         print("qemu-system-x86_64 not installed: skipped")
         return 77
@@ -187,14 +126,9 @@ def main():
         ok = True
     except (GuestError, subprocess.CalledProcessError) as e:
         print("FAIL: %s" % e)
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                print("---- %s (last lines)" % name)
-                with open(os.path.join(work, name), "rb") as f:
-                    print(f.read()[-1500:].decode(errors="replace"))
+        dump_logs(work)
     finally:
-        for p in procs:
-            stop(p)
+        stop_all()
         if ok and not os.environ.get("VFE_TEST_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
     log("passed" if ok else "failed (logs in %s)" % work)

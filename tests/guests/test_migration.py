@@ -17,10 +17,8 @@ VFE_MIGRATION_HOG=1 adds a CPU hog, for the longer `migration-soak` suite):
   mq:         4 queue pairs, guest with 4 vCPUs; traffic crosses every ring
               before and after the move (checked in `vhostmgmt stats`).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
-import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -31,47 +29,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, Qmp, build_guest, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
+from vfe_harness import BUILD, SIM, VHOSTD, dump_logs, log, mgmt, sim_ctl, spawn, stop, stop_all, vf_stats, wait_file  # noqa: E402
 
-BUILD = os.environ.get("VFE_BUILD_DIR", "build")
-SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
-VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
-MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
 PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
 RAM = 256 << 20
 GUEST_MAC, GUEST_IP = "52:54:00:00:00:3a", "10.0.0.1"
 PEER_MAC, PEER_IP = bytes.fromhex("020000000099"), bytes([10, 0, 0, 2])
 FLOOD_RATE = 15000
-
-procs = []
-
-
-def log(msg):
-    print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
-
-
-def spawn(args, out, **kw):
-    p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
-    procs.append(p)
-    return p
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-def wait_file(path, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if os.path.exists(path):
-            return
-        time.sleep(0.05)
-    raise GuestError("%s did not appear" % path)
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -80,33 +44,8 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
-def mgmt(rpc, *args):
-    r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True, timeout=30)
-    if r.returncode:
-        raise GuestError("vhostmgmt %s: %s" % (" ".join(args), r.stderr.strip()))
-    return r.stdout
-
-
 def ring_indices(rpc, vf):
-    st = json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]
-    return {r["ring"]: r["used_idx"] for r in st.get("rings", [])}
-
-
-def sim_ctl(root, req):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(5)
-        s.connect(os.path.join(root, "sim-ctl.sock"))
-        s.sendall(json.dumps(req).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    r = json.loads(buf)
-    if not r.get("ok"):
-        raise GuestError("sim %s: %s" % (req, r))
-    return r
+    return {r["ring"]: r["used_idx"] for r in vf_stats(rpc, vf).get("rings", [])}
 
 
 def csum(data):
@@ -321,8 +260,6 @@ def scenario(work, kernel, initrd, queues, slow_admin, loops):
 
 
 def main():
-    global T0
-    T0 = time.time()
     if not shutil.which("qemu-system-x86_64"):
         print("qemu-system-x86_64 not installed: skipped")
         return 77
@@ -343,14 +280,9 @@ def main():
         ok = True
     except (GuestError, subprocess.CalledProcessError, OSError) as e:
         print("FAIL: %s" % e)
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                print("---- %s (last lines)" % name)
-                with open(os.path.join(work, name), "rb") as f:
-                    print(f.read()[-2500:].decode(errors="replace"))
+        dump_logs(work)
     finally:
-        for p in procs:
-            stop(p)
+        stop_all()
         if ok and not os.environ.get("VFE_TEST_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
     log("passed" if ok else "failed (logs in %s)" % work)

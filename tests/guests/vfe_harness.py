@@ -1,0 +1,90 @@
+"""What every QEMU end-to-end test needs around its guests: the binaries,
+processes started and stopped by PID, bounded waits, vhostmgmt and the sim's
+control socket, and the logs of a failed run."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from vfe_guests import GuestError
+
+BUILD = os.environ.get("VFE_BUILD_DIR", "build")
+SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
+VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
+MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
+
+T0 = time.time()
+procs = []
+
+
+def log(msg):
+    print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
+
+
+def spawn(args, out, **kw):
+    p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def stop_all():
+    for p in procs:
+        stop(p)
+
+
+def wait_file(path, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+    raise GuestError("%s did not appear" % path)
+
+
+def mgmt(rpc, *args):
+    r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True, timeout=30)
+    if r.returncode:
+        raise GuestError("vhostmgmt %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def vf_stats(rpc, vf):
+    return json.loads(mgmt(rpc, "--json", "stats", vf))["vfs"][0]
+
+
+def sim_ctl(root, req):
+    """One request on the sim's control socket; its reply (ok checked)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(os.path.join(root, "sim-ctl.sock"))
+        s.sendall(json.dumps(req).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+    r = json.loads(buf)
+    if not r.get("ok"):
+        raise GuestError("sim %s: %s" % (req, r))
+    return r
+
+
+def dump_logs(work, tail=2500):
+    for name in sorted(os.listdir(work)):
+        if name.endswith(".log"):
+            print("---- %s (last lines)" % name)
+            with open(os.path.join(work, name), "rb") as f:
+                print(f.read()[-tail:].decode(errors="replace"))
