@@ -29,6 +29,7 @@ static pid_t vhostd = -1;
 static char rpc[300], log_path[300];
 static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
 
+/* params is taken */
 static int call(const char *method, json_t *params)
 {
     json_t *res = NULL;
@@ -37,6 +38,7 @@ static int call(const char *method, json_t *params)
     if (rc < 0)
         fprintf(stderr, "rpc %s: %s\n", method, msg);
     json_decref(res);
+    json_decref(params);
     return rc;
 }
 
@@ -45,11 +47,13 @@ static const char *vf_state(const char *bdf, char *buf, size_t len)
     json_t *res = NULL;
     char msg[256];
     buf[0] = '\0';
-    if (rpc_client_call(rpc, "stats", json_pack("{s:s}", "vfdev", bdf), 2000, &res, msg, sizeof(msg)) == 0) {
+    json_t *params = json_pack("{s:s}", "vfdev", bdf);
+    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
         json_t *vf = json_array_get(json_object_get(res, "vfs"), 0);
         snprintf(buf, len, "%s/%lld", json_string_value(json_object_get(vf, "state")) ?: "?",
                  json_integer_value(json_object_get(vf, "rings_running")));
     }
+    json_decref(params);
     json_decref(res);
     return buf;
 }
