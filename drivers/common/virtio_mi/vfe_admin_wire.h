@@ -1,6 +1,7 @@
 /*
- * Wire formats of the PF admin virtqueue, shared by the driver (virtio_mi) and
- * the device (vfe-dpu-sim sim/admin).  All fields little-endian.
+ * Wire formats of the PF admin virtqueue, as the driver (virtio_mi) reads
+ * them.  The sim has its own reading (sim/spec/sim_admin_spec.h), so a
+ * misreading on either side shows in the tests.  All fields little-endian.
  *
  * One command = one descriptor chain: device-readable command bytes, then
  * device-writable result bytes.  The first byte tells the dialects apart: a
