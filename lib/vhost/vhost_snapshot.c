@@ -12,7 +12,7 @@
 #include "lib/log/vfe_log.h"
 
 #define SNAP_MAGIC 0x56464553u   /* "VFES" */
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u   /* 2: regions carry their reference count */
 
 struct snap_hdr {
     uint32_t magic, version;
@@ -27,6 +27,7 @@ struct snap_hdr {
 struct snap_region {
     uint64_t gpa, size, qva, mmap_offset;
     int32_t fd;
+    uint32_t refs;               /* identical ADD_MEM_REGs held (multiqueue) */
 } __attribute__((packed));
 
 struct snap_ring {
@@ -74,7 +75,7 @@ int vhost_snapshot(const struct vhost_dev *d, uint8_t *buf, size_t cap, size_t *
     uint8_t *p = buf + sizeof(h);
     for (unsigned i = 0; i < d->nregions; i++) {
         const struct vhost_region *r = &d->regions[i];
-        struct snap_region sr = {r->gpa, r->size, r->qva, r->mmap_offset, add_fd(&l, r->fd)};
+        struct snap_region sr = {r->gpa, r->size, r->qva, r->mmap_offset, add_fd(&l, r->fd), r->refs};
         memcpy(p, &sr, sizeof(sr));
         p += sizeof(sr);
     }
@@ -124,7 +125,7 @@ static int check_blob(const uint8_t *buf, size_t len, unsigned nfds, const struc
     for (unsigned i = 0; i < h.nregions; i++, p += sizeof(struct snap_region)) {
         struct snap_region r;
         memcpy(&r, p, sizeof(r));
-        if (r.fd == -1 || !fd_ok(r.fd, nfds, used))
+        if (r.fd == -1 || !fd_ok(r.fd, nfds, used) || r.refs == 0 || r.refs > VHOST_MAX_QUEUE_PAIRS + 1)
             return -EINVAL;
     }
     for (unsigned i = 0; i < nrings; i++, p += sizeof(struct snap_ring)) {
@@ -174,10 +175,12 @@ struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg
         memcpy(&r, p, sizeof(r));
         struct vhost_user_region u = {r.gpa, r.size, r.qva, r.mmap_offset};
         const char *why = "";
-        if ((*err = vhost_mem_add(d, &u, fds[r.fd], &why)) < 0) {
-            LOG_E("vhost-user %s: restored region %u: %s", d->name, i, why);
+        if ((*err = vhost_mem_add(d, &u, fds[r.fd], &why)) != 0) {
+            LOG_E("vhost-user %s: restored region %u: %s", d->name, i, *err > 0 ? "listed twice" : why);
+            *err = *err > 0 ? -EINVAL : *err;
             goto fail;
         }
+        d->regions[d->nregions - 1].refs = r.refs;
     }
     if (h.log_fd >= 0 && (*err = restore_log(d, fds[h.log_fd], h.log_size, h.log_offset)) < 0)
         goto fail;

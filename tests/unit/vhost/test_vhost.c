@@ -449,6 +449,9 @@ static void test_snapshot_restore(void **state)
     setup_ring(f, 1, 9, kick);
     struct vhost_user_vring_state en = {1, 1};
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_VRING_ENABLE, NEED_REPLY, &en, 8, NULL, 0), 0);
+    /* a second queue pair's device holds region 0 too: the snapshot keeps the count */
+    struct vhost_user_mem_reg again = {0, {0, REG, (uint64_t)(uintptr_t)f->va[0], 0}};
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &again, sizeof(again), f->mem, 1), 0);
     uint8_t blob[8192];
     size_t len;
     int fds[64];
@@ -491,6 +494,13 @@ static void test_snapshot_restore(void **state)
     struct vhost_user_vring_state rep;
     assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 1000), 8);
     assert_int_equal(rep.num, 42);
+    /* the restored session still counts both holders of region 0 */
+    int calls = rec2.mem_calls;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &again, sizeof(again), NULL, 0), 0);
+    assert_int_equal(rec2.mem_calls, calls);
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_REM_MEM_REG, NEED_REPLY, &again, sizeof(again), NULL, 0), 0);
+    assert_int_equal(rec2.mem_calls, calls + 1);
+    assert_int_equal(rec2.nregions, 1);
     close(kick);
 }
 
