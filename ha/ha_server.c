@@ -460,6 +460,12 @@ static void refuse(int fd, int err, const char *fmt, ...)
     int len = vfe_ha_encode(pkt, sizeof(pkt), VFE_HA_ERR, 0, 0, NULL, 0, body, sizeof(e) + (size_t)n, 0);
     if (len > 0)
         vfe_ha_send_packet(fd, pkt, (size_t)len, NULL, 0);
+    /* closing with unread packets would reset the peer's socket before it reads the ERR */
+    static uint8_t sink[VFE_HA_MAX_PACKET];
+    int fds[VFE_HA_MAX_FDS];
+    unsigned nfds;
+    for (int i = 0; i < 16 && vfe_ha_recv_packet(fd, sink, sizeof(sink), fds, &nfds) > 0; i++)
+        close_fds(fds, &nfds);
     close(fd);
 }
 

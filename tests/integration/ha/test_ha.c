@@ -3,7 +3,8 @@
  *   - a client deposits records with real fds (an eventfd holding a count, a
  *     memfd with content, one end of a connected socket pair, a 200 KiB blob
  *     in several packets) and starts a PUT it never finishes; it is killed
- *     with SIGKILL; a new client gets every finished record back: the memfd
+ *     with SIGKILL while the HA process is stopped, and a new client connects
+ *     before it runs again; that client gets every finished record back: the memfd
  *     content, the eventfd count and the socket pair still work, the blob is
  *     intact, the unfinished PUT is gone and its fd closed;
  *   - replace and delete close the old fds (the HA process's /proc/PID/fd);
@@ -222,10 +223,18 @@ static void test_deposit_survives_client_kill(pid_t ha, int *base_fds)
     char r = 0;
     CHECK(read(ready[0], &r, 1) == 1 && r == 'R', "the depositor finished (status %d)", proc_wait(child, 100));
     close(ready[0]);
+    /* the HA process sees the death and the next client in the same loop turn: stopped meanwhile */
+    kill(ha, SIGSTOP);
     kill(child, SIGKILL);
     CHECK(proc_wait(child, 2000) == 128 + SIGKILL, "the depositor died of SIGKILL");
-
+    pid_t waker = fork();
+    if (waker == 0) {
+        usleep(200000);
+        kill(ha, SIGCONT);
+        _exit(0);
+    }
     struct vfe_ha_client *c = connect_ok("restarted");
+    CHECK(proc_wait(waker, 2000) == 0, "waker");
     if (!c) {
         close(pair[0]);
         return;
