@@ -112,7 +112,8 @@ static void send_or_keep(struct ha_conn *c, const void *pkt, size_t len, int *fd
     }
     memcpy(c->out.buf, pkt, len);
     c->out.len = len;
-    memcpy(c->out.fds, fds, sizeof(int) * nfds);
+    if (nfds)
+        memcpy(c->out.fds, fds, sizeof(int) * nfds);
     c->out.nfds = nfds;
     c->out.pending = true;
 }
@@ -121,8 +122,9 @@ static void reply(struct ha_conn *c, uint16_t type, uint32_t seq, const void *bo
 {
     uint8_t pkt[VFE_HA_HDR_SIZE + 64 + sizeof(struct vfe_ha_err_body) + VFE_HA_ERRMSG_MAX];
     int n = vfe_ha_encode(pkt, sizeof(pkt), type, 0, seq, NULL, 0, body, len, 0);
+    int no_fds[1] = {-1};
     if (n > 0)
-        send_or_keep(c, pkt, (size_t)n, NULL, 0);
+        send_or_keep(c, pkt, (size_t)n, no_fds, 0);
 }
 
 static void reply_err(struct ha_conn *c, uint32_t seq, int err, const char *fmt, ...)

@@ -222,7 +222,7 @@ int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint3
         bool more = off + chunk < len;
         bool first = off == 0;
         int n = vfe_ha_encode(c->pkt, sizeof(c->pkt), VFE_HA_PUT, more ? VFE_HA_F_MORE : 0, seq, key, klen,
-                              (const uint8_t *)blob + off, chunk, first ? nfds : 0);
+                              chunk ? (const uint8_t *)blob + off : NULL, chunk, first ? nfds : 0);
         int rc = n < 0 ? n : send_pkt(c, (size_t)n, first ? fds : NULL, first ? nfds : 0);
         if (rc == -EPIPE || rc == -ECONNRESET)
             break;   /* the ERR that made it close may be waiting */
