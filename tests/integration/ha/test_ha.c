@@ -13,8 +13,12 @@
  *   - a client under another uid is refused with EACCES (when run as root);
  *   - garbage, a newer major version, requests before HELLO, an fd count that
  *     disagrees, an oversized packet, a reply type from the client, a blob
- *     over the limit: ERR or a closed connection, and the next client is served;
- *   - SIGTERM: exit 0, the socket removed, every held fd closed.
+ *     over the limit, a GET answer never read: ERR or a closed connection, no fd
+ *     kept, and the next client is served;
+ *   - SIGTERM: exit 0, the socket removed, every held fd closed;
+ *   - options: --help, bad numbers and levels, stray arguments, a socket path
+ *     too long; a path that is a file or a socket another process listens on
+ *     (SOCK_SEQPACKET too) is refused and left as it was; a stale one is replaced.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -468,7 +472,13 @@ static void test_bad_input(pid_t ha, int base_fds)
     CHECK(t == VFE_HA_ACK, "after the big blob the connection serves: %d", t);
     close(s);
     close(efd);
-    /* dying after one byte... of a packet cannot happen on SOCK_SEQPACKET; a stream socket is refused */
+    /* a GET whose answer (over 200 KiB, more than the socket buffer) is never read: the client leaves */
+    s = raw_connect();
+    CHECK(raw_hello(s) == 0, "HELLO");
+    raw_send(s, VFE_HA_GET, 0, 10, NULL, NULL, 0, NULL, 0, 0);
+    usleep(50000);
+    close(s);
+    /* a packet cannot be cut on SOCK_SEQPACKET; a stream socket cannot even connect */
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
     s = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -503,6 +513,94 @@ static void test_stop(pid_t ha)
     close(pair[0]);
 }
 
+static int run_ha(const char *const *args, const char *out)
+{
+    const char *argv[12] = {ha_bin};
+    for (int i = 0; args[i] && i < 10; i++)
+        argv[i + 1] = args[i];
+    pid_t p = proc_spawn(argv, out);
+    int st = proc_wait(p, 5000);
+    if (st < 0)
+        proc_stop(p, 1000);
+    return st;
+}
+
+static int bound_socket(const char *path, bool listening)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (listening && listen(s, 1) < 0)) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static void test_options_and_paths(void)
+{
+    char p[100], out[128];
+    snprintf(out, sizeof(out), "%s/opts.log", dir);
+    const char *help[] = {"--help", NULL};
+    const char *needle_help[] = {"--socket PATH", NULL};
+    CHECK(run_ha(help, out) == 0 && file_count(out, needle_help) == 1, "--help");
+    char longp[300];
+    memset(longp, 'l', sizeof(longp) - 1);
+    longp[0] = '/';
+    longp[sizeof(longp) - 1] = '\0';
+    const char *bad[][4] = {
+        {"--max-records", "0", NULL}, {"--max-records", "12x", NULL}, {"--max-bytes", "-1", NULL},
+        {"--log-level", "loud", NULL}, {"--socket", "", NULL},        {"--socket", longp, NULL},
+        {"stray", NULL},               {"--no-such-option", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(run_ha(bad[i], out) == 2, "bad options %zu (%s %s) exit 2", i, bad[i][0], bad[i][1] ? bad[i][1] : "");
+    /* a file at the path: refused, untouched */
+    snprintf(p, sizeof(p), "%s/file.sock", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f && fputs("mine", f) >= 0 && fclose(f) == 0, "file");
+    const char *on_file[] = {"--socket", p, NULL};
+    CHECK(run_ha(on_file, out) == 1, "a file at --socket: exit 1");
+    char b[8] = {0};
+    f = fopen(p, "r");
+    CHECK(f && fread(b, 1, 4, f) == 4 && strcmp(b, "mine") == 0, "the file is untouched");
+    if (f)
+        fclose(f);
+    unlink(p);
+    /* a SOCK_SEQPACKET socket somebody listens on: refused, still theirs */
+    snprintf(p, sizeof(p), "%s/live.sock", dir);
+    int live = bound_socket(p, true);
+    CHECK(live >= 0, "live listener");
+    const char *on_live[] = {"--socket", p, NULL};
+    const char *needle_live[] = {"somebody serves it", NULL};
+    CHECK(run_ha(on_live, out) == 1 && file_count(out, needle_live) == 1, "a live socket at --socket: refused");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p);
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    CHECK(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "the listener still owns its socket");
+    close(s);
+    close(live);
+    unlink(p);
+    /* a stale one (nobody listens): replaced and served */
+    snprintf(p, sizeof(p), "%s/stale.sock", dir);
+    close(bound_socket(p, false));
+    const char *argv[] = {ha_bin, "--socket", p, NULL};
+    pid_t ha = proc_spawn(argv, out);
+    long end = check_now_ms() + 5000;
+    while (check_now_ms() < end && proc_alive(ha) && !vfe_unix_path_in_use(p))
+        usleep(10000);
+    CHECK(vfe_unix_path_in_use(p), "a stale socket is replaced");
+    CHECK(proc_stop(ha, 3000) == 0, "stop");
+    char lock[160];
+    snprintf(lock, sizeof(lock), "%s.lock", p);
+    unlink(lock);
+    snprintf(lock, sizeof(lock), "%s/live.sock.lock", dir);
+    unlink(lock);
+    snprintf(lock, sizeof(lock), "%s/file.sock.lock", dir);
+    unlink(lock);
+    unlink(out);
+}
+
 int main(void)
 {
     ha_bin = getenv("VFE_VHOSTD_HA");
@@ -529,6 +627,7 @@ int main(void)
     test_bad_input(ha, base_fds);
     test_stop(ha);
     ha = -1;
+    test_options_and_paths();
 done:
     if (ha > 0)
         proc_stop(ha, 2000);
