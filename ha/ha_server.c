@@ -22,6 +22,7 @@ struct ha_conn {
     struct ha_server *srv;
     int fd;
     ev_io io;
+    ev_timer hello_timer;
     pid_t pid;
     bool hello;
     bool closing;       /* free at the end of the current callback */
@@ -72,6 +73,7 @@ static void put_discard(struct ha_conn *c)
 static void conn_destroy(struct ha_conn *c)
 {
     ev_io_stop(c->srv->loop, &c->io);
+    ev_timer_stop(c->srv->loop, &c->hello_timer);
     close(c->fd);
     put_discard(c);
     close_fds(c->out.fds, &c->out.nfds);
@@ -260,6 +262,7 @@ static void on_hello(struct ha_conn *c, const struct vfe_ha_msg *m)
         c->name[i] = m->body[i] >= 0x20 && m->body[i] < 0x7f ? (char)m->body[i] : '?';
     c->name[n] = '\0';
     c->hello = true;
+    ev_timer_stop(c->srv->loop, &c->hello_timer);
     LOG_I("client pid %d: HELLO from \"%s\" (protocol %u.%u)", (int)c->pid, c->name, m->hdr.major, m->hdr.minor);
     reply(c, VFE_HA_ACK, m->hdr.seq, &c->srv->store.lim, sizeof(c->srv->store.lim));
 }
@@ -434,6 +437,14 @@ static void conn_io(struct ev_loop *loop, ev_io *w, int revents)
     conn_update_watch(c);
 }
 
+static void hello_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ha_conn *c = w->data;
+    reply_err(c, 0, ETIMEDOUT, "no HELLO within %.1f s", c->srv->hello_timeout);
+    conn_fail(c, "no HELLO");
+    conn_destroy(c);
+}
+
 /* The current client hung up: apply what it sent completely, then drop it. */
 static bool client_gone(struct ha_conn *c)
 {
@@ -507,15 +518,20 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     c->io.data = c;
     ev_io_init(&c->io, conn_io, fd, EV_READ);
     ev_io_start(loop, &c->io);
+    c->hello_timer.data = c;
+    ev_timer_init(&c->hello_timer, hello_timeout, s->hello_timeout, 0.);
+    ev_timer_start(loop, &c->hello_timer);
     s->client = c;
     s->accepted++;
     LOG_I("client pid %d connected", (int)c->pid);
 }
 
-int ha_server_open(struct ha_server *s, struct ev_loop *loop, const char *path, const struct vfe_ha_limits *lim)
+int ha_server_open(struct ha_server *s, struct ev_loop *loop, const char *path, const struct vfe_ha_limits *lim,
+                   ev_tstamp hello_timeout)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
+    s->hello_timeout = hello_timeout;
     s->started = ev_now(loop);
     ha_store_init(&s->store, lim);
     int rc = vfe_listener_open_type(&s->listener, path, SOCK_SEQPACKET, 0600, (gid_t)-1, 4);

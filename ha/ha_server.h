@@ -6,6 +6,9 @@
  * callback that decided to close it (a closing flag marks it until then),
  * or by ha_server_close().
  *
+ * A client that says no HELLO within hello_timeout seconds gets ERR ETIMEDOUT
+ * and is closed: it cannot hold the one client slot without speaking.
+ *
  * One client at a time: a second connection gets ERR EBUSY and is closed,
  * unless the current client has hung up (its queued requests are applied
  * first, then it is dropped and the new one is served).  A peer whose uid is
@@ -29,11 +32,13 @@ struct ha_server {
     struct ha_store store;
     struct ha_conn *client;
     ev_tstamp started;
+    ev_tstamp hello_timeout;
     uint32_t accepted;
 };
 
 /* Bind path (mode 0600, SOCK_SEQPACKET) and start accepting; -errno from vfe_listener_open_type. */
-int ha_server_open(struct ha_server *s, struct ev_loop *loop, const char *path, const struct vfe_ha_limits *lim);
+int ha_server_open(struct ha_server *s, struct ev_loop *loop, const char *path, const struct vfe_ha_limits *lim,
+                   ev_tstamp hello_timeout);
 /* Drop the client, close every held fd, remove the socket file. */
 void ha_server_close(struct ha_server *s);
 

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --socket PATH        unix socket to serve (default " DEFAULT_SOCKET ", mode 0600)\n"
             "  --max-records N      records held at most (default 4096)\n"
             "  --max-bytes N        blob and key bytes held at most (default 256 MiB)\n"
+            "  --hello-timeout SEC  close a client that sends no HELLO within SEC seconds\n"
+            "                       (default 5, 1 to 600)\n"
             "  --log-level LEVEL    err, warning, info, debug (default info)\n"
             "  -h, --help           this text\n");
 }
@@ -94,10 +96,11 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},   {"max-records", required_argument, NULL, 'r'},
         {"max-bytes", required_argument, NULL, 'b'}, {"log-level", required_argument, NULL, 'l'},
+        {"hello-timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_SOCKET;
-    uint64_t max_records = 4096, max_bytes = 256ull << 20;
+    uint64_t max_records = 4096, max_bytes = 256ull << 20, hello_timeout = 5;
     int level = LOG_INFO;
     vfe_log_set_ident("vfe-vhostd-ha");
     int o;
@@ -113,6 +116,12 @@ int main(int argc, char **argv)
         case 'b':
             if (parse_u64(optarg, 1, 1ull << 40, &max_bytes) < 0) {
                 fprintf(stderr, "vfe-vhostd-ha: --max-bytes: a number from 1 to 2^40\n");
+                return 2;
+            }
+            break;
+        case 't':
+            if (parse_u64(optarg, 1, 600, &hello_timeout) < 0) {
+                fprintf(stderr, "vfe-vhostd-ha: --hello-timeout: seconds from 1 to 600\n");
                 return 2;
             }
             break;
@@ -148,7 +157,7 @@ int main(int argc, char **argv)
         return 1;
     struct ev_loop *loop = EV_DEFAULT;
     static struct ha_server srv;
-    int rc = ha_server_open(&srv, loop, path, &lim);
+    int rc = ha_server_open(&srv, loop, path, &lim, (ev_tstamp)hello_timeout);
     if (rc < 0) {
         LOG_E("--socket %s: %s%s", path, strerror(-rc),
               rc == -EEXIST ? " (not a socket: left alone)" : rc == -EADDRINUSE ? " (somebody serves it)" : "");

@@ -11,6 +11,7 @@
  *   - a second instance on the same socket refuses to start, the first serves;
  *   - a second client while one is connected is refused with EBUSY;
  *   - a client under another uid is refused with EACCES (when run as root);
+ *   - a client that sends no HELLO is closed after --hello-timeout;
  *   - garbage, a newer major version, requests before HELLO, an fd count that
  *     disagrees, an oversized packet, a reply type from the client, a blob
  *     over the limit, a GET answer never read: ERR or a closed connection, no fd
@@ -64,7 +65,7 @@ static int fd_count(pid_t pid)
 
 static pid_t start_ha(const char *out)
 {
-    const char *argv[] = {ha_bin, "--socket", sock_path, "--log-level", "debug", NULL};
+    const char *argv[] = {ha_bin, "--socket", sock_path, "--log-level", "debug", "--hello-timeout", "1", NULL};
     pid_t pid = proc_spawn(argv, out);
     long end = check_now_ms() + 5000;
     while (check_now_ms() < end && proc_alive(pid)) {
@@ -407,6 +408,16 @@ static void test_bad_input(pid_t ha, int base_fds)
           "newer major: type %d err %d '%s'", t, err, msg);
     CHECK(raw_closed(s), "newer major: closed");
     close(s);
+    /* a client that says nothing: ERR ETIMEDOUT after --hello-timeout (1 s), closed */
+    s = raw_connect();
+    long t0 = check_now_ms();
+    err = 0;
+    t = raw_recv(s, &err, msg, sizeof(msg));
+    long waited = check_now_ms() - t0;
+    CHECK(t == VFE_HA_ERR && err == ETIMEDOUT && waited >= 900 && waited < 1900, "silent client: %d err %d after %ld ms",
+          t, err, waited);
+    CHECK(raw_closed(s), "silent client: closed");
+    close(s);
     /* a request before HELLO */
     s = raw_connect();
     raw_send(s, VFE_HA_STATUS, 0, 3, NULL, NULL, 0, NULL, 0, 0);
@@ -551,7 +562,7 @@ static void test_options_and_paths(void)
     const char *bad[][4] = {
         {"--max-records", "0", NULL}, {"--max-records", "12x", NULL}, {"--max-bytes", "-1", NULL},
         {"--log-level", "loud", NULL}, {"--socket", "", NULL},        {"--socket", longp, NULL},
-        {"stray", NULL},               {"--no-such-option", NULL},
+        {"stray", NULL},               {"--no-such-option", NULL},    {"--hello-timeout", "0", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK(run_ha(bad[i], out) == 2, "bad options %zu (%s %s) exit 2", i, bad[i][0], bad[i][1] ? bad[i][1] : "");
