@@ -37,6 +37,8 @@ static int probe(const struct sockaddr_un *sa)
         return 0;
     if (rc == -EAGAIN || rc == -EINPROGRESS)
         return -EADDRINUSE;   /* a listener with a full backlog */
+    if (rc == -EPROTOTYPE)
+        return -EADDRINUSE;   /* somebody listens with another socket type (e.g. SOCK_SEQPACKET) */
     return rc;
 }
 
@@ -50,6 +52,12 @@ bool vfe_unix_path_in_use(const char *path)
 }
 
 int vfe_listener_open(struct vfe_listener *l, const char *path, mode_t mode, gid_t gid, int backlog)
+{
+    return vfe_listener_open_type(l, path, SOCK_STREAM, mode, gid, backlog);
+}
+
+int vfe_listener_open_type(struct vfe_listener *l, const char *path, int type, mode_t mode, gid_t gid,
+                           int backlog)
 {
     struct sockaddr_un sa;
     struct stat st;
@@ -67,7 +75,7 @@ int vfe_listener_open(struct vfe_listener *l, const char *path, mode_t mode, gid
     } else if (errno != ENOENT) {
         return -errno;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     /* bind creates the file with the umask's mode: keep it closed until fchmodat */

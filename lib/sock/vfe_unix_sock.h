@@ -40,6 +40,11 @@ struct vfe_listener {
 };
 
 int vfe_listener_open(struct vfe_listener *l, const char *path, mode_t mode, gid_t gid, int backlog);
+/* The same with another socket type (SOCK_SEQPACKET); the stale probe still
+ * connects with SOCK_STREAM: a live listener of another type answers
+ * EPROTOTYPE, which counts as in use. */
+int vfe_listener_open_type(struct vfe_listener *l, const char *path, int type, mode_t mode, gid_t gid,
+                           int backlog);
 void vfe_listener_close(struct vfe_listener *l);
 
 /* Is PATH a socket somebody accepts connections on?  Never modifies PATH. */

@@ -1,0 +1,63 @@
+/* Client of vfe-vhostd-ha (the daemon side of docs/ha.md).
+ *
+ * Timing: every call is synchronous and bounded.  It sends its request and
+ * waits for the answer with poll(), never longer than timeout_ms without
+ * progress (a packet sent or received).  A call that times out, or whose
+ * connection breaks, closes the connection: later calls return -ENOTCONN
+ * and the caller reconnects (from a retry timer) when it wants.  With the
+ * HA process alive, a PUT of a few packets answers in well under a
+ * millisecond; a caller on an event loop picks a short timeout (tens of ms)
+ * so a stuck HA process costs it at most that once.
+ *
+ * Errors are negative errno values; vfe_ha_client_error() says why in words:
+ *   from the HA process (ERR reply, the connection stays usable):
+ *     -ENOENT (no such record), -E2BIG, -ENOSPC, -EMFILE (limits),
+ *     -EPROTO (a request it refused), -EBUSY (another client is connected),
+ *     -EACCES (another uid), -EPROTONOSUPPORT (another major version);
+ *   local: -ETIMEDOUT, -ECONNRESET, -ENOTCONN, -EPROTO / -EBADMSG (the
+ *     HA process sent something this client does not accept), -EINVAL
+ *     (bad key or argument, nothing sent), -ENOMEM.
+ *
+ * Ownership: fds given to put() stay the caller's (the kernel passes
+ * copies); the HA process owns its copies from the ACK on.  Records from
+ * get() are the caller's: their fds (close-on-exec) and blobs, released
+ * with vfe_ha_records_free() (which closes every fd not set to -1).
+ */
+#ifndef VFE_HA_CLIENT_H
+#define VFE_HA_CLIENT_H
+
+#include <stdint.h>
+
+#include "drivers/common/virtio_ha/vfe_ha_proto.h"
+
+struct vfe_ha_client;
+
+struct vfe_ha_record {
+    char key[VFE_HA_KEY_MAX + 1];
+    uint8_t *blob;
+    uint32_t blob_len;
+    unsigned nfds;
+    int fds[VFE_HA_MAX_FDS];
+};
+
+/* Connect to path and say HELLO as name; NULL with *err on failure (then
+ * *why, if given, points at a static description valid until the next call). */
+struct vfe_ha_client *vfe_ha_client_connect(const char *path, const char *name, int timeout_ms, int *err,
+                                            const char **why);
+void vfe_ha_client_close(struct vfe_ha_client *c);
+/* The socket, for a caller that wants to watch it for a hang-up; -1 once closed. */
+int vfe_ha_client_fd(const struct vfe_ha_client *c);
+const char *vfe_ha_client_error(const struct vfe_ha_client *c);
+/* The HA process's limits, from its HELLO answer. */
+const struct vfe_ha_limits *vfe_ha_client_limits(const struct vfe_ha_client *c);
+
+/* Deposit or replace the record key: blob (up to VFE_HA_BLOB_MAX) and nfds fds. */
+int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
+               unsigned nfds);
+int vfe_ha_del(struct vfe_ha_client *c, const char *key);
+/* Every record (key NULL) or one; *recs is malloc'd, *n records (0 and NULL when there are none). */
+int vfe_ha_get(struct vfe_ha_client *c, const char *key, struct vfe_ha_record **recs, unsigned *n);
+void vfe_ha_records_free(struct vfe_ha_record *recs, unsigned n);
+int vfe_ha_status(struct vfe_ha_client *c, struct vfe_ha_status *st);
+
+#endif

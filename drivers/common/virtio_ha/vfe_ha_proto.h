@@ -1,0 +1,120 @@
+/* Wire protocol between vfe-vhostd and vfe-vhostd-ha (docs/ha.md).
+ *
+ * Transport: a unix SOCK_SEQPACKET connection, one message per packet, fds as
+ * SCM_RIGHTS on the packet they belong to.  A packet is a struct vfe_ha_hdr
+ * followed by payload_len bytes: key_len bytes of key, then the body.
+ * A packet never exceeds VFE_HA_MAX_PACKET, which fits the default socket
+ * buffer (net.core.wmem_default), so no SO_SNDBUF tuning is needed; a record
+ * blob larger than one packet travels as several PUT (or RECORD) packets of
+ * the same key, all but the last flagged VFE_HA_F_MORE, fds on the first.
+ *
+ * Every field is host byte order (both ends are on the same host).
+ *
+ * Validation is data: vfe_ha_decode() checks the header against the rules
+ * table of the message type (key, body and fd bounds, allowed flags) and the
+ * key syntax.  Error returns are negative errno values:
+ *   -EBADMSG            short packet, bad magic, lengths that disagree
+ *   -EPROTONOSUPPORT    another major version
+ *   -EPROTO             unknown type, a rule broken, a bad key
+ *   -E2BIG              more fds than any message may carry
+ * and *why says which in words.
+ */
+#ifndef VFE_HA_PROTO_H
+#define VFE_HA_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VFE_HA_MAGIC 0x41484656u   /* "VFHA" in memory on little-endian */
+#define VFE_HA_MAJOR 1
+#define VFE_HA_MINOR 0
+
+#define VFE_HA_MAX_PACKET (60u * 1024)      /* header + payload */
+#define VFE_HA_MAX_FDS 64u                  /* per packet and per record */
+#define VFE_HA_KEY_MAX 127u                 /* bytes, no NUL on the wire */
+#define VFE_HA_BLOB_MAX (256u * 1024)       /* one record's opaque blob */
+#define VFE_HA_ERRMSG_MAX 200u
+
+enum vfe_ha_type {
+    VFE_HA_HELLO = 1,    /* c->s: body = client name; reply ACK + struct vfe_ha_limits */
+    VFE_HA_PUT = 2,      /* c->s: key, blob chunk, fds (first chunk); reply ACK after the last chunk */
+    VFE_HA_DEL = 3,      /* c->s: key; reply ACK or ERR ENOENT */
+    VFE_HA_GET = 4,      /* c->s: key, or no key for every record; reply RECORD packets then ACK + u32 count */
+    VFE_HA_STATUS = 5,   /* c->s: reply ACK + struct vfe_ha_status */
+    VFE_HA_ACK = 6,      /* s->c */
+    VFE_HA_ERR = 7,      /* s->c: body = struct vfe_ha_err_body + message */
+    VFE_HA_RECORD = 8,   /* s->c: one record (chunk) of a GET answer */
+    VFE_HA_TYPE_MAX
+};
+
+#define VFE_HA_F_MORE 0x1u   /* PUT/RECORD: another chunk of this record follows */
+
+struct vfe_ha_hdr {
+    uint32_t magic;
+    uint8_t major, minor;
+    uint16_t type;
+    uint32_t flags;
+    uint32_t seq;           /* request number; a reply carries its request's */
+    uint16_t key_len;       /* key bytes at the start of the payload */
+    uint16_t nfds;          /* fds attached to this packet */
+    uint32_t payload_len;   /* bytes after the header, key included */
+};
+_Static_assert(sizeof(struct vfe_ha_hdr) == 24, "wire header");
+
+#define VFE_HA_HDR_SIZE sizeof(struct vfe_ha_hdr)
+#define VFE_HA_MAX_PAYLOAD (VFE_HA_MAX_PACKET - VFE_HA_HDR_SIZE)
+
+struct vfe_ha_limits {         /* HELLO's ACK body */
+    uint32_t max_records;
+    uint32_t max_fds;          /* every record together */
+    uint32_t max_record_fds;
+    uint32_t max_blob;
+    uint64_t max_bytes;        /* blobs and keys together */
+};
+
+struct vfe_ha_status {         /* STATUS's ACK body */
+    uint32_t records;
+    uint32_t fds;
+    uint64_t bytes;
+    uint64_t uptime_ms;
+    uint32_t clients;          /* connections accepted since start */
+    uint32_t server_pid;
+};
+
+struct vfe_ha_err_body {
+    int32_t err;               /* positive errno */
+    /* followed by up to VFE_HA_ERRMSG_MAX bytes of message, no NUL */
+};
+
+/* A decoded packet: pointers into the caller's buffer; fds are not owned. */
+struct vfe_ha_msg {
+    struct vfe_ha_hdr hdr;
+    const char *key;           /* key_len bytes, not NUL-terminated */
+    const uint8_t *body;
+    uint32_t body_len;
+};
+
+/* Check a received packet of len bytes that came with nfds fds. */
+int vfe_ha_decode(const void *buf, size_t len, unsigned nfds, struct vfe_ha_msg *out, const char **why);
+
+/* Is key (len bytes) a valid record key: 1..VFE_HA_KEY_MAX of [A-Za-z0-9._:/@-],
+ * not starting with '/' or '.', no "..", no "//". */
+bool vfe_ha_key_valid(const char *key, size_t len);
+
+/* Build a packet into buf (at least VFE_HA_MAX_PACKET); its length or -EMSGSIZE/-EINVAL. */
+int vfe_ha_encode(void *buf, size_t cap, uint16_t type, uint32_t flags, uint32_t seq, const char *key,
+                  size_t key_len, const void *body, size_t body_len, unsigned nfds);
+
+/* One packet out of / into a non-blocking socket.
+ * vfe_ha_send_packet: 0, -EAGAIN (nothing sent), or another -errno (the
+ * connection is broken).  The fds stay the caller's.
+ * vfe_ha_recv_packet: the length, 0 on orderly close, -EAGAIN, -EMSGSIZE
+ * (packet or its fds truncated: every fd that came is closed), -errno.  On
+ * success the caller owns *nfds fds in fds[] (close-on-exec). */
+int vfe_ha_send_packet(int sock, const void *buf, size_t len, const int *fds, unsigned nfds);
+int vfe_ha_recv_packet(int sock, void *buf, size_t cap, int *fds, unsigned *nfds);
+
+const char *vfe_ha_type_name(unsigned type);
+
+#endif

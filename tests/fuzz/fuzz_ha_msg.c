@@ -1,0 +1,63 @@
+/*
+ * libFuzzer target: arbitrary bytes as a stream of HA protocol packets
+ * through vfe_ha_decode(), and the accepted PUT/DEL/GET ones applied to
+ * vfe-vhostd-ha's store (small limits, so they are reached).  Each packet is
+ * preceded by 3 bytes taken out of the stream: its length (2) and the number
+ * of fds that "came with it" (1), which the decoder must compare with the header.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drivers/common/virtio_ha/vfe_ha_proto.h"
+#include "ha/ha_store.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct vfe_ha_limits lim = {.max_records = 8, .max_fds = 16, .max_record_fds = 4,
+                                             .max_blob = 4096, .max_bytes = 16384};
+    struct ha_store st;
+    ha_store_init(&st, &lim);
+    size_t off = 0;
+    while (off + 3 <= size) {
+        size_t len = (size_t)data[off] | (size_t)data[off + 1] << 8;
+        unsigned nfds = data[off + 2] % (VFE_HA_MAX_FDS + 2);
+        off += 3;
+        if (len > size - off)
+            len = size - off;
+        /* a copy of exactly len bytes, so reading past it is caught */
+        uint8_t *pkt = malloc(len ? len : 1);
+        memcpy(pkt, data + off, len);
+        off += len;
+        struct vfe_ha_msg m;
+        const char *why;
+        if (vfe_ha_decode(pkt, len, nfds, &m, &why) == 0) {
+            if (m.hdr.key_len + m.body_len + VFE_HA_HDR_SIZE != len || m.hdr.nfds != nfds)
+                abort();
+            char key[VFE_HA_KEY_MAX + 1];
+            memcpy(key, m.key, m.hdr.key_len);
+            key[m.hdr.key_len] = '\0';
+            if (m.hdr.type == VFE_HA_PUT) {
+                uint8_t *blob = malloc(m.body_len ? m.body_len : 1);
+                memcpy(blob, m.body, m.body_len);
+                if (ha_store_put(&st, key, blob, m.body_len, NULL, 0) < 0)
+                    free(blob);
+            } else if (m.hdr.type == VFE_HA_DEL) {
+                ha_store_del(&st, key);
+            } else if (m.hdr.type == VFE_HA_GET && m.hdr.key_len) {
+                const struct ha_record *r = ha_store_find(&st, key);
+                if (r && r->blob_len) {
+                    volatile uint8_t last = r->blob[r->blob_len - 1];   /* the whole blob is readable */
+                    (void)last;
+                }
+            }
+            if (st.n > lim.max_records || st.bytes > lim.max_bytes)
+                abort();
+        } else if (!why) {
+            abort();
+        }
+        free(pkt);
+    }
+    ha_store_clear(&st);
+    return 0;
+}
