@@ -92,6 +92,8 @@ struct sim_counters {
     uint64_t tx_packets, tx_bytes, tx_drops;
     uint64_t dirty_pages_marked;
     uint64_t mapped_doorbell_kicks;   /* seen in a mapped doorbell page, not trapped */
+    uint64_t resets;                  /* resets of the function while in use (status or migration state set) */
+    uint64_t client_disconnects;      /* vfio-user clients gone (each one resets the function) */
 };
 
 struct sim_fn {

@@ -69,6 +69,8 @@ static json_t *cmd_counters(struct sim *s, struct sim_fn *fn)
                           "tx_bytes", (json_int_t)c->tx_bytes, "tx_drops", (json_int_t)c->tx_drops,
                           "dirty_pages_marked", (json_int_t)c->dirty_pages_marked);
     json_object_set_new(r, "mapped_doorbell_kicks", json_integer((json_int_t)c->mapped_doorbell_kicks));
+    json_object_set_new(r, "resets", json_integer((json_int_t)c->resets));
+    json_object_set_new(r, "client_disconnects", json_integer((json_int_t)c->client_disconnects));
     json_object_update_new(r, fn_json(fn));
     return r;
 }

@@ -154,8 +154,10 @@ void sim_fn_destroy(struct sim_fn *fn)
 
 void sim_fn_reset(struct sim_fn *fn)
 {
-    if (fn->status)
+    if (fn->status || fn->mig_state != SIM_MIG_INIT) {
         LOG_I("%s: device reset", fn->bdf);
+        fn->ctr.resets++;
+    }
     fn->status = 0;
     fn->driver_features = 0;
     fn->dfselect = fn->gfselect = 0;

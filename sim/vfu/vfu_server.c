@@ -23,6 +23,7 @@ static void client_drop(struct vfu_srv *s, const char *why)
         return;
     struct sim_fn *fn = s->fn;
     LOG_I("vfio-user %s: client gone (%s)", fn->bdf, why);
+    fn->ctr.client_disconnects++;
     ev_io_stop(fn->sim->loop, &s->cwatch);
     close(s->csock);
     s->csock = -1;

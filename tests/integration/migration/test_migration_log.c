@@ -19,6 +19,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_vf.h"
 
 #define PF "0000:3b:00.0"
 #define VF_A "0000:3b:00.1"
@@ -202,10 +203,18 @@ int main(void)
     CHECK(admin_slow(0) == 0, "fault cleared");
     test_stop_ring_by_ring(a, b);
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
+    /* migration work stops and starts the VF through the PF: it is never reset */
+    CHECK(test_sim_counter(&sp, VF_A, "resets") == 0 && test_sim_counter(&sp, VF_A, "client_disconnects") == 0,
+          "the VF was reset %lld times, its client left %lld times", test_sim_counter(&sp, VF_A, "resets"),
+          test_sim_counter(&sp, VF_A, "client_disconnects"));
 done:
     vfe_fe_close(a);
     vfe_fe_close(b);
     CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    /* the daemon's transport closed: the sim resets what it used, once */
+    CHECK(test_sim_counter(&sp, VF_A, "resets") == 1 && test_sim_counter(&sp, VF_A, "client_disconnects") == 1,
+          "after the daemon left: %lld resets, %lld client disconnects", test_sim_counter(&sp, VF_A, "resets"),
+          test_sim_counter(&sp, VF_A, "client_disconnects"));
     CHECK(sim_proc_stop(&sp) == 0, "sim exit status");
     return check_result("migration_log");
 }
