@@ -293,6 +293,18 @@ static void test_bad_files(void)
         {"relative socket", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
                             "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"vf.sock\"}]}", "not an absolute path"},
         {"wrong format", "{\"format\":\"something-else\",\"version\":1,\"pfs\":[],\"vfs\":[]}", "\"format\""},
+        {"unknown key", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                        "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"sock\":\"/tmp/b\"}]}",
+         "unknown key \"sock\""},
+        {"shared socket", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                          "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\"},{\"bdf\":\"0000:3b:00.2\",\"socket\":\"/tmp/a\"}]}",
+         "have the same socket"},
+        {"duplicate key", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"version\":1,\"pfs\":[],\"vfs\":[]}",
+         "not valid JSON"},
+        {"uuid type", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                      "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"uuid\":[]}]}", "vfs[0].uuid must be a string"},
+        {"version type", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":\"1\",\"pfs\":[],\"vfs\":[]}",
+         "\"version\" is not a positive integer"},
         {"newer version", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":2,\"pfs\":[],\"vfs\":[],\"x\":1}",
          "written by a newer vfe-vhostd, version 2; this one reads 1"},
     };
@@ -345,6 +357,18 @@ int main(void)
     REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
     struct stat st;
     CHECK(stat(state, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700, "state dir not created 0700");
+    {
+        char other_rpc[320], log[400];
+        snprintf(other_rpc, sizeof(other_rpc), "%s/other.sock", work);
+        const char *argv[] = {vhostd_bin(), "--pci-root", pci, "--rpc", other_rpc, "--state-dir", state, NULL};
+        snprintf(log, sizeof(log), "%s/second.log", work);
+        pid_t pid = proc_spawn(argv, log);
+        int st2 = proc_wait(pid, 5000);
+        const char *needle[] = {"another vfe-vhostd uses it", NULL};
+        CHECK(st2 == 1 && file_count(log, needle) == 1, "second daemon on one state dir: exit %d", st2);
+        if (st2 < 0)
+            proc_stop(pid, 1000);
+    }
     test_restart();
     test_removed_stays_removed();
     test_write_failure();
