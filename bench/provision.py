@@ -47,7 +47,7 @@ def run(n, work):
     d = None
     try:
         wait(os.path.join(root, "ready"))
-        d = subprocess.Popen([VHOSTD, "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "v%d-" % n),
+        d = subprocess.Popen([VHOSTD, "--no-state", "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "v%d-" % n),
                               "--log-level", "warning"], stderr=subprocess.DEVNULL)
         wait(rpc)
         subprocess.run([MGMT, "-s", rpc, "mgmtpf", "-a", PF], check=True, capture_output=True)

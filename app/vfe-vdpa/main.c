@@ -63,6 +63,11 @@ int main(int argc, char **argv)
     d.lock_fd = -1;
     if (lock_rpc_path(&d) < 0)
         return 1;
+    char msg[512];
+    if ((rc = vhostd_prov_open(&d.prov, d.opt.state_dir, msg, sizeof(msg))) < 0) {
+        LOG_E("%s", msg);
+        return rc == -EINVAL || rc == -EPROTONOSUPPORT ? 2 : 1;
+    }
     d.loop = EV_DEFAULT;
     d.started_at = ev_now(d.loop);
     int err;
@@ -77,19 +82,20 @@ int main(int argc, char **argv)
         rpc_server_destroy(d.rpc);
         return 1;
     }
-    char msg[256];
     if (vhostd_reg_init(&d.reg, d.loop, &d.opt, msg, sizeof(msg)) < 0) {
         LOG_E("%s", msg);
         rpc_server_destroy(d.rpc);
         return 1;
     }
     vhostd_rpc_register(&d);
+    vhostd_prov_start(&d.prov, d.loop, &d.reg);
     ev_signal st, si;
     ev_signal_init(&st, on_signal, SIGTERM);
     ev_signal_init(&si, on_signal, SIGINT);
     ev_signal_start(d.loop, &st);
     ev_signal_start(d.loop, &si);
-    LOG_N("ready: RPC on %s, PCI tree %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
+    LOG_N("ready: RPC on %s, PCI tree %s, state %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
+          d.opt.state_dir ? d.opt.state_dir : "off",
           d.opt.client ? ", vhost-user client mode" : "", d.opt.socket_group ? ", socket group " : "",
           d.opt.socket_group ? d.opt.socket_group : "");
 #ifdef HAVE_SYSTEMD
@@ -101,6 +107,7 @@ int main(int argc, char **argv)
 #endif
     /* stop every VF's device before the process goes (bounded) */
     rpc_server_destroy(d.rpc);
+    vhostd_prov_close(&d.prov);   /* no more applying; the drain below is not a removal by the operator */
     if (vhostd_reg_drain(&d.reg, drained, d.loop) > 0) {
         ev_timer bound;
         ev_timer_init(&bound, shutdown_timeout, 5., 0.);

@@ -38,6 +38,10 @@ void vhostd_usage(FILE *f)
 "  --compat-tcp [ADDR:]PORT\n"
 "                        also accept JSON-RPC on TCP (loopback by default, no access\n"
 "                        control: for the peer project's tools only; off by default)\n"
+"  --state-dir DIR       keep the provisioning (PFs, VFs, socket paths, VM ids) in\n"
+"                        DIR/provisioning.json and apply it again at start (default\n"
+"                        /var/lib/vfe-vhostd, created 0700); '' turns it off\n"
+"  --no-state            do not read or write any provisioning state\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "\n"
@@ -66,6 +70,10 @@ static int check_options(struct vhostd_options *o)
                 (size_t)VFE_SUN_PATH_MAX);
         return -1;
     }
+    if (o->state_dir && o->state_dir[0] != '/') {
+        fprintf(stderr, "vfe-vhostd: --state-dir %s: must be an absolute path\n", o->state_dir);
+        return -1;
+    }
     if (o->socket_group) {
         if (vfe_group_id(o->socket_group, &o->socket_gid) < 0) {
             fprintf(stderr, "vfe-vhostd: --socket-group %s: no such group\n", o->socket_group);
@@ -78,12 +86,13 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
         {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
+        {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -91,6 +100,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
     o->rpc_path = "/run/vfe-vhostd/vhostd.sock";
     o->iface_prefix = "/tmp/vf-";
     o->log_level = LOG_INFO;
+    o->state_dir = "/var/lib/vfe-vhostd";
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -102,6 +112,8 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_IFACE: o->iface_prefix = optarg; break;
         case O_TCP: o->compat_tcp = optarg; break;
         case O_GROUP: o->socket_group = optarg; break;
+        case O_STATE: o->state_dir = *optarg ? optarg : NULL; break;
+        case O_NO_STATE: o->state_dir = NULL; break;
         case O_LOG:
             if ((o->log_level = vfe_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "vfe-vhostd: --log-level '%s': err, warning, notice, info or debug\n", optarg);

@@ -17,6 +17,7 @@ struct vhostd_options {
     bool socket_group_set;
     gid_t socket_gid;          /* socket_group resolved */
     int log_level;             /* --log-level */
+    const char *state_dir;     /* --state-dir, default /var/lib/vfe-vhostd; NULL = --no-state */
 };
 
 /* 0: run; 1: exit 0 (help printed); -1: exit 2 (message printed).  Also

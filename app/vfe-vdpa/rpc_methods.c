@@ -71,9 +71,18 @@ static int m_version(void *ctx, json_t *params, struct rpc_call *c)
     return 0;
 }
 
+struct pf_add {
+    struct vhostd *d;
+    struct rpc_call *call;
+};
+
 static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
 {
-    struct rpc_call *c = ctx;
+    struct pf_add a = *(struct pf_add *)ctx;
+    struct rpc_call *c = a.call;
+    free(ctx);
+    if (!err)
+        vhostd_prov_note_pf_added(&a.d->prov, pf->bdf);
     if (err)
         rpc_call_error(c, code_of(err), "PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
     else
@@ -88,6 +97,59 @@ static json_t *pf_json(const struct vhostd_registry *r, const struct vhostd_pf *
                      vfe_mig_dialect_name(pf->mig.dialect));
 }
 
+/* A persisted PF not brought up (yet): same fields as pf_json, and why. */
+static json_t *pending_pf_json(const char *bdf, const char *why)
+{
+    return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "pf", bdf, "state", "pending", "vfs", 0, "vfs_in_use", 0,
+                     "dialect", "none", "pending_reason", why);
+}
+
+static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
+{
+    struct pf_add *a = malloc(sizeof(*a));
+    if (!a) {
+        rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");
+        return 0;
+    }
+    *a = (struct pf_add){d, c};
+    char msg[256];
+    int rc = vhostd_reg_add_pf(&d->reg, bdf, pf_added, a, msg, sizeof(msg));
+    if (rc == 0)
+        return RPC_PENDING;
+    free(a);
+    rpc_call_error(c, code_of(rc), "%s", msg);
+    return 0;
+}
+
+/* A persisted VF record whose PF is bdf (as far as the tree tells). */
+static bool pf_has_pending_vfs(const struct vhostd_prov *p, const char *bdf)
+{
+    for (unsigned i = 0; i < p->want.nvfs; i++)
+        if (!strcmp(p->vf_pf[i], bdf) && vhostd_prov_vf_pending(p, p->want.vfs[i].bdf))
+            return true;
+    return false;
+}
+
+static int pf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
+{
+    char msg[256];
+    int rc = vhostd_reg_remove_pf(&d->reg, bdf, msg, sizeof(msg));
+    if (rc == -ENOENT && vhostd_prov_pf_pending(&d->prov, bdf)) {
+        if (pf_has_pending_vfs(&d->prov, bdf)) {
+            rpc_call_error(c, RPC_BUSY, "PF %s has pending VFs; remove them first", bdf);
+            return 0;
+        }
+        rc = 0;   /* a pending record only: it is dropped */
+    }
+    if (rc < 0) {
+        rpc_call_error(c, code_of(rc), "%s", msg);
+        return 0;
+    }
+    vhostd_prov_note_pf_removed(&d->prov, bdf);
+    rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
+    return 0;
+}
+
 static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
@@ -100,22 +162,18 @@ static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
         unsigned cur = 0;
         for (struct vhostd_pf *pf; (pf = vhostd_reg_next_pf(&d->reg, &cur));)
             json_array_append_new(a, pf_json(&d->reg, pf));
+        for (unsigned i = 0; i < d->prov.want.npfs; i++) {
+            const char *why = vhostd_prov_pf_pending(&d->prov, d->prov.want.pfs[i].bdf);
+            if (why)
+                json_array_append_new(a, pending_pf_json(d->prov.want.pfs[i].bdf, why));
+        }
         rpc_call_result(c, json_pack("{s:o}", "devices", a));
         return 0;
     }
     const char *bdf = bdf_param(params, "dev", c);
     if (!bdf)
         return 0;
-    char msg[256];
-    int rc = !strcmp(act, "add") ? vhostd_reg_add_pf(&d->reg, bdf, pf_added, c, msg, sizeof(msg))
-                                 : vhostd_reg_remove_pf(&d->reg, bdf, msg, sizeof(msg));
-    if (rc < 0)
-        rpc_call_error(c, code_of(rc), "%s", msg);
-    else if (!strcmp(act, "add"))
-        return RPC_PENDING;
-    else
-        rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
-    return 0;
+    return !strcmp(act, "add") ? pf_add(d, bdf, c) : pf_remove(d, bdf, c);
 }
 
 static json_t *vf_json(const struct vhostd_vf *vf, bool full)
@@ -169,10 +227,13 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
     }
     char msg[512];
     int rc = vhostd_reg_add_vf(&d->reg, bdf, sock, uuid, msg, sizeof(msg));
-    if (rc < 0)
+    if (rc < 0) {
         rpc_call_error(c, code_of(rc), "%s", msg);
-    else
-        rpc_call_result(c, vf_json(vhostd_reg_find_vf(&d->reg, bdf), false));
+        return 0;
+    }
+    struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
+    vhostd_prov_note_vf_added(&d->prov, &vf->rec);
+    rpc_call_result(c, vf_json(vf, false));
     return 0;
 }
 
@@ -187,7 +248,7 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         const char *pf = bdf_param(params, "mgmtpf", c);
         if (!pf)
             return 0;
-        if (!vhostd_reg_find_pf(&d->reg, pf)) {
+        if (!vhostd_reg_find_pf(&d->reg, pf) && !vhostd_prov_pf_pending(&d->prov, pf)) {
             rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", pf);
             return 0;
         }
@@ -195,6 +256,14 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         unsigned cur = 0;
         for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, pf));)
             json_array_append_new(a, vf_json(vf, false));
+        for (unsigned i = 0; i < d->prov.want.nvfs; i++) {
+            const struct vhostd_state_vf *v = &d->prov.want.vfs[i];
+            const char *why = vhostd_prov_vf_pending(&d->prov, v->bdf);
+            if (why && !strcmp(d->prov.vf_pf[i], pf))
+                json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "vf", v->bdf, "pf", pf,
+                                                   "socket_file", v->socket, "vm_uuid", v->uuid, "state", "pending",
+                                                   "pending_reason", why));
+        }
         rpc_call_result(c, json_pack("{s:o}", "devices", a));
         return 0;
     }
@@ -205,8 +274,11 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         return vf_add(d, bdf, params, c);
     if (!strcmp(act, "info")) {
         struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
+        const char *why = vhostd_prov_vf_pending(&d->prov, bdf);
         if (vf)
             rpc_call_result(c, vf_json(vf, true));
+        else if (why)
+            rpc_call_error(c, RPC_NOT_FOUND, "VF %s is pending: %s", bdf, why);
         else
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
         return 0;
@@ -220,11 +292,18 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
     char msg[256];
     int rc = vhostd_reg_remove_vf(&d->reg, bdf, vf_removed, r, msg, sizeof(msg));
+    if (rc == -ENOENT && vhostd_prov_vf_pending(&d->prov, bdf)) {
+        free(r);   /* a pending record only: it is dropped */
+        vhostd_prov_note_vf_removed(&d->prov, bdf);
+        rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
+        return 0;
+    }
     if (rc < 0) {
         free(r);
         rpc_call_error(c, code_of(rc), "%s", msg);
         return 0;
     }
+    vhostd_prov_note_vf_removed(&d->prov, bdf);   /* out of the file at once, before the device has stopped */
     return RPC_PENDING;
 }
 
@@ -297,8 +376,17 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
     cur = 0;
     while (vhostd_reg_next_vf(&d->reg, &cur, NULL))
         vfs++;
-    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f}", "status", failed ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
-                                 "uptime_s", ev_now(d->loop) - d->started_at));
+    unsigned ppfs, pvfs;
+    unsigned pending = vhostd_prov_pending_count(&d->prov, &ppfs, &pvfs);
+    const struct vhostd_prov *p = &d->prov;
+    json_t *state = p->enabled ? json_pack("{s:s, s:b, s:i, s:i, s:s}", "file", p->path, "saved", !p->dirty, "writes",
+                                           p->writes, "write_failures", p->write_failures, "last_error",
+                                           p->write_error)
+                               : json_pack("{s:b}", "enabled", 0);
+    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o}", "status",
+                                 failed || pending || p->dirty ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
+                                 "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs",
+                                 pvfs, "state", state));
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <ev.h>
 
 #include "app/vfe-vdpa/options.h"
+#include "app/vfe-vdpa/provision.h"
 #include "app/vfe-vdpa/registry.h"
 #include "lib/rpc/rpc.h"
 
@@ -13,6 +14,7 @@ struct vhostd {
     struct vhostd_options opt;
     struct rpc_server *rpc;
     struct vhostd_registry reg;    /* every PF and VF */
+    struct vhostd_prov prov;       /* the persisted provisioning, applied to reg */
     int lock_fd;                   /* flock on <rpc>.lock for the daemon's life: one daemon per RPC path */
     double started_at;
 };

@@ -60,7 +60,7 @@ def scenario(work, kernel, initrd, client):
     sim = spawn([SIM, "--root", root, "--pf", PF, "--vfs", "3"], os.path.join(work, "sim-%s.log" % mode))
     wait_file(os.path.join(root, "ready"))
     rpc = os.path.join(work, "vhostd-%s.sock" % mode)
-    args = [VHOSTD, "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "%s-vf-" % mode)]
+    args = [VHOSTD, "--no-state", "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "%s-vf-" % mode)]
     vhostd = spawn(args + (["--client"] if client else []), os.path.join(work, "vhostd-%s.log" % mode))
     wait_file(rpc)
     mgmt(rpc, "mgmtpf", "-a", PF)

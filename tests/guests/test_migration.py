@@ -242,7 +242,7 @@ def scenario(work, kernel, initrd, queues, slow_admin, loops):
                  "udp:%d,127.0.0.1:%d" % (sim_port, peer_sock.getsockname()[1])], os.path.join(work, "sim.log"))
     wait_file(os.path.join(root, "ready"))
     rpc = os.path.join(work, "vhostd-%s.sock" % name)
-    vhostd = spawn([VHOSTD, "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "vf-")]
+    vhostd = spawn([VHOSTD, "--no-state", "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "vf-")]
                    + (["--no-host-notifiers"] if os.environ.get("VFE_MIGRATION_NO_NOTIFIERS") else []),
                    os.path.join(work, "vhostd-%s.log" % name))
     wait_file(rpc)

@@ -182,7 +182,7 @@ int main(void)
     char iface[300], sa[320], sb[320];
     snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
     const char *argv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
-                          "--log-level", "info", NULL};
+                          "--log-level", "info", "--no-state", NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     struct vfe_fe *a = NULL, *b = NULL;

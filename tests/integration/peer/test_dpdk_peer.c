@@ -87,7 +87,7 @@ static void test_through_vf(const char *dir)
     snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
     snprintf(log, sizeof(log), "%s/vhostd.log", sp.dir);
     snprintf(tp, sizeof(tp), "%s/testpmd2.log", dir);
-    const char *argv[] = {bin("VFE_VHOSTD", "vfe-vhostd"), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, NULL};
+    const char *argv[] = {bin("VFE_VHOSTD", "vfe-vhostd"), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, "--no-state", NULL};
     pid_t d = proc_spawn(argv, log);
     const char *ready[] = {"ready: RPC", NULL};
     struct vfe_fe *fe = NULL;

@@ -51,7 +51,7 @@ static int start_daemon(bool client)
     snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
     snprintf(log_path, sizeof(log_path), "%s/vhostd.log", sp.dir);
     const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
-                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", "--compat-tcp", tcp_spec,
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", "--compat-tcp", tcp_spec, "--no-state",
                           client ? "--client" : NULL, NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};

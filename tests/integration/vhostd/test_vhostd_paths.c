@@ -52,8 +52,8 @@ static const char *in_dir(char *buf, size_t len, const char *name)
 /* The daemon with --pci-root, --rpc rpc_path, --iface and extra args (NULL-terminated). */
 static pid_t daemon_spawn(const char *rpc_path, const char *log, const char *const *extra)
 {
-    const char *argv[24] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc_path, "--iface", iface};
-    unsigned n = 7;
+    const char *argv[24] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc_path, "--iface", iface, "--no-state"};
+    unsigned n = 8;
     for (unsigned i = 0; extra && extra[i] && n < 22; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -1,0 +1,272 @@
+/* Persisted provisioning applied to the registry (see provision.h). */
+#include "app/vfe-vdpa/provision.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+
+int vhostd_prov_open(struct vhostd_prov *p, const char *dir, char *msg, size_t len)
+{
+    memset(p, 0, sizeof(*p));
+    p->lock_fd = -1;
+    if (!dir || !*dir)
+        return 0;
+    if (strlen(dir) + sizeof("/" VHOSTD_STATE_FILE ".lock") > sizeof(p->dir)) {
+        snprintf(msg, len, "--state-dir %s: too long", dir);
+        return -ENAMETOOLONG;
+    }
+    snprintf(p->dir, sizeof(p->dir), "%s", dir);
+    snprintf(p->path, sizeof(p->path), "%s/%s", dir, VHOSTD_STATE_FILE);
+    struct stat st;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        snprintf(msg, len, "--state-dir %s: cannot create it: %s", dir, strerror(e));
+        return -e;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, len, "--state-dir %s: not a directory", dir);
+        return -ENOTDIR;
+    }
+    int rc = vfe_path_lock(p->path, &p->lock_fd);
+    if (rc < 0) {
+        snprintf(msg, len, rc == -EBUSY ? "--state-dir %s: another vfe-vhostd uses it (it holds %s.lock)"
+                                        : "--state-dir %s: cannot lock %s.lock: %s",
+                 dir, p->path, strerror(-rc));
+        return rc;
+    }
+    rc = vhostd_state_read(p->path, &p->want, msg, len);
+    if (rc < 0) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, len - n, "; refusing to start: nothing was applied and the file is left as it is; "
+                 "move it away (or start with --no-state) to start without it");
+        close(p->lock_fd);
+        p->lock_fd = -1;
+        return rc;
+    }
+    p->enabled = true;
+    if (rc == 0)
+        LOG_N("state %s: %u PFs and %u VFs to provision", p->path, p->want.npfs, p->want.nvfs);
+    return 0;
+}
+
+void vhostd_prov_close(struct vhostd_prov *p)
+{
+    if (p->loop)
+        ev_timer_stop(p->loop, &p->retry);
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);   /* the lock file stays: removing it would race with a starting daemon */
+    p->lock_fd = -1;
+    p->enabled = false;
+}
+
+/* ---- the file ---- */
+
+static void save(struct vhostd_prov *p)
+{
+    if (!p->enabled)
+        return;
+    char msg[300];
+    int rc = vhostd_state_write(p->dir, &p->want, msg, sizeof(msg));
+    if (rc < 0) {
+        p->write_failures++;
+        if (strcmp(msg, p->write_error))
+            LOG_E("state not saved (the running state is unchanged; retried every %.0f s): %s",
+                  VHOSTD_PROV_RETRY_S, msg);
+        snprintf(p->write_error, sizeof(p->write_error), "%s", msg);
+        p->dirty = true;
+        return;
+    }
+    if (p->dirty)
+        LOG_N("state %s saved again", p->path);
+    p->writes++;
+    p->dirty = false;
+    p->write_error[0] = '\0';
+}
+
+/* ---- records ---- */
+
+static int pf_index(const struct vhostd_prov *p, const char *bdf)
+{
+    for (unsigned i = 0; i < p->want.npfs; i++)
+        if (!strcmp(p->want.pfs[i].bdf, bdf))
+            return (int)i;
+    return -1;
+}
+
+static int vf_index(const struct vhostd_prov *p, const char *bdf)
+{
+    for (unsigned i = 0; i < p->want.nvfs; i++)
+        if (!strcmp(p->want.vfs[i].bdf, bdf))
+            return (int)i;
+    return -1;
+}
+
+void vhostd_prov_note_pf_added(struct vhostd_prov *p, const char *bdf)
+{
+    if (!p->enabled || pf_index(p, bdf) >= 0 || p->want.npfs == VHOSTD_MAX_PFS)
+        return;
+    unsigned i = p->want.npfs++;
+    snprintf(p->want.pfs[i].bdf, sizeof(p->want.pfs[i].bdf), "%s", bdf);
+    p->pf_reason[i][0] = '\0';
+    save(p);
+}
+
+void vhostd_prov_note_pf_removed(struct vhostd_prov *p, const char *bdf)
+{
+    int i = pf_index(p, bdf);
+    if (!p->enabled || i < 0)
+        return;
+    unsigned rest = p->want.npfs - (unsigned)i - 1;
+    memmove(&p->want.pfs[i], &p->want.pfs[i + 1], rest * sizeof(p->want.pfs[0]));
+    memmove(p->pf_reason[i], p->pf_reason[i + 1], rest * sizeof(p->pf_reason[0]));
+    p->want.npfs--;
+    save(p);
+}
+
+void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec *rec)
+{
+    if (!p->enabled)
+        return;
+    int i = vf_index(p, rec->bdf);
+    if (i < 0) {
+        if (p->want.nvfs == VHOSTD_MAX_MANAGED_VFS)
+            return;
+        i = (int)p->want.nvfs++;
+    }
+    struct vhostd_state_vf *v = &p->want.vfs[i];
+    snprintf(v->bdf, sizeof(v->bdf), "%s", rec->bdf);
+    snprintf(v->socket, sizeof(v->socket), "%s", rec->socket);
+    snprintf(v->uuid, sizeof(v->uuid), "%s", rec->uuid);
+    snprintf(p->vf_pf[i], sizeof(p->vf_pf[i]), "%s", rec->pf);
+    p->vf_reason[i][0] = '\0';
+    save(p);
+}
+
+void vhostd_prov_note_vf_removed(struct vhostd_prov *p, const char *bdf)
+{
+    int i = vf_index(p, bdf);
+    if (!p->enabled || i < 0)
+        return;
+    unsigned rest = p->want.nvfs - (unsigned)i - 1;
+    memmove(&p->want.vfs[i], &p->want.vfs[i + 1], rest * sizeof(p->want.vfs[0]));
+    memmove(p->vf_reason[i], p->vf_reason[i + 1], rest * sizeof(p->vf_reason[0]));
+    memmove(p->vf_pf[i], p->vf_pf[i + 1], rest * sizeof(p->vf_pf[0]));
+    p->want.nvfs--;
+    save(p);
+}
+
+const char *vhostd_prov_pf_pending(const struct vhostd_prov *p, const char *bdf)
+{
+    int i = pf_index(p, bdf);
+    if (!p->enabled || i < 0 || !p->reg || vhostd_reg_find_pf(p->reg, bdf))
+        return NULL;
+    return p->pf_reason[i][0] ? p->pf_reason[i] : "not applied yet";
+}
+
+const char *vhostd_prov_vf_pending(const struct vhostd_prov *p, const char *bdf)
+{
+    int i = vf_index(p, bdf);
+    if (!p->enabled || i < 0 || !p->reg || vhostd_reg_find_vf(p->reg, bdf))
+        return NULL;
+    return p->vf_reason[i][0] ? p->vf_reason[i] : "not applied yet";
+}
+
+unsigned vhostd_prov_pending_count(const struct vhostd_prov *p, unsigned *pfs, unsigned *vfs)
+{
+    *pfs = *vfs = 0;
+    for (unsigned i = 0; i < p->want.npfs; i++)
+        *pfs += vhostd_prov_pf_pending(p, p->want.pfs[i].bdf) != NULL;
+    for (unsigned i = 0; i < p->want.nvfs; i++)
+        *vfs += vhostd_prov_vf_pending(p, p->want.vfs[i].bdf) != NULL;
+    return *pfs + *vfs;
+}
+
+/* ---- applying ---- */
+
+/* One log line per record each time its reason changes. */
+static void set_reason(char reason[VHOSTD_PROV_REASON_LEN], const char *what, const char *bdf, const char *now)
+{
+    if (!strcmp(reason, now))
+        return;
+    if (*now)
+        LOG_W("state: %s %s pending (retried every %.0f s): %s", what, bdf, VHOSTD_PROV_RETRY_S, now);
+    else
+        LOG_N("state: %s %s provisioned", what, bdf);
+    snprintf(reason, VHOSTD_PROV_REASON_LEN, "%s", now);
+}
+
+static void apply_soon(struct vhostd_prov *p)
+{
+    ev_timer_stop(p->loop, &p->retry);
+    ev_timer_set(&p->retry, 0., VHOSTD_PROV_RETRY_S);
+    ev_timer_start(p->loop, &p->retry);
+}
+
+static void pf_brought_up(void *ctx, const struct vhostd_pf *pf, int err)
+{
+    struct vhostd_prov *p = ctx;
+    int i = pf_index(p, pf->bdf);
+    if (i < 0)
+        return;   /* the record went meanwhile; the PF stays as the registry has it */
+    if (err) {
+        char why[VHOSTD_PROV_REASON_LEN];
+        snprintf(why, sizeof(why), "bring-up failed: %s", strerror(-err));
+        set_reason(p->pf_reason[i], "PF", pf->bdf, why);
+    } else {
+        set_reason(p->pf_reason[i], "PF", pf->bdf, "");
+        apply_soon(p);   /* its VFs next */
+    }
+}
+
+static void apply_pfs(struct vhostd_prov *p)
+{
+    char msg[VHOSTD_PROV_REASON_LEN];
+    for (unsigned i = 0; i < p->want.npfs; i++) {
+        const char *bdf = p->want.pfs[i].bdf;
+        if (vhostd_reg_find_pf(p->reg, bdf))
+            continue;   /* starting, ready, or failing right now (then it reports) */
+        if (vhostd_reg_add_pf(p->reg, bdf, pf_brought_up, p, msg, sizeof(msg)) < 0)
+            set_reason(p->pf_reason[i], "PF", bdf, msg);
+    }
+}
+
+static void apply_vfs(struct vhostd_prov *p)
+{
+    char msg[VHOSTD_PROV_REASON_LEN];
+    for (unsigned i = 0; i < p->want.nvfs; i++) {
+        const struct vhostd_state_vf *v = &p->want.vfs[i];
+        if (vhostd_reg_find_vf(p->reg, v->bdf))
+            continue;
+        if (!p->vf_pf[i][0])
+            pci_vf_pf(p->reg->opt->pci_root, v->bdf, p->vf_pf[i]);
+        struct vhostd_pf *pf = p->vf_pf[i][0] ? vhostd_reg_find_pf(p->reg, p->vf_pf[i]) : NULL;
+        if (pf && pf->state == PF_STARTING)
+            continue;   /* its PF reports soon and applies again */
+        int rc = vhostd_reg_add_vf(p->reg, v->bdf, v->socket, v->uuid, msg, sizeof(msg));
+        set_reason(p->vf_reason[i], "VF", v->bdf, rc < 0 ? msg : "");
+    }
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vhostd_prov *p = w->data;
+    apply_pfs(p);
+    apply_vfs(p);
+    if (p->dirty)
+        save(p);
+}
+
+void vhostd_prov_start(struct vhostd_prov *p, struct ev_loop *loop, struct vhostd_registry *reg)
+{
+    p->reg = reg;
+    p->loop = loop;
+    if (!p->enabled)
+        return;
+    ev_timer_init(&p->retry, retry_cb, 0., VHOSTD_PROV_RETRY_S);
+    p->retry.data = p;
+    ev_timer_start(loop, &p->retry);
+}
