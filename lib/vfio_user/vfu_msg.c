@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/sock/vfe_fd_pass.h"
 
 void vfu_msg_close_fds(struct vfu_msg *m)
 {
@@ -86,26 +87,15 @@ int vfu_msg_send(int sock, struct vfu_hdr *hdr, const struct iovec *iov, unsigne
         v[i + 1] = iov[i];
     unsigned nv = niov + 1, first = 0;
 
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * VFU_MAX_MSG_FDS)];
-        struct cmsghdr align;
-    } ctl;
+    VFE_FDS_CTL(ctl, VFU_MAX_MSG_FDS);
     bool fds_sent = nfds == 0;
     long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     size_t sent = 0;
 
     while (sent < total) {
         struct msghdr mh = { .msg_iov = &v[first], .msg_iovlen = nv - first };
-        if (!fds_sent) {
-            memset(&ctl, 0, sizeof(ctl));
-            mh.msg_control = ctl.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
+        if (!fds_sent)
+            vfe_fds_attach(&mh, ctl.buf, sizeof(ctl.buf), fds, nfds);
         ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -159,22 +149,12 @@ void vfu_reader_reset(struct vfu_reader *r)
 /* Keep received fds up to the limit, close the rest and remember that. */
 static void collect_fds(struct vfu_reader *r, struct msghdr *mh)
 {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        const uint8_t *data = CMSG_DATA(c);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, data + i * sizeof(int), sizeof(int));
-            if (r->msg.nfds < r->max_fds && r->msg.nfds < VFU_MAX_MSG_FDS) {
-                r->msg.fds[r->msg.nfds++] = fd;
-            } else {
-                close(fd);
-                r->msg.fds_dropped = true;
-            }
-        }
-    }
+    unsigned limit = r->max_fds < VFU_MAX_MSG_FDS ? r->max_fds : VFU_MAX_MSG_FDS;
+    unsigned dropped = 0;
+    r->msg.nfds += vfe_fds_take(mh, r->msg.fds + r->msg.nfds, limit > r->msg.nfds ? limit - r->msg.nfds : 0,
+                                &dropped);
+    if (dropped)
+        r->msg.fds_dropped = true;
     if (mh->msg_flags & MSG_CTRUNC)
         r->msg.fds_dropped = true;   /* the kernel discarded the ones that did not fit */
 }

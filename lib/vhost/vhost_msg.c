@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/sock/vfe_fd_pass.h"
 
 void vhost_msg_release_fds(struct vhost_msg *m)
 {
@@ -21,18 +22,7 @@ void vhost_msg_release_fds(struct vhost_msg *m)
 /* Keep fds that arrived with this piece; close any beyond the limit. */
 static void take_fds(struct vhost_msg *m, struct msghdr *mh)
 {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        unsigned n = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int *fds = (int *)CMSG_DATA(c);
-        for (unsigned i = 0; i < n; i++) {
-            if (m->nfds < VHOST_USER_MAX_FDS)
-                m->fds[m->nfds++] = fds[i];
-            else
-                close(fds[i]);
-        }
-    }
+    m->nfds += vfe_fds_take(mh, m->fds + m->nfds, VHOST_USER_MAX_FDS - m->nfds, NULL);
 }
 
 int vhost_msg_read(struct vhost_dev *d)
@@ -70,19 +60,11 @@ int vhost_msg_send(int fd, uint32_t request, uint32_t flags, const void *payload
 {
     struct vhost_user_hdr h = {request, flags, size};
     struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, size}};
-    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * VHOST_USER_MAX_FDS)]; } cm;
+    VFE_FDS_CTL(cm, VHOST_USER_MAX_FDS);
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
-    if (nfds) {
-        if (nfds > VHOST_USER_MAX_FDS)
-            return -EINVAL;
-        mh.msg_control = cm.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
+    if (nfds > VHOST_USER_MAX_FDS)
+        return -EINVAL;
+    vfe_fds_attach(&mh, cm.buf, sizeof(cm.buf), fds, nfds);
     ssize_t n;
     do
         n = sendmsg(fd, &mh, MSG_NOSIGNAL);

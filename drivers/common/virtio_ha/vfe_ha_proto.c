@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/sock/vfe_fd_pass.h"
+
 /* What each message type may carry. */
 struct rule {
     bool known;
@@ -153,28 +155,14 @@ int vfe_ha_encode(void *buf, size_t cap, uint16_t type, uint32_t flags, uint32_t
     return (int)total;
 }
 
-union fd_cmsg {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int) * VFE_HA_MAX_FDS)];
-};
-
 int vfe_ha_send_packet(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
 {
     if (nfds > VFE_HA_MAX_FDS)
         return -EINVAL;
     struct iovec iov = {(void *)buf, len};
-    union fd_cmsg cm;
+    VFE_FDS_CTL(cm, VFE_HA_MAX_FDS);
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds) {
-        memset(&cm, 0, sizeof(cm));
-        mh.msg_control = cm.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
+    vfe_fds_attach(&mh, cm.buf, sizeof(cm.buf), fds, nfds);
     ssize_t n;
     do
         n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -187,7 +175,7 @@ int vfe_ha_send_packet(int sock, const void *buf, size_t len, const int *fds, un
 int vfe_ha_recv_packet(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 {
     struct iovec iov = {buf, cap};
-    union fd_cmsg cm;
+    VFE_FDS_CTL(cm, VFE_HA_MAX_FDS);
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
     ssize_t n;
     do
@@ -196,20 +184,7 @@ int vfe_ha_recv_packet(int sock, void *buf, size_t cap, int *fds, unsigned *nfds
     *nfds = 0;
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        const uint8_t *data = CMSG_DATA(c);
-        for (size_t i = 0; i < k; i++) {
-            int fd;
-            memcpy(&fd, data + i * sizeof(int), sizeof(int));
-            if (*nfds < VFE_HA_MAX_FDS)
-                fds[(*nfds)++] = fd;
-            else
-                close(fd);
-        }
-    }
+    *nfds = vfe_fds_take(&mh, fds, VFE_HA_MAX_FDS, NULL);
     if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
         for (unsigned i = 0; i < *nfds; i++)
             close(fds[i]);
