@@ -7,14 +7,11 @@ socket and pings again; the same with the daemon in vhost-user client mode
 (QEMU server=on).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfe_guests import Guest, GuestError, build_guest  # noqa: E402
-from vfe_harness import BUILD, SIM, VHOSTD, dump_logs, log, mgmt, sim_ctl, spawn, stop, stop_all, vf_stats, wait_file  # noqa: E402
+from vfe_guests import Guest, GuestError  # noqa: E402
+from vfe_harness import run_test, SIM, VHOSTD, log, mgmt, sim_ctl, spawn, stop, vf_stats, wait_file  # noqa: E402
 
 PF, VF1, VF2, VF3 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2", "0000:3b:00.3"
 
@@ -113,26 +110,10 @@ def scenario(work, kernel, initrd, client):
 
 
 def main():
-    if not shutil.which("qemu-system-x86_64"):
-        print("qemu-system-x86_64 not installed: skipped")
-        return 77
-    work = tempfile.mkdtemp(prefix="vfe-guests-")
-    ok = False
-    try:
-        kernel, initrd = build_guest(BUILD)
-        log("guest kernel %s" % os.path.basename(kernel))
+    def body(work, kernel, initrd):
         scenario(work, kernel, initrd, client=False)
         scenario(work, kernel, initrd, client=True)
-        ok = True
-    except (GuestError, subprocess.CalledProcessError) as e:
-        print("FAIL: %s" % e)
-        dump_logs(work)
-    finally:
-        stop_all()
-        if ok and not os.environ.get("VFE_TEST_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
-    log("passed" if ok else "failed (logs in %s)" % work)
-    return 0 if ok else 1
+    return run_test("vfe-guests-", body)
 
 
 if __name__ == "__main__":

@@ -24,18 +24,15 @@ VFE_MIGRATION_HOG=1 adds a CPU hog, for the longer `migration-soak` suite):
 VFE_MIGRATION_ADMIN_MS sets the slow-admin delay (default 300; 0: none).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
 import os
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfe_guests import Guest, GuestError, Qmp, build_guest, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
-from vfe_harness import BUILD, SIM, VHOSTD, dump_logs, log, mgmt, sim_ctl, spawn, stop, stop_all, vf_stats, wait_file  # noqa: E402
+from vfe_guests import Guest, GuestError, Qmp, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
+from vfe_harness import run_test, SIM, VHOSTD, log, mgmt, sim_ctl, spawn, stop, vf_stats, wait_file  # noqa: E402
 
 PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
 RAM = 256 << 20
@@ -281,33 +278,18 @@ def scenario(work, kernel, initrd, queues, slow_admin, loops):
 
 
 def main():
-    if not shutil.which("qemu-system-x86_64"):
-        print("qemu-system-x86_64 not installed: skipped")
-        return 77
     loops = int(os.environ.get("VFE_MIGRATION_LOOPS", "1"))
     only = os.environ.get("VFE_MIGRATION_ONLY", "")
-    work = tempfile.mkdtemp(prefix="vfe-migration-")
-    hog = None
-    ok = False
-    try:
+
+    def body(work, kernel, initrd):
         if os.environ.get("VFE_MIGRATION_HOG"):
             hog = spawn([sys.executable, "-c", "while True: pass"], os.devnull)
             log("CPU hog running (pid %d)" % hog.pid)
-        kernel, initrd = build_guest(BUILD)
         if only in ("", "slow-admin"):
             scenario(work, kernel, initrd, queues=1, slow_admin=True, loops=loops)
         if only in ("", "mq"):
             scenario(work, kernel, initrd, queues=4, slow_admin=False, loops=loops)
-        ok = True
-    except (GuestError, subprocess.CalledProcessError, OSError) as e:
-        print("FAIL: %s" % e)
-        dump_logs(work)
-    finally:
-        stop_all()
-        if ok and not os.environ.get("VFE_TEST_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
-    log("passed" if ok else "failed (logs in %s)" % work)
-    return 0 if ok else 1
+    return run_test("vfe-migration-", body)
 
 
 if __name__ == "__main__":

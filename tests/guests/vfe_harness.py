@@ -3,12 +3,14 @@ processes started and stopped by PID, bounded waits, vhostmgmt and the sim's
 control socket, and the logs of a failed run."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
-from vfe_guests import GuestError
+from vfe_guests import GuestError, build_guest
 
 BUILD = os.environ.get("VFE_BUILD_DIR", "build")
 SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
@@ -88,3 +90,28 @@ def dump_logs(work, tail=2500):
             print("---- %s (last lines)" % name)
             with open(os.path.join(work, name), "rb") as f:
                 print(f.read()[-tail:].decode(errors="replace"))
+
+
+def run_test(prefix, body):
+    """The frame of a QEMU test: skip without QEMU (77), a work dir, the
+    guest kernel, body(work, kernel, initrd); on failure the logs; processes
+    stopped by PID either way.  Returns the exit status."""
+    if not shutil.which("qemu-system-x86_64"):
+        print("qemu-system-x86_64 not installed: skipped")
+        return 77
+    work = tempfile.mkdtemp(prefix=prefix)
+    ok = False
+    try:
+        kernel, initrd = build_guest(BUILD)
+        log("guest kernel %s" % os.path.basename(kernel))
+        body(work, kernel, initrd)
+        ok = True
+    except (GuestError, subprocess.CalledProcessError, OSError) as e:
+        print("FAIL: %s" % e)
+        dump_logs(work)
+    finally:
+        stop_all()
+        if ok and not os.environ.get("VFE_TEST_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    log("passed" if ok else "failed (logs in %s)" % work)
+    return 0 if ok else 1
