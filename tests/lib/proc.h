@@ -12,6 +12,10 @@ int proc_stop(pid_t pid, int timeout_ms);
 /* Wait for the child to exit by itself; its status or -1 on timeout. */
 int proc_wait(pid_t pid, int timeout_ms);
 bool proc_alive(pid_t pid);
+/* Open file descriptors of pid (from /proc), -1 on error. */
+int proc_fd_count(pid_t pid);
+/* CPU time (user + system) pid has used, in milliseconds; -1 on error. */
+long proc_cpu_ms(pid_t pid);
 /* Lines of file containing every one of the NULL-terminated needles. */
 int file_count(const char *path, const char *const *needles);
 /* Wait until file_count() >= n. */

@@ -21,7 +21,6 @@
  *     too long; a path that is a file or a socket another process listens on
  *     (SOCK_SEQPACKET too) is refused and left as it was; a stale one is replaced.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -46,22 +45,6 @@
 
 static char dir[64], sock_path[100], log_path[128], log2_path[128];
 static const char *ha_bin;
-
-static int fd_count(pid_t pid)
-{
-    char p[64];
-    snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(p);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 static pid_t start_ha(const char *out)
 {
@@ -210,7 +193,7 @@ static void test_deposit_survives_client_kill(pid_t ha, int *base_fds)
     struct vfe_ha_client *c0 = connect_ok("base");
     if (!c0)
         return;
-    *base_fds = fd_count(ha);
+    *base_fds = proc_fd_count(ha);
     vfe_ha_client_close(c0);
 
     int pair[2], ready[2];
@@ -294,7 +277,7 @@ static void test_deposit_survives_client_kill(pid_t ha, int *base_fds)
     CHECK(vfe_ha_status(c, &st) == 0 && st.records == 2 && st.fds == 4 && st.bytes > BIG_BLOB &&
               st.server_pid == (uint32_t)ha,
           "status: %u records, %u fds, %llu bytes", st.records, st.fds, (unsigned long long)st.bytes);
-    CHECK(fd_count(ha) == *base_fds + 4, "HA fds: %d, want %d", fd_count(ha), *base_fds + 4);
+    CHECK(proc_fd_count(ha) == *base_fds + 4, "HA fds: %d, want %d", proc_fd_count(ha), *base_fds + 4);
 out:
     vfe_ha_records_free(recs, n);
     vfe_ha_client_close(c);
@@ -306,15 +289,15 @@ static void test_replace_and_delete_close(pid_t ha, int base_fds)
     struct vfe_ha_client *c = connect_ok("replace");
     if (!c)
         return;
-    int before = fd_count(ha);
+    int before = proc_fd_count(ha);
     CHECK(before == base_fds + 4, "start: %d fds, want %d", before, base_fds + 4);
     int e[3] = {eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
     CHECK(vfe_ha_put(c, "x/1", "a", 1, e, 3) == 0, "PUT 3 fds: %s", vfe_ha_client_error(c));
-    CHECK(fd_count(ha) == before + 3, "after PUT: %d", fd_count(ha));
+    CHECK(proc_fd_count(ha) == before + 3, "after PUT: %d", proc_fd_count(ha));
     CHECK(vfe_ha_put(c, "x/1", "bb", 2, e, 1) == 0, "replace with 1 fd");
-    CHECK(fd_count(ha) == before + 1, "after replace: %d, want %d", fd_count(ha), before + 1);
+    CHECK(proc_fd_count(ha) == before + 1, "after replace: %d, want %d", proc_fd_count(ha), before + 1);
     CHECK(vfe_ha_del(c, "x/1") == 0, "DEL");
-    CHECK(fd_count(ha) == before, "after DEL: %d, want %d", fd_count(ha), before);
+    CHECK(proc_fd_count(ha) == before, "after DEL: %d, want %d", proc_fd_count(ha), before);
     CHECK(vfe_ha_del(c, "x/1") == -ENOENT, "DEL again: %s", vfe_ha_client_error(c));
     /* refused locally, nothing sent; the connection stays */
     CHECK(vfe_ha_put(c, "../x", "a", 1, NULL, 0) == -EINVAL, "bad key");
@@ -500,7 +483,7 @@ static void test_bad_input(pid_t ha, int base_fds)
     struct vfe_ha_client *c = connect_ok("after-garbage");
     struct vfe_ha_status st;
     CHECK(c && vfe_ha_status(c, &st) == 0 && st.records == 2 && st.fds == 4, "served after garbage");
-    CHECK(fd_count(ha) == base_fds + 4, "HA fds after bad input: %d, want %d", fd_count(ha), base_fds + 4);
+    CHECK(proc_fd_count(ha) == base_fds + 4, "HA fds after bad input: %d, want %d", proc_fd_count(ha), base_fds + 4);
     vfe_ha_client_close(c);
 }
 

@@ -7,7 +7,6 @@
  *   - the control socket serves at most 32 connections: the 33rd and later
  *     are told "busy" and closed at once, the first 32 keep working.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -25,43 +24,6 @@
 #include "tests/lib/sim_proc.h"
 
 #define FLOOD 200
-
-static int open_fds(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-/* utime + stime of pid in milliseconds, -1 on error. */
-static long cpu_ms(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    unsigned long ut = 0, st = 0;
-    /* after the command: state ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return -1;
-    return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
-}
 
 static long file_size(const char *path)
 {
@@ -115,14 +77,14 @@ static void test_emfile(void)
     int fds[FLOOD + 1];
     int nfd = 0;
 
-    int used = open_fds(sp.pid);
+    int used = proc_fd_count(sp.pid);
     REQUIRE(used > 0, out, "cannot count the sim's fds");
     struct rlimit rl;
     REQUIRE(prlimit(sp.pid, RLIMIT_NOFILE, NULL, &rl) == 0, out, "prlimit get: %s", strerror(errno));
     rl.rlim_cur = (rlim_t)used + 3;   /* room for three connections */
     REQUIRE(prlimit(sp.pid, RLIMIT_NOFILE, &rl, NULL) == 0, out, "prlimit set: %s", strerror(errno));
 
-    long cpu0 = cpu_ms(sp.pid), log0 = file_size(log);
+    long cpu0 = proc_cpu_ms(sp.pid), log0 = file_size(log);
     for (int i = 0; i < FLOOD; i++) {
         int fd = connect_nb(sp.ctl);
         if (fd >= 0)
@@ -133,7 +95,7 @@ static void test_emfile(void)
         fds[nfd++] = vf;
     CHECK(nfd > 16, "only %d clients could connect", nfd);
     sleep(3);
-    long cpu = cpu_ms(sp.pid) - cpu0, grown = file_size(log) - log0;
+    long cpu = proc_cpu_ms(sp.pid) - cpu0, grown = file_size(log) - log0;
     printf("EMFILE for 3 s with %d clients: sim cpu %ld ms, log +%ld bytes\n", nfd, cpu, grown);
     CHECK(cpu < 500, "sim used %ld ms of CPU in 3 s of EMFILE: busy loop", cpu);
     CHECK(grown < 16384, "log grew by %ld bytes in 3 s", grown);
