@@ -3,6 +3,7 @@
 #define TEST_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* argv[0] is looked up in $PATH or given as a path; stdout and stderr go to out. */
@@ -18,6 +19,10 @@ int proc_fd_count(pid_t pid);
 long proc_cpu_ms(pid_t pid);
 /* Lines of file containing every one of the NULL-terminated needles. */
 int file_count(const char *path, const char *const *needles);
+/* Whole (small) file into buf, NUL-terminated: 0, or -1 (buf "") if it cannot be opened. */
+int file_read(const char *path, char *buf, size_t len);
+/* text as the whole file: 0 or -1. */
+int file_write(const char *path, const char *text);
 /* Wait until file_count() >= n. */
 bool file_wait(const char *path, const char *const *needles, int n, int timeout_ms);
 

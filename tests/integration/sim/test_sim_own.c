@@ -42,26 +42,6 @@ static bool is_socket(const char *path)
     return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static int read_text(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, len - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return 0;
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 /* A unix socket at path: listening (a server in this process) or bound and
  * closed again (stale).  fd of the listener, or 0 for a stale one; -1 on error. */
 static int make_socket(const char *path, bool listening)
@@ -123,7 +103,7 @@ static void test_second_sim_same_root(void)
     snprintf(ready, sizeof(ready), "%s/ready", a.root);
     snprintf(log, sizeof(log), "%s/second.log", a.dir);
     sim_proc_sock(&a, "0000:3b:00.1", sock, sizeof(sock));
-    read_text(ready, ready_before, sizeof(ready_before));
+    file_read(ready, ready_before, sizeof(ready_before));
     struct stat ctl_before, ctl_after, sock_before, sock_after;
     CHECK(lstat(a.ctl, &ctl_before) == 0 && lstat(sock, &sock_before) == 0, "first sim's sockets");
 
@@ -144,7 +124,7 @@ static void test_second_sim_same_root(void)
     }
 
     CHECK(sim_proc_alive(&a), "first sim died");
-    read_text(ready, ready_after, sizeof(ready_after));
+    file_read(ready, ready_after, sizeof(ready_after));
     CHECK(!strcmp(ready_before, ready_after) && ready_after[0], "ROOT/ready changed: '%s' -> '%s'", ready_before,
           ready_after);
     CHECK(lstat(a.ctl, &ctl_after) == 0 && ctl_after.st_ino == ctl_before.st_ino, "control socket replaced");
@@ -192,12 +172,12 @@ static void test_ctl_not_ours(void)
     snprintf(log, sizeof(log), "%s/sim.log", dir);
 
     /* a regular file: refused, left with its content */
-    CHECK(write_text(file, "keep me\n") == 0, "write %s", file);
+    CHECK(file_write(file, "keep me\n") == 0, "write %s", file);
     const char *a1[] = {"--root", root, "--pf", "0000:3b:00.0", "--ctl", file, NULL};
     int st = run_refused(a1, log);
     char buf[64] = "";
     CHECK(st > 0, "--ctl regular file: exit %d, want a refusal", st);
-    CHECK(read_text(file, buf, sizeof(buf)) == 0 && !strcmp(buf, "keep me\n"), "--ctl file clobbered: '%s'", buf);
+    CHECK(file_read(file, buf, sizeof(buf)) == 0 && !strcmp(buf, "keep me\n"), "--ctl file clobbered: '%s'", buf);
     CHECK(log_has(log, "not a socket"), "no clear message (log %s)", log);
     CHECK(!exists(root), "refused sim left its root behind");
 
@@ -252,11 +232,11 @@ static void test_vfio_user_path_not_ours(void)
     snprintf(sockp, sizeof(sockp), "%s/vfio-user.sock", fndir);
     snprintf(log, sizeof(log), "%s/sim.log", dir);
     CHECK(mkdir(root, 0755) == 0 && mkdir(fndir, 0755) == 0, "mkdir");
-    CHECK(write_text(sockp, "not a socket\n") == 0, "write");
+    CHECK(file_write(sockp, "not a socket\n") == 0, "write");
     const char *a[] = {"--root", root, "--pf", "0000:3b:00.0", NULL};
     int st = run_refused(a, log);
     CHECK(st > 0, "exit %d, want a refusal", st);
-    CHECK(read_text(sockp, buf, sizeof(buf)) == 0 && !strcmp(buf, "not a socket\n"), "file clobbered: '%s'", buf);
+    CHECK(file_read(sockp, buf, sizeof(buf)) == 0 && !strcmp(buf, "not a socket\n"), "file clobbered: '%s'", buf);
     CHECK(exists(root), "a root the sim did not create was removed");
     char ready[340];
     snprintf(ready, sizeof(ready), "%s/ready", root);
@@ -279,7 +259,7 @@ static void test_exit_keeps_foreign_files(void)
     snprintf(root, sizeof(root), "%s/root", dir);
     snprintf(notes, sizeof(notes), "%s/notes.txt", root);
     snprintf(log, sizeof(log), "%s/sim.log", dir);
-    CHECK(mkdir(root, 0755) == 0 && write_text(notes, "mine\n") == 0, "setup");
+    CHECK(mkdir(root, 0755) == 0 && file_write(notes, "mine\n") == 0, "setup");
     const char *argv[] = {sim_bin(), "--root", root, "--pf", "0000:3b:00.0", "--vfs", "2", NULL};
     pid_t pid = proc_spawn(argv, log);
     char ready[340], fn[340];

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tests/lib/check.h"
+#include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 
 static const char *sim_bin(void)
@@ -82,28 +83,19 @@ static void test_command_line(void)
     }
 }
 
+/* Files of the sim's tree, by path relative to root. */
 static int read_file(const char *root, const char *rel, char *buf, size_t len)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/%s", root, rel);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, len - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return 0;
+    return file_read(path, buf, len);
 }
 
 static int write_file(const char *root, const char *rel, const char *val)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/%s", root, rel);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(val, f);
-    return fclose(f);
+    return file_write(path, val);
 }
 
 static bool exists(const char *root, const char *rel)

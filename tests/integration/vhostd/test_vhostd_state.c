@@ -78,16 +78,6 @@ static void kill9(void)
     vhostd = -1;
 }
 
-static size_t read_file(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* Wait until `vhostmgmt --json CMD` (shell words) prints every needle and,
  * if absent is given, not it. */
 static bool wait_output(int ms, const char *const *needles, const char *absent, const char *cmd)
@@ -161,13 +151,13 @@ static void test_restart(void)
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, NULL) == 0, "vf -a 1: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF2, "-u", "vm-2", "-v", sock2, NULL) == 0, "vf -a 2: %s", out);
     char file[8192];
-    read_file(state_file, file, sizeof(file));
+    file_read(state_file, file, sizeof(file));
     CHECK(strstr(file, "\"version\": 1") && strstr(file, VF1) && strstr(file, sock2) && strstr(file, "vm-2"),
           "state file after provisioning: %s", file);
     /* a failed change writes nothing */
     CHECK(mgmt(out, sizeof(out), "vf", "-a", "0000:3b:00.9", NULL) != 0, "vf -a of a missing VF succeeded");
     char again[8192];
-    read_file(state_file, again, sizeof(again));
+    file_read(state_file, again, sizeof(again));
     CHECK(!strcmp(file, again), "a failed vf -a changed the state file");
 
     kill9();
@@ -188,7 +178,7 @@ static void test_removed_stays_removed(void)
 {
     char out[8192], file[8192];
     CHECK(mgmt(out, sizeof(out), "vf", "-r", VF1, NULL) == 0, "vf -r: %s", out);
-    read_file(state_file, file, sizeof(file));
+    file_read(state_file, file, sizeof(file));
     CHECK(!strstr(file, VF1) && strstr(file, VF2), "state file after vf -r: %s", file);
     kill9();
     REQUIRE(start_daemon() == 0, out, "restart after vf -r");
@@ -206,7 +196,7 @@ static void test_write_failure(void)
 {
     char out[8192], before[8192], after[8192], tmp[360];
     snprintf(tmp, sizeof(tmp), "%s.tmp", state_file);
-    read_file(state_file, before, sizeof(before));
+    file_read(state_file, before, sizeof(before));
     REQUIRE(mkdir(tmp, 0700) == 0, out, "mkdir %s", tmp);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, NULL) == 0, "vf -a with an unwritable state: %s", out);
     CHECK(mgmt(out, sizeof(out), "--json", "vf", "-l", PF, NULL) == 0 && strstr(out, VF1) && strstr(out, VF2),
@@ -216,12 +206,12 @@ static void test_write_failure(void)
           "health after a failed write: %s", out);
     const char *needle[] = {"state not saved", "provisioning.json.tmp", NULL};
     CHECK(file_count(log_path, needle) == 1, "one log line for the failed write");
-    read_file(state_file, after, sizeof(after));
+    file_read(state_file, after, sizeof(after));
     CHECK(!strcmp(before, after), "the state file changed although the write failed");
     rmdir(tmp);
     const char *saved[] = {"\"saved\": true", "\"ok\"", NULL};
     CHECK(wait_output(5000, saved, NULL, "health"), "state not saved after the retry");
-    read_file(state_file, after, sizeof(after));
+    file_read(state_file, after, sizeof(after));
     CHECK(strstr(after, VF1) != NULL, "state file after the retry: %s", after);
 out:;
 }
@@ -258,7 +248,7 @@ static void test_remove_pending(void)
     CHECK(mgmt(out, sizeof(out), "vf", "-r", VF1, NULL) == 0, "vf -r: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-r", VF2, NULL) == 0, "vf -r: %s", out);
     CHECK(mgmt(out, sizeof(out), "mgmtpf", "-r", PF, NULL) == 0, "mgmtpf -r: %s", out);
-    read_file(state_file, file, sizeof(file));
+    file_read(state_file, file, sizeof(file));
     CHECK(!strstr(file, PF) && !strstr(file, VF2), "state file after removing everything: %s", file);
     /* a persisted PF that is absent is pending and can be dropped */
     kill9();
@@ -270,7 +260,7 @@ static void test_remove_pending(void)
     const char *pending[] = {"0000:5e:00.0", "\"pending\"", NULL};
     CHECK(wait_output(3000, pending, NULL, "mgmtpf -l"), "absent PF not pending");
     CHECK(mgmt(out, sizeof(out), "mgmtpf", "-r", "0000:5e:00.0", NULL) == 0, "mgmtpf -r of a pending PF: %s", out);
-    read_file(state_file, file, sizeof(file));
+    file_read(state_file, file, sizeof(file));
     CHECK(!strstr(file, "0000:5e:00.0"), "pending PF still persisted: %s", file);
 out:;
 }
@@ -325,7 +315,7 @@ static void test_bad_files(void)
         CHECK(st == 2, "%s: exit status %d, want 2", bad[i].name, st);
         CHECK(file_count(log_path, needle) == 1, "%s: no line naming %s and '%s' in the log", bad[i].name, file,
               bad[i].why);
-        read_file(file, back, sizeof(back));
+        file_read(file, back, sizeof(back));
         CHECK(!strcmp(back, bad[i].text), "%s: the file was changed", bad[i].name);
         CHECK(access(rpc, F_OK) != 0, "%s: the daemon created its RPC socket", bad[i].name);
     }
