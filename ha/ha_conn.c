@@ -133,19 +133,14 @@ static void reply_err(struct ha_conn *c, uint32_t seq, int err, const char *fmt,
     __attribute__((format(printf, 4, 5)));
 static void reply_err(struct ha_conn *c, uint32_t seq, int err, const char *fmt, ...)
 {
-    uint8_t body[sizeof(struct vfe_ha_err_body) + VFE_HA_ERRMSG_MAX + 1];
-    struct vfe_ha_err_body e = {err};
-    memcpy(body, &e, sizeof(e));
+    uint8_t body[VFE_HA_ERR_BODY_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf((char *)body + sizeof(e), VFE_HA_ERRMSG_MAX + 1, fmt, ap);
+    size_t len = vfe_ha_err_vformat(body, err, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if (n > (int)VFE_HA_ERRMSG_MAX)
-        n = VFE_HA_ERRMSG_MAX;
-    LOG_I("client pid %d: request %u refused: %s (%s)", (int)c->pid, seq, (char *)body + sizeof(e), strerror(err));
-    reply(c, VFE_HA_ERR, seq, body, sizeof(e) + (size_t)n);
+    LOG_I("client pid %d: request %u refused: %s (%s)", (int)c->pid, seq,
+          (char *)body + sizeof(struct vfe_ha_err_body), strerror(err));
+    reply(c, VFE_HA_ERR, seq, body, len);
 }
 
 static void key_copy(char *dst, const struct vfe_ha_msg *m)

@@ -14,17 +14,14 @@
 static void refuse(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void refuse(int fd, int err, const char *fmt, ...)
 {
-    uint8_t body[sizeof(struct vfe_ha_err_body) + VFE_HA_ERRMSG_MAX + 1];
+    uint8_t body[VFE_HA_ERR_BODY_MAX];
     uint8_t pkt[VFE_HA_HDR_SIZE + sizeof(body)];
-    struct vfe_ha_err_body e = {err};
-    memcpy(body, &e, sizeof(e));
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf((char *)body + sizeof(e), VFE_HA_ERRMSG_MAX + 1, fmt, ap);
+    size_t blen = vfe_ha_err_vformat(body, err, fmt, ap);
     va_end(ap);
-    n = n < 0 ? 0 : n > (int)VFE_HA_ERRMSG_MAX ? (int)VFE_HA_ERRMSG_MAX : n;
-    LOG_W("connection refused: %s", (char *)body + sizeof(e));
-    int len = vfe_ha_encode(pkt, sizeof(pkt), VFE_HA_ERR, 0, 0, NULL, 0, body, sizeof(e) + (size_t)n, 0);
+    LOG_W("connection refused: %s", (char *)body + sizeof(struct vfe_ha_err_body));
+    int len = vfe_ha_encode(pkt, sizeof(pkt), VFE_HA_ERR, 0, 0, NULL, 0, body, blen, 0);
     if (len > 0)
         vfe_ha_send_packet(fd, pkt, (size_t)len, NULL, 0);
     /* closing with unread packets would reset the peer's socket before it reads the ERR */

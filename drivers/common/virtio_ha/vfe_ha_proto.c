@@ -2,6 +2,7 @@
 #include "drivers/common/virtio_ha/vfe_ha_proto.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -153,6 +154,15 @@ int vfe_ha_encode(void *buf, size_t cap, uint16_t type, uint32_t flags, uint32_t
     if (body_len)
         memcpy(p + sizeof(h) + key_len, body, body_len);
     return (int)total;
+}
+
+size_t vfe_ha_err_vformat(uint8_t body[VFE_HA_ERR_BODY_MAX], int err, const char *fmt, va_list ap)
+{
+    struct vfe_ha_err_body e = {err};
+    memcpy(body, &e, sizeof(e));
+    int n = vsnprintf((char *)body + sizeof(e), VFE_HA_ERRMSG_MAX + 1, fmt, ap);
+    n = n < 0 ? 0 : n > (int)VFE_HA_ERRMSG_MAX ? (int)VFE_HA_ERRMSG_MAX : n;
+    return sizeof(e) + (size_t)n;
 }
 
 int vfe_ha_send_packet(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)

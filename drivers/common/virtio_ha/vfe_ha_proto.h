@@ -22,6 +22,7 @@
 #ifndef VFE_HA_PROTO_H
 #define VFE_HA_PROTO_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +87,15 @@ struct vfe_ha_err_body {
     int32_t err;               /* positive errno */
     /* followed by up to VFE_HA_ERRMSG_MAX bytes of message, no NUL */
 };
+
+/* Room for an ERR body and the NUL that ends its message in memory. */
+#define VFE_HA_ERR_BODY_MAX (sizeof(struct vfe_ha_err_body) + VFE_HA_ERRMSG_MAX + 1)
+
+/* Fill an ERR body: err and the formatted message, cut at VFE_HA_ERRMSG_MAX.
+ * Returns the length to send (the message without its NUL); the message stays
+ * NUL-terminated at body + sizeof(struct vfe_ha_err_body) for logging. */
+size_t vfe_ha_err_vformat(uint8_t body[VFE_HA_ERR_BODY_MAX], int err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* A decoded packet: pointers into the caller's buffer; fds are not owned. */
 struct vfe_ha_msg {
