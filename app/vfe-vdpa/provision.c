@@ -65,6 +65,15 @@ void vhostd_prov_close(struct vhostd_prov *p)
 
 /* ---- the file ---- */
 
+/* Retry every VHOSTD_PROV_RETRY_S while anything is pending or unsaved (retry_cb stops it after). */
+static void arm(struct vhostd_prov *p)
+{
+    if (p->loop && !ev_is_active(&p->retry)) {
+        ev_timer_set(&p->retry, VHOSTD_PROV_RETRY_S, VHOSTD_PROV_RETRY_S);
+        ev_timer_start(p->loop, &p->retry);
+    }
+}
+
 static void save(struct vhostd_prov *p)
 {
     if (!p->enabled)
@@ -78,6 +87,7 @@ static void save(struct vhostd_prov *p)
                   VHOSTD_PROV_RETRY_S, msg);
         snprintf(p->write_error, sizeof(p->write_error), "%s", msg);
         p->dirty = true;
+        arm(p);
         return;
     }
     if (p->dirty)
@@ -216,6 +226,7 @@ static void pf_brought_up(void *ctx, const struct vhostd_pf *pf, int err)
         char why[VHOSTD_PROV_REASON_LEN];
         snprintf(why, sizeof(why), "bring-up failed: %s", strerror(-err));
         set_reason(p->pf_reason[i], "PF", pf->bdf, why);
+        arm(p);
     } else {
         set_reason(p->pf_reason[i], "PF", pf->bdf, "");
         apply_soon(p);   /* its VFs next */
@@ -258,6 +269,9 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
     apply_vfs(p);
     if (p->dirty)
         save(p);
+    unsigned pfs, vfs;
+    if (!p->dirty && !vhostd_prov_pending_count(p, &pfs, &vfs))
+        ev_timer_stop(loop, w);   /* nothing to retry: no scan of every record every few seconds */
 }
 
 void vhostd_prov_start(struct vhostd_prov *p, struct ev_loop *loop, struct vhostd_registry *reg)

@@ -5,8 +5,8 @@
  * The record set is what the operator wants; the registry is what runs.  A
  * record whose PF or VF cannot be brought up yet (device absent, PF bring-up
  * failed, PF not ready) is "pending": it stays persisted and is applied again
- * by a retry timer (VHOSTD_PROV_RETRY_S), with one log line per record each
- * time its reason changes.  A daemon started before the DPU provisions
+ * by a retry timer (every VHOSTD_PROV_RETRY_S while anything is pending or
+ * unsaved), with one log line per record each time its reason changes.  A daemon started before the DPU provisions
  * everything once the devices appear.
  *
  * Ownership: struct vhostd_prov owns the state directory's lock fd
