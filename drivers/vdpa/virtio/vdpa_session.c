@@ -69,10 +69,10 @@ static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Rings the front-end has started now. */
-static uint64_t wanted_rings(const struct vdpa_session *s)
+static uint64_t started_rings(const struct vdpa_session *s)
 {
     uint64_t m = 0;
-    if (s->destroying || !s->dev || s->holding)
+    if (s->destroying || !s->dev)
         return 0;
     for (uint16_t i = 0; i < VDPA_MAX_RINGS; i++) {
         const struct vhost_ring *r = vhost_get_ring(s->dev, i);
@@ -82,13 +82,10 @@ static uint64_t wanted_rings(const struct vdpa_session *s)
     return m;
 }
 
-static uint64_t wanted_rings_unheld(struct vdpa_session *s)
+/* Rings the device should run: none while the front-end is stopping them. */
+static uint64_t wanted_rings(const struct vdpa_session *s)
 {
-    bool h = s->holding;
-    s->holding = false;
-    uint64_t m = wanted_rings(s);
-    s->holding = h;
-    return m;
+    return s->holding ? 0 : started_rings(s);
 }
 
 static void op_done(void *ctx, int err)
@@ -282,7 +279,7 @@ static void converge(struct vdpa_session *s)
 static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct vdpa_session *s = w->data;
-    if (s->holding && wanted_rings_unheld(s))
+    if (s->holding && started_rings(s))
         LOG_W("%s: the front-end stopped only some rings; the others run again", s->name);
     s->holding = false;
     schedule(s);
