@@ -123,6 +123,12 @@ while True:
 """
 
 
+def start_flood(work, peer_sock, sim_port):
+    """Frames to the guest's MAC through the sim's uplink, from the peer's socket."""
+    return spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port), GUEST_MAC.replace(":", ""),
+                  str(FLOOD_RATE)], os.path.join(work, "flood.log"), pass_fds=[peer_sock.fileno()])
+
+
 def ping(g, count=3):
     rc, out = g.run("ping -c %d -W 3 %s" % (count, socket.inet_ntoa(PEER_IP)), timeout=60)
     if rc != 0:
@@ -160,16 +166,12 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
         ping(src)
         qs = Qmp(src.qmp_path)
         if queues > 1:
-            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
-                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
-                          pass_fds=[peer_sock.fileno()])
+            flood = start_flood(work, peer_sock, sim_port)
             every_ring_moves(rpc, VF1, src, queues, tag + " source")
         dst.start()
         qd = Qmp(dst.qmp_path)
         if flood is None:
-            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
-                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
-                          pass_fds=[peer_sock.fileno()])
+            flood = start_flood(work, peer_sock, sim_port)
         # the guest transmits too: its tx used ring is written while the migration runs
         rc, out = src.run("ping -q -i 0.05 %s >/dev/null 2>&1 &" % socket.inet_ntoa(PEER_IP))
         if rc:
@@ -213,9 +215,7 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
         ping(dst)
         log("%s: the migrated guest pings through %s" % (tag, VF2))
         if queues > 1:
-            flood = spawn([sys.executable, "-c", FLOOD, str(peer_sock.fileno()), str(sim_port),
-                           GUEST_MAC.replace(":", ""), str(FLOOD_RATE)], os.path.join(work, "flood.log"),
-                          pass_fds=[peer_sock.fileno()])
+            flood = start_flood(work, peer_sock, sim_port)
             every_ring_moves(rpc, VF2, dst, queues, tag + " destination")
             stop(flood)
         return []
