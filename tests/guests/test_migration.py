@@ -161,8 +161,7 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
     flood = None
     qs = qd = None
     try:
-        src.start()
-        src.wait_ready(180)
+        src.boot(120, log)
         ping(src)
         qs = Qmp(src.qmp_path)
         if queues > 1:

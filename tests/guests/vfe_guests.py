@@ -110,6 +110,31 @@ class Guest:
         self.expect("VFE-GUEST-READY", timeout)
         self.expect("\n", 5)
 
+    def boot(self, timeout=120, log=print):
+        """start + wait_ready, booting once more if the guest never printed a
+        line while QEMU itself stays responsive (a 4-vCPU TCG guest has hung
+        early in boot on a loaded machine).  A QEMU whose monitor does not
+        answer may be blocked on its vhost-user back-end: that fails at once,
+        as does a second silent boot.  Needs qmp=True."""
+        self.start()
+        try:
+            self.wait_ready(timeout)
+        except GuestError:
+            if self.buf.strip() or not self.qmp_path:
+                raise
+            try:
+                q = Qmp(self.qmp_path, timeout=5)
+                status = q.call("query-status")["status"]
+                q.close()
+            except (GuestError, OSError) as e:
+                raise GuestError("%s: no console output in %d s and QEMU's monitor does not answer (%s): blocked, "
+                                 "maybe on its vhost-user back-end" % (self.name, timeout, e))
+            log("%s: no console output in %d s, QEMU %s and answering: killed, booting again"
+                % (self.name, timeout, status))
+            self.kill()
+            self.start()
+            self.wait_ready(timeout)
+
     def run(self, cmd, timeout=30):
         self.sock.sendall(cmd.encode() + b"\n")
         out = self.expect("VFE-CMD-DONE rc=", timeout)
