@@ -93,6 +93,11 @@ struct vhost_ops {
     int (*mtu)(void *ctx, uint16_t mtu);
     /* RESET_OWNER / RESET_DEVICE. */
     void (*reset)(void *ctx);
+    /* HA (docs/ha.md): deposit vhost_snapshot() of d now, with the glue's own
+     * state; called at every point a successor must be able to continue
+     * from (each message handled, before it is taken off the socket, and
+     * again after its reply).  NULL: no crash safety, nothing deposited. */
+    void (*persist)(void *ctx, struct vhost_dev *d);
 };
 
 /* Permissions of the socket file a server-mode device creates (the umask
@@ -146,13 +151,34 @@ void vhost_log_done(struct vhost_pending p, int err);
 int vhost_host_notifier(struct vhost_dev *d, uint16_t ring, int fd, uint64_t size, uint64_t offset);
 int vhost_config_change(struct vhost_dev *d);
 
-/* Snapshot of the connected session and its fds (socket first) for another
- * process; restore continues the same connection without a message. */
+/* HA.  A message stays on the socket until it is handled and persisted (the
+ * `persist` op), so a successor reads again whatever its predecessor had not
+ * finished; the snapshot says which message was in flight and which reply
+ * is owed (docs/ha.md).
+ *
+ * vhost_snapshot: the session (connected, or only listening) and its fds
+ * (connection, listener, log, backend channel, regions, ring eventfds) for
+ * another process.  The fds stay d's.  -ENOTCONN (neither), -ENOSPC.
+ * vhost_dev_restore: a dev continuing that session on the same connection
+ * and listening socket.  cfg as for create.  No callback runs and nothing is
+ * read until vhost_dev_resume(): the glue adopts the device first (from the
+ * accessors: every ring the snapshot had started reads as started).  Takes
+ * ownership of every fd on success, none on failure (-EINVAL bad blob,
+ * -EPROTONOSUPPORT another version, -errno of a region map).
+ * vhost_dev_resume: from the loop, finish the message the predecessor was in
+ * the middle of (take it off, send the reply it owed, or wait for the glue
+ * again: get_ring_base / log_wait), then read on. */
 int vhost_snapshot(const struct vhost_dev *d, uint8_t *buf, size_t cap, size_t *len, int *fds,
                    unsigned max_fds, unsigned *nfds);
-/* cfg as for create (its path is listened on / connected to again after the
- * restored connection ends).  Takes ownership of fds on success. */
 struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg *cfg, const uint8_t *buf,
                                     size_t len, const int *fds, unsigned nfds, int *err);
+void vhost_dev_resume(struct vhost_dev *d);
+/* Forget d as a crash would: close its copies of every fd, but neither shut
+ * the connection down nor remove the socket file (a successor continues
+ * them).  No callback runs.  For a planned hand-over and for tests. */
+void vhost_dev_abandon(struct vhost_dev *d);
+/* Upper bounds for a snapshot of any session. */
+#define VHOST_SNAPSHOT_MAX (256u + VHOST_MAX_REGIONS * 40u + VHOST_MAX_RINGS * 64u)
+#define VHOST_SNAPSHOT_MAX_FDS (4u + VHOST_MAX_REGIONS + 3u * VHOST_MAX_RINGS)
 
 #endif

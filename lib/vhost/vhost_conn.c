@@ -50,13 +50,17 @@ void vhost_conn_attach(struct vhost_dev *d, int fd)
 static void close_conn(struct vhost_dev *d, const char *why, bool notify)
 {
     ev_timer_stop(d->loop, &d->closer);
+    ev_timer_stop(d->loop, &d->resume_t);
     if (d->fd < 0)
         return;
     LOG_N("vhost-user %s: front-end disconnected (%s)", d->name, why);
     ev_io_stop(d->loop, &d->watch);
+    shutdown(d->fd, SHUT_RDWR);   /* the front-end sees it even while vfe-vhostd-ha holds a copy */
     close(d->fd);
     d->fd = -1;
     d->paused = false;
+    d->cur_state = VHOST_CUR_NONE;
+    d->owed = false;
     d->serial++;   /* a GET_VRING_BASE still with the glue is void now */
     vhost_msg_release_fds(&d->in);
     d->in_got = 0;
@@ -98,6 +102,20 @@ void vhost_conn_resume(struct vhost_dev *d)
         ev_io_start(d->loop, &d->watch);
 }
 
+int vhost_msg_process(struct vhost_dev *d)
+{
+    if (d->cfg.ops->persist) {   /* from here a successor handles it again */
+        d->cur_state = VHOST_CUR_RECEIVED;
+        vhost_persist(d);
+    }
+    int rc = vhost_session_handle(d);
+    if (rc == 0 && d->fd >= 0 && !d->paused && d->cur_state == VHOST_CUR_RECEIVED)
+        rc = vhost_msg_finish(d, 0, NULL, 0, false) < 0 ? -1 : 0;   /* no reply: persist the result */
+    vhost_msg_release_fds(&d->in);
+    d->in_got = 0;
+    return rc;
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct vhost_dev *d = w->data;
@@ -109,10 +127,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             vhost_conn_close(d, d->in_got ? "broken message" : "closed");
             return;
         }
-        int rc = vhost_session_handle(d);
-        vhost_msg_release_fds(&d->in);
-        d->in_got = 0;
-        if (rc < 0) {
+        if (vhost_msg_process(d) < 0) {
             vhost_conn_close(d, "protocol error");
             return;
         }
@@ -210,6 +225,7 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
     d->reconnect.data = d;
     ev_timer_init(&d->closer, closer_cb, 0., 0.);
     d->closer.data = d;
+    ev_timer_init(&d->resume_t, NULL, 0., 0.);
     d->backoff = BACKOFF_MIN;
     return d;
 }
@@ -243,9 +259,29 @@ void vhost_dev_destroy(struct vhost_dev *d)
     ev_timer_stop(d->loop, &d->reconnect);
     if (d->lfd >= 0) {
         ev_io_stop(d->loop, &d->lwatch);
+        shutdown(d->lfd, SHUT_RDWR);        /* a copy vfe-vhostd-ha holds accepts nothing more */
         vfe_listener_close(&d->listener);   /* removes the file only if it is still ours */
         d->lfd = -1;
     }
+    free(d);
+}
+
+void vhost_dev_abandon(struct vhost_dev *d)
+{
+    if (!d)
+        return;
+    ev_io_stop(d->loop, &d->watch);
+    ev_io_stop(d->loop, &d->lwatch);
+    ev_timer_stop(d->loop, &d->closer);
+    ev_timer_stop(d->loop, &d->resume_t);
+    ev_timer_stop(d->loop, &d->reconnect);
+    vhost_msg_release_fds(&d->in);
+    if (d->fd >= 0)
+        close(d->fd);   /* no shutdown: the connection lives on in the other copies */
+    d->fd = -1;
+    vhost_session_reset(d, true, false);
+    if (d->lfd >= 0)
+        close(d->lfd);  /* the socket file stays: it is the successor's */
     free(d);
 }
 

@@ -15,6 +15,12 @@ struct vhost_msg {
     unsigned nfds;
 };
 
+/* Where the current message is (HA): a snapshot taken at RECEIVED or PAUSED
+ * carries the message itself, so a successor handles it again (RECEIVED) or
+ * waits for the glue again (PAUSED); HANDLED carries the reply owed. */
+enum { VHOST_CUR_NONE = 0, VHOST_CUR_RECEIVED = 1, VHOST_CUR_PAUSED = 2, VHOST_CUR_HANDLED = 3 };
+#define VHOST_OWED_MAX 64u
+
 struct vhost_dev {
     struct ev_loop *loop;
     struct vhost_cfg cfg;
@@ -32,10 +38,17 @@ struct vhost_dev {
     ev_io watch;
     struct vhost_msg in;           /* message being read */
     size_t in_got;                 /* bytes of header + payload read so far */
+    ev_timer resume_t;             /* a restored connection starts from the loop */
     bool paused;                   /* waiting for the glue (GET_VRING_BASE, log change) */
     uint64_t serial;               /* of the pending request */
     uint32_t pending_req;          /* its request number */
+    uint16_t pending_ring;
     bool pending_need_reply;
+    /* Crash safety (docs/ha.md): where the head message is, and the reply owed. */
+    uint8_t cur_state;             /* VHOST_CUR_* */
+    bool owed;
+    uint32_t owed_req, owed_size;
+    uint8_t owed_payload[VHOST_OWED_MAX];
     ev_timer closer;               /* closes a broken connection from the loop */
     const char *close_why;
 
@@ -80,7 +93,18 @@ int vhost_session_handle(struct vhost_dev *d);
 /* notify: tell the glue each running ring stops (not while the dev is destroyed). */
 void vhost_session_reset(struct vhost_dev *d, bool closing, bool notify);
 void vhost_ring_update(struct vhost_dev *d, uint16_t i);
+/* Configured, enabled (when negotiated) and kicked: what makes a ring start. */
+bool vhost_ring_ready(const struct vhost_dev *d, const struct vhost_ring *r);
 int vhost_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size);
+/* The current message is done; send its reply (if reply) in the order that
+ * survives a crash (vhost_session.c). */
+int vhost_msg_finish(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size, bool reply);
+/* Handle d->in from the top, as read (also a restored RECEIVED message): 0 or
+ * -1 when the connection must close. */
+int vhost_msg_process(struct vhost_dev *d);
+void vhost_persist(struct vhost_dev *d);
+/* Pause for the glue again after a restore (the request is at the head). */
+void vhost_session_repause(struct vhost_dev *d);
 
 /* vhost_conn.c */
 void vhost_conn_close(struct vhost_dev *d, const char *why);

@@ -17,12 +17,53 @@ static bool proto(const struct vhost_dev *d, unsigned bit)
     return d->proto & (1ull << bit);
 }
 
-int vhost_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size)
+void vhost_persist(struct vhost_dev *d)
+{
+    if (OPS(d)->persist)
+        OPS(d)->persist(CTX(d), d);
+}
+
+static int send_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size)
 {
     int rc = vhost_msg_send(d->fd, request, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY, payload, size, NULL, 0);
     if (rc < 0)
         LOG_W("vhost-user %s: reply to request %u: %s", d->name, request, strerror(-rc));
     return rc;
+}
+
+/* With a persist hook (HA) every message goes through these points, each
+ * deposited before the next step (vhost_msg_process, pause_for_glue):
+ *   RECEIVED  read off the socket: the snapshot carries the message and its
+ *             fds, a successor handles it again from the state before it
+ *   PAUSED    waiting for the glue: a successor waits for the glue again
+ *   HANDLED   its effect is in the state and its reply is owed: a successor
+ *             sends the reply
+ *   NONE      reply sent (or none): a successor reads the next message
+ * Only a crash between sending a reply and depositing NONE (two system
+ * calls) makes a successor send that reply twice. */
+int vhost_msg_finish(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size, bool reply)
+{
+    bool ha = OPS(d)->persist != NULL;
+    if (ha && reply) {
+        d->cur_state = VHOST_CUR_HANDLED;
+        d->owed = true;
+        d->owed_req = request;
+        d->owed_size = size < VHOST_OWED_MAX ? size : VHOST_OWED_MAX;
+        memcpy(d->owed_payload, payload, d->owed_size);
+        vhost_persist(d);
+    }
+    int rc = reply ? send_reply(d, request, payload, size) : 0;
+    if (ha) {
+        d->cur_state = VHOST_CUR_NONE;
+        d->owed = false;
+        vhost_persist(d);
+    }
+    return rc;
+}
+
+int vhost_reply(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size)
+{
+    return vhost_msg_finish(d, request, payload, size, true);
 }
 
 static int reply_u64(struct vhost_dev *d, uint32_t request, uint64_t v)
@@ -45,7 +86,7 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-static bool ring_ready(const struct vhost_dev *d, const struct vhost_ring *r)
+bool vhost_ring_ready(const struct vhost_dev *d, const struct vhost_ring *r)
 {
     bool enabled = (d->features & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)) ? r->enabled : true;
     return r->num && r->addr_ok && r->kick_fd >= 0 && enabled;
@@ -54,7 +95,7 @@ static bool ring_ready(const struct vhost_dev *d, const struct vhost_ring *r)
 void vhost_ring_update(struct vhost_dev *d, uint16_t i)
 {
     struct vhost_ring *r = &d->rings[i];
-    bool ready = ring_ready(d, r);
+    bool ready = vhost_ring_ready(d, r);
     if (ready == r->started)
         return;
     r->started = ready;
@@ -283,9 +324,29 @@ static struct vhost_pending pause_for_glue(struct vhost_dev *d, uint32_t req, bo
     d->paused = true;
     d->serial++;
     d->pending_req = req;
+    d->pending_ring = ring;
     d->pending_need_reply = need_reply;
     ev_io_stop(d->loop, &d->watch);
+    if (OPS(d)->persist) {   /* a successor waits for the glue again */
+        d->cur_state = VHOST_CUR_PAUSED;
+        vhost_persist(d);
+    }
     return (struct vhost_pending){d, ring, d->serial};
+}
+
+void vhost_session_repause(struct vhost_dev *d)
+{
+    uint32_t req = d->pending_req;
+    uint16_t ring = d->pending_ring;
+    struct vhost_pending p = pause_for_glue(d, req, d->pending_need_reply, ring);
+    if (req == VHOST_USER_GET_VRING_BASE && OPS(d)->get_ring_base)
+        OPS(d)->get_ring_base(CTX(d), ring, p);
+    else if (req == VHOST_USER_GET_VRING_BASE)
+        vhost_ring_base_done(p, d->rings[ring].base);
+    else if (OPS(d)->log_wait)
+        OPS(d)->log_wait(CTX(d), p);
+    else
+        vhost_log_done(p, 0);
 }
 
 /* Is p the request the connection waits for?  Then it is not any more. */
@@ -341,7 +402,8 @@ void vhost_log_done(struct vhost_pending p, int err)
         return;
     if (err < 0)
         LOG_W("vhost-user %s: the device does not log: %s", d->name, strerror(-err));
-    if (d->pending_need_reply && reply_u64(d, req, err < 0) < 0) {
+    uint64_t v = err < 0;
+    if (vhost_msg_finish(d, req, &v, sizeof(v), d->pending_need_reply) < 0) {
         vhost_conn_close_later(d, "log reply failed");
         return;
     }

@@ -151,6 +151,14 @@ static struct vhost_dev *adopt(struct ev_loop *loop, const struct vhost_cfg *cfg
     int err;
     struct vhost_dev *d = vhost_dev_restore(loop, cfg, blob + 8, hdr[0], (int *)CMSG_DATA(c), nfds, &err);
     event("{\"ev\":\"adopted\",\"ok\":%s}", d ? "true" : "false");
+    /* restore runs no callback: this glue takes the running rings over from the accessors */
+    for (uint16_t i = 0; d && i < 2u * cfg->queue_pairs; i++) {
+        const struct vhost_ring *r = vhost_get_ring(d, i);
+        if (r->started)
+            g_start(NULL, i, r);
+    }
+    if (d)
+        vhost_dev_resume(d);
     close(s);
     close(l);
     unlink(path);
