@@ -752,6 +752,8 @@ static int resync(struct vfu_client *c)
         long left = deadline - now_ms();
         struct vfu_msg m;
         int rc = peek_header(c, deadline);
+        if (rc == -EPROTO)
+            return rc;
         if (rc == 0)
             rc = vfu_msg_recv(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
         if (rc == -EMSGSIZE || rc == -EPROTO) {
