@@ -770,6 +770,10 @@ static int resync(struct vfu_client *c)
             vfu_msg_free(&m);
             break;
         }
+        if (seen_a) {   /* the last "a" was not followed by b: it was the predecessor's */
+            LOG_W("vfio-user %s: adopt: dropped the predecessor's reply id %u, the probe's id", c->t.bdf, a);
+            dropped++;
+        }
         seen_a = is_probe && m.hdr.msg_id == a;
         if (!seen_a) {
             LOG_W("vfio-user %s: adopt: dropped the predecessor's reply id %u to %s%s", c->t.bdf, m.hdr.msg_id,
