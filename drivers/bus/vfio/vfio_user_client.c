@@ -749,13 +749,14 @@ static int resync(struct vfu_client *c)
     bool seen_a = false;
     unsigned dropped = 0;
     for (;;) {
-        long left = deadline - now_ms();
         struct vfu_msg m;
         int rc = peek_header(c, deadline);
         if (rc == -EPROTO)
             return rc;
-        if (rc == 0)
+        if (rc == 0) {
+            long left = deadline - now_ms();
             rc = vfu_msg_recv(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
+        }
         if (rc == -EMSGSIZE || rc == -EPROTO) {
             LOG_E("vfio-user %s: adopt: stream out of step (%s): the predecessor died inside a message",
                   c->t.bdf, strerror(-rc));
