@@ -10,21 +10,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "drivers/bus/vfio/vfe_dma_apply.h"
 #include "lib/log/vfe_log.h"
 
 struct dma_entry {
     uint64_t iova, len, offset;
     dev_t dev;
     ino_t ino;
-    int fd;                 /* our own dup, replayed to members that join later */
+    int fd;                 /* our own dup (also for adopted regions), replayed to members that join later */
     uint32_t prot;
     const void **holders;
     unsigned nholders;
 };
 
+struct dma_member {
+    struct vfe_transport *t;
+    bool adopted;           /* joined with join_adopted: holds what adopt_map records */
+};
+
 struct vfe_dma_domain {
     char name[64];
-    struct vfe_transport **members;
+    struct dma_member *members;
     unsigned nmembers;
     struct dma_entry *maps;
     unsigned nmaps;
@@ -39,17 +45,17 @@ unsigned vfe_dma_domain_maps(const struct vfe_dma_domain *d) { return d->nmaps; 
 
 static int map_on(struct vfe_transport *t, const struct dma_entry *e)
 {
-    return t->ops->dma_map(t, e->iova, e->len, e->fd, e->offset, e->prot);
+    return vfe_dma_apply_map(t, e->iova, e->len, e->fd, e->offset, e->prot);
 }
 
 static void unmap_on(struct vfe_transport *t, const struct dma_entry *e)
 {
-    int rc = t->ops->dma_unmap(t, e->iova, e->len);
+    int rc = vfe_dma_apply_unmap(t, e->iova, e->len);
     if (rc < 0)
         LOG_W("%s: unmap iova %#llx: %s", t->bdf, (unsigned long long)e->iova, strerror(-rc));
 }
 
-struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transport *t)
+static struct vfe_dma_domain *join(const char *name, struct vfe_transport *t, bool adopted)
 {
     struct vfe_dma_domain *d = NULL;
     if (name && *name) {
@@ -69,11 +75,17 @@ struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transpor
         }
         snprintf(d->name, sizeof(d->name), "%s", name ? name : "");
     }
-    struct vfe_transport **m = realloc(d->members, (d->nmembers + 1) * sizeof(*m));
-    if (!m)
+    if (!t) {
+        errno = EINVAL;
         goto fail_errno;
+    }
+    struct dma_member *m = realloc(d->members, (d->nmembers + 1) * sizeof(*m));
+    if (!m) {
+        errno = ENOMEM;
+        goto fail_errno;
+    }
     d->members = m;
-    for (unsigned i = 0; i < d->nmaps; i++) {
+    for (unsigned i = 0; !adopted && i < d->nmaps; i++) {
         int rc = map_on(t, &d->maps[i]);
         if (rc < 0) {
             LOG_E("%s: joining DMA domain %s: map iova %#llx: %s", t->bdf, d->name,
@@ -84,11 +96,13 @@ struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transpor
             goto fail_errno;
         }
     }
-    d->members[d->nmembers++] = t;
+    d->members[d->nmembers++] = (struct dma_member){.t = t, .adopted = adopted};
     if (fresh && *d->name) {
         d->next = named;
         named = d;
     }
+    if (adopted)
+        LOG_I("%s: joined DMA domain %s as adopted (holds its %u maps already)", t->bdf, d->name, d->nmaps);
     return d;
 fail_errno:
     if (fresh) {
@@ -98,6 +112,16 @@ fail_errno:
         errno = e;
     }
     return NULL;
+}
+
+struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transport *t)
+{
+    return join(name, t, false);
+}
+
+struct vfe_dma_domain *vfe_dma_domain_join_adopted(const char *name, struct vfe_transport *t)
+{
+    return join(name, t, true);
 }
 
 /* Drop entry i from the table; the devices are not touched. */
@@ -113,7 +137,7 @@ void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
     if (!d)
         return;
     unsigned i = 0;
-    while (i < d->nmembers && d->members[i] != t)
+    while (i < d->nmembers && d->members[i].t != t)
         i++;
     if (i == d->nmembers)
         return;
@@ -154,26 +178,34 @@ static int add_holder(struct dma_entry *e, const void *holder)
     return 0;
 }
 
-/* Map e on every member, or on none. */
-static int map_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
+/* Map e on every member (but the adopted ones if skip_adopted), or on none. */
+static int map_members(struct vfe_dma_domain *d, const struct dma_entry *e, bool skip_adopted)
 {
     for (unsigned m = 0; m < d->nmembers; m++) {
-        int rc = map_on(d->members[m], e);
+        if (skip_adopted && d->members[m].adopted)
+            continue;
+        int rc = map_on(d->members[m].t, e);
         if (rc < 0) {
-            LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m]->bdf, (unsigned long long)e->iova,
+            LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m].t->bdf, (unsigned long long)e->iova,
                   (unsigned long long)e->len, strerror(-rc));
             while (m--)
-                unmap_on(d->members[m], e);
+                if (!skip_adopted || !d->members[m].adopted)
+                    unmap_on(d->members[m].t, e);
             return rc;
         }
     }
     return 0;
 }
 
+static int map_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
+{
+    return map_members(d, e, false);
+}
+
 static void unmap_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
 {
     for (unsigned m = 0; m < d->nmembers; m++)
-        unmap_on(d->members[m], e);
+        unmap_on(d->members[m].t, e);
 }
 
 /* Devices refuse overlapping maps, so the regions the new one replaces leave
@@ -251,4 +283,47 @@ void vfe_dma_domain_unmap(struct vfe_dma_domain *d, const void *holder, uint64_t
                 return;
             }
     }
+}
+
+int vfe_dma_domain_adopt_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
+                             uint64_t offset, uint32_t prot)
+{
+    struct stat st;
+    if (!d || !len || iova + len < iova || offset + len < offset || !prot ||
+        (prot & ~(VFE_DMA_READ | VFE_DMA_WRITE))) {
+        LOG_E("DMA domain %s: adopt map iova %#llx+%#llx prot %#x refused: invalid", d ? d->name : "?",
+              (unsigned long long)iova, (unsigned long long)len, prot);
+        return -EINVAL;
+    }
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    for (unsigned i = 0; i < d->nmaps; i++) {
+        struct dma_entry *e = &d->maps[i];
+        if (e->iova == iova && e->len == len && e->offset == offset && e->dev == st.st_dev && e->ino == st.st_ino)
+            return add_holder(e, holder);
+        if (overlaps(e, iova, len)) {
+            LOG_E("DMA domain %s: adopt map iova %#llx+%#llx refused: overlaps recorded %#llx+%#llx", d->name,
+                  (unsigned long long)iova, (unsigned long long)len, (unsigned long long)e->iova,
+                  (unsigned long long)e->len);
+            return -EEXIST;
+        }
+    }
+    struct dma_entry *maps = realloc(d->maps, (d->nmaps + 1) * sizeof(*maps));
+    if (!maps)
+        return -ENOMEM;
+    d->maps = maps;
+    struct dma_entry e = {.iova = iova, .len = len, .offset = offset, .dev = st.st_dev, .ino = st.st_ino,
+                          .prot = prot, .fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+    if (e.fd < 0)
+        return -errno;
+    int rc = add_holder(&e, holder);
+    if (rc == 0)
+        rc = map_members(d, &e, true);   /* members that joined fresh do not hold it yet */
+    if (rc < 0) {
+        close(e.fd);
+        free(e.holders);
+        return rc;
+    }
+    d->maps[d->nmaps++] = e;
+    return 0;
 }

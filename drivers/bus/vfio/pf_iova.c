@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drivers/bus/vfio/vfe_dma_apply.h"
 #include "lib/log/vfe_log.h"
 
 #define NO_USER (-1)   /* a window whose unmap failed: reserved until destroy */
@@ -47,7 +48,7 @@ struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base
 
 static int unmap_window(struct vfe_pf_iova *s, struct pf_window *w)
 {
-    int rc = s->t->ops->dma_unmap(s->t, w->iova, w->len);
+    int rc = vfe_dma_apply_unmap(s->t, w->iova, w->len);
     if (rc < 0)
         LOG_E("%s: unmapping PF iova %#llx+%#llx: %s", s->t->bdf, (unsigned long long)w->iova,
               (unsigned long long)w->len, strerror(-rc));
@@ -125,7 +126,7 @@ int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offse
         return -ENOENT;
     if (w->mapped)
         return -EBUSY;
-    int rc = s->t->ops->dma_map(s->t, w->iova, w->len, fd, offset, prot);
+    int rc = vfe_dma_apply_map(s->t, w->iova, w->len, fd, offset, prot);
     if (rc < 0) {
         LOG_E("%s: mapping PF iova %#llx+%#llx for user %u: %s", s->t->bdf, (unsigned long long)w->iova,
               (unsigned long long)w->len, user, strerror(-rc));
@@ -166,3 +167,133 @@ int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iov
 }
 
 unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s) { return s ? s->nwin : 0; }
+
+/* Blob, host byte order: a head, then nwin windows sorted by iova. */
+struct pf_blob_head {
+    uint32_t magic;      /* VFE_PF_IOVA_BLOB_MAGIC */
+    uint16_t version;    /* VFE_PF_IOVA_BLOB_VERSION */
+    uint16_t reserved;   /* 0 */
+    uint32_t nwin;
+    uint32_t pad;        /* 0 */
+    uint64_t base, end;
+};
+
+struct pf_blob_win {
+    uint64_t iova, len;
+    uint32_t user;       /* VFE_PF_IOVA_ADMIN, a VF number, or PF_BLOB_RESERVED */
+    uint32_t flags;      /* PF_BLOB_MAPPED */
+};
+
+#define PF_BLOB_RESERVED 0xffffffffu
+#define PF_BLOB_MAPPED   1u
+
+int vfe_pf_iova_export(const struct vfe_pf_iova *s, void *buf, size_t cap, size_t *len)
+{
+    if (!s || !len || (!buf && cap))
+        return -EINVAL;
+    size_t need = sizeof(struct pf_blob_head) + (size_t)s->nwin * sizeof(struct pf_blob_win);
+    *len = need;
+    if (cap < need)
+        return -ENOSPC;
+    struct pf_blob_head h = {.magic = VFE_PF_IOVA_BLOB_MAGIC, .version = VFE_PF_IOVA_BLOB_VERSION,
+                             .nwin = s->nwin, .base = s->base, .end = s->end};
+    uint8_t *p = buf;
+    memcpy(p, &h, sizeof(h));
+    p += sizeof(h);
+    for (unsigned i = 0; i < s->nwin; i++) {
+        const struct pf_window *w = &s->win[i];
+        struct pf_blob_win bw = {.iova = w->iova, .len = w->len,
+                                 .user = w->user == NO_USER ? PF_BLOB_RESERVED : (uint32_t)w->user,
+                                 .flags = w->mapped ? PF_BLOB_MAPPED : 0};
+        memcpy(p, &bw, sizeof(bw));
+        p += sizeof(bw);
+    }
+    return 0;
+}
+
+static struct vfe_pf_iova *refuse(const struct vfe_transport *t, int err, const char *why, unsigned win)
+{
+    if (win == ~0u)
+        LOG_E("%s: PF iova import refused: %s", t->bdf, why);
+    else
+        LOG_E("%s: PF iova import refused: window %u %s", t->bdf, win, why);
+    errno = err;
+    return NULL;
+}
+
+/* Why window w (after prev, NULL for the first) cannot be in [base, end), or NULL. */
+static const char *window_invalid(const struct pf_blob_win *w, const struct pf_blob_win *prev, uint64_t base,
+                                  uint64_t end)
+{
+    if (!w->len || (w->iova | w->len) % VFE_PF_IOVA_PAGE)
+        return "empty or not page aligned";
+    if (w->iova < base || w->iova > end || w->len > end - w->iova || end - w->iova - w->len < VFE_PF_IOVA_PAGE)
+        return "outside the space or without its guard page";
+    if (prev && w->iova < prev->iova + prev->len + VFE_PF_IOVA_PAGE)
+        return "overlaps, touches or precedes the previous one";
+    if (w->flags & ~PF_BLOB_MAPPED)
+        return "has unknown flags";
+    if (w->user == PF_BLOB_RESERVED)
+        return (w->flags & PF_BLOB_MAPPED) ? NULL : "reserved but not mapped";
+    if (!user_valid(w->user))
+        return "has an unknown user";
+    return NULL;
+}
+
+struct vfe_pf_iova *vfe_pf_iova_import(struct vfe_transport *t, const void *buf, size_t len)
+{
+    if (!t || !buf) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct pf_blob_head h;
+    if (len < sizeof(h))
+        return refuse(t, EPROTO, "blob shorter than its head", ~0u);
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != VFE_PF_IOVA_BLOB_MAGIC)
+        return refuse(t, EPROTO, "not a PF iova blob", ~0u);
+    if (h.version != VFE_PF_IOVA_BLOB_VERSION)
+        return refuse(t, EPROTO, "blob version unknown (newer?)", ~0u);
+    if (h.nwin > (len - sizeof(h)) / sizeof(struct pf_blob_win) ||
+        len != sizeof(h) + (size_t)h.nwin * sizeof(struct pf_blob_win))
+        return refuse(t, EPROTO, "length does not match the window count", ~0u);
+    if (h.reserved || h.pad)
+        return refuse(t, EINVAL, "reserved fields set", ~0u);
+    if (!h.base || h.end <= h.base || (h.base | h.end) % VFE_PF_IOVA_PAGE)
+        return refuse(t, EINVAL, "space bounds not page aligned or empty", ~0u);
+
+    const uint8_t *p = (const uint8_t *)buf + sizeof(h);
+    struct pf_blob_win prev, w;
+    for (unsigned i = 0; i < h.nwin; i++) {
+        memcpy(&w, p + (size_t)i * sizeof(w), sizeof(w));
+        const char *why = window_invalid(&w, i ? &prev : NULL, h.base, h.end);
+        if (why)
+            return refuse(t, EINVAL, why, i);
+        for (unsigned j = 0; j < i && w.user != PF_BLOB_RESERVED; j++) {
+            struct pf_blob_win o;
+            memcpy(&o, p + (size_t)j * sizeof(o), sizeof(o));
+            if (o.user == w.user)
+                return refuse(t, EINVAL, "has a user that holds another window", i);
+        }
+        prev = w;
+    }
+
+    struct vfe_pf_iova *s = vfe_pf_iova_create_in(t, h.base, h.end);
+    if (!s)
+        return NULL;
+    s->win = h.nwin ? calloc(h.nwin, sizeof(*s->win)) : NULL;
+    if (h.nwin && !s->win) {
+        free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (unsigned i = 0; i < h.nwin; i++) {
+        memcpy(&w, p + (size_t)i * sizeof(w), sizeof(w));
+        s->win[i] = (struct pf_window){.iova = w.iova, .len = w.len,
+                                       .user = w.user == PF_BLOB_RESERVED ? NO_USER : (int)w.user,
+                                       .mapped = w.flags & PF_BLOB_MAPPED};
+    }
+    s->nwin = h.nwin;
+    LOG_I("%s: PF iova space adopted: %u windows", t->bdf, s->nwin);
+    return s;
+}

@@ -38,6 +38,36 @@ int vfe_dma_domain_map(struct vfe_dma_domain *d, const void *holder, uint64_t io
 /* `holder` lets go of the region it mapped at iova/len. */
 void vfe_dma_domain_unmap(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len);
 
+/*
+ * HA: re-adopting a domain after a daemon restart, without touching devices
+ * that kept their DMA tables.
+ *
+ * vfe_dma_domain_join_adopted(): like join, but t is an adopted transport
+ * whose device holds already every region the domain has or will record with
+ * adopt_map: nothing is replayed to it.  NULL with errno (EINVAL, ENOMEM,
+ * ENAMETOOLONG).
+ *
+ * vfe_dma_domain_adopt_map(): record that `holder` maps [iova, iova+len) to
+ * fd at offset, a region every adopted member already holds: no device call
+ * for adopted members; members that joined with plain join get it mapped
+ * (all or nothing).  fd ownership is the same as for vfe_dma_domain_map():
+ * the domain keeps its own dup, the caller keeps fd.  The same region held
+ * already only gains a holder.
+ *   -EINVAL  len 0, a range that wraps, prot 0 or unknown bits
+ *   -EBADF   fd not open
+ *   -EEXIST  overlaps a different recorded region (records disagree: refused,
+ *            nothing changed)
+ *   -ENOMEM, or a fresh member's map error
+ *
+ * Every map and unmap the domain sends to a device goes through
+ * vfe_dma_apply.h, so re-applying after a crash converges: a leftover
+ * identical range on the device is replaced, an unmap of a range the device
+ * does not hold counts as done.
+ */
+struct vfe_dma_domain *vfe_dma_domain_join_adopted(const char *name, struct vfe_transport *t);
+int vfe_dma_domain_adopt_map(struct vfe_dma_domain *d, const void *holder, uint64_t iova, uint64_t len, int fd,
+                             uint64_t offset, uint32_t prot);
+
 const char *vfe_dma_domain_name(const struct vfe_dma_domain *d);   /* "" for a private one */
 unsigned vfe_dma_domain_members(const struct vfe_dma_domain *d);
 unsigned vfe_dma_domain_maps(const struct vfe_dma_domain *d);

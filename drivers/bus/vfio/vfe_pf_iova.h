@@ -74,4 +74,33 @@ int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iov
 /* Windows held, including reserved ones whose unmap failed. */
 unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s);
 
+/*
+ * HA: the space survives a daemon restart as a blob, the device keeps its maps.
+ *
+ * vfe_pf_iova_export() writes every window (user, iova, length, mapped, and
+ * the reserved ones whose unmap failed) into buf; *len is the blob size, also
+ * on -ENOSPC (cap too small) so the caller can size buf.  No device call.
+ * -EINVAL: NULL argument.
+ *
+ * vfe_pf_iova_import() builds a space on the PF's transport t (borrowed, as
+ * for create) with exactly those windows and makes no device call: the
+ * device still holds the mappings.  The memory behind a mapped window is the
+ * user's to adopt (its fd travels with the user's own state).  The blob is
+ * external input, checked whole before anything is built: NULL with errno
+ *   EPROTO  not a PF IOVA blob (magic), a newer version, length not the one
+ *           its window count needs
+ *   EINVAL  space bounds not page aligned or empty, a window outside the
+ *           space, not page aligned, empty, without room for its guard page,
+ *           overlapping or touching the previous one (windows are sorted),
+ *           an unknown user or one holding two windows, unknown flag bits,
+ *           a reserved window not marked mapped
+ *   ENOMEM
+ * Every refusal is logged with its reason.
+ */
+#define VFE_PF_IOVA_BLOB_MAGIC   0x56504641u   /* "AFPV" little endian */
+#define VFE_PF_IOVA_BLOB_VERSION 1
+
+int vfe_pf_iova_export(const struct vfe_pf_iova *s, void *buf, size_t cap, size_t *len);
+struct vfe_pf_iova *vfe_pf_iova_import(struct vfe_transport *t, const void *buf, size_t len);
+
 #endif

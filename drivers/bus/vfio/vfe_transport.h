@@ -48,6 +48,9 @@ struct vfe_transport_ops {
     int (*reset)(struct vfe_transport *t);
     /* Fds that keep the device open (for the HA process).  Returns the count or -errno. */
     int (*export_fds)(struct vfe_transport *t, int *fds, int max);
+    /* Snapshot for vfe_transport_export(); NULL: this transport cannot be adopted. */
+    int (*export_state)(struct vfe_transport *t, void *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                        unsigned *nfds);
     void (*close)(struct vfe_transport *t);
 };
 
@@ -66,6 +69,59 @@ int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transpo
 
 /* vfio-user client on a socket path; usable directly by tests. */
 int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out);
+
+/*
+ * HA: hand a live transport to the next daemon without touching the device.
+ *
+ * vfe_transport_export() writes a snapshot blob (at most VFE_TRANSPORT_BLOB_MAX
+ * bytes) into buf and the fds that keep the device open into fds.  The fds
+ * stay owned by t (they are t's own descriptors, not copies: send them over
+ * SCM_RIGHTS, which dups them, or dup them yourself); the blob refers to them
+ * by position.  For vfio-user: one fd, the connected socket; the blob holds
+ * what VERSION negotiated (it cannot be asked again) and the device info.
+ * Region info and mmap fds are not exported: the adopter asks again (read-only).
+ * Call it between round trips (the transport is synchronous, so any time
+ * from the thread that owns t).  No device call.
+ *   -EINVAL  NULL argument;  -ENOSPC  cap or max_fds too small;
+ *   -ENOTCONN  the connection is broken;  -EOPNOTSUPP  transport cannot be adopted.
+ *
+ * vfe_transport_adopt() builds a transport for `bdf` under pci_root from a
+ * blob and its fds, as exported by a predecessor that may have died at any
+ * point, even in the middle of a round trip.  It sends no VERSION and nothing
+ * that changes device state: for vfio-user it resynchronises the stream with
+ * two probes (REGION_INFO of the config region, fresh msg_ids), discarding,
+ * with a log line, well-formed replies to the predecessor's requests that
+ * were still in the socket or arrive meanwhile, until both probe replies came
+ * in order.  Bounded by VFE_TRANSPORT_TIMEOUT_MS.  Every field of the blob is
+ * validated (external input).
+ * Ownership: on success *out owns fds[0..nfds); on failure the caller still
+ * owns them (and closes them, or resets that device by other means), nothing
+ * else is kept open.
+ *   -EINVAL   NULL argument, bad bdf, a field out of range, nfds not what the
+ *             blob names, an fd that is not a connected unix stream socket,
+ *             bdf not the one the blob was exported for, pci_root/bdf is not
+ *             a vfio-user function
+ *   -EPROTO   not a transport blob (magic), a newer version, an unknown kind,
+ *             wrong length for its version; or the stream cannot be resynced
+ *             (a header that is not a well-formed reply: the predecessor died
+ *             having read part of a message)
+ *   -ETIMEDOUT  no probe reply within the timeout;  -ECONNRESET  peer closed;
+ *   -ENOMEM
+ * Limit: the predecessor writes each request with one sendmsg(); one cut by
+ * a full socket buffer and then a kill cannot be detected from this side.
+ */
+#define VFE_TRANSPORT_BLOB_MAX   256
+#define VFE_TRANSPORT_BLOB_MAGIC 0x56544241u   /* "ABTV" little endian */
+#define VFE_TRANSPORT_BLOB_VERSION 1
+#define VFE_TRANSPORT_KIND_VFIO_USER 1
+
+int vfe_transport_export(struct vfe_transport *t, void *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                         unsigned *nfds);
+int vfe_transport_adopt(const char *pci_root, const char *bdf, const void *blob, size_t len, const int *fds,
+                        unsigned nfds, struct vfe_transport **out);
+/* The vfio-user half of vfe_transport_adopt(), the blob's common header already checked. */
+int vfe_vfio_user_adopt(const char *bdf, const void *blob, size_t len, const int *fds, unsigned nfds,
+                        struct vfe_transport **out);
 
 /* Convenience wrappers. */
 static inline int vfe_cfg_read(struct vfe_transport *t, uint32_t off, void *buf, size_t len)

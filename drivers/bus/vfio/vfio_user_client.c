@@ -9,12 +9,17 @@
 #include "drivers/bus/vfio/vfe_transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "drivers/bus/vfio/transport_blob.h"
 #include "lib/log/vfe_log.h"
 #include "lib/vfio_user/vfu_msg.h"
 #include "lib/vfio_user/vfu_sock.h"
@@ -469,6 +474,48 @@ static int cl_export_fds(struct vfe_transport *t, int *fds, int max)
     return 1;
 }
 
+/* vfio-user body of a transport blob, version 1 (see vfe_transport.h). */
+struct vfu_adopt_blob {
+    struct vfe_transport_blob_hdr h;
+    char bdf[32];                  /* NUL-terminated, the function it was exported for */
+    uint32_t xfer_max, fds_max;    /* as negotiated */
+    uint32_t peer_max_msg_fds, peer_max_data_xfer;
+    uint64_t peer_pgsizes;
+    uint32_t flags;                /* VFU_ADOPT_F_* */
+    uint32_t dev_flags, num_regions, num_irqs;
+    uint16_t next_id;
+    uint16_t reserved[3];          /* 0 */
+};
+#define VFU_ADOPT_F_IOEVENTFD 1u
+#define VFU_ADOPT_F_ALL       VFU_ADOPT_F_IOEVENTFD
+
+_Static_assert(sizeof(struct vfu_adopt_blob) <= VFE_TRANSPORT_BLOB_MAX, "blob too large");
+
+static int cl_export_state(struct vfe_transport *t, void *buf, size_t cap, size_t *len, int *fds,
+                           unsigned max_fds, unsigned *nfds)
+{
+    struct vfu_client *c = CL(t);
+    if (c->broken)
+        return -ENOTCONN;
+    if (cap < sizeof(struct vfu_adopt_blob) || max_fds < 1)
+        return -ENOSPC;
+    struct vfu_adopt_blob b = {
+        .h = { .magic = VFE_TRANSPORT_BLOB_MAGIC, .version = VFE_TRANSPORT_BLOB_VERSION,
+               .kind = VFE_TRANSPORT_KIND_VFIO_USER, .len = sizeof(b), .nfds = 1 },
+        .xfer_max = c->xfer_max, .fds_max = c->fds_max,
+        .peer_max_msg_fds = c->peer.max_msg_fds, .peer_max_data_xfer = c->peer.max_data_xfer_size,
+        .peer_pgsizes = c->peer.pgsizes, .flags = c->peer.vfe_ioeventfd ? VFU_ADOPT_F_IOEVENTFD : 0,
+        .dev_flags = c->dev_flags, .num_regions = c->num_regions, .num_irqs = c->num_irqs,
+        .next_id = c->next_id,
+    };
+    snprintf(b.bdf, sizeof(b.bdf), "%s", c->t.bdf);
+    memcpy(buf, &b, sizeof(b));
+    *len = sizeof(b);
+    fds[0] = c->sock;
+    *nfds = 1;
+    return 0;
+}
+
 static void cl_close(struct vfe_transport *t)
 {
     struct vfu_client *c = CL(t);
@@ -492,8 +539,16 @@ static const struct vfe_transport_ops vfu_client_ops = {
     .ioeventfd = cl_ioeventfd,
     .reset = cl_reset,
     .export_fds = cl_export_fds,
+    .export_state = cl_export_state,
     .close = cl_close,
 };
+
+/* Device info as DEVICE_GET_INFO must have answered for a usable function. */
+static bool dev_info_usable(uint32_t flags, uint32_t num_regions, uint32_t num_irqs)
+{
+    return (flags & VFIO_DEVICE_FLAGS_PCI) && num_regions > VFIO_PCI_CONFIG_REGION_INDEX && num_regions <= 64 &&
+           num_irqs > VFIO_PCI_MSIX_IRQ_INDEX && num_irqs <= 64;
+}
 
 static int negotiate(struct vfu_client *c)
 {
@@ -526,8 +581,7 @@ static int negotiate(struct vfu_client *c)
     rc = vfu_call_fixed(c, VFU_CMD_DEVICE_GET_INFO, &di, sizeof(di), NULL, 0, &di, sizeof(di));
     if (rc < 0)
         return rc;
-    if (!(di.flags & VFIO_DEVICE_FLAGS_PCI) || di.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX ||
-        di.num_regions > 64 || di.num_irqs <= VFIO_PCI_MSIX_IRQ_INDEX || di.num_irqs > 64) {
+    if (!dev_info_usable(di.flags, di.num_regions, di.num_irqs)) {
         LOG_E("vfio-user %s: unusable device info flags %#x regions %u irqs %u", c->t.bdf, di.flags,
               di.num_regions, di.num_irqs);
         return -EPROTO;
@@ -538,17 +592,26 @@ static int negotiate(struct vfu_client *c)
     return 0;
 }
 
-int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out)
+static struct vfu_client *client_new(const char *bdf)
 {
     struct vfu_client *c = calloc(1, sizeof(*c));
     if (!c)
-        return -ENOMEM;
+        return NULL;
     c->t.ops = &vfu_client_ops;
     c->t.timeout_ms = VFE_TRANSPORT_TIMEOUT_MS;
     snprintf(c->t.bdf, sizeof(c->t.bdf), "%s", bdf ? bdf : "?");
     vfu_reader_init(&c->rd);
+    c->sock = -1;
     for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS; i++)
         c->regions[i].mmap_fd = -1;
+    return c;
+}
+
+int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out)
+{
+    struct vfu_client *c = client_new(bdf);
+    if (!c)
+        return -ENOMEM;
     c->sock = vfu_sock_connect(sock_path, true);
     if (c->sock < 0) {
         int rc = c->sock;
@@ -563,6 +626,217 @@ int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transp
     }
     LOG_D("vfio-user %s: connected (max_data_xfer %u, max_msg_fds %u, ioeventfd %s)", c->t.bdf,
           c->xfer_max, c->fds_max, c->peer.vfe_ioeventfd ? "yes" : "no");
+    *out = &c->t;
+    return 0;
+}
+
+/* Every field of a vfio-user blob, checked before anything is used. */
+static int blob_check(const char *bdf, const struct vfu_adopt_blob *b)
+{
+    const char *why = NULL;
+    if (memchr(b->bdf, 0, sizeof(b->bdf)) == NULL)
+        why = "bdf not terminated";
+    else if (strcmp(b->bdf, bdf))
+        why = "exported for another function";
+    else if (b->h.nfds != 1)
+        why = "fd count is not 1";
+    else if (b->xfer_max == 0 || b->xfer_max > VFU_MAX_DATA_XFER || b->xfer_max > b->peer_max_data_xfer)
+        why = "max data transfer out of range";
+    else if (b->fds_max == 0 || b->fds_max > VFU_MAX_MSG_FDS ||
+             (b->peer_max_msg_fds && b->fds_max > b->peer_max_msg_fds))
+        why = "max fds per message out of range";
+    else if (b->peer_pgsizes == 0 || !(b->peer_pgsizes & 4096))
+        why = "page sizes without 4 KiB";
+    else if (b->flags & ~VFU_ADOPT_F_ALL)
+        why = "unknown flags";
+    else if (!dev_info_usable(b->dev_flags, b->num_regions, b->num_irqs))
+        why = "device info out of range";
+    else if (b->reserved[0] || b->reserved[1] || b->reserved[2])
+        why = "reserved fields set";
+    if (why) {
+        LOG_E("vfio-user %s: adopt refused: blob %s", bdf, why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The fd must be a connected unix stream socket. */
+static int sock_check(const char *bdf, int fd)
+{
+    int type = 0, domain = 0;
+    socklen_t l1 = sizeof(type), l2 = sizeof(domain);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l2) < 0 || type != SOCK_STREAM || domain != AF_UNIX ||
+        getpeername(fd, (struct sockaddr *)&peer, &pl) < 0) {
+        LOG_E("vfio-user %s: adopt refused: fd %d is not a connected unix stream socket", bdf, fd);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool probe_reply_ok(const struct vfu_msg *m)
+{
+    struct vfu_region_info rep;
+    if ((m->hdr.flags & VFU_F_ERROR) || m->len < sizeof(rep))
+        return false;
+    memcpy(&rep, m->payload, sizeof(rep));
+    return rep.index == VFE_REGION_CONFIG;
+}
+
+static bool hdr_is_reply(const struct vfu_hdr *h)
+{
+    return (h->flags & VFU_F_TYPE_MASK) == VFU_F_TYPE_REPLY && !(h->flags & ~(VFU_F_TYPE_MASK | VFU_F_ERROR)) &&
+           strcmp(vfu_cmd_name(h->cmd), "unknown") != 0 && h->size >= sizeof(*h) && h->size <= VFU_MAX_MSG_SIZE;
+}
+
+/* Look at the next header before reading the message: bytes from the middle
+ * of a message must not make us swallow the probe replies behind them.
+ * 0 (well-formed reply header), -EPROTO, or -errno of the wait. */
+static int peek_header(struct vfu_client *c, long deadline)
+{
+    for (;;) {
+        struct vfu_hdr h;
+        ssize_t n = recv(c->sock, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+        if (n == (ssize_t)sizeof(h)) {
+            if (hdr_is_reply(&h))
+                return 0;
+            LOG_E("vfio-user %s: adopt: header flags %#x cmd %u id %u size %u is not a reply: the predecessor "
+                  "died inside a message", c->t.bdf, h.flags, h.cmd, h.msg_id, h.size);
+            return -EPROTO;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return -errno;
+        long left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = { .fd = c->sock, .events = POLLIN };
+        if (poll(&p, 1, n > 0 ? (left < 10 ? (int)left : 10) : (int)left) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/*
+ * Two probes a, b = a + 1 (REGION_INFO of config space, read-only) go out
+ * back to back.  The server answers in order, so everything before a's reply
+ * belongs to the predecessor and is dropped; the stream is in step once b's
+ * reply directly follows a's.  Should a stale reply carry a's id and command,
+ * the real a follows it instead of b and the match starts over.
+ */
+static int resync(struct vfu_client *c)
+{
+    uint16_t a;
+    if (getrandom(&a, sizeof(a), GRND_NONBLOCK) != sizeof(a))
+        a = (uint16_t)(c->next_id + 0x8000u);
+    uint16_t b = (uint16_t)(a + 1);
+    int tmo = c->t.timeout_ms > 0 ? c->t.timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+    long deadline = now_ms() + tmo;
+    struct vfu_region_info req = { .argsz = VFU_REGION_INFO_ROOM, .index = VFE_REGION_CONFIG };
+    for (uint16_t id = a;; id = b) {
+        struct vfu_hdr h = { .msg_id = id, .cmd = VFU_CMD_DEVICE_GET_REGION_INFO, .flags = VFU_F_TYPE_CMD };
+        struct iovec iov = { &req, sizeof(req) };
+        int rc = vfu_msg_send(c->sock, &h, &iov, 1, NULL, 0, tmo);
+        if (rc < 0) {
+            LOG_E("vfio-user %s: adopt: sending probe: %s", c->t.bdf, strerror(-rc));
+            return rc;
+        }
+        if (id == b)
+            break;
+    }
+    bool seen_a = false;
+    unsigned dropped = 0;
+    for (;;) {
+        struct vfu_msg m;
+        int rc = peek_header(c, deadline);
+        if (rc == -EPROTO)
+            return rc;
+        if (rc == 0) {
+            long left = deadline - now_ms();
+            rc = vfu_msg_recv(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
+        }
+        if (rc == -EMSGSIZE || rc == -EPROTO) {
+            LOG_E("vfio-user %s: adopt: stream out of step (%s): the predecessor died inside a message",
+                  c->t.bdf, strerror(-rc));
+            return -EPROTO;
+        }
+        if (rc < 0) {
+            LOG_E("vfio-user %s: adopt: waiting for the probe reply: %s", c->t.bdf, strerror(-rc));
+            return rc;
+        }
+        bool is_probe = m.hdr.cmd == VFU_CMD_DEVICE_GET_REGION_INFO && probe_reply_ok(&m);
+        if (is_probe && seen_a && m.hdr.msg_id == b) {
+            vfu_msg_free(&m);
+            break;
+        }
+        if (seen_a) {   /* the last "a" was not followed by b: it was the predecessor's */
+            LOG_W("vfio-user %s: adopt: dropped the predecessor's reply id %u, the probe's id", c->t.bdf, a);
+            dropped++;
+        }
+        seen_a = is_probe && m.hdr.msg_id == a;
+        if (!seen_a) {
+            LOG_W("vfio-user %s: adopt: dropped the predecessor's reply id %u to %s%s", c->t.bdf, m.hdr.msg_id,
+                  vfu_cmd_name(m.hdr.cmd), (m.hdr.flags & VFU_F_ERROR) ? " (error)" : "");
+            dropped++;
+        }
+        vfu_msg_free(&m);
+    }
+    c->next_id = (uint16_t)(b + 1);
+    LOG_I("vfio-user %s: adopted, stream in step (%u stale replies dropped)", c->t.bdf, dropped);
+    return 0;
+}
+
+int vfe_vfio_user_adopt(const char *bdf, const void *blob, size_t len, const int *fds, unsigned nfds,
+                        struct vfe_transport **out)
+{
+    struct vfu_adopt_blob b;
+    if (!bdf || !blob || !out || (nfds && !fds))
+        return -EINVAL;
+    if (len != sizeof(b)) {
+        LOG_E("vfio-user %s: adopt refused: blob of %zu bytes, version 1 has %zu", bdf, len, sizeof(b));
+        return -EPROTO;
+    }
+    memcpy(&b, blob, sizeof(b));
+    if (b.h.magic != VFE_TRANSPORT_BLOB_MAGIC || b.h.version != VFE_TRANSPORT_BLOB_VERSION ||
+        b.h.kind != VFE_TRANSPORT_KIND_VFIO_USER || b.h.len != len) {
+        LOG_E("vfio-user %s: adopt refused: not a vfio-user blob of version %u", bdf, VFE_TRANSPORT_BLOB_VERSION);
+        return -EPROTO;
+    }
+    if (nfds != b.h.nfds) {
+        LOG_E("vfio-user %s: adopt refused: %u fds given, the blob has %u", bdf, nfds, b.h.nfds);
+        return -EINVAL;
+    }
+    int rc = blob_check(bdf, &b);
+    if (rc == 0)
+        rc = sock_check(bdf, fds[0]);
+    if (rc < 0)
+        return rc;
+    int fl = fcntl(fds[0], F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) < 0))
+        return -errno;
+    struct vfu_client *c = client_new(bdf);
+    if (!c)
+        return -ENOMEM;
+    c->sock = fds[0];
+    c->xfer_max = b.xfer_max;
+    c->fds_max = b.fds_max;
+    c->peer.max_msg_fds = b.peer_max_msg_fds;
+    c->peer.max_data_xfer_size = b.peer_max_data_xfer;
+    c->peer.pgsizes = b.peer_pgsizes;
+    c->peer.vfe_ioeventfd = b.flags & VFU_ADOPT_F_IOEVENTFD;
+    c->dev_flags = b.dev_flags;
+    c->num_regions = b.num_regions;
+    c->num_irqs = b.num_irqs;
+    c->next_id = b.next_id;
+    rc = resync(c);
+    if (rc < 0) {
+        c->sock = -1;   /* still the caller's */
+        cl_close(&c->t);
+        return rc;
+    }
+    fcntl(c->sock, F_SETFD, FD_CLOEXEC);
     *out = &c->t;
     return 0;
 }
