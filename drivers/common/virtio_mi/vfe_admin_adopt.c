@@ -305,9 +305,12 @@ int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_
                   "after the export)", vp->t->bdf, mem_avail, r->avail_idx);
             rc = -EPROTO;
         }
-    } else {
+    } else if (rc == -EPROTO) {
+        LOG_W("%s: admin queue snapshot refused: the ring moved on after the export (its chains in flight do "
+              "not match the ring's indices)", vp->t->bdf);
+    } else if (rc != -ENOMEM) {
         LOG_W("%s: admin queue snapshot refused: its chains do not fit the ring (%d)", vp->t->bdf, rc);
-        rc = rc == -ENOMEM ? rc : rc == -EPROTO ? -EPROTO : -EINVAL;
+        rc = -EINVAL;
     }
     if (rc == 0)
         rc = check_chains(aq, p, r);
