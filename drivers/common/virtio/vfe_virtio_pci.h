@@ -3,7 +3,8 @@
  * features, queue setup, MSI-X vectors, device config.  No blocking waits:
  * reset is started with vfe_vpci_reset() and polled with vfe_vpci_reset_done()
  * (the caller uses a timer); vfe_vpci_reset_wait() is a bounded blocking helper
- * for tools and tests only.
+ * for tools and tests only.  The transport is borrowed: its owner keeps it
+ * open while vp is used.
  */
 #ifndef VFE_VIRTIO_PCI_H
 #define VFE_VIRTIO_PCI_H

@@ -8,6 +8,8 @@
  *   4. vfe_vpci_msix_enable() if the transport needs it
  *   5. vfe_admin_open()   (queue set up, eventfd on vector index+1, queue enabled)
  *   6. DRIVER_OK
+ * Take-over after a restart (HA), instead of all of the above: vfe_vpci_adopt(),
+ * vfe_admin_adopt(), vfe_mig_adopt(): nothing is reset or set up again.
  * Teardown: vfe_admin_close() after the device is reset (or while it is quiet):
  * close cancels every outstanding command and unmaps the ring memory.
  *

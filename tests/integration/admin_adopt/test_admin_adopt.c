@@ -332,7 +332,9 @@ static void run_in_flight(const char *d, enum vfe_mig_dialect want)
     CHECK(st.in_flight == nslots - 1 && st.pending == 1 && st.inherited == 1,
           "%s: %u slots: in flight %u pending %u inherited %u", d, nslots, st.in_flight, st.pending, st.inherited);
     /* the old command completes first (the sim runs them in order), then the rest */
+    capture_start();
     vfe_admin_wait(pf.aq, &c[0].done);
+    CHECK(capture_end("left by the previous owner dropped"), "%s: the dropped late answer was not logged", d);
     vfe_admin_get_stats(pf.aq, &st);
     CHECK(st.inherited == 0 && st.quarantined == 0, "%s: inherited slot not released by its late answer", d);
     for (unsigned i = 0; i < nslots; i++)
