@@ -622,3 +622,100 @@ int vfe_vpci_read_counters(struct vfe_virtio_pci *vp, uint64_t ctr[VFE_CTR_COUNT
     }
     return rc;
 }
+
+/* ---- adoption: read-back only ---- */
+
+static int cc_r64(struct vfe_virtio_pci *vp, uint32_t lo, uint32_t hi, uint64_t *v)
+{
+    uint32_t l, h;
+    int rc = cc_r32(vp, lo, &l);
+    if (rc == 0)
+        rc = cc_r32(vp, hi, &h);
+    if (rc == 0)
+        *v = (uint64_t)h << 32 | l;
+    return rc;
+}
+
+int vfe_vpci_get_driver_features(struct vfe_virtio_pci *vp, uint64_t *features)
+{
+    uint32_t lo, hi;
+    int rc = cc_w32(vp, VFE_CC_GFSELECT, 0);
+    if (rc == 0)
+        rc = cc_r32(vp, VFE_CC_GF, &lo);
+    if (rc == 0)
+        rc = cc_w32(vp, VFE_CC_GFSELECT, 1);
+    if (rc == 0)
+        rc = cc_r32(vp, VFE_CC_GF, &hi);
+    if (rc == 0)
+        *features = (uint64_t)hi << 32 | lo;
+    return rc;
+}
+
+int vfe_vpci_queue_read(struct vfe_virtio_pci *vp, uint16_t qidx, struct vfe_vpci_queue_cfg *q)
+{
+    memset(q, 0, sizeof(*q));
+    int rc = queue_select(vp, qidx);
+    if (rc == 0)
+        rc = cc_r16(vp, VFE_CC_Q_SIZE, &q->size);
+    if (rc == 0 && q->size == 0)
+        return -ENOENT;
+    if (rc == 0)
+        rc = cc_r16(vp, VFE_CC_Q_MSIX, &q->msix_vector);
+    if (rc == 0)
+        rc = cc_r16(vp, VFE_CC_Q_ENABLE, &q->enabled);
+    if (rc == 0)
+        rc = cc_r16(vp, VFE_CC_Q_NOFF, &q->notify_off);
+    if (rc == 0)
+        rc = cc_r64(vp, VFE_CC_Q_DESCLO, VFE_CC_Q_DESCHI, &q->desc);
+    if (rc == 0)
+        rc = cc_r64(vp, VFE_CC_Q_AVAILLO, VFE_CC_Q_AVAILHI, &q->avail);
+    if (rc == 0)
+        rc = cc_r64(vp, VFE_CC_Q_USEDLO, VFE_CC_Q_USEDHI, &q->used);
+    return rc;
+}
+
+int vfe_vpci_msix_state(struct vfe_virtio_pci *vp, bool *enabled, bool *masked)
+{
+    if (!vp->msix_cap)
+        return -ENOTSUP;
+    uint16_t ctrl;
+    int rc = cfg_r16(vp, vp->msix_cap + PCI_MSIX_FLAGS, &ctrl);
+    if (rc == 0) {
+        *enabled = ctrl & PCI_MSIX_FLAGS_ENABLE;
+        *masked = ctrl & PCI_MSIX_FLAGS_MASKALL;
+    }
+    return rc;
+}
+
+int vfe_vpci_adopt(struct vfe_virtio_pci *vp, struct vfe_transport *t, struct vfe_vpci_state *st)
+{
+    if (!st)
+        return -EINVAL;
+    memset(st, 0, sizeof(*st));
+    int rc = vfe_vpci_init(vp, t);
+    if (rc == 0)
+        rc = vfe_vpci_get_status(vp, &st->status);
+    if (rc == 0)
+        rc = vfe_vpci_get_features(vp, &st->device_features);
+    if (rc == 0)
+        rc = vfe_vpci_get_driver_features(vp, &st->driver_features);
+    if (rc == 0)
+        rc = cc_r16(vp, VFE_CC_MSIX, &st->config_vector);
+    if (rc == 0 && vp->msix_cap)
+        rc = vfe_vpci_msix_state(vp, &st->msix_enabled, &st->msix_masked);
+    if (rc < 0)
+        return rc;
+    if (st->status & (VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_NEEDS_RESET)) {
+        LOG_W("%s: cannot take over the device as it is: status %#x has %s", t->bdf, st->status,
+              st->status & VIRTIO_CONFIG_S_FAILED ? "FAILED" : "NEEDS_RESET");
+        return -EIO;
+    }
+    if (st->driver_features & ~st->device_features) {
+        LOG_W("%s: driver features %#llx were never offered by the device", t->bdf,
+              (unsigned long long)(st->driver_features & ~st->device_features));
+        return -EIO;
+    }
+    LOG_I("%s: taken over as it is: status %#x, features %#llx, MSI-X %s", t->bdf, st->status,
+          (unsigned long long)st->driver_features, st->msix_enabled ? "on" : "off");
+    return 0;
+}

@@ -3,7 +3,8 @@
  * features, queue setup, MSI-X vectors, device config.  No blocking waits:
  * reset is started with vfe_vpci_reset() and polled with vfe_vpci_reset_done()
  * (the caller uses a timer); vfe_vpci_reset_wait() is a bounded blocking helper
- * for tools and tests only.
+ * for tools and tests only.  The transport is borrowed: its owner keeps it
+ * open while vp is used.
  */
 #ifndef VFE_VIRTIO_PCI_H
 #define VFE_VIRTIO_PCI_H
@@ -108,5 +109,39 @@ int vfe_vpci_read_counters(struct vfe_virtio_pci *vp, uint64_t ctr[VFE_CTR_COUNT
 
 /* Enable MSI-X in the capability's message control word. */
 int vfe_vpci_msix_enable(struct vfe_virtio_pci *vp);
+
+/* ---- taking over a device another driver instance set up (HA restart) ----
+ * vfe_vpci_init() only reads (config space and the common window).  The
+ * functions below only read device state too; the one kind of write they do
+ * is to the selector registers (device/driver feature select, queue_select),
+ * which hold no device state: they choose what the next read returns.  No
+ * status, feature, queue, vector or MSI-X register is ever written, so a
+ * running device (DRIVER_OK, queues enabled, MSI-X on) keeps running. */
+
+/* A queue's configuration as the device holds it. */
+struct vfe_vpci_queue_cfg {
+    uint16_t size, msix_vector, enabled, notify_off;
+    uint64_t desc, avail, used;
+};
+
+/* What the device holds after a driver set it up. */
+struct vfe_vpci_state {
+    uint8_t status;
+    uint64_t device_features, driver_features;
+    uint16_t config_vector;
+    bool msix_enabled, msix_masked;
+};
+
+int vfe_vpci_get_driver_features(struct vfe_virtio_pci *vp, uint64_t *features);
+/* Selects qidx and reads its registers back.  -ENOENT: no such queue (size 0). */
+int vfe_vpci_queue_read(struct vfe_virtio_pci *vp, uint16_t qidx, struct vfe_vpci_queue_cfg *q);
+/* MSI-X message control: enabled and function mask bits.  -ENOTSUP without MSI-X. */
+int vfe_vpci_msix_state(struct vfe_virtio_pci *vp, bool *enabled, bool *masked);
+/* vfe_vpci_init() then read the state back into *st, for a PF or VF that is
+ * to be driven on without a reset.  Errors: those of vfe_vpci_init, a
+ * transport -errno, or -EIO when the device reports FAILED or NEEDS_RESET
+ * (it cannot be taken over as it is; the caller decides to reset it).  A
+ * status of 0 is not an error: the device was never set up or was reset. */
+int vfe_vpci_adopt(struct vfe_virtio_pci *vp, struct vfe_transport *t, struct vfe_vpci_state *st);
 
 #endif

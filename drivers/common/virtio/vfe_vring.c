@@ -39,7 +39,7 @@ static uint16_t *avail_event_ptr(struct vfe_vring *vr)
                         sizeof(struct vring_used_elem) * vr->size);
 }
 
-int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx)
+static int vring_setup(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx)
 {
     if (!vr || !mem || size == 0 || size > VRING_MAX_SIZE || (size & (size - 1)))
         return -EINVAL;
@@ -54,7 +54,6 @@ int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova
         vfe_vring_fini(vr);
         return -ENOMEM;
     }
-    memset(mem, 0, vfe_vring_mem_size(size));
     vr->size = size;
     vr->event_idx = event_idx;
     vr->mem = mem;
@@ -65,11 +64,112 @@ int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova
     vr->desc_iova = iova;
     vr->avail_iova = iova + 16 * (uint64_t)size;
     vr->used_iova = iova + used_offset(size);
+    vr->cb_enabled = true;
+    return 0;
+}
+
+int vfe_vring_init(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx)
+{
+    int rc = vring_setup(vr, size, mem, iova, event_idx);
+    if (rc < 0)
+        return rc;
+    memset(mem, 0, vfe_vring_mem_size(size));
     for (uint16_t i = 0; i < size; i++)
         vr->next[i] = (uint16_t)(i + 1);
     vr->free_head = 0;
     vr->num_free = size;
-    vr->cb_enabled = true;
+    return 0;
+}
+
+uint16_t vfe_vring_avail_idx(const struct vfe_vring *vr)
+{
+    return le16toh(__atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE));
+}
+
+int vfe_vring_find_chain(const struct vfe_vring *vr, const void *cookie, struct vfe_vring_chain *c)
+{
+    if (!vr || !vr->cookies || !cookie || !c)
+        return -EINVAL;
+    for (uint16_t h = 0; h < vr->size; h++) {
+        if (vr->cookies[h] != cookie)
+            continue;
+        if (vr->chain_len[h] > VFE_VRING_CHAIN_MAX)
+            return -ENOENT;
+        memset(c, 0, sizeof(*c));
+        c->cookie = vr->cookies[h];
+        c->n = vr->chain_len[h];
+        c->in_bytes = vr->in_bytes[h];
+        uint16_t d = h;
+        for (uint16_t i = 0; i < c->n; i++) {
+            c->ids[i] = d;
+            d = vr->next[d];
+        }
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int vfe_vring_adopt(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx,
+                    uint16_t last_used, const struct vfe_vring_chain *chains, unsigned n)
+{
+    if (n > size || (n && !chains))
+        return -EINVAL;
+    int rc = vring_setup(vr, size, mem, iova, event_idx);
+    if (rc < 0)
+        return rc;
+    bool *taken = calloc(size, sizeof(*taken));
+    if (!taken) {
+        vfe_vring_fini(vr);
+        return -ENOMEM;
+    }
+    rc = 0;
+    for (unsigned k = 0; k < n && rc == 0; k++) {
+        const struct vfe_vring_chain *c = &chains[k];
+        if (!c->cookie || c->n == 0 || c->n > VFE_VRING_CHAIN_MAX) {
+            rc = -EINVAL;
+            break;
+        }
+        for (uint16_t i = 0; i < c->n; i++) {
+            uint16_t d = c->ids[i];
+            if (d >= size || taken[d]) {
+                LOG_W("vring: adopted chain %u names descriptor %u %s", k, d,
+                      d >= size ? "beyond the ring" : "twice");
+                rc = -EINVAL;
+                break;
+            }
+            taken[d] = true;
+            vr->next[d] = i + 1 < c->n ? c->ids[i + 1] : 0;
+        }
+        if (rc == 0) {
+            vr->cookies[c->ids[0]] = c->cookie;
+            vr->chain_len[c->ids[0]] = c->n;
+            vr->in_bytes[c->ids[0]] = c->in_bytes;
+        }
+    }
+    vr->avail_shadow = vr->kicked_at = vfe_vring_avail_idx(vr);
+    if (rc == 0 && (uint16_t)(vr->avail_shadow - last_used) != n) {
+        LOG_W("vring: %u chains outstanding in the record, but the ring has %u published past used entry %u",
+              n, (uint16_t)(vr->avail_shadow - last_used), last_used);
+        rc = -EPROTO;
+    }
+    if (rc < 0) {
+        free(taken);
+        vfe_vring_fini(vr);
+        return rc;
+    }
+    /* free list: every descriptor no chain holds, in order */
+    uint16_t *link = &vr->free_head;
+    for (uint16_t d = 0; d < size; d++) {
+        if (taken[d])
+            continue;
+        *link = d;
+        link = &vr->next[d];
+        vr->num_free++;
+    }
+    *link = 0;
+    free(taken);
+    vr->in_flight = (uint16_t)n;
+    vr->last_used = last_used;
     return 0;
 }
 

@@ -60,4 +60,31 @@ void vfe_vring_enable_cb(struct vfe_vring *vr, bool enable);
 /* Chains added and not yet returned by the device. */
 unsigned vfe_vring_outstanding(const struct vfe_vring *vr);
 
+/* ---- taking over a ring the device is using (HA restart) ---- */
+#define VFE_VRING_CHAIN_MAX 4
+
+/* One outstanding chain, as its driver knew it. */
+struct vfe_vring_chain {
+    void *cookie;            /* not NULL */
+    uint16_t n;              /* descriptors, 1..VFE_VRING_CHAIN_MAX */
+    uint16_t ids[VFE_VRING_CHAIN_MAX];   /* ids[0] is the head */
+    uint32_t in_bytes;       /* device-writable bytes */
+};
+
+/* The outstanding chain whose cookie is `cookie`: 0, or -ENOENT (none, or
+ * longer than VFE_VRING_CHAIN_MAX). */
+int vfe_vring_find_chain(const struct vfe_vring *vr, const void *cookie, struct vfe_vring_chain *c);
+/* Drive on a ring in mem that a previous driver instance left to the device:
+ * nothing in mem is written.  The avail index is read from mem (everything
+ * the previous driver added was published); last_used is the next used entry
+ * it had not consumed; chains are the n chains outstanding in the device.
+ * The descriptors of no two chains may overlap, and n must equal
+ * avail->idx - last_used (every published chain is outstanding or consumed).
+ * Returns 0, -EINVAL on bad arguments or chains, -EPROTO when n does not
+ * match the ring in mem (the record is older than the ring), -ENOMEM. */
+int vfe_vring_adopt(struct vfe_vring *vr, uint16_t size, void *mem, uint64_t iova, bool event_idx,
+                    uint16_t last_used, const struct vfe_vring_chain *chains, unsigned n);
+/* The avail index published in mem. */
+uint16_t vfe_vring_avail_idx(const struct vfe_vring *vr);
+
 #endif

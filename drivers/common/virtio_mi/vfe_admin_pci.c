@@ -1,5 +1,6 @@
 /* vfe_admin_open: the admin queue of a virtio-pci PF on a real split ring. */
 #include "drivers/common/virtio_mi/vfe_admin_vq.h"
+#include "drivers/common/virtio_mi/vfe_admin_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -11,14 +12,6 @@
 
 #define ADMIN_QUEUE_SIZE_MAX 64
 
-struct admin_pci {
-    struct vfe_virtio_pci *vp;
-    struct vfe_vring vr;
-    uint16_t qidx, vec;
-    int irq_fd;
-    struct vfe_pf_iova *space;
-    bool have_window, ring_ok, irq_attached;
-};
 
 static int pci_add(void *priv, const struct vfe_sg *sg, unsigned out, unsigned in, void *cookie)
 {
@@ -59,8 +52,18 @@ static void pci_fini(void *priv)
     free(p);
 }
 
-static const struct vfe_admin_ring_ops pci_ring_ops = {
-    .add = pci_add, .kick = pci_kick, .get_used = pci_get_used, .fini = pci_fini,
+static void pci_abandon(void *priv)
+{
+    struct admin_pci *p = priv;
+    if (p->irq_fd >= 0)
+        close(p->irq_fd);
+    if (p->ring_ok)
+        vfe_vring_fini(&p->vr);
+    free(p);
+}
+
+const struct vfe_admin_ring_ops vfe_admin_pci_ops = {
+    .add = pci_add, .kick = pci_kick, .get_used = pci_get_used, .fini = pci_fini, .abandon = pci_abandon,
 };
 
 static uint16_t pow2_floor(uint16_t v)
@@ -119,7 +122,7 @@ int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_p
     p->have_window = true;
     struct vfe_admin_cfg cfg = {
         .loop = loop, .iova = iova, .ring_bytes = ring_bytes, .nslots = nslots,
-        .ops = &pci_ring_ops, .ops_priv = p,
+        .ops = &vfe_admin_pci_ops, .ops_priv = p,
     };
     struct vfe_admin_vq *aq;
     rc = vfe_admin_create(&cfg, &aq);

@@ -1,75 +1,20 @@
 /* Admin virtqueue command engine: slots, pipelining, timeouts, retries. */
 #include "drivers/common/virtio_mi/vfe_admin_vq.h"
+#include "drivers/common/virtio_mi/vfe_admin_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
-#include "drivers/common/virtio_mi/vfe_admin_wire.h"
 #include "drivers/common/virtio_mi/vfe_mi_le.h"
 #include "lib/log/vfe_log.h"
 
-#define PAGE 4096u
-#define SLOT_CMD_AREA PAGE
-#define SLOT_RES_AREA (VFE_ADMIN_RESULT_MAX + PAGE)   /* result + status/header */
-#define SLOT_STRIDE (SLOT_CMD_AREA + SLOT_RES_AREA)
-#define NV_OVERHEAD 1u
-#define STD_OVERHEAD ((uint32_t)sizeof(struct vfe_adm_std_res))
-/* Left in the status byte before submission: an answer that never wrote it
- * reads as a failure the driver must not retry. */
-#define NV_STATUS_UNSET (VFE_NV_ST_FAULT | VFE_NV_ST_NO_RETRY)
-
-enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_QUARANTINED };
-enum req_state { REQ_NEW, REQ_PENDING, REQ_INFLIGHT, REQ_BACKOFF };
-
-struct vfe_admin_req {
-    struct vfe_admin_vq *aq;
-    TAILQ_ENTRY(vfe_admin_req) link;
-    enum req_state state;
-    int slot;
-    bool nvidia;
-    uint32_t flags, cmd_len, result_cap;
-    unsigned retries;
-    ev_timer tmo, backoff;
-    vfe_admin_cb cb;
-    void *ctx;
-    uint8_t cmd[];
-};
-
-struct admin_slot {
-    enum slot_state state;
-    struct vfe_admin_req *req;   /* NULL while quarantined or during the callback */
-    uint32_t wlen;               /* writable bytes offered to the device */
-};
-
-struct vfe_admin_vq {
-    struct ev_loop *loop;
-    const struct vfe_admin_ring_ops *ops;
-    void *priv;
-    int memfd;
-    uint8_t *mem;
-    size_t mem_len, slots_off;
-    uint64_t iova;
-    unsigned nslots;
-    struct admin_slot slot[VFE_ADMIN_MAX_SLOTS];
-    TAILQ_HEAD(, vfe_admin_req) pending;
-    uint32_t timeout_ms;
-    bool need_kick, closing;
-    int irq_fd;
-    ev_io irq_w;
-    uint64_t completed, timeouts, retries, bad_answers;
-};
-
 static uint8_t *slot_cmd(struct vfe_admin_vq *aq, int i) { return aq->mem + aq->slots_off + (size_t)i * SLOT_STRIDE; }
 static uint8_t *slot_res(struct vfe_admin_vq *aq, int i) { return slot_cmd(aq, i) + SLOT_CMD_AREA; }
-static uint64_t slot_iova(struct vfe_admin_vq *aq, int i, size_t off)
-{
-    return aq->iova + aq->slots_off + (size_t)i * SLOT_STRIDE + off;
-}
-static void *slot_cookie(int i) { return (void *)(uintptr_t)(i + 1); }
 
 static void flush_kick(struct vfe_admin_vq *aq)
 {
@@ -98,11 +43,11 @@ static int start_chain(struct vfe_admin_vq *aq, struct vfe_admin_req *rq)
     else
         memset(res, 0xff, STD_OVERHEAD);
     struct vfe_sg sg[2] = {
-        { .iova = slot_iova(aq, i, 0), .len = rq->cmd_len },
-        { .iova = slot_iova(aq, i, SLOT_CMD_AREA), .len = wlen },
+        { .iova = vfe_admin_slot_iova(aq, i, 0), .len = rq->cmd_len },
+        { .iova = vfe_admin_slot_iova(aq, i, SLOT_CMD_AREA), .len = wlen },
     };
     aq->slot[i].wlen = wlen;
-    int rc = aq->ops->add(aq->priv, sg, 1, 1, slot_cookie(i));
+    int rc = aq->ops->add(aq->priv, sg, 1, 1, vfe_admin_slot_cookie(i));
     if (rc < 0) {
         LOG_E("admin vq: queueing a command failed: %d", rc);
         return rc;
@@ -196,8 +141,13 @@ static void on_used(struct vfe_admin_vq *aq, void *cookie, uint32_t len)
     }
     struct admin_slot *s = &aq->slot[c - 1];
     if (s->state == SLOT_QUARANTINED) {
-        LOG_N("admin vq: late answer to a timed-out command, slot %lu released", (unsigned long)(c - 1));
+        if (s->inherited)
+            LOG_N("admin vq: answer (len %u) to command %s left by the previous owner dropped, slot %lu released",
+                  len, s->what, (unsigned long)(c - 1));
+        else
+            LOG_N("admin vq: late answer to a timed-out command, slot %lu released", (unsigned long)(c - 1));
         s->state = SLOT_FREE;
+        s->inherited = false;
         return;
     }
     struct vfe_admin_req *rq = s->req;
@@ -355,14 +305,17 @@ size_t vfe_admin_mem_size(size_t ring_bytes, unsigned nslots)
     return ((ring_bytes + PAGE - 1) & ~(size_t)(PAGE - 1)) + (size_t)nslots * SLOT_STRIDE;
 }
 
-int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
+static int cfg_ok(const struct vfe_admin_cfg *cfg)
 {
-    if (!cfg || !out || !cfg->loop || !cfg->ops || !cfg->ops->add || !cfg->ops->kick || !cfg->ops->get_used ||
-        cfg->nslots == 0 || cfg->nslots > VFE_ADMIN_MAX_SLOTS || (cfg->iova & (PAGE - 1)))
-        return -EINVAL;
+    return cfg && cfg->loop && cfg->ops && cfg->ops->add && cfg->ops->kick && cfg->ops->get_used &&
+           cfg->nslots > 0 && cfg->nslots <= VFE_ADMIN_MAX_SLOTS && !(cfg->iova & (PAGE - 1));
+}
+
+static struct vfe_admin_vq *engine_new(const struct vfe_admin_cfg *cfg)
+{
     struct vfe_admin_vq *aq = calloc(1, sizeof(*aq));
     if (!aq)
-        return -ENOMEM;
+        return NULL;
     aq->loop = cfg->loop;
     aq->ops = cfg->ops;
     aq->priv = cfg->ops_priv;
@@ -370,9 +323,33 @@ int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
     aq->nslots = cfg->nslots;
     aq->timeout_ms = VFE_ADMIN_DEFAULT_TIMEOUT_MS;
     aq->irq_fd = -1;
+    aq->memfd = -1;
     TAILQ_INIT(&aq->pending);
     aq->slots_off = (cfg->ring_bytes + PAGE - 1) & ~(size_t)(PAGE - 1);
     aq->mem_len = vfe_admin_mem_size(cfg->ring_bytes, aq->nslots);
+    return aq;
+}
+
+static int engine_map(struct vfe_admin_vq *aq)
+{
+    aq->mem = mmap(NULL, aq->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, aq->memfd, 0);
+    if (aq->mem == MAP_FAILED) {
+        int rc = -errno;
+        LOG_E("admin vq: mapping the queue memory (%zu bytes): %m", aq->mem_len);
+        close(aq->memfd);
+        free(aq);
+        return rc;
+    }
+    return 0;
+}
+
+int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
+{
+    if (!cfg_ok(cfg) || !out)
+        return -EINVAL;
+    struct vfe_admin_vq *aq = engine_new(cfg);
+    if (!aq)
+        return -ENOMEM;
     aq->memfd = memfd_create("vfe-admin-vq", MFD_CLOEXEC);
     if (aq->memfd < 0 || ftruncate(aq->memfd, (off_t)aq->mem_len) < 0) {
         int rc = -errno;
@@ -382,15 +359,63 @@ int vfe_admin_create(const struct vfe_admin_cfg *cfg, struct vfe_admin_vq **out)
         free(aq);
         return rc;
     }
-    aq->mem = mmap(NULL, aq->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, aq->memfd, 0);
-    if (aq->mem == MAP_FAILED) {
+    int rc = engine_map(aq);
+    if (rc < 0)
+        return rc;
+    *out = aq;
+    return 0;
+}
+
+int vfe_admin_create_on(const struct vfe_admin_cfg *cfg, int memfd, struct vfe_admin_vq **out)
+{
+    if (!cfg_ok(cfg) || !out || memfd < 0)
+        return -EINVAL;
+    struct vfe_admin_vq *aq = engine_new(cfg);
+    if (!aq)
+        return -ENOMEM;
+    aq->memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 0);
+    if (aq->memfd < 0) {
         int rc = -errno;
-        close(aq->memfd);
         free(aq);
         return rc;
     }
+    int rc = engine_map(aq);
+    if (rc < 0)
+        return rc;
     *out = aq;
     return 0;
+}
+
+/* Drop every request without its callback: the owner is gone (tests of a crash). */
+static void drop_requests(struct vfe_admin_vq *aq)
+{
+    for (unsigned i = 0; i < aq->nslots; i++) {
+        struct vfe_admin_req *rq = aq->slot[i].req;
+        if (aq->slot[i].state == SLOT_BUSY && rq) {
+            ev_timer_stop(aq->loop, &rq->tmo);
+            ev_timer_stop(aq->loop, &rq->backoff);
+            free(rq);
+        }
+    }
+    struct vfe_admin_req *rq;
+    while ((rq = TAILQ_FIRST(&aq->pending)) != NULL) {
+        TAILQ_REMOVE(&aq->pending, rq, link);
+        ev_timer_stop(aq->loop, &rq->tmo);
+        free(rq);
+    }
+}
+
+void vfe_admin_abandon(struct vfe_admin_vq *aq)
+{
+    if (!aq)
+        return;
+    vfe_admin_set_irq_fd(aq, -1);
+    drop_requests(aq);
+    if (aq->ops->abandon)
+        aq->ops->abandon(aq->priv);
+    munmap(aq->mem, aq->mem_len);
+    close(aq->memfd);
+    free(aq);
 }
 
 void vfe_admin_close(struct vfe_admin_vq *aq)
@@ -444,8 +469,10 @@ void vfe_admin_get_stats(const struct vfe_admin_vq *aq, struct vfe_admin_stats *
     memset(st, 0, sizeof(*st));
     for (unsigned i = 0; i < aq->nslots; i++) {
         const struct admin_slot *s = &aq->slot[i];
-        if (s->state == SLOT_QUARANTINED)
+        if (s->state == SLOT_QUARANTINED) {
             st->quarantined++;
+            st->inherited += s->inherited;
+        }
         else if (s->state == SLOT_BUSY && s->req && s->req->state == REQ_INFLIGHT)
             st->in_flight++;
         else if (s->state == SLOT_BUSY && s->req && s->req->state == REQ_BACKOFF)

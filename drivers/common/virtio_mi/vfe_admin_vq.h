@@ -8,6 +8,8 @@
  *   4. vfe_vpci_msix_enable() if the transport needs it
  *   5. vfe_admin_open()   (queue set up, eventfd on vector index+1, queue enabled)
  *   6. DRIVER_OK
+ * Take-over after a restart (HA), instead of all of the above: vfe_vpci_adopt(),
+ * vfe_admin_adopt(), vfe_mig_adopt(): nothing is reset or set up again.
  * Teardown: vfe_admin_close() after the device is reset (or while it is quiet):
  * close cancels every outstanding command and unmaps the ring memory.
  *
@@ -30,6 +32,9 @@
  *
  * Single-threaded on the caller's libev loop.  Callbacks may submit new
  * commands; they must not call vfe_admin_close().
+ *
+ * A queue can be handed to a restarted process without a PF reset: see
+ * vfe_admin_export / vfe_admin_adopt below.
  */
 #ifndef VFE_ADMIN_VQ_H
 #define VFE_ADMIN_VQ_H
@@ -66,6 +71,7 @@ struct vfe_admin_stats {
     unsigned pending;        /* waiting for a free slot */
     unsigned backoff;        /* waiting to be retried */
     unsigned quarantined;    /* timed out, device has not returned the chain */
+    unsigned inherited;      /* of those: left in the device by the previous owner (adopt) */
     uint64_t completed, timeouts, retries, bad_answers;
 };
 
@@ -106,6 +112,8 @@ struct vfe_admin_ring_ops {
     void *(*get_used)(void *priv, uint32_t *len);
     /* Undo the ring's setup (called by vfe_admin_close before the memory goes). */
     void (*fini)(void *priv);
+    /* Free host memory only, touch neither device nor IOVA space (vfe_admin_abandon). */
+    void (*abandon)(void *priv);
 };
 
 struct vfe_admin_cfg {
@@ -127,5 +135,69 @@ void vfe_admin_mem(const struct vfe_admin_vq *aq, int *fd, void **mem, size_t *l
 void *vfe_admin_dma_ptr(const struct vfe_admin_vq *aq, uint64_t iova, uint64_t len);
 /* Watch an eventfd signalled on completions (the caller keeps ownership). */
 void vfe_admin_set_irq_fd(struct vfe_admin_vq *aq, int fd);
+
+/* ---- HA: hand a running admin queue to a restarted process ----
+ *
+ * vfe_admin_export() describes a queue opened with vfe_admin_open() (or
+ * adopted) so that another process can drive it on: a blob and the memfd
+ * holding the ring and the command slots.
+ *   blob: written into buf (cap bytes), its length in *len.  Starts with
+ *     u32 magic VFE_ADMIN_BLOB_MAGIC, u16 version VFE_ADMIN_BLOB_VERSION,
+ *     u16 total length; then queue index, size, MSI-X vector, slot count,
+ *     the IOVA and length of the memory, the ring offsets, the driver's avail
+ *     and used indices and, per slot, whether its chain is in the device and
+ *     which descriptors it uses.  Little-endian.
+ *   *memfd: the queue's own memfd, borrowed (valid while aq lives): the
+ *     caller passes a copy on (SCM_RIGHTS, dup) and closes that copy.
+ * The blob is a snapshot: any submit or completion changes the ring, so the
+ * owner exports again after each one it wants a successor to survive (export
+ * is cheap: memory only, no device access).  An adopt from an older blob is
+ * refused (-EPROTO) when the ring moved on since (a chain was added);
+ * completions reaped after the export are harmless (their slots are simply
+ * released again).
+ * Errors: -EINVAL (NULL args), -ENOTSUP (not a PCI queue: a test ring),
+ * -ENOSPC (cap too small; *len says how much is needed).
+ *
+ * vfe_admin_adopt() takes over the queue a dead predecessor exported, on the
+ * PF vp (initialized with vfe_vpci_init or vfe_vpci_adopt on an already
+ * connected transport; nothing here cares how it was obtained) WITHOUT
+ * resetting the PF or setting the queue up again: no status, feature or
+ * queue register is written (queue_select only, to read back).  Checks, each
+ * refused with a log line saying why:
+ *   -EINVAL  blob malformed: magic, length, a field out of range (size not a
+ *            power of two, slots > VFE_ADMIN_MAX_SLOTS or > size / 2, layout
+ *            offsets not those of that size, descriptors out of the ring or
+ *            shared), memfd size not the blob's length
+ *   -EPROTO  blob version newer than VFE_ADMIN_BLOB_VERSION (never half
+ *            applied), or the blob does not match the device or the memory:
+ *            admin queue index, size, enable, ring addresses or vector read
+ *            back differ, the IOVA window differs, the ring moved on since the
+ *            export, a slot's descriptors do not point at that slot
+ *   -ENOENT  space holds no admin window (vfe_pf_iova_window): the caller
+ *            must pass the PF's IOVA space, imported or kept, holding the
+ *            window the blob names, mapped to the same memfd
+ *   transport -errno, -ENOMEM
+ * memfd is borrowed: adopt keeps a dup of it; the caller closes its own.
+ * The adopted queue owns the admin window from then on (vfe_admin_close
+ * releases it, as for an opened queue).
+ * Interrupts: a new eventfd is attached to the queue's MSI-X vector with
+ * set_irqs (a vector change, not a reset); the predecessor's eventfd is not
+ * needed.  Completions the device wrote before that are reaped by a poll at
+ * once (that poll runs no callback: only inherited slots can complete).
+ * Commands the predecessor left in the device are quarantined: their slots
+ * are not reused until the device returns the chain; the answer is dropped
+ * (logged).  New commands use the other slots meanwhile.
+ *
+ * vfe_admin_abandon(): tests only.  What a crash of the owner leaves behind:
+ * unmaps and frees the host side, closes its fds, runs no callback, sends
+ * nothing to the device (the queue stays enabled, its memory mapped and its
+ * IOVA window held in the space). */
+#define VFE_ADMIN_BLOB_MAGIC   0x51414656u     /* "VFAQ" */
+#define VFE_ADMIN_BLOB_VERSION 1
+#define VFE_ADMIN_BLOB_MAX     (48 + 16 * VFE_ADMIN_MAX_SLOTS)
+int vfe_admin_export(const struct vfe_admin_vq *aq, void *buf, size_t cap, size_t *len, int *memfd);
+int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                    const void *blob, size_t len, int memfd, struct vfe_admin_vq **out);
+void vfe_admin_abandon(struct vfe_admin_vq *aq);
 
 #endif

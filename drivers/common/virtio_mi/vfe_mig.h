@@ -97,8 +97,29 @@ int vfe_mig_dirty_report(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *
                          vfe_mig_report_cb cb, void *ctx);
 
 /* Dialect detection: nvidia IDENTITY, else virtio LIST_QUERY (+ LIST_USE).
- * On success m is initialized for the dialect found; -ENOTSUP if neither. */
+ * On success m is initialized for the dialect found; -ENOTSUP if neither.
+ * Probing is not read-only: IDENTITY and LIST_QUERY only ask, but LIST_USE
+ * tells the device which commands the driver will use, and the standard lets
+ * a device refuse it once commands are in use.  It also costs admin round
+ * trips on a queue that may be slow.  So a PF taken over after a restart is
+ * not probed again: the dialect comes back with vfe_mig_adopt() below. */
 int vfe_mig_probe(struct vfe_mig *m, struct vfe_admin_vq *aq, vfe_mig_done_cb cb, void *ctx);
 int vfe_mig_probe_sync(struct vfe_mig *m, struct vfe_admin_vq *aq);
+
+/* ---- HA: the dialect a PF was probed for, handed to a restarted process ----
+ * Blob: u32 magic VFE_MIG_BLOB_MAGIC, u16 version VFE_MIG_BLOB_VERSION, u16
+ * length (VFE_MIG_BLOB_LEN), u8 dialect, u8 flags (bit 0: virtio dirty
+ * extension in use), u16 reserved 0; little-endian.
+ * export: -EINVAL (m not initialized, NULL args), -ENOSPC (cap too small;
+ *   *len says how much is needed).  Memory only.
+ * adopt: initializes m on aq (the adopted admin queue) as the probe did,
+ *   sends nothing.  -EINVAL (bad magic, length, unknown dialect or flags,
+ *   reserved bits set), -EPROTO (version newer than this build reads); each
+ *   refusal is logged with its reason and leaves m untouched. */
+#define VFE_MIG_BLOB_MAGIC   0x474d4656u      /* "VFMG" */
+#define VFE_MIG_BLOB_VERSION 1
+#define VFE_MIG_BLOB_LEN     12
+int vfe_mig_export(const struct vfe_mig *m, void *buf, size_t cap, size_t *len);
+int vfe_mig_adopt(struct vfe_mig *m, struct vfe_admin_vq *aq, const void *blob, size_t len);
 
 #endif
