@@ -99,4 +99,35 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
                       void *ctx);
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
 
+/* ---- HA (docs/ha.md): the VF survives a daemon restart ----
+ * vdpa_vf_set_observer: fn(ctx) runs, synchronously, whenever an operation
+ * is about to submit an admin command (the caller deposits then, so a
+ * successor knows which command may be in the device).
+ * vdpa_vf_export: the VF's state (maps, attached eventfds, run state, saved
+ * indices, the step in flight) as a blob of at most VDPA_VF_SNAPSHOT_MAX.
+ * vdpa_vf_adopt: a VF from that blob over an adopted transport t, without
+ * any device call but reads: no reset, no map, the DMA maps recorded against
+ * the front-end's regions (each map must have its region: same range and
+ * offset), the DMA domain joined as adopted.  NULL with *err: -EINVAL/-EPROTO
+ * (blob, or device and blob disagree), -errno.
+ * vdpa_vf_resume: resubmit the admin step a crash interrupted (each step is
+ * idempotent on the device: a mode it is in already, a restore on a frozen
+ * VF, a save, tracking into the same window) and finish the operation as
+ * the original call would: done (start, log) or stopped (stop) runs once,
+ * later.  A start needs the same rings as the original call.  -EALREADY:
+ * nothing was in flight; -EINVAL: cannot be resumed (start it again).
+ * vdpa_vf_abandon: forget the VF as a crash would (no device call). */
+#define VDPA_VF_SNAPSHOT_MAX 2048u
+void vdpa_vf_set_observer(struct vdpa_vf *v, void (*fn)(void *ctx), void *ctx);
+int vdpa_vf_export(const struct vdpa_vf *v, void *buf, size_t cap, size_t *len);
+struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf, struct vfe_transport *t,
+                              const char *dma_domain, const void *blob, size_t len, const struct vdpa_region *regions,
+                              unsigned nregions, int *err);
+int vdpa_vf_resume(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
+                   vdpa_done_cb done, vdpa_stop_cb stopped, void *ctx);
+bool vdpa_vf_step_pending(const struct vdpa_vf *v);
+/* How often this VF was taken over by a restarted daemon (0: never). */
+unsigned vdpa_vf_resumed(const struct vdpa_vf *v);
+void vdpa_vf_abandon(struct vdpa_vf *v);
+
 #endif

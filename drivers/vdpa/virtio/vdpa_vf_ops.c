@@ -16,9 +16,17 @@ void vdpa_vf_log_release(struct vdpa_vf *v)
     v->log_mapped = false;
 }
 
+void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s)
+{
+    v->step = (uint8_t)s;
+    if (s != VDPA_STEP_NONE && v->observer)
+        v->observer(v->observer_ctx);
+}
+
 /* Finish the current operation from the loop (callbacks never run inside a call). */
 static void finish_later(struct vdpa_vf *v, int err)
 {
+    v->step = VDPA_STEP_NONE;   /* the caller deposits the outcome from its callback */
     v->op_err = err;
     ev_timer_set(&v->defer, 0., 0.);
     ev_timer_start(v->loop, &v->defer);
@@ -56,9 +64,11 @@ static void start_ran(void *ctx, int err)
     finish_later(v, err);
 }
 
-static void start_restored(void *ctx, int err)
+void vdpa_vf_start_restored(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
+    if (!err)
+        vdpa_vf_step(v, VDPA_STEP_START_RUN);
     if (!err)
         err = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_RUNNING, start_ran, v);
     if (err) {
@@ -68,11 +78,13 @@ static void start_restored(void *ctx, int err)
     }
 }
 
-static void start_frozen(void *ctx, int err)
+void vdpa_vf_start_frozen(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
     if (!err)
-        err = vfe_mig_restore_state(v->pf.mig, v->vf_num, &v->st, start_restored, v);
+        vdpa_vf_step(v, VDPA_STEP_START_RESTORE);
+    if (!err)
+        err = vfe_mig_restore_state(v->pf.mig, v->vf_num, &v->st, vdpa_vf_start_restored, v);
     if (err) {
         LOG_E("%s: freeze before restore failed: %s", v->t->bdf, strerror(-err));
         v->state = VDPA_VF_STOPPED;
@@ -87,6 +99,22 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         return -EBUSY;
     if (nrings == 0 || nrings > v->num_queues || nrings > VDPA_MAX_RINGS)
         return -EINVAL;
+    vdpa_vf_build_start_state(v, features, rings, nrings);
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    v->state = VDPA_VF_STARTING;
+    vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
+    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, vdpa_vf_start_frozen, v);
+    if (rc < 0) {
+        v->done_cb = NULL;
+        v->state = VDPA_VF_STOPPED;
+        v->step = VDPA_STEP_NONE;
+    }
+    return rc;
+}
+
+void vdpa_vf_build_start_state(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings)
+{
     struct vfe_dev_state *s = &v->st;
     vfe_dev_state_init(s);
     s->has_common = true;
@@ -122,15 +150,6 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         s->has_pairs = true;
         s->pairs = (uint16_t)(pairs ? pairs : 1);
     }
-    v->done_cb = cb;
-    v->op_ctx = ctx;
-    v->state = VDPA_VF_STARTING;
-    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, start_frozen, v);
-    if (rc < 0) {
-        v->done_cb = NULL;
-        v->state = VDPA_VF_STOPPED;
-    }
-    return rc;
 }
 
 /* ---- stop: QUIESCED -> FREEZED -> save ---- */
@@ -150,9 +169,11 @@ static void stop_saved(void *ctx, int err)
     finish_later(v, err);
 }
 
-static void stop_frozen(void *ctx, int err)
+void vdpa_vf_stop_frozen(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
+    if (!err)
+        vdpa_vf_step(v, VDPA_STEP_STOP_SAVE);
     if (!err)
         err = vfe_mig_save_state(v->pf.mig, v->vf_num, &v->st, stop_saved, v);
     if (err) {
@@ -161,11 +182,13 @@ static void stop_frozen(void *ctx, int err)
     }
 }
 
-static void stop_quiesced(void *ctx, int err)
+void vdpa_vf_stop_quiesced(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
     if (!err)
-        err = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, stop_frozen, v);
+        vdpa_vf_step(v, VDPA_STEP_STOP_FREEZE);
+    if (!err)
+        err = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, vdpa_vf_stop_frozen, v);
     if (err) {
         v->state = VDPA_VF_STOPPED;
         finish_later(v, err);
@@ -183,10 +206,12 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx)
         return 0;
     }
     v->state = VDPA_VF_STOPPING;
-    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_QUIESCED, stop_quiesced, v);
+    vdpa_vf_step(v, VDPA_STEP_STOP_QUIESCE);
+    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_QUIESCED, vdpa_vf_stop_quiesced, v);
     if (rc < 0) {
         v->stop_cb = NULL;
         v->state = VDPA_VF_RUNNING;
+        v->step = VDPA_STEP_NONE;
     }
     return rc;
 }
@@ -227,23 +252,31 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
         return rc;
     }
     v->log_mapped = true;
+    v->log_size = log_size;
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    rc = vdpa_vf_log_submit(v, iova, log_size);
+    if (rc < 0) {
+        v->done_cb = NULL;
+        v->step = VDPA_STEP_NONE;
+        vdpa_vf_log_release(v);
+    }
+    return rc;
+}
+
+int vdpa_vf_log_submit(struct vdpa_vf *v, uint64_t iova, uint64_t log_size)
+{
     struct vfe_mig_dirty_cfg c = {.mode = VFE_MIG_TRACK_PUSH_BITMAP, .page_size = 4096, .range_addr = 0,
                                   .range_len = log_size * 8 * 4096};
     for (uint64_t off = 0; off < log_size; off += 0x80000000ull) {
         uint64_t len = log_size - off < 0x80000000ull ? log_size - off : 0x80000000ull;
         c.sges[c.nsges++] = (struct vfe_mig_sge){iova + off, (uint32_t)len};
     }
-    v->done_cb = cb;
-    v->op_ctx = ctx;
-    rc = vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
-    if (rc < 0) {
-        v->done_cb = NULL;
-        vdpa_vf_log_release(v);
-    }
-    return rc;
+    vdpa_vf_step(v, VDPA_STEP_LOG_START);
+    return vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
 }
 
-static void log_stopped(void *ctx, int err)
+void vdpa_vf_log_stopped(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
     v->log_active = false;
@@ -258,11 +291,14 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
     v->done_cb = cb;
     v->op_ctx = ctx;
     if (!v->log_active) {
-        log_stopped(v, 0);
+        vdpa_vf_log_stopped(v, 0);
         return 0;
     }
-    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, log_stopped, v);
-    if (rc < 0)
+    vdpa_vf_step(v, VDPA_STEP_LOG_STOP);
+    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, vdpa_vf_log_stopped, v);
+    if (rc < 0) {
         v->done_cb = NULL;
+        v->step = VDPA_STEP_NONE;
+    }
     return rc;
 }

@@ -13,6 +13,15 @@ struct vdpa_map {
     ino_t ino;
 };
 
+/* The admin command of an operation in flight (HA): set, and reported to the
+ * observer, before the command is submitted, so a successor submits it again
+ * (every step is idempotent on the device, see vdpa_vf_resume). */
+enum vdpa_step {
+    VDPA_STEP_NONE, VDPA_STEP_START_FREEZE, VDPA_STEP_START_RESTORE, VDPA_STEP_START_RUN,
+    VDPA_STEP_STOP_QUIESCE, VDPA_STEP_STOP_FREEZE, VDPA_STEP_STOP_SAVE, VDPA_STEP_LOG_START, VDPA_STEP_LOG_STOP,
+    VDPA_STEP_MAX
+};
+
 struct vdpa_vf {
     struct ev_loop *loop;
     struct vdpa_pf_ref pf;
@@ -41,9 +50,26 @@ struct vdpa_vf {
 
     /* dirty log in the PF's IOVA space (window of user vf_num, vfe_pf_iova.h) */
     bool log_mapped, log_active;
+    uint64_t log_size;
+
+    uint8_t step;              /* enum vdpa_step */
+    void (*observer)(void *ctx);
+    void *observer_ctx;
+    unsigned resumed;          /* times this VF was taken over by a restarted daemon */
 };
 
+/* Enter step s (reported to the observer before the command goes out). */
+void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s);
+
 void vdpa_vf_defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* Pieces of the operations, for vdpa_vf_resume (vdpa_vf_ha.c). */
+void vdpa_vf_build_start_state(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings);
+void vdpa_vf_start_frozen(void *ctx, int err);
+void vdpa_vf_start_restored(void *ctx, int err);
+void vdpa_vf_stop_quiesced(void *ctx, int err);
+void vdpa_vf_stop_frozen(void *ctx, int err);
+int vdpa_vf_log_submit(struct vdpa_vf *v, uint64_t iova, uint64_t log_size);
+void vdpa_vf_log_stopped(void *ctx, int err);
 void vdpa_vf_log_release(struct vdpa_vf *v);
 
 #endif
