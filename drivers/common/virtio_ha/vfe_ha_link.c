@@ -23,6 +23,7 @@ struct req {
     struct req *next;
     uint16_t type;             /* HELLO, PUT, DEL, STATUS */
     bool started;              /* a packet of it is written: no more coalescing */
+    /* seq: given at the first attempt to write, 0 before */
     uint32_t seq;
     uint64_t id;
     char key[VFE_HA_KEY_MAX + 1];
@@ -180,14 +181,26 @@ static void lost(struct vfe_ha_link *l, int err, const char *fmt, ...)
     l->backoff = l->backoff * 2 > VFE_HA_LINK_RETRY_MAX ? VFE_HA_LINK_RETRY_MAX : l->backoff * 2;
 }
 
-/* Something moved: the stall timer starts over, or stops when nothing is outstanding. */
-static void progress(struct vfe_ha_link *l)
+/* The stall timer measures how long the oldest outstanding request waits:
+ * it starts over on every answer and stops when nothing is outstanding.  A
+ * written packet only starts it (a STATUS going out every few seconds must
+ * not hide a PUT that is never answered). */
+static void answered(struct vfe_ha_link *l)
 {
     if (l->waiting.n || l->queue.n) {
         l->stall.repeat = VFE_HA_LINK_REPLY_TIMEOUT;
         ev_timer_again(l->loop, &l->stall);
     } else {
         ev_timer_stop(l->loop, &l->stall);
+    }
+}
+
+static void written(struct vfe_ha_link *l)
+{
+    if (!ev_is_active(&l->stall)) {
+        ev_now_update(l->loop);   /* a put may come after a long stretch outside the loop */
+        l->stall.repeat = VFE_HA_LINK_REPLY_TIMEOUT;
+        ev_timer_again(l->loop, &l->stall);
     }
 }
 
@@ -201,10 +214,8 @@ static int pump(struct vfe_ha_link *l)
 {
     struct req *r;
     while (l->state != L_DOWN && (r = l->queue.head)) {
-        if (!r->started) {
-            r->started = true;
+        if (!r->seq)
             r->seq = next_seq(l);
-        }
         size_t klen = strlen(r->key);
         struct vfe_ha_split sp = r->sp;
         if (r->type == VFE_HA_PUT)
@@ -224,7 +235,8 @@ static int pump(struct vfe_ha_link *l)
                  strerror(-rc));
             return -1;
         }
-        progress(l);
+        r->started = true;   /* from now on the record is finished as it is */
+        written(l);
         sp.off += sp.chunk;
         sp.fd_off += sp.chunk_fds;
         r->sp = sp;
@@ -308,7 +320,7 @@ static bool on_answer(struct vfe_ha_link *l, const struct vfe_ha_msg *m)
         return false;
     }
     list_pop(&l->waiting);
-    progress(l);
+    answered(l);
     bool ok = true;
     switch (r->type) {
     case VFE_HA_HELLO:
@@ -374,7 +386,7 @@ static void on_readable(struct vfe_ha_link *l)
         }
         struct vfe_ha_msg m;
         const char *why;
-        int rc = vfe_ha_decode(l->pkt, (size_t)n, 0, &m, &why);
+        int rc = vfe_ha_decode(l->pkt, (size_t)n, nfds, &m, &why);
         if (rc < 0 || nfds) {
             lost(l, rc < 0 ? rc : -EPROTO, "bad answer from the HA process: %s", rc < 0 ? why : "fds attached");
             return;
@@ -427,7 +439,7 @@ static void try_connect(struct vfe_ha_link *l)
     }
     l->state = L_HELLO;
     list_push(&l->waiting, r);
-    progress(l);
+    written(l);
     watch(l, EV_READ);
 }
 
