@@ -4,6 +4,8 @@
  *   - a client deposits a record of 227 fds (memfds holding their index) and
  *     a 1 KiB blob and is killed with SIGKILL; a new client gets the 227 fds
  *     back in order;
+ *   - raw PUTs: 4 packets of 64 fds (256) -> ERR E2BIG, no fd kept; 240 fds
+ *     over 4 packets held; a continuation for another key closes the connection;
  *   - a client GETs 64 records of 30 fds each, closes, and a link connecting
  *     right after it comes up (the HA process serves one client at a time);
  *   - the link: up() runs from the loop, never inside create; puts are
@@ -17,12 +19,15 @@
  *     return 0 and queue nothing; a new HA process: up() again, the re-put
  *     from up() is deposited; a PUT over --max-records is answered ERR and
  *     counted (errors, last_err, last_why);
- *   - bad arguments: -EINVAL / -E2BIG / -EBADF, nothing queued.
+ *   - bad arguments: -EINVAL / -E2BIG / -EBADF, nothing queued;
+ *   - the HA process stopped with a PUT unanswered: down(-ETIMEDOUT) after
+ *     VFE_HA_LINK_REPLY_TIMEOUT, up again once it runs.
  * Deposits are checked with the blocking client after the link is destroyed.
  */
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +163,75 @@ static void test_session_record_survives_kill(void)
         many[i] = 0;
     CHECK(vfe_ha_put(c, "vhost/too-many", "x", 1, many, VFE_HA_MAX_RECORD_FDS + 1) == -E2BIG, "241 fds: E2BIG");
     CHECK(vfe_ha_del(c, "vhost/0000:3b:00.2") == 0, "delete");
+    vfe_ha_client_close(c);
+}
+
+/* ---- the HA process's record fd limit, over raw packets ---- */
+
+static int raw_put(int s, uint32_t flags, uint32_t seq, const char *key, const int *fds, unsigned nfds)
+{
+    static uint8_t pkt[VFE_HA_MAX_PACKET];
+    int n = vfe_ha_encode(pkt, sizeof(pkt), VFE_HA_PUT, flags, seq, key, strlen(key), "r", 1, nfds);
+    return n < 0 ? n : vfe_ha_send_packet(s, pkt, (size_t)n, fds, nfds);
+}
+
+/* The next answer's type (ERR's errno in *err); -1 on timeout. */
+static int raw_answer(int s, int *err)
+{
+    static uint8_t in[VFE_HA_MAX_PACKET];
+    struct pollfd p = {s, POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1)
+        return -1;
+    ssize_t n = recv(s, in, sizeof(in), 0);   /* the client's socket is non-blocking */
+    struct vfe_ha_msg m;
+    if (n <= 0 || vfe_ha_decode(in, (size_t)n, 0, &m, NULL) < 0)
+        return -1;
+    if (m.hdr.type == VFE_HA_ERR) {
+        struct vfe_ha_err_body e;
+        memcpy(&e, m.body, sizeof(e));
+        *err = e.err;
+    }
+    return m.hdr.type;
+}
+
+static void test_record_fd_limit(pid_t ha)
+{
+    struct vfe_ha_client *c = connect_ok("limit");
+    if (!c)
+        return;
+    int base = proc_fd_count(ha);
+    int s = vfe_ha_client_fd(c);
+    int fds[VFE_HA_MAX_FDS];
+    make_memfds(fds, VFE_HA_MAX_FDS, 0);
+    /* 4 packets of 64 fds: 256 > 240, refused at the last packet, every fd closed */
+    for (int i = 0; i < 4; i++)
+        CHECK(raw_put(s, i < 3 ? VFE_HA_F_MORE : 0, 900, "vhost/over", fds, VFE_HA_MAX_FDS) == 0, "packet %d", i);
+    int err = 0;
+    int t = raw_answer(s, &err);
+    CHECK(t == VFE_HA_ERR && err == E2BIG, "256 fds: ERR E2BIG (%d, %d)", t, err);
+    CHECK(proc_fd_count(ha) == base, "no fd kept: %d, before %d", proc_fd_count(ha), base);
+    /* 3 x 64 + 48 = 240: held, and the connection still serves */
+    for (int i = 0; i < 4; i++)
+        CHECK(raw_put(s, i < 3 ? VFE_HA_F_MORE : 0, 901, "vhost/max", fds, i < 3 ? VFE_HA_MAX_FDS : 48) == 0,
+              "packet %d", i);
+    t = raw_answer(s, &err);
+    CHECK(t == VFE_HA_ACK, "240 fds: ACK (%d)", t);
+    CHECK(proc_fd_count(ha) == base + 240, "240 fds held: %d, before %d", proc_fd_count(ha), base);
+    struct vfe_ha_record *recs = NULL;
+    unsigned n = 0;
+    CHECK(vfe_ha_get(c, "vhost/max", &recs, &n) == 0 && n == 1 && recs[0].nfds == 240 &&
+          memfds_in_order(recs[0].fds + 192, 48, 0), "GET 240 fds");
+    vfe_ha_records_free(recs, n);
+    /* a continuation for another key: the connection is closed, the partial record's fds too */
+    CHECK(raw_put(s, VFE_HA_F_MORE, 902, "vhost/a", fds, 2) == 0 && raw_put(s, 0, 902, "vhost/b", fds, 2) == 0,
+          "mixed continuation sent");
+    t = raw_answer(s, &err);
+    CHECK(t == -1, "connection closed (%d)", t);
+    vfe_ha_client_close(c);
+    close_all(fds, VFE_HA_MAX_FDS);
+    c = connect_ok("limit2");
+    CHECK(c && vfe_ha_del(c, "vhost/max") == 0, "delete");
+    CHECK(proc_fd_count(ha) == base, "back to %d fds: %d", base, proc_fd_count(ha));
     vfe_ha_client_close(c);
 }
 
@@ -499,6 +573,22 @@ static void test_link(pid_t *ha)
     CHECK(!find_rec(recs, n, "vf/over-limit") && !find_rec(recs, n, "vf/while-down"), "no refused or dropped record");
     vfe_ha_records_free(recs, n);
     vfe_ha_client_close(c);
+
+    /* an answer that never comes: after VFE_HA_LINK_REPLY_TIMEOUT the link reconnects */
+    ups = downs = 0;
+    on_up_hook = NULL;
+    g_link = vfe_ha_link_create(loop, sock_path, "vfe-vhostd", &link_ops, NULL);
+    REQUIRE(g_link && run_until_int(&ups, 1, 3000), out, "link up for the stall test");
+    kill(*ha, SIGSTOP);
+    t0 = check_now_ms();
+    CHECK(vfe_ha_link_put(g_link, "vf/b", "b2", 2, NULL, 0) == 1, "put to a stopped HA process is written");
+    CHECK(run_until_int(&downs, 1, (int)(VFE_HA_LINK_REPLY_TIMEOUT * 1000) + 2000), "down when no answer comes");
+    long waited = down_at_ms - t0;
+    CHECK(last_down_err == -ETIMEDOUT && waited >= (long)(VFE_HA_LINK_REPLY_TIMEOUT * 1000) - 100 &&
+          waited < (long)(VFE_HA_LINK_REPLY_TIMEOUT * 1000) + 1000, "down %d after %ld ms (%s)", last_down_err,
+          waited, last_down_why);
+    kill(*ha, SIGCONT);
+    CHECK(run_until_int(&ups, 2, 5000), "up again once the HA process runs");
 out:
     vfe_ha_link_destroy(g_link);
     g_link = NULL;
@@ -527,6 +617,7 @@ int main(void)
     pid_t ha = start_ha("4096");
     REQUIRE(proc_alive(ha) && vfe_unix_path_in_use(sock_path), done, "vfe-vhostd-ha started");
     test_session_record_survives_kill();
+    test_record_fd_limit(ha);
     test_big_get_then_link();
     test_link(&ha);
 done:
