@@ -35,7 +35,7 @@ struct ha_conn {
         char key[VFE_HA_KEY_MAX + 1];
         uint8_t *blob;
         uint32_t len;
-        int fds[VFE_HA_MAX_FDS];
+        int fds[VFE_HA_MAX_RECORD_FDS];   /* in arrival order */
         unsigned nfds;
         int err;        /* positive errno: the record is refused at its last packet */
         const char *why;
@@ -50,7 +50,7 @@ struct ha_conn {
     struct {            /* a GET answer being streamed */
         bool active;
         uint32_t seq;
-        uint32_t idx, end, off, count;
+        uint32_t idx, end, off, fd_off, count;   /* off, fd_off: into record idx */
     } get;
 };
 
@@ -157,17 +157,22 @@ static void on_put(struct ha_conn *c, const struct vfe_ha_msg *m, int *fds, unsi
         c->put.active = true;
         c->put.seq = m->hdr.seq;
         key_copy(c->put.key, m);
-        memcpy(c->put.fds, fds, sizeof(int) * nfds);
-        c->put.nfds = nfds;
-        if (nfds > lim->max_record_fds) {
+    } else if (m->hdr.key_len != strlen(c->put.key) || memcmp(m->key, c->put.key, m->hdr.key_len) != 0 ||
+               m->hdr.seq != c->put.seq) {
+        close_fds(fds, &nfds);
+        conn_fail(c, "PUT continuation for another record");
+        return;
+    }
+    if (c->put.err || c->put.nfds + nfds > lim->max_record_fds || c->put.nfds + nfds > VFE_HA_MAX_RECORD_FDS) {
+        if (!c->put.err) {
             c->put.err = E2BIG;
             c->put.why = "more fds than a record may hold";
         }
-    } else if (m->hdr.key_len != strlen(c->put.key) || memcmp(m->key, c->put.key, m->hdr.key_len) != 0 ||
-               m->hdr.seq != c->put.seq || nfds) {
-        close_fds(fds, &nfds);
-        conn_fail(c, "PUT continuation for another record, or with fds");
-        return;
+        close_fds(fds, &nfds);   /* the record is refused at its last packet: keep nothing of it */
+        close_fds(c->put.fds, &c->put.nfds);
+    } else {
+        memcpy(c->put.fds + c->put.nfds, fds, sizeof(int) * nfds);
+        c->put.nfds += nfds;
     }
     if (!c->put.err && m->body_len) {
         if ((uint64_t)c->put.len + m->body_len > lim->max_blob) {
@@ -307,28 +312,27 @@ static int get_next(struct ha_conn *c)
     }
     const struct ha_record *r = &st->recs[c->get.idx];
     size_t klen = strlen(r->key);
-    uint32_t room = (uint32_t)(VFE_HA_MAX_PAYLOAD - klen);
-    uint32_t chunk = r->blob_len - c->get.off < room ? r->blob_len - c->get.off : room;
-    bool more = c->get.off + chunk < r->blob_len;
+    struct vfe_ha_split sp = {.off = c->get.off, .fd_off = c->get.fd_off};
+    vfe_ha_split_next(&sp, klen, r->blob_len, r->nfds);
     c->out.nfds = 0;
-    if (c->get.off == 0) {
-        for (unsigned i = 0; i < r->nfds; i++) {
-            int d = fcntl(r->fds[i], F_DUPFD_CLOEXEC, 0);
-            if (d < 0) {
-                int e = errno;
-                close_fds(c->out.fds, &c->out.nfds);
-                return -e;
-            }
-            c->out.fds[c->out.nfds++] = d;
+    for (unsigned i = 0; i < sp.chunk_fds; i++) {
+        int d = fcntl(r->fds[sp.fd_off + i], F_DUPFD_CLOEXEC, 0);
+        if (d < 0) {
+            int e = errno;
+            close_fds(c->out.fds, &c->out.nfds);
+            return -e;
         }
+        c->out.fds[c->out.nfds++] = d;
     }
-    int n = vfe_ha_encode(c->out.buf, sizeof(c->out.buf), VFE_HA_RECORD, more ? VFE_HA_F_MORE : 0, c->get.seq,
-                          r->key, klen, r->blob ? r->blob + c->get.off : NULL, chunk, c->out.nfds);
+    int n = vfe_ha_encode(c->out.buf, sizeof(c->out.buf), VFE_HA_RECORD, sp.more ? VFE_HA_F_MORE : 0, c->get.seq,
+                          r->key, klen, r->blob ? r->blob + sp.off : NULL, sp.chunk, c->out.nfds);
     c->out.len = (size_t)n;
-    c->get.off += chunk;
-    if (!more) {
+    c->get.off += sp.chunk;
+    c->get.fd_off += sp.chunk_fds;
+    if (!sp.more) {
         c->get.idx++;
         c->get.off = 0;
+        c->get.fd_off = 0;
         c->get.count++;
     }
     return 0;

@@ -17,8 +17,8 @@
 #include "lib/log/vfe_log.h"
 
 #define DEFAULT_SOCKET "/run/vfe-vhostd/ha.sock"
-/* fds kept free for the listener, a client, the dup()s of one GET packet, logging */
-#define FD_RESERVE (VFE_HA_MAX_FDS + 64)
+/* fds kept free for the fds of a PUT still arriving, the dup()s of one GET packet, the listener, a client, logging */
+#define FD_RESERVE (VFE_HA_MAX_RECORD_FDS + VFE_HA_MAX_FDS + 64)
 
 static void usage(FILE *f)
 {
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     vfe_log_set_level(level);
     signal(SIGPIPE, SIG_IGN);
     struct vfe_ha_limits lim = {.max_records = (uint32_t)max_records, .max_fds = fd_budget(),
-                                .max_record_fds = VFE_HA_MAX_FDS, .max_blob = VFE_HA_BLOB_MAX,
+                                .max_record_fds = VFE_HA_MAX_RECORD_FDS, .max_blob = VFE_HA_BLOB_MAX,
                                 .max_bytes = max_bytes};
     if (lim.max_fds == 0) {
         LOG_E("RLIMIT_NOFILE leaves no room for held fds");

@@ -4,6 +4,10 @@
  * vfe-vhostd-ha's store (small limits, so they are reached).  Each packet is
  * preceded by 3 bytes taken out of the stream: its length (2) and the number
  * of fds that "came with it" (1), which the decoder must compare with the header.
+ * The first 7 bytes also describe a record (key length, blob length, fds) cut
+ * into packets by vfe_ha_split_next(): every packet within the protocol's
+ * bounds, the whole blob and every fd covered, in as few packets as the
+ * larger of the two needs.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,8 +16,33 @@
 #include "drivers/common/virtio_ha/vfe_ha_proto.h"
 #include "ha/ha_store.h"
 
+static void check_split(const uint8_t *d)
+{
+    size_t klen = 1 + d[0] % VFE_HA_KEY_MAX;
+    uint32_t len = ((uint32_t)d[1] | (uint32_t)d[2] << 8 | (uint32_t)d[3] << 16) % (VFE_HA_BLOB_MAX + 1);
+    unsigned nfds = ((unsigned)d[4] | (unsigned)d[5] << 8) % (VFE_HA_MAX_RECORD_FDS + 1);
+    size_t room = VFE_HA_MAX_PAYLOAD - klen;
+    unsigned want = (unsigned)((len + room - 1) / room);
+    unsigned by_fds = (nfds + VFE_HA_MAX_FDS - 1) / VFE_HA_MAX_FDS;
+    want = want > by_fds ? want : by_fds;
+    want = want ? want : 1;
+    struct vfe_ha_split sp = {0};
+    unsigned n = 0;
+    do {
+        vfe_ha_split_next(&sp, klen, len, nfds);
+        if (VFE_HA_HDR_SIZE + klen + sp.chunk > VFE_HA_MAX_PACKET || sp.chunk_fds > VFE_HA_MAX_FDS || ++n > want)
+            abort();
+        sp.off += sp.chunk;
+        sp.fd_off += sp.chunk_fds;
+    } while (sp.more);
+    if (n != want || sp.off != len || sp.fd_off != nfds)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= 7)
+        check_split(data);
     static const struct vfe_ha_limits lim = {.max_records = 8, .max_fds = 16, .max_record_fds = 4,
                                              .max_blob = 4096, .max_bytes = 16384};
     struct ha_store st;

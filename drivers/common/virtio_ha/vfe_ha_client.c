@@ -212,24 +212,24 @@ int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint3
     size_t klen = key ? strlen(key) : 0;
     if (!vfe_ha_key_valid(key, klen))
         return fail(c, -EINVAL, "bad record key");
-    if (len > VFE_HA_BLOB_MAX || nfds > VFE_HA_MAX_FDS || (len && !blob))
-        return fail(c, -E2BIG, "record of %u bytes and %u fds exceeds the protocol's bounds", len, nfds);
+    if (len > VFE_HA_BLOB_MAX || nfds > VFE_HA_MAX_RECORD_FDS || nfds > c->limits.max_record_fds || (len && !blob) ||
+        (nfds && !fds))
+        return fail(c, -E2BIG, "record of %u bytes and %u fds exceeds the bounds (%u fds per record)", len, nfds,
+                    c->limits.max_record_fds);
     uint32_t seq = ++c->seq ? c->seq : ++c->seq;
-    size_t room = VFE_HA_MAX_PAYLOAD - klen;
-    uint32_t off = 0;
+    struct vfe_ha_split sp = {0};
     do {
-        uint32_t chunk = len - off < room ? len - off : (uint32_t)room;
-        bool more = off + chunk < len;
-        bool first = off == 0;
-        int n = vfe_ha_encode(c->pkt, sizeof(c->pkt), VFE_HA_PUT, more ? VFE_HA_F_MORE : 0, seq, key, klen,
-                              chunk ? (const uint8_t *)blob + off : NULL, chunk, first ? nfds : 0);
-        int rc = n < 0 ? n : send_pkt(c, (size_t)n, first ? fds : NULL, first ? nfds : 0);
+        vfe_ha_split_next(&sp, klen, len, nfds);
+        int n = vfe_ha_encode(c->pkt, sizeof(c->pkt), VFE_HA_PUT, sp.more ? VFE_HA_F_MORE : 0, seq, key, klen,
+                              sp.chunk ? (const uint8_t *)blob + sp.off : NULL, sp.chunk, sp.chunk_fds);
+        int rc = n < 0 ? n : send_pkt(c, (size_t)n, sp.chunk_fds ? fds + sp.fd_off : NULL, sp.chunk_fds);
         if (rc == -EPIPE || rc == -ECONNRESET)
             break;   /* the ERR that made it close may be waiting */
         if (rc < 0)
             return broken(c, rc, "sending a PUT");
-        off += chunk;
-    } while (off < len);
+        sp.off += sp.chunk;
+        sp.fd_off += sp.chunk_fds;
+    } while (sp.more);
     struct vfe_ha_msg m;
     int rfds[VFE_HA_MAX_FDS];
     unsigned rn;
@@ -293,8 +293,12 @@ static int take_record(const struct vfe_ha_msg *m, int *fds, unsigned *nfds, str
         *open = true;
     } else {
         r = &(*recs)[*n - 1];
-        if (*nfds || m->hdr.key_len != strlen(r->key) || memcmp(m->key, r->key, m->hdr.key_len) != 0)
+        if (m->hdr.key_len != strlen(r->key) || memcmp(m->key, r->key, m->hdr.key_len) != 0 ||
+            r->nfds + *nfds > VFE_HA_MAX_RECORD_FDS)
             return -EPROTO;
+        memcpy(r->fds + r->nfds, fds, sizeof(int) * *nfds);
+        r->nfds += *nfds;
+        *nfds = 0;
     }
     if ((uint64_t)r->blob_len + m->body_len > VFE_HA_BLOB_MAX)
         return -EPROTO;

@@ -37,7 +37,7 @@ struct vfe_ha_record {
     uint8_t *blob;
     uint32_t blob_len;
     unsigned nfds;
-    int fds[VFE_HA_MAX_FDS];
+    int fds[VFE_HA_MAX_RECORD_FDS];   /* in the order they were put */
 };
 
 /* Connect to path and say HELLO as name; NULL with *err on failure (then
@@ -51,7 +51,10 @@ const char *vfe_ha_client_error(const struct vfe_ha_client *c);
 /* The HA process's limits, from its HELLO answer. */
 const struct vfe_ha_limits *vfe_ha_client_limits(const struct vfe_ha_client *c);
 
-/* Deposit or replace the record key: blob (up to VFE_HA_BLOB_MAX) and nfds fds. */
+/* Deposit or replace the record key: blob (up to VFE_HA_BLOB_MAX) and nfds fds
+ * (up to the HA process's max_record_fds, VFE_HA_MAX_RECORD_FDS since protocol
+ * 1.1; -E2BIG beyond, nothing sent).  A record travels as
+ * max(blob packets, ceil(nfds / VFE_HA_MAX_FDS)) packets. */
 int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
                unsigned nfds);
 int vfe_ha_del(struct vfe_ha_client *c, const char *key);

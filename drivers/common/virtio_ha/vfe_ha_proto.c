@@ -203,3 +203,13 @@ int vfe_ha_recv_packet(int sock, void *buf, size_t cap, int *fds, unsigned *nfds
     }
     return (int)n;
 }
+
+void vfe_ha_split_next(struct vfe_ha_split *sp, size_t key_len, uint32_t blob_len, unsigned nfds)
+{
+    uint32_t room = (uint32_t)(VFE_HA_MAX_PAYLOAD - key_len);
+    uint32_t left = blob_len - sp->off;
+    unsigned fds_left = nfds - sp->fd_off;
+    sp->chunk = left < room ? left : room;
+    sp->chunk_fds = fds_left < VFE_HA_MAX_FDS ? fds_left : VFE_HA_MAX_FDS;
+    sp->more = sp->off + sp->chunk < blob_len || sp->fd_off + sp->chunk_fds < nfds;
+}

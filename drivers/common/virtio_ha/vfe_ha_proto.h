@@ -5,8 +5,12 @@
  * followed by payload_len bytes: key_len bytes of key, then the body.
  * A packet never exceeds VFE_HA_MAX_PACKET, which fits the default socket
  * buffer (net.core.wmem_default), so no SO_SNDBUF tuning is needed; a record
- * blob larger than one packet travels as several PUT (or RECORD) packets of
- * the same key, all but the last flagged VFE_HA_F_MORE, fds on the first.
+ * larger than one packet (a blob over a packet, or more than VFE_HA_MAX_FDS
+ * fds) travels as several PUT (or RECORD) packets of the same key and seq,
+ * all but the last flagged VFE_HA_F_MORE.  Since 1.1 every packet of a record
+ * may carry fds (up to VFE_HA_MAX_FDS each, VFE_HA_MAX_RECORD_FDS in all), in
+ * record order; a 1.0 peer accepted fds on the first packet only and refuses
+ * (never misreads) a continuation with fds.
  *
  * Every field is host byte order (both ends are on the same host).
  *
@@ -29,17 +33,18 @@
 
 #define VFE_HA_MAGIC 0x41484656u   /* "VFHA" in memory on little-endian */
 #define VFE_HA_MAJOR 1
-#define VFE_HA_MINOR 0
+#define VFE_HA_MINOR 1   /* 1.1: fds on every packet of a record */
 
 #define VFE_HA_MAX_PACKET (60u * 1024)      /* header + payload */
-#define VFE_HA_MAX_FDS 64u                  /* per packet and per record */
+#define VFE_HA_MAX_FDS 64u                  /* per packet (SCM_MAX_FD is 253) */
+#define VFE_HA_MAX_RECORD_FDS 240u          /* per record, over its packets */
 #define VFE_HA_KEY_MAX 127u                 /* bytes, no NUL on the wire */
 #define VFE_HA_BLOB_MAX (256u * 1024)       /* one record's opaque blob */
 #define VFE_HA_ERRMSG_MAX 200u
 
 enum vfe_ha_type {
     VFE_HA_HELLO = 1,    /* c->s: body = client name; reply ACK + struct vfe_ha_limits */
-    VFE_HA_PUT = 2,      /* c->s: key, blob chunk, fds (first chunk); reply ACK after the last chunk */
+    VFE_HA_PUT = 2,      /* c->s: key, blob chunk, fds (any chunk); reply ACK after the last chunk */
     VFE_HA_DEL = 3,      /* c->s: key; reply ACK or ERR ENOENT */
     VFE_HA_GET = 4,      /* c->s: key, or no key for every record; reply RECORD packets then ACK + u32 count */
     VFE_HA_STATUS = 5,   /* c->s: reply ACK + struct vfe_ha_status */
@@ -126,5 +131,16 @@ int vfe_ha_send_packet(int sock, const void *buf, size_t len, const int *fds, un
 int vfe_ha_recv_packet(int sock, void *buf, size_t cap, int *fds, unsigned *nfds);
 
 const char *vfe_ha_type_name(unsigned type);
+
+/* How a record of blob_len bytes and nfds fds is cut into packets: the
+ * packet that starts at (*off, *fd_off) carries *chunk bytes and *chunk_fds
+ * fds, and more (VFE_HA_F_MORE) when another packet follows.  Call with
+ * *off = *fd_off = 0 first, then advance both by what was sent. */
+struct vfe_ha_split {
+    uint32_t off, chunk;       /* blob bytes */
+    unsigned fd_off, chunk_fds;
+    bool more;
+};
+void vfe_ha_split_next(struct vfe_ha_split *sp, size_t key_len, uint32_t blob_len, unsigned nfds);
 
 #endif

@@ -348,6 +348,60 @@ static void packets_with_fds(void **state)
     close(efd);
 }
 
+/* How records are cut into packets (both ends use vfe_ha_split_next). */
+static unsigned split_count(size_t klen, uint32_t len, unsigned nfds, unsigned *chunk_fds, uint32_t *chunks)
+{
+    struct vfe_ha_split sp = {0};
+    unsigned n = 0;
+    do {
+        vfe_ha_split_next(&sp, klen, len, nfds);
+        assert_true(VFE_HA_HDR_SIZE + klen + sp.chunk <= VFE_HA_MAX_PACKET);
+        assert_true(sp.chunk_fds <= VFE_HA_MAX_FDS);
+        if (n < 8) {
+            chunk_fds[n] = sp.chunk_fds;
+            chunks[n] = sp.chunk;
+        }
+        n++;
+        sp.off += sp.chunk;
+        sp.fd_off += sp.chunk_fds;
+    } while (sp.more && n < 100);
+    assert_int_equal(sp.off, len);
+    assert_int_equal(sp.fd_off, nfds);
+    return n;
+}
+
+static void record_split(void **state)
+{
+    unsigned f[8];
+    uint32_t c[8];
+    /* a vhost-user session: 227 fds and a 1 KiB blob travel as 4 packets, 64 + 64 + 64 + 35 fds */
+    assert_int_equal(split_count(18, 1024, 227, f, c), 4);
+    assert_int_equal(f[0], 64);
+    assert_int_equal(f[1], 64);
+    assert_int_equal(f[2], 64);
+    assert_int_equal(f[3], 35);
+    assert_int_equal(c[0], 1024);
+    assert_int_equal(c[1] + c[2] + c[3], 0);
+    /* a 200 KiB blob and 3 fds: 4 packets, the fds on the first */
+    assert_int_equal(split_count(15, 200 * 1024, 3, f, c), 4);
+    assert_int_equal(f[0], 3);
+    assert_int_equal(f[1] + f[2] + f[3], 0);
+    /* nothing at all is still one packet; 64 fds one, 65 two */
+    assert_int_equal(split_count(1, 0, 0, f, c), 1);
+    assert_int_equal(split_count(1, 0, 64, f, c), 1);
+    assert_int_equal(split_count(1, 0, 65, f, c), 2);
+    assert_int_equal(f[1], 1);
+    /* the largest record: 256 KiB and 240 fds, a long key */
+    assert_int_equal(split_count(VFE_HA_KEY_MAX, VFE_HA_BLOB_MAX, VFE_HA_MAX_RECORD_FDS, f, c), 5);
+    assert_int_equal(f[3], 240 - 3 * 64);
+    assert_int_equal(f[4], 0);
+    /* continuation packets with fds decode (1.1), at most VFE_HA_MAX_FDS each */
+    int n = enc(VFE_HA_PUT, VFE_HA_F_MORE, "vhost/s", 0, VFE_HA_MAX_FDS);
+    assert_int_equal(dec((size_t)n, VFE_HA_MAX_FDS), 0);
+    n = enc(VFE_HA_RECORD, 0, "vhost/s", 0, 35);
+    assert_int_equal(dec((size_t)n, 35), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +414,7 @@ int main(void)
         cmocka_unit_test(garbage),
         cmocka_unit_test(key_syntax),
         cmocka_unit_test(packets_with_fds),
+        cmocka_unit_test(record_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
