@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef HAVE_SYSTEMD
@@ -59,6 +60,9 @@ int main(int argc, char **argv)
     if (rc)
         return rc > 0 ? 0 : 2;
     vfe_log_set_level(d.opt.log_level);
+    d.argv = argv;
+    if (!realpath("/proc/self/exe", d.exe))
+        snprintf(d.exe, sizeof(d.exe), "%s", argv[0]);
     signal(SIGPIPE, SIG_IGN);
     d.lock_fd = -1;
     if (lock_rpc_path(&d) < 0)
@@ -88,14 +92,20 @@ int main(int argc, char **argv)
         return 1;
     }
     vhostd_rpc_register(&d);
+    if (d.opt.ha_path) {
+        /* before anything is provisioned: what the HA process holds is taken over, not reset */
+        vhostd_ha_fetch(&d.ha, d.loop, d.opt.ha_path, &d.reg);
+        vhostd_ha_adopt(&d.ha);
+        vhostd_ha_link_start(&d.ha);
+    }
     vhostd_prov_start(&d.prov, d.loop, &d.reg);
     ev_signal st, si;
     ev_signal_init(&st, on_signal, SIGTERM);
     ev_signal_init(&si, on_signal, SIGINT);
     ev_signal_start(d.loop, &st);
     ev_signal_start(d.loop, &si);
-    LOG_N("ready: RPC on %s, PCI tree %s, state %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
-          d.opt.state_dir ? d.opt.state_dir : "off",
+    LOG_N("ready: RPC on %s, PCI tree %s, state %s, HA %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
+          d.opt.state_dir ? d.opt.state_dir : "off", d.opt.ha_path ? d.opt.ha_path : "off",
           d.opt.client ? ", vhost-user client mode" : "", d.opt.socket_group ? ", socket group " : "",
           d.opt.socket_group ? d.opt.socket_group : "");
 #ifdef HAVE_SYSTEMD
@@ -105,9 +115,24 @@ int main(int argc, char **argv)
 #ifdef HAVE_SYSTEMD
     sd_notify(0, "STOPPING=1");
 #endif
-    /* stop every VF's device before the process goes (bounded) */
     rpc_server_destroy(d.rpc);
     vhostd_prov_close(&d.prov);   /* no more applying; the drain below is not a removal by the operator */
+    if (d.opt.ha_path) {
+        /* a planned crash: the devices run on, the sessions stay open (the HA process holds them) */
+        vhostd_ha_handover(&d.ha);
+        vhostd_reg_abandon(&d.reg);
+        vhostd_ha_close(&d.ha);
+        close(d.lock_fd);
+        if (d.upgrade) {
+            LOG_N("upgrade: handing over to %s", d.exe);
+            execv(d.exe, d.argv);
+            LOG_E("upgrade: exec %s: %s (the next start takes the devices over)", d.exe, strerror(errno));
+            return 1;
+        }
+        LOG_N("handed over to vfe-vhostd-ha: the next vfe-vhostd takes every device and session over");
+        return 0;
+    }
+    /* stop every VF's device before the process goes (bounded) */
     if (vhostd_reg_drain(&d.reg, drained, d.loop) > 0) {
         ev_timer bound;
         ev_timer_init(&bound, shutdown_timeout, 5., 0.);

@@ -42,6 +42,11 @@ void vhostd_usage(FILE *f)
 "                        DIR/provisioning.json and apply it again at start (default\n"
 "                        /var/lib/vfe-vhostd, created 0700); '' turns it off\n"
 "  --no-state            do not read or write any provisioning state\n"
+"  --ha PATH             use the vfe-vhostd-ha process on PATH (systemd unit: on,\n"
+"                        /run/vfe-vhostd/ha.sock): every device and session is\n"
+"                        deposited with it, a restarted daemon takes them over\n"
+"                        without a reset, and SIGTERM hands over instead of\n"
+"                        stopping the devices (docs/ha.md)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "\n"
@@ -70,6 +75,10 @@ static int check_options(struct vhostd_options *o)
                 (size_t)VFE_SUN_PATH_MAX);
         return -1;
     }
+    if (o->ha_path && strlen(o->ha_path) > VFE_SUN_PATH_MAX) {
+        fprintf(stderr, "vfe-vhostd: --ha %s: longer than %zu characters\n", o->ha_path, (size_t)VFE_SUN_PATH_MAX);
+        return -1;
+    }
     if (o->state_dir && o->state_dir[0] != '/') {
         fprintf(stderr, "vfe-vhostd: --state-dir %s: must be an absolute path\n", o->state_dir);
         return -1;
@@ -86,13 +95,14 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
         {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
         {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
+        {"ha", required_argument, NULL, O_HA},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -114,6 +124,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_GROUP: o->socket_group = optarg; break;
         case O_STATE: o->state_dir = *optarg ? optarg : NULL; break;
         case O_NO_STATE: o->state_dir = NULL; break;
+        case O_HA: o->ha_path = *optarg ? optarg : NULL; break;
         case O_LOG:
             if ((o->log_level = vfe_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "vfe-vhostd: --log-level '%s': err, warning, notice, info or debug\n", optarg);

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 
+#include "app/vfe-vdpa/ha_record.h"
 #include "lib/log/vfe_log.h"
 
 #define PF_RESET_TIMEOUT_S 2.0
@@ -55,6 +57,9 @@ static int after_reset(struct vhostd_pf *pf)
         rc = vfe_vpci_msix_enable(&pf->vp);
     if (rc == 0)
         rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
+    int memfd;
+    if (rc == 0 && vfe_admin_export(pf->aq, pf->admin_blob, sizeof(pf->admin_blob), &pf->admin_blob_len, &memfd) < 0)
+        pf->admin_blob_len = 0;   /* this PF cannot be taken over by a successor: it is reset then */
     if (rc == 0)
         rc = vfe_vpci_add_status(&pf->vp, VIRTIO_CONFIG_S_DRIVER_OK);
     if (rc == 0)
@@ -155,4 +160,138 @@ void vhostd_pf_rescan(struct vhostd_pf *pf, const char *root)
 {
     int n = pci_pf_vfs(root, pf->bdf, pf->vfs, VHOSTD_MAX_VFS);
     pf->num_vfs = n > 0 ? n : 0;
+}
+
+/* ---- HA ---- */
+
+int vhostd_pf_export(struct vhostd_pf *pf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                     unsigned *nfds)
+{
+    if (pf->state != PF_READY || !pf->admin_blob_len)
+        return -EAGAIN;
+    uint8_t tb[VFE_TRANSPORT_BLOB_MAX], ib[4096], mb[256];
+    size_t tl, il, ml;
+    unsigned tn;
+    int memfd;
+    uint8_t ab[512];
+    size_t al;
+    int rc = vfe_transport_export(pf->t, tb, sizeof(tb), &tl, fds, max_fds, &tn);
+    if (rc == 0)
+        rc = vfe_pf_iova_export(pf->iova, ib, sizeof(ib), &il);
+    if (rc == 0)
+        rc = vfe_admin_export(pf->aq, ab, sizeof(ab), &al, &memfd);   /* for its memfd; the blob is the first one */
+    if (rc == 0)
+        rc = vfe_mig_export(&pf->mig, mb, sizeof(mb), &ml);
+    if (rc == 0 && tn >= max_fds)
+        rc = -ENOSPC;
+    if (rc < 0)
+        return rc;
+    fds[tn] = memfd;
+    struct ha_rec r = {.kind = HA_REC_PF, .nsec = 4,
+                       .sec = {{tb, (uint32_t)tl, tn}, {ib, (uint32_t)il, 0},
+                               {pf->admin_blob, (uint32_t)pf->admin_blob_len, 1}, {mb, (uint32_t)ml, 0}}};
+    snprintf(r.bdf, sizeof(r.bdf), "%s", pf->bdf);
+    *nfds = tn + 1;
+    return ha_rec_encode(&r, buf, cap, len);
+}
+
+static void close_fds(const int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
+                                  unsigned nfds, char *msg, size_t len, int *err)
+{
+    struct vhostd_pf *pf = calloc(1, sizeof(*pf));
+    if (!pf || r->kind != HA_REC_PF || r->nsec != 4 || r->sec[2].nfds != 1 || r->sec[1].nfds || r->sec[3].nfds ||
+        r->sec[2].len > sizeof(pf->admin_blob)) {
+        free(pf);
+        close_fds(fds, nfds);
+        snprintf(msg, len, "PF %s: not a PF record this daemon reads", r->bdf);
+        *err = -EINVAL;
+        return NULL;
+    }
+    snprintf(pf->bdf, sizeof(pf->bdf), "%s", r->bdf);
+    pf->loop = loop;
+    pf->state = PF_READY;
+    pf->adopted = true;
+    ev_timer_init(&pf->reset_poll, reset_poll_cb, 0.001, 0.001);
+    pf->reset_poll.data = pf;
+    ev_timer_init(&pf->report, report_cb, 0., 0.);
+    pf->report.data = pf;
+    const char *step = "PCI tree";
+    unsigned tn = r->sec[0].nfds;
+    int memfd = fds[tn];
+    int rc = pci_pf_vfs(root, r->bdf, pf->vfs, VHOSTD_MAX_VFS);
+    if (rc >= 0) {
+        pf->num_vfs = rc;
+        step = "transport";
+        rc = vfe_transport_adopt(root, r->bdf, r->sec[0].data, r->sec[0].len, fds, tn, &pf->t);
+        if (rc < 0)
+            close_fds(fds, tn);
+    } else {
+        close_fds(fds, tn);
+    }
+    if (rc == 0) {
+        step = "IOVA space";
+        if (!(pf->iova = vfe_pf_iova_import(pf->t, r->sec[1].data, r->sec[1].len)))
+            rc = -errno;
+    }
+    struct vfe_vpci_state st;
+    if (rc == 0) {
+        step = "virtio-pci state";
+        rc = vfe_vpci_adopt(&pf->vp, pf->t, &st);
+    }
+    if (rc == 0) {
+        step = "admin queue";
+        rc = vfe_admin_adopt(&pf->vp, loop, pf->iova, r->sec[2].data, r->sec[2].len, memfd, &pf->aq);
+    }
+    if (rc == 0) {
+        step = "admin dialect";
+        rc = vfe_mig_adopt(&pf->mig, pf->aq, r->sec[3].data, r->sec[3].len);
+    }
+    close(memfd);   /* the admin queue keeps its own */
+    if (rc < 0) {
+        snprintf(msg, len, "PF %s cannot be taken over (%s: %s)", r->bdf, step, strerror(-rc));
+        if (pf->aq)
+            vfe_admin_abandon(pf->aq);
+        vfe_pf_iova_destroy_quiet(pf->iova);
+        vfe_transport_close(pf->t);
+        free(pf);
+        *err = rc;
+        return NULL;
+    }
+    memcpy(pf->admin_blob, r->sec[2].data, r->sec[2].len);
+    pf->admin_blob_len = r->sec[2].len;
+    LOG_N("PF %s taken over as it runs: %u VFs, admin dialect %s, no reset", pf->bdf, vhostd_pf_vfs_present(pf),
+          vfe_mig_dialect_name(pf->mig.dialect));
+    *err = 0;
+    return pf;
+}
+
+uint64_t vhostd_pf_iova_hash(const struct vhostd_pf *pf)
+{
+    uint8_t b[4096];
+    size_t n = 0;
+    if (!pf->iova || vfe_pf_iova_export(pf->iova, b, sizeof(b), &n) < 0)
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+void vhostd_pf_abandon(struct vhostd_pf *pf)
+{
+    if (!pf)
+        return;
+    ev_timer_stop(pf->loop, &pf->reset_poll);
+    ev_timer_stop(pf->loop, &pf->report);
+    if (pf->aq)
+        vfe_admin_abandon(pf->aq);
+    vfe_pf_iova_destroy_quiet(pf->iova);
+    vfe_transport_close(pf->t);
+    free(pf);
 }

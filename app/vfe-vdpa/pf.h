@@ -26,6 +26,10 @@ struct vhostd_pf {
     void *ready_ctx;
     char vfs[VHOSTD_MAX_VFS][16];    /* VF n is vfs[n-1]; "" where it is gone */
     int num_vfs;                     /* slots in vfs */
+    uint8_t admin_blob[512];         /* HA: the admin queue as exported right after it opened */
+    size_t admin_blob_len;
+    bool adopted;                    /* taken over from a predecessor (HA) */
+    uint64_t ha_record_hash;         /* HA: of the IOVA space as last deposited */
 };
 
 /* Open the PF under root and bring its admin queue up; cb runs once, later and
@@ -33,6 +37,23 @@ struct vhostd_pf {
 struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
                                  void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err);
 void vhostd_pf_close(struct vhostd_pf *pf);
+struct ha_rec;
+/* HA (docs/ha.md).  export: the PF's record (transport, IOVA space, admin
+ * queue, dialect) into buf and the fds it needs into fds (they stay the
+ * PF's).  -ENOSPC, -EAGAIN (not ready), -errno of a layer.
+ * adopt: a READY PF from a decoded record and its fds, without a reset or any
+ * write that changes the device: the transport continued, the admin queue
+ * taken over as it runs.  On success the PF owns the transport's fds (the
+ * others are closed); on failure every fd is closed, NULL with *err and msg. */
+int vhostd_pf_export(struct vhostd_pf *pf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                     unsigned *nfds);
+struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
+                                  unsigned nfds, char *msg, size_t len, int *err);
+/* A hash of the PF's IOVA windows (they change with its VFs' dirty logs). */
+uint64_t vhostd_pf_iova_hash(const struct vhostd_pf *pf);
+/* Forget the PF as a crash would (no device call; tests, hand-over). */
+void vhostd_pf_abandon(struct vhostd_pf *pf);
+
 /* VF number of bdf on this PF, 0 if it is not one of its VFs. */
 unsigned vhostd_pf_vf_num(const struct vhostd_pf *pf, const char *bdf);
 /* VFs listed in the tree now (holes left by removed VFs not counted). */

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "app/vfe-vdpa/ha.h"
+#include "app/vfe-vdpa/ha_record.h"
 #include "lib/log/vfe_log.h"
 
 int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struct vhostd_options *opt, char *msg,
@@ -76,7 +79,12 @@ static void pf_ready(void *ctx, struct vhostd_pf *pf, int err)
         for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
             if (w.r->pfs[i] == pf)
                 w.r->pfs[i] = NULL;
-    w.done(w.ctx, pf, err);
+    if (!err && w.r->ha) {
+        vhostd_ha_put_pf(w.r->ha, pf);
+        vhostd_ha_pf_ready(w.r->ha, pf->bdf);
+    }
+    if (w.done)
+        w.done(w.ctx, pf, err);
     if (err)
         vhostd_pf_close(pf);   /* from the PF's own report timer: nothing uses it after this */
 }
@@ -137,6 +145,7 @@ int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, 
     for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
         if (r->pfs[i] == pf)
             r->pfs[i] = NULL;
+    vhostd_ha_del(r->ha, "pf", bdf);
     vhostd_pf_close(pf);
     LOG_N("PF %s removed", bdf);
     return 0;
@@ -215,6 +224,19 @@ static int vf_socket(struct vhostd_registry *r, const char *bdf, const char *soc
     return 0;
 }
 
+static void vf_persist(void *ctx, struct vhostd_vf *vf)
+{
+    vhostd_ha_put_vf(ctx, vf);
+}
+
+static struct vhostd_vf_params vf_params(struct vhostd_registry *r)
+{
+    return (struct vhostd_vf_params){
+        .pci_root = r->opt->pci_root, .client = r->opt->client, .no_host_notifiers = r->opt->no_host_notifiers,
+        .perm = {.mode = 0660, .set_group = r->opt->socket_group_set, .group = r->opt->socket_gid},
+        .persist = r->ha ? vf_persist : NULL, .persist_ctx = r->ha};
+}
+
 int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,
                       size_t len)
 {
@@ -259,13 +281,12 @@ int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *so
     }
     snprintf(rec.bdf, sizeof(rec.bdf), "%s", bdf);
     snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid ? uuid : "");
-    struct vhostd_vf_params p = {.pci_root = root, .client = r->opt->client, .no_host_notifiers = r->opt->no_host_notifiers,
-                                 .perm = {.mode = 0660, .set_group = r->opt->socket_group_set,
-                                          .group = r->opt->socket_gid}};
+    struct vhostd_vf_params p = vf_params(r);
     struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);
     if (!vf)
         return rc;
     r->vfs[slot] = vf;
+    vhostd_ha_put_vf(r->ha, vf);   /* its transport and listening socket, before any front-end comes */
     LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec.vf_num, pf->bdf,
           r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
     return 0;
@@ -306,6 +327,7 @@ static int start_removal(struct vhostd_registry *r, unsigned slot, void (*done)(
     if (!m)
         return -ENOMEM;
     *m = (struct removal){r, slot, done, ctx};
+    vhostd_ha_del(r->ha, "vf", r->vfs[slot]->rec.bdf);   /* the HA process lets go of its copies too */
     vhostd_vf_close(r->vfs[slot], vf_gone, m);
     return 0;
 }
@@ -337,4 +359,77 @@ unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx),
     r->drained = left ? drained : NULL;
     r->drained_ctx = ctx;
     return left;
+}
+
+/* ---- HA ---- */
+
+int vhostd_reg_adopt_pf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                        char *msg, size_t len)
+{
+    unsigned slot = 0;
+    while (slot < VHOSTD_MAX_PFS && r->pfs[slot])
+        slot++;
+    if (slot == VHOSTD_MAX_PFS || vhostd_reg_find_pf(r, rec->bdf) || !pci_fn_exists(r->opt->pci_root, rec->bdf)) {
+        snprintf(msg, len, "PF %s: %s", rec->bdf,
+                 slot == VHOSTD_MAX_PFS ? "no slot" : vhostd_reg_find_pf(r, rec->bdf) ? "listed twice" : "gone from the PCI tree");
+        for (unsigned i = 0; i < nfds; i++)
+            close(fds[i]);
+        return -ENOENT;
+    }
+    int err;
+    struct vhostd_pf *pf = vhostd_pf_adopt(r->loop, r->opt->pci_root, rec, fds, nfds, msg, len, &err);
+    if (!pf)
+        return err;
+    r->pfs[slot] = pf;
+    return 0;
+}
+
+int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                        char *msg, size_t len)
+{
+    struct vhostd_pf *pf = vhostd_reg_find_pf(r, rec->vf.pf);
+    char who[32];
+    const char *why = NULL;
+    unsigned slot = 0;
+    while (slot < VHOSTD_MAX_MANAGED_VFS && r->vfs[slot])
+        slot++;
+    if (!pf || pf->state != PF_READY)
+        why = "its PF was not taken over";
+    else if (vf_slot(r, rec->bdf) >= 0)
+        why = "listed twice";
+    else if (vhostd_pf_vf_num(pf, rec->bdf) != rec->vf.vf_num)
+        why = "no longer that VF of its PF";
+    else if (vhostd_reg_socket_user(r, rec->vf.socket, who, sizeof(who)))
+        why = "its socket is another's";
+    else if (slot == VHOSTD_MAX_MANAGED_VFS)
+        why = "no slot";
+    if (why) {
+        snprintf(msg, len, "VF %s: %s", rec->bdf, why);
+        unsigned tn = rec->nsec ? rec->sec[0].nfds : 0;
+        for (unsigned i = 0; i < tn && i < nfds; i++)
+            close(fds[i]);
+        vdpa_session_end_fds(fds + tn, nfds > tn ? nfds - tn : 0);
+        return -ENOENT;
+    }
+    struct vhostd_vf_params p = vf_params(r);
+    int err;
+    struct vhostd_vf *vf = vhostd_vf_adopt(r->loop, &p, pf, rec, fds, nfds, msg, len, &err);
+    if (!vf)
+        return err;
+    r->vfs[slot] = vf;
+    LOG_N("VF %s taken over: vhost-user %s %s continues", rec->bdf, r->opt->client ? "client to" : "on",
+          rec->vf.socket);
+    return 0;
+}
+
+void vhostd_reg_abandon(struct vhostd_registry *r)
+{
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
+        vhostd_vf_abandon(r->vfs[i]);
+        r->vfs[i] = NULL;
+    }
+    for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++) {
+        vhostd_pf_abandon(r->pfs[i]);
+        r->pfs[i] = NULL;
+    }
 }

@@ -36,6 +36,8 @@
 #include "app/vfe-vdpa/pf.h"
 #include "app/vfe-vdpa/vf.h"
 
+struct vhostd_ha;
+
 #define VHOSTD_MAX_PFS 16
 #define VHOSTD_MAX_MANAGED_VFS 1024
 
@@ -48,6 +50,7 @@ struct vhostd_registry {
     struct vhostd_vf *vfs[VHOSTD_MAX_MANAGED_VFS];   /* removing ones stay until they are gone */
     void (*drained)(void *ctx);
     void *drained_ctx;
+    struct vhostd_ha *ha;          /* deposits (ha.h), NULL without --ha */
 };
 
 /* opt must outlive the registry.  The RPC socket's directory must exist. */
@@ -80,6 +83,16 @@ struct vhostd_vf *vhostd_reg_find_vf(const struct vhostd_registry *r, const char
 struct vhostd_vf *vhostd_reg_next_vf(const struct vhostd_registry *r, unsigned *cursor, const char *pf);
 /* Who uses the canonical socket path: "VF <bdf>", "the RPC socket", or NULL. */
 const char *vhostd_reg_socket_user(const struct vhostd_registry *r, const char *canon, char *buf, size_t len);
+
+/* HA: a PF or VF taken over from a decoded record and its fds (all taken,
+ * see vhostd_pf_adopt / vhostd_vf_adopt).  0, or -errno with msg. */
+struct ha_rec;
+int vhostd_reg_adopt_pf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                        char *msg, size_t len);
+int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                        char *msg, size_t len);
+/* Forget every PF and VF as a crash would: the HA process holds them (hand-over). */
+void vhostd_reg_abandon(struct vhostd_registry *r);
 
 /* Shutdown: remove every VF; drained(ctx) runs once none is left.  The number
  * of VFs still to go (0: drained will not run). */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/virtio_net.h>
 
 #include "lib/log/vfe_log.h"
@@ -327,6 +328,7 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
+    json_object_set_new(o, "resumed", json_integer(vdpa_vf_resumed(vf->dev)));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,
                                                    "maps", maps));
     uint64_t c[VFE_CTR_COUNT];
@@ -383,10 +385,36 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
                                            p->writes, "write_failures", p->write_failures, "last_error",
                                            p->write_error)
                                : json_pack("{s:b}", "enabled", 0);
-    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o}", "status",
-                                 failed || pending || p->dirty ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
+    json_t *ha = d->opt.ha_path ? vhostd_ha_health(&d->ha) : json_pack("{s:b}", "enabled", 0);
+    bool ha_down = d->opt.ha_path && !json_is_true(json_object_get(ha, "connected"));
+    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o}", "status",
+                                 failed || pending || p->dirty || ha_down ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
                                  "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs",
-                                 pvfs, "state", state));
+                                 pvfs, "state", state, "ha", ha));
+    return 0;
+}
+
+static void upgrade_now(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Hand everything to vfe-vhostd-ha and become the binary on disk (a planned crash). */
+static int m_upgrade(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    if (!d->opt.ha_path) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "upgrade needs --ha: without vfe-vhostd-ha every device would reset");
+        return 0;
+    }
+    if (access(d->exe, X_OK) < 0) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "%s is not executable: %s", d->exe, strerror(errno));
+        return 0;
+    }
+    LOG_N("upgrade requested: handing over to %s", d->exe);
+    d->upgrade = true;
+    rpc_call_result(c, json_pack("{s:s}", "exec", d->exe));
+    ev_timer_start(d->loop, &d->upgrade_t);   /* main hands over once this answer went out */
     return 0;
 }
 
@@ -397,5 +425,7 @@ int vhostd_rpc_register(struct vhostd *d)
     rc = rc ?: rpc_register(d->rpc, "vf", m_vf, d);
     rc = rc ?: rpc_register(d->rpc, "stats", m_stats, d);
     rc = rc ?: rpc_register(d->rpc, "health", m_health, d);
+    rc = rc ?: rpc_register(d->rpc, "upgrade", m_upgrade, d);
+    ev_timer_init(&d->upgrade_t, upgrade_now, 0.05, 0.);
     return rc;
 }

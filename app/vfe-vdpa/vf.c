@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "app/vfe-vdpa/ha_record.h"
 #include "lib/log/vfe_log.h"
 
 static void vf_free(struct vhostd_vf *vf)
@@ -13,6 +15,20 @@ static void vf_free(struct vhostd_vf *vf)
     vdpa_vf_close(vf->dev);
     vfe_transport_close(vf->t);
     free(vf);
+}
+
+static void vf_persist(void *ctx)
+{
+    struct vhostd_vf *vf = ctx;
+    if (vf->persist && vf->session && !vf->removing)
+        vf->persist(vf->persist_ctx, vf);
+}
+
+static struct vdpa_session_cfg session_cfg(struct vhostd_vf *vf, const struct vhostd_vf_params *p)
+{
+    return (struct vdpa_session_cfg){.socket_path = vf->rec.socket, .client = p->client, .perm = p->perm,
+                                     .no_host_notifiers = p->no_host_notifiers, .name = vf->rec.bdf,
+                                     .persist = p->persist ? vf_persist : NULL, .persist_ctx = vf};
 }
 
 struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
@@ -42,9 +58,9 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
         vf_free(vf);
         return NULL;
     }
-    struct vdpa_session_cfg sc = {.socket_path = vf->rec.socket, .client = p->client, .perm = p->perm,
-                                  .no_host_notifiers = p->no_host_notifiers,
-                                  .name = vf->rec.bdf};
+    vf->persist = p->persist;
+    vf->persist_ctx = p->persist_ctx;
+    struct vdpa_session_cfg sc = session_cfg(vf, p);
     vf->session = vdpa_session_create(loop, vf->dev, &sc, &rc);
     if (!vf->session) {
         snprintf(msg, len, "vhost-user socket %s: %s", vf->rec.socket, strerror(-rc));
@@ -83,4 +99,87 @@ void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx)
     ev_timer_init(&vf->later, finish_cb, 0., 0.);
     vf->later.data = vf;
     vdpa_session_destroy(vf->session, session_gone, vf);
+}
+
+/* ---- HA ---- */
+
+int vhostd_vf_export(struct vhostd_vf *vf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                     unsigned *nfds)
+{
+    static uint8_t sb[VDPA_SESSION_SNAPSHOT_MAX];
+    uint8_t tb[VFE_TRANSPORT_BLOB_MAX], vb[VDPA_VF_SNAPSHOT_MAX];
+    size_t tl, vl, sl;
+    unsigned tn, sn;
+    if (!vf->session || vf->removing)
+        return -ENOTCONN;
+    int rc = vfe_transport_export(vf->t, tb, sizeof(tb), &tl, fds, max_fds, &tn);
+    if (rc == 0)
+        rc = vdpa_vf_export(vf->dev, vb, sizeof(vb), &vl);
+    if (rc == 0)
+        rc = vdpa_session_export(vf->session, sb, sizeof(sb), &sl, fds + tn, max_fds - tn, &sn);
+    if (rc < 0)
+        return rc;
+    struct ha_rec r = {.kind = HA_REC_VF, .vf = vf->rec, .max_pairs = vdpa_vf_max_pairs(vf->dev),
+                       .device_features = vdpa_vf_device_features(vf->dev), .nsec = 3,
+                       .sec = {{tb, (uint32_t)tl, tn}, {vb, (uint32_t)vl, 0}, {sb, (uint32_t)sl, sn}}};
+    snprintf(r.bdf, sizeof(r.bdf), "%s", vf->rec.bdf);
+    *nfds = tn + sn;
+    return ha_rec_encode(&r, buf, cap, len);
+}
+
+struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
+                                  const struct ha_rec *r, const int *fds, unsigned nfds, char *msg, size_t len,
+                                  int *err)
+{
+    unsigned tn = r->sec[0].nfds;
+    struct vhostd_vf *vf = r->kind == HA_REC_VF && r->nsec == 3 && !r->sec[1].nfds ? calloc(1, sizeof(*vf)) : NULL;
+    if (!vf) {
+        snprintf(msg, len, "VF %s: not a VF record this daemon reads", r->bdf);
+        for (unsigned i = 0; i < tn; i++)
+            close(fds[i]);
+        vdpa_session_end_fds(fds + tn, nfds - tn);
+        *err = -EINVAL;
+        return NULL;
+    }
+    vf->rec = r->vf;
+    vf->pf = pf;
+    vf->loop = loop;
+    vf->persist = p->persist;
+    vf->persist_ctx = p->persist_ctx;
+    int rc = vfe_transport_adopt(p->pci_root, r->bdf, r->sec[0].data, r->sec[0].len, fds, tn, &vf->t);
+    if (rc < 0) {
+        snprintf(msg, len, "VF %s: transport cannot be taken over: %s", r->bdf, strerror(-rc));
+        for (unsigned i = 0; i < tn; i++)
+            close(fds[i]);
+        vdpa_session_end_fds(fds + tn, nfds - tn);
+        free(vf);
+        *err = rc;
+        return NULL;
+    }
+    struct vdpa_pf_ref ref = {&pf->mig, pf->iova};
+    struct vdpa_session_adopt_in in = {.session_blob = r->sec[2].data, .session_len = r->sec[2].len,
+                                       .fds = fds + tn, .nfds = nfds - tn, .vf_blob = r->sec[1].data,
+                                       .vf_len = r->sec[1].len, .pf = &ref, .t = vf->t, .dma_domain = vf->rec.uuid,
+                                       .max_pairs = r->max_pairs, .device_features = r->device_features};
+    struct vdpa_session_cfg sc = session_cfg(vf, p);
+    vf->session = vdpa_session_adopt(loop, &sc, &in, &vf->dev, &rc);
+    if (!vf->session) {
+        snprintf(msg, len, "VF %s: session cannot be continued: %s", r->bdf, strerror(-rc));
+        vfe_transport_close(vf->t);
+        free(vf);
+        *err = rc;
+        return NULL;
+    }
+    *err = 0;
+    return vf;
+}
+
+void vhostd_vf_abandon(struct vhostd_vf *vf)
+{
+    if (!vf)
+        return;
+    vdpa_session_abandon(vf->session);
+    vdpa_vf_abandon(vf->dev);
+    vfe_transport_close(vf->t);
+    free(vf);
 }

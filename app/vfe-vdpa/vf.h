@@ -29,6 +29,8 @@ struct vhostd_vf {
     ev_timer later;                       /* completes a removal from the loop */
     void (*removed)(void *ctx);
     void *removed_ctx;
+    void (*persist)(void *ctx, struct vhostd_vf *vf);
+    void *persist_ctx;
 };
 
 struct vhostd_vf_params {
@@ -36,6 +38,9 @@ struct vhostd_vf_params {
     bool client;                          /* connect to QEMU's socket instead of listening */
     bool no_host_notifiers;               /* never offer doorbell pages */
     struct vhost_sock_perm perm;          /* server mode: the socket's mode and group */
+    /* HA: deposit vhostd_vf_export() now (see vdpa_session_cfg.persist).  NULL: off. */
+    void (*persist)(void *ctx, struct vhostd_vf *vf);
+    void *persist_ctx;
 };
 
 /* Bring rec's VF up on pf and serve its socket.  NULL with *err (-errno) and a
@@ -45,5 +50,19 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
 /* Stop the device, close the session and the socket, free vf; done(ctx) runs
  * afterwards, from the loop (never inside this call). */
 void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx);
+
+struct ha_rec;
+/* HA (docs/ha.md).  export: the VF's record (transport, device half, session)
+ * and its fds (they stay the VF's).  adopt: continue a VF from a decoded
+ * record without resetting or reprogramming it; every fd is taken (on
+ * failure the session has ended cleanly: the front-end sees it and
+ * reconnects).  NULL with *err and msg. */
+int vhostd_vf_export(struct vhostd_vf *vf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
+                     unsigned *nfds);
+struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
+                                  const struct ha_rec *r, const int *fds, unsigned nfds, char *msg, size_t len,
+                                  int *err);
+/* Forget the VF as a crash would (no device call, no socket shut down). */
+void vhostd_vf_abandon(struct vhostd_vf *vf);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <ev.h>
 
+#include "app/vfe-vdpa/ha.h"
 #include "app/vfe-vdpa/options.h"
 #include "app/vfe-vdpa/provision.h"
 #include "app/vfe-vdpa/registry.h"
@@ -17,6 +18,11 @@ struct vhostd {
     struct vhostd_prov prov;       /* the persisted provisioning, applied to reg */
     int lock_fd;                   /* flock on <rpc>.lock for the daemon's life: one daemon per RPC path */
     double started_at;
+    struct vhostd_ha ha;           /* used when opt.ha_path */
+    bool upgrade;                  /* vhostmgmt upgrade: hand over, then exec the binary on disk */
+    ev_timer upgrade_t;
+    char exe[4096];                /* that binary (resolved at start) */
+    char **argv;
 };
 
 /* Register the JSON-RPC methods. */

@@ -140,6 +140,8 @@ void *vhost_gpa_to_host(const struct vhost_dev *d, uint64_t gpa, uint64_t len);
 int vhost_gpa_to_qva(const struct vhost_dev *d, uint64_t gpa, uint64_t len, uint64_t *qva);
 /* The mapped dirty log (NULL if none) and its size in bytes. */
 uint8_t *vhost_log(const struct vhost_dev *d, uint64_t *size);
+/* The log's fd (-1 if none), owned by d. */
+int vhost_log_fd(const struct vhost_dev *d);
 
 /* Answer a pending GET_VRING_BASE and resume reading. */
 void vhost_ring_base_done(struct vhost_pending p, uint16_t index);
@@ -178,7 +180,7 @@ void vhost_dev_resume(struct vhost_dev *d);
  * them).  No callback runs.  For a planned hand-over and for tests. */
 void vhost_dev_abandon(struct vhost_dev *d);
 /* Upper bounds for a snapshot of any session. */
-#define VHOST_SNAPSHOT_MAX (256u + VHOST_MAX_REGIONS * 40u + VHOST_MAX_RINGS * 64u)
-#define VHOST_SNAPSHOT_MAX_FDS (4u + VHOST_MAX_REGIONS + 3u * VHOST_MAX_RINGS)
+#define VHOST_SNAPSHOT_MAX (512u + VHOST_MAX_REGIONS * 40u + VHOST_MAX_RINGS * 64u + 4096u)
+#define VHOST_SNAPSHOT_MAX_FDS (4u + VHOST_MAX_REGIONS + 3u * VHOST_MAX_RINGS + 8u)
 
 #endif

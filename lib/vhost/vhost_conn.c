@@ -286,6 +286,7 @@ void vhost_dev_abandon(struct vhost_dev *d)
 }
 
 bool vhost_connected(const struct vhost_dev *d) { return d->fd >= 0; }
+int vhost_log_fd(const struct vhost_dev *d) { return d->log_fd; }
 uint64_t vhost_features(const struct vhost_dev *d) { return d->features; }
 uint64_t vhost_protocol_features(const struct vhost_dev *d) { return d->proto; }
 uint8_t vhost_status(const struct vhost_dev *d) { return d->status; }

@@ -32,7 +32,9 @@ static void usage(FILE *f)
 "  vf -l PF                 list the VFs of a PF\n"
 "  vf -i BDF                details of a VF\n"
 "  stats [BDF]              per-VF state, features, rings, connection\n"
-"  health                   daemon health\n"
+"  health                   daemon health (provisioning state, HA link, last resume)\n"
+"  upgrade                  hand every device to vfe-vhostd-ha and restart the daemon\n"
+"                           from the binary on disk (needs --ha; no frame is lost)\n"
 "  version                  daemon version\n"
 "\n"
 "  -s, --socket PATH        the daemon's socket (default $VFE_RPC_SOCKET or\n"
@@ -134,7 +136,7 @@ static int run(int argc, char **argv)
     if (argc < 1)
         return bad("no command");
     const char *cmd = argv[0];
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "health"))
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "health") || !strcmp(cmd, "upgrade"))
         return argc == 1 ? call(cmd, json_object()) : bad("%s takes no arguments", cmd);
     if (!strcmp(cmd, "stats")) {
         if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))

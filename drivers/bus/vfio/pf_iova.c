@@ -57,6 +57,14 @@ static int unmap_window(struct vfe_pf_iova *s, struct pf_window *w)
     return rc;
 }
 
+void vfe_pf_iova_destroy_quiet(struct vfe_pf_iova *s)
+{
+    if (!s)
+        return;
+    free(s->win);
+    free(s);
+}
+
 void vfe_pf_iova_destroy(struct vfe_pf_iova *s)
 {
     if (!s)

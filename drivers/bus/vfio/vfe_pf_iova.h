@@ -51,6 +51,9 @@ struct vfe_pf_iova *vfe_pf_iova_create(struct vfe_transport *t);
 struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base, uint64_t end);
 /* Unmaps what users left mapped (logged: a user that did not release is a bug). */
 void vfe_pf_iova_destroy(struct vfe_pf_iova *s);
+/* Free the space without a device call: the maps stay in the device (HA: a
+ * successor imports the space, or a reset of the PF drops them). */
+void vfe_pf_iova_destroy_quiet(struct vfe_pf_iova *s);
 
 /* Reserve a window of len bytes (rounded up to pages) for `user`; its IOVA in *iova.
  *   -EINVAL  len 0, or user not ADMIN / 1..VFE_PF_IOVA_MAX_VF

@@ -6,8 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 
+#include "drivers/common/virtio_mi/vfe_ha_blob.h"
 #include "lib/log/vfe_log.h"
 #include "lib/vhost/vhost_proto.h"
 
@@ -46,7 +50,19 @@ struct vdpa_session {
     void (*destroy_done)(void *ctx);
     void *destroy_ctx;
     bool destroying;
+    uint8_t op;                         /* SOP_*: the device operation busy stands for */
+    void (*persist)(void *ctx);         /* HA: deposit now (vdpa_session_cfg) */
+    void *persist_ctx;
+    ev_timer adopt_t;                   /* an adopted session's first steps, from the loop */
 };
+
+enum { SOP_NONE, SOP_START, SOP_STOP, SOP_LOG };
+
+static void persist(struct vdpa_session *s)
+{
+    if (s->persist && !s->destroying)
+        s->persist(s->persist_ctx);
+}
 
 static void converge(struct vdpa_session *s);
 
@@ -92,8 +108,10 @@ static void op_done(void *ctx, int err)
 {
     struct vdpa_session *s = ctx;
     s->busy = false;
+    s->op = SOP_NONE;
     if (err)
         LOG_E("%s: device operation failed: %s", s->name, strerror(-err));
+    persist(s);
     schedule(s);
 }
 
@@ -161,14 +179,17 @@ static int start(struct vdpa_session *s, uint64_t want)
     }
     uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
     s->busy = true;
+    s->op = SOP_START;
+    s->running_mask = want;   /* before the device hears of it: a successor resumes this start */
+    s->run_gen = s->gen;
     int rc = vdpa_vf_start(s->vf, f, rings, n, started, s);
     if (rc < 0) {
         s->busy = false;
+        s->op = SOP_NONE;
+        s->running_mask = 0;
         LOG_E("%s: start: %s", s->name, strerror(-rc));
         return rc;
     }
-    s->running_mask = want;
-    s->run_gen = s->gen;
     return 0;
 }
 
@@ -228,9 +249,11 @@ static void converge(struct vdpa_session *s)
     int rc = 0;
     if (s->running_mask && s->running_mask != want) {
         s->busy = true;
+        s->op = SOP_STOP;
         rc = vdpa_vf_stop(s->vf, stopped, s);
         if (rc < 0) {
             s->busy = false;
+            s->op = SOP_NONE;
             s->running_mask = 0;
         } else {
             return;
@@ -240,20 +263,23 @@ static void converge(struct vdpa_session *s)
     if (s->log_stale) {   /* a new log: tracking into the old one stops first */
         s->log_stale = false;
         s->busy = true;
+        s->op = SOP_LOG;
         if ((rc = vdpa_vf_log_stop(s->vf, log_op_done, s)) == 0)
             return;
         s->busy = false;
+        s->op = SOP_NONE;
         LOG_E("%s: dirty tracking stop: %s", s->name, strerror(-rc));
     }
     if (s->log_known && s->log_wanted != s->log_active && !s->destroying) {
         s->busy = true;
+        s->op = SOP_LOG;
+        s->log_active = s->log_wanted;   /* as a successor must see it when the device hears of it */
         rc = s->log_wanted ? vdpa_vf_log_start(s->vf, s->log_fd, s->log_offset, s->log_size, log_op_done, s)
                            : vdpa_vf_log_stop(s->vf, log_op_done, s);
-        if (rc == 0) {
-            s->log_active = s->log_wanted;
+        if (rc == 0)
             return;
-        }
         s->busy = false;
+        s->op = SOP_NONE;
         LOG_E("%s: dirty tracking %s: %s", s->name, s->log_wanted ? "start" : "stop", strerror(-rc));
         s->log_err = rc;
         s->log_active = s->log_wanted;   /* do not retry in a loop */
@@ -268,6 +294,7 @@ static void converge(struct vdpa_session *s)
     if (s->destroying && !s->busy && !s->running_mask) {
         ev_timer_stop(s->loop, &s->kick);
         ev_timer_stop(s->loop, &s->hold);
+        ev_timer_stop(s->loop, &s->adopt_t);
         void (*done)(void *) = s->destroy_done;
         void *ctx = s->destroy_ctx;
         free(s);
@@ -418,35 +445,74 @@ static void on_rarp(void *ctx, const uint8_t mac[6])
     /* the switch learns the guest's address from its first frame */
 }
 
+static void on_persist(void *ctx, struct vhost_dev *d)
+{
+    persist(ctx);
+}
+
+static void vf_step(void *ctx)
+{
+    persist(ctx);
+}
+
 static const struct vhost_ops session_ops = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
 };
 
-struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
-                                         const struct vdpa_session_cfg *cfg, int *err)
+static const struct vhost_ops session_ops_ha = {
+    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
+    .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
+    .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
+    .persist = on_persist,
+};
+
+static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static struct vdpa_session *session_new(struct ev_loop *loop, const struct vdpa_session_cfg *cfg)
 {
     struct vdpa_session *s = calloc(1, sizeof(*s));
-    if (!s) {
-        *err = -ENOMEM;
+    if (!s)
         return NULL;
-    }
     s->loop = loop;
-    s->vf = vf;
     s->log_fd = -1;
     s->no_host_notifiers = cfg->no_host_notifiers;
+    s->persist = cfg->persist;
+    s->persist_ctx = cfg->persist_ctx;
     snprintf(s->name, sizeof(s->name), "%s", cfg->name);
     ev_timer_init(&s->kick, kick_cb, 0., 0.);
     s->kick.data = s;
     ev_timer_init(&s->hold, hold_cb, 0., 0.);
     s->hold.data = s;
-    uint16_t pairs = vdpa_vf_max_pairs(vf);
+    ev_timer_init(&s->adopt_t, adopt_cb, 0., 0.);
+    s->adopt_t.data = s;
+    return s;
+}
+
+static struct vhost_cfg vhost_cfg_of(struct vdpa_session *s, const struct vdpa_session_cfg *cfg, uint16_t max_pairs,
+                                     uint64_t features)
+{
+    uint16_t pairs = max_pairs;
     if (pairs > VHOST_MAX_QUEUE_PAIRS)
         pairs = VHOST_MAX_QUEUE_PAIRS;
-    struct vhost_cfg vc = {.path = cfg->socket_path, .client = cfg->client, .perm = cfg->perm, .queue_pairs = pairs,
-                           .features = vdpa_vf_device_features(vf), .ops = &session_ops, .ctx = s,
-                           .name = cfg->name};
+    return (struct vhost_cfg){.path = cfg->socket_path, .client = cfg->client, .perm = cfg->perm,
+                              .queue_pairs = pairs ? pairs : 1, .features = features,
+                              .ops = cfg->persist ? &session_ops_ha : &session_ops, .ctx = s, .name = cfg->name};
+}
+
+struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *vf,
+                                         const struct vdpa_session_cfg *cfg, int *err)
+{
+    struct vdpa_session *s = session_new(loop, cfg);
+    if (!s) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    s->vf = vf;
+    if (cfg->persist)
+        vdpa_vf_set_observer(vf, vf_step, s);
+    struct vhost_cfg vc = vhost_cfg_of(s, cfg, vdpa_vf_max_pairs(vf), vdpa_vf_device_features(vf));
     s->dev = vhost_dev_create(loop, &vc, err);
     if (!s->dev) {
         free(s);
@@ -457,6 +523,8 @@ struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *v
 
 void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void *ctx)
 {
+    ev_timer_stop(s->loop, &s->adopt_t);
+    vdpa_vf_set_observer(s->vf, NULL, NULL);
     s->destroy_done = done;
     s->destroy_ctx = ctx;
     forget_front_end(s);
@@ -491,4 +559,226 @@ void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats 
         st->live[st->nlive].used_idx = le16toh(*u);
         st->nlive++;
     }
+}
+
+/* ---- HA: export and adopt (vdpa_session.h) ---- */
+
+#define SESS_MAGIC 0x53534656u   /* "VFSS" */
+#define SESS_VERSION 1
+
+struct sess_snap {
+    uint8_t head[VFE_HA_BLOB_HEAD];
+    uint64_t features, running_mask, saved_mask;
+    uint16_t saved[VDPA_MAX_RINGS];
+    uint32_t notifiers;
+    int32_t log_err;
+    uint64_t log_offset, log_size;
+    uint8_t op, holding, log_wanted, log_active, log_known, log_stale, log_fill, unmap_when_stopped;
+    uint32_t vhost_len;          /* the lib/vhost snapshot follows */
+} __attribute__((packed));
+
+int vdpa_session_export(const struct vdpa_session *s, uint8_t *buf, size_t cap, size_t *len, int *fds,
+                        unsigned max_fds, unsigned *nfds)
+{
+    if (!s->dev || s->destroying)
+        return -ENOTCONN;
+    if (cap < sizeof(struct sess_snap))
+        return -ENOSPC;
+    struct sess_snap h;
+    memset(&h, 0, sizeof(h));
+    size_t vlen = 0;
+    int rc = vhost_snapshot(s->dev, buf + sizeof(h), cap - sizeof(h), &vlen, fds, max_fds, nfds);
+    if (rc < 0)
+        return rc;
+    vfe_ha_blob_put_head(h.head, SESS_MAGIC, SESS_VERSION, sizeof(h));
+    h.features = s->features;
+    h.running_mask = s->running_mask;
+    h.saved_mask = s->saved_mask;
+    memcpy(h.saved, s->saved, sizeof(h.saved));
+    h.notifiers = s->notifiers;
+    h.log_err = s->log_err;
+    h.log_offset = s->log_offset;
+    h.log_size = s->log_size;
+    h.op = s->op;
+    h.holding = s->holding;
+    h.log_wanted = s->log_wanted;
+    h.log_active = s->log_active;
+    h.log_known = s->log_known;
+    h.log_stale = s->log_stale;
+    h.log_fill = s->log_fill;
+    h.unmap_when_stopped = s->unmap_when_stopped;
+    h.vhost_len = (uint32_t)vlen;
+    memcpy(buf, &h, sizeof(h));
+    *len = sizeof(h) + vlen;
+    return 0;
+}
+
+static void adopted_started(void *ctx, int err) { started(ctx, err); }
+static void adopted_stopped(void *ctx, int err, const uint16_t *last, unsigned n) { stopped(ctx, err, last, n); }
+
+/* The rings of the start a crash interrupted, exactly as start() built them. */
+static unsigned start_rings(struct vdpa_session *s, uint64_t want, struct vdpa_ring *rings)
+{
+    unsigned n = 0;
+    memset(rings, 0, sizeof(struct vdpa_ring) * VDPA_MAX_RINGS);
+    for (unsigned i = 0; i < VDPA_MAX_RINGS; i++) {
+        if (!(want & (1ull << i)))
+            continue;
+        const struct vhost_ring *r = vhost_get_ring(s->dev, (uint16_t)i);
+        uint16_t base = (s->saved_mask & (1ull << i)) ? s->saved[i] : r->base;
+        rings[i] = (struct vdpa_ring){true, r->num, r->desc, r->avail, r->used, base};
+        n = i + 1;
+    }
+    return n;
+}
+
+/* First steps of an adopted session, from the loop: finish the device
+ * operation a crash interrupted, then let lib/vhost read on. */
+static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_session *s = w->data;
+    if (s->op != SOP_NONE) {
+        struct vdpa_ring rings[VDPA_MAX_RINGS];
+        unsigned n = s->op == SOP_START ? start_rings(s, s->running_mask, rings) : 0;
+        uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
+        vdpa_done_cb done = s->op == SOP_START ? adopted_started : log_op_done;
+        int rc = vdpa_vf_step_pending(s->vf) ? vdpa_vf_resume(s->vf, f, rings, n, done, adopted_stopped, s) : -EALREADY;
+        if (rc == -EALREADY) {
+            /* the device finished before the crash, the session never heard: finish as it would have */
+            uint16_t idx[VDPA_MAX_RINGS];
+            unsigned ni = vdpa_vf_saved(s->vf, idx);
+            s->busy = true;
+            if (s->op == SOP_STOP)
+                stopped(s, 0, idx, ni);
+            else if (s->op == SOP_START)
+                started(s, 0);
+            else
+                log_op_done(s, 0);
+        } else if (rc < 0) {
+            LOG_W("%s: the interrupted device operation cannot be resumed (%s): converging again", s->name,
+                  strerror(-rc));
+            if (s->op == SOP_START)
+                s->running_mask = 0;
+            if (s->op == SOP_LOG)
+                s->log_active = !s->log_wanted;   /* tracking is set up again */
+            op_done(s, 0);
+        } else {
+            s->busy = true;
+        }
+    } else {
+        schedule(s);
+    }
+    if (s->holding) {
+        ev_timer_set(&s->hold, HOLD_SECONDS, 0.);
+        ev_timer_start(s->loop, &s->hold);
+    }
+    vhost_dev_resume(s->dev);
+}
+
+/* A session that cannot be continued ends cleanly: every socket of it is shut
+ * down (copies elsewhere included: the front-end sees the end and
+ * reconnects, the old listener accepts nothing more) and every fd closed. */
+void vdpa_session_end_fds(const int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct stat st;
+        if (fstat(fds[i], &st) == 0 && S_ISSOCK(st.st_mode))
+            shutdown(fds[i], SHUT_RDWR);
+        close(fds[i]);
+    }
+}
+
+static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_session_cfg *cfg,
+                                  const struct vdpa_session_adopt_in *in, struct vdpa_vf **vf_out, int *err,
+                                  bool *fds_taken);
+
+struct vdpa_session *vdpa_session_adopt(struct ev_loop *loop, const struct vdpa_session_cfg *cfg,
+                                        const struct vdpa_session_adopt_in *in, struct vdpa_vf **vf_out, int *err)
+{
+    bool taken = false;
+    struct vdpa_session *s = adopt(loop, cfg, in, vf_out, err, &taken);
+    if (!s && !taken)
+        vdpa_session_end_fds(in->fds, in->nfds);
+    return s;
+}
+
+static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_session_cfg *cfg,
+                                  const struct vdpa_session_adopt_in *in, struct vdpa_vf **vf_out, int *err,
+                                  bool *fds_taken)
+{
+    uint16_t version;
+    struct sess_snap h;
+    *vf_out = NULL;
+    if ((*err = vfe_ha_blob_check_head(in->session_blob, in->session_len < sizeof(h) ? in->session_len : sizeof(h),
+                                       SESS_MAGIC, SESS_VERSION, "session snapshot", &version)) < 0)
+        return NULL;
+    memcpy(&h, in->session_blob, sizeof(h));
+    if (in->session_len != sizeof(h) + h.vhost_len || h.op > SOP_LOG || h.holding > 1 || h.log_wanted > 1 ||
+        h.log_active > 1 || h.log_known > 1 || h.log_stale > 1 || h.log_fill > 1 || h.unmap_when_stopped > 1) {
+        LOG_E("%s: session snapshot refused: bad fields", cfg->name);
+        *err = -EINVAL;
+        return NULL;
+    }
+    struct vdpa_session *s = session_new(loop, cfg);
+    if (!s) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    struct vhost_cfg vc = vhost_cfg_of(s, cfg, in->max_pairs, in->device_features);
+    const uint8_t *vblob = (const uint8_t *)in->session_blob + sizeof(h);
+    s->dev = vhost_dev_restore(loop, &vc, vblob, h.vhost_len, in->fds, in->nfds, err);
+    if (!s->dev) {
+        free(s);
+        return NULL;
+    }
+    const struct vhost_region *vr;
+    unsigned nr = vhost_regions(s->dev, &vr);
+    struct vdpa_region regs[VDPA_MAX_REGIONS];
+    for (unsigned i = 0; i < nr && i < VDPA_MAX_REGIONS; i++)
+        regs[i] = (struct vdpa_region){vr[i].gpa, vr[i].size, vr[i].fd, vr[i].mmap_offset};
+    s->vf = vdpa_vf_adopt(loop, in->pf, in->t, in->dma_domain, in->vf_blob, in->vf_len, regs,
+                          nr < VDPA_MAX_REGIONS ? nr : VDPA_MAX_REGIONS, err);
+    if (!s->vf) {
+        /* the session cannot go on: the front-end sees it end (shut down), and reconnects */
+        *fds_taken = true;
+        vhost_dev_destroy(s->dev);
+        free(s);
+        return NULL;
+    }
+    s->features = h.features;
+    s->running_mask = h.running_mask;
+    s->saved_mask = h.saved_mask;
+    memcpy(s->saved, h.saved, sizeof(s->saved));
+    s->notifiers = h.notifiers;
+    s->log_err = h.log_err;
+    s->log_offset = h.log_offset;
+    s->log_size = h.log_size;
+    s->log_fd = vhost_log_fd(s->dev);
+    s->op = h.op;
+    s->holding = h.holding;
+    s->log_wanted = h.log_wanted;
+    s->log_active = h.log_active;
+    s->log_known = h.log_known;
+    s->log_stale = h.log_stale;
+    s->log_fill = h.log_fill;
+    s->unmap_when_stopped = h.unmap_when_stopped;
+    s->gen = s->run_gen = 1;
+    if (cfg->persist)
+        vdpa_vf_set_observer(s->vf, vf_step, s);
+    ev_timer_start(loop, &s->adopt_t);
+    *vf_out = s->vf;
+    *err = 0;
+    return s;
+}
+
+void vdpa_session_abandon(struct vdpa_session *s)
+{
+    if (!s)
+        return;
+    ev_timer_stop(s->loop, &s->kick);
+    ev_timer_stop(s->loop, &s->hold);
+    ev_timer_stop(s->loop, &s->adopt_t);
+    vdpa_vf_set_observer(s->vf, NULL, NULL);
+    vhost_dev_abandon(s->dev);
+    free(s);
 }

@@ -31,6 +31,11 @@ struct vdpa_session_cfg {
     bool no_host_notifiers;    /* never offer the VF's doorbell pages */
     struct vhost_sock_perm perm;   /* server mode: the socket file's mode and group */
     const char *name;          /* the VF's BDF, for logs */
+    /* HA: runs (synchronously, from the loop) at every point a successor must
+     * be able to continue from: the caller deposits vdpa_session_export(),
+     * vdpa_vf_export() and its transport then.  NULL: no HA. */
+    void (*persist)(void *ctx);
+    void *persist_ctx;
 };
 
 /* vf stays owned by the caller and must outlive the session. */
@@ -54,5 +59,44 @@ struct vdpa_session_stats {
     unsigned nlive;
 };
 void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st);
+
+/* ---- HA (docs/ha.md) ----
+ * vdpa_session_export: the session (its state and the lib/vhost snapshot)
+ * and the fds it needs (they stay the session's).  -ENOTCONN, -ENOSPC.
+ * vdpa_session_adopt: continue a session from such a blob, with the VF's
+ * device half adopted from its own blob over the adopted transport t: no
+ * reset, no map, the front-end's connection and socket continued.  From the
+ * loop, later: the device operation a crash interrupted is resumed (or
+ * finished as it would have been), then lib/vhost reads on.  The fds are
+ * always taken: on success the session owns them and *vf is the caller's
+ * (as with create); on failure (-EINVAL/-EPROTO/-EPROTONOSUPPORT: a blob
+ * refused, -errno) the session has ended cleanly: its sockets shut down
+ * (the front-end sees it and reconnects; the old listener, wherever a copy
+ * lives, accepts nothing more, so its path may be bound again), its fds
+ * closed.  t stays the caller's either way.
+ * vdpa_session_abandon: forget the session as a crash would (tests). */
+struct vdpa_session_adopt_in {
+    const void *session_blob;       /* vdpa_session_export()'s blob */
+    size_t session_len;
+    const int *fds;
+    unsigned nfds;
+    const void *vf_blob;            /* vdpa_vf_export()'s */
+    size_t vf_len;
+    const struct vdpa_pf_ref *pf;
+    struct vfe_transport *t;        /* adopted, the caller's */
+    const char *dma_domain;
+    uint16_t max_pairs;             /* as the VF was created with */
+    uint64_t device_features;
+};
+#define VDPA_SESSION_SNAPSHOT_MAX (256u + VHOST_SNAPSHOT_MAX)
+#define VDPA_SESSION_SNAPSHOT_FDS VHOST_SNAPSHOT_MAX_FDS
+int vdpa_session_export(const struct vdpa_session *s, uint8_t *buf, size_t cap, size_t *len, int *fds,
+                        unsigned max_fds, unsigned *nfds);
+struct vdpa_session *vdpa_session_adopt(struct ev_loop *loop, const struct vdpa_session_cfg *cfg,
+                                        const struct vdpa_session_adopt_in *in, struct vdpa_vf **vf, int *err);
+void vdpa_session_abandon(struct vdpa_session *s);
+/* End a session from its exported fds without adopting it: shut every socket
+ * down (the front-end sees the end), close every fd. */
+void vdpa_session_end_fds(const int *fds, unsigned n);
 
 #endif

@@ -126,6 +126,8 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
 int vdpa_vf_resume(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
                    vdpa_done_cb done, vdpa_stop_cb stopped, void *ctx);
 bool vdpa_vf_step_pending(const struct vdpa_vf *v);
+/* The indices of the last stop (idx: VDPA_MAX_RINGS entries); their count. */
+unsigned vdpa_vf_saved(const struct vdpa_vf *v, uint16_t *idx);
 /* How often this VF was taken over by a restarted daemon (0: never). */
 unsigned vdpa_vf_resumed(const struct vdpa_vf *v);
 void vdpa_vf_abandon(struct vdpa_vf *v);

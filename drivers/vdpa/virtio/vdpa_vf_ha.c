@@ -37,6 +37,12 @@ void vdpa_vf_set_observer(struct vdpa_vf *v, void (*fn)(void *ctx), void *ctx)
 }
 
 unsigned vdpa_vf_resumed(const struct vdpa_vf *v) { return v->resumed; }
+
+unsigned vdpa_vf_saved(const struct vdpa_vf *v, uint16_t *idx)
+{
+    memcpy(idx, v->saved_avail, sizeof(uint16_t) * v->nsaved);
+    return v->nsaved;
+}
 bool vdpa_vf_step_pending(const struct vdpa_vf *v) { return v->step != VDPA_STEP_NONE; }
 
 int vdpa_vf_export(const struct vdpa_vf *v, void *buf, size_t cap, size_t *len)

@@ -1,0 +1,342 @@
+/* vfe-vhostd's side of vfe-vhostd-ha: deposits and take-over (see ha.h). */
+#include "app/vfe-vdpa/ha.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/vfe-vdpa/ha_record.h"
+#include "lib/log/vfe_log.h"
+
+#define HA_CALL_TIMEOUT_MS 2000
+#define RECORD_MAX (256u * 1024)
+
+static uint8_t record_buf[RECORD_MAX];
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void key_of(char *key, size_t len, const char *kind, const char *bdf)
+{
+    snprintf(key, len, "%s/%s", kind, bdf);
+}
+
+/* A fetched record hands its fds over: the record forgets them. */
+static void forget_fds(struct vfe_ha_record *rec)
+{
+    for (unsigned i = 0; i < rec->nfds; i++)
+        rec->fds[i] = -1;
+}
+
+int vhostd_ha_fetch(struct vhostd_ha *h, struct ev_loop *loop, const char *path, struct vhostd_registry *reg)
+{
+    memset(h, 0, sizeof(*h));
+    h->loop = loop;
+    h->path = path;
+    h->reg = reg;
+    reg->ha = h;
+    /* a fetch returns every fd the HA process holds at once */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int err;
+    const char *why = NULL;
+    double t0 = mono_ms();
+    h->client = vfe_ha_client_connect(path, "vfe-vhostd", HA_CALL_TIMEOUT_MS, &err, &why);
+    if (!h->client) {
+        LOG_W("HA: %s does not answer (%s): starting without it; everything is deposited once it does", path,
+              why ? why : strerror(-err));
+        return err;
+    }
+    int rc = vfe_ha_get(h->client, NULL, &h->recs, &h->nrecs);
+    if (rc < 0) {
+        LOG_E("HA: fetching the records from %s: %s", path, vfe_ha_client_error(h->client));
+        vfe_ha_client_close(h->client);
+        h->client = NULL;
+        return rc;
+    }
+    h->resume_ms = mono_ms() - t0;   /* completed by vhostd_ha_adopt */
+    LOG_N("HA: %s holds %u records", path, h->nrecs);
+    return 0;
+}
+
+/* The HA process drops a record at once (its copies of the fds close). */
+static void drop_now(struct vhostd_ha *h, const char *key)
+{
+    int rc = h->client ? vfe_ha_del(h->client, key) : -ENOTCONN;
+    if (rc < 0 && rc != -ENOENT)
+        LOG_W("HA: deleting %s: %s", key, h->client ? vfe_ha_client_error(h->client) : strerror(-rc));
+}
+
+static void remember_fallback(struct vhostd_ha *h, const struct vhostd_vf_rec *rec)
+{
+    if (h->nfallback < VHOSTD_MAX_MANAGED_VFS)
+        h->fallback_rec[h->nfallback++] = *rec;
+}
+
+static void adopt_kind(struct vhostd_ha *h, enum ha_rec_kind kind)
+{
+    char msg[512];
+    for (unsigned i = 0; i < h->nrecs; i++) {
+        struct vfe_ha_record *rec = &h->recs[i];
+        bool pf = !strncmp(rec->key, "pf/", 3), vf = !strncmp(rec->key, "vf/", 3);
+        if (!pf && !vf) {
+            if (kind == HA_REC_VF) {   /* once, in the second pass */
+                LOG_W("HA: record %s is not vfe-vhostd's: dropped", rec->key);
+                drop_now(h, rec->key);
+            }
+            continue;
+        }
+        if ((kind == HA_REC_PF) != pf)
+            continue;
+        struct ha_rec r;
+        const char *why = "";
+        int rc = ha_rec_decode(rec->blob, rec->blob_len, rec->nfds, &r, &why);
+        if (rc == 0 && (r.kind != kind || strcmp(r.bdf, rec->key + 3)))
+            rc = -EINVAL, why = "key and record disagree";
+        if (rc < 0) {
+            LOG_E("HA: record %s refused (%s): %s %s is provisioned afresh", rec->key, why, pf ? "PF" : "VF",
+                  rec->key + 3);
+            if (vf)
+                vdpa_session_end_fds(rec->fds, rec->nfds), forget_fds(rec);
+            drop_now(h, rec->key);
+            if (pf)
+                h->reset_pfs++;
+            else
+                h->reset_vfs++;
+            continue;
+        }
+        rc = pf ? vhostd_reg_adopt_pf(h->reg, &r, rec->fds, rec->nfds, msg, sizeof(msg))
+                : vhostd_reg_adopt_vf(h->reg, &r, rec->fds, rec->nfds, msg, sizeof(msg));
+        forget_fds(rec);   /* taken either way */
+        if (rc == 0) {
+            if (pf)
+                h->resumed_pfs++;
+            else
+                h->resumed_vfs++;
+            continue;
+        }
+        LOG_E("HA: %s: reset and provisioned afresh", msg);
+        drop_now(h, rec->key);
+        if (pf) {
+            h->reset_pfs++;
+            char m2[256];
+            vhostd_reg_add_pf(h->reg, r.bdf, NULL, NULL, m2, sizeof(m2));
+        } else {
+            h->reset_vfs++;
+            remember_fallback(h, &r.vf);
+        }
+    }
+}
+
+void vhostd_ha_adopt(struct vhostd_ha *h)
+{
+    if (!h->client)
+        return;
+    double t0 = mono_ms();
+    adopt_kind(h, HA_REC_PF);
+    adopt_kind(h, HA_REC_VF);
+    vfe_ha_records_free(h->recs, h->nrecs);
+    h->recs = NULL;
+    h->nrecs = 0;
+    vfe_ha_client_close(h->client);
+    h->client = NULL;
+    h->resume_ms += mono_ms() - t0;
+    h->resumed_at = (double)time(NULL);
+    if (h->resumed_pfs || h->resumed_vfs || h->reset_pfs || h->reset_vfs)
+        LOG_N("HA: took over %u PFs and %u VFs without a reset in %.1f ms; %u PFs and %u VFs reset", h->resumed_pfs,
+              h->resumed_vfs, h->resume_ms, h->reset_pfs, h->reset_vfs);
+    /* VFs whose PF runs: provisioned afresh now; the others once their PF is up */
+    for (unsigned i = 0; i < h->nfallback; i++) {
+        struct vhostd_pf *pf = vhostd_reg_find_pf(h->reg, h->fallback_rec[i].pf);
+        if (pf && pf->state == PF_READY)
+            vhostd_ha_pf_ready(h, pf->bdf);
+    }
+}
+
+void vhostd_ha_pf_ready(struct vhostd_ha *h, const char *pf)
+{
+    char msg[512];
+    for (unsigned i = 0; h && i < h->nfallback;) {
+        const struct vhostd_vf_rec *rec = &h->fallback_rec[i];
+        if (strcmp(rec->pf, pf)) {
+            i++;
+            continue;
+        }
+        if (vhostd_reg_add_vf(h->reg, rec->bdf, rec->socket, rec->uuid, msg, sizeof(msg)) < 0)
+            LOG_E("HA: VF %s could not be provisioned afresh: %s", rec->bdf, msg);
+        h->fallback_rec[i] = h->fallback_rec[--h->nfallback];
+    }
+}
+
+/* ---- running ---- */
+
+static void put_record(struct vhostd_ha *h, const char *kind, const char *bdf, size_t len, const int *fds,
+                       unsigned nfds, double t0)
+{
+    char key[64];
+    key_of(key, sizeof(key), kind, bdf);
+    int rc = h->client ? vfe_ha_put(h->client, key, record_buf, (uint32_t)len, fds, nfds)
+                       : vfe_ha_link_put(h->link, key, record_buf, (uint32_t)len, fds, nfds);
+    if (rc < 0) {
+        h->deposit_failures++;
+        LOG_W("HA: depositing %s: %s", key, strerror(-rc));
+        return;
+    }
+    h->deposits++;
+    h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
+    h->last_record_bytes = len;
+    h->record_bytes += len;
+}
+
+static bool can_put(const struct vhostd_ha *h)
+{
+    return h && (h->client || (h->link && vfe_ha_link_connected(h->link)));
+}
+
+void vhostd_ha_put_pf(struct vhostd_ha *h, struct vhostd_pf *pf)
+{
+    if (!can_put(h))
+        return;
+    double t0 = mono_ms();
+    int fds[VFE_HA_MAX_RECORD_FDS];
+    unsigned n;
+    size_t len;
+    int rc = vhostd_pf_export(pf, record_buf, sizeof(record_buf), &len, fds, VFE_HA_MAX_RECORD_FDS, &n);
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        LOG_W("HA: PF %s cannot be deposited: %s (a restart resets it)", pf->bdf, strerror(-rc));
+        h->deposit_failures++;
+        return;
+    }
+    pf->ha_record_hash = vhostd_pf_iova_hash(pf);
+    put_record(h, "pf", pf->bdf, len, fds, n, t0);
+}
+
+void vhostd_ha_put_vf(struct vhostd_ha *h, struct vhostd_vf *vf)
+{
+    if (!can_put(h))
+        return;
+    /* a VF's dirty log lives in its PF's IOVA space: the PF goes first when that changed */
+    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
+        vhostd_ha_put_pf(h, vf->pf);
+    double t0 = mono_ms();
+    int fds[VFE_HA_MAX_RECORD_FDS];
+    unsigned n;
+    size_t len;
+    int rc = vhostd_vf_export(vf, record_buf, sizeof(record_buf), &len, fds, VFE_HA_MAX_RECORD_FDS, &n);
+    if (rc < 0) {
+        if (rc != -ENOTCONN)
+            LOG_W("HA: VF %s cannot be deposited: %s", vf->rec.bdf, strerror(-rc));
+        h->deposit_failures += rc != -ENOTCONN;
+        return;
+    }
+    put_record(h, "vf", vf->rec.bdf, len, fds, n, t0);
+}
+
+void vhostd_ha_del(struct vhostd_ha *h, const char *kind, const char *bdf)
+{
+    char key[64];
+    key_of(key, sizeof(key), kind, bdf);
+    if (h && h->client)
+        drop_now(h, key);
+    else if (h && h->link)
+        vfe_ha_link_del(h->link, key);
+}
+
+static void put_all(struct vhostd_ha *h)
+{
+    unsigned c = 0;
+    struct vhostd_pf *pf;
+    while ((pf = vhostd_reg_next_pf(h->reg, &c)))
+        vhostd_ha_put_pf(h, pf);
+    c = 0;
+    struct vhostd_vf *vf;
+    while ((vf = vhostd_reg_next_vf(h->reg, &c, NULL)))
+        vhostd_ha_put_vf(h, vf);
+}
+
+static void link_up(void *ctx)
+{
+    struct vhostd_ha *h = ctx;
+    LOG_N("HA: connected to %s: depositing every PF and VF", h->path);
+    put_all(h);
+}
+
+static void link_down(void *ctx, int err, const char *why)
+{
+    struct vhostd_ha *h = ctx;
+    LOG_W("HA: %s lost (%s): the devices run on; everything is deposited again when it answers", h->path,
+          why ? why : strerror(err > 0 ? err : -err));
+}
+
+int vhostd_ha_link_start(struct vhostd_ha *h)
+{
+    static const struct vfe_ha_link_ops ops = {.up = link_up, .down = link_down};
+    h->link = vfe_ha_link_create(h->loop, h->path, "vfe-vhostd", &ops, h);
+    return h->link ? 0 : -ENOMEM;
+}
+
+void vhostd_ha_handover(struct vhostd_ha *h)
+{
+    h->handing_over = true;
+    vfe_ha_link_destroy(h->link);
+    h->link = NULL;
+    int err;
+    const char *why = NULL;
+    h->client = vfe_ha_client_connect(h->path, "vfe-vhostd", HA_CALL_TIMEOUT_MS, &err, &why);
+    if (!h->client) {
+        LOG_E("HA: %s does not answer (%s): the last changes are not deposited", h->path, why ? why : strerror(-err));
+        return;
+    }
+    put_all(h);
+    vfe_ha_client_close(h->client);
+    h->client = NULL;
+    LOG_N("HA: every PF and VF deposited with %s for the next vfe-vhostd", h->path);
+}
+
+void vhostd_ha_close(struct vhostd_ha *h)
+{
+    vfe_ha_link_destroy(h->link);
+    h->link = NULL;
+    if (h->client)
+        vfe_ha_client_close(h->client);
+    h->client = NULL;
+    vfe_ha_records_free(h->recs, h->nrecs);
+    h->recs = NULL;
+    h->nrecs = 0;
+}
+
+json_t *vhostd_ha_health(const struct vhostd_ha *h)
+{
+    struct vfe_ha_link_stats st;
+    memset(&st, 0, sizeof(st));
+    if (h->link)
+        vfe_ha_link_stats(h->link, &st);
+    json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "socket", h->path, "connected",
+                          st.connected, "records", (json_int_t)st.held.records, "fds", (json_int_t)st.held.fds,
+                          "bytes", (json_int_t)st.held.bytes, "deposits", (json_int_t)h->deposits,
+                          "deposit_failures", (json_int_t)(h->deposit_failures + st.errors), "reconnects",
+                          (json_int_t)st.reconnects, "queued", (json_int_t)st.queued, "last_record_bytes",
+                          (json_int_t)h->last_record_bytes, "deposit_us_avg",
+                          (json_int_t)(h->deposits ? h->deposit_ns / h->deposits / 1000 : 0));
+    if (st.last_err)
+        json_object_set_new(j, "last_error", json_string(st.last_why));
+    if (h->resumed_at > 0)
+        json_object_set_new(j, "last_resume",
+                            json_pack("{s:I, s:f, s:i, s:i, s:i, s:i}", "at", (json_int_t)h->resumed_at, "ms",
+                                      h->resume_ms, "pfs", h->resumed_pfs, "vfs", h->resumed_vfs, "reset_pfs",
+                                      h->reset_pfs, "reset_vfs", h->reset_vfs));
+    return j;
+}
