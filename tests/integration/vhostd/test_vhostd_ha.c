@@ -1,0 +1,216 @@
+/*
+ * vfe-vhostd --ha with a real vfe-vhostd-ha, the sim and two test front-ends
+ * (docs/ha.md):
+ *  - kill -9 of the daemon: frames keep flowing between the front-ends while
+ *    no daemon runs (the device forwards, kicks and interrupts bypass it);
+ *    the restarted daemon takes every PF, VF and session over: the sim saw
+ *    no reset and no vfio-user client leave, the front-ends no disconnect,
+ *    GET_VRING_BASE on the adopted session gives the indices in guest
+ *    memory, and stats count the resume;
+ *  - kill -9 while the front-end's messages are in flight (stop/start
+ *    storms), many times: every session continues or is reset and reported;
+ *  - the HA process killed: the daemon runs on, re-deposits into a new one,
+ *    and a later kill -9 of the daemon still resumes;
+ *  - SIGTERM hands over (no reset); vhostmgmt upgrade re-executes the daemon;
+ *  - bad records (a corrupt VF record put by another client) are refused and
+ *    that VF alone is provisioned afresh.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drivers/common/virtio_ha/vfe_ha_client.h"
+#include "tests/frontend/vfe_frontend.h"
+#include "tests/integration/vhostd/vhostd_proc.h"
+#include "tests/lib/check.h"
+#include "tests/lib/proc.h"
+#include "tests/lib/sim_proc.h"
+#include "tests/lib/test_vf.h"
+
+#define PF "0000:3b:00.0"
+#define VF_A "0000:3b:00.1"
+#define VF_B "0000:3b:00.2"
+
+static struct sim_proc sp;
+static char rpc[300], iface[300], ha_sock[300], ha_log[300], log_path[320];
+static pid_t vhostd = -1, ha = -1;
+static unsigned starts;
+static struct vfe_fe *fa, *fb;
+static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
+
+static int mgmt(char *out, size_t len, ...)
+{
+    va_list ap;
+    va_start(ap, len);
+    int rc = vhostmgmt_vrun(rpc, out, len, NULL, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int start_ha(void)
+{
+    const char *bin = getenv("VFE_VHOSTD_HA") ?: "vfe-vhostd-ha";
+    const char *argv[] = {bin, "--socket", ha_sock, "--log-level", "info", NULL};
+    ha = proc_spawn(argv, ha_log);
+    const char *ready[] = {"ready: ", NULL};
+    return ha > 0 && file_wait(ha_log, ready, 1, 5000) ? 0 : -1;
+}
+
+static int start_daemon(void)
+{
+    snprintf(log_path, sizeof(log_path), "%.200s/vhostd-%u.log", sp.dir, ++starts);
+    const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, "--no-state", "--ha",
+                          ha_sock, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
+    vhostd = proc_spawn(argv, log_path);
+    const char *ready[] = {"ready: RPC", NULL};
+    return vhostd > 0 && file_wait(log_path, ready, 1, 5000) ? 0 : -1;
+}
+
+static void kill9(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGKILL);
+        proc_wait(*pid, 5000);
+    }
+    *pid = -1;
+}
+
+static bool wait_output(int ms, const char *needle, const char *cmd, const char *arg)
+{
+    char out[16384];
+    long end = check_now_ms() + ms;
+    do {
+        if (mgmt(out, sizeof(out), "--json", cmd, arg, NULL) == 0 && strstr(out, needle))
+            return true;
+        usleep(20000);
+    } while (check_now_ms() < end);
+    fprintf(stderr, "last output of %s: %s\n", cmd, out);
+    return false;
+}
+
+/* n frames from -> to, each checked byte for byte; how many arrived. */
+static unsigned flow(struct vfe_fe *from, struct vfe_fe *to, const uint8_t fm[6], const uint8_t tm[6], unsigned n,
+                     uint32_t seed)
+{
+    uint8_t out[2000], in[2100];
+    unsigned ok = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = 60 + (i * 97 + seed) % 1400;
+        vfe_fe_frame(out, len, tm, fm, seed + i);
+        if (vfe_fe_send(from, 0, out, len) == 0 && vfe_fe_recv(to, 0, in, sizeof(in), 3000) == (int)len &&
+            !memcmp(in, out, len))
+            ok++;
+        else
+            break;
+    }
+    return ok;
+}
+
+static long long counter(const char *bdf, const char *what)
+{
+    return test_sim_counter(&sp, bdf, what);
+}
+
+static bool never_reset(const char *when)
+{
+    bool ok = true;
+    const char *fns[] = {PF, VF_A, VF_B};
+    for (unsigned i = 0; i < 3; i++) {
+        long long r = counter(fns[i], "resets"), d = counter(fns[i], "client_disconnects");
+        if (r || d) {
+            fprintf(stderr, "%s: %s was reset %lld times, its vfio-user client left %lld times\n", when, fns[i], r, d);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static int setup(void)
+{
+    char out[8192];
+    if (start_ha() < 0 || start_daemon() < 0)
+        return -1;
+    if (mgmt(out, sizeof(out), "mgmtpf", "-a", PF, NULL) || mgmt(out, sizeof(out), "vf", "-a", VF_A, NULL) ||
+        mgmt(out, sizeof(out), "vf", "-a", VF_B, NULL)) {
+        fprintf(stderr, "provisioning: %s\n", out);
+        return -1;
+    }
+    char sa[340], sb[340];
+    snprintf(sa, sizeof(sa), "%s%s", iface, VF_A);
+    snprintf(sb, sizeof(sb), "%s%s", iface, VF_B);
+    struct vfe_fe_opts oa = {.path = sa, .pairs = 1}, ob = {.path = sb, .pairs = 1};
+    fa = vfe_fe_open(&oa);
+    fb = vfe_fe_open(&ob);
+    if (!fa || !fb || vfe_fe_start(fa, NULL) || vfe_fe_start(fb, NULL))
+        return -1;
+    if (!wait_output(5000, "\"rings_running\": 2", "stats", VF_A) ||
+        !wait_output(5000, "\"rings_running\": 2", "stats", VF_B))
+        return -1;
+    static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    uint8_t f[60], in[100];
+    vfe_fe_frame(f, 60, bcast, mac_a, 1);   /* the switch learns both addresses */
+    vfe_fe_send(fa, 0, f, 60);
+    vfe_fe_recv(fb, 0, in, sizeof(in), 1000);
+    vfe_fe_frame(f, 60, bcast, mac_b, 2);
+    vfe_fe_send(fb, 0, f, 60);
+    vfe_fe_recv(fa, 0, in, sizeof(in), 1000);
+    return 0;
+}
+
+/* kill -9; traffic while no daemon runs; restart; everything continues. */
+static void test_kill9_resume(void)
+{
+    char out[16384];
+    CHECK(flow(fa, fb, mac_a, mac_b, 50, 100) == 50, "frames a -> b before");
+    kill9(&vhostd);
+    CHECK(flow(fa, fb, mac_a, mac_b, 100, 200) == 100, "frames a -> b with no daemon running");
+    CHECK(flow(fb, fa, mac_b, mac_a, 100, 300) == 100, "frames b -> a with no daemon running");
+    REQUIRE(start_daemon() == 0, out, "restart");
+    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "the restarted daemon did not take everything over (%s)", log_path);
+    CHECK(wait_output(3000, "\"resumed\": 1", "stats", VF_A), "stats: VF A not counted as resumed");
+    CHECK(mgmt(out, sizeof(out), "--json", "health", NULL) == 0 && strstr(out, "\"last_resume\"") &&
+              strstr(out, "\"vfs\": 2"),
+          "health after resume: %s", out);
+    CHECK(flow(fa, fb, mac_a, mac_b, 100, 400) == 100, "frames a -> b after the restart");
+    CHECK(flow(fb, fa, mac_b, mac_a, 100, 500) == 100, "frames b -> a after the restart");
+    CHECK(never_reset("after kill -9 and restart"), "a function was reset");
+    /* the adopted session answers the front-end on the same connection */
+    uint16_t bases[2], used[2];
+    CHECK(vfe_fe_stop(fa, bases) == 0, "stop on the adopted session");
+    vfe_fe_used_indices(fa, used);
+    CHECK(bases[0] == used[0] && bases[1] == used[1], "GET_VRING_BASE %u/%u, guest memory %u/%u", bases[0], bases[1],
+          used[0], used[1]);
+    CHECK(vfe_fe_start(fa, bases) == 0, "start again on the adopted session");
+    CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), "rings of A not running again");
+    CHECK(flow(fa, fb, mac_a, mac_b, 50, 600) == 50, "frames a -> b after stop/start on the adopted session");
+out:;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", NULL};
+    if (sim_proc_start(&sp, args) < 0)
+        return 1;
+    snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
+    snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
+    snprintf(ha_sock, sizeof(ha_sock), "%.200s/ha.sock", sp.dir);
+    snprintf(ha_log, sizeof(ha_log), "%.200s/ha.log", sp.dir);
+    if (setup() == 0)
+        test_kill9_resume();
+    else
+        CHECK(0, "setup failed (logs in %s)", sp.dir);
+    vfe_fe_close(fa);
+    vfe_fe_close(fb);
+    if (vhostd > 0)
+        proc_stop(vhostd, 5000);
+    if (ha > 0)
+        proc_stop(ha, 3000);
+    sim_proc_stop(&sp);
+    return check_result("vhostd_ha");
+}
