@@ -76,8 +76,11 @@ struct vfe_vring_chain {
 int vfe_vring_find_chain(const struct vfe_vring *vr, const void *cookie, struct vfe_vring_chain *c);
 /* Drive on a ring in mem that a previous driver instance left to the device:
  * nothing in mem is written.  The avail index is read from mem (everything
- * the previous driver added was published); last_used is the next used entry
- * it had not consumed; chains are the n chains outstanding in the device.
+ * the previous driver added was published; descriptors it wrote past that
+ * are free); last_used is the next used entry the new driver consumes (its
+ * predecessor's, or the device's used index when entries the predecessor
+ * never reaped are to be skipped as done); chains are the n chains
+ * outstanding in the device.
  * The descriptors of no two chains may overlap, and n must equal
  * avail->idx - last_used (every published chain is outstanding or consumed).
  * Returns 0, -EINVAL on bad arguments or chains, -EPROTO when n does not

@@ -16,28 +16,19 @@
 #include "drivers/common/virtio_mi/vfe_mi_le.h"
 #include "lib/log/vfe_log.h"
 
-/* Blob layout, version 1 (offsets in bytes, little-endian). */
+/* Blob layout, version 2 (offsets in bytes, little-endian).  Only what is
+ * fixed from vfe_admin_open() on: everything that moves is read from the ring
+ * memory on adopt.  Version 1 (indices and chains per slot) is not read. */
 enum {
     B_QIDX = 8, B_QSIZE = 10, B_VEC = 12, B_NSLOTS = 14, B_IOVA = 16, B_MEMLEN = 24,
-    B_AVAIL_IDX = 32, B_LAST_USED = 34, B_AVAIL_OFF = 36, B_USED_OFF = 40, B_SLOTS_OFF = 44,
+    B_AVAIL_OFF = 32, B_USED_OFF = 36, B_SLOTS_OFF = 40, B_RSVD = 44,
     B_HEAD_LEN = 48,
-    /* per slot */
-    S_STATE = 0, S_NIDS = 1, S_ID0 = 2, S_ID1 = 4, S_WLEN = 6, S_CMD0 = 10, S_CMD1 = 11, S_RSVD = 12,
-    S_LEN = 16,
 };
-enum { BS_FREE = 0, BS_IN_DEVICE = 1 };
 #define CHAIN_IDS 2     /* every admin command: command bytes + result area */
 
-_Static_assert(B_HEAD_LEN + S_LEN * VFE_ADMIN_MAX_SLOTS == VFE_ADMIN_BLOB_MAX, "blob size");
+_Static_assert(B_HEAD_LEN == VFE_ADMIN_BLOB_MAX, "blob size");
 
 static const char WHAT[] = "admin queue";
-
-/* The slot's chain is in the device: a live command or a quarantined one. */
-static bool in_device(const struct vfe_admin_vq *aq, unsigned i)
-{
-    const struct admin_slot *s = &aq->slot[i];
-    return s->state == SLOT_QUARANTINED || (s->state == SLOT_BUSY && s->req && s->req->state == REQ_INFLIGHT);
-}
 
 int vfe_admin_export(const struct vfe_admin_vq *aq, void *buf, size_t cap, size_t *len, int *memfd)
 {
@@ -46,51 +37,32 @@ int vfe_admin_export(const struct vfe_admin_vq *aq, void *buf, size_t cap, size_
     if (aq->ops != &vfe_admin_pci_ops)
         return -ENOTSUP;
     const struct admin_pci *p = aq->priv;
-    size_t need = B_HEAD_LEN + (size_t)S_LEN * aq->nslots;
-    *len = need;
-    if (cap < need)
+    *len = B_HEAD_LEN;
+    if (cap < B_HEAD_LEN)
         return -ENOSPC;
     uint8_t *b = buf;
-    memset(b, 0, need);
-    vfe_ha_blob_put_head(b, VFE_ADMIN_BLOB_MAGIC, VFE_ADMIN_BLOB_VERSION, (uint16_t)need);
+    memset(b, 0, B_HEAD_LEN);
+    vfe_ha_blob_put_head(b, VFE_ADMIN_BLOB_MAGIC, VFE_ADMIN_BLOB_VERSION, B_HEAD_LEN);
     vfe_put_le16(b + B_QIDX, p->qidx);
     vfe_put_le16(b + B_QSIZE, p->vr.size);
     vfe_put_le16(b + B_VEC, p->vec);
     vfe_put_le16(b + B_NSLOTS, (uint16_t)aq->nslots);
     vfe_put_le64(b + B_IOVA, aq->iova);
     vfe_put_le64(b + B_MEMLEN, aq->mem_len);
-    vfe_put_le16(b + B_AVAIL_IDX, vfe_vring_avail_idx(&p->vr));
-    vfe_put_le16(b + B_LAST_USED, p->vr.last_used);
     vfe_put_le32(b + B_AVAIL_OFF, (uint32_t)(p->vr.avail_iova - aq->iova));
     vfe_put_le32(b + B_USED_OFF, (uint32_t)(p->vr.used_iova - aq->iova));
     vfe_put_le32(b + B_SLOTS_OFF, (uint32_t)aq->slots_off);
-    for (unsigned i = 0; i < aq->nslots; i++) {
-        uint8_t *s = b + B_HEAD_LEN + S_LEN * i;
-        if (!in_device(aq, i))
-            continue;
-        struct vfe_vring_chain c;
-        if (vfe_vring_find_chain(&p->vr, vfe_admin_slot_cookie((int)i), &c) < 0 || c.n != CHAIN_IDS) {
-            LOG_E("admin vq: export: slot %u is in the device but its chain is not in the ring", i);
-            return -EIO;
-        }
-        const uint8_t *cmd = aq->mem + aq->slots_off + (size_t)i * SLOT_STRIDE;
-        s[S_STATE] = BS_IN_DEVICE;
-        s[S_NIDS] = CHAIN_IDS;
-        vfe_put_le16(s + S_ID0, c.ids[0]);
-        vfe_put_le16(s + S_ID1, c.ids[1]);
-        vfe_put_le32(s + S_WLEN, aq->slot[i].wlen);
-        s[S_CMD0] = cmd[0];
-        s[S_CMD1] = cmd[1];
-    }
     *memfd = aq->memfd;
     return 0;
 }
 
-/* The blob, parsed and checked on its own (no device access yet). */
+/* The blob, parsed and checked on its own (no device access yet), then the
+ * chains found in the ring memory. */
 struct aq_rec {
-    uint16_t qidx, qsize, vec, nslots, avail_idx, last_used;
+    uint16_t qidx, qsize, vec, nslots;
     uint64_t iova, mem_len;
     uint32_t avail_off, used_off, slots_off;
+    uint16_t avail_idx, used_idx;   /* read from the memory */
     unsigned nchains;
     struct vfe_vring_chain chain[VFE_ADMIN_MAX_SLOTS];
     int chain_slot[VFE_ADMIN_MAX_SLOTS];
@@ -99,40 +71,18 @@ struct aq_rec {
 
 #define REFUSE(rc, ...) do { LOG_W("admin queue snapshot refused: " __VA_ARGS__); return rc; } while (0)
 
-static int parse_slot(struct aq_rec *r, unsigned i, const uint8_t *s)
-{
-    if (vfe_get_le32(s + S_RSVD) != 0)
-        REFUSE(-EINVAL, "slot %u: reserved bytes set", i);
-    if (s[S_STATE] == BS_FREE)
-        return 0;
-    if (s[S_STATE] != BS_IN_DEVICE)
-        REFUSE(-EINVAL, "slot %u: state %u unknown", i, s[S_STATE]);
-    if (s[S_NIDS] != CHAIN_IDS)
-        REFUSE(-EINVAL, "slot %u: chain of %u descriptors, admin chains have %u", i, s[S_NIDS], CHAIN_IDS);
-    uint32_t wlen = vfe_get_le32(s + S_WLEN);
-    if (wlen == 0 || wlen > SLOT_RES_AREA)
-        REFUSE(-EINVAL, "slot %u: result area of %u bytes (1..%u)", i, wlen, SLOT_RES_AREA);
-    struct vfe_vring_chain *c = &r->chain[r->nchains];
-    c->cookie = vfe_admin_slot_cookie((int)i);
-    c->n = CHAIN_IDS;
-    c->ids[0] = vfe_get_le16(s + S_ID0);
-    c->ids[1] = vfe_get_le16(s + S_ID1);
-    c->in_bytes = wlen;
-    r->cmd[r->nchains][0] = s[S_CMD0];
-    r->cmd[r->nchains][1] = s[S_CMD1];
-    r->chain_slot[r->nchains++] = (int)i;
-    return 0;
-}
-
 static int parse_blob(const void *blob, size_t len, struct aq_rec *r)
 {
     uint16_t version;
     int rc = vfe_ha_blob_check_head(blob, len, VFE_ADMIN_BLOB_MAGIC, VFE_ADMIN_BLOB_VERSION, WHAT, &version);
     if (rc < 0)
         return rc;
+    if (version != VFE_ADMIN_BLOB_VERSION)
+        REFUSE(-EPROTO, "version %u (indices and chains in the blob) is no longer read, only %u", version,
+               VFE_ADMIN_BLOB_VERSION);
     const uint8_t *b = blob;
-    if (len < B_HEAD_LEN)
-        REFUSE(-EINVAL, "%zu bytes, the head alone has %u", len, B_HEAD_LEN);
+    if (len != B_HEAD_LEN)
+        REFUSE(-EINVAL, "%zu bytes, version %u has %u", len, version, B_HEAD_LEN);
     memset(r, 0, sizeof(*r));
     r->qidx = vfe_get_le16(b + B_QIDX);
     r->qsize = vfe_get_le16(b + B_QSIZE);
@@ -140,19 +90,16 @@ static int parse_blob(const void *blob, size_t len, struct aq_rec *r)
     r->nslots = vfe_get_le16(b + B_NSLOTS);
     r->iova = vfe_get_le64(b + B_IOVA);
     r->mem_len = vfe_get_le64(b + B_MEMLEN);
-    r->avail_idx = vfe_get_le16(b + B_AVAIL_IDX);
-    r->last_used = vfe_get_le16(b + B_LAST_USED);
     r->avail_off = vfe_get_le32(b + B_AVAIL_OFF);
     r->used_off = vfe_get_le32(b + B_USED_OFF);
     r->slots_off = vfe_get_le32(b + B_SLOTS_OFF);
+    if (vfe_get_le32(b + B_RSVD) != 0)
+        REFUSE(-EINVAL, "reserved bytes set");
     if (r->qsize < 2 || r->qsize > 32768 || (r->qsize & (r->qsize - 1)))
         REFUSE(-EINVAL, "queue size %u is not a power of two in 2..32768", r->qsize);
     if (r->nslots == 0 || r->nslots > VFE_ADMIN_MAX_SLOTS || r->nslots > r->qsize / 2)
         REFUSE(-EINVAL, "%u slots (1..%u, at most half of the %u entries)", r->nslots, VFE_ADMIN_MAX_SLOTS,
                r->qsize);
-    if (len != B_HEAD_LEN + (size_t)S_LEN * r->nslots)
-        REFUSE(-EINVAL, "%zu bytes for %u slots, expected %zu", len, r->nslots,
-               B_HEAD_LEN + (size_t)S_LEN * r->nslots);
     if (r->iova == 0 || (r->iova & (PAGE - 1)))
         REFUSE(-EINVAL, "IOVA %#" PRIx64 " is 0 or not page aligned", r->iova);
     /* the layout is a function of the size: the same one vfe_admin_open makes */
@@ -168,9 +115,6 @@ static int parse_blob(const void *blob, size_t len, struct aq_rec *r)
                r->qsize, vfe_admin_mem_size(ring_bytes, r->nslots));
     if (r->iova + r->mem_len < r->iova)
         REFUSE(-EINVAL, "IOVA range wraps");
-    for (unsigned i = 0; i < r->nslots; i++)
-        if ((rc = parse_slot(r, i, b + B_HEAD_LEN + S_LEN * i)) < 0)
-            return rc;
     return 0;
 }
 
@@ -233,27 +177,78 @@ static int check_window(struct vfe_virtio_pci *vp, struct vfe_pf_iova *space, co
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != r->mem_len) {
         LOG_W("%s: admin queue snapshot refused: memfd of %lld bytes, snapshot says %" PRIu64, vp->t->bdf,
               (long long)st.st_size, r->mem_len);
-        return -EINVAL;
+        return -EPROTO;
     }
     return 0;
 }
 
-/* Each inherited chain in the ring memory points at its own slot: the blob
- * and the memfd belong together. */
-static int check_chains(struct vfe_admin_vq *aq, const struct admin_pci *p, const struct aq_rec *r)
+/* The slot whose area `off` (0: command, SLOT_CMD_AREA: result) starts at
+ * iova, or -1. */
+static int slot_at(const struct vfe_admin_vq *aq, uint64_t iova, size_t off)
 {
-    for (unsigned k = 0; k < r->nchains; k++) {
-        int i = r->chain_slot[k];
-        const struct vring_desc *d0 = &p->vr.desc[r->chain[k].ids[0]], *d1 = &p->vr.desc[r->chain[k].ids[1]];
-        uint16_t f0 = le16toh(d0->flags), f1 = le16toh(d1->flags);
-        if (le64toh(d0->addr) != vfe_admin_slot_iova(aq, i, 0) ||
-            le64toh(d1->addr) != vfe_admin_slot_iova(aq, i, SLOT_CMD_AREA) || !(f0 & VRING_DESC_F_NEXT) ||
-            le16toh(d0->next) != r->chain[k].ids[1] || (f0 & VRING_DESC_F_WRITE) || !(f1 & VRING_DESC_F_WRITE) ||
-            le32toh(d1->len) != r->chain[k].in_bytes) {
-            LOG_W("%s: admin queue snapshot refused: slot %d's descriptors %u,%u in the ring do not describe "
-                  "that slot", p->vp->t->bdf, i, r->chain[k].ids[0], r->chain[k].ids[1]);
-            return -EPROTO;
-        }
+    uint64_t base = aq->iova + aq->slots_off + off;
+    if (iova < base || (iova - base) % SLOT_STRIDE)
+        return -1;
+    uint64_t i = (iova - base) / SLOT_STRIDE;
+    return i < aq->nslots ? (int)i : -1;
+}
+
+#define BAD_RING(...) do { LOG_W("%s: admin queue snapshot refused: " __VA_ARGS__); return -EPROTO; } while (0)
+
+/* Everything the dead owner published and the device has not returned yet
+ * (used index .. avail index in the memory) becomes an inherited chain; each
+ * must be an admin command chain in a slot of its own. */
+static int scan_ring(const struct vfe_admin_vq *aq, const char *bdf, struct aq_rec *r)
+{
+    const struct vring_desc *desc = (const void *)aq->mem;
+    const struct vring_avail *avail = (const void *)(aq->mem + r->avail_off);
+    struct vring_used *used = (void *)(aq->mem + r->used_off);
+    uint16_t mask = (uint16_t)(r->qsize - 1);
+    r->avail_idx = le16toh(__atomic_load_n(&avail->idx, __ATOMIC_ACQUIRE));
+    r->used_idx = le16toh(__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE));
+    uint16_t n = (uint16_t)(r->avail_idx - r->used_idx);
+    if (n > r->nslots)
+        BAD_RING("avail index %u is %u entries ahead of used index %u, at most %u commands can be in the "
+                 "device", bdf, r->avail_idx, n, r->used_idx, r->nslots);
+    bool slot_taken[VFE_ADMIN_MAX_SLOTS] = {false};
+    for (uint16_t k = 0; k < n; k++) {
+        uint16_t pos = (uint16_t)(r->used_idx + k);
+        uint16_t h = le16toh(avail->ring[pos & mask]);
+        if (h >= r->qsize)
+            BAD_RING("avail entry %u names descriptor %u beyond the ring of %u", bdf, pos, h, r->qsize);
+        const struct vring_desc *d0 = &desc[h];
+        uint16_t f0 = le16toh(d0->flags), d1i = le16toh(d0->next);
+        if (f0 != VRING_DESC_F_NEXT || d1i >= r->qsize || d1i == h)
+            BAD_RING("avail entry %u: descriptor %u (flags %#x next %u) does not start a command chain", bdf,
+                     pos, h, f0, d1i);
+        const struct vring_desc *d1 = &desc[d1i];
+        uint16_t f1 = le16toh(d1->flags);
+        uint32_t l0 = le32toh(d0->len), l1 = le32toh(d1->len);
+        int i = slot_at(aq, le64toh(d0->addr), 0);
+        if (i < 0 || slot_at(aq, le64toh(d1->addr), SLOT_CMD_AREA) != i)
+            BAD_RING("avail entry %u: descriptors %u,%u (%#" PRIx64 ", %#" PRIx64 ") point outside the command "
+                     "slots or into two", bdf, pos, h, d1i, (uint64_t)le64toh(d0->addr),
+                     (uint64_t)le64toh(d1->addr));
+        if (f1 != VRING_DESC_F_WRITE || l0 == 0 || l0 > SLOT_CMD_AREA || l1 == 0 || l1 > SLOT_RES_AREA)
+            BAD_RING("avail entry %u: slot %d's chain %u,%u has flags %#x/%#x, lengths %u/%u (1..%u/1..%u)",
+                     bdf, pos, i, h, d1i, f0, f1, l0, l1, SLOT_CMD_AREA, SLOT_RES_AREA);
+        if (slot_taken[i])
+            BAD_RING("avail entry %u: slot %d is named by two chains in the device", bdf, pos, i);
+        for (unsigned c = 0; c < r->nchains; c++)
+            for (unsigned j = 0; j < CHAIN_IDS; j++)
+                if (r->chain[c].ids[j] == h || r->chain[c].ids[j] == d1i)
+                    BAD_RING("avail entry %u: descriptors %u,%u shared with another chain", bdf, pos, h, d1i);
+        slot_taken[i] = true;
+        struct vfe_vring_chain *c = &r->chain[r->nchains];
+        c->cookie = vfe_admin_slot_cookie(i);
+        c->n = CHAIN_IDS;
+        c->ids[0] = h;
+        c->ids[1] = d1i;
+        c->in_bytes = l1;
+        const uint8_t *cmd = aq->mem + aq->slots_off + (size_t)i * SLOT_STRIDE;
+        r->cmd[r->nchains][0] = cmd[0];
+        r->cmd[r->nchains][1] = cmd[1];
+        r->chain_slot[r->nchains++] = i;
     }
     return 0;
 }
@@ -295,27 +290,17 @@ int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_
         free(r);
         return rc;
     }
-    uint16_t mem_avail = 0;
-    rc = vfe_vring_adopt(&p->vr, r->qsize, aq->mem, r->iova, false, r->last_used, r->chain, r->nchains);
-    if (rc == 0) {
-        p->ring_ok = true;
-        mem_avail = vfe_vring_avail_idx(&p->vr);
-        if (mem_avail != r->avail_idx) {
-            LOG_W("%s: admin queue snapshot refused: ring avail index %u, snapshot says %u (the ring moved on "
-                  "after the export)", vp->t->bdf, mem_avail, r->avail_idx);
-            rc = -EPROTO;
-        }
-    } else if (rc == -EPROTO) {
-        LOG_W("%s: admin queue snapshot refused: the ring moved on after the export (its chains in flight do "
-              "not match the ring's indices)", vp->t->bdf);
-    } else if (rc != -ENOMEM) {
-        LOG_W("%s: admin queue snapshot refused: its chains do not fit the ring (%d)", vp->t->bdf, rc);
-        rc = -EINVAL;
-    }
-    if (rc == 0)
-        rc = check_chains(aq, p, r);
-    if (rc < 0)
+    if ((rc = scan_ring(aq, vp->t->bdf, r)) < 0)
         goto fail;
+    /* chains the device returned are done, whether or not the owner reaped them */
+    rc = vfe_vring_adopt(&p->vr, r->qsize, aq->mem, r->iova, false, r->used_idx, r->chain, r->nchains);
+    if (rc < 0) {
+        LOG_W("%s: admin queue snapshot refused: the ring's chains cannot be taken over (%d)", vp->t->bdf, rc);
+        if (rc != -ENOMEM)
+            rc = -EPROTO;
+        goto fail;
+    }
+    p->ring_ok = true;
     for (unsigned k = 0; k < r->nchains; k++) {
         struct admin_slot *s = &aq->slot[r->chain_slot[k]];
         s->state = SLOT_QUARANTINED;
@@ -338,8 +323,8 @@ int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_
     p->have_window = true;
     vfe_admin_set_irq_fd(aq, p->irq_fd);
     LOG_I("%s: admin queue %u adopted: size %u, %u slots (%u still in the device), vector %u, iova %#" PRIx64
-          ", avail %u used %u", t->bdf, r->qidx, r->qsize, r->nslots, r->nchains, p->vec, r->iova, mem_avail,
-          r->last_used);
+          ", avail %u used %u", t->bdf, r->qidx, r->qsize, r->nslots, r->nchains, p->vec, r->iova, r->avail_idx,
+          r->used_idx);
     free(r);
     vfe_admin_poll(aq);
     *out = aq;

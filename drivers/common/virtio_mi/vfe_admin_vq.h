@@ -144,17 +144,17 @@ void vfe_admin_set_irq_fd(struct vfe_admin_vq *aq, int fd);
  *   blob: written into buf (cap bytes), its length in *len.  Starts with
  *     u32 magic VFE_ADMIN_BLOB_MAGIC, u16 version VFE_ADMIN_BLOB_VERSION,
  *     u16 total length; then queue index, size, MSI-X vector, slot count,
- *     the IOVA and length of the memory, the ring offsets, the driver's avail
- *     and used indices and, per slot, whether its chain is in the device and
- *     which descriptors it uses.  Little-endian.
+ *     the IOVA and length of the memory and the ring offsets, u32 reserved 0.
+ *     Little-endian, VFE_ADMIN_BLOB_MAX bytes.
  *   *memfd: the queue's own memfd, borrowed (valid while aq lives): the
  *     caller passes a copy on (SCM_RIGHTS, dup) and closes that copy.
- * The blob is a snapshot: any submit or completion changes the ring, so the
- * owner exports again after each one it wants a successor to survive (export
- * is cheap: memory only, no device access).  An adopt from an older blob is
- * refused (-EPROTO) when the ring moved on since (a chain was added);
- * completions reaped after the export are harmless (their slots are simply
- * released again).
+ * Timing: export ONCE, right after vfe_admin_open() (or adopt), and deposit
+ * it with the memfd; never again.  The blob holds nothing that changes while
+ * the queue runs (an export at any later time is byte-identical), so it stays
+ * valid for the queue's whole life, whatever was submitted or completed
+ * since and wherever a crash hits (between an add and its publish, between a
+ * submit and a completion, in the middle of reaping).  Export is memory
+ * only, no device access.
  * Errors: -EINVAL (NULL args), -ENOTSUP (not a PCI queue: a test ring),
  * -ENOSPC (cap too small; *len says how much is needed).
  *
@@ -162,17 +162,36 @@ void vfe_admin_set_irq_fd(struct vfe_admin_vq *aq, int fd);
  * PF vp (initialized with vfe_vpci_init or vfe_vpci_adopt on an already
  * connected transport; nothing here cares how it was obtained) WITHOUT
  * resetting the PF or setting the queue up again: no status, feature or
- * queue register is written (queue_select only, to read back).  Checks, each
- * refused with a log line saying why:
- *   -EINVAL  blob malformed: magic, length, a field out of range (size not a
- *            power of two, slots > VFE_ADMIN_MAX_SLOTS or > size / 2, layout
- *            offsets not those of that size, descriptors out of the ring or
- *            shared), memfd size not the blob's length
+ * queue register is written (queue_select only, to read back).
+ * Everything dynamic comes from the ring memory (the memfd) as the device
+ * and the dead owner left it:
+ *   - avail index and used index are read from the memory; the new owner
+ *     consumes used entries from the used index on;
+ *   - every chain between used and avail index (published, not returned) is
+ *     inherited: its slot is the one its descriptors point into, it stays
+ *     quarantined until the device returns the chain and that answer is
+ *     dropped (logged); the dead owner's callbacks never run;
+ *   - chains the device returned that the owner never reaped are done;
+ *     chains the owner added but never published never reached the device;
+ *   - descriptor free list and slots are rebuilt from that: every
+ *     descriptor and slot no inherited chain holds is free.
+ * Checks, each refused with a log line saying why, nothing applied:
+ *   -EINVAL  blob malformed: magic, version 0, length, reserved bytes, a field
+ *            out of range (size not a power of two, slots >
+ *            VFE_ADMIN_MAX_SLOTS or > size / 2, layout offsets not those of
+ *            that size, memory length not that of size and slots)
  *   -EPROTO  blob version newer than VFE_ADMIN_BLOB_VERSION (never half
- *            applied), or the blob does not match the device or the memory:
- *            admin queue index, size, enable, ring addresses or vector read
- *            back differ, the IOVA window differs, the ring moved on since the
- *            export, a slot's descriptors do not point at that slot
+ *            applied) or older (version 1 carried the ring indices and is
+ *            not read); the blob does not match the device: admin queue
+ *            index, size, enable, ring addresses or vector read back differ,
+ *            the IOVA window differs; the memory does not match the blob or
+ *            is not a ring an admin queue left: memfd size not the blob's
+ *            length, avail index more than the slot count ahead of the used
+ *            index, a chain's head or next descriptor beyond the ring, flags
+ *            not those of a command chain (readable + writable, no
+ *            indirect), descriptors pointing outside the command slots or
+ *            into two slots, lengths beyond the slot areas, two chains in
+ *            one slot or sharing a descriptor
  *   -ENOENT  space holds no admin window (vfe_pf_iova_window): the caller
  *            must pass the PF's IOVA space, imported or kept, holding the
  *            window the blob names, mapped to the same memfd
@@ -184,17 +203,15 @@ void vfe_admin_set_irq_fd(struct vfe_admin_vq *aq, int fd);
  * set_irqs (a vector change, not a reset); the predecessor's eventfd is not
  * needed.  Completions the device wrote before that are reaped by a poll at
  * once (that poll runs no callback: only inherited slots can complete).
- * Commands the predecessor left in the device are quarantined: their slots
- * are not reused until the device returns the chain; the answer is dropped
- * (logged).  New commands use the other slots meanwhile.
+ * New commands use the free slots meanwhile.
  *
  * vfe_admin_abandon(): tests only.  What a crash of the owner leaves behind:
  * unmaps and frees the host side, closes its fds, runs no callback, sends
  * nothing to the device (the queue stays enabled, its memory mapped and its
  * IOVA window held in the space). */
 #define VFE_ADMIN_BLOB_MAGIC   0x51414656u     /* "VFAQ" */
-#define VFE_ADMIN_BLOB_VERSION 1
-#define VFE_ADMIN_BLOB_MAX     (48 + 16 * VFE_ADMIN_MAX_SLOTS)
+#define VFE_ADMIN_BLOB_VERSION 2
+#define VFE_ADMIN_BLOB_MAX     48
 int vfe_admin_export(const struct vfe_admin_vq *aq, void *buf, size_t cap, size_t *len, int *memfd);
 int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
                     const void *blob, size_t len, int memfd, struct vfe_admin_vq **out);

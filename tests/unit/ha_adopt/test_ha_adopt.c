@@ -206,6 +206,54 @@ static void test_vring_adopt_refuses(void **state)
     assert_int_equal(vfe_vring_adopt(&nv, QS, ring_mem, 0x1000, false, last_used, c, QS + 1), -EINVAL);
 }
 
+/* A take-over from the ring alone (no record of the driver's used index):
+ * the device returned two of three chains, the dead driver reaped neither.
+ * Adopting from the device's used index makes both done: they are never
+ * handed out, their descriptors are free, the third still comes back. */
+static void test_vring_adopt_skips_unreaped(void **state)
+{
+    struct vfe_vring vr, nv;
+    assert_int_equal(vfe_vring_init(&vr, QS, ring_mem, 0x1000, false), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        struct vfe_sg sg[2] = {{0x9000 + i * 0x100, 16}, {0xa000 + i * 0x100, 32}};
+        assert_int_equal(vfe_vring_add(&vr, sg, 1, 1, ck(i)), 0);
+    }
+    vfe_vring_publish(&vr);
+    struct vfe_vring_chain c;
+    assert_int_equal(vfe_vring_find_chain(&vr, ck(2), &c), 0);
+    struct vring_used *u = vr.used;
+    for (unsigned i = 0; i < 2; i++) {
+        struct vfe_vring_chain done;
+        assert_int_equal(vfe_vring_find_chain(&vr, ck(i), &done), 0);
+        u->ring[i].id = htole32(done.ids[0]);
+        u->ring[i].len = htole32(4);
+    }
+    u->idx = htole16(2);
+    vfe_vring_fini(&vr);     /* dies without reaping */
+
+    uint16_t used_idx = le16toh(u->idx);
+    assert_int_equal(vfe_vring_adopt(&nv, QS, ring_mem, 0x1000, false, used_idx, &c, 1), 0);
+    assert_int_equal(vfe_vring_outstanding(&nv), 1);
+    assert_int_equal(nv.num_free, QS - 2);
+    uint32_t len;
+    assert_null(vfe_vring_get_used(&nv, &len));       /* the two returned chains are not replayed */
+    /* the freed descriptors are reused; the inherited ones are not */
+    for (unsigned i = 0; i < (QS - 2) / 2; i++) {
+        struct vfe_sg sg[2] = {{0xb000, 16}, {0xc000, 32}};
+        assert_int_equal(vfe_vring_add(&nv, sg, 1, 1, ck(10 + i)), 0);
+        struct vfe_vring_chain n;
+        assert_int_equal(vfe_vring_find_chain(&nv, ck(10 + i), &n), 0);
+        for (unsigned j = 0; j < 2; j++)
+            assert_true(n.ids[j] != c.ids[0] && n.ids[j] != c.ids[1]);
+    }
+    u->ring[2].id = htole32(c.ids[0]);
+    u->ring[2].len = htole32(8);
+    u->idx = htole16(3);
+    assert_ptr_equal(vfe_vring_get_used(&nv, &len), ck(2));
+    assert_int_equal(len, 8);
+    vfe_vring_fini(&nv);
+}
+
 /* ---- blob heads ---- */
 static void test_blob_head(void **state)
 {
@@ -269,6 +317,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vpci_queue_read_missing, setup, teardown),
         cmocka_unit_test(test_vring_adopt_keeps_chains),
         cmocka_unit_test(test_vring_adopt_refuses),
+        cmocka_unit_test(test_vring_adopt_skips_unreaped),
         cmocka_unit_test(test_blob_head),
         cmocka_unit_test(test_mig_blob_round_trip),
     };
