@@ -382,7 +382,14 @@ static void read_packets(struct ha_conn *c, bool drain)
         int n = vfe_ha_recv_packet(c->fd, c->in, sizeof(c->in), fds, &nfds);
         if (n == -EAGAIN)
             return;
-        if (n == 0 || n == -ECONNRESET) {
+        if (n == -ECONNRESET) {
+            /* the peer closed with our answers unread: the kernel reports that
+             * before the packets it sent, which are still to be applied */
+            c->dead = true;
+            drain = true;
+            continue;
+        }
+        if (n == 0) {
             c->closing = true;
             return;
         }

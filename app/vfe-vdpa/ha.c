@@ -193,6 +193,7 @@ static void put_record(struct vhostd_ha *h, const char *kind, const char *bdf, s
         LOG_W("HA: depositing %s: %s", key, strerror(-rc));
         return;
     }
+    LOG_D("HA: %s deposited: %zu bytes, %u fds%s", key, len, nfds, rc == 0 && !h->client ? " (queued)" : "");
     h->deposits++;
     h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
     h->last_record_bytes = len;

@@ -233,6 +233,99 @@ int vfu_msg_recv(struct vfu_reader *r, int sock, struct vfu_msg *out, int timeou
     }
 }
 
+/* Peek up to len bytes (fds that come are closed: the read collects them). */
+static ssize_t peek_bytes(int sock, void *buf, size_t len)
+{
+    VFE_FDS_CTL(ctl, VFU_MAX_MSG_FDS);
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        vfe_fds_take(&mh, NULL, 0, NULL);
+    return n < 0 ? -errno : n;
+}
+
+/* Wait until the socket holds at least len bytes (peeked into buf). */
+static int wait_bytes(int sock, void *buf, size_t len, long deadline)
+{
+    for (;;) {
+        ssize_t n = peek_bytes(sock, buf, len);
+        if (n == (ssize_t)len)
+            return 0;
+        if (n == 0)
+            return -ECONNRESET;
+        if (n < 0 && n != -EAGAIN)
+            return (int)n;
+        if (deadline >= 0 && now_ms() >= deadline)
+            return -ETIMEDOUT;
+        if (n > 0)
+            usleep(100);   /* part of it is there: readable already, poll would not wait */
+        else if (wait_sock(sock, POLLIN, deadline) < 0)
+            return -ETIMEDOUT;
+    }
+}
+
+int vfu_msg_recv_whole(struct vfu_reader *r, int sock, struct vfu_msg *out, int timeout_ms)
+{
+    if (r->have)
+        return vfu_msg_recv(r, sock, out, timeout_ms);
+    long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    const size_t hsz = sizeof(struct vfu_hdr);
+    struct vfu_hdr h;
+    int rc = wait_bytes(sock, &h, hsz, deadline);
+    if (rc < 0)
+        return rc;
+    if (h.size < hsz || h.size > r->max_size)
+        return -EMSGSIZE;
+    struct vfu_msg m;
+    memset(&m, 0, sizeof(m));
+    m.len = h.size - hsz;
+    uint8_t *whole = malloc(h.size);
+    if (!whole)
+        return -ENOMEM;
+    if ((rc = wait_bytes(sock, whole, h.size, deadline)) < 0) {
+        free(whole);
+        return rc;
+    }
+    /* all of it is there: one read takes it (more only where a piece carrying fds ends early) */
+    size_t got = 0;
+    while (got < h.size) {
+        VFE_FDS_CTL(ctl, VFU_MAX_MSG_FDS);
+        struct iovec iov = { .iov_base = whole + got, .iov_len = h.size - got };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                             .msg_controllen = sizeof(ctl.buf) };
+        ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            vfu_msg_close_fds(&m);
+            free(whole);
+            return n < 0 ? -errno : -EPROTO;
+        }
+        unsigned limit = r->max_fds < VFU_MAX_MSG_FDS ? r->max_fds : VFU_MAX_MSG_FDS, dropped = 0;
+        m.nfds += vfe_fds_take(&mh, m.fds + m.nfds, limit > m.nfds ? limit - m.nfds : 0, &dropped);
+        if (dropped || (mh.msg_flags & MSG_CTRUNC))
+            m.fds_dropped = true;
+        got += (size_t)n;
+    }
+    memcpy(&m.hdr, whole, hsz);
+    if (m.len) {
+        m.payload = malloc(m.len);
+        if (!m.payload) {
+            vfu_msg_close_fds(&m);
+            free(whole);
+            return -ENOMEM;
+        }
+        memcpy(m.payload, whole + hsz, m.len);
+    }
+    free(whole);
+    *out = m;
+    return VFU_RD_MSG;
+}
+
 const char *vfu_cmd_name(uint16_t cmd)
 {
     switch (cmd) {

@@ -63,6 +63,12 @@ int vfu_reader_feed(struct vfu_reader *r, int sock, struct vfu_msg *out);
 /* Blocking-style receive on any socket: feed until a message or timeout_ms
  * (-ETIMEDOUT; < 0 waits forever). */
 int vfu_msg_recv(struct vfu_reader *r, int sock, struct vfu_msg *out, int timeout_ms);
+/* The same for a client waiting for a reply: the message is taken off the
+ * socket only once all of it is there, in one read, so a process killed at
+ * any point leaves the stream at a message boundary for its successor (HA).
+ * Returns like vfu_msg_recv; a reader already in the middle of a message
+ * finishes it the usual way. */
+int vfu_msg_recv_whole(struct vfu_reader *r, int sock, struct vfu_msg *out, int timeout_ms);
 
 /* VERSION capabilities. */
 struct vfu_caps {

@@ -19,6 +19,7 @@ static bool proto(const struct vhost_dev *d, unsigned bit)
 
 void vhost_persist(struct vhost_dev *d)
 {
+    LOG_D("vhost-user %s: persist (state %u)", d->name, d->cur_state);
     if (OPS(d)->persist)
         OPS(d)->persist(CTX(d), d);
 }
@@ -579,6 +580,7 @@ static bool log_change(const struct vhost_dev *d, uint32_t req, uint64_t feature
 int vhost_session_handle(struct vhost_dev *d)
 {
     struct vhost_msg *m = &d->in;
+    LOG_D("vhost-user %s: request %u, %u bytes, %u fds", d->name, m->hdr.request, m->hdr.size, m->nfds);
     const char *bad = vhost_msg_check(m);
     if (bad) {
         LOG_W("vhost-user %s: malformed request %u: %s", d->name, m->hdr.request, bad);

@@ -155,7 +155,7 @@ static int check_blob(const uint8_t *buf, size_t len, unsigned nfds, const struc
         return -EPROTONOSUPPORT;
     }
     if (len < sizeof(h) || h.queue_pairs != cfg->queue_pairs || h.nregions > VHOST_MAX_REGIONS ||
-        h.connected > 1 || h.owner > 1 || h.features_set > 1 || h.cur_state > VHOST_CUR_PAUSED ||
+        h.connected > 1 || h.owner > 1 || h.features_set > 1 || h.cur_state > VHOST_CUR_HANDLED ||
         h.pending_need_reply > 1 || h.owed > 1 || h.owed_size > VHOST_OWED_MAX ||
         (h.cur_state != VHOST_CUR_RECEIVED && (h.msg_size || h.msg_nfds)) || h.msg_size > VHOST_USER_MAX_PAYLOAD ||
         h.msg_nfds > VHOST_USER_MAX_FDS || (h.owed && h.cur_state != VHOST_CUR_HANDLED) ||

@@ -88,7 +88,7 @@ static int vfu_call_fd(struct vfu_client *c, uint16_t cmd, const struct iovec *i
     for (;;) {
         long left = deadline - now_ms();
         struct vfu_msg m;
-        rc = vfu_msg_recv(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
+        rc = vfu_msg_recv_whole(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
         if (rc < 0)
             return broken(c, rc, "no reply", cmd);
 

@@ -16,6 +16,7 @@
  *    that VF alone is provisioned afresh.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,8 +54,10 @@ static int mgmt(char *out, size_t len, ...)
 
 static int start_ha(void)
 {
+    static unsigned ha_starts;
+    snprintf(ha_log, sizeof(ha_log), "%.200s/ha-%u.log", sp.dir, ++ha_starts);
     const char *bin = getenv("VFE_VHOSTD_HA") ?: "vfe-vhostd-ha";
-    const char *argv[] = {bin, "--socket", ha_sock, "--log-level", "info", NULL};
+    const char *argv[] = {bin, "--socket", ha_sock, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     ha = proc_spawn(argv, ha_log);
     const char *ready[] = {"ready: ", NULL};
     return ha > 0 && file_wait(ha_log, ready, 1, 5000) ? 0 : -1;
@@ -191,6 +194,171 @@ static void test_kill9_resume(void)
 out:;
 }
 
+/* ---- kill -9 at random points of a message storm ---- */
+
+struct killer {
+    pthread_t th;
+    unsigned delay_us;
+    int restarted;
+};
+
+static void *kill_and_restart(void *arg)
+{
+    struct killer *k = arg;
+    usleep(k->delay_us);
+    kill9(&vhostd);
+    k->restarted = start_daemon();
+    return NULL;
+}
+
+/* One round of what a front-end does: stop and start the rings, change the
+ * memory table, turn dirty logging on and off.  0 or the step that failed. */
+static int storm_round(struct vfe_fe *fe, unsigned round)
+{
+    uint16_t bases[2];
+    if (vfe_fe_stop(fe, bases) < 0)
+        return 1;
+    if (vfe_fe_start(fe, bases) < 0)
+        return 2;
+    int slot = vfe_fe_mem_add(fe, (4ull + round % 4) << 30, 2u << 20);
+    if (slot < 0 || vfe_fe_mem_remove(fe, slot) < 0)
+        return 3;
+    if (round % 3 == 0 && (vfe_fe_log_start(fe) < 0 || vfe_fe_log_stop(fe) < 0))
+        return 4;
+    return 0;
+}
+
+static unsigned count_in_logs(const char *needle)
+{
+    unsigned n = 0;
+    for (unsigned i = 1; i <= starts; i++) {
+        char path[340];
+        snprintf(path, sizeof(path), "%.200s/vhostd-%u.log", sp.dir, i);
+        const char *nn[] = {needle, NULL};
+        n += (unsigned)file_count(path, nn);
+    }
+    return n;
+}
+
+static void test_storm(unsigned rounds)
+{
+    unsigned resets = 0, lost = 0;
+    srand(7);
+    for (unsigned r = 0; r < rounds; r++) {
+        struct killer k = {.delay_us = (unsigned)(rand() % 20000)};
+        pthread_create(&k.th, NULL, kill_and_restart, &k);
+        int step = 0;
+        for (unsigned i = 0; i < 4 && !step; i++)
+            step = storm_round(fa, r * 4 + i);
+        pthread_join(k.th, NULL);
+        REQUIRE(k.restarted == 0, out, "round %u: the daemon did not restart", r);
+        if (step) {
+            /* the session could not be continued: it must have been reset and said so */
+            resets++;
+            CHECK(count_in_logs("reset and provisioned afresh") + count_in_logs("cannot be continued") > 0,
+                  "round %u: step %d failed with no reset reported", r, step);
+            REQUIRE(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0, out, "round %u: reconnect", r);
+            REQUIRE(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), out, "round %u: rings", r);
+        }
+        /* the session continues exactly: indices as in guest memory, frames flow */
+        uint16_t bases[2], used[2];
+        REQUIRE(vfe_fe_stop(fa, bases) == 0, out, "round %u: stop", r);
+        vfe_fe_used_indices(fa, used);
+        CHECK(bases[0] == used[0] && bases[1] == used[1], "round %u: GET_VRING_BASE %u/%u, guest memory %u/%u", r,
+              bases[0], bases[1], used[0], used[1]);
+        REQUIRE(vfe_fe_start(fa, bases) == 0, out, "round %u: start", r);
+        REQUIRE(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), out, "round %u: rings not running", r);
+        unsigned got = flow(fa, fb, mac_a, mac_b, 20, 1000 + r * 20);
+        lost += 20 - got;
+        CHECK(got == 20, "round %u: %u of 20 frames a -> b", r, got);
+    }
+    printf("storm: %u rounds with a kill -9 each, %u sessions reset, %u frames lost\n", rounds, resets, lost);
+    CHECK(resets == 0, "%u of %u kills reset the session", resets, rounds);
+    CHECK(never_reset("after the storm"), "a function was reset");
+out:;
+}
+
+/* The HA process dies: the daemon runs on and deposits everything into a new one. */
+static void test_ha_process_lost(void)
+{
+    kill9(&ha);
+    CHECK(wait_output(3000, "\"connected\": false", "health", NULL), "health does not show the lost HA link");
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 2000) == 20, "frames with the HA process gone");
+    REQUIRE(start_ha() == 0, out, "HA process restart");
+    CHECK(wait_output(5000, "\"records\": 3", "health", NULL), "the new HA process did not get 3 records");
+    kill9(&vhostd);
+    REQUIRE(start_daemon() == 0, out, "restart after the HA process was replaced");
+    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "no take-over after the HA process was replaced");
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 2100) == 20, "frames after that restart");
+    CHECK(never_reset("after the HA process was replaced"), "a function was reset");
+out:;
+}
+
+/* SIGTERM with --ha hands over; vhostmgmt upgrade re-executes. */
+static void test_handover_and_upgrade(void)
+{
+    char out[16384];
+    kill(vhostd, SIGTERM);
+    CHECK(proc_wait(vhostd, 5000) == 0, "SIGTERM: the daemon did not exit 0");
+    vhostd = -1;
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 3000) == 20, "frames after the hand-over, no daemon running");
+    REQUIRE(start_daemon() == 0, out, "start after the hand-over");
+    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "no take-over after SIGTERM");
+    CHECK(mgmt(out, sizeof(out), "upgrade", NULL) == 0, "vhostmgmt upgrade: %s", out);
+    CHECK(file_wait(log_path, took, 2, 8000), "no take-over after vhostmgmt upgrade (%s)", log_path);
+    CHECK(proc_alive(vhostd), "the upgraded daemon is not the same process");
+    CHECK(wait_output(5000, "\"resumed\": ", "stats", VF_B), "stats after upgrade");
+    CHECK(flow(fb, fa, mac_b, mac_a, 20, 3100) == 20, "frames after the upgrade");
+    CHECK(never_reset("after hand-over and upgrade"), "a function was reset");
+out:;
+}
+
+/* A record that cannot be read: that VF alone is reset and provisioned
+ * afresh; a record from a newer daemon is refused the same way. */
+static void spoil_record(const char *key, unsigned offset, uint8_t value)
+{
+    int err;
+    const char *why;
+    kill9(&vhostd);
+    struct vfe_ha_client *c = NULL;
+    for (int i = 0; i < 50 && !c; i++, usleep(20000))
+        c = vfe_ha_client_connect(ha_sock, "test", 2000, &err, &why);
+    REQUIRE(c, out, "test client: %s", why);
+    struct vfe_ha_record *r = NULL;
+    unsigned n = 0;
+    REQUIRE(vfe_ha_get(c, key, &r, &n) == 0 && n == 1, out2, "GET %s", key);
+    r->blob[offset] = value;
+    CHECK(vfe_ha_put(c, key, r->blob, r->blob_len, r->fds, r->nfds) == 0, "PUT spoiled %s", key);
+out2:
+    vfe_ha_records_free(r, n);
+    vfe_ha_client_close(c);
+out:;
+}
+
+static void test_bad_records(void)
+{
+    spoil_record("vf/" VF_B, 0, 0x00);   /* magic */
+    REQUIRE(start_daemon() == 0, out, "start with a spoiled record");
+    const char *refused[] = {"record vf/" VF_B " refused", NULL};
+    CHECK(file_wait(log_path, refused, 1, 5000), "spoiled record not refused (%s)", log_path);
+    const char *one[] = {"took over 1 PFs and 1 VFs", NULL};
+    CHECK(file_wait(log_path, one, 1, 5000), "VF A not taken over beside the spoiled VF B");
+    /* B's front-end sees its session end and reconnects to a fresh one */
+    REQUIRE(vfe_fe_reconnect(fb) == 0 && vfe_fe_start(fb, NULL) == 0, out, "front-end B reconnects");
+    CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_B), "VF B not running after its reset");
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 4000) == 20, "frames a -> b after B's reset");
+    CHECK(counter(VF_A, "resets") == 0 && counter(VF_A, "client_disconnects") == 0, "VF A was reset too");
+    CHECK(counter(VF_B, "client_disconnects") == 1, "VF B: %lld client disconnects, want 1",
+          counter(VF_B, "client_disconnects"));
+    spoil_record("vf/" VF_A, 4, 99);     /* record version: a newer daemon's */
+    REQUIRE(start_daemon() == 0, out, "start with a newer record");
+    const char *newer[] = {"written by a newer vfe-vhostd", NULL};
+    CHECK(file_wait(log_path, newer, 1, 5000), "newer record not refused with its reason");
+out:;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -200,10 +368,14 @@ int main(void)
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
     snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
     snprintf(ha_sock, sizeof(ha_sock), "%.200s/ha.sock", sp.dir);
-    snprintf(ha_log, sizeof(ha_log), "%.200s/ha.log", sp.dir);
-    if (setup() == 0)
+    unsigned rounds = getenv("VFE_HA_STORM_ROUNDS") ? (unsigned)atoi(getenv("VFE_HA_STORM_ROUNDS")) : 30;
+    if (setup() == 0) {
         test_kill9_resume();
-    else
+        test_storm(rounds);
+        test_ha_process_lost();
+        test_handover_and_upgrade();
+        test_bad_records();
+    } else
         CHECK(0, "setup failed (logs in %s)", sp.dir);
     vfe_fe_close(fa);
     vfe_fe_close(fb);
