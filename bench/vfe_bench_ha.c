@@ -12,15 +12,17 @@
  *  memory   VmRSS and open fds of vfe-vhostd-ha with 0, 64 and 256 VFs
  *           provisioned (no front-end), and with the resume run's VFs attached;
  *           health ha.fds / records / bytes.
- *  storm    C vring stop/start cycles (1000) of one front-end, with and
- *           without --ha: vhost-user messages per second, deposits and
+ *  storm    N rounds (5) of C cycles (1000) of one front-end, vring stop/start
+ *           and dirty log on/off, each with and without --ha: vhost-user
+ *           messages per second (median round), deposits per message and
  *           health ha.deposit_us_avg.
  *
  * Prints one JSON object on stdout (bench/ha_table.py makes a table of it).
  * Not a test: the numbers depend on the machine; the goals are in bench/run.
  * Binaries: $VFE_SIM_BIN, $VFE_VHOSTD, $VFE_VHOSTD_HA (bench/run sets them).
  *
- *   vfe-bench-ha [--vfs N] [--restarts R] [--samples S] [--cycles C] [--only resume|memory|storm]
+ *   vfe-bench-ha [--vfs N] [--restarts R] [--samples S] [--cycles C] [--rounds N]
+ *                [--only resume|memory|storm]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +46,7 @@
 #define PF "0000:3b:00.0"
 #define MAX_VFS 256
 #define MAX_RESTARTS 200
+#define MAX_ROUNDS 50
 
 struct env {
     struct sim_proc sp;
@@ -520,7 +523,28 @@ static json_t *bench_memory(unsigned nvfs)
 
 /* ---- storm ---- */
 
-static json_t *bench_storm(bool with_ha, unsigned cycles)
+/* Messages one cycle sends, as tests/frontend does them (1 pair, PROTOCOL_FEATURES):
+ * vring: vfe_fe_stop (ENABLE 0 per ring, SET_STATUS 0, GET_VRING_BASE per ring),
+ *        vfe_fe_start (NUM, BASE, ADDR, KICK, CALL, ENABLE 1 per ring, GET_STATUS, SET_STATUS);
+ * log:   vfe_fe_log_start (SET_LOG_BASE, SET_FEATURES + LOG_ALL, GET_STATUS, ADDR per ring),
+ *        vfe_fe_log_stop (SET_FEATURES, GET_STATUS, ADDR per ring). */
+static unsigned storm_msgs(bool log, unsigned rings, bool status)
+{
+    return log ? 1 + 2 * (1 + status + rings) : 2 * rings + status + 6 * rings + 2 * status;
+}
+
+static int storm_cycle(struct vfe_fe *fe, bool log)
+{
+    if (log) {
+        int rc = vfe_fe_log_start(fe);
+        return rc ?: vfe_fe_log_stop(fe);
+    }
+    uint16_t bases[2 * VFE_FE_MAX_PAIRS];
+    int rc = vfe_fe_stop(fe, bases);
+    return rc ?: vfe_fe_start(fe, bases);
+}
+
+static json_t *bench_storm(bool with_ha, bool log, unsigned cycles, unsigned rounds)
 {
     struct env e;
     json_t *out = NULL;
@@ -533,29 +557,39 @@ static json_t *bench_storm(bool with_ha, unsigned cycles)
     while (!all_running(&e) && now_ms() < end)
         usleep(20000);
     struct vfe_fe *fe = fes[0];
-    unsigned rings = 2 * vfe_fe_pairs(fe);
-    bool status = vfe_fe_protocol_features(fe) & (1ull << VFE_FE_PF_STATUS);
-    /* vfe_fe_stop: ENABLE 0 per ring, SET_STATUS 0, GET_VRING_BASE per ring;
-     * vfe_fe_start: NUM, BASE, ADDR, KICK, CALL and ENABLE 1 per ring, GET_STATUS, SET_STATUS */
-    unsigned per_cycle = rings + status + rings + 6 * rings + 2 * status;
+    unsigned per_cycle = storm_msgs(log, 2 * vfe_fe_pairs(fe),
+                                    vfe_fe_protocol_features(fe) & (1ull << VFE_FE_PF_STATUS));
     json_t *h0 = rpc(&e, "health", NULL);
-    uint16_t bases[2 * VFE_FE_MAX_PAIRS];
-    double t0 = now_ms();
-    for (unsigned c = 0; c < cycles; c++) {
-        int rc = vfe_fe_stop(fe, bases);
-        rc = rc ?: vfe_fe_start(fe, bases);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "cycle %u: %s", c, strerror(-rc));
-            break;
+    double us[MAX_ROUNDS], total = 0;
+    unsigned done = 0, msgs = 0;
+    for (unsigned r = 0; r < rounds && !*err; r++) {
+        unsigned c = 0;
+        double t0 = now_ms();
+        for (; c < cycles; c++) {
+            int rc = storm_cycle(fe, log);
+            if (rc < 0) {
+                snprintf(err, sizeof(err), "round %u cycle %u: %s", r, c, strerror(-rc));
+                break;
+            }
         }
+        /* a reply to the last message: everything before it is handled */
+        uint64_t feat;
+        vfe_fe_raw(fe, VFE_FE_GET_FEATURES, VFE_FE_VERSION, NULL, 0, NULL, 0, &feat, sizeof(feat), 5000);
+        double dt = now_ms() - t0;
+        unsigned m = c * per_cycle + 1;
+        us[r] = dt * 1e3 / m;
+        total += dt;
+        msgs += m;
+        done += c;
     }
-    uint16_t last[2 * VFE_FE_MAX_PAIRS];
-    vfe_fe_stop(fe, last);   /* its GET_VRING_BASE replies: everything before is handled */
-    double dt = now_ms() - t0;
-    unsigned msgs = cycles * per_cycle + rings + status + rings;
     json_t *h1 = rpc(&e, "health", NULL);
-    out = json_pack("{s:b, s:i, s:i, s:f, s:f, s:f}", "ha", with_ha, "cycles", cycles, "messages", msgs, "seconds",
-                    dt / 1e3, "messages_per_s", msgs / (dt / 1e3), "us_per_message", dt * 1e3 / msgs);
+    json_t *each = json_array();
+    for (unsigned r = 0; r < rounds && !*err; r++)
+        json_array_append_new(each, json_real(us[r]));
+    double med = *err ? total * 1e3 / msgs : pct(us, rounds, 50);
+    out = json_pack("{s:s, s:b, s:i, s:i, s:f, s:f, s:f, s:o}", "storm", log ? "log on/off" : "vring stop/start",
+                    "ha", with_ha, "cycles", done, "messages", msgs, "seconds", total / 1e3, "messages_per_s",
+                    1e6 / med, "us_per_message", med, "rounds_us_per_message", each);
     if (with_ha) {
         long long d0 = jint(h0, "ha.deposits"), d1 = jint(h1, "ha.deposits");
         json_object_set_new(out, "deposits", json_integer(d1 - d0));
@@ -590,12 +624,12 @@ static unsigned arg_u(const char *s, unsigned lo, unsigned hi, const char *name)
 
 int main(int argc, char **argv)
 {
-    unsigned nvfs = 64, restarts = 20, samples = 8, cycles = 1000;
+    unsigned nvfs = 64, restarts = 20, samples = 8, cycles = 1000, rounds = 5;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
-            fprintf(stderr, "usage: vfe-bench-ha [--vfs N] [--restarts R] [--samples S] [--cycles C] "
+            fprintf(stderr, "usage: vfe-bench-ha [--vfs N] [--restarts R] [--samples S] [--cycles C] [--rounds N] "
                             "[--only resume|memory|storm]\n");
             return 2;
         }
@@ -605,6 +639,8 @@ int main(int argc, char **argv)
             restarts = arg_u(v, 1, MAX_RESTARTS, "--restarts");
         else if (!strcmp(argv[i], "--samples"))
             samples = arg_u(v, 1, MAX_VFS / 2, "--samples");
+        else if (!strcmp(argv[i], "--rounds"))
+            rounds = arg_u(v, 1, MAX_ROUNDS, "--rounds");
         else if (!strcmp(argv[i], "--cycles"))
             cycles = arg_u(v, 1, 1000000, "--cycles");
         else if (!strcmp(argv[i], "--only") &&
@@ -634,8 +670,10 @@ int main(int argc, char **argv)
     json_object_set_new(res, "memory", mem);
     if (!only || !strcmp(only, "storm")) {
         json_t *s = json_array();
-        json_array_append_new(s, bench_storm(false, cycles));
-        json_array_append_new(s, bench_storm(true, cycles));
+        for (int log = 0; log < 2; log++) {
+            json_array_append_new(s, bench_storm(false, log, cycles, rounds));
+            json_array_append_new(s, bench_storm(true, log, cycles, rounds));
+        }
         json_object_set_new(res, "storm", s);
     }
     char *txt = json_dumps(res, JSON_COMPACT);
