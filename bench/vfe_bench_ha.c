@@ -261,6 +261,31 @@ static int fd_count(pid_t pid)
     return n;
 }
 
+/* CPU time of every thread of pid so far (schedstat: nanoseconds), ms; -1 on error. */
+static double cpu_ms(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    double sum = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.')
+            continue;
+        char f[96];
+        unsigned long long ns = 0;
+        snprintf(f, sizeof(f), "/proc/%d/task/%.20s/schedstat", (int)pid, de->d_name);
+        FILE *fp = fopen(f, "r");
+        if (fp && fscanf(fp, "%llu", &ns) == 1)
+            sum += ns / 1e6;
+        if (fp)
+            fclose(fp);
+    }
+    closedir(d);
+    return sum;
+}
+
 /* Health after the HA process's next STATUS (asked every 5 s): held counts are current. */
 static json_t *settled_health(struct env *e)
 {
@@ -402,8 +427,11 @@ static json_t *dist(double *v, unsigned n)
     double sum = 0;
     for (unsigned i = 0; i < n; i++)
         sum += v[i];
-    return json_pack("{s:f, s:f, s:f, s:f}", "p50", pct(c, n, 50), "p99", pct(c, n, 99), "max", pct(c, n, 100),
-                     "mean", n ? sum / n : -1);
+    json_t *each = json_array();
+    for (unsigned i = 0; i < n; i++)
+        json_array_append_new(each, json_real(v[i]));
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "min", pct(c, n, 0), "p50", pct(c, n, 50), "p99",
+                     pct(c, n, 99), "max", pct(c, n, 100), "mean", n ? sum / n : -1, "each", each);
 }
 
 static json_t *ha_mem(struct env *e, unsigned vfs, bool attached)
@@ -426,7 +454,7 @@ static json_t *bench_resume(unsigned nvfs, unsigned restarts, unsigned samples, 
     struct env e;
     json_t *out = NULL;
     double t_log[MAX_RESTARTS], t_self[MAX_RESTARTS], t_rpc[MAX_RESTARTS], t_run[MAX_RESTARTS],
-        t_rt[MAX_RESTARTS];
+        t_rt[MAX_RESTARTS], cpu_d[MAX_RESTARTS], cpu_sim[MAX_RESTARTS];
     unsigned done = 0;
     char err[512] = "";
     if (2 * samples > nvfs)
@@ -448,12 +476,15 @@ static json_t *bench_resume(unsigned nvfs, unsigned restarts, unsigned samples, 
     snprintf(expect, sizeof(expect), "took over 1 PFs and %u VFs without a reset", nvfs);
     for (unsigned r = 0; r < restarts; r++) {
         reap(&e.vhostd, SIGKILL);
+        double sim0 = cpu_ms(e.sp.pid);
         double t0 = now_ms();
         if (start_daemon(&e) < 0 || !wait_file(e.log_path, "HA: took over", 10000, line, sizeof(line))) {
             snprintf(err, sizeof(err), "restart %u: no take-over line in %s", r, e.log_path);
             break;
         }
         t_log[done] = now_ms() - t0;
+        cpu_d[done] = cpu_ms(e.vhostd);   /* CPU the daemon used up to the take-over */
+        cpu_sim[done] = cpu_ms(e.sp.pid) - sim0;
         if (!strstr(line, expect) || !strstr(line, "; 0 PFs and 0 VFs reset")) {
             snprintf(err, sizeof(err), "restart %u: %.400s", r, line);
             break;
@@ -480,6 +511,8 @@ static json_t *bench_resume(unsigned nvfs, unsigned restarts, unsigned samples, 
     json_object_set_new(out, "log_line_ms", dist(t_log, done));
     json_object_set_new(out, "daemon_reported_ms", dist(t_self, done));
     json_object_set_new(out, "rpc_up_ms", dist(t_rpc, done));
+    json_object_set_new(out, "daemon_cpu_ms", dist(cpu_d, done));
+    json_object_set_new(out, "sim_cpu_ms", dist(cpu_sim, done));
     json_object_set_new(out, "all_rings_running_ms", dist(t_run, done));
     json_object_set_new(out, "frames_round_trip_ms", dist(t_rt, done));
     if (done) {
