@@ -13,7 +13,11 @@ def row(cells, widths):
 
 
 def main():
-    data = json.load(sys.stdin)
+    try:
+        data = json.load(sys.stdin)
+    except ValueError as e:
+        print("ha_table.py: no JSON from vfe-bench-ha (%s)" % e, file=sys.stderr)
+        return 2
     print(json.dumps(data))
     failed = False
     r = data.get("resume")

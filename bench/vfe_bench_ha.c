@@ -18,7 +18,7 @@
  *           health ha.deposit_us_avg.
  *
  * Prints one JSON object on stdout (bench/ha_table.py makes a table of it).
- * Not a test: the numbers depend on the machine; the goals are in bench/run.
+ * Not a test: the numbers depend on the machine; the goal is in bench/ha_table.py.
  * Binaries: $VFE_SIM_BIN, $VFE_VHOSTD, $VFE_VHOSTD_HA (bench/run sets them).
  *
  *   vfe-bench-ha [--vfs N] [--restarts R] [--samples S] [--cycles C] [--rounds N]
@@ -159,7 +159,8 @@ static long long jint(json_t *o, const char *path)
     char key[64];
     snprintf(key, sizeof(key), "%s", path);
     json_t *cur = o;
-    for (char *tok = strtok(key, "."); tok && cur; tok = strtok(NULL, "."))
+    char *save = NULL;
+    for (char *tok = strtok_r(key, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save))
         cur = json_object_get(cur, tok);
     return json_is_integer(cur) ? json_integer_value(cur) : json_is_real(cur) ? (long long)json_real_value(cur) : -1;
 }
