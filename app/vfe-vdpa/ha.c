@@ -246,6 +246,38 @@ void vhostd_ha_put_vf(struct vhostd_ha *h, struct vhostd_vf *vf)
     put_record(h, "vf", vf->rec.bdf, len, fds, n, t0);
 }
 
+bool vhostd_ha_put_vf_reply(struct vhostd_ha *h, struct vhostd_vf *vf, const void *reply, size_t reply_len)
+{
+#ifdef VFE_HA_F_SEND
+    if (!h || h->client || !h->link || !vfe_ha_link_connected(h->link))
+        return false;
+    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
+        vhostd_ha_put_pf(h, vf->pf);
+    double t0 = mono_ms();
+    int fds[VFE_HA_MAX_RECORD_FDS];
+    unsigned n;
+    size_t len;
+    if (vhostd_vf_export(vf, record_buf, sizeof(record_buf), &len, fds, VFE_HA_MAX_RECORD_FDS, &n) < 0)
+        return false;
+    int conn = vhostd_vf_conn_fd_index(vf);
+    if (conn < 0)
+        return false;
+    char key[64];
+    key_of(key, sizeof(key), "vf", vf->rec.bdf);
+    int rc = vfe_ha_link_put_send(h->link, key, record_buf, (uint32_t)len, fds, n, (unsigned)conn, reply,
+                                  (uint32_t)reply_len);
+    if (rc != 1)
+        return false;
+    LOG_D("HA: %s deposited with its reply: %zu bytes, %u fds", key, len, n);
+    h->deposits++;
+    h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
+    h->last_record_bytes = len;
+    return true;
+#else
+    return false;
+#endif
+}
+
 void vhostd_ha_del(struct vhostd_ha *h, const char *kind, const char *bdf)
 {
     char key[64];

@@ -66,6 +66,10 @@ int vhostd_ha_link_start(struct vhostd_ha *h);
 
 void vhostd_ha_put_pf(struct vhostd_ha *h, struct vhostd_pf *pf);
 void vhostd_ha_put_vf(struct vhostd_ha *h, struct vhostd_vf *vf);
+/* Deposit vf and have the HA process write `reply` on its front-end's
+ * connection once stored (atomic for a successor).  false: not possible now
+ * (link down or busy, older HA process): nothing was sent. */
+bool vhostd_ha_put_vf_reply(struct vhostd_ha *h, struct vhostd_vf *vf, const void *reply, size_t len);
 void vhostd_ha_del(struct vhostd_ha *h, const char *kind, const char *bdf);
 /* A PF came up (fresh): re-add the VFs of it a failed adoption left. */
 void vhostd_ha_pf_ready(struct vhostd_ha *h, const char *pf);

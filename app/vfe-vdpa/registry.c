@@ -229,12 +229,18 @@ static void vf_persist(void *ctx, struct vhostd_vf *vf)
     vhostd_ha_put_vf(ctx, vf);
 }
 
+static bool vf_persist_reply(void *ctx, struct vhostd_vf *vf, const void *reply, size_t len)
+{
+    return vhostd_ha_put_vf_reply(ctx, vf, reply, len);
+}
+
 static struct vhostd_vf_params vf_params(struct vhostd_registry *r)
 {
     return (struct vhostd_vf_params){
         .pci_root = r->opt->pci_root, .client = r->opt->client, .no_host_notifiers = r->opt->no_host_notifiers,
         .perm = {.mode = 0660, .set_group = r->opt->socket_group_set, .group = r->opt->socket_gid},
-        .persist = r->ha ? vf_persist : NULL, .persist_ctx = r->ha};
+        .persist = r->ha ? vf_persist : NULL, .persist_reply = r->ha ? vf_persist_reply : NULL,
+        .persist_ctx = r->ha};
 }
 
 int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,

@@ -24,11 +24,18 @@ static void vf_persist(void *ctx)
         vf->persist(vf->persist_ctx, vf);
 }
 
+static bool vf_persist_reply(void *ctx, const void *reply, size_t len)
+{
+    struct vhostd_vf *vf = ctx;
+    return vf->persist_reply && vf->session && !vf->removing && vf->persist_reply(vf->persist_ctx, vf, reply, len);
+}
+
 static struct vdpa_session_cfg session_cfg(struct vhostd_vf *vf, const struct vhostd_vf_params *p)
 {
     return (struct vdpa_session_cfg){.socket_path = vf->rec.socket, .client = p->client, .perm = p->perm,
                                      .no_host_notifiers = p->no_host_notifiers, .name = vf->rec.bdf,
-                                     .persist = p->persist ? vf_persist : NULL, .persist_ctx = vf};
+                                     .persist = p->persist ? vf_persist : NULL,
+                                     .persist_reply = p->persist_reply ? vf_persist_reply : NULL, .persist_ctx = vf};
 }
 
 struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
@@ -59,6 +66,7 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
         return NULL;
     }
     vf->persist = p->persist;
+    vf->persist_reply = p->persist_reply;
     vf->persist_ctx = p->persist_ctx;
     struct vdpa_session_cfg sc = session_cfg(vf, p);
     vf->session = vdpa_session_create(loop, vf->dev, &sc, &rc);
@@ -124,7 +132,13 @@ int vhostd_vf_export(struct vhostd_vf *vf, uint8_t *buf, size_t cap, size_t *len
                        .sec = {{tb, (uint32_t)tl, tn}, {vb, (uint32_t)vl, 0}, {sb, (uint32_t)sl, sn}}};
     snprintf(r.bdf, sizeof(r.bdf), "%s", vf->rec.bdf);
     *nfds = tn + sn;
+    vf->conn_index = vdpa_session_connected(vf->session) ? (int)tn : -1;   /* the session's first fd */
     return ha_rec_encode(&r, buf, cap, len);
+}
+
+int vhostd_vf_conn_fd_index(struct vhostd_vf *vf)
+{
+    return vf->conn_index;
 }
 
 struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
@@ -145,6 +159,7 @@ struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_p
     vf->pf = pf;
     vf->loop = loop;
     vf->persist = p->persist;
+    vf->persist_reply = p->persist_reply;
     vf->persist_ctx = p->persist_ctx;
     int rc = vfe_transport_adopt(p->pci_root, r->bdf, r->sec[0].data, r->sec[0].len, fds, tn, &vf->t);
     if (rc < 0) {

@@ -30,7 +30,9 @@ struct vhostd_vf {
     void (*removed)(void *ctx);
     void *removed_ctx;
     void (*persist)(void *ctx, struct vhostd_vf *vf);
+    bool (*persist_reply)(void *ctx, struct vhostd_vf *vf, const void *reply, size_t len);
     void *persist_ctx;
+    int conn_index;                       /* HA: of the front-end's connection in the last export */
 };
 
 struct vhostd_vf_params {
@@ -38,8 +40,10 @@ struct vhostd_vf_params {
     bool client;                          /* connect to QEMU's socket instead of listening */
     bool no_host_notifiers;               /* never offer doorbell pages */
     struct vhost_sock_perm perm;          /* server mode: the socket's mode and group */
-    /* HA: deposit vhostd_vf_export() now (see vdpa_session_cfg.persist).  NULL: off. */
+    /* HA: deposit vhostd_vf_export() now (see vdpa_session_cfg.persist), and
+     * with a reply for the HA process to write (persist_reply).  NULL: off. */
     void (*persist)(void *ctx, struct vhostd_vf *vf);
+    bool (*persist_reply)(void *ctx, struct vhostd_vf *vf, const void *reply, size_t len);
     void *persist_ctx;
 };
 
@@ -59,6 +63,8 @@ struct ha_rec;
  * reconnects).  NULL with *err and msg. */
 int vhostd_vf_export(struct vhostd_vf *vf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
                      unsigned *nfds);
+/* The index, among the exported fds, of the front-end's connection (-1: none). */
+int vhostd_vf_conn_fd_index(struct vhostd_vf *vf);
 struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
                                   const struct ha_rec *r, const int *fds, unsigned nfds, char *msg, size_t len,
                                   int *err);

@@ -98,6 +98,12 @@ struct vhost_ops {
      * from (each message handled, before it is taken off the socket, and
      * again after its reply).  NULL: no crash safety, nothing deposited. */
     void (*persist)(void *ctx, struct vhost_dev *d);
+    /* HA: deposit d (already in the state after the reply) and have the HA
+     * process write `reply` (len bytes: header and payload) on the
+     * connection once it holds the deposit, so that a successor never has to
+     * guess whether the reply went out.  true: it will; false: it cannot now
+     * (the library then writes the reply itself, between two deposits). */
+    bool (*persist_reply)(void *ctx, struct vhost_dev *d, const void *reply, size_t len);
 };
 
 /* Permissions of the socket file a server-mode device creates (the umask

@@ -40,11 +40,24 @@ static int send_reply(struct vhost_dev *d, uint32_t request, const void *payload
  *   HANDLED   its effect is in the state and its reply is owed: a successor
  *             sends the reply
  *   NONE      reply sent (or none): a successor reads the next message
- * Only a crash between sending a reply and depositing NONE (two system
- * calls) makes a successor send that reply twice. */
+ * With persist_reply the HA process writes the reply when it stores NONE,
+ * so no point is ambiguous; without it (HA process busy or older), only a
+ * crash between sending a reply and depositing NONE makes a successor send
+ * that reply twice. */
 int vhost_msg_finish(struct vhost_dev *d, uint32_t request, const void *payload, uint32_t size, bool reply)
 {
     bool ha = OPS(d)->persist != NULL;
+    if (ha && reply && OPS(d)->persist_reply && size <= VHOST_OWED_MAX) {
+        /* the deposit and the reply in one step of the HA process: no window at all */
+        uint8_t bytes[VHOST_USER_HDR_SIZE + VHOST_OWED_MAX];
+        struct vhost_user_hdr h = {request, VHOST_USER_VERSION | VHOST_USER_FLAG_REPLY, size};
+        memcpy(bytes, &h, sizeof(h));
+        memcpy(bytes + sizeof(h), payload, size);
+        d->cur_state = VHOST_CUR_NONE;
+        d->owed = false;
+        if (OPS(d)->persist_reply(CTX(d), d, bytes, sizeof(h) + size))
+            return 0;
+    }
     if (ha && reply) {
         d->cur_state = VHOST_CUR_HANDLED;
         d->owed = true;

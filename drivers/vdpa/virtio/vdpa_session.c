@@ -52,6 +52,7 @@ struct vdpa_session {
     bool destroying;
     uint8_t op;                         /* SOP_*: the device operation busy stands for */
     void (*persist)(void *ctx);         /* HA: deposit now (vdpa_session_cfg) */
+    bool (*persist_reply)(void *ctx, const void *reply, size_t len);
     void *persist_ctx;
     ev_timer adopt_t;                   /* an adopted session's first steps, from the loop */
 };
@@ -450,6 +451,12 @@ static void on_persist(void *ctx, struct vhost_dev *d)
     persist(ctx);
 }
 
+static bool on_persist_reply(void *ctx, struct vhost_dev *d, const void *reply, size_t len)
+{
+    struct vdpa_session *s = ctx;
+    return s->persist_reply && !s->destroying && s->persist_reply(s->persist_ctx, reply, len);
+}
+
 static void vf_step(void *ctx)
 {
     persist(ctx);
@@ -465,7 +472,7 @@ static const struct vhost_ops session_ops_ha = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
-    .persist = on_persist,
+    .persist = on_persist, .persist_reply = on_persist_reply,
 };
 
 static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -479,6 +486,7 @@ static struct vdpa_session *session_new(struct ev_loop *loop, const struct vdpa_
     s->log_fd = -1;
     s->no_host_notifiers = cfg->no_host_notifiers;
     s->persist = cfg->persist;
+    s->persist_reply = cfg->persist_reply;
     s->persist_ctx = cfg->persist_ctx;
     snprintf(s->name, sizeof(s->name), "%s", cfg->name);
     ev_timer_init(&s->kick, kick_cb, 0., 0.);
@@ -531,6 +539,11 @@ void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void 
     vhost_dev_destroy(s->dev);
     s->dev = NULL;
     s->destroying = true;   /* converge stops and unmaps the device, then runs done from the loop */
+}
+
+bool vdpa_session_connected(const struct vdpa_session *s)
+{
+    return s->dev && vhost_connected(s->dev);
 }
 
 void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st)

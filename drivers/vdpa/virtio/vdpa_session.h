@@ -35,6 +35,9 @@ struct vdpa_session_cfg {
      * be able to continue from: the caller deposits vdpa_session_export(),
      * vdpa_vf_export() and its transport then.  NULL: no HA. */
     void (*persist)(void *ctx);
+    /* ... and with a reply the HA process writes on the front-end's
+     * connection once it holds the deposit (lib/vhost persist_reply). */
+    bool (*persist_reply)(void *ctx, const void *reply, size_t len);
     void *persist_ctx;
 };
 
@@ -59,6 +62,7 @@ struct vdpa_session_stats {
     unsigned nlive;
 };
 void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats *st);
+bool vdpa_session_connected(const struct vdpa_session *s);
 
 /* ---- HA (docs/ha.md) ----
  * vdpa_session_export: the session (its state and the lib/vhost snapshot)
