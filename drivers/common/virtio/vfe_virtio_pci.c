@@ -23,14 +23,28 @@
 
 /* ---- config space ---- */
 
+/* Config space as read once by vfe_vpci_init (the capability walk reads
+ * dozens of fields: one round trip instead of one each). */
+static const uint8_t *cfg_cache;
+static size_t cfg_cache_len;
+
+static int cfg_read(struct vfe_virtio_pci *vp, uint32_t off, void *v, size_t n)
+{
+    if (cfg_cache && off + n <= cfg_cache_len) {
+        memcpy(v, cfg_cache + off, n);
+        return 0;
+    }
+    return vfe_cfg_read(vp->t, off, v, n);
+}
+
 static int cfg_r8(struct vfe_virtio_pci *vp, uint32_t off, uint8_t *v)
 {
-    return vfe_cfg_read(vp->t, off, v, 1);
+    return cfg_read(vp, off, v, 1);
 }
 
 static int cfg_r16(struct vfe_virtio_pci *vp, uint32_t off, uint16_t *v)
 {
-    int rc = vfe_cfg_read(vp->t, off, v, 2);
+    int rc = cfg_read(vp, off, v, 2);
     if (rc == 0)
         *v = le16toh(*v);
     return rc;
@@ -38,7 +52,7 @@ static int cfg_r16(struct vfe_virtio_pci *vp, uint32_t off, uint16_t *v)
 
 static int cfg_r32(struct vfe_virtio_pci *vp, uint32_t off, uint32_t *v)
 {
-    int rc = vfe_cfg_read(vp->t, off, v, 4);
+    int rc = cfg_read(vp, off, v, 4);
     if (rc == 0)
         *v = le32toh(*v);
     return rc;
@@ -300,10 +314,29 @@ static int walk_ext_caps(struct vfe_virtio_pci *vp)
     }
 }
 
+static int vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t);
+
 int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t)
 {
     if (!vp || !t)
         return -EINVAL;
+    static uint8_t space[4096];
+    struct vfe_region_info ri;
+    size_t len = 0;
+    if (t->ops->region_info(t, VFE_REGION_CONFIG, &ri) == 0)
+        len = ri.size < sizeof(space) ? (size_t)ri.size : sizeof(space);
+    if (len && vfe_cfg_read(t, 0, space, len) == 0) {
+        cfg_cache = space;
+        cfg_cache_len = len;
+    }
+    int rc = vpci_init(vp, t);
+    cfg_cache = NULL;
+    cfg_cache_len = 0;
+    return rc;
+}
+
+static int vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t)
+{
     memset(vp, 0, sizeof(*vp));
     vp->t = t;
     int rc = cfg_r16(vp, PCI_VENDOR_ID, &vp->vendor_id);
