@@ -181,6 +181,10 @@ int vhost_snapshot(const struct vhost_dev *d, uint8_t *buf, size_t cap, size_t *
 struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg *cfg, const uint8_t *buf,
                                     size_t len, const int *fds, unsigned nfds, int *err);
 void vhost_dev_resume(struct vhost_dev *d);
+/* The point a successor would continue from: 0 nothing in flight, 1 a
+ * message read (it handles it again), 2 waiting for the glue, 3 a reply owed;
+ * *request: the message's (for logs and tests). */
+int vhost_ha_point(const struct vhost_dev *d, uint32_t *request);
 /* Forget d as a crash would: close its copies of every fd, but neither shut
  * the connection down nor remove the socket file (a successor continues
  * them).  No callback runs.  For a planned hand-over and for tests. */

@@ -376,6 +376,13 @@ static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+int vhost_ha_point(const struct vhost_dev *d, uint32_t *request)
+{
+    *request = d->cur_state == VHOST_CUR_PAUSED ? d->pending_req
+             : d->cur_state == VHOST_CUR_HANDLED ? d->owed_req : d->in.hdr.request;
+    return d->cur_state;
+}
+
 void vhost_dev_resume(struct vhost_dev *d)
 {
     if (d->fd < 0 || ev_is_active(&d->resume_t) || ev_is_active(&d->watch))

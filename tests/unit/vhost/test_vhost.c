@@ -515,6 +515,195 @@ static void test_snapshot_restore(void **state)
     close(kick);
 }
 
+/* ---- crash points (HA): a snapshot taken at a persist point, the owner
+ * abandoned, the session restored from it ---- */
+
+struct saved {
+    uint8_t blob[16384];
+    size_t len;
+    int fds[VHOST_SNAPSHOT_MAX_FDS];
+    unsigned nfds;
+    bool taken;
+};
+
+static struct {
+    int want_state;            /* take the snapshot at this persist state (-1: none) */
+    uint32_t want_req;         /* ... while this request is current */
+    struct saved s;
+    bool reply_by_ha;          /* persist_reply keeps the reply instead of the library sending it */
+    uint8_t reply[128];
+    size_t reply_len;
+    int replies_kept;
+} crash;
+
+/* The current message's request, from the snapshot's point of view. */
+static void take(struct vhost_dev *d)
+{
+    struct saved *sv = &crash.s;
+    for (unsigned i = 0; i < sv->nfds; i++)
+        close(sv->fds[i]);
+    int fds[VHOST_SNAPSHOT_MAX_FDS];
+    assert_int_equal(vhost_snapshot(d, sv->blob, sizeof(sv->blob), &sv->len, fds, VHOST_SNAPSHOT_MAX_FDS, &sv->nfds), 0);
+    for (unsigned i = 0; i < sv->nfds; i++)
+        sv->fds[i] = dup(fds[i]);
+    sv->taken = true;
+}
+
+static int last_state;
+static void g_persist(void *c, struct vhost_dev *d)
+{
+    uint32_t req;
+    last_state = vhost_ha_point(d, &req);
+    if (!crash.s.taken && last_state == crash.want_state && req == crash.want_req)
+        take(d);
+}
+
+static bool g_persist_reply(void *c, struct vhost_dev *d, const void *reply, size_t len)
+{
+    if (!crash.reply_by_ha)
+        return false;
+    memcpy(crash.reply, reply, len);
+    crash.reply_len = len;
+    crash.replies_kept++;
+    g_persist(c, d);
+    return true;
+}
+
+static const struct vhost_ops ops_ha = {
+    .connected = g_connected, .disconnected = g_disconnected, .features = g_features, .mem_table = g_mem,
+    .ring_start = g_start, .ring_stop = g_stop, .get_ring_base = g_base, .log_base = g_log, .reset = g_reset,
+    .log_wait = g_log_wait, .persist = g_persist, .persist_reply = g_persist_reply,
+};
+
+/* A dev like the fixture's but with the persist hooks, connected to a new peer. */
+static struct vhost_dev *ha_dev(struct fx *f, struct rec *r, const char *path, struct vu_peer *peer)
+{
+    struct vhost_cfg cfg = {.path = path, .features = 1ull << 32 | 1ull << 15, .queue_pairs = 2, .ops = &ops_ha,
+                            .ctx = r, .name = "ha"};
+    int err;
+    struct vhost_dev *d = vhost_dev_create(f->loop, &cfg, &err);
+    assert_non_null(d);
+    assert_int_equal(vu_peer_connect(peer, f->loop, path), 0);
+    return d;
+}
+
+static struct vhost_dev *restore_saved(struct fx *f, struct rec *r, const char *path)
+{
+    struct vhost_cfg cfg = {.path = path, .features = 1ull << 32 | 1ull << 15, .queue_pairs = 2, .ops = &ops_ha,
+                            .ctx = r, .name = "restored"};
+    int err;
+    struct vhost_dev *d = vhost_dev_restore(f->loop, &cfg, crash.s.blob, crash.s.len, crash.s.fds, crash.s.nfds, &err);
+    assert_non_null(d);
+    crash.s.nfds = 0;   /* the restored dev owns them */
+    crash.s.taken = false;
+    vhost_dev_resume(d);
+    return d;
+}
+
+static void crash_reset(int state, uint32_t req)
+{
+    for (unsigned i = 0; i < crash.s.nfds; i++)
+        close(crash.s.fds[i]);
+    memset(&crash, 0, sizeof(crash));
+    crash.want_state = state;
+    crash.want_req = req;
+}
+
+/* Killed after depositing RECEIVED: the successor handles the message again;
+ * killed while PAUSED: it waits for the glue again and answers once; with
+ * persist_reply the reply goes out only through the HA process. */
+static void test_crash_points(void **state)
+{
+    struct fx *f = *state;
+    char path[120];
+    snprintf(path, sizeof(path), "%s.ha", f->path);
+    struct rec r1 = {0}, r2 = {0};
+    struct vu_peer peer;
+    struct vhost_dev *d = ha_dev(f, &r1, path, &peer);
+    uint64_t f1 = 1ull << 32 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+    long long proto = vu_peer_call_u64(&peer, VHOST_USER_GET_PROTOCOL_FEATURES, 0, NULL, 0, NULL, 0);
+    uint64_t want = (uint64_t)proto;
+    assert_int_equal(vu_peer_send(&peer, VHOST_USER_SET_PROTOCOL_FEATURES, 0, &want, 8, NULL, 0), 0);
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_SET_FEATURES, NEED_REPLY, &f1, 8, NULL, 0), 0);
+
+    /* 1. RECEIVED: an ADD_MEM_REG read (and deposited with its fd), then the owner dies */
+    crash_reset(1, VHOST_USER_ADD_MEM_REG);
+    struct vhost_user_mem_reg mr = {0, {0, REG, (uint64_t)(uintptr_t)f->va[0], 0}};
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_ADD_MEM_REG, NEED_REPLY, &mr, sizeof(mr), f->mem, 1), 0);
+    assert_true(crash.s.taken);
+    vhost_dev_abandon(d);
+    d = restore_saved(f, &r2, path);
+    /* the successor never saw the region: it adds it from the deposited message and answers */
+    const struct vhost_region *regs;
+    assert_int_equal(vhost_regions(d, &regs), 0);
+    uint64_t ack = 99;
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_ADD_MEM_REG, &ack, sizeof(ack), 1000), 8);
+    assert_int_equal(ack, 0);
+    assert_int_equal(vhost_regions(d, &regs), 1);
+    assert_int_equal(regs[0].refs, 1);
+
+    /* 2. PAUSED: GET_VRING_BASE waits for the glue; the owner dies; the successor asks its glue again */
+    int kick = eventfd(0, EFD_CLOEXEC);
+    struct vhost_user_vring_state s = {0, 256};
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_SET_VRING_NUM, NEED_REPLY, &s, 8, NULL, 0), 0);
+    uint64_t q = (uint64_t)(uintptr_t)f->va[0];
+    struct vhost_user_vring_addr a = {0, 0, q, q + 0x2000, q + 0x1000, 0};
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_SET_VRING_ADDR, NEED_REPLY, &a, sizeof(a), NULL, 0), 0);
+    uint64_t idx = 0;
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_SET_VRING_KICK, NEED_REPLY, &idx, 8, &kick, 1), 0);
+    crash_reset(2, VHOST_USER_GET_VRING_BASE);
+    s.num = 0;
+    assert_int_equal(vu_peer_send(&peer, VHOST_USER_GET_VRING_BASE, 0, &s, 8, NULL, 0), 0);
+    vu_peer_spin(&peer, 50);
+    assert_true(r2.pending && crash.s.taken);
+    vhost_dev_abandon(d);
+    struct rec r3 = {0};
+    d = restore_saved(f, &r3, path);
+    vu_peer_spin(&peer, 50);
+    assert_true(r3.pending);   /* asked again */
+    vhost_ring_base_done(r3.p, 77);
+    struct vhost_user_vring_state rep;
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 1000), 8);
+    assert_int_equal(rep.num, 77);
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_GET_VRING_BASE, &rep, sizeof(rep), 100), -ETIMEDOUT);
+
+    /* 3. HANDLED without persist_reply: a successor sends the owed reply */
+    crash_reset(3, VHOST_USER_GET_QUEUE_NUM);
+    assert_int_equal(vu_peer_call_u64(&peer, VHOST_USER_GET_QUEUE_NUM, 0, NULL, 0, NULL, 0), 2);
+    assert_true(crash.s.taken);
+    vhost_dev_abandon(d);
+    struct rec r4 = {0};
+    d = restore_saved(f, &r4, path);
+    uint64_t qn = 0;
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_GET_QUEUE_NUM, &qn, sizeof(qn), 1000), 8);
+    assert_int_equal(qn, 2);
+
+    /* 4. persist_reply: the library never writes the reply itself */
+    crash_reset(-1, 0);
+    crash.reply_by_ha = true;
+    assert_int_equal(vu_peer_send(&peer, VHOST_USER_GET_QUEUE_NUM, 0, NULL, 0, NULL, 0), 0);
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_GET_QUEUE_NUM, &qn, sizeof(qn), 100), -ETIMEDOUT);
+    assert_int_equal(crash.replies_kept, 1);
+    assert_int_equal(last_state, 0);   /* deposited as done: a successor would not answer again */
+    /* the HA process writes it on its copy of the connection */
+    int conn = -1;
+    int fds[VHOST_SNAPSHOT_MAX_FDS];
+    unsigned n;
+    uint8_t blob[16384];
+    size_t len;
+    assert_int_equal(vhost_snapshot(d, blob, sizeof(blob), &len, fds, VHOST_SNAPSHOT_MAX_FDS, &n), 0);
+    conn = fds[0];
+    assert_int_equal(write(conn, crash.reply, crash.reply_len), (ssize_t)crash.reply_len);
+    assert_int_equal(vu_peer_reply(&peer, VHOST_USER_GET_QUEUE_NUM, &qn, sizeof(qn), 1000), 8);
+    assert_int_equal(qn, 2);
+    crash.reply_by_ha = false;
+
+    vu_peer_close(&peer);
+    vhost_dev_destroy(d);
+    crash_reset(-1, 0);
+    close(kick);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_frontend_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
