@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "drivers/common/virtio_ha/vfe_ha_client.h"
@@ -63,11 +64,15 @@ static int start_ha(void)
     return ha > 0 && file_wait(ha_log, ready, 1, 5000) ? 0 : -1;
 }
 
+static const char *daemon_bin;
+
 static int start_daemon(void)
 {
     snprintf(log_path, sizeof(log_path), "%.200s/vhostd-%u.log", sp.dir, ++starts);
-    const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, "--no-state", "--ha",
-                          ha_sock, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
+    char state[300];
+    snprintf(state, sizeof(state), "%.200s/state", sp.dir);
+    const char *argv[] = {daemon_bin ? daemon_bin : vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
+                          "--state-dir", state, "--ha", ha_sock, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     return vhostd > 0 && file_wait(log_path, ready, 1, 5000) ? 0 : -1;
@@ -295,10 +300,22 @@ static void test_ha_process_lost(void)
 out:;
 }
 
-/* SIGTERM with --ha hands over; vhostmgmt upgrade re-executes. */
+/* Install path: a copy of the binary replaced like a package upgrade does
+ * (a new file renamed over the old one). */
+static int install_binary(const char *dst)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s.new' && mv -f '%s.new' '%s'", vhostd_bin(), dst, dst, dst);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* SIGTERM with --ha hands over; vhostmgmt upgrade re-executes the binary now on disk. */
 static void test_handover_and_upgrade(void)
 {
-    char out[16384];
+    char out[16384], bin[320];
+    snprintf(bin, sizeof(bin), "%.200s/vfe-vhostd", sp.dir);
+    REQUIRE(install_binary(bin) == 0, out, "install %s", bin);
+    daemon_bin = bin;
     kill(vhostd, SIGTERM);
     CHECK(proc_wait(vhostd, 5000) == 0, "SIGTERM: the daemon did not exit 0");
     vhostd = -1;
@@ -306,9 +323,21 @@ static void test_handover_and_upgrade(void)
     REQUIRE(start_daemon() == 0, out, "start after the hand-over");
     const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "no take-over after SIGTERM");
+    struct stat before, after;
+    char exe[64], target[400];
+    snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)vhostd);
+    stat(exe, &before);
+    REQUIRE(install_binary(bin) == 0, out, "reinstall %s", bin);   /* the "new version" on disk */
+    ssize_t n = readlink(exe, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    CHECK(strstr(target, "(deleted)"), "the running binary should be the replaced one: %s", target);
     CHECK(mgmt(out, sizeof(out), "upgrade", NULL) == 0, "vhostmgmt upgrade: %s", out);
     CHECK(file_wait(log_path, took, 2, 8000), "no take-over after vhostmgmt upgrade (%s)", log_path);
     CHECK(proc_alive(vhostd), "the upgraded daemon is not the same process");
+    n = readlink(exe, target, sizeof(target) - 1);
+    target[n > 0 ? n : 0] = '\0';
+    stat(exe, &after);
+    CHECK(!strstr(target, "(deleted)") && after.st_ino != before.st_ino, "after upgrade the daemon runs %s", target);
     CHECK(wait_output(5000, "\"resumed\": ", "stats", VF_B), "stats after upgrade");
     CHECK(flow(fb, fa, mac_b, mac_a, 20, 3100) == 20, "frames after the upgrade");
     CHECK(never_reset("after hand-over and upgrade"), "a function was reset");
@@ -359,6 +388,27 @@ static void test_bad_records(void)
 out:;
 }
 
+/* Both gone (or a reboot): the daemon provisions everything again from its
+ * state directory; the devices were reset, the front-ends reconnect. */
+static void test_both_killed(void)
+{
+    kill9(&vhostd);
+    kill9(&ha);
+    REQUIRE(start_ha() == 0 && start_daemon() == 0, out, "start both again");
+    const char *none[] = {"holds 0 records", NULL};
+    CHECK(file_wait(log_path, none, 1, 5000), "a fresh HA process should hold nothing");
+    CHECK(wait_output(5000, "\"vhost_user\": \"waiting\"", "stats", VF_A), "VF A not provisioned from the state");
+    REQUIRE(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0 && vfe_fe_reconnect(fb) == 0 &&
+                vfe_fe_start(fb, NULL) == 0,
+            out, "front-ends reconnect");
+    CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A) &&
+              wait_output(5000, "\"rings_running\": 2", "stats", VF_B),
+          "rings not running after both restarted");
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 5000) == 20, "frames a -> b after both restarted");
+    CHECK(wait_output(5000, "\"records\": 3", "health", NULL), "the new HA process did not get the records");
+out:;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -375,6 +425,7 @@ int main(void)
         test_ha_process_lost();
         test_handover_and_upgrade();
         test_bad_records();
+        test_both_killed();
     } else
         CHECK(0, "setup failed (logs in %s)", sp.dir);
     vfe_fe_close(fa);
