@@ -257,6 +257,7 @@ struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const 
         snprintf(msg, len, "PF %s cannot be taken over (%s: %s)", r->bdf, step, strerror(-rc));
         if (pf->aq)
             vfe_admin_abandon(pf->aq);
+        vfe_mig_abandon(&pf->mig);
         vfe_pf_iova_destroy_quiet(pf->iova);
         vfe_transport_close(pf->t);
         free(pf);
@@ -291,6 +292,7 @@ void vhostd_pf_abandon(struct vhostd_pf *pf)
     ev_timer_stop(pf->loop, &pf->report);
     if (pf->aq)
         vfe_admin_abandon(pf->aq);
+    vfe_mig_abandon(&pf->mig);
     vfe_pf_iova_destroy_quiet(pf->iova);
     vfe_transport_close(pf->t);
     free(pf);

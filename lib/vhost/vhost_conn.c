@@ -148,7 +148,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
-    if (d->fd >= 0 && !d->paused)
+    if (d->fd >= 0 && !d->paused && ev_is_active(&d->watch))
         read_cb(loop, &d->watch, EV_READ);   /* the old front-end may be gone already */
     if (d->fd >= 0) {   /* one front-end at a time */
         LOG_W("vhost-user %s: second front-end on %s refused", d->name, d->path);
@@ -182,6 +182,13 @@ static void start_client(struct vhost_dev *d)
 {
     ev_timer_set(&d->reconnect, d->backoff, 0.);
     ev_timer_start(d->loop, &d->reconnect);
+}
+
+void vhost_conn_watch_listener(struct vhost_dev *d)
+{
+    ev_io_init(&d->lwatch, accept_cb, d->lfd, EV_READ);
+    d->lwatch.data = d;
+    ev_io_start(d->loop, &d->lwatch);
 }
 
 int vhost_conn_listen(struct vhost_dev *d)

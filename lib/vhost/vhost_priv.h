@@ -113,6 +113,8 @@ void vhost_conn_close_later(struct vhost_dev *d, const char *why);
 void vhost_conn_attach(struct vhost_dev *d, int fd);
 void vhost_conn_resume(struct vhost_dev *d);
 int vhost_conn_listen(struct vhost_dev *d);
+/* Accept on d->lfd (a listener taken over from a predecessor). */
+void vhost_conn_watch_listener(struct vhost_dev *d);
 /* A dev with no socket yet (create and restore finish it). */
 struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cfg, int *err);
 

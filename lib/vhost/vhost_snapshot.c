@@ -228,6 +228,7 @@ static void adopt_listener(struct vhost_dev *d, int fd, uint64_t dev, uint64_t i
         l->ino = 0;
     }
     d->lfd = fd;
+    vhost_conn_watch_listener(d);
 }
 
 struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg *cfg, const uint8_t *buf,

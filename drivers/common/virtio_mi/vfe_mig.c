@@ -20,7 +20,7 @@ int vfe_mig_init(struct vfe_mig *m, struct vfe_admin_vq *aq, enum vfe_mig_dialec
     case VFE_MIG_DIALECT_VIRTIO: ops = &vfe_mig_virtio_ops; break;
     default: return -EINVAL;
     }
-    memset(m, 0, sizeof(*m));
+    memset(m, 0, sizeof(*m));   /* nothing is in flight yet (a probe frees its op first) */
     m->aq = aq;
     m->dialect = d;
     m->ops = ops;
@@ -142,25 +142,70 @@ struct simple_op {
     void *ctx;
 };
 
+struct vfe_mig_op {
+    struct vfe_mig_op *next, *prev;
+    struct vfe_mig *m;
+    void (*release)(void *op);
+    max_align_t body[];
+};
+
+void *vfe_mig_op_new(struct vfe_mig *m, size_t size, void (*release)(void *op))
+{
+    struct vfe_mig_op *o = calloc(1, sizeof(*o) + size);
+    if (!o)
+        return NULL;
+    o->m = m;
+    o->release = release;
+    o->next = m->live;
+    if (m->live)
+        m->live->prev = o;
+    m->live = o;
+    return o->body;
+}
+
+void vfe_mig_op_free(void *op)
+{
+    if (!op)
+        return;
+    struct vfe_mig_op *o = (struct vfe_mig_op *)((char *)op - offsetof(struct vfe_mig_op, body));
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        o->m->live = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    free(o);
+}
+
+void vfe_mig_abandon(struct vfe_mig *m)
+{
+    while (m->live) {
+        struct vfe_mig_op *o = m->live;
+        if (o->release)
+            o->release(o->body);
+        vfe_mig_op_free(o->body);
+    }
+}
+
 static void simple_done(void *ctx, int status, const uint8_t *res, uint32_t len)
 {
     struct simple_op *op = ctx;
     int err = vfe_mig_status_errno(op->m, status);
     vfe_mig_done_cb cb = op->cb;
     void *cctx = op->ctx;
-    free(op);
+    vfe_mig_op_free(op);
     cb(cctx, err);
 }
 
 int vfe_mig_submit_simple(struct vfe_mig *m, const uint8_t *cmd, uint32_t len, vfe_mig_done_cb cb, void *ctx)
 {
-    struct simple_op *op = malloc(sizeof(*op));
+    struct simple_op *op = vfe_mig_op_new(m, sizeof(*op), NULL);
     if (!op)
         return -ENOMEM;
     *op = (struct simple_op){ .m = m, .cb = cb, .ctx = ctx };
     int rc = vfe_admin_submit(m->aq, cmd, len, 0, simple_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 
@@ -184,20 +229,20 @@ static void report_done(void *ctx, int status, const uint8_t *res, uint32_t len)
     }
     vfe_mig_report_cb cb = op->cb;
     void *cctx = op->ctx;
-    free(op);
+    vfe_mig_op_free(op);
     cb(cctx, err, n);
 }
 
 int vfe_mig_submit_report(struct vfe_mig *m, const uint8_t *cmd, uint32_t cmd_len, void *buf, uint32_t len,
                           vfe_mig_report_cb cb, void *ctx)
 {
-    struct report_op *op = malloc(sizeof(*op));
+    struct report_op *op = vfe_mig_op_new(m, sizeof(*op), NULL);
     if (!op)
         return -ENOMEM;
     *op = (struct report_op){ .m = m, .cb = cb, .ctx = ctx, .buf = buf, .len = len };
     int rc = vfe_admin_submit(m->aq, cmd, cmd_len, len, report_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 

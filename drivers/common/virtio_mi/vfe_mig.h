@@ -65,11 +65,14 @@ struct vfe_mig_ops {
                         void (*cb)(void *ctx, int err, uint32_t n), void *ctx);
 };
 
+struct vfe_mig_op;
+
 struct vfe_mig {
     struct vfe_admin_vq *aq;
     enum vfe_mig_dialect dialect;
     const struct vfe_mig_ops *ops;
     bool virtio_dirty;       /* virtio: the device lists vfe's dirty-report extension */
+    struct vfe_mig_op *live; /* operations in flight (freed by vfe_mig_abandon) */
 };
 
 typedef void (*vfe_mig_done_cb)(void *ctx, int err);
@@ -77,6 +80,9 @@ typedef void (*vfe_mig_state_cb)(void *ctx, int err, enum vfe_mig_state st);
 typedef void (*vfe_mig_report_cb)(void *ctx, int err, uint32_t n);
 
 int vfe_mig_init(struct vfe_mig *m, struct vfe_admin_vq *aq, enum vfe_mig_dialect d);
+/* Forget every operation in flight without a callback (after
+ * vfe_admin_abandon(): their commands will never complete here). */
+void vfe_mig_abandon(struct vfe_mig *m);
 const char *vfe_mig_dialect_name(enum vfe_mig_dialect d);
 
 /* virtio has no mode query: -EOPNOTSUPP there. */

@@ -38,7 +38,7 @@ static void nv_get_done(void *ctx, int status, const uint8_t *res, uint32_t len)
     }
     vfe_mig_state_cb cb = op->cb;
     void *cctx = op->ctx;
-    free(op);
+    vfe_mig_op_free(op);
     cb(cctx, err, st);
 }
 
@@ -47,13 +47,13 @@ static int nv_get_state(struct vfe_mig *m, uint16_t vf, vfe_mig_state_cb cb, voi
     uint8_t cmd[16];
     size_t n = nv_hdr(cmd, VFE_NV_CLASS_MIG, VFE_NV_MIG_GET_STATUS);
     n += vfe_mig_put_vdev(cmd + n, vf);
-    struct nv_get_op *op = malloc(sizeof(*op));
+    struct nv_get_op *op = vfe_mig_op_new(m, sizeof(*op), NULL);
     if (!op)
         return -ENOMEM;
     *op = (struct nv_get_op){ .cb = cb, .ctx = ctx };
     int rc = vfe_admin_submit(m->aq, cmd, (uint32_t)n, 1, nv_get_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 
@@ -80,6 +80,12 @@ struct nv_save_op {
     uint32_t total, got;
 };
 
+static void nv_save_release(void *p)
+{
+    struct nv_save_op *op = p;
+    free(op->blob);
+}
+
 static void nv_save_end(struct nv_save_op *op, int err)
 {
     if (!err)
@@ -87,7 +93,7 @@ static void nv_save_end(struct nv_save_op *op, int err)
     vfe_mig_done_cb cb = op->cb;
     void *cctx = op->ctx;
     free(op->blob);
-    free(op);
+    vfe_mig_op_free(op);
     cb(cctx, err);
 }
 
@@ -167,13 +173,13 @@ static int nv_save_state(struct vfe_mig *m, uint16_t vf, struct vfe_dev_state *o
     uint8_t cmd[16];
     size_t n = nv_hdr(cmd, VFE_NV_CLASS_MIG, VFE_NV_MIG_PENDING_BYTES);
     n += vfe_mig_put_vdev(cmd + n, vf);
-    struct nv_save_op *op = calloc(1, sizeof(*op));
+    struct nv_save_op *op = vfe_mig_op_new(m, sizeof(*op), nv_save_release);
     if (!op)
         return -ENOMEM;
     *op = (struct nv_save_op){ .m = m, .vf = vf, .out = out, .cb = cb, .ctx = ctx };
     int rc = vfe_admin_submit(m->aq, cmd, (uint32_t)n, 8, nv_pending_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 

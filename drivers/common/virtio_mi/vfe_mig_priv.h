@@ -30,4 +30,9 @@ int vfe_mig_submit_simple(struct vfe_mig *m, const uint8_t *cmd, uint32_t len, v
 int vfe_mig_submit_report(struct vfe_mig *m, const uint8_t *cmd, uint32_t cmd_len, void *buf, uint32_t len,
                           vfe_mig_report_cb cb, void *ctx);
 
+/* Operation contexts: tracked so that vfe_mig_abandon() can free them.
+ * release (may be NULL) frees what the op owns beyond itself. */
+void *vfe_mig_op_new(struct vfe_mig *m, size_t size, void (*release)(void *op));
+void vfe_mig_op_free(void *op);
+
 #endif

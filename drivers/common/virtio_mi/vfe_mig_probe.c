@@ -28,16 +28,15 @@ struct probe_op {
 
 static void probe_end(struct probe_op *op, int err, enum vfe_mig_dialect d)
 {
+    struct probe_op o = *op;
+    vfe_mig_op_free(op);   /* before init: init starts with no operation in flight */
     if (!err) {
-        vfe_mig_init(op->m, op->aq, d);
-        op->m->virtio_dirty = op->dirty;
+        vfe_mig_init(o.m, o.aq, d);
+        o.m->virtio_dirty = o.dirty;
         LOG_I("admin vq: PF speaks the %s dialect%s", vfe_mig_dialect_name(d),
-              d == VFE_MIG_DIALECT_VIRTIO ? (op->dirty ? " with dirty reports" : " without dirty reports") : "");
+              d == VFE_MIG_DIALECT_VIRTIO ? (o.dirty ? " with dirty reports" : " without dirty reports") : "");
     }
-    vfe_mig_done_cb cb = op->cb;
-    void *cctx = op->ctx;
-    free(op);
-    cb(cctx, err);
+    o.cb(o.ctx, err);
 }
 
 /* A queue that does not answer at all is not a dialect mismatch. */
@@ -121,14 +120,14 @@ int vfe_mig_probe(struct vfe_mig *m, struct vfe_admin_vq *aq, vfe_mig_done_cb cb
 {
     if (!m || !aq || !cb)
         return -EINVAL;
-    struct probe_op *op = calloc(1, sizeof(*op));
+    struct probe_op *op = vfe_mig_op_new(m, sizeof(*op), NULL);
     if (!op)
         return -ENOMEM;
     *op = (struct probe_op){ .m = m, .aq = aq, .cb = cb, .ctx = ctx };
     uint8_t cmd[2] = { VFE_NV_CLASS_MIG, VFE_NV_MIG_IDENTITY };
     int rc = vfe_admin_submit(aq, cmd, sizeof(cmd), IDENTITY_RESULT_CAP, identity_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 

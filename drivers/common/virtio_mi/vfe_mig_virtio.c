@@ -41,7 +41,7 @@ static void vio_save_end(struct vio_save_op *op, int err)
 {
     vfe_mig_done_cb cb = op->cb;
     void *cctx = op->ctx;
-    free(op);
+    vfe_mig_op_free(op);
     cb(cctx, err);
 }
 
@@ -86,13 +86,13 @@ static int vio_save_state(struct vfe_mig *m, uint16_t vf, struct vfe_dev_state *
 {
     uint8_t cmd[STD_HDR];
     size_t n = vfe_mig_std_hdr(cmd, VFE_ADM_DEV_PARTS_METADATA_GET, vf);
-    struct vio_save_op *op = malloc(sizeof(*op));
+    struct vio_save_op *op = vfe_mig_op_new(m, sizeof(*op), NULL);
     if (!op)
         return -ENOMEM;
     *op = (struct vio_save_op){ .m = m, .vf = vf, .out = out, .cb = cb, .ctx = ctx };
     int rc = vfe_admin_submit(m->aq, cmd, (uint32_t)n, sizeof(struct vfe_adm_metadata_res), vio_meta_done, op);
     if (rc < 0)
-        free(op);
+        vfe_mig_op_free(op);
     return rc;
 }
 

@@ -116,6 +116,7 @@ static int crash(struct test_pf *pf, struct handover *h)
         return rc;
     h->memfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     vfe_admin_abandon(pf->aq);
+    vfe_mig_abandon(&pf->mig);
     pf->aq = NULL;
     memset(&pf->mig, 0, sizeof(pf->mig));
     return h->memfd < 0 ? -errno : 0;
@@ -540,6 +541,7 @@ static void run_export_once(const char *d, enum vfe_mig_dialect want)
         usleep(5000);
     REQUIRE(used_idx(&v) != u0, out, "%s: the device returned nothing", d);
     vfe_admin_abandon(pf.aq);
+    vfe_mig_abandon(&pf.mig);
     pf.aq = NULL;
     memset(&pf.mig, 0, sizeof(pf.mig));
 
@@ -586,6 +588,7 @@ static void run_export_once(const char *d, enum vfe_mig_dialect want)
     CHECK(vfe_admin_export(pf.aq, again, sizeof(again), &again_len, &fd) == 0 && again_len == h.aq_len &&
           memcmp(again, h.aq_blob, h.aq_len) == 0, "%s: the adopted queue exports another blob", d);
     vfe_admin_abandon(pf.aq);
+    vfe_mig_abandon(&pf.mig);
     pf.aq = NULL;
     REQUIRE(vfe_admin_adopt(&pf.vp, EV_DEFAULT, pf.iova, h.aq_blob, h.aq_len, h.memfd, &pf.aq) == 0, out,
             "%s: second adopt", d);
