@@ -36,6 +36,7 @@
 #define PF "0000:3b:00.0"
 #define VF_A "0000:3b:00.1"
 #define VF_B "0000:3b:00.2"
+#define VF_C "0000:3b:00.3"   /* provisioned, no front-end until after a restart */
 
 static struct sim_proc sp;
 static char rpc[300], iface[300], ha_sock[300], ha_log[300], log_path[320];
@@ -126,7 +127,7 @@ static long long counter(const char *bdf, const char *what)
 static bool never_reset(const char *when)
 {
     bool ok = true;
-    const char *fns[] = {PF, VF_A, VF_B};
+    const char *fns[] = {PF, VF_A, VF_B};   /* VF C's front-end came and went: its device was stopped, not reset */
     for (unsigned i = 0; i < 3; i++) {
         long long r = counter(fns[i], "resets"), d = counter(fns[i], "client_disconnects");
         if (r || d) {
@@ -143,7 +144,7 @@ static int setup(void)
     if (start_ha() < 0 || start_daemon() < 0)
         return -1;
     if (mgmt(out, sizeof(out), "mgmtpf", "-a", PF, NULL) || mgmt(out, sizeof(out), "vf", "-a", VF_A, NULL) ||
-        mgmt(out, sizeof(out), "vf", "-a", VF_B, NULL)) {
+        mgmt(out, sizeof(out), "vf", "-a", VF_B, NULL) || mgmt(out, sizeof(out), "vf", "-a", VF_C, NULL)) {
         fprintf(stderr, "provisioning: %s\n", out);
         return -1;
     }
@@ -178,11 +179,11 @@ static void test_kill9_resume(void)
     CHECK(flow(fa, fb, mac_a, mac_b, 100, 200) == 100, "frames a -> b with no daemon running");
     CHECK(flow(fb, fa, mac_b, mac_a, 100, 300) == 100, "frames b -> a with no daemon running");
     REQUIRE(start_daemon() == 0, out, "restart");
-    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "the restarted daemon did not take everything over (%s)", log_path);
     CHECK(wait_output(3000, "\"resumed\": 1", "stats", VF_A), "stats: VF A not counted as resumed");
     CHECK(mgmt(out, sizeof(out), "--json", "health", NULL) == 0 && strstr(out, "\"last_resume\"") &&
-              strstr(out, "\"vfs\": 2"),
+              strstr(out, "\"vfs\": 3"),
           "health after resume: %s", out);
     CHECK(flow(fa, fb, mac_a, mac_b, 100, 400) == 100, "frames a -> b after the restart");
     CHECK(flow(fb, fa, mac_b, mac_a, 100, 500) == 100, "frames b -> a after the restart");
@@ -196,6 +197,16 @@ static void test_kill9_resume(void)
     CHECK(vfe_fe_start(fa, bases) == 0, "start again on the adopted session");
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), "rings of A not running again");
     CHECK(flow(fa, fb, mac_a, mac_b, 50, 600) == 50, "frames a -> b after stop/start on the adopted session");
+    /* listeners taken over accept: a front-end that comes (or comes back) after the restart is served */
+    char sc[340];
+    snprintf(sc, sizeof(sc), "%s%s", iface, VF_C);
+    struct vfe_fe_opts oc = {.path = sc, .pairs = 1};
+    struct vfe_fe *fc = vfe_fe_open(&oc);
+    CHECK(fc && vfe_fe_start(fc, NULL) == 0, "a new front-end on VF C after the restart");
+    vfe_fe_close(fc);
+    CHECK(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0, "front-end A reconnects after the restart");
+    CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), "rings of A after its reconnect");
+    CHECK(flow(fa, fb, mac_a, mac_b, 20, 700) == 20, "frames a -> b after A reconnected");
 out:;
 }
 
@@ -290,10 +301,10 @@ static void test_ha_process_lost(void)
     CHECK(wait_output(3000, "\"connected\": false", "health", NULL), "health does not show the lost HA link");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 2000) == 20, "frames with the HA process gone");
     REQUIRE(start_ha() == 0, out, "HA process restart");
-    CHECK(wait_output(5000, "\"records\": 3", "health", NULL), "the new HA process did not get 3 records");
+    CHECK(wait_output(5000, "\"records\": 4", "health", NULL), "the new HA process did not get 4 records");
     kill9(&vhostd);
     REQUIRE(start_daemon() == 0, out, "restart after the HA process was replaced");
-    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "no take-over after the HA process was replaced");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 2100) == 20, "frames after that restart");
     CHECK(never_reset("after the HA process was replaced"), "a function was reset");
@@ -321,7 +332,7 @@ static void test_handover_and_upgrade(void)
     vhostd = -1;
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 3000) == 20, "frames after the hand-over, no daemon running");
     REQUIRE(start_daemon() == 0, out, "start after the hand-over");
-    const char *took[] = {"took over 1 PFs and 2 VFs without a reset", NULL};
+    const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "no take-over after SIGTERM");
     struct stat before, after;
     char exe[64], target[400];
@@ -372,7 +383,7 @@ static void test_bad_records(void)
     REQUIRE(start_daemon() == 0, out, "start with a spoiled record");
     const char *refused[] = {"record vf/" VF_B " refused", NULL};
     CHECK(file_wait(log_path, refused, 1, 5000), "spoiled record not refused (%s)", log_path);
-    const char *one[] = {"took over 1 PFs and 1 VFs", NULL};
+    const char *one[] = {"took over 1 PFs and 2 VFs", NULL};
     CHECK(file_wait(log_path, one, 1, 5000), "VF A not taken over beside the spoiled VF B");
     /* B's front-end sees its session end and reconnects to a fresh one */
     REQUIRE(vfe_fe_reconnect(fb) == 0 && vfe_fe_start(fb, NULL) == 0, out, "front-end B reconnects");
@@ -405,14 +416,14 @@ static void test_both_killed(void)
               wait_output(5000, "\"rings_running\": 2", "stats", VF_B),
           "rings not running after both restarted");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 5000) == 20, "frames a -> b after both restarted");
-    CHECK(wait_output(5000, "\"records\": 3", "health", NULL), "the new HA process did not get the records");
+    CHECK(wait_output(5000, "\"records\": 4", "health", NULL), "the new HA process did not get the records");
 out:;
 }
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", NULL};
+    const char *args[] = {"--pf", PF, "--vfs", "3", "--log-level", "info", NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
