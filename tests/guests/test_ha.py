@@ -11,33 +11,41 @@ each other every 10 ms (busybox ping -i 0.01 in the guest, in the background).
   reboot:   b reboots (`reboot -f`: QEMU resets the device, vhost-user
             messages flow) and vfe-vhostd is killed in the middle of it (in
             turn: as b's rings start again, as they stop, at a random moment);
-            b must come back and ping.
+            b must come back and ping;
+  qemu:     b's QEMU is killed and started again on its socket: the
+            daemon that took the session over accepts the new front-end.
 After every restart: the daemon's log says "took over 1 PFs and 2 VFs without
 a reset", the sim counted no reset and no vfio-user client leaving for the PF
 and both VFs, `stats` counts one more resume for each VF, health's
 last_resume names 1 PF and 2 VFs; both QEMUs still run.  At the end QEMU's
 output holds no "Disconnected" or vhost-user line.
 VFE_HA_KILLS=K (default 5), VFE_HA_REBOOTS=R (default 2) and
-VFE_HA_SLACK=fraction (default 0.01) size the run; the soak suite runs K=20.
+VFE_HA_SLACK=fraction (default 0.01) size the run; VFE_HA_MIGRATE=1 adds a
+third VF and a kill during a live migration of b onto it (guest RAM compared
+on both sides); the soak suite runs K=20, R=6 and the migration.
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
 import json
 import os
 import random
 import re
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfe_guests import Guest, GuestError, ping_summary  # noqa: E402
+from vfe_guests import Guest, GuestError, Qmp, describe_pages, differing_pages, guest_ram_fd, ping_summary  # noqa
 from vfe_harness import (run_test, SIM, VHOSTD, VHOSTD_HA, kill9, log, mgmt, sim_counters, spawn, stop,  # noqa: E402
                          vf_stats, wait_file, wait_log)
 
-PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
+PF, VF1, VF2, VF3 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2", "0000:3b:00.3"
 IP_A, IP_B = "10.0.0.1", "10.0.0.2"
 KILLS = int(os.environ.get("VFE_HA_KILLS", "5"))
 REBOOTS = int(os.environ.get("VFE_HA_REBOOTS", "2"))
 SLACK = float(os.environ.get("VFE_HA_SLACK", "0.01"))
-TOOK_OVER = "took over 1 PFs and 2 VFs without a reset"
+MIGRATE = os.environ.get("VFE_HA_MIGRATE") == "1"
+VFS = (VF1, VF2, VF3) if MIGRATE else (VF1, VF2)
+TOOK_OVER = "took over 1 PFs and %d VFs without a reset" % len(VFS)
+RAM = 256 << 20
 GAP = (0.5, 2.5)           # seconds between a restart and the next kill
 
 
@@ -51,9 +59,11 @@ class Stack:
         self.ha_sock = os.path.join(work, "ha.sock")
         self.starts = 0
         self.kills = 0
+        self.resumed = {vf: 0 for vf in VFS}   # take-overs each VF has seen
         self.vhostd = None
         self.took_ms, self.adopt_ms = [], []
-        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", "2"], os.path.join(work, "sim.log"))
+        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(VFS))],
+                         os.path.join(work, "sim.log"))
         wait_file(os.path.join(self.root, "ready"))
         ha_log = os.path.join(work, "ha.log")
         self.ha = spawn([VHOSTD_HA, "--socket", self.ha_sock, "--log-level", "info"], ha_log)
@@ -83,13 +93,14 @@ class Stack:
             raise GuestError("%s: restart %d: %s" % (what, self.kills, line.strip()))
         ha = json.loads(mgmt(self.rpc, "--json", "health")).get("ha") or {}
         last = ha.get("last_resume") or {}
-        if last.get("pfs") != 1 or last.get("vfs") != 2 or last.get("reset_pfs") or last.get("reset_vfs"):
+        if last.get("pfs") != 1 or last.get("vfs") != len(VFS) or last.get("reset_pfs") or last.get("reset_vfs"):
             raise GuestError("%s: restart %d: health ha %s" % (what, self.kills, ha))
         if not ha.get("connected"):
             raise GuestError("%s: restart %d: not connected to the HA process again: %s" % (what, self.kills, ha))
-        for vf in (VF1, VF2):
+        for vf in VFS:
+            self.resumed[vf] += 1
             n = vf_stats(self.rpc, vf).get("resumed")
-            if n != self.kills:
+            if n != self.resumed[vf]:
                 raise GuestError("%s: restart %d: stats of %s say resumed %s" % (what, self.kills, vf, n))
         self.took_ms.append(took)
         self.adopt_ms.append(last.get("ms", -1))
@@ -98,7 +109,7 @@ class Stack:
     def resets(self):
         """{function: (resets, client_disconnects)} as the sim counted them."""
         out = {}
-        for bdf in (PF, VF1, VF2):
+        for bdf in (PF,) + VFS:
             c = sim_counters(self.root, bdf)
             out[bdf] = (c["resets"], c["client_disconnects"])
         return out
@@ -204,16 +215,114 @@ def reboot_kill(st, a, b, i, rnd):
     st.never_reset("after reboot %d (%s)" % (i + 1, mode))
 
 
+def spread(values):
+    """(min, average, max), zeros for none."""
+    return (min(values), sum(values) / len(values), max(values)) if values else (0, 0, 0)
+
+
+def qemu_restart(st, a, b):
+    """After the restarts, b's QEMU is killed and started again on the same
+    socket: the daemon that took the session over accepts the new front-end."""
+    b.kill()
+    t0 = time.time()
+    try:
+        b.boot(60, log)
+    except GuestError as e:
+        raise GuestError("QEMU of guest b restarted after %d daemon restarts: %s" % (st.kills, e))
+    ping_once(b, IP_A)
+    ping_once(a, IP_B)
+    st.never_reset("after QEMU's restart")
+    log("qemu restart: guest b's QEMU killed and started again, pings after %.1f s" % (time.time() - t0))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def migrate_kill(st, work, kernel, initrd, a, b, rnd):
+    """Guest b migrates (QMP migrate) from VF2 to a paused QEMU on VF3 while a
+    pings it; vfe-vhostd is killed once VF2's device logs dirty pages into
+    QEMU's log.  Guest RAM must be identical on both sides, the destination
+    pings.  Returns the destination guest."""
+    port = free_port()
+    dst = Guest("b-dst", work, kernel, initrd, os.path.join(work, "c.sock"), b.mac, IP_B + "/24", qmp=True,
+                incoming="tcp:127.0.0.1:%d" % port)
+    dst.start()
+    qs = Qmp(b.qmp_path)
+    try:
+        qd = Qmp(dst.qmp_path)
+    except OSError as e:
+        qs.close()
+        dst.stop()
+        raise GuestError("migration: the destination QEMU on %s does not answer QMP (%s): blocked on its vhost-user "
+                         "back-end?" % (VF3, e))
+    try:
+        rc, out = a.run("ping -q -i 0.01 -w 60 %s >/dev/null 2>&1 & echo $! >/tmp/mig-ping.pid" % IP_B)
+        if rc:
+            raise GuestError("background ping: %s" % out)
+        start = os.path.getsize(st.log_path)
+        old_log = st.log_path
+        qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        t0 = time.time()
+        qs.call("migrate", uri="tcp:127.0.0.1:%d" % port)
+        wait_log(old_log, "%s: device dirty tracking" % VF2, 60, start, interval=0.001)
+        time.sleep(rnd.uniform(0, 0.3))
+        delay = time.time() - t0
+        status = qs.call("query-migrate").get("status")
+        took, adopt = st.kill_restart("migration")
+        log("migration: daemon killed %.2f s after migrate (QEMU: %s), took over in %.0f ms (adoption %.1f ms)"
+            % (delay, status, took, adopt))
+        while True:
+            mig = qs.call("query-migrate")
+            if mig.get("status") in ("completed", "failed", "cancelled"):
+                break
+            if time.time() - t0 > 180:
+                raise GuestError("migration still %s after 180 s" % mig.get("status"))
+            time.sleep(0.2)
+        if mig["status"] != "completed":
+            raise GuestError("migration %s: %s" % (mig["status"], mig.get("error-desc", "")))
+        end = time.time() + 60
+        while qd.call("query-status")["status"] != "paused":
+            if time.time() > end:
+                raise GuestError("migration: destination never finished loading")
+            time.sleep(0.1)
+        ram_src, ram_dst = guest_ram_fd(b.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM)
+        bad = differing_pages(ram_src, ram_dst, RAM)
+        log("migration: completed in %.1f s (downtime %s ms), %d of %d guest pages differ"
+            % (mig.get("total-time", 0) / 1000., mig.get("downtime"), len(bad), RAM // 4096))
+        if bad:
+            for line in describe_pages(ram_src, ram_dst, bad):
+                log(line)
+            raise GuestError("migration with a kill: %d guest pages differ" % len(bad))
+        qd.call("cont")
+        a.run("kill $(cat /tmp/mig-ping.pid)")
+        ping_once(dst, IP_A)
+        ping_once(a, IP_B)
+        st.never_reset("after the migration")
+        log("migration: the migrated guest pings through %s" % VF3)
+        return dst
+    except BaseException:
+        dst.stop()
+        raise
+    finally:
+        qs.close()
+        qd.close()
+
+
 def body(work, kernel, initrd):
     rnd = random.Random(int(os.environ.get("VFE_HA_SEED", str(int(time.time())))))
     st = Stack(work)
-    a = b = None
+    a = b = b2 = None
     try:
         st.start_daemon()
         mgmt(st.rpc, "mgmtpf", "-a", PF)
         socks = [os.path.join(work, n + ".sock") for n in ("a", "b")]
         mgmt(st.rpc, "vf", "-a", VF1, "-v", socks[0], "-u", "vm-a")
         mgmt(st.rpc, "vf", "-a", VF2, "-v", socks[1], "-u", "vm-b")
+        if MIGRATE:
+            mgmt(st.rpc, "vf", "-a", VF3, "-v", os.path.join(work, "c.sock"), "-u", "vm-b-dst")
         a = Guest("a", work, kernel, initrd, socks[0], "52:54:00:00:00:0a", IP_A + "/24", smp=4, queues=4, qmp=True)
         b = Guest("b", work, kernel, initrd, socks[1], "52:54:00:00:00:0b", IP_B + "/24", reboot=True, qmp=True)
         a.boot(120, log)
@@ -242,27 +351,33 @@ def body(work, kernel, initrd):
 
         for i in range(REBOOTS):
             reboot_kill(st, a, b, i, rnd)
+        qemu_restart(st, a, b)
 
         complaints = qemu_complaints(a) + qemu_complaints(b)
         if complaints:
             raise GuestError("QEMU output: %s" % complaints[:10])
+        if MIGRATE:
+            b2 = migrate_kill(st, work, kernel, initrd, a, b, rnd)
+            b.stop()
+            complaints = qemu_complaints(a) + qemu_complaints(b2)
+            if complaints:
+                raise GuestError("QEMU output after the migration: %s" % complaints[:10])
         base_rate = base_lost / base_sent
         allowed = int((base_rate + SLACK) * kill_sent)
-        log("SUMMARY: %d kills + %d during reboots; restart to taken over ms min/avg/max %.0f/%.0f/%.0f; "
+        log("SUMMARY: %d kills + %d during reboots + %d during a migration; restart to taken over ms min/avg/max %.0f/%.0f/%.0f; "
             "adoption ms (health.last_resume.ms) min/avg/max %.1f/%.1f/%.1f; baseline lost %d of %d (%.2f%%); "
             "with kills lost %d of %d (%.2f%%, allowed %d); sim resets 0, client_disconnects 0"
-            % (KILLS, REBOOTS, min(st.took_ms), sum(st.took_ms) / len(st.took_ms), max(st.took_ms),
-               min(st.adopt_ms), sum(st.adopt_ms) / len(st.adopt_ms), max(st.adopt_ms), base_lost, base_sent,
-               100 * base_rate, kill_lost, kill_sent, 100 * kill_lost / kill_sent, allowed))
+            % ((KILLS, REBOOTS, int(MIGRATE)) + spread(st.took_ms) + spread(st.adopt_ms) + (base_lost, base_sent,
+               100 * base_rate, kill_lost, kill_sent, 100 * kill_lost / kill_sent, allowed)))
         if kill_lost > allowed:
             raise GuestError("%d pings lost with kills, baseline %.2f%% + slack %.1f%% allows %d"
                              % (kill_lost, 100 * base_rate, 100 * SLACK, allowed))
     finally:
-        for g in (a, b):
+        for g in (a, b, b2):
             if g:
                 g.stop()
         if st.vhostd and st.vhostd.poll() is None:
-            for vf in (VF1, VF2):
+            for vf in VFS:
                 mgmt(st.rpc, "vf", "-r", vf)
         st.stop()
 
