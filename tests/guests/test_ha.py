@@ -20,9 +20,10 @@ and both VFs, `stats` counts one more resume for each VF, health's
 last_resume names 1 PF and 2 VFs; both QEMUs still run.  At the end QEMU's
 output holds no "Disconnected" or vhost-user line.
 VFE_HA_KILLS=K (default 5), VFE_HA_REBOOTS=R (default 2) and
-VFE_HA_SLACK=fraction (default 0.01) size the run; VFE_HA_MIGRATE=1 adds a
-third VF and a kill during a live migration of b onto it (guest RAM compared
-on both sides); the soak suite runs K=20, R=6 and the migration.
+VFE_HA_SLACK=fraction (default 0.01) size the run; VFE_HA_MIGRATE=1 adds, after
+the reboots, a third VF and a kill during a live migration of b onto it (guest
+RAM compared on both sides; the QEMU restart is then the destination's); the
+soak suite runs K=20, R=6 and the migration.
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
 import json
 import os
@@ -43,8 +44,7 @@ KILLS = int(os.environ.get("VFE_HA_KILLS", "5"))
 REBOOTS = int(os.environ.get("VFE_HA_REBOOTS", "2"))
 SLACK = float(os.environ.get("VFE_HA_SLACK", "0.01"))
 MIGRATE = os.environ.get("VFE_HA_MIGRATE") == "1"
-VFS = (VF1, VF2, VF3) if MIGRATE else (VF1, VF2)
-TOOK_OVER = "took over 1 PFs and %d VFs without a reset" % len(VFS)
+FUNCTIONS = (PF, VF1, VF2, VF3) if MIGRATE else (PF, VF1, VF2)   # what the sim has
 RAM = 256 << 20
 GAP = (0.5, 2.5)           # seconds between a restart and the next kill
 
@@ -59,15 +59,19 @@ class Stack:
         self.ha_sock = os.path.join(work, "ha.sock")
         self.starts = 0
         self.kills = 0
-        self.resumed = {vf: 0 for vf in VFS}   # take-overs each VF has seen
+        self.resumed = {}   # provisioned VF: take-overs it has seen
         self.vhostd = None
         self.took_ms, self.adopt_ms = [], []
-        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(VFS))],
+        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(FUNCTIONS) - 1)],
                          os.path.join(work, "sim.log"))
         wait_file(os.path.join(self.root, "ready"))
         ha_log = os.path.join(work, "ha.log")
         self.ha = spawn([VHOSTD_HA, "--socket", self.ha_sock, "--log-level", "info"], ha_log)
         wait_log(ha_log, "ready: ", 10)
+
+    def add_vf(self, vf, sock, vm):
+        mgmt(self.rpc, "vf", "-a", vf, "-v", sock, "-u", vm)
+        self.resumed[vf] = 0
 
     def start_daemon(self):
         self.starts += 1
@@ -89,15 +93,15 @@ class Stack:
             raise GuestError("%s: restart %d logged no take-over (%s)" % (what, self.kills, self.log_path))
         took = (time.time() - t0) * 1000
         line = [x for x in open(self.log_path, errors="replace").read().splitlines() if "HA: took over" in x][0]
-        if TOOK_OVER not in line or "; 0 PFs and 0 VFs reset" not in line:
+        if "took over 1 PFs and %d VFs without a reset" % len(self.resumed) not in line or "; 0 PFs and 0 VFs reset" not in line:
             raise GuestError("%s: restart %d: %s" % (what, self.kills, line.strip()))
         ha = json.loads(mgmt(self.rpc, "--json", "health")).get("ha") or {}
         last = ha.get("last_resume") or {}
-        if last.get("pfs") != 1 or last.get("vfs") != len(VFS) or last.get("reset_pfs") or last.get("reset_vfs"):
+        if last.get("pfs") != 1 or last.get("vfs") != len(self.resumed) or last.get("reset_pfs") or last.get("reset_vfs"):
             raise GuestError("%s: restart %d: health ha %s" % (what, self.kills, ha))
         if not ha.get("connected"):
             raise GuestError("%s: restart %d: not connected to the HA process again: %s" % (what, self.kills, ha))
-        for vf in VFS:
+        for vf in self.resumed:
             self.resumed[vf] += 1
             n = vf_stats(self.rpc, vf).get("resumed")
             if n != self.resumed[vf]:
@@ -109,7 +113,7 @@ class Stack:
     def resets(self):
         """{function: (resets, client_disconnects)} as the sim counted them."""
         out = {}
-        for bdf in (PF,) + VFS:
+        for bdf in FUNCTIONS:
             c = sim_counters(self.root, bdf)
             out[bdf] = (c["resets"], c["client_disconnects"])
         return out
@@ -125,6 +129,21 @@ class Stack:
             stop(self.vhostd)
         stop(self.ha)
         stop(self.sim)
+
+    def exit_codes(self):
+        """Exit statuses after stop(): SIGTERM hands the daemon over, each exits 0."""
+        codes = {"vhostd": self.vhostd.returncode if self.vhostd else 0, "ha": self.ha.returncode,
+                 "sim": self.sim.returncode}
+        if any(codes.values()):
+            raise GuestError("exit status: %s" % codes)
+
+    def warnings(self):
+        """Warning and error lines of every daemon that ran."""
+        out = []
+        for n in range(1, self.starts + 1):
+            with open(os.path.join(self.work, "vhostd-%d.log" % n), errors="replace") as f:
+                out += ["vhostd-%d: %s" % (n, x) for x in f.read().splitlines() if x[:3] in ("<3>", "<4>")]
+        return out
 
 
 def start_pings(a, b, tag, count):
@@ -224,6 +243,7 @@ def qemu_restart(st, a, b):
     """After the restarts, b's QEMU is killed and started again on the same
     socket: the daemon that took the session over accepts the new front-end."""
     b.kill()
+    b.incoming = None   # a migration destination boots afresh
     t0 = time.time()
     try:
         b.boot(60, log)
@@ -245,7 +265,9 @@ def migrate_kill(st, work, kernel, initrd, a, b, rnd):
     """Guest b migrates (QMP migrate) from VF2 to a paused QEMU on VF3 while a
     pings it; vfe-vhostd is killed once VF2's device logs dirty pages into
     QEMU's log.  Guest RAM must be identical on both sides, the destination
-    pings.  Returns the destination guest."""
+    pings.  Returns the destination guest.  VF3 is provisioned now: its
+    socket listens in this daemon, not in one that took it over."""
+    st.add_vf(VF3, os.path.join(work, "c.sock"), "vm-b-dst")
     port = free_port()
     dst = Guest("b-dst", work, kernel, initrd, os.path.join(work, "c.sock"), b.mac, IP_B + "/24", qmp=True,
                 incoming="tcp:127.0.0.1:%d" % port)
@@ -319,10 +341,8 @@ def body(work, kernel, initrd):
         st.start_daemon()
         mgmt(st.rpc, "mgmtpf", "-a", PF)
         socks = [os.path.join(work, n + ".sock") for n in ("a", "b")]
-        mgmt(st.rpc, "vf", "-a", VF1, "-v", socks[0], "-u", "vm-a")
-        mgmt(st.rpc, "vf", "-a", VF2, "-v", socks[1], "-u", "vm-b")
-        if MIGRATE:
-            mgmt(st.rpc, "vf", "-a", VF3, "-v", os.path.join(work, "c.sock"), "-u", "vm-b-dst")
+        st.add_vf(VF1, socks[0], "vm-a")
+        st.add_vf(VF2, socks[1], "vm-b")
         a = Guest("a", work, kernel, initrd, socks[0], "52:54:00:00:00:0a", IP_A + "/24", smp=4, queues=4, qmp=True)
         b = Guest("b", work, kernel, initrd, socks[1], "52:54:00:00:00:0b", IP_B + "/24", reboot=True, qmp=True)
         a.boot(120, log)
@@ -351,7 +371,6 @@ def body(work, kernel, initrd):
 
         for i in range(REBOOTS):
             reboot_kill(st, a, b, i, rnd)
-        qemu_restart(st, a, b)
 
         complaints = qemu_complaints(a) + qemu_complaints(b)
         if complaints:
@@ -362,6 +381,7 @@ def body(work, kernel, initrd):
             complaints = qemu_complaints(a) + qemu_complaints(b2)
             if complaints:
                 raise GuestError("QEMU output after the migration: %s" % complaints[:10])
+        qemu_restart(st, a, b2 or b)
         base_rate = base_lost / base_sent
         allowed = int((base_rate + SLACK) * kill_sent)
         log("SUMMARY: %d kills + %d during reboots + %d during a migration; restart to taken over ms min/avg/max %.0f/%.0f/%.0f; "
@@ -369,6 +389,8 @@ def body(work, kernel, initrd):
             "with kills lost %d of %d (%.2f%%, allowed %d); sim resets 0, client_disconnects 0"
             % ((KILLS, REBOOTS, int(MIGRATE)) + spread(st.took_ms) + spread(st.adopt_ms) + (base_lost, base_sent,
                100 * base_rate, kill_lost, kill_sent, 100 * kill_lost / kill_sent, allowed)))
+        warnings = st.warnings()
+        log("daemon warnings and errors: %d%s" % (len(warnings), "".join("\n  " + w for w in warnings[:10])))
         if kill_lost > allowed:
             raise GuestError("%d pings lost with kills, baseline %.2f%% + slack %.1f%% allows %d"
                              % (kill_lost, 100 * base_rate, 100 * SLACK, allowed))
@@ -377,9 +399,10 @@ def body(work, kernel, initrd):
             if g:
                 g.stop()
         if st.vhostd and st.vhostd.poll() is None:
-            for vf in VFS:
+            for vf in st.resumed:
                 mgmt(st.rpc, "vf", "-r", vf)
         st.stop()
+    st.exit_codes()
 
 
 def main():
