@@ -93,11 +93,12 @@ class Stack:
             raise GuestError("%s: restart %d logged no take-over (%s)" % (what, self.kills, self.log_path))
         took = (time.time() - t0) * 1000
         line = [x for x in open(self.log_path, errors="replace").read().splitlines() if "HA: took over" in x][0]
-        if "took over 1 PFs and %d VFs without a reset" % len(self.resumed) not in line or "; 0 PFs and 0 VFs reset" not in line:
+        took_over = "took over 1 PFs and %d VFs without a reset" % len(self.resumed)
+        if took_over not in line or "; 0 PFs and 0 VFs reset" not in line:
             raise GuestError("%s: restart %d: %s" % (what, self.kills, line.strip()))
         ha = json.loads(mgmt(self.rpc, "--json", "health")).get("ha") or {}
         last = ha.get("last_resume") or {}
-        if last.get("pfs") != 1 or last.get("vfs") != len(self.resumed) or last.get("reset_pfs") or last.get("reset_vfs"):
+        if (last.get("pfs"), last.get("vfs"), last.get("reset_pfs"), last.get("reset_vfs")) != (1, len(self.resumed), 0, 0):
             raise GuestError("%s: restart %d: health ha %s" % (what, self.kills, ha))
         if not ha.get("connected"):
             raise GuestError("%s: restart %d: not connected to the HA process again: %s" % (what, self.kills, ha))
@@ -375,6 +376,18 @@ def body(work, kernel, initrd):
         complaints = qemu_complaints(a) + qemu_complaints(b)
         if complaints:
             raise GuestError("QEMU output: %s" % complaints[:10])
+        base_rate = base_lost / base_sent
+        allowed = int((base_rate + SLACK) * kill_sent)
+        log("SUMMARY: %d kills + %d during reboots; restart to taken over ms min/avg/max %.0f/%.0f/%.0f; "
+            "adoption ms (health.last_resume.ms) min/avg/max %.1f/%.1f/%.1f; baseline lost %d of %d (%.2f%%); "
+            "with kills lost %d of %d (%.2f%%, allowed %d); sim resets 0, client_disconnects 0"
+            % ((KILLS, REBOOTS) + spread(st.took_ms) + spread(st.adopt_ms) + (base_lost, base_sent,
+               100 * base_rate, kill_lost, kill_sent, 100 * kill_lost / kill_sent, allowed)))
+        warnings = st.warnings()
+        log("daemon warnings and errors: %d%s" % (len(warnings), "".join("\n  " + w for w in warnings[:10])))
+        if kill_lost > allowed:
+            raise GuestError("%d pings lost with kills, baseline %.2f%% + slack %.1f%% allows %d"
+                             % (kill_lost, 100 * base_rate, 100 * SLACK, allowed))
         if MIGRATE:
             b2 = migrate_kill(st, work, kernel, initrd, a, b, rnd)
             b.stop()
@@ -382,18 +395,9 @@ def body(work, kernel, initrd):
             if complaints:
                 raise GuestError("QEMU output after the migration: %s" % complaints[:10])
         qemu_restart(st, a, b2 or b)
-        base_rate = base_lost / base_sent
-        allowed = int((base_rate + SLACK) * kill_sent)
-        log("SUMMARY: %d kills + %d during reboots + %d during a migration; restart to taken over ms min/avg/max %.0f/%.0f/%.0f; "
-            "adoption ms (health.last_resume.ms) min/avg/max %.1f/%.1f/%.1f; baseline lost %d of %d (%.2f%%); "
-            "with kills lost %d of %d (%.2f%%, allowed %d); sim resets 0, client_disconnects 0"
-            % ((KILLS, REBOOTS, int(MIGRATE)) + spread(st.took_ms) + spread(st.adopt_ms) + (base_lost, base_sent,
-               100 * base_rate, kill_lost, kill_sent, 100 * kill_lost / kill_sent, allowed)))
-        warnings = st.warnings()
-        log("daemon warnings and errors: %d%s" % (len(warnings), "".join("\n  " + w for w in warnings[:10])))
-        if kill_lost > allowed:
-            raise GuestError("%d pings lost with kills, baseline %.2f%% + slack %.1f%% allows %d"
-                             % (kill_lost, 100 * base_rate, 100 * SLACK, allowed))
+        complaints = qemu_complaints(a) + qemu_complaints(b2 or b)
+        if complaints:
+            raise GuestError("QEMU output after QEMU's restart: %s" % complaints[:10])
     finally:
         for g in (a, b, b2):
             if g:
