@@ -98,7 +98,8 @@ class Stack:
             raise GuestError("%s: restart %d: %s" % (what, self.kills, line.strip()))
         ha = json.loads(mgmt(self.rpc, "--json", "health")).get("ha") or {}
         last = ha.get("last_resume") or {}
-        if (last.get("pfs"), last.get("vfs"), last.get("reset_pfs"), last.get("reset_vfs")) != (1, len(self.resumed), 0, 0):
+        counts = tuple(last.get(k) for k in ("pfs", "vfs", "reset_pfs", "reset_vfs"))
+        if counts != (1, len(self.resumed), 0, 0):
             raise GuestError("%s: restart %d: health ha %s" % (what, self.kills, ha))
         if not ha.get("connected"):
             raise GuestError("%s: restart %d: not connected to the HA process again: %s" % (what, self.kills, ha))
