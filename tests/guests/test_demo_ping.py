@@ -63,6 +63,27 @@ def test_step_deltas(tmp):
     check("stats unavailable" in out.getvalue(), "a failing stats command is reported: %r" % out.getvalue())
 
 
+def test_ha_args_and_replies():
+    """--kill and --restart come together, before the positional arguments;
+    replies are counted from the console output, which echoes the command."""
+    pos = ["build", "a.sock", "b.sock", "/tmp/w"]
+    check(demo_ping.parse_args(pos) == ({}, pos), "no options")
+    check(demo_ping.parse_args(["--kill", "k", "--restart", "r"] + pos + ["stats"]) ==
+          ({"kill": "k", "restart": "r"}, pos + ["stats"]), "both options")
+    check(demo_ping.parse_args(["--kill", "k"] + pos) is None, "--kill without --restart")
+    check(demo_ping.parse_args(["--kill", "k", "--kill", "k2", "--restart", "r"] + pos) is None, "--kill twice")
+    check(demo_ping.parse_args(["--kill", "", "--restart", "r"] + pos) is None, "empty command")
+    check(demo_ping.parse_args(["--kill", "k", "--restart", "r"] + pos[:3]) is None, "too few positionals")
+    out = ("echo REPLIES $(grep -c 'bytes from' /tmp/p); grep 'bytes from' /tmp/p | tail -n 1\n"
+           "REPLIES 412\n64 bytes from 10.0.0.2: seq=411 ttl=64 time=3.1 ms\n")
+    check(demo_ping.count_replies(out) == (412, "64 bytes from 10.0.0.2: seq=411 ttl=64 time=3.1 ms"),
+          "replies: %r" % (demo_ping.count_replies(out),))
+    check(demo_ping.count_replies("echo REPLIES $(grep -c x)\nREPLIES 0\n") == (0, ""), "no replies yet")
+    r = subprocess.run([sys.executable, os.path.join(here, "demo_ping.py"), "--kill", "true", "b", "a", "b", "w"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "usage:" in r.stderr, "demo_ping.py --kill without --restart: %r" % (r,))
+
+
 def test_usage():
     r = subprocess.run([sys.executable, os.path.join(here, "demo_ping.py"), "--help"], capture_output=True, text=True)
     check(r.returncode == 0 and r.stdout.startswith("usage: demo_ping.py"), "demo_ping.py --help: %r" % (r,))
@@ -89,6 +110,7 @@ def test_no_colour_in_pipe():
 def main():
     with tempfile.TemporaryDirectory(prefix="vfe-demo-test.") as tmp:
         test_step_deltas(tmp)
+    test_ha_args_and_replies()
     test_usage()
     test_no_colour_in_pipe()
     print("demo_ping: %d check(s) failed" % failures if failures else "demo_ping: ok")

@@ -7,6 +7,7 @@ and answers "VFE-CMD-DONE rc=N".  Every wait is bounded.
 """
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -244,6 +245,14 @@ def describe_pages(path_a, path_b, pages, page=4096, limit=8):
             out.append("page %d (gpa %#x): %d bytes differ in [%#x, %#x]; at %#x source %s, destination %s"
                        % (pg, pg * page, len(diff), diff[0], diff[-1], lo, x[lo:hi].hex(), y[lo:hi].hex()))
     return out
+
+
+def ping_summary(out):
+    """(transmitted, received) from ping's closing statistics line."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) (?:packets )?received", out)
+    if not m:
+        raise GuestError("no ping statistics in:\n" + out)
+    return int(m.group(1)), int(m.group(2))
 
 
 def build_guest(build_dir):

@@ -16,6 +16,7 @@ BUILD = os.environ.get("VFE_BUILD_DIR", "build")
 SIM = os.environ.get("VFE_SIM_BIN", os.path.join(BUILD, "sim/vfe-dpu-sim"))
 VHOSTD = os.environ.get("VFE_VHOSTD", os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd"))
 MGMT = os.environ.get("VFE_VHOSTMGMT", os.path.join(BUILD, "tools/vhostmgmt/vhostmgmt"))
+VHOSTD_HA = os.environ.get("VFE_VHOSTD_HA", os.path.join(BUILD, "ha/vfe-vhostd-ha"))
 
 T0 = time.time()
 procs = []
@@ -55,6 +56,33 @@ def wait_file(path, timeout=10):
     raise GuestError("%s did not appear" % path)
 
 
+def wait_log(path, needle, timeout=10, start=0, interval=0.02):
+    """Wait until the file holds needle at or after byte offset start; the
+    offset just past it (a later wait can start there)."""
+    end = time.time() + timeout
+    n = needle.encode()
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+            i = data.find(n)
+            if i >= 0:
+                return start + i + len(n)
+        except OSError:
+            pass
+        if time.time() > end:
+            raise GuestError("%s: no '%s' within %d s" % (path, needle, timeout))
+        time.sleep(interval)
+
+
+def kill9(p):
+    """SIGKILL a process started by spawn and reap it."""
+    if p.poll() is None:
+        p.kill()
+    p.wait(10)
+
+
 def mgmt(rpc, *args):
     r = subprocess.run([MGMT, "-s", rpc] + list(args), capture_output=True, text=True, timeout=30)
     if r.returncode:
@@ -82,6 +110,11 @@ def sim_ctl(root, req):
     if not r.get("ok"):
         raise GuestError("sim %s: %s" % (req, r))
     return r
+
+
+def sim_counters(root, bdf):
+    """The sim's counters of one function (PF or VF): rx/tx, resets, client_disconnects, ..."""
+    return sim_ctl(root, {"cmd": "counters", "bdf": bdf})
 
 
 def dump_logs(work, tail=2500):
