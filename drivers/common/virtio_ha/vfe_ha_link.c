@@ -67,6 +67,7 @@ struct vfe_ha_link {
     bool status_outstanding;
     bool blocked;              /* the socket refused a packet: wait for EV_WRITE */
     struct vfe_ha_limits limits;
+    uint8_t peer_minor;        /* the HELLO answer's header */
     struct vfe_ha_link_stats st;
     uint8_t pkt[VFE_HA_MAX_PACKET];
 };
@@ -330,6 +331,7 @@ static bool on_answer(struct vfe_ha_link *l, const struct vfe_ha_msg *m)
             break;
         }
         memcpy(&l->limits, m->body, sizeof(l->limits));
+        l->peer_minor = m->hdr.minor;
         l->state = L_UP;
         l->st.connected = true;
         l->backoff = VFE_HA_LINK_RETRY_MIN;
@@ -613,6 +615,48 @@ int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, ui
         }
     }
     return submit(l, r);
+}
+
+int vfe_ha_link_put_send(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
+                         unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes)
+{
+    if (!l || !key || !vfe_ha_key_valid(key, strlen(key)) || (len && !blob) || (nfds && !fds) ||
+        send_fd >= nfds || nbytes > VFE_HA_SEND_MAX || (nbytes && !bytes))
+        return -EINVAL;
+    if (len > VFE_HA_BLOB_MAX || nfds > VFE_HA_MAX_RECORD_FDS ||
+        (l->state == L_UP && nfds > l->limits.max_record_fds))
+        return -E2BIG;
+    for (unsigned i = 0; i < nfds; i++)
+        if (fds[i] < 0)
+            return -EBADF;
+    size_t klen = strlen(key);
+    /* one packet only, sent now or not at all; nothing may be ahead of it */
+    if (l->state != L_UP || l->doomed || l->peer_minor < VFE_HA_SEND_MINOR || l->queue.n || l->blocked ||
+        nfds > VFE_HA_MAX_FDS || VFE_HA_HDR_SIZE + klen + len + VFE_HA_SEND_OVERHEAD(nbytes) > VFE_HA_MAX_PACKET)
+        return 0;
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->type = VFE_HA_PUT;
+    strcpy(r->key, key);
+    r->started = true;
+    uint32_t seq = l->seq;
+    r->seq = next_seq(l);
+    int n = vfe_ha_encode_send(l->pkt, sizeof(l->pkt), r->seq, key, klen, blob, len, nfds, send_fd, bytes, nbytes);
+    int rc = n < 0 ? n : vfe_ha_send_packet(l->fd, l->pkt, (size_t)n, fds, nfds);
+    if (rc < 0) {
+        free(r);
+        l->seq = seq;   /* nothing went out under this number */
+        if (rc != -EAGAIN)   /* down() comes from the loop */
+            lost(l, rc == -EPIPE ? -ECONNRESET : rc, "sending PUT %s: %s", key, strerror(-rc));
+        return 0;
+    }
+    r->id = ++l->next_id;
+    l->last_written_id = r->id;
+    l->st.puts++;
+    list_push(&l->waiting, r);
+    written(l);
+    return 1;
 }
 
 int vfe_ha_link_del(struct vfe_ha_link *l, const char *key)

@@ -86,6 +86,25 @@ void vfe_ha_link_destroy(struct vfe_ha_link *l);
  * will ask again); -errno on bad arguments (nothing kept). */
 int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
                     unsigned nfds);
+/* A PUT whose packet asks the HA process to write bytes (up to
+ * VFE_HA_SEND_MAX) to the record's fds[send_fd] right after storing it
+ * (protocol 1.2, docs/ha.md "Send with PUT"): a successor sees "stored" and
+ * "written" together or neither, which no order of put-then-write (or
+ * write-then-put) by this process can give across a kill -9.
+ * Never queued: 1 when the whole PUT was written to the socket inside this
+ * call (the HA process will store it and write the bytes, even if this
+ * process dies now); 0 when NOTHING of it was sent or kept: the link is not
+ * up, the HA process is older than 1.2, other requests are queued ahead of
+ * it (order is kept), the socket is full, or the record needs more than
+ * one packet (over VFE_HA_MAX_FDS fds, or key + blob + bytes + 8 over a
+ * packet) - then the caller writes the bytes itself (and puts as usual).
+ * -EINVAL (send_fd >= nfds, nbytes over VFE_HA_SEND_MAX, bad key/args),
+ * -E2BIG, -EBADF, -ENOMEM: nothing sent.  The fds stay the caller's (the
+ * kernel passes copies; no dup is kept).  If the HA process stores the
+ * record but cannot write the bytes (peer's buffer full...) it answers ERR
+ * EIO: counted in stats.errors and logged like any refused PUT. */
+int vfe_ha_link_put_send(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
+                         unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes);
 int vfe_ha_link_del(struct vfe_ha_link *l, const char *key);
 bool vfe_ha_link_connected(const struct vfe_ha_link *l);
 void vfe_ha_link_stats(const struct vfe_ha_link *l, struct vfe_ha_link_stats *st);
