@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,7 +241,7 @@ static void test_link_put_send(const char *path, bool old_peer, int old_srv)
 }
 
 /* Child: connect, then (HA process stopped by the parent) write a put_send raw and wait to be killed. */
-static void killed_sender(int go_fd, int ready_fd, int target)
+static void killed_sender(int go_fd, int ready_fd, int target, const char *key)
 {
     struct vfe_ha_client *c = connect_to(sock_path, "doomed");
     if (!c)
@@ -248,7 +250,7 @@ static void killed_sender(int go_fd, int ready_fd, int target)
     if (write(ready_fd, "C", 1) != 1 || read(go_fd, &b, 1) != 1)
         _exit(11);
     static uint8_t pkt[VFE_HA_MAX_PACKET];
-    int n = vfe_ha_encode_send(pkt, sizeof(pkt), 77, "vhost/drained", 13, "drained", 7, 1, 0, "DRAIN-REPLY", 11);
+    int n = vfe_ha_encode_send(pkt, sizeof(pkt), 77, key, strlen(key), "drained", 7, 1, 0, "DRAIN-REPLY", 11);
     if (n < 0 || vfe_ha_send_packet(vfe_ha_client_fd(c), pkt, (size_t)n, &target, 1) != 0)
         _exit(12);
     if (write(ready_fd, "S", 1) != 1)
@@ -257,15 +259,18 @@ static void killed_sender(int go_fd, int ready_fd, int target)
         pause();
 }
 
-static void test_drain(pid_t ha)
+/* With next_waiting, a new client connects while the HA process is stopped:
+ * it is accepted in the same loop turn that finds the dead one (applied first). */
+static void test_drain(pid_t ha, bool next_waiting)
 {
+    const char *key = next_waiting ? "vhost/drained2" : "vhost/drained";
     int pair[2], go[2], ready[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0 && pipe(go) == 0 && pipe(ready) == 0,
           "pipes");
     pid_t child = fork();
     if (child == 0) {
         close(pair[0]);
-        killed_sender(go[0], ready[1], pair[1]);
+        killed_sender(go[0], ready[1], pair[1], key);
     }
     close(pair[1]);
     char b = 0;
@@ -276,9 +281,19 @@ static void test_drain(pid_t ha)
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     CHECK(nothing_arrives(pair[0]), "nothing written while the HA process is stopped");
+    int next = -1;
+    if (next_waiting) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+        next = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        CHECK(connect(next, (struct sockaddr *)&sa, sizeof(sa)) == 0, "next client queued");
+    }
     kill(ha, SIGCONT);
     CHECK(receives_exactly(pair[0], "DRAIN-REPLY", 11, 2000), "the dead client's bytes arrive");
-    CHECK(record_held("vhost/drained", "drained", 1), "the dead client's record stored");
+    if (next >= 0)
+        close(next);
+    usleep(20000);
+    CHECK(record_held(key, "drained", 1), "the dead client's record stored");
     close(pair[0]);
     close(go[0]);
     close(go[1]);
@@ -452,7 +467,8 @@ int main(void)
     REQUIRE(proc_alive(ha) && vfe_unix_path_in_use(sock_path), done, "vfe-vhostd-ha started");
     test_put_send();
     test_link_put_send(sock_path, false, -1);
-    test_drain(ha);
+    test_drain(ha, false);
+    test_drain(ha, true);
     test_not_a_socket_and_full();
     test_bad_index_and_refused();
     test_old_peer();
