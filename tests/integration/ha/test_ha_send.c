@@ -173,7 +173,14 @@ static bool acked(void *arg)
     return st.acks >= 1 || st.errors >= 1;
 }
 
-static void test_link_put_send(const char *path, bool old_peer, int old_srv)
+static bool all_answered(void *arg)
+{
+    struct vfe_ha_link_stats st;
+    vfe_ha_link_stats(arg, &st);
+    return st.queued == 0 && st.acks + st.errors >= st.puts;
+}
+
+static void test_link_put_send(const char *path, bool old_peer, int old_srv, pid_t ha)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct vfe_ha_link_ops ops = {on_up, on_down};
@@ -231,6 +238,23 @@ static void test_link_put_send(const char *path, bool old_peer, int old_srv)
         vfe_ha_link_stats(l, &st);
         CHECK(st.acks == 1 && st.errors == 0 && st.puts == 1, "acks %llu errors %llu puts %llu",
               (unsigned long long)st.acks, (unsigned long long)st.errors, (unsigned long long)st.puts);
+        /* HA process stopped, socket full, a PUT queued: put_send must not overtake it */
+        kill(ha, SIGSTOP);
+        int q = 1;
+        for (int i = 0; i < 1000 && q == 1; i++)
+            q = vfe_ha_link_put(l, "vhost/lfill", big, 16384, NULL, 0);
+        CHECK(q == 0, "a PUT queued behind a full socket");
+        rc = vfe_ha_link_put_send(l, "vhost/l1", "link-rec2", 9, fds, 2, 1, "OVERTAKE", 8);
+        CHECK(rc == 0, "put_send behind a queued PUT: %d", rc);
+        kill(ha, SIGCONT);
+        CHECK(run_until(loop, all_answered, l, 3000), "queue drained");
+        CHECK(nothing_arrives(pair[0]), "the refused put_send wrote nothing");
+        rc = vfe_ha_link_put_send(l, "vhost/l1", "link-rec", 8, fds, 2, 1, "AGAIN", 5);
+        CHECK(rc == 1, "put_send once the queue is empty: %d", rc);
+        CHECK(receives_exactly(pair[0], "AGAIN", 5, 1000), "bytes of the second put_send");
+        CHECK(run_until(loop, all_answered, l, 2000), "answered");
+        vfe_ha_link_stats(l, &st);
+        CHECK(st.errors == 0, "no ERR: %s", st.last_why);
     }
     vfe_ha_link_destroy(l);
     ev_loop_destroy(loop);
@@ -442,7 +466,7 @@ static void test_old_peer(void)
     CHECK((st = proc_wait(child, 3000)) == 0,
           "the 1.1 process saw no PUT: %d", st);
     /* the link against a 1.1 process */
-    test_link_put_send(old_path, true, srv);
+    test_link_put_send(old_path, true, srv, -1);
     close(srv);
     unlink(old_path);
     close(pair[0]);
@@ -466,7 +490,7 @@ int main(void)
     pid_t ha = start_ha();
     REQUIRE(proc_alive(ha) && vfe_unix_path_in_use(sock_path), done, "vfe-vhostd-ha started");
     test_put_send();
-    test_link_put_send(sock_path, false, -1);
+    test_link_put_send(sock_path, false, -1, ha);
     test_drain(ha, false);
     test_drain(ha, true);
     test_not_a_socket_and_full();
