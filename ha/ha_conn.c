@@ -37,6 +37,7 @@ struct ha_conn {
         uint32_t len;
         int fds[VFE_HA_MAX_RECORD_FDS];   /* in arrival order */
         unsigned nfds;
+        unsigned nfds_seen;   /* every fd that came, kept or not: F_SEND's fd_index bound */
         int err;        /* positive errno: the record is refused at its last packet */
         const char *why;
     } put;
@@ -149,6 +150,40 @@ static void key_copy(char *dst, const struct vfe_ha_msg *m)
     dst[m->hdr.key_len] = '\0';
 }
 
+/* Write a PUT's send bytes to one of its record's fds without ever blocking.
+ * A socket (what the protocol is for: the peer of a deposited connection)
+ * takes them with send(MSG_DONTWAIT); at most VFE_HA_SEND_MAX bytes fit one
+ * skb, so a unix stream socket takes all or nothing.  Another fd (an
+ * eventfd, a pipe) is written only when poll() says it is writable, which
+ * for those means the bytes fit.  0, or -errno with why filled. */
+static int send_bytes(int fd, const uint8_t *bytes, uint32_t len, char *why, size_t cap)
+{
+    ssize_t n;
+    do
+        n = send(fd, bytes, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLOUT)) {
+            snprintf(why, cap, "fd is not writable now");
+            return -EAGAIN;
+        }
+        do
+            n = write(fd, bytes, len);
+        while (n < 0 && errno == EINTR);
+    }
+    if (n < 0) {
+        int e = errno == EWOULDBLOCK ? EAGAIN : errno;
+        snprintf(why, cap, "%s", e == EAGAIN ? "peer's socket buffer is full" : strerror(e));
+        return -e;
+    }
+    if ((size_t)n != len) {
+        snprintf(why, cap, "short write: %zd of %u bytes", n, len);
+        return -EIO;
+    }
+    return 0;
+}
+
 /* One PUT packet: start or continue the record; commit at the last one.  fds are moved in. */
 static void on_put(struct ha_conn *c, const struct vfe_ha_msg *m, int *fds, unsigned nfds)
 {
@@ -163,6 +198,7 @@ static void on_put(struct ha_conn *c, const struct vfe_ha_msg *m, int *fds, unsi
         conn_fail(c, "PUT continuation for another record");
         return;
     }
+    c->put.nfds_seen += nfds;
     if (c->put.err || c->put.nfds + nfds > lim->max_record_fds || c->put.nfds + nfds > VFE_HA_MAX_RECORD_FDS) {
         if (!c->put.err) {
             c->put.err = E2BIG;
@@ -195,6 +231,13 @@ static void on_put(struct ha_conn *c, const struct vfe_ha_msg *m, int *fds, unsi
     if (m->hdr.flags & VFE_HA_F_MORE)
         return;
     uint32_t seq = c->put.seq;
+    if (m->send_bytes && m->send_fd >= c->put.nfds_seen) {
+        reply_err(c, seq, EPROTO, "PUT %s: SEND to fd %u of a record of %u fds", c->put.key, m->send_fd,
+                  c->put.nfds_seen);
+        conn_fail(c, "PUT %s: SEND fd index out of the record", c->put.key);
+        put_discard(c);
+        return;
+    }
     if (c->put.err) {
         reply_err(c, seq, c->put.err, "PUT %s: %s", c->put.key, c->put.why);
         put_discard(c);
@@ -211,7 +254,20 @@ static void on_put(struct ha_conn *c, const struct vfe_ha_msg *m, int *fds, unsi
     LOG_D("PUT %s: %u bytes, %u fds", c->put.key, c->put.len, c->put.nfds);
     c->put.blob = NULL;   /* the store's now */
     c->put.nfds = 0;
+    char key[VFE_HA_KEY_MAX + 1];
+    memcpy(key, c->put.key, sizeof(key));
     put_discard(c);
+    if (m->send_bytes) {
+        /* in the same step as the store: a successor sees both or neither */
+        const struct ha_record *r = ha_store_find(&c->srv->store, key);
+        char why[96];
+        if (!r || send_bytes(r->fds[m->send_fd], m->send_bytes, m->send_len, why, sizeof(why)) < 0) {
+            LOG_W("client pid %d: PUT %s stored, %u bytes not written to its fd %u: %s", (int)c->pid, key,
+                  m->send_len, m->send_fd, r ? why : "record vanished");
+            reply_err(c, seq, EIO, "stored, reply not written: %s", r ? why : "record vanished");
+            return;
+        }
+    }
     reply(c, VFE_HA_ACK, seq, NULL, 0);
 }
 

@@ -7,8 +7,11 @@
  * The first 7 bytes also describe a record (key length, blob length, fds) cut
  * into packets by vfe_ha_split_next(): every packet within the protocol's
  * bounds, the whole blob and every fd covered, in as few packets as the
- * larger of the two needs.
+ * larger of the two needs.  They also build a PUT with a send tail
+ * (F_SEND, 1.2) whose decode must give back blob, bytes and fd index; a
+ * decoded F_SEND packet's bytes must lie inside it, before its tail.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +42,35 @@ static void check_split(const uint8_t *d)
         abort();
 }
 
+static void check_send_round_trip(const uint8_t *d)
+{
+    static uint8_t pkt[VFE_HA_MAX_PACKET], blob[VFE_HA_MAX_PAYLOAD], bytes[VFE_HA_SEND_MAX + 1];
+    size_t klen = 1 + d[0] % 8;
+    uint32_t blen = ((uint32_t)d[1] | (uint32_t)d[2] << 8) % (VFE_HA_MAX_PAYLOAD + 1);
+    uint32_t nbytes = ((uint32_t)d[3] | (uint32_t)d[4] << 8) % (VFE_HA_SEND_MAX + 2);
+    uint32_t fd_index = d[5];
+    unsigned nfds = d[6] % (VFE_HA_MAX_FDS + 1);
+    memset(blob, d[1], blen);
+    memset(bytes, d[3] ^ 0x5a, nbytes);
+    int n = vfe_ha_encode_send(pkt, sizeof(pkt), 1, "keykeyke", klen, blob, blen, nfds, fd_index, bytes, nbytes);
+    bool fits = nbytes <= VFE_HA_SEND_MAX && VFE_HA_HDR_SIZE + klen + blen + nbytes + 8 <= VFE_HA_MAX_PACKET;
+    if ((n > 0) != fits)
+        abort();
+    if (n < 0)
+        return;
+    struct vfe_ha_msg m;
+    if (vfe_ha_decode(pkt, (size_t)n, nfds, &m, NULL) != 0 || m.body_len != blen || m.send_len != nbytes ||
+        m.send_fd != fd_index || !m.send_bytes || memcmp(m.body, blob, blen) != 0 ||
+        memcmp(m.send_bytes, bytes, nbytes) != 0)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size >= 7)
+    if (size >= 7) {
         check_split(data);
+        check_send_round_trip(data);
+    }
     static const struct vfe_ha_limits lim = {.max_records = 8, .max_fds = 16, .max_record_fds = 4,
                                              .max_blob = 4096, .max_bytes = 16384};
     struct ha_store st;
@@ -61,8 +89,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct vfe_ha_msg m;
         const char *why;
         if (vfe_ha_decode(pkt, len, nfds, &m, &why) == 0) {
-            if (m.hdr.key_len + m.body_len + VFE_HA_HDR_SIZE != len || m.hdr.nfds != nfds)
+            size_t tail = m.send_bytes ? m.send_len + sizeof(struct vfe_ha_send_tail) : 0;
+            if (m.hdr.key_len + m.body_len + tail + VFE_HA_HDR_SIZE != len || m.hdr.nfds != nfds)
                 abort();
+            if (!!m.send_bytes != !!(m.hdr.flags & VFE_HA_F_SEND) ||
+                (m.send_bytes && (m.hdr.type != VFE_HA_PUT || (m.hdr.flags & VFE_HA_F_MORE) ||
+                                  m.send_len > VFE_HA_SEND_MAX || m.send_bytes != m.body + m.body_len)))
+                abort();
+            if (m.send_len) {
+                volatile uint8_t last = m.send_bytes[m.send_len - 1];   /* inside the packet copy */
+                (void)last;
+            }
             char key[VFE_HA_KEY_MAX + 1];
             memcpy(key, m.key, m.hdr.key_len);
             key[m.hdr.key_len] = '\0';

@@ -17,6 +17,7 @@ struct vfe_ha_client {
     int timeout_ms;
     uint32_t seq;
     struct vfe_ha_limits limits;
+    uint8_t peer_minor;        /* from the HELLO answer's header */
     char err[VFE_HA_ERRMSG_MAX + 64];
     uint8_t pkt[VFE_HA_MAX_PACKET];
 };
@@ -130,6 +131,8 @@ static int call(struct vfe_ha_client *c, uint16_t type, const char *key, const v
         close(fds[i]);
     if (m.hdr.type != VFE_HA_ACK || (ack_len == NULL && m.body_len))
         return broken(c, -EPROTO, "unexpected answer from the HA process");
+    if (type == VFE_HA_HELLO)
+        c->peer_minor = m.hdr.minor;
     if (ack_len) {
         *ack_len = m.body_len < cap ? m.body_len : cap;
         memcpy(ack, m.body, *ack_len);
@@ -204,8 +207,33 @@ const struct vfe_ha_limits *vfe_ha_client_limits(const struct vfe_ha_client *c)
     return &c->limits;
 }
 
+unsigned vfe_ha_client_peer_minor(const struct vfe_ha_client *c)
+{
+    return c->peer_minor;
+}
+
+static int put_record(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
+                      unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes, bool send);
+
 int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
                unsigned nfds)
+{
+    return put_record(c, key, blob, len, fds, nfds, 0, NULL, 0, false);
+}
+
+int vfe_ha_put_send(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
+                    unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes)
+{
+    if (nbytes > VFE_HA_SEND_MAX || send_fd >= nfds || (nbytes && !bytes))
+        return fail(c, -EINVAL, "SEND of %u bytes to fd %u of %u", nbytes, send_fd, nfds);
+    if (c->fd >= 0 && c->peer_minor < VFE_HA_SEND_MINOR)
+        return fail(c, -EOPNOTSUPP, "the HA process speaks %u.%u, SEND needs %u.%u", VFE_HA_MAJOR, c->peer_minor,
+                    VFE_HA_MAJOR, VFE_HA_SEND_MINOR);
+    return put_record(c, key, blob, len, fds, nfds, send_fd, bytes, nbytes, true);
+}
+
+static int put_record(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
+                      unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes, bool send)
 {
     if (c->fd < 0)
         return fail(c, -ENOTCONN, "not connected to the HA process");
@@ -217,11 +245,17 @@ int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint3
         return fail(c, -E2BIG, "record of %u bytes and %u fds exceeds the bounds (%u fds per record)", len, nfds,
                     c->limits.max_record_fds);
     uint32_t seq = ++c->seq ? c->seq : ++c->seq;
+    /* every packet leaves room for the send tail, so the last one has it */
+    size_t room = klen + (send ? VFE_HA_SEND_OVERHEAD(nbytes) : 0);
     struct vfe_ha_split sp = {0};
     do {
-        vfe_ha_split_next(&sp, klen, len, nfds);
-        int n = vfe_ha_encode(c->pkt, sizeof(c->pkt), VFE_HA_PUT, sp.more ? VFE_HA_F_MORE : 0, seq, key, klen,
-                              sp.chunk ? (const uint8_t *)blob + sp.off : NULL, sp.chunk, sp.chunk_fds);
+        vfe_ha_split_next(&sp, room, len, nfds);
+        const uint8_t *chunk = sp.chunk ? (const uint8_t *)blob + sp.off : NULL;
+        int n = send && !sp.more
+                    ? vfe_ha_encode_send(c->pkt, sizeof(c->pkt), seq, key, klen, chunk, sp.chunk, sp.chunk_fds,
+                                         send_fd, bytes, nbytes)
+                    : vfe_ha_encode(c->pkt, sizeof(c->pkt), VFE_HA_PUT, sp.more ? VFE_HA_F_MORE : 0, seq, key,
+                                    klen, chunk, sp.chunk, sp.chunk_fds);
         int rc = n < 0 ? n : send_pkt(c, (size_t)n, sp.chunk_fds ? fds + sp.fd_off : NULL, sp.chunk_fds);
         if (rc == -EPIPE || rc == -ECONNRESET)
             break;   /* the ERR that made it close may be waiting */

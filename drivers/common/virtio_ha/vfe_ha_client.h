@@ -57,6 +57,16 @@ const struct vfe_ha_limits *vfe_ha_client_limits(const struct vfe_ha_client *c);
  * max(blob packets, ceil(nfds / VFE_HA_MAX_FDS)) packets. */
 int vfe_ha_put(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
                unsigned nfds);
+/* vfe_ha_put() whose last packet asks the HA process (protocol >= 1.2) to
+ * write bytes (up to VFE_HA_SEND_MAX) to the record's fds[send_fd] once the
+ * record is stored.  0: stored and written; -EIO: stored, the bytes not
+ * written (peer's buffer full, not writable, short write; see the message);
+ * -EOPNOTSUPP: the HA process is older than 1.2 (nothing sent); -EINVAL:
+ * send_fd >= nfds or too many bytes (nothing sent); otherwise as put. */
+int vfe_ha_put_send(struct vfe_ha_client *c, const char *key, const void *blob, uint32_t len, const int *fds,
+                    unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes);
+/* The minor protocol version of the HA process (its HELLO answer's header). */
+unsigned vfe_ha_client_peer_minor(const struct vfe_ha_client *c);
 int vfe_ha_del(struct vfe_ha_client *c, const char *key);
 /* Every record (key NULL) or one; *recs is malloc'd, *n records (0 and NULL when there are none). */
 int vfe_ha_get(struct vfe_ha_client *c, const char *key, struct vfe_ha_record **recs, unsigned *n);

@@ -32,6 +32,9 @@ struct req {
     int *fds;                  /* PUT: owned dup()s */
     unsigned nfds;
     struct vfe_ha_split sp;    /* progress of a PUT */
+    bool send;                 /* PUT with F_SEND: the last packet carries the send tail */
+    uint32_t send_fd, send_len;
+    uint8_t send_bytes[VFE_HA_SEND_MAX];
 };
 
 struct req_list {
@@ -67,6 +70,7 @@ struct vfe_ha_link {
     bool status_outstanding;
     bool blocked;              /* the socket refused a packet: wait for EV_WRITE */
     struct vfe_ha_limits limits;
+    uint8_t peer_minor;        /* the HELLO answer's header */
     struct vfe_ha_link_stats st;
     uint8_t pkt[VFE_HA_MAX_PACKET];
 };
@@ -142,6 +146,8 @@ static void teardown(struct vfe_ha_link *l)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
+    for (struct req *r = l->queue.head; r; r = r->next)
+        l->st.sends_failed += r->send && r->started;   /* cut short: the HA process drops it */
     list_clear(&l->queue);
     list_clear(&l->waiting);
     l->status_outstanding = false;
@@ -218,10 +224,14 @@ static int pump(struct vfe_ha_link *l)
             r->seq = next_seq(l);
         size_t klen = strlen(r->key);
         struct vfe_ha_split sp = r->sp;
-        if (r->type == VFE_HA_PUT)
-            vfe_ha_split_next(&sp, klen, r->len, r->nfds);
-        int n = vfe_ha_encode(l->pkt, sizeof(l->pkt), r->type, sp.more ? VFE_HA_F_MORE : 0, r->seq, r->key, klen,
-                              sp.chunk ? r->blob + sp.off : NULL, sp.chunk, sp.chunk_fds);
+        if (r->type == VFE_HA_PUT)   /* a send tail needs room in (the last) packet */
+            vfe_ha_split_next(&sp, klen + (r->send ? VFE_HA_SEND_OVERHEAD(r->send_len) : 0), r->len, r->nfds);
+        const uint8_t *chunk = sp.chunk ? r->blob + sp.off : NULL;
+        int n = r->send && !sp.more
+                    ? vfe_ha_encode_send(l->pkt, sizeof(l->pkt), r->seq, r->key, klen, chunk, sp.chunk,
+                                         sp.chunk_fds, r->send_fd, r->send_bytes, r->send_len)
+                    : vfe_ha_encode(l->pkt, sizeof(l->pkt), r->type, sp.more ? VFE_HA_F_MORE : 0, r->seq, r->key,
+                                    klen, chunk, sp.chunk, sp.chunk_fds);
         int rc = n < 0 ? n
                        : vfe_ha_send_packet(l->fd, l->pkt, (size_t)n, sp.chunk_fds ? r->fds + sp.fd_off : NULL,
                                             sp.chunk_fds);
@@ -330,6 +340,7 @@ static bool on_answer(struct vfe_ha_link *l, const struct vfe_ha_msg *m)
             break;
         }
         memcpy(&l->limits, m->body, sizeof(l->limits));
+        l->peer_minor = m->hdr.minor;
         l->state = L_UP;
         l->st.connected = true;
         l->backoff = VFE_HA_LINK_RETRY_MIN;
@@ -356,9 +367,10 @@ static bool on_answer(struct vfe_ha_link *l, const struct vfe_ha_msg *m)
         }
         break;
     default:
-        if (err)
+        if (err) {
+            l->st.sends_failed += r->send;
             on_answer_err(l, r, err, msg, mlen);
-        else
+        } else
             l->st.acks++;
         break;
     }
@@ -573,6 +585,10 @@ static int submit(struct vfe_ha_link *l, struct req *fresh)
     return l->state == L_UP && l->last_written_id == id ? 1 : 0;
 }
 
+/* A PUT request holding copies of blob and dup()s of fds; NULL with *err. */
+static struct req *req_new_put(const char *key, const void *blob, uint32_t len, const int *fds, unsigned nfds,
+                               int *err);
+
 int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
                     unsigned nfds)
 {
@@ -586,14 +602,23 @@ int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, ui
             return -EBADF;
     if (l->state != L_UP || l->doomed)
         return 0;
+    int err = 0;
+    struct req *r = req_new_put(key, blob, len, fds, nfds, &err);
+    return r ? submit(l, r) : err;
+}
+
+static struct req *req_new_put(const char *key, const void *blob, uint32_t len, const int *fds, unsigned nfds,
+                               int *err)
+{
+    *err = -ENOMEM;
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
-        return -ENOMEM;
+        return NULL;
     r->type = VFE_HA_PUT;
     strcpy(r->key, key);
     if (len && !(r->blob = malloc(len))) {
         free(r);
-        return -ENOMEM;
+        return NULL;
     }
     if (len)
         memcpy(r->blob, blob, len);
@@ -601,18 +626,98 @@ int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, ui
     if (nfds && !(r->fds = malloc(sizeof(int) * nfds))) {
         req_release(r);
         free(r);
-        return -ENOMEM;
+        return NULL;
     }
     for (; r->nfds < nfds; r->nfds++) {
         r->fds[r->nfds] = fcntl(fds[r->nfds], F_DUPFD_CLOEXEC, 0);
         if (r->fds[r->nfds] < 0) {
-            int e = errno;
+            *err = -errno;
             req_release(r);
             free(r);
-            return -e;
+            return NULL;
         }
     }
-    return submit(l, r);
+    return r;
+}
+
+/* put_send of a record over one packet: copies queued, the first packet
+ * written now or the request taken back (nothing sent); later packets the
+ * socket does not take now follow from the loop like any started record. */
+static int put_send_packets(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len,
+                            const int *fds, unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes)
+{
+    int err = 0;
+    struct req *r = req_new_put(key, blob, len, fds, nfds, &err);
+    if (!r)
+        return err;
+    r->send = true;
+    r->send_fd = send_fd;
+    r->send_len = nbytes;
+    if (nbytes)
+        memcpy(r->send_bytes, bytes, nbytes);
+    r->id = ++l->next_id;
+    list_push(&l->queue, r);   /* the queue was empty: r is its only entry */
+    l->st.queued_bytes += r->len;
+    uint32_t seq = l->seq;
+    pump(l);
+    if (l->state != L_UP)
+        return 0;   /* lost while sending (r freed with the queue): the record cannot complete */
+    if (l->queue.head == r && !r->started) {
+        list_pop(&l->queue);
+        l->st.queued_bytes -= r->len;
+        l->st.queued = l->queue.n;
+        req_release(r);
+        free(r);
+        l->seq = seq;   /* nothing went out under this number */
+        l->blocked = false;
+        watch(l, EV_READ);
+        return 0;
+    }
+    return 1;   /* written completely, or started: the loop finishes it */
+}
+
+int vfe_ha_link_put_send(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
+                         unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes)
+{
+    if (!l || !key || !vfe_ha_key_valid(key, strlen(key)) || (len && !blob) || (nfds && !fds) ||
+        send_fd >= nfds || nbytes > VFE_HA_SEND_MAX || (nbytes && !bytes))
+        return -EINVAL;
+    if (len > VFE_HA_BLOB_MAX || nfds > VFE_HA_MAX_RECORD_FDS ||
+        (l->state == L_UP && nfds > l->limits.max_record_fds))
+        return -E2BIG;
+    for (unsigned i = 0; i < nfds; i++)
+        if (fds[i] < 0)
+            return -EBADF;
+    size_t klen = strlen(key);
+    /* nothing may be ahead of it; sent now or not at all */
+    if (l->state != L_UP || l->doomed || l->peer_minor < VFE_HA_SEND_MINOR || l->queue.n || l->blocked)
+        return 0;
+    if (nfds > VFE_HA_MAX_FDS || VFE_HA_HDR_SIZE + klen + len + VFE_HA_SEND_OVERHEAD(nbytes) > VFE_HA_MAX_PACKET)
+        return put_send_packets(l, key, blob, len, fds, nfds, send_fd, bytes, nbytes);
+    struct req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->type = VFE_HA_PUT;
+    strcpy(r->key, key);
+    r->started = true;
+    r->send = true;
+    uint32_t seq = l->seq;
+    r->seq = next_seq(l);
+    int n = vfe_ha_encode_send(l->pkt, sizeof(l->pkt), r->seq, key, klen, blob, len, nfds, send_fd, bytes, nbytes);
+    int rc = n < 0 ? n : vfe_ha_send_packet(l->fd, l->pkt, (size_t)n, fds, nfds);
+    if (rc < 0) {
+        free(r);
+        l->seq = seq;   /* nothing went out under this number */
+        if (rc != -EAGAIN)   /* down() comes from the loop */
+            lost(l, rc == -EPIPE ? -ECONNRESET : rc, "sending PUT %s: %s", key, strerror(-rc));
+        return 0;
+    }
+    r->id = ++l->next_id;
+    l->last_written_id = r->id;
+    l->st.puts++;
+    list_push(&l->waiting, r);
+    written(l);
+    return 1;
 }
 
 int vfe_ha_link_del(struct vfe_ha_link *l, const char *key)

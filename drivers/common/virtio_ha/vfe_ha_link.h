@@ -73,6 +73,9 @@ struct vfe_ha_link_stats {
     char last_why[128];
     struct vfe_ha_status held;     /* the last STATUS answer */
     double held_at;                /* ev_now() when it came; 0 before the first */
+    uint64_t sends_failed;         /* put_send returned 1 but the bytes were not written: ERR answer
+                                      (EIO: stored, not written; or refused), or the link was lost
+                                      before the rest of a multi-packet record went out */
 };
 
 /* Start connecting (from the loop: nothing happens inside this call but
@@ -86,6 +89,33 @@ void vfe_ha_link_destroy(struct vfe_ha_link *l);
  * will ask again); -errno on bad arguments (nothing kept). */
 int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
                     unsigned nfds);
+/* A PUT whose packet asks the HA process to write bytes (up to
+ * VFE_HA_SEND_MAX) to the record's fds[send_fd] right after storing it
+ * (protocol 1.2, docs/ha.md "Send with PUT"): a successor sees "stored" and
+ * "written" together or neither, which no order of put-then-write (or
+ * write-then-put) by this process can give across a kill -9.
+ * Not queued: 1 when the PUT was written to the socket inside this call
+ * (the HA process will store it and write the bytes, even if this process
+ * dies now); 0 when NOTHING of it was sent or kept: the link is not up, the
+ * HA process is older than 1.2, other requests are queued ahead of it
+ * (order is kept), or the socket does not take (the first packet of) it -
+ * then the caller writes the bytes itself (and puts as usual).
+ * A record of one packet (up to VFE_HA_MAX_FDS fds and key + blob + bytes +
+ * 8 within a packet: the daemon's usual record) is sent from the caller's
+ * buffers, nothing copied.  A larger one is copied like a put; if its first
+ * packet is written but a later one meets a full socket, the rest is queued
+ * and finished from the loop before anything else, and 1 is returned: the
+ * HA process stores and writes once the last packet arrives.  If this
+ * process dies or the link is lost before that, the HA process drops the
+ * partial record: neither stored nor written (a successor sees the previous
+ * record and no reply); a loss is counted in stats.sends_failed.
+ * -EINVAL (send_fd >= nfds, nbytes over VFE_HA_SEND_MAX, bad key/args),
+ * -E2BIG, -EBADF, -ENOMEM: nothing sent.  The fds stay the caller's.  If
+ * the HA process stores the record but cannot write the bytes (peer's
+ * buffer full...) it answers ERR EIO: logged, counted in stats.errors and
+ * stats.sends_failed. */
+int vfe_ha_link_put_send(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,
+                         unsigned nfds, unsigned send_fd, const void *bytes, uint32_t nbytes);
 int vfe_ha_link_del(struct vfe_ha_link *l, const char *key);
 bool vfe_ha_link_connected(const struct vfe_ha_link *l);
 void vfe_ha_link_stats(const struct vfe_ha_link *l, struct vfe_ha_link_stats *st);

@@ -22,7 +22,7 @@ struct rule {
 
 static const struct rule rules[VFE_HA_TYPE_MAX] = {
     [VFE_HA_HELLO] = {true, 0, 0, 0, 64, 0, 0},
-    [VFE_HA_PUT] = {true, 1, VFE_HA_KEY_MAX, 0, ANY_BODY, VFE_HA_MAX_FDS, VFE_HA_F_MORE},
+    [VFE_HA_PUT] = {true, 1, VFE_HA_KEY_MAX, 0, ANY_BODY, VFE_HA_MAX_FDS, VFE_HA_F_MORE | VFE_HA_F_SEND},
     [VFE_HA_DEL] = {true, 1, VFE_HA_KEY_MAX, 0, 0, 0, 0},
     [VFE_HA_GET] = {true, 0, VFE_HA_KEY_MAX, 0, 0, 0, 0},
     [VFE_HA_STATUS] = {true, 0, 0, 0, 0, 0, 0},
@@ -59,6 +59,35 @@ bool vfe_ha_key_valid(const char *key, size_t len)
             return false;
     }
     return true;
+}
+
+/* F_SEND: cut bytes and tail off the end of the body (*body_len shrinks). */
+static int send_tail_take(const struct vfe_ha_hdr *h, const uint8_t *body, uint32_t *body_len,
+                          struct vfe_ha_msg *out, const char **why)
+{
+    if (h->flags & VFE_HA_F_MORE) {
+        *why = "SEND on a packet that is not the last of its record";
+        return -EPROTO;
+    }
+    struct vfe_ha_send_tail t;
+    if (*body_len < sizeof(t)) {
+        *why = "SEND without room for its tail";
+        return -EPROTO;
+    }
+    memcpy(&t, body + *body_len - sizeof(t), sizeof(t));
+    if (t.len > VFE_HA_SEND_MAX) {
+        *why = "SEND of more bytes than the protocol allows";
+        return -EPROTO;
+    }
+    if (t.len > *body_len - sizeof(t)) {
+        *why = "SEND bytes beyond the body";
+        return -EPROTO;
+    }
+    *body_len -= (uint32_t)sizeof(t) + t.len;
+    out->send_bytes = body + *body_len;
+    out->send_len = t.len;
+    out->send_fd = t.fd_index;
+    return 0;
 }
 
 int vfe_ha_decode(const void *buf, size_t len, unsigned nfds, struct vfe_ha_msg *out, const char **why)
@@ -128,12 +157,44 @@ int vfe_ha_decode(const void *buf, size_t len, unsigned nfds, struct vfe_ha_msg 
         *why = "bad key syntax";
         return -EPROTO;
     }
+    out->send_bytes = NULL;
+    out->send_len = out->send_fd = 0;
+    if (h.flags & VFE_HA_F_SEND) {
+        int rc = send_tail_take(&h, (const uint8_t *)p + h.key_len, &body_len, out, why);
+        if (rc < 0)
+            return rc;
+    }
     out->hdr = h;
     out->key = p;
     out->body = (const uint8_t *)p + h.key_len;
     out->body_len = body_len;
     *why = NULL;
     return 0;
+}
+
+int vfe_ha_encode_send(void *buf, size_t cap, uint32_t seq, const char *key, size_t key_len, const void *blob,
+                       size_t blob_len, unsigned nfds, uint32_t fd_index, const void *bytes, uint32_t nbytes)
+{
+    if (nbytes > VFE_HA_SEND_MAX || (nbytes && !bytes) || (blob_len && !blob))
+        return -EINVAL;
+    size_t extra = VFE_HA_SEND_OVERHEAD(nbytes);
+    if (blob_len > VFE_HA_MAX_PAYLOAD || VFE_HA_HDR_SIZE + key_len + blob_len + extra > cap)
+        return -EMSGSIZE;
+    int n = vfe_ha_encode(buf, cap - extra, VFE_HA_PUT, VFE_HA_F_SEND, seq, key, key_len, blob, blob_len, nfds);
+    if (n < 0)
+        return n;
+    if ((size_t)n + extra > VFE_HA_MAX_PACKET)
+        return -EMSGSIZE;
+    uint8_t *p = (uint8_t *)buf + n;
+    struct vfe_ha_send_tail t = {fd_index, nbytes};
+    if (nbytes)
+        memcpy(p, bytes, nbytes);
+    memcpy(p + nbytes, &t, sizeof(t));
+    struct vfe_ha_hdr h;
+    memcpy(&h, buf, sizeof(h));
+    h.payload_len += (uint32_t)extra;
+    memcpy(buf, &h, sizeof(h));
+    return n + (int)extra;
 }
 
 int vfe_ha_encode(void *buf, size_t cap, uint16_t type, uint32_t flags, uint32_t seq, const char *key,

@@ -19,7 +19,10 @@
  * key syntax.  Error returns are negative errno values:
  *   -EBADMSG            short packet, bad magic, lengths that disagree
  *   -EPROTONOSUPPORT    another major version
- *   -EPROTO             unknown type, a rule broken, a bad key
+ *   -EPROTO             unknown type, a rule broken, a bad key, a bad send
+ *                       tail (F_SEND with MORE, len over VFE_HA_SEND_MAX or
+ *                       beyond the body); fd_index is checked by the HA
+ *                       process against the whole record
  *   -E2BIG              more fds than any message may carry
  * and *why says which in words.
  */
@@ -33,7 +36,7 @@
 
 #define VFE_HA_MAGIC 0x41484656u   /* "VFHA" in memory on little-endian */
 #define VFE_HA_MAJOR 1
-#define VFE_HA_MINOR 1   /* 1.1: fds on every packet of a record */
+#define VFE_HA_MINOR 2   /* 1.1: fds on every packet of a record; 1.2: PUT with F_SEND */
 
 #define VFE_HA_MAX_PACKET (60u * 1024)      /* header + payload */
 #define VFE_HA_MAX_FDS 64u                  /* per packet (SCM_MAX_FD is 253) */
@@ -55,6 +58,22 @@ enum vfe_ha_type {
 };
 
 #define VFE_HA_F_MORE 0x1u   /* PUT/RECORD: another chunk of this record follows */
+#define VFE_HA_F_SEND 0x2u   /* PUT, last packet only (1.2): a send tail ends the body */
+
+/* Since 1.2 the last packet of a PUT may end its body with bytes[len] and
+ * this tail: once the record is stored, the HA process writes the bytes to
+ * the record's fds[fd_index] (a socket the client deposited), in the same
+ * step, so "stored" and "written" are seen together or not at all.  The
+ * record's blob is the body without bytes and tail.  A peer older than 1.2
+ * refuses the flag (EPROTO, connection closed): send it only when the HELLO
+ * answer's header says minor >= 2. */
+#define VFE_HA_SEND_MAX 256u
+#define VFE_HA_SEND_MINOR 2
+struct vfe_ha_send_tail {
+    uint32_t fd_index;         /* into the whole record's fds, in record order */
+    uint32_t len;              /* bytes right before this tail */
+};
+#define VFE_HA_SEND_OVERHEAD(n) ((size_t)(n) + sizeof(struct vfe_ha_send_tail))
 
 struct vfe_ha_hdr {
     uint32_t magic;
@@ -107,7 +126,9 @@ struct vfe_ha_msg {
     struct vfe_ha_hdr hdr;
     const char *key;           /* key_len bytes, not NUL-terminated */
     const uint8_t *body;
-    uint32_t body_len;
+    uint32_t body_len;         /* without the send tail and its bytes */
+    const uint8_t *send_bytes; /* F_SEND: send_len bytes for the record's fds[send_fd] */
+    uint32_t send_len, send_fd;
 };
 
 /* Check a received packet of len bytes that came with nfds fds. */
@@ -120,6 +141,13 @@ bool vfe_ha_key_valid(const char *key, size_t len);
 /* Build a packet into buf (at least VFE_HA_MAX_PACKET); its length or -EMSGSIZE/-EINVAL. */
 int vfe_ha_encode(void *buf, size_t cap, uint16_t type, uint32_t flags, uint32_t seq, const char *key,
                   size_t key_len, const void *body, size_t body_len, unsigned nfds);
+
+/* A PUT packet ending with a send tail (flags: VFE_HA_F_SEND is added; MORE is
+ * refused with -EINVAL): the body is blob, then bytes, then the tail.  Its
+ * length, -EMSGSIZE when it does not fit cap or a packet, -EINVAL on bad
+ * arguments (nbytes over VFE_HA_SEND_MAX). */
+int vfe_ha_encode_send(void *buf, size_t cap, uint32_t seq, const char *key, size_t key_len, const void *blob,
+                       size_t blob_len, unsigned nfds, uint32_t fd_index, const void *bytes, uint32_t nbytes);
 
 /* One packet out of / into a non-blocking socket.
  * vfe_ha_send_packet: 0, -EAGAIN (nothing sent), or another -errno (the

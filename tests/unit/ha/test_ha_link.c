@@ -7,7 +7,9 @@
  * again; while the socket is full one queued entry per key (PUT replaces,
  * DEL turns the PUT into a DEL) and the requests arrive in order; destroy
  * closes every dup'd fd and runs no callback, also when called inside up()
- * or down().
+ * or down(); put_send (1.2) writes one F_SEND packet inside the call, never
+ * ahead of a queued request (also once the socket has room again), never to
+ * a 1.1 HA process.
  */
 #include <errno.h>
 #include <ev.h>
@@ -382,6 +384,223 @@ static void coalescing_and_order(void **state)
     assert_int_equal(count_fds(), base);
 }
 
+/* The next packet that is not a STATUS (the link asks one at up); -1 when none within ms. */
+static int srv_recv_no_status(int fd, struct vfe_ha_msg *m, unsigned *nfds, int ms)
+{
+    for (;;) {
+        if (srv_recv(fd, m, nfds, ms) < 0)
+            return -1;
+        if (m->hdr.type != VFE_HA_STATUS)
+            return 0;
+    }
+}
+
+/* put_send: one F_SEND packet written inside the call; never ahead of a
+ * queued request, even when the socket has room again; never to a 1.1 peer. */
+static void put_send_order(void **state)
+{
+    cur = vfe_ha_link_create(loop, path, "unit", &ops, NULL);
+    int fd = handshake();
+    assert_true(run_until(&ups, 1, 2000));
+    int efd = eventfd(0, EFD_CLOEXEC);
+    int fds[2] = {efd, efd};
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "blob", 4, fds, 2, 1, "REPLY", 5), 1);
+    struct vfe_ha_msg m;
+    unsigned nfds = 0;
+    assert_int_equal(srv_recv_no_status(fd, &m, &nfds, 1000), 0);
+    assert_int_equal(m.hdr.type, VFE_HA_PUT);
+    assert_int_equal(m.hdr.flags, VFE_HA_F_SEND);
+    assert_int_equal(nfds, 2);
+    assert_int_equal(m.body_len, 4);
+    assert_memory_equal(m.body, "blob", 4);
+    assert_int_equal(m.send_fd, 1);
+    assert_int_equal(m.send_len, 5);
+    assert_memory_equal(m.send_bytes, "REPLY", 5);
+    /* no answers from here on (they would have to come in request order, STATUS first) */
+
+    /* fill the socket, then empty it without letting the loop run: room again, a PUT still queued */
+    static uint8_t blob[16384];
+    int rc = 1;
+    for (int i = 0; i < 10000 && rc == 1; i++)
+        rc = vfe_ha_link_put(cur, "vhost/k", blob, sizeof(blob), NULL, 0);
+    assert_int_equal(rc, 0);
+    int drained = 0;
+    while (srv_recv(fd, &m, NULL, 0) == 0)
+        drained++;
+    assert_true(drained > 0);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b2", 2, fds, 2, 0, "LATE", 4), 0);
+    /* the queued PUT goes out from the loop; no F_SEND packet ever follows */
+    ev_timer t;
+    ev_timer_init(&t, tick, 0.002, 0.002);
+    ev_timer_start(loop, &t);
+    int puts_k = 0;
+    for (int idle = 0; idle < 30;) {
+        ev_run(loop, EVRUN_NOWAIT);
+        if (srv_recv(fd, &m, NULL, 5) < 0) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        assert_false(m.hdr.flags & VFE_HA_F_SEND);
+        puts_k += m.hdr.type == VFE_HA_PUT;
+    }
+    ev_timer_stop(loop, &t);
+    assert_true(puts_k >= 1);
+    struct vfe_ha_link_stats st;
+    vfe_ha_link_stats(cur, &st);
+    assert_int_equal(st.queued, 0);
+    /* queue empty: put_send goes again */
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b3", 2, fds, 2, 0, "NOW", 3), 1);
+    assert_int_equal(srv_recv_no_status(fd, &m, NULL, 1000), 0);
+    assert_int_equal(m.hdr.flags, VFE_HA_F_SEND);
+    /* bad arguments */
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b", 1, fds, 2, 2, "X", 1), -EINVAL);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b", 1, fds, 0, 0, "X", 1), -EINVAL);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b", 1, fds, 2, 0, NULL, 1), -EINVAL);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b", 1, fds, 2, 0, blob, VFE_HA_SEND_MAX + 1), -EINVAL);
+    assert_int_equal(vfe_ha_link_put_send(cur, "../s", "b", 1, fds, 2, 0, "X", 1), -EINVAL);
+    vfe_ha_link_destroy(cur);
+    cur = NULL;
+    close(fd);
+
+    /* a 1.1 HA process: HELLO answered with minor 1 -> 0, nothing sent */
+    ups = 0;
+    cur = vfe_ha_link_create(loop, path, "unit", &ops, NULL);
+    fd = accept_link(3000);
+    assert_true(fd >= 0);
+    assert_int_equal(srv_recv(fd, &m, NULL, 2000), 0);
+    uint8_t out[VFE_HA_HDR_SIZE + sizeof(lim)];
+    int n = vfe_ha_encode(out, sizeof(out), VFE_HA_ACK, 0, m.hdr.seq, NULL, 0, &lim, sizeof(lim), 0);
+    out[offsetof(struct vfe_ha_hdr, minor)] = 1;
+    assert_int_equal(vfe_ha_send_packet(fd, out, (size_t)n, NULL, 0), 0);
+    assert_true(run_until(&ups, 1, 2000));
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/s", "b", 1, fds, 2, 0, "OLD", 3), 0);
+    run_ms(20);
+    assert_int_equal(srv_recv_no_status(fd, &m, NULL, 20), -1);
+    vfe_ha_link_destroy(cur);
+    cur = NULL;
+    close(fd);
+    close(efd);
+}
+
+/* The link's socket: the one connected to path (found by its peer's name). */
+static int link_fd(void)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_un sa;
+        socklen_t len = sizeof(sa);
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_SEQPACKET &&
+            getpeername(fd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_family == AF_UNIX &&
+            strcmp(sa.sun_path, path) == 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* Fill the link's socket behind its back (its queue stays empty) with small
+ * packets the scripted server ignores, then read `room` of them: the kernel
+ * then takes the next packet whatever its size, and none after it. */
+static void fill_then_room(int fd, int room)
+{
+    int lfd = link_fd();
+    assert_true(lfd >= 0);
+    uint8_t out[VFE_HA_HDR_SIZE + 8];
+    int n = vfe_ha_encode(out, sizeof(out), VFE_HA_STATUS, 0, 0, NULL, 0, NULL, 0, 0);
+    int sent = 0;
+    while (vfe_ha_send_packet(lfd, out, (size_t)n, NULL, 0) == 0)
+        sent++;
+    assert_true(sent > 0);
+    struct vfe_ha_msg m;
+    for (int i = 0; i < room; i++)
+        assert_int_equal(srv_recv(fd, &m, NULL, 100), 0);
+}
+
+/* put_send of a record over one packet (100 fds: two packets): with no room,
+ * 0 and nothing sent or kept; with room for the first packet only, 1 and the
+ * rest from the loop, the send tail on the last packet; a link lost before
+ * the rest went out counts in sends_failed. */
+static void put_send_multi_packet(void **state)
+{
+    int base = count_fds();
+    cur = vfe_ha_link_create(loop, path, "unit", &ops, NULL);
+    int fd = handshake();
+    assert_true(run_until(&ups, 1, 2000));
+    int efd = eventfd(0, EFD_CLOEXEC);
+    int fds[100];
+    for (int i = 0; i < 100; i++)
+        fds[i] = efd;
+    struct vfe_ha_link_stats st;
+
+    fill_then_room(fd, 0);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/m", "multi", 5, fds, 100, 99, "TAIL", 4), 0);
+    vfe_ha_link_stats(cur, &st);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.queued_bytes, 0);
+    struct vfe_ha_msg m;
+    ev_timer t;
+    ev_timer_init(&t, tick, 0.002, 0.002);
+    ev_timer_start(loop, &t);
+    for (int idle = 0; idle < 20;) {
+        ev_run(loop, EVRUN_NOWAIT);
+        if (srv_recv(fd, &m, NULL, 5) < 0) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        assert_int_not_equal(m.hdr.type, VFE_HA_PUT);   /* nothing of the refused put_send */
+    }
+
+    fill_then_room(fd, 1);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/m", "multi", 5, fds, 100, 99, "TAIL", 4), 1);
+    vfe_ha_link_stats(cur, &st);
+    assert_int_equal(st.queued, 1);   /* the second packet waits for the socket */
+    int first = 0, last = 0;
+    unsigned nfds_total = 0;
+    for (int idle = 0; idle < 20;) {
+        ev_run(loop, EVRUN_NOWAIT);
+        unsigned nfds = 0;
+        if (srv_recv(fd, &m, &nfds, 5) < 0) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        if (m.hdr.type != VFE_HA_PUT)
+            continue;
+        nfds_total += nfds;
+        if (m.hdr.flags & VFE_HA_F_MORE) {
+            first++;
+            assert_false(m.hdr.flags & VFE_HA_F_SEND);
+            assert_null(m.send_bytes);
+        } else {
+            last++;
+            assert_int_equal(m.hdr.flags, VFE_HA_F_SEND);
+            assert_int_equal(m.send_fd, 99);
+            assert_int_equal(m.send_len, 4);
+            assert_memory_equal(m.send_bytes, "TAIL", 4);
+        }
+    }
+    ev_timer_stop(loop, &t);
+    assert_int_equal(first, 1);
+    assert_int_equal(last, 1);
+    assert_int_equal(nfds_total, 100);
+    vfe_ha_link_stats(cur, &st);
+    assert_int_equal(st.sends_failed, 0);
+
+    /* started, then the link is lost: counted */
+    fill_then_room(fd, 1);
+    assert_int_equal(vfe_ha_link_put_send(cur, "vhost/m", "multi", 5, fds, 100, 99, "TAIL", 4), 1);
+    close(fd);
+    assert_true(run_until(&downs, 1, 2000));
+    vfe_ha_link_stats(cur, &st);
+    assert_int_equal(st.sends_failed, 1);
+    vfe_ha_link_destroy(cur);
+    cur = NULL;
+    close(efd);
+    assert_int_equal(count_fds(), base);
+}
+
 static void destroy_inside_callbacks(void **state)
 {
     destroy_in_up = true;
@@ -411,6 +630,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(up_from_loop_and_seq_matching, setup, teardown),
         cmocka_unit_test_setup_teardown(refusal_and_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(coalescing_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(put_send_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(put_send_multi_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(destroy_inside_callbacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

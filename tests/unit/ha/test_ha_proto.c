@@ -176,6 +176,96 @@ static void rules_table(void **state)
     }
 }
 
+/* PUT with F_SEND (1.2): the tail round-trips, the blob excludes it, and
+ * every rule of the tail refuses with -EPROTO. */
+static void send_tail(void **state)
+{
+    uint8_t blob[100], bytes[VFE_HA_SEND_MAX + 1];
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        bytes[i] = (uint8_t)(0xa0 ^ i);
+    uint32_t sizes[] = {0, 1, 12, VFE_HA_SEND_MAX};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        int n = vfe_ha_encode_send(buf, sizeof(buf), 9, "vhost/q", 7, blob, sizeof(blob), 3, 2, bytes, sizes[i]);
+        assert_int_equal(n, (int)(VFE_HA_HDR_SIZE + 7 + sizeof(blob) + sizes[i] + 8));
+        struct vfe_ha_msg m;
+        const char *why;
+        assert_int_equal(vfe_ha_decode(buf, (size_t)n, 3, &m, &why), 0);
+        assert_int_equal(m.hdr.flags, VFE_HA_F_SEND);
+        assert_int_equal(m.hdr.type, VFE_HA_PUT);
+        assert_int_equal(m.body_len, sizeof(blob));
+        assert_memory_equal(m.body, blob, sizeof(blob));
+        assert_non_null(m.send_bytes);
+        assert_int_equal(m.send_len, sizes[i]);
+        assert_int_equal(m.send_fd, 2);
+        if (sizes[i])
+            assert_memory_equal(m.send_bytes, bytes, sizes[i]);
+    }
+    /* an empty blob: the whole body is bytes + tail */
+    int n = vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, NULL, 0, 1, 0, bytes, 5);
+    struct vfe_ha_msg m;
+    assert_int_equal(vfe_ha_decode(buf, (size_t)n, 1, &m, NULL), 0);
+    assert_int_equal(m.body_len, 0);
+    assert_int_equal(m.send_len, 5);
+    /* a plain PUT has no send part */
+    n = enc(VFE_HA_PUT, 0, "k", 20, 0);
+    assert_int_equal(vfe_ha_decode(buf, (size_t)n, 0, &m, NULL), 0);
+    assert_null(m.send_bytes);
+    assert_int_equal(m.body_len, 20);
+
+    /* encoder bounds */
+    assert_int_equal(vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, blob, 1, 1, 0, bytes, VFE_HA_SEND_MAX + 1),
+                     -EINVAL);
+    assert_int_equal(vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, NULL, 0, 1, 0, NULL, 4), -EINVAL);
+    assert_int_equal(vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, body, VFE_HA_MAX_PAYLOAD - 1 - 8, 1, 0, NULL, 0),
+                     (int)VFE_HA_MAX_PACKET);
+    assert_int_equal(vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, body, VFE_HA_MAX_PAYLOAD - 1 - 7, 1, 0, NULL, 0),
+                     -EMSGSIZE);
+    assert_int_equal(vfe_ha_encode_send(buf, 60, 9, "k", 1, blob, 20, 1, 0, bytes, 8), -EMSGSIZE);
+
+    /* F_SEND with MORE: never on a packet that is not the last */
+    n = vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, blob, 10, 1, 0, bytes, 4);
+    struct vfe_ha_hdr h;
+    memcpy(&h, buf, sizeof(h));
+    h.flags |= VFE_HA_F_MORE;
+    memcpy(buf, &h, sizeof(h));
+    assert_int_equal(dec((size_t)n, 1), -EPROTO);
+    /* F_SEND on any other type (the tail is there) */
+    uint16_t others[] = {VFE_HA_HELLO, VFE_HA_DEL, VFE_HA_GET, VFE_HA_STATUS, VFE_HA_ACK, VFE_HA_ERR, VFE_HA_RECORD};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        n = vfe_ha_encode_send(buf, sizeof(buf), 9, "k", 1, NULL, 0, 0, 0, bytes, 4);
+        memcpy(&h, buf, sizeof(h));
+        h.type = others[i];
+        memcpy(buf, &h, sizeof(h));
+        assert_int_equal(dec((size_t)n, 0), -EPROTO);
+    }
+    /* no room for the tail: body of 0..7 bytes */
+    for (size_t b = 0; b < sizeof(struct vfe_ha_send_tail); b++) {
+        n = enc(VFE_HA_PUT, VFE_HA_F_SEND, "k", b, 0);
+        assert_int_equal(dec((size_t)n, 0), -EPROTO);
+    }
+    /* len over VFE_HA_SEND_MAX, even when the body has room for it */
+    struct vfe_ha_send_tail t = {0, VFE_HA_SEND_MAX + 1};
+    memset(body, 0, VFE_HA_SEND_MAX + 1);
+    memcpy(body + VFE_HA_SEND_MAX + 1, &t, sizeof(t));
+    n = enc(VFE_HA_PUT, VFE_HA_F_SEND, "k", VFE_HA_SEND_MAX + 1 + sizeof(t), 0);
+    assert_int_equal(dec((size_t)n, 0), -EPROTO);
+    /* len beyond the body (one byte more than there is), and exactly the body */
+    t.len = 11;
+    memcpy(body + 10, &t, sizeof(t));
+    n = enc(VFE_HA_PUT, VFE_HA_F_SEND, "k", 10 + sizeof(t), 0);
+    assert_int_equal(dec((size_t)n, 0), -EPROTO);
+    t.len = 10;
+    memcpy(body + 10, &t, sizeof(t));
+    n = enc(VFE_HA_PUT, VFE_HA_F_SEND, "k", 10 + sizeof(t), 0);
+    assert_int_equal(dec((size_t)n, 0), 0);
+    t.len = UINT32_MAX;   /* no wrap-around */
+    memcpy(body + 10, &t, sizeof(t));
+    n = enc(VFE_HA_PUT, VFE_HA_F_SEND, "k", 10 + sizeof(t), 0);
+    assert_int_equal(dec((size_t)n, 0), -EPROTO);
+}
+
 static void truncated_and_oversized(void **state)
 {
     int n = enc(VFE_HA_PUT, 0, "vf/1", 100, 0);
@@ -408,6 +498,7 @@ int main(void)
         cmocka_unit_test(round_trip),
         cmocka_unit_test(encode_bounds),
         cmocka_unit_test(rules_table),
+        cmocka_unit_test(send_tail),
         cmocka_unit_test(truncated_and_oversized),
         cmocka_unit_test(bad_magic_and_versions),
         cmocka_unit_test(fd_count_disagrees),
