@@ -357,6 +357,8 @@ json_t *vhostd_ha_health(const struct vhostd_ha *h)
     memset(&st, 0, sizeof(st));
     if (h->link)
         vfe_ha_link_stats(h->link, &st);
+    if (!st.connected)
+        memset(&st.held, 0, sizeof(st.held));   /* what a lost HA process held is gone with it */
     json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "socket", h->path, "connected",
                           st.connected, "records", (json_int_t)st.held.records, "fds", (json_int_t)st.held.fds,
                           "bytes", (json_int_t)st.held.bytes, "deposits", (json_int_t)h->deposits,

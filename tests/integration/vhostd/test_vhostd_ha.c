@@ -301,7 +301,8 @@ static void test_ha_process_lost(void)
     CHECK(wait_output(3000, "\"connected\": false", "health", NULL), "health does not show the lost HA link");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 2000) == 20, "frames with the HA process gone");
     REQUIRE(start_ha() == 0, out, "HA process restart");
-    CHECK(wait_output(5000, "\"records\": 4", "health", NULL), "the new HA process did not get 4 records");
+    CHECK(wait_output(5000, "\"connected\": true", "health", NULL), "the daemon did not reconnect to the HA process");
+    CHECK(wait_output(8000, "\"records\": 4", "health", NULL), "the new HA process did not get 4 records");
     kill9(&vhostd);
     REQUIRE(start_daemon() == 0, out, "restart after the HA process was replaced");
     const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
@@ -416,7 +417,7 @@ static void test_both_killed(void)
               wait_output(5000, "\"rings_running\": 2", "stats", VF_B),
           "rings not running after both restarted");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 5000) == 20, "frames a -> b after both restarted");
-    CHECK(wait_output(5000, "\"records\": 4", "health", NULL), "the new HA process did not get the records");
+    CHECK(wait_output(8000, "\"records\": 4", "health", NULL), "the new HA process did not get the records");
 out:;
 }
 
