@@ -181,6 +181,14 @@ void vhostd_ha_pf_ready(struct vhostd_ha *h, const char *pf)
 
 /* ---- running ---- */
 
+static void count_deposit(struct vhostd_ha *h, size_t len, double t0)
+{
+    h->deposits++;
+    h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
+    h->last_record_bytes = len;
+    h->record_bytes += len;
+}
+
 static void put_record(struct vhostd_ha *h, const char *kind, const char *bdf, size_t len, const int *fds,
                        unsigned nfds, double t0)
 {
@@ -194,10 +202,7 @@ static void put_record(struct vhostd_ha *h, const char *kind, const char *bdf, s
         return;
     }
     LOG_D("HA: %s deposited: %zu bytes, %u fds%s", key, len, nfds, rc == 0 && !h->client ? " (queued)" : "");
-    h->deposits++;
-    h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
-    h->last_record_bytes = len;
-    h->record_bytes += len;
+    count_deposit(h, len, t0);
 }
 
 static bool can_put(const struct vhostd_ha *h)
@@ -225,57 +230,51 @@ void vhostd_ha_put_pf(struct vhostd_ha *h, struct vhostd_pf *pf)
     put_record(h, "pf", pf->bdf, len, fds, n, t0);
 }
 
+/* Export vf into record_buf (its PF first when the PF's IOVA space changed:
+ * a VF's dirty log lives there).  0, or -errno (-ENOTCONN: nothing to keep). */
+static int export_vf(struct vhostd_ha *h, struct vhostd_vf *vf, size_t *len, int *fds, unsigned *nfds)
+{
+    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
+        vhostd_ha_put_pf(h, vf->pf);
+    int rc = vhostd_vf_export(vf, record_buf, sizeof(record_buf), len, fds, VFE_HA_MAX_RECORD_FDS, nfds);
+    if (rc < 0 && rc != -ENOTCONN) {
+        LOG_W("HA: VF %s cannot be deposited: %s", vf->rec.bdf, strerror(-rc));
+        h->deposit_failures++;
+    }
+    return rc;
+}
+
 void vhostd_ha_put_vf(struct vhostd_ha *h, struct vhostd_vf *vf)
 {
     if (!can_put(h))
         return;
-    /* a VF's dirty log lives in its PF's IOVA space: the PF goes first when that changed */
-    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
-        vhostd_ha_put_pf(h, vf->pf);
     double t0 = mono_ms();
     int fds[VFE_HA_MAX_RECORD_FDS];
     unsigned n;
     size_t len;
-    int rc = vhostd_vf_export(vf, record_buf, sizeof(record_buf), &len, fds, VFE_HA_MAX_RECORD_FDS, &n);
-    if (rc < 0) {
-        if (rc != -ENOTCONN)
-            LOG_W("HA: VF %s cannot be deposited: %s", vf->rec.bdf, strerror(-rc));
-        h->deposit_failures += rc != -ENOTCONN;
-        return;
-    }
-    put_record(h, "vf", vf->rec.bdf, len, fds, n, t0);
+    if (export_vf(h, vf, &len, fds, &n) == 0)
+        put_record(h, "vf", vf->rec.bdf, len, fds, n, t0);
 }
 
 bool vhostd_ha_put_vf_reply(struct vhostd_ha *h, struct vhostd_vf *vf, const void *reply, size_t reply_len)
 {
-#ifdef VFE_HA_F_SEND
     if (!h || h->client || !h->link || !vfe_ha_link_connected(h->link))
         return false;
-    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
-        vhostd_ha_put_pf(h, vf->pf);
     double t0 = mono_ms();
     int fds[VFE_HA_MAX_RECORD_FDS];
     unsigned n;
     size_t len;
-    if (vhostd_vf_export(vf, record_buf, sizeof(record_buf), &len, fds, VFE_HA_MAX_RECORD_FDS, &n) < 0)
-        return false;
-    int conn = vhostd_vf_conn_fd_index(vf);
-    if (conn < 0)
+    int conn;
+    if (export_vf(h, vf, &len, fds, &n) < 0 || (conn = vhostd_vf_conn_fd_index(vf)) < 0)
         return false;
     char key[64];
     key_of(key, sizeof(key), "vf", vf->rec.bdf);
-    int rc = vfe_ha_link_put_send(h->link, key, record_buf, (uint32_t)len, fds, n, (unsigned)conn, reply,
-                                  (uint32_t)reply_len);
-    if (rc != 1)
-        return false;
+    if (vfe_ha_link_put_send(h->link, key, record_buf, (uint32_t)len, fds, n, (unsigned)conn, reply,
+                             (uint32_t)reply_len) != 1)
+        return false;   /* nothing was sent: the caller writes the reply itself */
     LOG_D("HA: %s deposited with its reply: %zu bytes, %u fds", key, len, n);
-    h->deposits++;
-    h->deposit_ns += (uint64_t)((mono_ms() - t0) * 1e6);
-    h->last_record_bytes = len;
+    count_deposit(h, len, t0);
     return true;
-#else
-    return false;
-#endif
 }
 
 void vhostd_ha_del(struct vhostd_ha *h, const char *kind, const char *bdf)

@@ -255,12 +255,7 @@ struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const 
     close(memfd);   /* the admin queue keeps its own */
     if (rc < 0) {
         snprintf(msg, len, "PF %s cannot be taken over (%s: %s)", r->bdf, step, strerror(-rc));
-        if (pf->aq)
-            vfe_admin_abandon(pf->aq);
-        vfe_mig_abandon(&pf->mig);
-        vfe_pf_iova_destroy_quiet(pf->iova);
-        vfe_transport_close(pf->t);
-        free(pf);
+        vhostd_pf_abandon(pf);   /* no device call: the HA record's deletion resets it */
         *err = rc;
         return NULL;
     }

@@ -19,7 +19,6 @@ static bool proto(const struct vhost_dev *d, unsigned bit)
 
 void vhost_persist(struct vhost_dev *d)
 {
-    LOG_D("vhost-user %s: persist (state %u)", d->name, d->cur_state);
     if (OPS(d)->persist)
         OPS(d)->persist(CTX(d), d);
 }

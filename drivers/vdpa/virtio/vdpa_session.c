@@ -163,21 +163,12 @@ static void started(void *ctx, int err)
     op_done(s, err);
 }
 
+static unsigned start_rings(struct vdpa_session *s, uint64_t want, struct vdpa_ring *rings);
+
 static int start(struct vdpa_session *s, uint64_t want)
 {
     struct vdpa_ring rings[VDPA_MAX_RINGS];
-    unsigned n = 0;
-    memset(rings, 0, sizeof(rings));
-    for (unsigned i = 0; i < VDPA_MAX_RINGS; i++) {
-        if (!(want & (1ull << i)))
-            continue;
-        const struct vhost_ring *r = vhost_get_ring(s->dev, (uint16_t)i);
-        /* a ring we stopped ourselves (to add or drop others) continues where
-         * the device left it; otherwise the front-end's SET_VRING_BASE says where */
-        uint16_t base = (s->saved_mask & (1ull << i)) ? s->saved[i] : r->base;
-        rings[i] = (struct vdpa_ring){true, r->num, r->desc, r->avail, r->used, base};
-        n = i + 1;
-    }
+    unsigned n = start_rings(s, want, rings);
     uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
     s->busy = true;
     s->op = SOP_START;
@@ -629,7 +620,10 @@ int vdpa_session_export(const struct vdpa_session *s, uint8_t *buf, size_t cap, 
 static void adopted_started(void *ctx, int err) { started(ctx, err); }
 static void adopted_stopped(void *ctx, int err, const uint16_t *last, unsigned n) { stopped(ctx, err, last, n); }
 
-/* The rings of the start a crash interrupted, exactly as start() built them. */
+/* The rings a start programs: a ring we stopped ourselves (to add or drop
+ * others) continues where the device left it; otherwise the front-end's
+ * SET_VRING_BASE says where.  A start a crash interrupted is resumed with
+ * the same rings. */
 static unsigned start_rings(struct vdpa_session *s, uint64_t want, struct vdpa_ring *rings)
 {
     unsigned n = 0;
