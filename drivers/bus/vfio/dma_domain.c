@@ -132,7 +132,7 @@ static void entry_forget(struct vfe_dma_domain *d, unsigned i)
     d->maps[i] = d->maps[--d->nmaps];
 }
 
-void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
+static void leave(struct vfe_dma_domain *d, struct vfe_transport *t, bool unmap)
 {
     if (!d)
         return;
@@ -141,12 +141,12 @@ void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
         i++;
     if (i == d->nmembers)
         return;
-    for (unsigned j = 0; j < d->nmaps; j++)
+    for (unsigned j = 0; unmap && j < d->nmaps; j++)
         unmap_on(t, &d->maps[j]);
     d->members[i] = d->members[--d->nmembers];
     if (d->nmembers)
         return;
-    if (d->nmaps)
+    if (d->nmaps && unmap)
         LOG_W("DMA domain %s: last member left with %u maps held", d->name, d->nmaps);
     while (d->nmaps)
         entry_forget(d, d->nmaps - 1);
@@ -158,6 +158,16 @@ void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
     free(d->maps);
     free(d->members);
     free(d);
+}
+
+void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t)
+{
+    leave(d, t, true);
+}
+
+void vfe_dma_domain_forget(struct vfe_dma_domain *d, struct vfe_transport *t)
+{
+    leave(d, t, false);
 }
 
 static bool overlaps(const struct dma_entry *e, uint64_t iova, uint64_t len)

@@ -28,6 +28,9 @@ struct vfe_dma_domain *vfe_dma_domain_join(const char *name, struct vfe_transpor
 /* The transport loses every map of the domain; the last member frees it and
  * all it holds.  Maps still held then are dropped (their holders must let go first). */
 void vfe_dma_domain_leave(struct vfe_dma_domain *d, struct vfe_transport *t);
+/* Leave as a crash would (HA hand-over): no device call, the transport keeps
+ * its maps; the last member frees the domain and the records it holds. */
+void vfe_dma_domain_forget(struct vfe_dma_domain *d, struct vfe_transport *t);
 
 /* `holder` maps [iova, iova+len) to fd at offset.  The same region (same
  * iova, length, file and offset) held already only gains a holder.  All or

@@ -161,10 +161,7 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
             v->maps[v->nmaps++] = (struct vdpa_map){m->gpa, m->size, m->fd_offset, fst[i].st_dev, fst[i].st_ino};
     }
     if (rc < 0) {
-        for (unsigned i = 0; i < v->nmaps; i++)   /* forget, never unmap: the device keeps them for the reset */
-            vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
-        if (v->dom)
-            vfe_dma_domain_leave(v->dom, t);
+        vfe_dma_domain_forget(v->dom, t);   /* never unmap: the device keeps them until its reset */
         free(v);
         *err = rc;
         return NULL;
@@ -260,5 +257,6 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
+    vfe_dma_domain_forget(v->dom, v->t);
     free(v);
 }

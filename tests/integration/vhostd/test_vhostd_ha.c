@@ -148,7 +148,7 @@ static int setup(void)
         fprintf(stderr, "provisioning: %s\n", out);
         return -1;
     }
-    char sa[340], sb[340];
+    static char sa[340], sb[340];   /* the front-ends keep pointing at them (reconnects) */
     snprintf(sa, sizeof(sa), "%s%s", iface, VF_A);
     snprintf(sb, sizeof(sb), "%s%s", iface, VF_B);
     struct vfe_fe_opts oa = {.path = sa, .pairs = 1}, ob = {.path = sb, .pairs = 1};
@@ -387,7 +387,9 @@ static void test_bad_records(void)
     const char *one[] = {"took over 1 PFs and 2 VFs", NULL};
     CHECK(file_wait(log_path, one, 1, 5000), "VF A not taken over beside the spoiled VF B");
     /* B's front-end sees its session end and reconnects to a fresh one */
-    REQUIRE(vfe_fe_reconnect(fb) == 0 && vfe_fe_start(fb, NULL) == 0, out, "front-end B reconnects");
+    CHECK(wait_output(5000, "\"vhost_user\": \"waiting\"", "stats", VF_B), "VF B not provisioned afresh");
+    int rc = vfe_fe_reconnect(fb);
+    REQUIRE(rc == 0 && (rc = vfe_fe_start(fb, NULL)) == 0, out, "front-end B reconnects: %s", strerror(-rc));
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_B), "VF B not running after its reset");
     CHECK(flow(fa, fb, mac_a, mac_b, 20, 4000) == 20, "frames a -> b after B's reset");
     CHECK(counter(VF_A, "resets") == 0 && counter(VF_A, "client_disconnects") == 0, "VF A was reset too");
@@ -409,7 +411,9 @@ static void test_both_killed(void)
     REQUIRE(start_ha() == 0 && start_daemon() == 0, out, "start both again");
     const char *none[] = {"holds 0 records", NULL};
     CHECK(file_wait(log_path, none, 1, 5000), "a fresh HA process should hold nothing");
-    CHECK(wait_output(5000, "\"vhost_user\": \"waiting\"", "stats", VF_A), "VF A not provisioned from the state");
+    CHECK(wait_output(5000, "\"vhost_user\": \"waiting\"", "stats", VF_A) &&
+              wait_output(5000, "\"vhost_user\": \"waiting\"", "stats", VF_B),
+          "VFs not provisioned from the state");
     REQUIRE(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0 && vfe_fe_reconnect(fb) == 0 &&
                 vfe_fe_start(fb, NULL) == 0,
             out, "front-ends reconnect");
