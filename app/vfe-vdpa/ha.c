@@ -149,8 +149,6 @@ void vhostd_ha_adopt(struct vhostd_ha *h)
     vfe_ha_records_free(h->recs, h->nrecs);
     h->recs = NULL;
     h->nrecs = 0;
-    vfe_ha_client_close(h->client);
-    h->client = NULL;
     h->resume_ms += mono_ms() - t0;
     h->resumed_at = (double)time(NULL);
     if (h->resumed_pfs || h->resumed_vfs || h->reset_pfs || h->reset_vfs)
@@ -316,7 +314,15 @@ static void link_down(void *ctx, int err, const char *why)
 int vhostd_ha_link_start(struct vhostd_ha *h)
 {
     static const struct vfe_ha_link_ops ops = {.up = link_up, .down = link_down};
-    h->link = vfe_ha_link_create(h->loop, h->path, "vfe-vhostd", &ops, h);
+    struct vfe_ha_handover ho;
+    if (h->client && vfe_ha_client_release(h->client, &ho) == 0) {
+        /* the start's connection goes on as the link: no moment without a place to deposit */
+        h->client = NULL;
+        h->link = vfe_ha_link_create_connected(h->loop, h->path, "vfe-vhostd", &ops, h, &ho);
+    } else {
+        h->client = NULL;
+        h->link = vfe_ha_link_create(h->loop, h->path, "vfe-vhostd", &ops, h);
+    }
     return h->link ? 0 : -ENOMEM;
 }
 

@@ -51,6 +51,7 @@ static void close_conn(struct vhost_dev *d, const char *why, bool notify)
 {
     ev_timer_stop(d->loop, &d->closer);
     ev_timer_stop(d->loop, &d->resume_t);
+    ev_timer_stop(d->loop, &d->partial);
     if (d->fd < 0)
         return;
     LOG_N("vhost-user %s: front-end disconnected (%s)", d->name, why);
@@ -67,6 +68,8 @@ static void close_conn(struct vhost_dev *d, const char *why, bool notify)
     vhost_session_reset(d, true, notify);
     if (notify && d->cfg.ops->disconnected)
         d->cfg.ops->disconnected(d->cfg.ctx, d);
+    if (notify)
+        vhost_persist(d);   /* a successor must not continue a connection that ended */
     if (d->cfg.client)
         start_client(d);
     else if (d->lfd >= 0)
@@ -102,12 +105,23 @@ void vhost_conn_resume(struct vhost_dev *d)
         ev_io_start(d->loop, &d->watch);
 }
 
+static void partial_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vhost_dev *d = w->data;
+    if (d->fd < 0 || d->paused)
+        return;
+    ev_io_start(loop, &d->watch);
+    read_cb(loop, &d->watch, EV_READ);
+}
+
 int vhost_msg_process(struct vhost_dev *d)
 {
     if (d->cfg.ops->persist) {   /* from here a successor handles it again */
         d->cur_state = VHOST_CUR_RECEIVED;
         vhost_persist(d);
     }
+    if (!d->in_consumed && vhost_msg_consume(d) < 0)
+        return -1;
     int rc = vhost_session_handle(d);
     if (rc == 0 && d->fd >= 0 && !d->paused && d->cur_state == VHOST_CUR_RECEIVED)
         rc = vhost_msg_finish(d, 0, NULL, 0, false) < 0 ? -1 : 0;   /* no reply: persist the result */
@@ -116,13 +130,30 @@ int vhost_msg_process(struct vhost_dev *d)
     return rc;
 }
 
+#define PARTIAL_RETRY 0.001
+#define PARTIAL_GIVE_UP 5.0   /* a message that never completes: the front-end is broken */
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct vhost_dev *d = w->data;
     for (int budget = 64; budget > 0 && d->fd >= 0 && !d->paused; budget--) {
         int r = vhost_msg_read(d);
+        if (r != 2)
+            d->partial_since = 0;
         if (r == 0)
             return;
+        if (r == 2) {   /* the socket stays readable: wait on a timer, not on the watcher */
+            if (d->partial_since == 0)
+                d->partial_since = ev_now(loop);
+            else if (ev_now(loop) - d->partial_since > PARTIAL_GIVE_UP) {
+                vhost_conn_close(d, "a message never completed");
+                return;
+            }
+            ev_io_stop(loop, &d->watch);
+            ev_timer_set(&d->partial, PARTIAL_RETRY, 0.);
+            ev_timer_start(loop, &d->partial);
+            return;
+        }
         if (r < 0) {
             vhost_conn_close(d, d->in_got ? "broken message" : "closed");
             return;
@@ -233,6 +264,8 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
     ev_timer_init(&d->closer, closer_cb, 0., 0.);
     d->closer.data = d;
     ev_timer_init(&d->resume_t, NULL, 0., 0.);
+    ev_timer_init(&d->partial, partial_cb, 0., 0.);
+    d->partial.data = d;
     d->backoff = BACKOFF_MIN;
     return d;
 }
@@ -281,6 +314,7 @@ void vhost_dev_abandon(struct vhost_dev *d)
     ev_io_stop(d->loop, &d->lwatch);
     ev_timer_stop(d->loop, &d->closer);
     ev_timer_stop(d->loop, &d->resume_t);
+    ev_timer_stop(d->loop, &d->partial);
     ev_timer_stop(d->loop, &d->reconnect);
     vhost_msg_release_fds(&d->in);
     if (d->fd >= 0)

@@ -38,7 +38,10 @@ struct vhost_dev {
     ev_io watch;
     struct vhost_msg in;           /* message being read */
     size_t in_got;                 /* bytes of header + payload read so far */
+    bool in_consumed;              /* d->in is off the socket */
     ev_timer resume_t;             /* a restored connection starts from the loop */
+    ev_timer partial;              /* part of a message arrived: look again soon */
+    double partial_since;
     bool paused;                   /* waiting for the glue (GET_VRING_BASE, log change) */
     uint64_t serial;               /* of the pending request */
     uint32_t pending_req;          /* its request number */
@@ -68,8 +71,14 @@ struct vhost_dev {
 };
 
 /* vhost_msg.c */
-/* Read what is available: 1 a whole message in d->in, 0 need more, -1 closed or broken. */
+/* Peek a whole message into d->in (not taken off the socket): 1, 0 nothing
+ * there, 2 only part of one arrived (look again soon), -1 closed or broken. */
 int vhost_msg_read(struct vhost_dev *d);
+/* Take d->in off the socket (after it is deposited). */
+int vhost_msg_consume(struct vhost_dev *d);
+/* A restored RECEIVED message: is it still at the head of the socket (the
+ * same bytes and the same open files)?  Then it is taken off (dropped). */
+bool vhost_msg_at_head(struct vhost_dev *d);
 void vhost_msg_release_fds(struct vhost_msg *m);
 int vhost_msg_send(int fd, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
                    const int *fds, unsigned nfds);

@@ -355,6 +355,9 @@ static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
     d->in.nfds = nfds;
     switch (state) {
     case VHOST_CUR_RECEIVED:
+        /* deposited, then maybe not taken off the socket yet: never handle it twice */
+        vhost_msg_at_head(d);   /* takes it off if it is still there */
+        d->in_consumed = true;
         LOG_N("vhost-user %s: request %u read before the restart is handled now", d->name, d->in.hdr.request);
         d->in_got = VHOST_USER_HDR_SIZE + d->in.hdr.size;
         if (vhost_msg_process(d) < 0)

@@ -395,3 +395,13 @@ int vfe_ha_get(struct vfe_ha_client *c, const char *key, struct vfe_ha_record **
     vfe_ha_records_free(out, count);
     return rc;
 }
+
+int vfe_ha_client_release(struct vfe_ha_client *c, struct vfe_ha_handover *h)
+{
+    if (!c || c->fd < 0)
+        return -ENOTCONN;
+    *h = (struct vfe_ha_handover){.fd = c->fd, .limits = c->limits, .peer_minor = c->peer_minor, .seq = c->seq};
+    c->fd = -1;
+    vfe_ha_client_close(c);
+    return 0;
+}

@@ -73,4 +73,15 @@ int vfe_ha_get(struct vfe_ha_client *c, const char *key, struct vfe_ha_record **
 void vfe_ha_records_free(struct vfe_ha_record *recs, unsigned n);
 int vfe_ha_status(struct vfe_ha_client *c, struct vfe_ha_status *st);
 
+/* Hand the connection over (to vfe_ha_link_create_connected): between two
+ * calls, nothing in flight.  The client is closed, the socket is not.  The
+ * caller owns h->fd until it gives it to a link. */
+struct vfe_ha_handover {
+    int fd;
+    struct vfe_ha_limits limits;
+    uint8_t peer_minor;
+    uint32_t seq;
+};
+int vfe_ha_client_release(struct vfe_ha_client *c, struct vfe_ha_handover *h);
+
 #endif

@@ -1,5 +1,6 @@
 /* The daemon's non-blocking link to vfe-vhostd-ha (see vfe_ha_link.h). */
 #include "drivers/common/virtio_ha/vfe_ha_link.h"
+#include "drivers/common/virtio_ha/vfe_ha_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -532,6 +533,30 @@ struct vfe_ha_link *vfe_ha_link_create(struct ev_loop *loop, const char *path, c
     ev_timer_init(&l->notify, on_notify, 0., 0.);
     l->notify.data = l;
     ev_timer_start(loop, &l->retry);   /* the first connect, from the loop */
+    return l;
+}
+
+struct vfe_ha_link *vfe_ha_link_create_connected(struct ev_loop *loop, const char *path, const char *name,
+                                                 const struct vfe_ha_link_ops *ops, void *ctx,
+                                                 const struct vfe_ha_handover *h)
+{
+    struct vfe_ha_link *l = vfe_ha_link_create(loop, path, name, ops, ctx);
+    if (!l) {
+        close(h->fd);
+        return NULL;
+    }
+    ev_timer_stop(loop, &l->retry);   /* connected already: no first connect */
+    l->fd = h->fd;
+    l->limits = h->limits;
+    l->peer_minor = h->peer_minor;
+    l->seq = h->seq;
+    l->state = L_UP;
+    l->st.connected = true;
+    l->ever_up = true;
+    LOG_I("HA link %s: up, continuing the start's connection (%u fds per record)", l->path,
+          l->limits.max_record_fds);
+    ev_timer_again(loop, &l->status);
+    watch(l, EV_READ);
     return l;
 }
 

@@ -85,6 +85,14 @@ struct vfe_ha_link *vfe_ha_link_create(struct ev_loop *loop, const char *path, c
                                        const struct vfe_ha_link_ops *ops, void *ctx);
 /* Close the socket, drop what is queued; no callback runs (NULL is fine). */
 void vfe_ha_link_destroy(struct vfe_ha_link *l);
+/* A link that is up at once on a connection a blocking client opened (the
+ * daemon's start: what it fetched and adopted is deposited from the first
+ * loop turn on, with no window where nothing could be).  `up` runs only for
+ * later connections; the link owns h->fd (also on failure: closed). */
+struct vfe_ha_handover;
+struct vfe_ha_link *vfe_ha_link_create_connected(struct ev_loop *loop, const char *path, const char *name,
+                                                 const struct vfe_ha_link_ops *ops, void *ctx,
+                                                 const struct vfe_ha_handover *h);
 /* 1: written completely; 0: queued (socket full) or not up (dropped, up()
  * will ask again); -errno on bad arguments (nothing kept). */
 int vfe_ha_link_put(struct vfe_ha_link *l, const char *key, const void *blob, uint32_t len, const int *fds,

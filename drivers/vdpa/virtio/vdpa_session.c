@@ -280,6 +280,7 @@ static void converge(struct vdpa_session *s)
     if (!s->running_mask && s->unmap_when_stopped) {
         s->unmap_when_stopped = false;
         vdpa_vf_set_mem(s->vf, NULL, 0);
+        persist(s);   /* a successor must not take maps over that are gone */
     }
     if (want && !s->running_mask && start(s, want) == 0)
         return;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "drivers/bus/vfio/vfe_dma_apply.h"
 #include "drivers/common/virtio_mi/vfe_ha_blob.h"
 #include "lib/log/vfe_log.h"
 
@@ -160,6 +161,14 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
         if (rc == 0)
             v->maps[v->nmaps++] = (struct vdpa_map){m->gpa, m->size, m->fd_offset, fst[i].st_dev, fst[i].st_ino};
     }
+    /* A VF that does no DMA now gets its maps again: the record may be older
+     * than an unmap its predecessor did (an identical map the device holds is
+     * replaced by itself).  A running VF's maps are as recorded: every change
+     * while it runs comes from a message, deposited before it is applied. */
+    bool quiet = s.state == VDPA_VF_IDLE || s.state == VDPA_VF_STOPPED;
+    for (unsigned i = 0; rc == 0 && quiet && s.step == VDPA_STEP_NONE && i < s.nmaps; i++)
+        rc = vfe_dma_apply_map(t, s.maps[i].gpa, s.maps[i].size, backing[i]->fd, s.maps[i].fd_offset,
+                               VFE_DMA_READ | VFE_DMA_WRITE);
     if (rc < 0) {
         vfe_dma_domain_forget(v->dom, t);   /* never unmap: the device keeps them until its reset */
         free(v);

@@ -271,6 +271,7 @@ static void test_storm(unsigned rounds)
         if (step) {
             /* the session could not be continued: it must have been reset and said so */
             resets++;
+            printf("storm round %u: step %d failed (daemon log %s)\n", r, step, log_path);
             CHECK(count_in_logs("reset and provisioned afresh") + count_in_logs("cannot be continued") > 0,
                   "round %u: step %d failed with no reset reported", r, step);
             REQUIRE(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0, out, "round %u: reconnect", r);
@@ -428,7 +429,7 @@ out:;
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *args[] = {"--pf", PF, "--vfs", "3", "--log-level", "info", NULL};
+    const char *args[] = {"--pf", PF, "--vfs", "3", "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);

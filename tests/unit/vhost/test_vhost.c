@@ -515,6 +515,27 @@ static void test_snapshot_restore(void **state)
     close(kick);
 }
 
+/* A message is taken off the socket only once whole: a header alone stays
+ * there (a successor would find the message from its first byte), and the
+ * message is handled once its payload arrives. */
+static void test_partial_message(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    struct vhost_user_hdr h = {VHOST_USER_SET_VRING_NUM, VHOST_USER_VERSION | NEED_REPLY, 8};
+    assert_int_equal(write(p->fd, &h, sizeof(h)), (ssize_t)sizeof(h));
+    uint64_t ack = 1;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_VRING_NUM, &ack, sizeof(ack), 30), -ETIMEDOUT);
+    assert_int_equal(vhost_get_ring(f->d, 0)->num, 0);   /* nothing handled: the header waits on the socket */
+    assert_true(vhost_connected(f->d));
+    struct vhost_user_vring_state st = {0, 64};
+    assert_int_equal(write(p->fd, &st, sizeof(st)), (ssize_t)sizeof(st));
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_VRING_NUM, &ack, sizeof(ack), 1000), 8);
+    assert_int_equal(ack, 0);
+    assert_int_equal(vhost_get_ring(f->d, 0)->num, 64);
+}
+
 /* ---- crash points (HA): a snapshot taken at a persist point, the owner
  * abandoned, the session restored from it ---- */
 
@@ -717,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_frontend_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_message, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
