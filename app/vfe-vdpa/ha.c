@@ -319,6 +319,8 @@ int vhostd_ha_link_start(struct vhostd_ha *h)
         /* the start's connection goes on as the link: no moment without a place to deposit */
         h->client = NULL;
         h->link = vfe_ha_link_create_connected(h->loop, h->path, "vfe-vhostd", &ops, h, &ho);
+        if (h->link)
+            put_all(h);   /* what was taken over, as it is now (its resume count included) */
     } else {
         h->client = NULL;
         h->link = vfe_ha_link_create(h->loop, h->path, "vfe-vhostd", &ops, h);
