@@ -390,7 +390,7 @@ static void on_prepare(struct ev_loop *l, ev_prepare *w, int revents)
         return;
     double d = ev_time() - iter_start;
     iters++;
-    iters_slow += d > 0.005;
+    iters_slow += d > 0.5;   /* a put that waited for the stopped HA process */
     if (d > iter_max)
         iter_max = d;
 }
@@ -508,9 +508,9 @@ static void test_link(pid_t *ha)
     CHECK(coal_max_queued <= 3 && st.queued <= 3, "one queued entry per key: max %u, now %lu", coal_max_queued,
           (unsigned long)st.queued);
     CHECK(coal_max_bytes <= 2 * COAL_BLOB, "queued bytes bounded: %lu", (unsigned long)coal_max_bytes);
-    /* a link that blocked would hang here for as long as the HA process is stopped; a loaded machine may
-     * preempt one iteration now and then, so one slow iteration is tolerated, not more */
-    CHECK(iters_slow <= 1, "loop iterations over 5 ms: %u of %u (max %.3f ms)",
+    /* a link that blocked would hang here for as long as the HA process is stopped (seconds): no
+     * iteration may come near that; how fast the loop turns is a bench matter, not this test's */
+    CHECK(iters_slow == 0, "loop iterations over 500 ms with the HA process stopped: %u of %u (max %.3f ms)",
           iters_slow, iters, iter_max * 1e3);
     kill(*ha, SIGCONT);
     end = check_now_ms() + 5000;
