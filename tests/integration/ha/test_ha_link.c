@@ -13,7 +13,7 @@
  *     its fds;
  *   - coalescing: the HA process stopped (SIGSTOP), one key put 1000 times
  *     (16 KiB blobs) plus a PUT then DEL of another key: the queue holds at
- *     most one entry per key, no loop iteration takes more than 5 ms; after
+ *     most one entry per key, no loop iteration waits for it (none near 0.5 s); after
  *     SIGCONT the HA process holds only the last blob and not the deleted key;
  *   - the HA process killed: down() from the loop at once; puts while down
  *     return 0 and queue nothing; a new HA process: up() again, the re-put
