@@ -212,6 +212,7 @@ int main(void)
               strstr(out, "first GET_VRING_BASE") && strstr(out, "device stopped") &&
               strstr(out, "ring 1 GET_VRING_BASE answered") && strstr(out, "rings running"),
           "vhostmgmt migration: %s", out);
+    fprintf(stderr, "vhostmgmt migration %s:\n%s", VF_A, out);
     CHECK(mgmt(out, sizeof(out), "migration", "3b:00.1") == 2 && strstr(out, "not a PCI address"),
           "vhostmgmt migration with a bad address: %s", out);
 
