@@ -161,11 +161,11 @@ out:;
 }
 
 /* vhostmgmt with args; exit status, output in out. */
-static int mgmt(char *out, size_t len, const char *a1, const char *a2)
+static int mgmt(char *out, size_t len, const char *a1, const char *a2, const char *a3)
 {
     char path[320];
     snprintf(path, sizeof(path), "%.200s/mgmt.out", sp.dir);
-    const char *argv[] = {getenv("VFE_VHOSTMGMT") ?: "vhostmgmt", "-s", rpc, a1, a2, NULL};
+    const char *argv[] = {getenv("VFE_VHOSTMGMT") ?: "vhostmgmt", "-s", rpc, a1, a2, a3, NULL};
     pid_t p = proc_spawn(argv, path);
     int rc = p > 0 ? proc_wait(p, 10000) : -1;
     file_read(path, out, len);
@@ -208,12 +208,20 @@ int main(void)
     json_decref(s0);
     REQUIRE(qemu_stop(a, 2), done, "GET_VRING_BASE on both rings");
     check_source(VF_A, 2, false);
-    CHECK(mgmt(out, sizeof(out), "migration", VF_A) == 0 && strstr(out, VF_A) &&
+    CHECK(mgmt(out, sizeof(out), "migration", VF_A, NULL) == 0 && strstr(out, VF_A) &&
               strstr(out, "first GET_VRING_BASE") && strstr(out, "device stopped") &&
               strstr(out, "ring 1 GET_VRING_BASE answered") && strstr(out, "rings running"),
           "vhostmgmt migration: %s", out);
     fprintf(stderr, "vhostmgmt migration %s:\n%s", VF_A, out);
-    CHECK(mgmt(out, sizeof(out), "migration", "3b:00.1") == 2 && strstr(out, "not a PCI address"),
+    json_t *j = mgmt(out, sizeof(out), "--json", "migration", VF_A) == 0 ? json_loads(out, 0, NULL) : NULL;
+    json_t *jm = json_object_get(json_array_get(json_object_get(j, "vfs"), 0), "migration");
+    CHECK(json_is_number(json_object_get(json_object_get(jm, "source"), "switchover_ms")) &&
+              json_is_number(json_object_get(json_object_get(jm, "destination"), "switchover_ms")),
+          "vhostmgmt --json migration: %s", out);
+    json_decref(j);
+    CHECK(mgmt(out, sizeof(out), "migration", "0000:3b:00.7", NULL) != 0, "vhostmgmt migration of an unknown VF: %s",
+          out);
+    CHECK(mgmt(out, sizeof(out), "migration", "3b:00.1", NULL) == 2 && strstr(out, "not a PCI address"),
           "vhostmgmt migration with a bad address: %s", out);
 
     /* four queue pairs: every ring in both halves */
