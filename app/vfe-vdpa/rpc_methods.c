@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
+#include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
 
 #define VHOSTD_VERSION "0.1.0"
@@ -308,6 +309,38 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     return RPC_PENDING;
 }
 
+/* An offset in ms (µs precision), null where the event did not happen. */
+static json_t *ms_json(int64_t us)
+{
+    return us == VDPA_TL_UNSET ? json_null() : json_real((double)us / 1000.0);
+}
+
+/* The last switchover's timeline (vdpa_timeline.h): each half null until seen. */
+static json_t *migration_json(const struct vdpa_session *session)
+{
+    struct vdpa_tl_view v;
+    vdpa_tl_view(vdpa_session_timeline(session), &v);
+    json_t *src = json_null(), *dst = json_null();
+    if (v.src_valid) {
+        json_t *answered = json_array();
+        for (unsigned i = 0; i < VDPA_TL_RINGS; i++)
+            if (v.answered_us[i] != VDPA_TL_UNSET)
+                json_array_append_new(answered, json_pack("{s:i, s:o}", "ring", i, "ms", ms_json(v.answered_us[i])));
+        src = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:o}", "age_ms",
+                        ms_json((int64_t)v.src_age_us), "first_get_vring_base_ms", ms_json(0), "stop_begun_ms",
+                        ms_json(v.stop_begun_us), "stopped_ms", ms_json(v.stopped_us), "first_answer_ms",
+                        ms_json(v.first_answer_us), "last_answer_ms", ms_json(v.last_answer_us), "switchover_ms",
+                        ms_json(v.nanswered == v.nasked ? v.last_answer_us : VDPA_TL_UNSET), "rings_asked", v.nasked,
+                        "rings_answered", v.nanswered, "answered", answered);
+    }
+    if (v.dst_valid)
+        dst = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i}", "age_ms", ms_json((int64_t)v.dst_age_us),
+                        "connected_ms", ms_json(v.connected_us), "mem_table_ms", ms_json(0), "mem_mapped_ms",
+                        ms_json(v.mem_mapped_us), "start_begun_ms", ms_json(v.start_begun_us), "rings_started_ms",
+                        ms_json(v.started_us), "switchover_ms", ms_json(v.started_us), "rings", v.dst_rings);
+    return json_pack("{s:o, s:o}", "source", src, "destination", dst);
+}
+
 static json_t *vf_stats(struct vhostd_vf *vf)
 {
     struct vdpa_session_stats st;
@@ -329,6 +362,7 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
     json_object_set_new(o, "resumed", json_integer(vdpa_vf_resumed(vf->dev)));
+    json_object_set_new(o, "migration", migration_json(vf->session));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,
                                                    "maps", maps));
     uint64_t c[VFE_CTR_COUNT];

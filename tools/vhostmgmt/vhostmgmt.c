@@ -32,6 +32,9 @@ static void usage(FILE *f)
 "  vf -l PF                 list the VFs of a PF\n"
 "  vf -i BDF                details of a VF\n"
 "  stats [BDF]              per-VF state, features, rings, connection\n"
+"  migration [BDF]          the last switchover per VF: when the source's device was\n"
+"                           stopped and each ring's index handed over, when the\n"
+"                           destination's memory was mapped and its rings started\n"
 "  health                   daemon health (provisioning state, HA link, last resume)\n"
 "  upgrade                  hand every device to vfe-vhostd-ha and restart the daemon\n"
 "                           from the binary on disk (needs --ha; no frame is lost)\n"
@@ -130,6 +133,103 @@ static int call(const char *method, json_t *params)
     return 0;
 }
 
+struct tl_event {
+    const char *what;
+    double ms;
+};
+
+static int tl_cmp(const void *a, const void *b)
+{
+    double x = ((const struct tl_event *)a)->ms, y = ((const struct tl_event *)b)->ms;
+    return x < y ? -1 : x > y;
+}
+
+/* One half of a switchover: its events in time order (the unset ones left out). */
+static void print_half(const char *title, json_t *h, const char *const *keys, const char *const *labels,
+                       unsigned nkeys)
+{
+    if (!json_is_object(h)) {
+        printf("  %s: none seen\n", title);
+        return;
+    }
+    struct tl_event ev[16 + 64];
+    unsigned n = 0;
+    for (unsigned i = 0; i < nkeys; i++) {
+        json_t *v = json_object_get(h, keys[i]);
+        if (json_is_number(v))
+            ev[n++] = (struct tl_event){labels[i], json_number_value(v)};
+    }
+    static char ring_label[64][64];
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(h, "answered"), i, a) {
+        json_int_t r = json_integer_value(json_object_get(a, "ring"));
+        if (i >= 64 || r < 0 || !json_is_number(json_object_get(a, "ms")))
+            continue;
+        snprintf(ring_label[i], sizeof(ring_label[i]), "ring %lld GET_VRING_BASE answered", (long long)r);
+        ev[n++] = (struct tl_event){ring_label[i], json_number_value(json_object_get(a, "ms"))};
+    }
+    qsort(ev, n, sizeof(ev[0]), tl_cmp);
+    json_t *sw = json_object_get(h, "switchover_ms");
+    printf("  %s, %.1f s ago: switchover ", title, json_number_value(json_object_get(h, "age_ms")) / 1000.0);
+    if (json_is_number(sw))
+        printf("%.3f ms\n", json_number_value(sw));
+    else
+        printf("not complete\n");
+    for (unsigned k = 0; k < n; k++)
+        printf("    %+10.3f ms  %s\n", ev[k].ms, ev[k].what);
+}
+
+static void print_migration(json_t *vf)
+{
+    static const char *const src_keys[] = {"first_get_vring_base_ms", "stop_begun_ms", "stopped_ms"};
+    static const char *const src_labels[] = {"first GET_VRING_BASE", "device stop begun",
+                                             "device stopped (frozen, state saved)"};
+    static const char *const dst_keys[] = {"connected_ms", "mem_table_ms", "mem_mapped_ms", "start_begun_ms",
+                                           "rings_started_ms"};
+    static const char *const dst_labels[] = {"vhost-user connection accepted", "memory table received",
+                                             "memory mapped", "device start begun", "rings running"};
+    json_t *m = json_object_get(vf, "migration");
+    printf("%s\n", json_string_value(json_object_get(vf, "vf")) ?: "?");
+    print_half("source", json_object_get(m, "source"), src_keys, src_labels, 3);
+    print_half("destination", json_object_get(m, "destination"), dst_keys, dst_labels, 5);
+}
+
+static int migration(const char *bdf)
+{
+    json_t *res = NULL;
+    char msg[512];
+    int rc = rpc_client_call(sock_path, "stats", bdf ? json_pack("{s:s}", "vfdev", bdf) : json_object(), TIMEOUT_MS,
+                             &res, msg, sizeof(msg));
+    if (rc) {
+        fprintf(stderr, "vhostmgmt: migration: %s (code %d)\n", msg, rc);
+        return 1;
+    }
+    json_t *vfs = json_object_get(res, "vfs"), *out = json_array(), *vf;
+    size_t i;
+    json_array_foreach(vfs, i, vf) {
+        if (as_json) {
+            json_array_append_new(out, json_pack("{s:O, s:O}", "vf", json_object_get(vf, "vf"), "migration",
+                                                 json_object_get(vf, "migration")));
+            continue;
+        }
+        if (i)
+            putchar('\n');
+        print_migration(vf);
+    }
+    if (as_json) {
+        char *t = json_dumps(json_pack("{s:o}", "vfs", out), JSON_INDENT(2));
+        puts(t);
+        free(t);
+    } else {
+        json_decref(out);
+        if (!json_array_size(vfs))
+            puts("(none)");
+    }
+    json_decref(res);
+    return 0;
+}
+
 /* One command from argv-like words. */
 static int run(int argc, char **argv)
 {
@@ -142,6 +242,11 @@ static int run(int argc, char **argv)
         if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))
             return bad("stats [BDF]: '%s' is not a PCI address DDDD:BB:DD.F", argc == 2 ? argv[1] : "");
         return call("stats", argc == 2 ? json_pack("{s:s}", "vfdev", argv[1]) : json_object());
+    }
+    if (!strcmp(cmd, "migration")) {
+        if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))
+            return bad("migration [BDF]: '%s' is not a PCI address DDDD:BB:DD.F", argc == 2 ? argv[1] : "");
+        return migration(argc == 2 ? argv[1] : NULL);
     }
     if (!strcmp(cmd, "mgmtpf")) {
         if (argc == 2 && !strcmp(argv[1], "-l"))

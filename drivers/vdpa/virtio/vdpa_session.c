@@ -12,6 +12,7 @@
 #include <linux/virtio_config.h>
 
 #include "drivers/common/virtio_mi/vfe_ha_blob.h"
+#include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
 #include "lib/vhost/vhost_proto.h"
 
@@ -55,6 +56,7 @@ struct vdpa_session {
     bool (*persist_reply)(void *ctx, const void *reply, size_t len);
     void *persist_ctx;
     ev_timer adopt_t;                   /* an adopted session's first steps, from the loop */
+    struct vdpa_timeline tl;            /* the last switchover */
 };
 
 enum { SOP_NONE, SOP_START, SOP_STOP, SOP_LOG };
@@ -126,6 +128,7 @@ static void log_op_done(void *ctx, int err)
 static void stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
 {
     struct vdpa_session *s = ctx;
+    vdpa_tl_source(&s->tl, VDPA_TL_STOPPED);
     if (!err && s->run_gen == s->gen) {   /* indices of a gone connection mean nothing */
         for (unsigned i = 0; i < n && i < VDPA_MAX_RINGS; i++)
             if (s->running_mask & (1ull << i)) {
@@ -160,6 +163,8 @@ static void started(void *ctx, int err)
     struct vdpa_session *s = ctx;
     if (!err && s->dev && vhost_connected(s->dev) && s->run_gen == s->gen && !s->no_host_notifiers)
         offer_notifiers(s);
+    if (!err)
+        vdpa_tl_dest(&s->tl, VDPA_TL_STARTED, (unsigned)__builtin_popcountll(s->running_mask));
     op_done(s, err);
 }
 
@@ -174,6 +179,7 @@ static int start(struct vdpa_session *s, uint64_t want)
     s->op = SOP_START;
     s->running_mask = want;   /* before the device hears of it: a successor resumes this start */
     s->run_gen = s->gen;
+    vdpa_tl_dest(&s->tl, VDPA_TL_START_BEGUN, 0);
     int rc = vdpa_vf_start(s->vf, f, rings, n, started, s);
     if (rc < 0) {
         s->busy = false;
@@ -201,6 +207,7 @@ static void answer_pending(struct vdpa_session *s)
         idx[n] = (s->saved_mask & (1ull << p.ring)) ? s->saved[p.ring] : vhost_get_ring(s->dev, p.ring)->base;
         LOG_D("%s: ring %u base %u", s->name, p.ring, idx[n]);
         s->saved_mask &= ~(1ull << p.ring);   /* the front-end owns the index now */
+        vdpa_tl_answered(&s->tl, p.ring);
         answer[n++] = p;
     }
     s->npending = keep;
@@ -242,6 +249,7 @@ static void converge(struct vdpa_session *s)
     if (s->running_mask && s->running_mask != want) {
         s->busy = true;
         s->op = SOP_STOP;
+        vdpa_tl_source(&s->tl, VDPA_TL_STOP_BEGUN);
         rc = vdpa_vf_stop(s->vf, stopped, s);
         if (rc < 0) {
             s->busy = false;
@@ -319,6 +327,7 @@ static void on_connected(void *ctx, struct vhost_dev *d)
     s->dev = d;
     s->saved_mask = 0;
     s->gen++;
+    vdpa_tl_connected(&s->tl);
     release_hold(s);
 }
 
@@ -367,7 +376,10 @@ static int on_mem(void *ctx, const struct vhost_region *r, unsigned n)
     for (unsigned i = 0; i < n; i++)
         regs[i] = (struct vdpa_region){r[i].gpa, r[i].size, r[i].fd, r[i].mmap_offset};
     s->unmap_when_stopped = false;
-    return vdpa_vf_set_mem(s->vf, regs, n);
+    vdpa_tl_mem(&s->tl, s->running_mask != 0);
+    int rc = vdpa_vf_set_mem(s->vf, regs, n);
+    vdpa_tl_dest(&s->tl, VDPA_TL_MEM_MAPPED, 0);
+    return rc;
 }
 
 static int on_ring_start(void *ctx, uint16_t i, const struct vhost_ring *r)
@@ -399,6 +411,7 @@ static int on_call(void *ctx, uint16_t i, int fd)
 static void on_get_base(void *ctx, uint16_t i, struct vhost_pending p)
 {
     struct vdpa_session *s = ctx;
+    vdpa_tl_get_base(&s->tl, i, s->holding);
     if (s->npending == MAX_PENDING) {
         vhost_ring_base_done(p, vhost_get_ring(p.dev, i)->base);
         return;
@@ -531,6 +544,11 @@ void vdpa_session_destroy(struct vdpa_session *s, void (*done)(void *ctx), void 
     vhost_dev_destroy(s->dev);
     s->dev = NULL;
     s->destroying = true;   /* converge stops and unmaps the device, then runs done from the loop */
+}
+
+const struct vdpa_timeline *vdpa_session_timeline(const struct vdpa_session *s)
+{
+    return &s->tl;
 }
 
 bool vdpa_session_connected(const struct vdpa_session *s)
