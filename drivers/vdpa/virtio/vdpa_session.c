@@ -451,6 +451,19 @@ static void on_rarp(void *ctx, const uint8_t mac[6])
     /* the switch learns the guest's address from its first frame */
 }
 
+/* SET_STATUS with DRIVER_OK: the front-end has set every ring up (QEMU sends
+ * it after the last one), so the rings start now rather than after the wait
+ * that gathers ring enables from front-ends without the STATUS feature. */
+static int on_status(void *ctx, uint8_t status)
+{
+    struct vdpa_session *s = ctx;
+    if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && ev_is_active(&s->kick)) {
+        ev_timer_stop(s->loop, &s->kick);
+        schedule(s);
+    }
+    return 0;
+}
+
 static void on_persist(void *ctx, struct vhost_dev *d)
 {
     persist(ctx);
@@ -471,13 +484,14 @@ static const struct vhost_ops session_ops = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
+    .status = on_status,
 };
 
 static const struct vhost_ops session_ops_ha = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
-    .persist = on_persist, .persist_reply = on_persist_reply,
+    .status = on_status, .persist = on_persist, .persist_reply = on_persist_reply,
 };
 
 static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents);
