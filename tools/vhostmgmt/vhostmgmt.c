@@ -199,8 +199,9 @@ static int migration(const char *bdf)
 {
     json_t *res = NULL;
     char msg[512];
-    int rc = rpc_client_call(sock_path, "stats", bdf ? json_pack("{s:s}", "vfdev", bdf) : json_object(), TIMEOUT_MS,
-                             &res, msg, sizeof(msg));
+    json_t *params = bdf ? json_pack("{s:s}", "vfdev", bdf) : json_object();
+    int rc = rpc_client_call(sock_path, "stats", params, TIMEOUT_MS, &res, msg, sizeof(msg));
+    json_decref(params);   /* the call borrows it */
     if (rc) {
         fprintf(stderr, "vhostmgmt: migration: %s (code %d)\n", msg, rc);
         return 1;
@@ -218,9 +219,11 @@ static int migration(const char *bdf)
         print_migration(vf);
     }
     if (as_json) {
-        char *t = json_dumps(json_pack("{s:o}", "vfs", out), JSON_INDENT(2));
+        json_t *doc = json_pack("{s:o}", "vfs", out);
+        char *t = json_dumps(doc, JSON_INDENT(2));
         puts(t);
         free(t);
+        json_decref(doc);
     } else {
         json_decref(out);
         if (!json_array_size(vfs))
