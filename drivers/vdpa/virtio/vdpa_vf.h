@@ -9,7 +9,9 @@
  *   start    queues programmed through the PF admin queue: freeze, restore the
  *            state (features, rings, indices), run
  *   stop     quiesce, freeze, save: the indices come back from the device
- *   log      device dirty tracking (push) straight into QEMU's log bitmap
+ *   log      device dirty tracking into QEMU's log bitmap: push (the device
+ *            writes the log) or pull (vfe reads the device's bitmap every
+ *            50 ms and ORs it in; a final read when the device stops)
  *
  * Long operations are asynchronous (admin commands); the callback runs once,
  * later, never from inside the call.  Single-threaded on the caller's loop.
@@ -98,6 +100,15 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx);
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
                       void *ctx);
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
+/* Which tracking mode vdpa_vf_log_start uses: auto tries push and, if the
+ * device answers "unsupported", pull.  Read at every log start.
+ * Pull mode maps the log itself (log_fd is only used during the call).  A
+ * VF in pull mode must have its log stopped before vdpa_vf_close. */
+enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL };
+void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m);
+const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m);
+/* "push", "pull", or NULL when the device does not track. */
+const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v);
 
 /* ---- HA (docs/ha.md): the VF survives a daemon restart ----
  * vdpa_vf_set_observer: fn(ctx) runs, synchronously, whenever an operation

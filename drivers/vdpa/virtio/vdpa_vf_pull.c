@@ -1,0 +1,172 @@
+/* Pull-mode dirty tracking of one VF: read the device's bitmap (read and
+ * clear) a chunk at a time and OR it into the front-end's log. */
+#include "drivers/vdpa/virtio/vdpa_vf_priv.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "lib/log/vfe_log.h"
+
+void vdpa_pull_merge(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    size_t i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 7); i++)
+        if (src[i])
+            __atomic_fetch_or(dst + i, src[i], __ATOMIC_RELAXED);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        uint64_t *d = (uint64_t *)(void *)(dst + i);
+        /* most words are clean, or already logged by the front-end: skip the locked write */
+        if (w && (__atomic_load_n(d, __ATOMIC_RELAXED) & w) != w)
+            __atomic_fetch_or(d, w, __ATOMIC_RELAXED);
+    }
+    for (; i < n; i++)
+        if (src[i])
+            __atomic_fetch_or(dst + i, src[i], __ATOMIC_RELAXED);
+}
+
+int vdpa_pull_map(struct vdpa_vf *v, int fd, uint64_t offset, uint64_t size)
+{
+    struct vdpa_pull *p = &v->pull;
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t skip = offset % page;
+    if (size > SIZE_MAX - skip || size > UINT32_MAX)   /* report offsets are 32-bit */
+        return -EINVAL;
+    void *m = mmap(NULL, (size_t)(size + skip), PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(offset - skip));
+    if (m == MAP_FAILED)
+        return -errno;
+    p->map = m;
+    p->map_len = (size_t)(size + skip);
+    p->log = p->map + skip;
+    p->size = size;
+    return 0;
+}
+
+void vdpa_pull_release(struct vdpa_vf *v)
+{
+    struct vdpa_pull *p = &v->pull;
+    if (p->tick.data)
+        ev_timer_stop(v->loop, &p->tick);
+    if (p->map)
+        munmap(p->map, p->map_len);
+    p->map = p->log = NULL;
+    p->map_len = 0;
+    p->size = 0;
+}
+
+static void submit(struct vdpa_vf *v);
+
+static void pass_ended(struct vdpa_vf *v, int err)
+{
+    struct vdpa_pull *p = &v->pull;
+    p->in_pass = false;
+    p->passes++;
+    if (p->final_pass) {
+        void (*done)(struct vdpa_vf *, int) = p->drained;
+        p->final_pass = false;
+        p->drained = NULL;
+        if (done)
+            done(v, err);
+        return;
+    }
+    if (p->final_wanted) {   /* bits set while this pass ran behind its reads: read it all once more */
+        p->final_wanted = false;
+        p->final_pass = true;
+        p->in_pass = true;
+        p->next = 0;
+        submit(v);
+    }
+}
+
+static void got(void *ctx, int err, uint32_t n)
+{
+    struct vdpa_vf *v = ctx;
+    struct vdpa_pull *p = &v->pull;
+    p->in_flight = false;
+    p->reports++;
+    if (!err && (n > VDPA_PULL_CHUNK || n > p->size - p->next))
+        err = -EPROTO;
+    if (err) {
+        p->errors++;
+        LOG_W("%s: dirty report at byte %u: %s", v->t->bdf, p->next, strerror(-err));
+        pass_ended(v, err);
+        return;
+    }
+    if (p->log)
+        vdpa_pull_merge(p->log + p->next, p->buf, n);
+    p->next += n;
+    if (n == 0 || p->next >= p->size)
+        pass_ended(v, 0);
+    else
+        submit(v);
+}
+
+/* The next chunk of the pass (never more than one report in flight). */
+static void submit(struct vdpa_vf *v)
+{
+    struct vdpa_pull *p = &v->pull;
+    uint64_t left = p->size - p->next;
+    uint32_t len = left < VDPA_PULL_CHUNK ? (uint32_t)left : VDPA_PULL_CHUNK;
+    int rc = vfe_mig_dirty_report(v->pf.mig, v->vf_num, p->next, p->buf, len, got, v);
+    if (rc < 0) {
+        /* from the loop: a final pass must end outside the drain call */
+        p->errors++;
+        LOG_W("%s: dirty report not sent: %s", v->t->bdf, strerror(-rc));
+        if (p->final_pass) {
+            p->final_err = rc;
+            ev_timer_stop(v->loop, &p->tick);
+            ev_timer_set(&p->tick, 0., 0.);
+            ev_timer_start(v->loop, &p->tick);
+        }
+        p->in_pass = false;
+        return;
+    }
+    p->in_flight = true;
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    struct vdpa_pull *p = &v->pull;
+    if (p->final_pass && !p->in_pass) {   /* a final pass that could not be sent */
+        p->final_pass = false;
+        void (*done)(struct vdpa_vf *, int) = p->drained;
+        p->drained = NULL;
+        if (done)
+            done(v, p->final_err);
+        return;
+    }
+    if (p->in_pass || !p->size)
+        return;
+    p->in_pass = true;
+    p->next = 0;
+    submit(v);
+}
+
+void vdpa_pull_run(struct vdpa_vf *v)
+{
+    struct vdpa_pull *p = &v->pull;
+    ev_timer_init(&p->tick, tick_cb, VDPA_PULL_PERIOD, VDPA_PULL_PERIOD);
+    p->tick.data = v;
+    p->in_pass = p->final_pass = p->final_wanted = false;
+    ev_timer_start(v->loop, &p->tick);
+}
+
+void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err))
+{
+    struct vdpa_pull *p = &v->pull;
+    ev_timer_stop(v->loop, &p->tick);
+    p->drained = done;
+    p->final_err = 0;
+    if (p->in_pass) {   /* the current pass may have read chunks before the device's last writes */
+        p->final_wanted = true;
+        return;
+    }
+    p->final_pass = true;
+    p->in_pass = true;
+    p->next = 0;
+    submit(v);   /* on failure the tick ends the drain from the loop */
+}
