@@ -107,6 +107,11 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
 enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL };
 void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m);
 const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m);
+/* HA: a VF adopted while it tracks in pull mode gets the front-end's log
+ * again (the session's, fd borrowed), marks every page dirty (a report in
+ * flight when the predecessor died was cleared on the device, never merged)
+ * and polls on.  0 (also when there is nothing to do) or -errno. */
+int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size);
 /* "push", "pull", or NULL when the device does not track. */
 const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v);
 
@@ -125,7 +130,9 @@ const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v);
  * idempotent on the device: a mode it is in already, a restore on a frozen
  * VF, a save, tracking into the same window) and finish the operation as
  * the original call would: done (start, log) or stopped (stop) runs once,
- * later.  A start needs the same rings as the original call.  -EALREADY:
+ * later.  A start needs the same rings as the original call.  A pull-mode
+ * tracking start is not resumed (-EINVAL: the caller starts tracking again;
+ * the device keeps the bits of a same-range restart).  -EALREADY:
  * nothing was in flight; -EINVAL: cannot be resumed (start it again).
  * vdpa_vf_abandon: forget the VF as a crash would (no device call). */
 #define VDPA_VF_SNAPSHOT_MAX 2048u

@@ -402,6 +402,7 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
         return 0;
     }
     if (v->log_mode == VFE_MIG_TRACK_PULL_BITMAP) {   /* the bits since the last pass first */
+        vdpa_vf_step(v, VDPA_STEP_LOG_STOP);   /* a successor stops tracking (its take-over marked all dirty) */
         vdpa_pull_drain(v, log_drained);
         return 0;
     }

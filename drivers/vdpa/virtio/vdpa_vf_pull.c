@@ -9,20 +9,41 @@
 
 #include "lib/log/vfe_log.h"
 
+/* Bits of src not yet in dst, for 8 words at once (plain reads: a bit seen
+ * set is in the log, and whoever clears it takes it). */
+static inline uint64_t block_news(const uint64_t *d, const uint8_t *src)
+{
+    uint64_t w[8], any = 0;
+    memcpy(w, src, sizeof(w));
+    for (unsigned k = 0; k < 8; k++)
+        any |= w[k] & ~__atomic_load_n(&d[k], __ATOMIC_RELAXED);
+    return any;
+}
+
+static inline void merge_word(uint64_t *d, const uint8_t *src)
+{
+    uint64_t w;
+    memcpy(&w, src, 8);
+    /* most words are clean, or already logged: skip the locked write */
+    if (w & ~__atomic_load_n(d, __ATOMIC_RELAXED))
+        __atomic_fetch_or(d, w, __ATOMIC_RELAXED);
+}
+
 void vdpa_pull_merge(uint8_t *dst, const uint8_t *src, size_t n)
 {
     size_t i = 0;
     for (; i < n && ((uintptr_t)(dst + i) & 7); i++)
         if (src[i])
             __atomic_fetch_or(dst + i, src[i], __ATOMIC_RELAXED);
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, src + i, 8);
+    for (; i + 64 <= n; i += 64) {
         uint64_t *d = (uint64_t *)(void *)(dst + i);
-        /* most words are clean, or already logged by the front-end: skip the locked write */
-        if (w && (__atomic_load_n(d, __ATOMIC_RELAXED) & w) != w)
-            __atomic_fetch_or(d, w, __ATOMIC_RELAXED);
+        if (!block_news(d, src + i))
+            continue;
+        for (unsigned k = 0; k < 8; k++)
+            merge_word(d + k, src + i + 8 * k);
     }
+    for (; i + 8 <= n; i += 8)
+        merge_word((uint64_t *)(void *)(dst + i), src + i);
     for (; i < n; i++)
         if (src[i])
             __atomic_fetch_or(dst + i, src[i], __ATOMIC_RELAXED);
@@ -169,4 +190,25 @@ void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err)
     p->in_pass = true;
     p->next = 0;
     submit(v);   /* on failure the tick ends the drain from the loop */
+}
+
+int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size)
+{
+    if (!v->log_active || v->log_mode != VFE_MIG_TRACK_PULL_BITMAP || v->pull.map)
+        return 0;
+    if (log_fd < 0 || log_size != v->log_size) {
+        LOG_E("%s: pull tracking taken over without its log", v->t->bdf);
+        return -EINVAL;
+    }
+    int rc = vdpa_pull_map(v, log_fd, log_offset, log_size);
+    if (rc < 0) {
+        LOG_E("%s: mapping the dirty log again: %s", v->t->bdf, strerror(-rc));
+        return rc;
+    }
+    static const uint8_t ones[4096] = {[0 ... 4095] = 0xff};
+    for (uint64_t off = 0; off < log_size; off += sizeof(ones))
+        vdpa_pull_merge(v->pull.log + off, ones, log_size - off < sizeof(ones) ? log_size - off : sizeof(ones));
+    LOG_N("%s: pull tracking taken over: every page marked dirty once", v->t->bdf);
+    vdpa_pull_run(v);
+    return 0;
 }
