@@ -176,10 +176,10 @@ void vdpa_vf_build_start_state(struct vdpa_vf *v, uint64_t features, const struc
  * the stop completes (the front-end answers GET_VRING_BASE after it). */
 static void stop_drained(struct vdpa_vf *v, int err)
 {
-    if (err)
-        LOG_E("%s: final dirty report failed: %s", v->t->bdf, strerror(-err));
-    int stop_err = v->op_err;
-    finish_later(v, stop_err ? stop_err : err);
+    if (err)   /* the pages of the failed reports are marked dirty: the stop stands */
+        LOG_E("%s: final dirty report failed (%s): its pages count as dirty", v->t->bdf, strerror(-err));
+    vdpa_pull_run(v);   /* tracking stays on: a VF started again writes again */
+    finish_later(v, v->op_err);
 }
 
 static void stop_saved(void *ctx, int err)

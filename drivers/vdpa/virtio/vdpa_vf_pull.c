@@ -83,6 +83,21 @@ void vdpa_pull_release(struct vdpa_vf *v)
 
 static void submit(struct vdpa_vf *v);
 
+/* Every page of log bytes [off, off+len) dirty: what a lost report may have held. */
+static void mark_all(struct vdpa_vf *v, uint64_t off, uint64_t len)
+{
+    static const uint8_t ones[4096] = {[0 ... 4095] = 0xff};
+    struct vdpa_pull *p = &v->pull;
+    if (!p->log)
+        return;
+    if (off > p->size)
+        return;
+    if (len > p->size - off)
+        len = p->size - off;
+    for (uint64_t i = 0; i < len; i += sizeof(ones))
+        vdpa_pull_merge(p->log + off + i, ones, len - i < sizeof(ones) ? len - i : sizeof(ones));
+}
+
 static void pass_ended(struct vdpa_vf *v, int err)
 {
     struct vdpa_pull *p = &v->pull;
@@ -113,9 +128,10 @@ static void got(void *ctx, int err, uint32_t n)
     p->reports++;
     if (!err && (n > VDPA_PULL_CHUNK || n > p->size - p->next))
         err = -EPROTO;
-    if (err) {
+    if (err) {   /* the device may have cleared what it could not deliver: count it all dirty */
         p->errors++;
-        LOG_W("%s: dirty report at byte %u: %s", v->t->bdf, p->next, strerror(-err));
+        LOG_W("%s: dirty report at byte %u: %s; its pages marked dirty", v->t->bdf, p->next, strerror(-err));
+        mark_all(v, p->next, VDPA_PULL_CHUNK);
         pass_ended(v, err);
         return;
     }
@@ -139,6 +155,7 @@ static void submit(struct vdpa_vf *v)
         /* from the loop: a final pass must end outside the drain call */
         p->errors++;
         LOG_W("%s: dirty report not sent: %s", v->t->bdf, strerror(-rc));
+        mark_all(v, p->next, p->size - p->next);   /* the rest of this pass cannot be read */
         if (p->final_pass) {
             p->final_err = rc;
             ev_timer_stop(v->loop, &p->tick);
@@ -208,9 +225,7 @@ int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
         LOG_E("%s: mapping the dirty log again: %s", v->t->bdf, strerror(-rc));
         return rc;
     }
-    static const uint8_t ones[4096] = {[0 ... 4095] = 0xff};
-    for (uint64_t off = 0; off < log_size; off += sizeof(ones))
-        vdpa_pull_merge(v->pull.log + off, ones, log_size - off < sizeof(ones) ? log_size - off : sizeof(ones));
+    mark_all(v, 0, log_size);
     LOG_N("%s: pull tracking taken over: every page marked dirty once", v->t->bdf);
     vdpa_pull_run(v);
     return 0;
