@@ -1,7 +1,9 @@
 /*
  * Dirty tracking modes end to end: the sim offers push, pull or no tracking
- * (--dirty-tracking), vfe-vhostd (--dirty-mode auto) picks what the device
- * accepts.  Argument: the sim's modes ("pull", "push" or "none").
+ * (--dirty-tracking), vfe-vhostd (--dirty-mode, default auto) picks what the
+ * device accepts.  Arguments: the sim's modes ("pull", "push", "push,pull",
+ * "none"), the daemon's --dirty-mode (default auto), the mode expected in
+ * use ("push", "pull", or "none": the log request fails; default argument 1).
  *   - pull / push: LOG_ALL turns tracking on in that mode (stats say which);
  *     frames the device writes into the rx buffers, with logging then turned
  *     off, have every page they touched (buffers and used ring) in the log;
@@ -213,11 +215,34 @@ static void test_refused(struct vfe_fe *a, struct vfe_fe *b)
           "frames after the refused log");
 }
 
+/* Bad --dirty-tracking (sim) and --dirty-mode (daemon) values: exit 2, nothing started. */
+static void test_bad_options(const char *dir)
+{
+    char out[400], root[400];
+    snprintf(out, sizeof(out), "%s/badopt.log", dir);
+    snprintf(root, sizeof(root), "%s/badroot", dir);
+    const char *sim = getenv("VFE_SIM_BIN") ?: "vfe-dpu-sim";
+    static const char *const bad_sim[] = {"", "push,push", "pull,", "bytemap", "none,push", "push pull"};
+    for (unsigned i = 0; i < sizeof(bad_sim) / sizeof(bad_sim[0]); i++) {
+        const char *argv[] = {sim, "--root", root, "--pf", PF, "--dirty-tracking", bad_sim[i], NULL};
+        pid_t pid = proc_spawn(argv, out);
+        CHECK(proc_wait(pid, 5000) == 2, "vfe-dpu-sim --dirty-tracking '%s' not refused", bad_sim[i]);
+    }
+    static const char *const bad_d[] = {"", "fast", "push,pull", "PULL"};
+    for (unsigned i = 0; i < sizeof(bad_d) / sizeof(bad_d[0]); i++) {
+        const char *argv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--no-state", "--rpc", out, "--dirty-mode",
+                              bad_d[i], NULL};
+        pid_t pid = proc_spawn(argv, out);
+        CHECK(proc_wait(pid, 5000) == 2, "vfe-vhostd --dirty-mode '%s' not refused", bad_d[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *mode = argc > 1 ? argv[1] : "pull";
-    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", "--dirty-tracking", mode, NULL};
+    const char *offered = argc > 1 ? argv[1] : "pull", *dmode = argc > 2 ? argv[2] : "auto";
+    const char *mode = argc > 3 ? argv[3] : offered;
+    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", "--dirty-tracking", offered, NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
@@ -225,7 +250,7 @@ int main(int argc, char **argv)
     char iface[300], sa[320], sb[320];
     snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
     const char *vargv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--pci-root", sp.root, "--rpc", rpc, "--iface",
-                           iface, "--log-level", "info", "--no-state", NULL};
+                           iface, "--log-level", "info", "--no-state", "--dirty-mode", dmode, NULL};
     vhostd = proc_spawn(vargv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     struct vfe_fe *a = NULL, *b = NULL;
@@ -242,6 +267,8 @@ int main(int argc, char **argv)
     REQUIRE(a && b && vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, done, "front-ends");
     REQUIRE(wait_state(VF_A, "running/2") && wait_state(VF_B, "running/2"), done, "rings not running");
     CHECK(flow(a, mac_a, b, mac_b, 1, 1) == 1 && flow(b, mac_b, a, mac_a, 1, 2) == 1, "first frames");
+    if (!strcmp(offered, "none"))
+        test_bad_options(sp.dir);
     if (!strcmp(mode, "none"))
         test_refused(a, b);
     else
@@ -252,7 +279,7 @@ done:
     vfe_fe_close(b);
     CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
     CHECK(sim_proc_stop(&sp) == 0, "sim exit status");
-    char name[64];
-    snprintf(name, sizeof(name), "migration_modes_%s", mode);
+    char name[96];
+    snprintf(name, sizeof(name), "migration_modes offered %s, --dirty-mode %s", offered, dmode);
     return check_result(name);
 }
