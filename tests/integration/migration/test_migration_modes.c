@@ -11,6 +11,10 @@
  *     (GET_VRING_BASE) the frames the device wrote just before its stop are
  *     in the log by the time the reply comes.
  *   - none: the front-end's log request fails, the VF keeps moving frames.
+ *   - fifth argument "ha" (pull): vfe-vhostd runs with vfe-vhostd-ha and is
+ *     killed (-9) while it pulls; its successor marks the whole log dirty
+ *     once (a report in flight may have been cleared on the device), pulls on,
+ *     and the frames written after the take-over are in the log.
  * The sim's admin commands are slowed (100 ms) so that a pull timer alone
  * cannot have read the last writes before a stop completes.
  */
@@ -36,8 +40,11 @@
 #define RX_BUF 2048u
 
 static struct sim_proc sp;
-static pid_t vhostd = -1;
-static char rpc[300], log_path[300];
+static pid_t vhostd = -1, ha = -1;
+static char rpc[300], log_path[300], iface[300], ha_sock[300], state_dir[300];
+static const char *dmode;
+static bool with_ha;
+static unsigned starts;
 static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
 static uint8_t logbuf[1 << 20];
 
@@ -237,24 +244,77 @@ static void test_bad_options(const char *dir)
     }
 }
 
+static int start_daemon(void)
+{
+    snprintf(log_path, sizeof(log_path), "%.200s/vhostd-%u.log", sp.dir, ++starts);
+    const char *argv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
+                          "--log-level", "info", "--dirty-mode", dmode, with_ha ? "--state-dir" : "--no-state",
+                          with_ha ? state_dir : NULL, "--ha", ha_sock, NULL};
+    vhostd = proc_spawn(argv, log_path);
+    const char *ready[] = {"ready: RPC", NULL};
+    return vhostd > 0 && file_wait(log_path, ready, 1, 5000) ? 0 : -1;
+}
+
+static int start_ha(void)
+{
+    char hl[320];
+    snprintf(ha_sock, sizeof(ha_sock), "%.200s/ha.sock", sp.dir);
+    snprintf(state_dir, sizeof(state_dir), "%.200s/state", sp.dir);
+    snprintf(hl, sizeof(hl), "%.200s/ha.log", sp.dir);
+    const char *argv[] = {getenv("VFE_VHOSTD_HA") ?: "vfe-vhostd-ha", "--socket", ha_sock, NULL};
+    ha = proc_spawn(argv, hl);
+    const char *ready[] = {"ready: ", NULL};
+    return ha > 0 && file_wait(hl, ready, 1, 5000) ? 0 : -1;
+}
+
+static void test_ha_pull(struct vfe_fe *a, struct vfe_fe *b)
+{
+    REQUIRE(vfe_fe_log_start(a) == 0, out, "logging on");
+    CHECK(!strcmp(tracking(VF_A), "pull"), "stats dirty_tracking '%s'", tracking(VF_A));
+    CHECK(flow(b, mac_b, a, mac_a, 4, 1100) == 4, "frames while pulling");
+    kill(vhostd, SIGKILL);
+    proc_wait(vhostd, 5000);
+    vhostd = -1;
+    long got = vfe_fe_log_take(a, logbuf, sizeof(logbuf));   /* what the predecessor merged */
+    REQUIRE(start_daemon() == 0, out, "restart");
+    const char *took[] = {"pull tracking taken over", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "the successor did not take pull tracking over (%s)", log_path);
+    CHECK(!strcmp(tracking(VF_A), "pull"), "stats dirty_tracking after the take-over '%s'", tracking(VF_A));
+    got = vfe_fe_log_take(a, logbuf, sizeof(logbuf));
+    CHECK(got > 0 && vfe_fe_log_count(logbuf, (size_t)got) == (uint64_t)got * 8,
+          "after the take-over %llu of %ld pages marked dirty", (unsigned long long)vfe_fe_log_count(logbuf,
+          (size_t)got), got * 8);
+    uint16_t before[2], after[2];
+    vfe_fe_used_indices(a, before);
+    unsigned n = 12;
+    CHECK(flow(b, mac_b, a, mac_a, n, 1200) == n, "frames after the take-over");
+    vfe_fe_used_indices(a, after);
+    CHECK(vfe_fe_log_stop(a) == 0, "logging off");
+    for (long end = check_now_ms() + 3000; check_now_ms() < end && strcmp(tracking(VF_A), "false");)
+        usleep(5000);
+    got = vfe_fe_log_take(a, logbuf, sizeof(logbuf));
+    uint64_t miss = rx_missing(a, logbuf, (size_t)got, before[0], after[0]);
+    CHECK(got > 0 && miss == 0, "%llu pages written after the take-over missing from the log",
+          (unsigned long long)miss);
+out:;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *offered = argc > 1 ? argv[1] : "pull", *dmode = argc > 2 ? argv[2] : "auto";
+    const char *offered = argc > 1 ? argv[1] : "pull";
+    dmode = argc > 2 ? argv[2] : "auto";
     const char *mode = argc > 3 ? argv[3] : offered;
+    with_ha = argc > 4 && !strcmp(argv[4], "ha");
     const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", "--dirty-tracking", offered, NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
-    snprintf(log_path, sizeof(log_path), "%.200s/vhostd.log", sp.dir);
-    char iface[300], sa[320], sb[320];
     snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
-    const char *vargv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--pci-root", sp.root, "--rpc", rpc, "--iface",
-                           iface, "--log-level", "info", "--no-state", "--dirty-mode", dmode, NULL};
-    vhostd = proc_spawn(vargv, log_path);
-    const char *ready[] = {"ready: RPC", NULL};
+    char sa[320], sb[320];
     struct vfe_fe *a = NULL, *b = NULL;
-    REQUIRE(file_wait(log_path, ready, 1, 5000), done, "vfe-vhostd did not start");
+    REQUIRE(!with_ha || start_ha() == 0, done, "vfe-vhostd-ha did not start");
+    REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
     REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
                 call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
                 call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
@@ -269,7 +329,9 @@ int main(int argc, char **argv)
     CHECK(flow(a, mac_a, b, mac_b, 1, 1) == 1 && flow(b, mac_b, a, mac_a, 1, 2) == 1, "first frames");
     if (!strcmp(offered, "none"))
         test_bad_options(sp.dir);
-    if (!strcmp(mode, "none"))
+    if (with_ha)
+        test_ha_pull(a, b);
+    else if (!strcmp(mode, "none"))
         test_refused(a, b);
     else
         test_logged(a, b, mode);
@@ -277,7 +339,9 @@ int main(int argc, char **argv)
 done:
     vfe_fe_close(a);
     vfe_fe_close(b);
-    CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    CHECK(vhostd > 0 && proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    if (ha > 0)
+        proc_stop(ha, 3000);
     CHECK(sim_proc_stop(&sp) == 0, "sim exit status");
     char name[96];
     snprintf(name, sizeof(name), "migration_modes offered %s, --dirty-mode %s", offered, dmode);
