@@ -194,7 +194,7 @@ static void stop_saved(void *ctx, int err)
         LOG_I("%s: stopped, %u rings saved", v->t->bdf, v->nsaved);
     }
     v->state = VDPA_VF_STOPPED;
-    if (v->log_active && v->log_mode == VFE_MIG_TRACK_PULL_BITMAP) {
+    if (v->log_active && v->log_mode == VFE_MIG_TRACK_PULL_BITMAP && v->pull) {
         v->op_err = err;
         vdpa_pull_drain(v, stop_drained);
         return;
@@ -257,7 +257,7 @@ static void log_started(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
     bool pull = v->log_mode == VFE_MIG_TRACK_PULL_BITMAP;
-    if (err == -EOPNOTSUPP && !pull && dirty_pref == VDPA_DIRTY_AUTO && v->pull.map) {
+    if (err == -EOPNOTSUPP && !pull && dirty_pref == VDPA_DIRTY_AUTO && v->pull) {
         LOG_I("%s: the device does not push dirty pages: pulling them", v->t->bdf);
         if (v->log_mapped)
             vfe_pf_iova_release(v->pf.iova, v->vf_num);
@@ -336,7 +336,7 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
     v->done_cb = cb;
     v->op_ctx = ctx;
     rc = pref == VDPA_DIRTY_PULL ? pull_submit(v) : vdpa_vf_log_submit(v, iova, log_size);
-    if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull.map) {   /* refused before it was sent */
+    if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull) {   /* refused before it was sent */
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
         v->log_mapped = false;
         rc = pull_submit(v);
@@ -401,7 +401,7 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
         vdpa_vf_log_stopped(v, 0);
         return 0;
     }
-    if (v->log_mode == VFE_MIG_TRACK_PULL_BITMAP) {   /* the bits since the last pass first */
+    if (v->log_mode == VFE_MIG_TRACK_PULL_BITMAP && v->pull) {   /* the bits since the last pass first */
         vdpa_vf_step(v, VDPA_STEP_LOG_STOP);   /* a successor stops tracking (its take-over marked all dirty) */
         vdpa_pull_drain(v, log_drained);
         return 0;

@@ -25,11 +25,14 @@ enum vdpa_step {
 
 /* Pull mode (vdpa_vf_pull.c): the device keeps the bitmap; a timer reads it
  * in chunks, one report in flight at a time, and ORs it into the front-end's
- * log.  The mapping of the log is owned here (mmap of the caller's log fd). */
+ * log.  Owned by the VF (v->pull), with the mapping of the log (mmap of the
+ * caller's log fd).  Released with a report in flight (the VF closes while
+ * tracking), it is orphaned (v NULL) and freed by that report's callback. */
 #define VDPA_PULL_CHUNK 16384u   /* bitmap bytes per report: 512 MiB of guest memory */
 #define VDPA_PULL_PERIOD 0.05    /* seconds between passes */
 struct vdpa_pull {
-    uint8_t *map;              /* NULL when not mapped */
+    struct vdpa_vf *v;         /* NULL: orphaned, the report in flight frees it */
+    uint8_t *map;
     size_t map_len;
     uint8_t *log;              /* the log's first byte inside map */
     uint64_t size;             /* log bytes */
@@ -78,7 +81,7 @@ struct vdpa_vf {
     uint8_t log_mode;          /* VFE_MIG_TRACK_PUSH_BITMAP or _PULL_BITMAP while log_active */
     int log_fd;                /* borrowed from the caller for the log start only */
     uint64_t log_offset;
-    struct vdpa_pull pull;
+    struct vdpa_pull *pull;    /* pull mode's state while the log is mapped for it, else NULL */
 
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);

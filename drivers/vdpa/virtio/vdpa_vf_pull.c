@@ -3,6 +3,7 @@
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -52,33 +53,47 @@ void vdpa_pull_merge(uint8_t *dst, const uint8_t *src, size_t n)
             __atomic_fetch_or(dst + i, src[i], __ATOMIC_RELAXED);
 }
 
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
 int vdpa_pull_map(struct vdpa_vf *v, int fd, uint64_t offset, uint64_t size)
 {
-    struct vdpa_pull *p = &v->pull;
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t skip = offset % page;
-    if (size > SIZE_MAX - skip || size > UINT32_MAX)   /* report offsets are 32-bit */
+    if (v->pull || size > SIZE_MAX - skip || size > UINT32_MAX)   /* report offsets are 32-bit */
         return -EINVAL;
+    struct vdpa_pull *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
     void *m = mmap(NULL, (size_t)(size + skip), PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(offset - skip));
-    if (m == MAP_FAILED)
-        return -errno;
+    if (m == MAP_FAILED) {
+        int err = -errno;
+        free(p);
+        return err;
+    }
+    p->v = v;
     p->map = m;
     p->map_len = (size_t)(size + skip);
     p->log = p->map + skip;
     p->size = size;
+    ev_timer_init(&p->tick, tick_cb, VDPA_PULL_PERIOD, VDPA_PULL_PERIOD);
+    p->tick.data = v;
+    v->pull = p;
     return 0;
 }
 
 void vdpa_pull_release(struct vdpa_vf *v)
 {
-    struct vdpa_pull *p = &v->pull;
-    if (p->tick.data)
-        ev_timer_stop(v->loop, &p->tick);
-    if (p->map)
-        munmap(p->map, p->map_len);
+    struct vdpa_pull *p = v->pull;
+    if (!p)
+        return;
+    v->pull = NULL;
+    ev_timer_stop(v->loop, &p->tick);
+    munmap(p->map, p->map_len);
     p->map = p->log = NULL;
-    p->map_len = 0;
-    p->size = 0;
+    if (p->in_flight)
+        p->v = NULL;   /* its callback frees it */
+    else
+        free(p);
 }
 
 static void submit(struct vdpa_vf *v);
@@ -87,8 +102,8 @@ static void submit(struct vdpa_vf *v);
 static void mark_all(struct vdpa_vf *v, uint64_t off, uint64_t len)
 {
     static const uint8_t ones[4096] = {[0 ... 4095] = 0xff};
-    struct vdpa_pull *p = &v->pull;
-    if (!p->log)
+    struct vdpa_pull *p = v->pull;
+    if (!p || !p->log)
         return;
     if (off > p->size)
         return;
@@ -100,7 +115,7 @@ static void mark_all(struct vdpa_vf *v, uint64_t off, uint64_t len)
 
 static void pass_ended(struct vdpa_vf *v, int err)
 {
-    struct vdpa_pull *p = &v->pull;
+    struct vdpa_pull *p = v->pull;
     p->in_pass = false;
     p->passes++;
     if (p->final_pass) {
@@ -122,9 +137,13 @@ static void pass_ended(struct vdpa_vf *v, int err)
 
 static void got(void *ctx, int err, uint32_t n)
 {
-    struct vdpa_vf *v = ctx;
-    struct vdpa_pull *p = &v->pull;
+    struct vdpa_pull *p = ctx;
+    struct vdpa_vf *v = p->v;
     p->in_flight = false;
+    if (!v) {   /* the VF let go of it while this report was out */
+        free(p);
+        return;
+    }
     p->reports++;
     if (!err && (n > VDPA_PULL_CHUNK || n > p->size - p->next))
         err = -EPROTO;
@@ -147,20 +166,24 @@ static void got(void *ctx, int err, uint32_t n)
 /* The next chunk of the pass (never more than one report in flight). */
 static void submit(struct vdpa_vf *v)
 {
-    struct vdpa_pull *p = &v->pull;
+    struct vdpa_pull *p = v->pull;
     uint64_t left = p->size - p->next;
     uint32_t len = left < VDPA_PULL_CHUNK ? (uint32_t)left : VDPA_PULL_CHUNK;
-    int rc = vfe_mig_dirty_report(v->pf.mig, v->vf_num, p->next, p->buf, len, got, v);
+    int rc = vfe_mig_dirty_report(v->pf.mig, v->vf_num, p->next, p->buf, len, got, p);
     if (rc < 0) {
         /* from the loop: a final pass must end outside the drain call */
         p->errors++;
         LOG_W("%s: dirty report not sent: %s", v->t->bdf, strerror(-rc));
-        mark_all(v, p->next, p->size - p->next);   /* the rest of this pass cannot be read */
-        if (p->final_pass) {
+        if (p->final_pass || p->final_wanted) {   /* no later pass reads what is left: all of it counts */
+            mark_all(v, 0, p->size);
+            p->final_pass = true;
+            p->final_wanted = false;
             p->final_err = rc;
             ev_timer_stop(v->loop, &p->tick);
             ev_timer_set(&p->tick, 0., 0.);
             ev_timer_start(v->loop, &p->tick);
+        } else {
+            mark_all(v, p->next, p->size - p->next);   /* the rest of this pass cannot be read */
         }
         p->in_pass = false;
         return;
@@ -171,7 +194,7 @@ static void submit(struct vdpa_vf *v)
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct vdpa_vf *v = w->data;
-    struct vdpa_pull *p = &v->pull;
+    struct vdpa_pull *p = v->pull;
     if (p->final_pass && !p->in_pass) {   /* a final pass that could not be sent */
         p->final_pass = false;
         void (*done)(struct vdpa_vf *, int) = p->drained;
@@ -189,16 +212,22 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 void vdpa_pull_run(struct vdpa_vf *v)
 {
-    struct vdpa_pull *p = &v->pull;
-    ev_timer_init(&p->tick, tick_cb, VDPA_PULL_PERIOD, VDPA_PULL_PERIOD);
-    p->tick.data = v;
-    p->in_pass = p->final_pass = p->final_wanted = false;
+    struct vdpa_pull *p = v->pull;
+    if (!p)
+        return;
+    ev_timer_stop(v->loop, &p->tick);
+    ev_timer_set(&p->tick, VDPA_PULL_PERIOD, VDPA_PULL_PERIOD);
+    p->final_pass = p->final_wanted = false;
     ev_timer_start(v->loop, &p->tick);
 }
 
 void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err))
 {
-    struct vdpa_pull *p = &v->pull;
+    struct vdpa_pull *p = v->pull;
+    if (!p) {   /* callers drain only what they mapped: nothing to read */
+        done(v, -ENOENT);
+        return;
+    }
     ev_timer_stop(v->loop, &p->tick);
     p->drained = done;
     p->final_err = 0;
@@ -214,7 +243,7 @@ void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err)
 
 int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size)
 {
-    if (!v->log_active || v->log_mode != VFE_MIG_TRACK_PULL_BITMAP || v->pull.map)
+    if (!v->log_active || v->log_mode != VFE_MIG_TRACK_PULL_BITMAP || v->pull)
         return 0;
     if (log_fd < 0 || log_size != v->log_size) {
         LOG_E("%s: pull tracking taken over without its log", v->t->bdf);
