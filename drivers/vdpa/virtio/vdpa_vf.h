@@ -102,8 +102,9 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
 /* Which tracking mode vdpa_vf_log_start uses: auto tries push and, if the
  * device answers "unsupported", pull.  Read at every log start.
- * Pull mode maps the log itself (log_fd is only used during the call).  A
- * VF in pull mode must have its log stopped before vdpa_vf_close. */
+ * Pull mode maps the log itself (log_fd is only used during the call); a
+ * VF closed while it pulls lets go of the log at once (a report still out
+ * completes into nothing). */
 enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL };
 void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m);
 const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m);
