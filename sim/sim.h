@@ -169,6 +169,7 @@ struct sim_options {
     const char *uplink;          /* "udp:LOCALPORT,HOST:PORT" or NULL */
     const char *ctl_path;        /* default ROOT/sim-ctl.sock */
     const char *admin_dialect;   /* "both" (default), "nvidia", "virtio" */
+    unsigned dirty_refused;      /* --dirty-tracking: bit (1 << SIM_NV_TRACK_*) per mode NOT offered; 0 = all */
     const char *mac_prefix;      /* first 4 bytes of VF MACs, default 02:fe:00:00 */
     uint16_t mtu;                /* default 1500 */
 };

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <syslog.h>
 
+#include "drivers/vdpa/virtio/vdpa_vf.h"
 #include "lib/log/vfe_log.h"
 #include "lib/sock/vfe_unix_sock.h"
 
@@ -47,6 +48,10 @@ void vhostd_usage(FILE *f)
 "                        deposited with it, a restarted daemon takes them over\n"
 "                        without a reset, and SIGTERM hands over instead of\n"
 "                        stopping the devices (docs/ha.md)\n"
+"  --dirty-mode M        how a VF's dirty pages reach QEMU's log during migration:\n"
+"                        push (the device writes the log), pull (the daemon reads\n"
+"                        the device's bitmap every 50 ms and merges it) or auto\n"
+"                        (default: push, pull where the device refuses push)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "\n"
@@ -95,14 +100,14 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
         {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
         {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
-        {"ha", required_argument, NULL, O_HA},
+        {"ha", required_argument, NULL, O_HA},          {"dirty-mode", required_argument, NULL, O_DIRTY},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -125,6 +130,18 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_STATE: o->state_dir = *optarg ? optarg : NULL; break;
         case O_NO_STATE: o->state_dir = NULL; break;
         case O_HA: o->ha_path = *optarg ? optarg : NULL; break;
+        case O_DIRTY:
+            if (!strcmp(optarg, "auto"))
+                o->dirty_mode = VDPA_DIRTY_AUTO;
+            else if (!strcmp(optarg, "push"))
+                o->dirty_mode = VDPA_DIRTY_PUSH;
+            else if (!strcmp(optarg, "pull"))
+                o->dirty_mode = VDPA_DIRTY_PULL;
+            else {
+                fprintf(stderr, "vfe-vhostd: --dirty-mode '%s': push, pull or auto\n", optarg);
+                return -1;
+            }
+            break;
         case O_LOG:
             if ((o->log_level = vfe_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "vfe-vhostd: --log-level '%s': err, warning, notice, info or debug\n", optarg);
@@ -145,5 +162,8 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         fprintf(stderr, "vfe-vhostd: empty path argument\n");
         return -1;
     }
-    return check_options(o);
+    int rc = check_options(o);
+    if (rc == 0)   /* every VF's log start reads it */
+        vdpa_vf_set_default_dirty_mode((enum vdpa_dirty_mode)o->dirty_mode);
+    return rc;
 }

@@ -354,10 +354,11 @@ static json_t *vf_stats(struct vhostd_vf *vf)
                                                st.live[i].avail_idx, "used_idx", st.live[i].used_idx));
     char feat[24];
     snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:o, s:o}", "vf", vf->rec.bdf, "state",
+    const char *tracking = vdpa_vf_dirty_tracking(vf->dev);   /* as the device tracks: "push", "pull" */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o}", "vf", vf->rec.bdf, "state",
                           vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
-                          "features", feat, "rings_running", st.rings_running, "dirty_tracking", st.logging,
-                          "rings", rings, "saved_ring_indices", idx);
+                          "features", feat, "rings_running", st.rings_running, "dirty_tracking",
+                          tracking ? json_string(tracking) : json_false(), "rings", rings, "saved_ring_indices", idx);
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));

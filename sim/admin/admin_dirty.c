@@ -16,6 +16,11 @@ static uint64_t bitmap_bytes(uint64_t range_len, uint32_t page)
     return pages / 8 + (pages % 8 != 0);
 }
 
+unsigned sim_adm_dirty_modes(const struct sim *s)
+{
+    return ((1u << SIM_NV_TRACK_PUSH_BITMAP) | (1u << SIM_NV_TRACK_PULL_BITMAP)) & ~s->opt.dirty_refused;
+}
+
 static enum adm_err push_sges(struct sim_fn *pf, const uint8_t *data, size_t len, unsigned n,
                               uint64_t need, struct sim_dirty *d, char *why, size_t why_len)
 {
@@ -65,6 +70,11 @@ enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uin
     }
     if (t.track_mode != SIM_NV_TRACK_PUSH_BITMAP && t.track_mode != SIM_NV_TRACK_PULL_BITMAP)
         BAD("unknown track mode %u", t.track_mode);
+    if (!(sim_adm_dirty_modes(pf->sim) & (1u << t.track_mode))) {
+        snprintf(why, why_len, "%s tracking not offered (--dirty-tracking)",
+                 t.track_mode == SIM_NV_TRACK_PUSH_BITMAP ? "push" : "pull");
+        return ADM_EUNSUPP;
+    }
     if (page != SIM_PAGE_SIZE)
         BAD("page size %u, only %u supported", page, SIM_PAGE_SIZE);
     if (rlen == 0 || addr % page || addr + rlen < addr)

@@ -168,7 +168,14 @@ static enum adm_err dirty_cmd(struct adm_req *r, uint8_t cmd)
     struct sim_fn *vf;
 
     switch (cmd) {
-    case SIM_NV_DIRTY_IDENTITY:
+    case SIM_NV_DIRTY_IDENTITY:   /* result (when there is room): le32, bit m = track mode m offered */
+        if (r->res_cap < 4)
+            return ADM_OK;
+        {
+            uint32_t modes = htole32(sim_adm_dirty_modes(r->pf->sim));
+            memcpy(r->res, &modes, 4);
+            r->res_len = 4;
+        }
         return ADM_OK;
     case SIM_NV_DIRTY_START:
         if (!take(r, &v.vdev_id, sizeof(v.vdev_id)))

@@ -116,6 +116,8 @@ void sim_adm_state_apply(struct sim_fn *vf, const struct adm_state *st);
 enum adm_err sim_adm_dirty_start(struct sim_fn *pf, struct sim_fn *vf, const uint8_t *data, size_t len,
                                  char *why, size_t why_len);
 void sim_adm_dirty_stop(struct sim_fn *vf);
+/* The tracking modes offered (bit 1 << SIM_NV_TRACK_*), after --dirty-tracking. */
+unsigned sim_adm_dirty_modes(const struct sim *s);
 uint64_t sim_adm_dirty_pending_bytes(const struct sim_fn *vf);
 /* Pull mode: copy the bitmap from byte `offset` into req->res and clear it. */
 enum adm_err sim_adm_dirty_report(struct sim_fn *vf, uint32_t offset, struct adm_req *r);

@@ -22,6 +22,7 @@ static const uint64_t SUPPORTED =
     OP(SIM_ADM_DEV_PARTS_GET) | OP(SIM_ADM_DEV_PARTS_SET) | OP(SIM_ADM_DEV_MODE_SET) |
     OP(SIM_ADM_DIRTY_START) | OP(SIM_ADM_DIRTY_STOP) | OP(SIM_ADM_DIRTY_REPORT);
 static const uint64_t ALWAYS = OP(SIM_ADM_LIST_QUERY) | OP(SIM_ADM_LIST_USE);
+static const uint64_t DIRTY_OPS = OP(SIM_ADM_DIRTY_START) | OP(SIM_ADM_DIRTY_STOP) | OP(SIM_ADM_DIRTY_REPORT);
 
 struct std_cmd {
     struct adm_priv *p;
@@ -55,6 +56,13 @@ static enum adm_err put_bytes(struct adm_req *r, const void *v, size_t n)
     return ADM_OK;
 }
 
+/* The opcodes this PF lists: without any dirty-tracking mode (--dirty-tracking
+ * none) the extension is not there at all. */
+static uint64_t supported(const struct adm_priv *p)
+{
+    return sim_adm_dirty_modes(p->pf->sim) ? SUPPORTED : SUPPORTED & ~DIRTY_OPS;
+}
+
 static enum adm_err list_use(struct std_cmd *c)
 {
     struct adm_req *r = &c->r;
@@ -68,7 +76,7 @@ static enum adm_err list_use(struct std_cmd *c)
     bool extra = false;
     for (size_t i = 8; i < r->data_len; i++)
         extra |= r->data[i] != 0;
-    if ((want & ~SUPPORTED) || extra) {
+    if ((want & ~supported(c->p)) || extra) {
         WHY(r, "LIST_USE asks for unsupported opcodes (0x%llx)", (unsigned long long)want);
         return ADM_EINVAL;
     }
@@ -171,7 +179,7 @@ static enum adm_err dispatch(struct std_cmd *c, const struct sim_adm_cmd_hdr *h)
     uint16_t group = le16toh(h->group_type);
     uint64_t member = le64toh(h->group_member_id);
 
-    if (c->op >= 64 || !(SUPPORTED & OP(c->op))) {
+    if (c->op >= 64 || !(supported(c->p) & OP(c->op))) {
         WHY(r, "unknown opcode 0x%x", c->op);
         return ADM_EUNSUPP;
     }
@@ -181,7 +189,7 @@ static enum adm_err dispatch(struct std_cmd *c, const struct sim_adm_cmd_hdr *h)
         return ADM_EINVAL;
     }
     if (c->op == SIM_ADM_LIST_QUERY) {
-        uint64_t bm = htole64(SUPPORTED);
+        uint64_t bm = htole64(supported(c->p));
         return put_bytes(r, &bm, sizeof(bm));
     }
     if (c->op == SIM_ADM_LIST_USE)

@@ -6,6 +6,7 @@
 
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
+#include "sim/spec/sim_admin_spec.h"
 
 void sim_usage(FILE *f)
 {
@@ -31,6 +32,9 @@ void sim_usage(FILE *f)
 "  --uplink udp:LPORT,HOST:PORT\n"
 "                        exchange frames with another sim over UDP on loopback\n"
 "  --admin-dialect D     both (default), nvidia or virtio: admin commands served\n"
+"  --dirty-tracking M    dirty-page tracking modes the PFs offer: a comma list of\n"
+"                        push and pull, or none (default push,pull); a start in\n"
+"                        another mode is refused as unsupported\n"
 "  --ctl PATH            control socket (default DIR/sim-ctl.sock): one JSON\n"
 "                        request per line, e.g. {\"cmd\":\"counters\",\"bdf\":\"...\"},\n"
 "                        {\"cmd\":\"list\"}, {\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":N},\n"
@@ -80,16 +84,42 @@ static int check_pfs(struct sim_options *o)
     return 0;
 }
 
+/* "push", "pull", "push,pull" (any order, no repeats) or "none" -> the
+ * modes refused (bitmaps only: bytemaps are never offered). */
+static int parse_dirty_modes(const char *arg, unsigned *refused)
+{
+    const unsigned push = 1u << SIM_NV_TRACK_PUSH_BITMAP, pull = 1u << SIM_NV_TRACK_PULL_BITMAP;
+    if (!strcmp(arg, "none")) {
+        *refused = push | pull;
+        return 0;
+    }
+    unsigned offered = 0;
+    const char *p = arg;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        unsigned m = n == 4 && !strncmp(p, "push", 4) ? push : n == 4 && !strncmp(p, "pull", 4) ? pull : 0;
+        if (!m || (offered & m))
+            return -1;
+        offered |= m;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    *refused = (push | pull) & ~offered;
+    return 0;
+}
+
 /* 0: run; 1: exit 0 (help shown); -1: exit 2 (message printed). */
 int sim_parse_options(struct sim_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG };
+    enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG, O_DIRTY };
     static const struct option opts[] = {
         {"root", required_argument, NULL, O_ROOT},     {"pf", required_argument, NULL, O_PF},
         {"vfs", required_argument, NULL, O_VFS},       {"total-vfs", required_argument, NULL, O_TOTAL},
         {"qpairs", required_argument, NULL, O_QPAIRS}, {"mtu", required_argument, NULL, O_MTU},
         {"mac-prefix", required_argument, NULL, O_MAC}, {"uplink", required_argument, NULL, O_UPLINK},
         {"admin-dialect", required_argument, NULL, O_DIALECT}, {"ctl", required_argument, NULL, O_CTL},
+        {"dirty-tracking", required_argument, NULL, O_DIRTY},
         {"log-level", required_argument, NULL, O_LOG}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -156,6 +186,13 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
             o->admin_dialect = optarg;
             break;
         case O_CTL: o->ctl_path = optarg; break;
+        case O_DIRTY:
+            if (parse_dirty_modes(optarg, &o->dirty_refused) < 0) {
+                fprintf(stderr, "vfe-dpu-sim: --dirty-tracking '%s': a comma list of push and pull, or none\n",
+                        optarg);
+                return -1;
+            }
+            break;
         case O_LOG: {
             int lvl = vfe_log_parse_level(optarg);
             if (lvl < 0) {

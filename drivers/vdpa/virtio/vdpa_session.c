@@ -794,6 +794,7 @@ static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_sessio
     s->log_offset = h.log_offset;
     s->log_size = h.log_size;
     s->log_fd = vhost_log_fd(s->dev);
+    vdpa_vf_log_adopt(s->vf, s->log_fd, s->log_offset, s->log_size);   /* pull mode polls on */
     s->op = h.op;
     s->holding = h.holding;
     s->log_wanted = h.log_wanted;

@@ -9,7 +9,9 @@
  *   start    queues programmed through the PF admin queue: freeze, restore the
  *            state (features, rings, indices), run
  *   stop     quiesce, freeze, save: the indices come back from the device
- *   log      device dirty tracking (push) straight into QEMU's log bitmap
+ *   log      device dirty tracking into QEMU's log bitmap: push (the device
+ *            writes the log) or pull (vfe reads the device's bitmap every
+ *            50 ms and ORs it in; a final read when the device stops)
  *
  * Long operations are asynchronous (admin commands); the callback runs once,
  * later, never from inside the call.  Single-threaded on the caller's loop.
@@ -98,6 +100,21 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx);
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
                       void *ctx);
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
+/* Which tracking mode vdpa_vf_log_start uses: auto tries push and, if the
+ * device answers "unsupported", pull.  Read at every log start.
+ * Pull mode maps the log itself (log_fd is only used during the call); a
+ * VF closed while it pulls lets go of the log at once (a report still out
+ * completes into nothing). */
+enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL };
+void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m);
+const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m);
+/* HA: a VF adopted while it tracks in pull mode gets the front-end's log
+ * again (the session's, fd borrowed), marks every page dirty (a report in
+ * flight when the predecessor died was cleared on the device, never merged)
+ * and polls on.  0 (also when there is nothing to do) or -errno. */
+int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size);
+/* "push", "pull", or NULL when the device does not track. */
+const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v);
 
 /* ---- HA (docs/ha.md): the VF survives a daemon restart ----
  * vdpa_vf_set_observer: fn(ctx) runs, synchronously, whenever an operation
@@ -114,7 +131,9 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
  * idempotent on the device: a mode it is in already, a restore on a frozen
  * VF, a save, tracking into the same window) and finish the operation as
  * the original call would: done (start, log) or stopped (stop) runs once,
- * later.  A start needs the same rings as the original call.  -EALREADY:
+ * later.  A start needs the same rings as the original call.  A pull-mode
+ * tracking start is not resumed (-EINVAL: the caller starts tracking again;
+ * the device keeps the bits of a same-range restart).  -EALREADY:
  * nothing was in flight; -EINVAL: cannot be resumed (start it again).
  * vdpa_vf_abandon: forget the VF as a crash would (no device call). */
 #define VDPA_VF_SNAPSHOT_MAX 2048u

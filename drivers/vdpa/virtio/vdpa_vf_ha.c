@@ -21,7 +21,7 @@ struct vf_snap_map {
 struct vf_snap {
     uint8_t head[VFE_HA_BLOB_HEAD];
     uint16_t vf_num, max_pairs, num_queues, nsaved;
-    uint8_t mac[6], state, step, log_active, log_mapped, nmaps, pad;
+    uint8_t mac[6], state, step, log_active, log_mapped, nmaps, log_mode;   /* log_mode 0 in old blobs: push */
     uint64_t dev_features, log_size;
     uint64_t kick_set, call_set;   /* bit q: ring q's eventfd is attached in the device */
     uint32_t resumed;
@@ -63,6 +63,7 @@ int vdpa_vf_export(const struct vdpa_vf *v, void *buf, size_t cap, size_t *len)
     s.log_active = v->log_active;
     s.log_mapped = v->log_mapped;
     s.nmaps = (uint8_t)v->nmaps;
+    s.log_mode = v->log_mode;
     s.dev_features = v->dev_features;
     s.log_size = v->log_size;
     for (unsigned q = 0; q < VDPA_MAX_RINGS; q++) {
@@ -85,7 +86,8 @@ static int check(const struct vf_snap *s, const char *bdf)
         why = "state";
     else if (s->step >= VDPA_STEP_MAX)
         why = "step";
-    else if (s->log_active > 1 || s->log_mapped > 1)
+    else if (s->log_active > 1 || s->log_mapped > 1 ||
+             (s->log_mode && s->log_mode != VFE_MIG_TRACK_PUSH_BITMAP && s->log_mode != VFE_MIG_TRACK_PULL_BITMAP))
         why = "log flags";
     else if (s->nmaps > VDPA_MAX_REGIONS)
         why = "map count";
@@ -184,6 +186,7 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     v->step = s.step;
     v->log_active = s.log_active;
     v->log_mapped = s.log_mapped;
+    v->log_mode = s.log_mode ? s.log_mode : VFE_MIG_TRACK_PUSH_BITMAP;
     v->nsaved = s.nsaved;
     memcpy(v->saved_avail, s.saved_avail, sizeof(v->saved_avail));
     for (unsigned q = 0; q < VDPA_MAX_RINGS; q++) {
@@ -266,6 +269,7 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
+    vdpa_pull_release(v);   /* the timer and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);
     free(v);
 }

@@ -8,12 +8,30 @@
 
 #include "lib/log/vfe_log.h"
 
-/* The dirty log's window in the PF's IOVA space (user: the VF number) goes. */
+static enum vdpa_dirty_mode dirty_pref = VDPA_DIRTY_AUTO;
+
+void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m) { dirty_pref = m; }
+
+const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m)
+{
+    return m == VDPA_DIRTY_PUSH ? "push" : m == VDPA_DIRTY_PULL ? "pull" : "auto";
+}
+
+const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v)
+{
+    if (!v->log_active)
+        return NULL;
+    return v->log_mode == VFE_MIG_TRACK_PULL_BITMAP ? "pull" : "push";
+}
+
+/* The dirty log's window in the PF's IOVA space (user: the VF number) and
+ * the pull mapping of the log go. */
 void vdpa_vf_log_release(struct vdpa_vf *v)
 {
     if (v->log_mapped)
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
     v->log_mapped = false;
+    vdpa_pull_release(v);
 }
 
 void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s)
@@ -154,6 +172,16 @@ void vdpa_vf_build_start_state(struct vdpa_vf *v, uint64_t features, const struc
 
 /* ---- stop: QUIESCED -> FREEZED -> save ---- */
 
+/* The device no longer writes: its last dirty bits are in the log before
+ * the stop completes (the front-end answers GET_VRING_BASE after it). */
+static void stop_drained(struct vdpa_vf *v, int err)
+{
+    if (err)   /* the pages of the failed reports are marked dirty: the stop stands */
+        LOG_E("%s: final dirty report failed (%s): its pages count as dirty", v->t->bdf, strerror(-err));
+    vdpa_pull_run(v);   /* tracking stays on: a VF started again writes again */
+    finish_later(v, v->op_err);
+}
+
 static void stop_saved(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
@@ -166,6 +194,11 @@ static void stop_saved(void *ctx, int err)
         LOG_I("%s: stopped, %u rings saved", v->t->bdf, v->nsaved);
     }
     v->state = VDPA_VF_STOPPED;
+    if (v->log_active && v->log_mode == VFE_MIG_TRACK_PULL_BITMAP && v->pull) {
+        v->op_err = err;
+        vdpa_pull_drain(v, stop_drained);
+        return;
+    }
     finish_later(v, err);
 }
 
@@ -218,17 +251,64 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx)
 
 /* ---- dirty log ---- */
 
+static int pull_submit(struct vdpa_vf *v);
+
 static void log_started(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
+    bool pull = v->log_mode == VFE_MIG_TRACK_PULL_BITMAP;
+    if (err == -EOPNOTSUPP && !pull && dirty_pref == VDPA_DIRTY_AUTO && v->pull) {
+        LOG_I("%s: the device does not push dirty pages: pulling them", v->t->bdf);
+        if (v->log_mapped)
+            vfe_pf_iova_release(v->pf.iova, v->vf_num);
+        v->log_mapped = false;
+        if ((err = pull_submit(v)) == 0)
+            return;
+    }
     v->log_active = err == 0;
     if (err) {
         LOG_E("%s: dirty tracking start failed: %s", v->t->bdf, strerror(-err));
         vdpa_vf_log_release(v);
     } else {
-        LOG_I("%s: device dirty tracking (push) into the front-end's log", v->t->bdf);
+        LOG_I("%s: device dirty tracking (%s) into the front-end's log", v->t->bdf, pull ? "pull" : "push");
+        if (pull)
+            vdpa_pull_run(v);
+        else
+            vdpa_pull_release(v);   /* the device writes the log itself */
     }
     finish_later(v, err);
+}
+
+/* The front-end's log: log_size bytes, bit n = guest page n (4 KiB). */
+static void track_range(struct vfe_mig_dirty_cfg *c, enum vfe_mig_track_mode mode, uint64_t log_size)
+{
+    *c = (struct vfe_mig_dirty_cfg){.mode = mode, .page_size = 4096, .range_addr = 0,
+                                    .range_len = log_size * 8 * 4096};
+}
+
+static int pull_submit(struct vdpa_vf *v)
+{
+    struct vfe_mig_dirty_cfg c;
+    track_range(&c, VFE_MIG_TRACK_PULL_BITMAP, v->log_size);
+    v->log_mode = VFE_MIG_TRACK_PULL_BITMAP;
+    vdpa_vf_step(v, VDPA_STEP_LOG_PULL_START);
+    return vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
+}
+
+/* The PF writes the log: it goes in a window of the PF's IOVA space, whole pages. */
+static int push_window(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, uint64_t *iova)
+{
+    int rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, iova);
+    if (rc == 0) {
+        rc = vfe_pf_iova_map(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
+        if (rc < 0)
+            vfe_pf_iova_release(v->pf.iova, v->vf_num);
+    }
+    if (rc < 0)
+        LOG_E("%s: mapping the dirty log for the PF: %s", v->t->bdf, strerror(-rc));
+    else
+        v->log_mapped = true;
+    return rc;
 }
 
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
@@ -239,23 +319,28 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
     if (log_size == 0 || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull || v->vf_num == VFE_PF_IOVA_ADMIN)
         return -EINVAL;
     vdpa_vf_log_release(v);
-    /* the PF writes the log: it goes in a window of the PF's IOVA space, whole pages */
-    uint64_t iova;
-    int rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, &iova);
-    if (rc == 0) {
-        rc = vfe_pf_iova_map(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
-        if (rc < 0)
-            vfe_pf_iova_release(v->pf.iova, v->vf_num);
+    enum vdpa_dirty_mode pref = dirty_pref;
+    uint64_t iova = 0;
+    int rc = 0;
+    if (pref != VDPA_DIRTY_PUSH && (rc = vdpa_pull_map(v, log_fd, log_offset, log_size)) < 0) {
+        LOG_E("%s: mapping the dirty log for pulling: %s", v->t->bdf, strerror(-rc));
+        if (pref == VDPA_DIRTY_PULL)
+            return rc;
+        rc = 0;   /* auto: push may still work */
     }
-    if (rc < 0) {
-        LOG_E("%s: mapping the dirty log for the PF: %s", v->t->bdf, strerror(-rc));
+    if (pref != VDPA_DIRTY_PULL && (rc = push_window(v, log_fd, log_offset, log_size, &iova)) < 0) {
+        vdpa_vf_log_release(v);
         return rc;
     }
-    v->log_mapped = true;
     v->log_size = log_size;
     v->done_cb = cb;
     v->op_ctx = ctx;
-    rc = vdpa_vf_log_submit(v, iova, log_size);
+    rc = pref == VDPA_DIRTY_PULL ? pull_submit(v) : vdpa_vf_log_submit(v, iova, log_size);
+    if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull) {   /* refused before it was sent */
+        vfe_pf_iova_release(v->pf.iova, v->vf_num);
+        v->log_mapped = false;
+        rc = pull_submit(v);
+    }
     if (rc < 0) {
         v->done_cb = NULL;
         v->step = VDPA_STEP_NONE;
@@ -266,12 +351,13 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
 
 int vdpa_vf_log_submit(struct vdpa_vf *v, uint64_t iova, uint64_t log_size)
 {
-    struct vfe_mig_dirty_cfg c = {.mode = VFE_MIG_TRACK_PUSH_BITMAP, .page_size = 4096, .range_addr = 0,
-                                  .range_len = log_size * 8 * 4096};
+    struct vfe_mig_dirty_cfg c;
+    track_range(&c, VFE_MIG_TRACK_PUSH_BITMAP, log_size);
     for (uint64_t off = 0; off < log_size; off += 0x80000000ull) {
         uint64_t len = log_size - off < 0x80000000ull ? log_size - off : 0x80000000ull;
         c.sges[c.nsges++] = (struct vfe_mig_sge){iova + off, (uint32_t)len};
     }
+    v->log_mode = VFE_MIG_TRACK_PUSH_BITMAP;
     vdpa_vf_step(v, VDPA_STEP_LOG_START);
     return vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
 }
@@ -284,6 +370,27 @@ void vdpa_vf_log_stopped(void *ctx, int err)
     finish_later(v, err);
 }
 
+static int log_stop_submit(struct vdpa_vf *v)
+{
+    vdpa_vf_step(v, VDPA_STEP_LOG_STOP);
+    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, vdpa_vf_log_stopped, v);
+    if (rc < 0) {
+        v->done_cb = NULL;
+        v->step = VDPA_STEP_NONE;
+    }
+    return rc;
+}
+
+static void log_drained(struct vdpa_vf *v, int err)
+{
+    if (err)
+        LOG_E("%s: final dirty report before the stop failed: %s", v->t->bdf, strerror(-err));
+    vdpa_vf_step(v, VDPA_STEP_LOG_STOP);
+    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, vdpa_vf_log_stopped, v);
+    if (rc < 0)
+        vdpa_vf_log_stopped(v, rc);   /* we are in an admin callback: the caller hears later */
+}
+
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
 {
     if (busy(v))
@@ -294,11 +401,10 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
         vdpa_vf_log_stopped(v, 0);
         return 0;
     }
-    vdpa_vf_step(v, VDPA_STEP_LOG_STOP);
-    int rc = vfe_mig_dirty_stop(v->pf.mig, v->vf_num, vdpa_vf_log_stopped, v);
-    if (rc < 0) {
-        v->done_cb = NULL;
-        v->step = VDPA_STEP_NONE;
+    if (v->log_mode == VFE_MIG_TRACK_PULL_BITMAP && v->pull) {   /* the bits since the last pass first */
+        vdpa_vf_step(v, VDPA_STEP_LOG_STOP);   /* a successor stops tracking (its take-over marked all dirty) */
+        vdpa_pull_drain(v, log_drained);
+        return 0;
     }
-    return rc;
+    return log_stop_submit(v);
 }

@@ -19,7 +19,33 @@ struct vdpa_map {
 enum vdpa_step {
     VDPA_STEP_NONE, VDPA_STEP_START_FREEZE, VDPA_STEP_START_RESTORE, VDPA_STEP_START_RUN,
     VDPA_STEP_STOP_QUIESCE, VDPA_STEP_STOP_FREEZE, VDPA_STEP_STOP_SAVE, VDPA_STEP_LOG_START, VDPA_STEP_LOG_STOP,
+    VDPA_STEP_LOG_PULL_START,  /* not resumed: the log is not mapped in a successor, tracking starts again */
     VDPA_STEP_MAX
+};
+
+/* Pull mode (vdpa_vf_pull.c): the device keeps the bitmap; a timer reads it
+ * in chunks, one report in flight at a time, and ORs it into the front-end's
+ * log.  Owned by the VF (v->pull), with the mapping of the log (mmap of the
+ * caller's log fd).  Released with a report in flight (the VF closes while
+ * tracking), it is orphaned (v NULL) and freed by that report's callback. */
+#define VDPA_PULL_CHUNK 16384u   /* bitmap bytes per report: 512 MiB of guest memory */
+#define VDPA_PULL_PERIOD 0.05    /* seconds between passes */
+struct vdpa_pull {
+    struct vdpa_vf *v;         /* NULL: orphaned, the report in flight frees it */
+    uint8_t *map;
+    size_t map_len;
+    uint8_t *log;              /* the log's first byte inside map */
+    uint64_t size;             /* log bytes */
+    uint32_t next;             /* byte offset of the next report in the pass */
+    bool in_flight;            /* a report is at the device (its callback holds the VF) */
+    bool in_pass;
+    bool final_wanted;         /* a final pass starts when the current one ends */
+    bool final_pass;           /* this pass is the final one */
+    int final_err;
+    void (*drained)(struct vdpa_vf *v, int err);   /* runs when the final pass ends */
+    ev_timer tick;
+    uint64_t passes, reports, errors;
+    uint8_t buf[VDPA_PULL_CHUNK];
 };
 
 struct vdpa_vf {
@@ -52,6 +78,11 @@ struct vdpa_vf {
     bool log_mapped, log_active;
     uint64_t log_size;
 
+    uint8_t log_mode;          /* VFE_MIG_TRACK_PUSH_BITMAP or _PULL_BITMAP while log_active */
+    int log_fd;                /* borrowed from the caller for the log start only */
+    uint64_t log_offset;
+    struct vdpa_pull *pull;    /* pull mode's state while the log is mapped for it, else NULL */
+
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);
     void *observer_ctx;
@@ -71,5 +102,19 @@ void vdpa_vf_stop_frozen(void *ctx, int err);
 int vdpa_vf_log_submit(struct vdpa_vf *v, uint64_t iova, uint64_t log_size);
 void vdpa_vf_log_stopped(void *ctx, int err);
 void vdpa_vf_log_release(struct vdpa_vf *v);
+
+/* vdpa_vf_pull.c */
+/* Map the front-end's log (fd borrowed, offset any) for merging.  0 / -errno. */
+int vdpa_pull_map(struct vdpa_vf *v, int fd, uint64_t offset, uint64_t size);
+/* Stop the timer and unmap (nothing may be in flight: after a drain). */
+void vdpa_pull_release(struct vdpa_vf *v);
+/* Tracking runs: passes every VDPA_PULL_PERIOD. */
+void vdpa_pull_run(struct vdpa_vf *v);
+/* Stop the timer; read the whole bitmap once more (after the device stopped
+ * writing or the caller asks), then done(v, err), from an admin callback. */
+void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err));
+/* OR n bytes of src into dst, 64-bit atomically where aligned, never
+ * clearing a bit: the front-end and other VFs write the same log. */
+void vdpa_pull_merge(uint8_t *dst, const uint8_t *src, size_t n);
 
 #endif

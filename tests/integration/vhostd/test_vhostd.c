@@ -214,9 +214,9 @@ static void test_dirty_log(void)
     CHECK(vfe_fe_log_start(a) == 0, "SET_LOG_BASE + LOG_ALL");
     long end = check_now_ms() + 3000;
     while (check_now_ms() < end &&
-           !(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "true")))
+           !(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "push")))
         usleep(10000);
-    CHECK(strstr(out, "dirty_tracking       true") != NULL, "dirty tracking not on: %s", out);
+    CHECK(strstr(out, "dirty_tracking       push") != NULL, "dirty tracking not on: %s", out);
     log = calloc(1, 1 << 20);
     vfe_fe_log_take(a, log, 1 << 20);   /* start from a clean log */
     unsigned n = 40;

@@ -1,5 +1,6 @@
 /* nvidia dialect of the sim's admin queue: migration states, state
  * save/restore, dirty-page tracking. */
+#include <endian.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -360,6 +361,40 @@ static void test_dirty_push(void **state)
     assert_int_equal(VF[1]->dirty.nsges, 0);
 }
 
+/* --dirty-tracking: a mode not offered is refused as unsupported, and
+ * DIRTY_IDENTITY says which modes are */
+static void test_dirty_modes_offered(void **state)
+{
+    uint64_t bm = pf_alloc(4096);
+    struct vfe_nv_sge one = { .addr = bm, .len = 4096 };
+    uint8_t st, *r;
+    uint32_t modes;
+    const unsigned push = 1u << VFE_NV_TRACK_PUSH_BITMAP, pull = 1u << VFE_NV_TRACK_PULL_BITMAP;
+
+    assert_int_equal(nv_exec(VFE_NV_CLASS_DIRTY, VFE_NV_DIRTY_IDENTITY, NULL, 0, 8, &st, &r), 4);
+    memcpy(&modes, r, 4);
+    assert_int_equal(le32toh(modes), push | pull);
+
+    S.opt.dirty_refused = push;   /* --dirty-tracking pull */
+    assert_int_equal(nv_exec(VFE_NV_CLASS_DIRTY, VFE_NV_DIRTY_IDENTITY, NULL, 0, 8, &st, &r), 4);
+    memcpy(&modes, r, 4);
+    assert_int_equal(le32toh(modes), pull);
+    assert_int_equal(start(1, VFE_NV_TRACK_PUSH_BITMAP, 4096, 0, 1ull << 20, &one, 1), VFE_NV_ST_EUNSUPP | NR);
+    assert_int_equal(VF[1]->dirty.mode, 0);
+    assert_int_equal(start(1, VFE_NV_TRACK_PULL_BITMAP, 4096, 0, 1ull << 20, NULL, 0), VFE_NV_ST_OK);
+
+    S.opt.dirty_refused = pull;   /* --dirty-tracking push */
+    assert_int_equal(start(2, VFE_NV_TRACK_PULL_BITMAP, 4096, 0, 1ull << 20, NULL, 0), VFE_NV_ST_EUNSUPP | NR);
+    assert_int_equal(start(2, VFE_NV_TRACK_PUSH_BITMAP, 4096, 0, 1ull << 20, &one, 1), VFE_NV_ST_OK);
+
+    S.opt.dirty_refused = push | pull;   /* --dirty-tracking none */
+    assert_int_equal(nv_exec(VFE_NV_CLASS_DIRTY, VFE_NV_DIRTY_IDENTITY, NULL, 0, 8, &st, &r), 4);
+    memcpy(&modes, r, 4);
+    assert_int_equal(modes, 0);
+    assert_int_equal(start(3, VFE_NV_TRACK_PUSH_BITMAP, 4096, 0, 1ull << 20, &one, 1), VFE_NV_ST_EUNSUPP | NR);
+    S.opt.dirty_refused = 0;
+}
+
 static long report(unsigned vf, uint32_t off, size_t room, uint8_t *st, uint8_t **r)
 {
     struct vfe_nv_report rep = { .vdev_id = (uint16_t)vf, .offset = off };
@@ -449,6 +484,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restore_rejects, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_dirty_push, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_dirty_pull_report, adm_setup, adm_teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_modes_offered, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_and_short, adm_setup, adm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

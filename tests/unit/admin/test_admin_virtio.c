@@ -262,6 +262,43 @@ static void test_virtio_dirty(void **state)
     expect(VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_FIELD);
 }
 
+/* --dirty-tracking: none hides the dirty opcodes from LIST_QUERY (and
+ * refuses them); one mode lists them and refuses the other mode's START */
+static void test_virtio_dirty_modes(void **state)
+{
+    const unsigned push = 1u << VFE_NV_TRACK_PUSH_BITMAP, pull = 1u << VFE_NV_TRACK_PULL_BITMAP;
+    const uint64_t dirty_ops = (1ull << 0x30) | (1ull << 0x31) | (1ull << 0x32);
+    struct vfe_nv_start_track t = { .track_mode = VFE_NV_TRACK_PULL_BITMAP, .vdev_host_page_size = 4096,
+                                    .range_addr = 0, .range_length = 64 * 4096 };
+    uint8_t *r;
+    uint64_t bm;
+
+    S.opt.dirty_refused = push | pull;
+    assert_int_equal(cmd(VFE_ADM_LIST_QUERY, 0, NULL, 0, 64, &r), 8);
+    memcpy(&bm, r, 8);
+    assert_int_equal(bm & dirty_ops, 0);
+    assert_true(bm & (1ull << VFE_ADM_DEV_MODE_SET));
+    cmd(VFE_ADM_DIRTY_START, 2, &t, sizeof(t), 0, NULL);
+    expect(VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_OPCODE);
+    assert_int_equal(VF[2]->dirty.mode, 0);
+    bm = dirty_ops;
+    cmd(VFE_ADM_LIST_USE, 0, &bm, 8, 0, NULL);
+    expect(VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_FIELD);
+
+    S.opt.dirty_refused = push;   /* pull only */
+    assert_int_equal(cmd(VFE_ADM_LIST_QUERY, 0, NULL, 0, 64, &r), 8);
+    memcpy(&bm, r, 8);
+    assert_int_equal(bm & dirty_ops, dirty_ops);
+    t.track_mode = VFE_NV_TRACK_PUSH_BITMAP;
+    cmd(VFE_ADM_DIRTY_START, 2, &t, sizeof(t), 0, NULL);
+    expect(VFE_ADM_ST_EINVAL, VFE_ADM_SQ_INVALID_OPCODE);
+    t.track_mode = VFE_NV_TRACK_PULL_BITMAP;
+    assert_int_equal(cmd(VFE_ADM_DIRTY_START, 2, &t, sizeof(t), 0, NULL), 0);
+    expect(VFE_ADM_ST_OK, VFE_ADM_SQ_OK);
+    assert_int_equal(VF[2]->dirty.mode, 3);
+    S.opt.dirty_refused = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parts_roundtrip, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_member_errors, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_virtio_dirty, adm_setup, adm_teardown),
+        cmocka_unit_test_setup_teardown(test_virtio_dirty_modes, adm_setup, adm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
