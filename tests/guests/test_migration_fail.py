@@ -434,11 +434,15 @@ def s_ping_pong(env, work, kernel, initrd):
             nxt.start()
             qs, qd = Qmp(cur.qmp_path), Qmp(nxt.qmp_path)
             bg_ping(cur)
+            rx0 = env.sim_fn(vfs[i % 2])["rx_packets"]
             start_migration(qs, port, 1 << 30)
             mig, bad = finish_and_compare("ping-pong %d" % (i + 1), cur, nxt, qs, qd)
+            rx = env.sim_fn(vfs[i % 2])["rx_packets"] - rx0
             note("ping-pong-%d" % (i + 1), mig, bad)
             if bad:
                 raise GuestError("ping-pong %d: %d guest pages differ" % (i + 1, len(bad)))
+            if rx < 500:
+                raise GuestError("ping-pong %d: only %d frames reached the guest during the migration" % (i + 1, rx))
             qd.call("cont")
             tm.ping(nxt)
             qs.close()
