@@ -19,8 +19,12 @@ scenario boots its own guest(s) and prints one result line:
               with 0 differing pages (device writes of the gap are in the log);
   dst-daemon: vfe-vhostd killed once the destination holds the migrated state
               (paused, before 'cont'), restarted: the destination's rings start
-              on the daemon that took over and the guest pings.  (One daemon
-              serves both sides here: a kill mid-migration is src-daemon.)
+              on the daemon that took over and the guest pings (one daemon
+              serves both sides here);
+  dst-host-daemon: the destination on a second host (its own sim, HA process
+              and vfe-vhostd): that daemon killed while the migration is
+              active and again with the destination paused; 0 differing pages,
+              the guest pings through the second host;
   two-nics:   a guest with two NICs on two VFs of one VM id (one DMA domain),
               both flooded, migrated to two VFs of another VM id: 0 differing
               pages, both NICs of the destination receive;
@@ -48,7 +52,7 @@ RAM = 256 << 20
 MAC2 = "52:54:00:00:01:3a"
 SLOW_BW = 24 << 20        # bytes/s: a migration that stays 'active' for ~10 s
 PINGPONG = int(os.environ.get("VFE_MFAIL_PINGPONG", "10"))
-ALL = ["cancel", "dst-kill", "src-daemon", "dst-daemon", "two-nics", "mq", "ping-pong"]
+ALL = ["cancel", "dst-kill", "src-daemon", "dst-daemon", "dst-host-daemon", "two-nics", "mq", "ping-pong"]
 results = []              # (scenario, downtime ms, differing pages)
 
 
@@ -59,11 +63,12 @@ def note(name, mig, bad):
 class Env:
     """The sim with an uplink, the HA process, vfe-vhostd --ha (killed and restarted by some scenarios)."""
 
-    def __init__(self, work):
-        self.work = work
-        self.root = os.path.join(work, "root")
-        self.rpc = os.path.join(work, "vhostd.sock")
-        self.ha_sock = os.path.join(work, "ha.sock")
+    def __init__(self, work, tag=""):
+        """tag: a prefix of every file name, for a second stack (another host) in the same work dir."""
+        self.work, self.tag = work, tag
+        self.root = os.path.join(work, tag + "root")
+        self.rpc = os.path.join(work, tag + "vhostd.sock")
+        self.ha_sock = os.path.join(work, tag + "ha.sock")
         self.starts = 0
         self.vhostd = None
         self.provisioned = 0
@@ -72,16 +77,16 @@ class Env:
         self.sim_port = tm.free_port(socket.SOCK_DGRAM)
         self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(VFS)), "--uplink",
                           "udp:%d,127.0.0.1:%d" % (self.sim_port, self.peer_sock.getsockname()[1])],
-                         os.path.join(work, "sim.log"))
+                         os.path.join(work, tag + "sim.log"))
         wait_file(os.path.join(self.root, "ready"))
-        ha_log = os.path.join(work, "ha.log")
+        ha_log = os.path.join(work, tag + "ha.log")
         self.ha = spawn([VHOSTD_HA, "--socket", self.ha_sock, "--log-level", "info"], ha_log)
         wait_log(ha_log, "ready: ", 10)
         self.start_daemon()
         mgmt(self.rpc, "mgmtpf", "-a", PF)
         self.socks = {}
         for i, vf in enumerate(VFS):
-            self.socks[vf] = os.path.join(work, "vf%d.sock" % (i + 1))
+            self.socks[vf] = os.path.join(work, "%svf%d.sock" % (tag, i + 1))
         # VF1/VF2: a guest's two NICs on the source side, VF3/VF4 on the destination side
         for vf, vm in zip(VFS, ("vm-a", "vm-a", "vm-b", "vm-b")):
             mgmt(self.rpc, "vf", "-a", vf, "-v", self.socks[vf], "-u", vm)
@@ -91,9 +96,9 @@ class Env:
 
     def start_daemon(self):
         self.starts += 1
-        self.log_path = os.path.join(self.work, "vhostd-%d.log" % self.starts)
+        self.log_path = os.path.join(self.work, "%svhostd-%d.log" % (self.tag, self.starts))
         self.vhostd = spawn([VHOSTD, "--no-state", "--pci-root", self.root, "--rpc", self.rpc, "--iface",
-                             os.path.join(self.work, "vf-"), "--ha", self.ha_sock, "--log-level", "debug"],
+                             os.path.join(self.work, self.tag + "vf-"), "--ha", self.ha_sock, "--log-level", "debug"],
                             self.log_path)
         wait_log(self.log_path, "ready: RPC", 15)
 
@@ -113,7 +118,7 @@ class Env:
 
     def flood(self, mac):
         return spawn([sys.executable, "-c", tm.FLOOD, str(self.peer_sock.fileno()), str(self.sim_port),
-                      mac.replace(":", ""), str(tm.FLOOD_RATE)], os.path.join(self.work, "flood.log"),
+                      mac.replace(":", ""), str(tm.FLOOD_RATE)], os.path.join(self.work, self.tag + "flood.log"),
                      pass_fds=[self.peer_sock.fileno()])
 
     def sim_fn(self, bdf):
@@ -132,6 +137,11 @@ class Env:
         stop(self.ha)
         stop(self.sim)
         self.peer_sock.close()
+
+    def exit_codes(self):
+        codes = {"sim": self.sim.returncode, "ha": self.ha.returncode, "vhostd": self.vhostd.returncode}
+        if any(codes.values()):
+            raise GuestError("%sexit status: %s" % (self.tag, json.dumps(codes)))
 
 
 def poll(what, cond, timeout=20, interval=0.1):
@@ -360,6 +370,60 @@ def s_daemon_kill(env, work, kernel, initrd, side):
         close_all(flood, qs, qd, src, dst)
 
 
+def s_dst_host_daemon(env, work, kernel, initrd):
+    """Two hosts: the destination QEMU on a second sim and vfe-vhostd; that
+    daemon is killed and restarted while the migration is active (the source
+    logging), and once more with the destination paused on the migrated state."""
+    name = "dst-host-daemon"
+    env2 = Env(work, "b-")
+    vs, vd = VFS[0], VFS[0]
+    port = tm.free_port()
+    src = guest(env, name + "-src", vs, work, kernel, initrd)
+    dst = guest(env2, name + "-dst", vd, work, kernel, initrd, incoming="tcp:127.0.0.1:%d" % port)
+    qs = qd = flood = None
+    try:
+        src.boot(120, log)
+        tm.ping(src)
+        qs = Qmp(src.qmp_path)
+        dst.start()
+        qd = Qmp(dst.qmp_path)
+        poll("%s: destination connected" % name, lambda: vf_stats(env2.rpc, vd)["vhost_user"] == "connected")
+        flood = env.flood(tm.GUEST_MAC)
+        bg_ping(src)
+        start = os.path.getsize(env.log_path)
+        rx0 = env.sim_fn(vs)["rx_packets"]
+        start_migration(qs, port, SLOW_BW)
+        tracking_on(env, vs, start)
+        time.sleep(1)
+        status = qs.call("query-migrate")["status"]
+        took = env2.kill_restart(name)
+        log("%s: destination daemon killed mid-migration (QEMU: %s), took over in %.0f ms" % (name, status, took))
+        if status != "active":
+            raise GuestError("%s: the migration was %s, not active, at the kill" % (name, status))
+        qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+        mig, bad = finish_and_compare(name, src, dst, qs, qd)
+        rx = env.sim_fn(vs)["rx_packets"] - rx0
+        note(name, mig, bad)
+        if bad:
+            raise GuestError("%s: %d guest pages differ" % (name, len(bad)))
+        if rx < 1000:
+            raise GuestError("%s: only %d frames reached the guest during the migration" % (name, rx))
+        took = env2.kill_restart(name + " (paused)")
+        log("%s: destination daemon killed again with the destination paused, took over in %.0f ms" % (name, took))
+        stop(flood)
+        flood = None
+        qd.call("cont")
+        tm.ping(dst)
+        rings = vf_stats(env2.rpc, vd)["rings_running"]
+        if not rings:
+            raise GuestError("%s: the destination VF runs no rings after cont" % name)
+        log("%s: the migrated guest pings through the second host's %s (%d rings running)" % (name, vd, rings))
+    finally:
+        close_all(flood, qs, qd, src, dst)
+        env2.stop()
+    env2.exit_codes()
+
+
 def nic_rx(g, dev):
     rc, out = g.run("cat /sys/class/net/%s/statistics/rx_packets" % dev)
     if rc:
@@ -465,6 +529,7 @@ def body(work, kernel, initrd):
         for name, fn in (("cancel", s_cancel), ("dst-kill", s_dst_kill),
                          ("src-daemon", lambda *a: s_daemon_kill(*a, side="src")),
                          ("dst-daemon", lambda *a: s_daemon_kill(*a, side="dst")),
+                         ("dst-host-daemon", s_dst_host_daemon),
                          ("two-nics", s_two_nics), ("ping-pong", s_ping_pong)):
             if name in only:
                 t0 = time.time()
@@ -479,9 +544,7 @@ def body(work, kernel, initrd):
         results.append(("mq", None, []))
     log("SUMMARY: " + "; ".join("%s downtime %s ms, %d differing pages" % (n, d if d is not None else "-", len(b))
                                 for n, d, b in results))
-    codes = {"sim": env.sim.returncode, "ha": env.ha.returncode, "vhostd": env.vhostd.returncode}
-    if any(codes.values()):
-        raise GuestError("exit status: %s" % json.dumps(codes))
+    env.exit_codes()
 
 
 def main():
