@@ -52,7 +52,7 @@ PF = "0000:3b:00.0"
 VFS = ["0000:3b:00.%d" % i for i in range(1, 5)]
 RAM = 256 << 20
 MAC2 = "52:54:00:00:01:3a"
-SLOW_BW = 24 << 20        # bytes/s: a migration that stays 'active' for ~10 s
+SLOW_BW = 8 << 20         # bytes/s: a migration that stays 'active' for several seconds (zero pages are cheap)
 PINGPONG = int(os.environ.get("VFE_MFAIL_PINGPONG", "10"))
 ALL = ["cancel", "dst-kill", "src-daemon", "dst-daemon", "dst-host-daemon", "two-nics", "mq", "ping-pong"]
 results = []              # (scenario, downtime ms, differing pages)
@@ -245,7 +245,8 @@ def s_cancel(env, work, kernel, initrd):
         poll("stats of %s: dirty_tracking true" % vs, lambda: vf_stats(env.rpc, vs)["dirty_tracking"])
         during = env.sim_fn(PF)["dma_maps"]
         time.sleep(1)
-        status = qs.call("query-migrate")["status"]
+        st = qs.call("query-migrate")
+        status, sent = st["status"], st.get("ram", {}).get("transferred", 0)
         if status != "active":
             raise GuestError("cancel: the migration is %s, not active, before the cancel" % status)
         qs.call("migrate_cancel")
@@ -271,9 +272,9 @@ def s_cancel(env, work, kernel, initrd):
         stop(flood)
         flood = None
         tm.ping(src)
-        log("cancel: source runs and pings; dirty tracking off, sim dirty mode 0, PF DMA windows %d -> %d -> %d, "
-            "%d frames received in 2 s after the cancel" % (pf_maps0, during, env.sim_fn(PF)["dma_maps"],
-                                                            c["rx_packets"] - rx0))
+        log("cancel: cancelled after %d KiB sent; source runs and pings; dirty tracking off, sim dirty mode 0, "
+            "PF DMA windows %d -> %d -> %d, %d frames received in 2 s after the cancel"
+            % (sent >> 10, pf_maps0, during, env.sim_fn(PF)["dma_maps"], c["rx_packets"] - rx0))
         note("cancel", None, [])
     finally:
         close_all(flood, qs, qd, src, dst)
@@ -298,6 +299,9 @@ def s_dst_kill(env, work, kernel, initrd):
         start_migration(qs, port, SLOW_BW)
         tracking_on(env, vs, start)
         time.sleep(1)
+        status = qs.call("query-migrate")["status"]
+        if status != "active":
+            raise GuestError("dst-kill: the migration is %s, not active, before the kill" % status)
         qd.close()
         qd = None
         dst.kill()
@@ -354,6 +358,8 @@ def s_daemon_kill(env, work, kernel, initrd, side):
             status = qs.call("query-migrate")["status"]
             took = env.kill_restart(name)
             log("%s: daemon killed with tracking on (QEMU: %s), took over in %.0f ms" % (name, status, took))
+            if status != "active":
+                raise GuestError("%s: the migration was %s, not active, at the kill" % (name, status))
             if not vf_stats(env.rpc, vs)["dirty_tracking"]:
                 raise GuestError("%s: the daemon that took over says dirty_tracking false" % name)
             qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
