@@ -42,6 +42,7 @@ import socket
 import sys
 import time
 
+sys.dont_write_bytecode = True   # importing test_migration leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, Qmp, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
 from vfe_harness import (run_test, SIM, VHOSTD, VHOSTD_HA, kill9, log, mgmt, sim_ctl, spawn, stop,  # noqa: E402
