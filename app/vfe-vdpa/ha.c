@@ -224,7 +224,7 @@ void vhostd_ha_put_pf(struct vhostd_ha *h, struct vhostd_pf *pf)
         h->deposit_failures++;
         return;
     }
-    pf->ha_record_hash = vhostd_pf_iova_hash(pf);
+    pf->ha_iova_changes = vfe_pf_iova_changes(pf->iova);
     put_record(h, "pf", pf->bdf, len, fds, n, t0);
 }
 
@@ -232,7 +232,7 @@ void vhostd_ha_put_pf(struct vhostd_ha *h, struct vhostd_pf *pf)
  * a VF's dirty log lives there).  0, or -errno (-ENOTCONN: nothing to keep). */
 static int export_vf(struct vhostd_ha *h, struct vhostd_vf *vf, size_t *len, int *fds, unsigned *nfds)
 {
-    if (vf->pf && vf->pf->ha_record_hash != vhostd_pf_iova_hash(vf->pf))
+    if (vf->pf && vf->pf->ha_iova_changes != vfe_pf_iova_changes(vf->pf->iova))
         vhostd_ha_put_pf(h, vf->pf);
     int rc = vhostd_vf_export(vf, record_buf, sizeof(record_buf), len, fds, VFE_HA_MAX_RECORD_FDS, nfds);
     if (rc < 0 && rc != -ENOTCONN) {

@@ -84,23 +84,32 @@ static void reset_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
         finish(pf, rc);
 }
 
-struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
-                                 void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err)
+/* A PF struct with its timers set up, nothing opened yet. */
+static struct vhostd_pf *pf_new(struct ev_loop *loop, const char *bdf, enum vhostd_pf_state state)
 {
     struct vhostd_pf *pf = calloc(1, sizeof(*pf));
-    if (!pf) {
-        *err = -ENOMEM;
+    if (!pf)
         return NULL;
-    }
     snprintf(pf->bdf, sizeof(pf->bdf), "%s", bdf);
     pf->loop = loop;
-    pf->ready_cb = cb;
-    pf->ready_ctx = ctx;
-    pf->state = PF_STARTING;
+    pf->state = state;
     ev_timer_init(&pf->reset_poll, reset_poll_cb, 0.001, 0.001);
     pf->reset_poll.data = pf;
     ev_timer_init(&pf->report, report_cb, 0., 0.);
     pf->report.data = pf;
+    return pf;
+}
+
+struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
+                                 void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err)
+{
+    struct vhostd_pf *pf = pf_new(loop, bdf, PF_STARTING);
+    if (!pf) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pf->ready_cb = cb;
+    pf->ready_ctx = ctx;
     int rc = pci_pf_vfs(root, bdf, pf->vfs, VHOSTD_MAX_VFS);
     if (rc >= 0) {
         pf->num_vfs = rc;
@@ -204,7 +213,7 @@ static void close_fds(const int *fds, unsigned n)
 struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
                                   unsigned nfds, char *msg, size_t len, int *err)
 {
-    struct vhostd_pf *pf = calloc(1, sizeof(*pf));
+    struct vhostd_pf *pf = pf_new(loop, r->bdf, PF_READY);
     if (!pf || r->kind != HA_REC_PF || r->nsec != 4 || r->sec[2].nfds != 1 || r->sec[1].nfds || r->sec[3].nfds ||
         r->sec[2].len > sizeof(pf->admin_blob)) {
         free(pf);
@@ -213,14 +222,7 @@ struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const 
         *err = -EINVAL;
         return NULL;
     }
-    snprintf(pf->bdf, sizeof(pf->bdf), "%s", r->bdf);
-    pf->loop = loop;
-    pf->state = PF_READY;
     pf->adopted = true;
-    ev_timer_init(&pf->reset_poll, reset_poll_cb, 0.001, 0.001);
-    pf->reset_poll.data = pf;
-    ev_timer_init(&pf->report, report_cb, 0., 0.);
-    pf->report.data = pf;
     const char *step = "PCI tree";
     unsigned tn = r->sec[0].nfds;
     int memfd = fds[tn];
@@ -265,18 +267,6 @@ struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const 
           vfe_mig_dialect_name(pf->mig.dialect));
     *err = 0;
     return pf;
-}
-
-uint64_t vhostd_pf_iova_hash(const struct vhostd_pf *pf)
-{
-    uint8_t b[4096];
-    size_t n = 0;
-    if (!pf->iova || vfe_pf_iova_export(pf->iova, b, sizeof(b), &n) < 0)
-        return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
 }
 
 void vhostd_pf_abandon(struct vhostd_pf *pf)

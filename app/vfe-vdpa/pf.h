@@ -29,7 +29,7 @@ struct vhostd_pf {
     uint8_t admin_blob[512];         /* HA: the admin queue as exported right after it opened */
     size_t admin_blob_len;
     bool adopted;                    /* taken over from a predecessor (HA) */
-    uint64_t ha_record_hash;         /* HA: of the IOVA space as last deposited */
+    uint64_t ha_iova_changes;        /* HA: vfe_pf_iova_changes() when the PF was last deposited */
 };
 
 /* Open the PF under root and bring its admin queue up; cb runs once, later and
@@ -49,8 +49,6 @@ int vhostd_pf_export(struct vhostd_pf *pf, uint8_t *buf, size_t cap, size_t *len
                      unsigned *nfds);
 struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
                                   unsigned nfds, char *msg, size_t len, int *err);
-/* A hash of the PF's IOVA windows (they change with its VFs' dirty logs). */
-uint64_t vhostd_pf_iova_hash(const struct vhostd_pf *pf);
 /* Forget the PF as a crash would (no device call; tests, hand-over). */
 void vhostd_pf_abandon(struct vhostd_pf *pf);
 

@@ -22,6 +22,7 @@ struct vfe_pf_iova {
     uint64_t base, end;
     struct pf_window *win;   /* sorted by iova */
     unsigned nwin;
+    uint64_t changes;        /* windows added, mapped or removed */
 };
 
 struct vfe_pf_iova *vfe_pf_iova_create(struct vfe_transport *t)
@@ -123,6 +124,7 @@ int vfe_pf_iova_alloc(struct vfe_pf_iova *s, unsigned user, uint64_t len, uint64
     memmove(&win[pos + 1], &win[pos], (s->nwin - pos) * sizeof(*win));
     win[pos] = (struct pf_window){.iova = at, .len = len, .user = (int)user};
     s->nwin++;
+    s->changes++;
     *iova = at;
     return 0;
 }
@@ -141,6 +143,7 @@ int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offse
         return rc;
     }
     w->mapped = true;
+    s->changes++;
     return 0;
 }
 
@@ -150,6 +153,7 @@ int vfe_pf_iova_release(struct vfe_pf_iova *s, unsigned user)
     if (!w)
         return -ENOENT;
     int rc = w->mapped ? unmap_window(s, w) : 0;
+    s->changes++;
     if (rc < 0) {
         w->user = NO_USER;
         return rc;
@@ -175,6 +179,7 @@ int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iov
 }
 
 unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s) { return s ? s->nwin : 0; }
+uint64_t vfe_pf_iova_changes(const struct vfe_pf_iova *s) { return s ? s->changes : 0; }
 
 /* Blob, host byte order: a head, then nwin windows sorted by iova. */
 struct pf_blob_head {

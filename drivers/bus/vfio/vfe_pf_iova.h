@@ -76,6 +76,9 @@ int vfe_pf_iova_release(struct vfe_pf_iova *s, unsigned user);
 int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iova, uint64_t *len, bool *mapped);
 /* Windows held, including reserved ones whose unmap failed. */
 unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s);
+/* Counts every window added, mapped or removed: a holder of an exported copy
+ * knows it is stale when this moved on. */
+uint64_t vfe_pf_iova_changes(const struct vfe_pf_iova *s);
 
 /*
  * HA: the space survives a daemon restart as a blob, the device keeps its maps.

@@ -650,8 +650,6 @@ int vdpa_session_export(const struct vdpa_session *s, uint8_t *buf, size_t cap, 
     return 0;
 }
 
-static void adopted_started(void *ctx, int err) { started(ctx, err); }
-static void adopted_stopped(void *ctx, int err, const uint16_t *last, unsigned n) { stopped(ctx, err, last, n); }
 
 /* The rings a start programs: a ring we stopped ourselves (to add or drop
  * others) continues where the device left it; otherwise the front-end's
@@ -681,8 +679,8 @@ static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents)
         struct vdpa_ring rings[VDPA_MAX_RINGS];
         unsigned n = s->op == SOP_START ? start_rings(s, s->running_mask, rings) : 0;
         uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
-        vdpa_done_cb done = s->op == SOP_START ? adopted_started : log_op_done;
-        int rc = vdpa_vf_step_pending(s->vf) ? vdpa_vf_resume(s->vf, f, rings, n, done, adopted_stopped, s) : -EALREADY;
+        vdpa_done_cb done = s->op == SOP_START ? started : log_op_done;
+        int rc = vdpa_vf_step_pending(s->vf) ? vdpa_vf_resume(s->vf, f, rings, n, done, stopped, s) : -EALREADY;
         if (rc == -EALREADY) {
             /* the device finished before the crash, the session never heard: finish as it would have */
             uint16_t idx[VDPA_MAX_RINGS];
