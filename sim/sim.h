@@ -162,13 +162,13 @@ struct sim_pf {
 
 struct sim_options {
     const char *root;
-    struct { char bdf[16]; unsigned vfs; } pfs[SIM_MAX_PFS];
+    struct { char bdf[16]; unsigned vfs; const char *admin_dialect; } pfs[SIM_MAX_PFS]; /* dialect NULL: the global one */
     unsigned npfs;
     unsigned total_vfs;          /* --total-vfs, default 256 */
     unsigned max_qpairs;         /* --qpairs, default 4 */
     const char *uplink;          /* "udp:LOCALPORT,HOST:PORT" or NULL */
     const char *ctl_path;        /* default ROOT/sim-ctl.sock */
-    const char *admin_dialect;   /* "both" (default), "nvidia", "virtio" */
+    const char *admin_dialect;   /* "both" (default), "nvidia", "virtio"; --admin-dialect after a --pf is that PF's */
     unsigned dirty_refused;      /* --dirty-tracking: bit (1 << SIM_NV_TRACK_*) per mode NOT offered; 0 = all */
     const char *mac_prefix;      /* first 4 bytes of VF MACs, default 02:fe:00:00 */
     uint16_t mtu;                /* default 1500 */

@@ -233,7 +233,7 @@ uint32_t sim_adm_nv_serve(struct adm_priv *p, const struct vq_elem *e, size_t le
         } else if (len < 2) {
             WHY(&r, "command shorter than its header");
             err = ADM_EINVAL;
-        } else if (!sim_adm_dialect_enabled(pf->sim, true)) {
+        } else if (!sim_adm_dialect_enabled(pf, true)) {
             WHY(&r, "nvidia dialect disabled");
             err = ADM_EUNSUPP;
         } else {

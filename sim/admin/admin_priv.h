@@ -65,7 +65,8 @@ struct adm_req {
 
 /* admin_queue.c: injected failure status for the next command, 0 if none. */
 int sim_adm_fault_take(struct sim *s);
-bool sim_adm_dialect_enabled(const struct sim *s, bool nvidia);
+/* The dialect is served by this PF (--admin-dialect, global or per PF). */
+bool sim_adm_dialect_enabled(const struct sim_fn *pf, bool nvidia);
 
 /* admin_nvidia.c / admin_virtio.c: serve one popped chain whose first
  * `len` readable bytes are in cmd.  Returns the used length to report. */

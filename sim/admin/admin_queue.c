@@ -133,9 +133,13 @@ int sim_adm_fault_take(struct sim *s)
     return st;
 }
 
-bool sim_adm_dialect_enabled(const struct sim *s, bool nvidia)
+bool sim_adm_dialect_enabled(const struct sim_fn *pf, bool nvidia)
 {
+    const struct sim *s = pf->sim;
     const char *d = s->opt.admin_dialect;
+    for (unsigned i = 0; i < s->npfs && i < s->opt.npfs; i++)   /* s->pfs[] is in --pf order */
+        if (&s->pfs[i]->fn == pf && s->opt.pfs[i].admin_dialect)
+            d = s->opt.pfs[i].admin_dialect;
     if (!d || !strcmp(d, "both"))
         return true;
     return !strcmp(d, nvidia ? "nvidia" : "virtio");

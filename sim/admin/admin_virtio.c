@@ -240,7 +240,7 @@ uint32_t sim_adm_std_serve(struct adm_priv *p, const struct vq_elem *e, size_t l
                 WHY(&c.r, "command shorter than its header");
             err = ADM_EINVAL;
             c.qual = SIM_ADM_Q_INVALID_COMMAND;
-        } else if (!sim_adm_dialect_enabled(pf->sim, false)) {
+        } else if (!sim_adm_dialect_enabled(pf, false)) {
             WHY(&c.r, "virtio dialect disabled");
             err = ADM_EUNSUPP;
         } else {

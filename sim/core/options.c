@@ -31,7 +31,8 @@ void sim_usage(FILE *f)
 "                        give two sims joined by an uplink different prefixes\n"
 "  --uplink udp:LPORT,HOST:PORT\n"
 "                        exchange frames with another sim over UDP on loopback\n"
-"  --admin-dialect D     both (default), nvidia or virtio: admin commands served\n"
+"  --admin-dialect D     both (default), nvidia or virtio: admin commands served;\n"
+"                        after a --pf it applies to that PF only\n"
 "  --dirty-tracking M    dirty-page tracking modes the PFs offer: a comma list of\n"
 "                        push and pull, or none (default push,pull); a start in\n"
 "                        another mode is refused as unsupported\n"
@@ -183,7 +184,10 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
                 fprintf(stderr, "vfe-dpu-sim: --admin-dialect '%s': both, nvidia or virtio\n", optarg);
                 return -1;
             }
-            o->admin_dialect = optarg;
+            if (o->npfs)
+                o->pfs[o->npfs - 1].admin_dialect = optarg;
+            else
+                o->admin_dialect = optarg;
             break;
         case O_CTL: o->ctl_path = optarg; break;
         case O_DIRTY:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Live migration failure paths with real QEMU (TCG) guests (issue 10).
 
-One sim (PF, 4 VFs, a UDP uplink whose far end is this test: it answers ARP
+One sim (PF with 4 VFs, nvidia admin dialect; PF2 with 1 VF, virtio dialect; a UDP uplink whose far end is this test: it answers ARP
 and ICMP echo for 10.0.0.2 and floods the guest), vfe-vdpa-ha and
 vfe-vhostd --ha serving every VF, source and destination alike.  Each
 scenario boots its own guest(s) and prints one result line:
@@ -28,6 +28,9 @@ scenario boots its own guest(s) and prints one result line:
   two-nics:   a guest with two NICs on two VFs of one VM id (one DMA domain),
               both flooded, migrated to two VFs of another VM id: 0 differing
               pages, both NICs of the destination receive;
+  cross-pf:   a VF of the PF that speaks the nvidia admin dialect to a VF of
+              a second PF that speaks only the virtio dialect, and back to the
+              first PF, under the flood: 0 differing pages, pings each time;
   mq:         test_migration.py's 4 queue pair case, reused (soak only: the
               'migration' e2e test runs it already);
   ping-pong:  VFE_MFAIL_PINGPONG (default 10) migrations A->B->A... under the
@@ -49,13 +52,15 @@ from vfe_harness import (run_test, SIM, VHOSTD, VHOSTD_HA, kill9, log, mgmt, sim
                          vf_stats, wait_file, wait_log)
 import test_migration as tm  # noqa: E402  (Peer, FLOOD, ping, the 4 queue pair scenario)
 
-PF = "0000:3b:00.0"
+PF = "0000:3b:00.0"          # admin dialect nvidia
 VFS = ["0000:3b:00.%d" % i for i in range(1, 5)]
+PF2 = "0000:5e:00.0"         # admin dialect virtio
+VFS2 = ["0000:5e:00.1"]
 RAM = 256 << 20
 MAC2 = "52:54:00:00:01:3a"
 SLOW_BW = 8 << 20         # bytes/s: a migration that stays 'active' for several seconds (zero pages are cheap)
 PINGPONG = int(os.environ.get("VFE_MFAIL_PINGPONG", "10"))
-ALL = ["cancel", "dst-kill", "src-daemon", "dst-daemon", "dst-host-daemon", "two-nics", "mq", "ping-pong"]
+ALL = ["cancel", "dst-kill", "src-daemon", "dst-daemon", "dst-host-daemon", "two-nics", "cross-pf", "mq", "ping-pong"]
 results = []              # (scenario, downtime ms, differing pages)
 spoiled = []              # (scenario, differing pages) of runs retried
 
@@ -86,7 +91,8 @@ class Env:
         self.peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.peer_sock.bind(("127.0.0.1", 0))
         self.sim_port = tm.free_port(socket.SOCK_DGRAM)
-        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(VFS)), "--uplink",
+        self.sim = spawn([SIM, "--root", self.root, "--pf", PF, "--vfs", str(len(VFS)), "--admin-dialect", "nvidia",
+                          "--pf", PF2, "--vfs", str(len(VFS2)), "--admin-dialect", "virtio", "--uplink",
                           "udp:%d,127.0.0.1:%d" % (self.sim_port, self.peer_sock.getsockname()[1])],
                          os.path.join(work, tag + "sim.log"))
         wait_file(os.path.join(self.root, "ready"))
@@ -94,12 +100,17 @@ class Env:
         self.ha = spawn([VHOSTD_HA, "--socket", self.ha_sock, "--log-level", "info"], ha_log)
         wait_log(ha_log, "ready: ", 10)
         self.start_daemon()
-        mgmt(self.rpc, "mgmtpf", "-a", PF)
+        for pf, dialect in ((PF, "nvidia"), (PF2, "virtio")):
+            mgmt(self.rpc, "mgmtpf", "-a", pf)
+            got = poll("%s ready" % pf, lambda: [p for p in json.loads(mgmt(self.rpc, "--json", "mgmtpf", "-l"))["devices"]
+                                                 if p["pf"] == pf and p["state"] == "ready"])
+            if got[0]["dialect"] != dialect:
+                raise GuestError("%s: admin dialect %s, not %s" % (pf, got[0]["dialect"], dialect))
         self.socks = {}
-        for i, vf in enumerate(VFS):
+        for i, vf in enumerate(VFS + VFS2):
             self.socks[vf] = os.path.join(work, "%svf%d.sock" % (tag, i + 1))
-        # VF1/VF2: a guest's two NICs on the source side, VF3/VF4 on the destination side
-        for vf, vm in zip(VFS, ("vm-a", "vm-a", "vm-b", "vm-b")):
+        # VF1/VF2: a guest's two NICs on the source side, VF3/VF4 on the destination side; PF2's VF for cross-pf
+        for vf, vm in zip(VFS + VFS2, ("vm-a", "vm-a", "vm-b", "vm-b", "vm-c")):
             mgmt(self.rpc, "vf", "-a", vf, "-v", self.socks[vf], "-u", vm)
             self.provisioned += 1
         self.peer = tm.Peer(self.peer_sock, self.sim_port)
@@ -122,7 +133,7 @@ class Env:
         except GuestError:
             raise GuestError("%s: the restarted daemon logged no take-over (%s)" % (what, self.log_path))
         line = [x for x in open(self.log_path, errors="replace").read().splitlines() if "HA: took over" in x][0]
-        want = "took over 1 PFs and %d VFs without a reset" % self.provisioned
+        want = "took over 2 PFs and %d VFs without a reset" % self.provisioned
         if want not in line or "; 0 PFs and 0 VFs reset" not in line:
             raise GuestError("%s: %s" % (what, line.strip()))
         return (time.time() - t0) * 1000
@@ -139,7 +150,7 @@ class Env:
         self.peer.running = False
         self.peer.join(2)
         if self.vhostd and self.vhostd.poll() is None:
-            for vf in VFS:
+            for vf in VFS + VFS2:
                 try:
                     mgmt(self.rpc, "vf", "-r", vf)
                 except GuestError as e:
@@ -536,6 +547,47 @@ def s_ping_pong(env, work, kernel, initrd):
         close_all(flood, qs, qd, cur, nxt)
 
 
+def s_cross_pf(env, work, kernel, initrd):
+    """PF (nvidia dialect) -> PF2 (virtio dialect) -> PF, under the flood: 0 differing pages each time."""
+    hops = [VFS[0], VFS2[0], VFS[2]]
+    cur = guest(env, "xpf-0", hops[0], work, kernel, initrd)
+    cur.boot(120, log)
+    nxt = qs = qd = flood = None
+    try:
+        tm.ping(cur)
+        flood = env.flood(tm.GUEST_MAC)
+        for i in range(1, len(hops)):
+            what = "cross-pf %s -> %s" % (hops[i - 1], hops[i])
+            port = tm.free_port()
+            nxt = guest(env, "xpf-%d" % i, hops[i], work, kernel, initrd, incoming="tcp:127.0.0.1:%d" % port)
+            nxt.start()
+            qs, qd = Qmp(cur.qmp_path), Qmp(nxt.qmp_path)
+            bg_ping(cur)
+            start = os.path.getsize(env.log_path)
+            rx0 = env.sim_fn(hops[i - 1])["rx_packets"]
+            start_migration(qs, port, 1 << 30)
+            tracking_on(env, hops[i - 1], start)
+            mig, bad = finish_and_compare(what, cur, nxt, qs, qd)
+            rx = env.sim_fn(hops[i - 1])["rx_packets"] - rx0
+            note("cross-pf-%d" % i, mig, bad)
+            if bad:
+                raise PagesDiffer("%s: %d guest pages differ" % (what, len(bad)))
+            if rx < 500:
+                raise GuestError("%s: only %d frames reached the guest during the migration" % (what, rx))
+            qd.call("cont")
+            tm.ping(nxt)
+            if not vf_stats(env.rpc, hops[i])["rings_running"]:
+                raise GuestError("%s: the destination VF runs no rings after cont" % what)
+            qs.close()
+            qd.close()
+            qs = qd = None
+            cur.stop()
+            cur, nxt = nxt, None
+        log("cross-pf: nvidia -> virtio -> nvidia dialect PFs under the flood, 0 differing pages, pings after each")
+    finally:
+        close_all(flood, qs, qd, cur, nxt)
+
+
 def body(work, kernel, initrd):
     only = [x for x in os.environ.get("VFE_MFAIL_ONLY", "").split(",") if x] or ALL
     unknown = set(only) - set(ALL)
@@ -547,7 +599,7 @@ def body(work, kernel, initrd):
                          ("src-daemon", lambda *a: s_daemon_kill(*a, side="src")),
                          ("dst-daemon", lambda *a: s_daemon_kill(*a, side="dst")),
                          ("dst-host-daemon", s_dst_host_daemon),
-                         ("two-nics", s_two_nics), ("ping-pong", s_ping_pong)):
+                         ("two-nics", s_two_nics), ("cross-pf", s_cross_pf), ("ping-pong", s_ping_pong)):
             if name in only:
                 t0 = time.time()
                 log("== scenario %s" % name)
