@@ -220,9 +220,38 @@ static void run_dialect(const char *dialect, enum vfe_mig_dialect want)
     CHECK(sim_proc_stop(&sp) == 0, "%s: sim exit status", dialect);
 }
 
+/* --admin-dialect after a --pf is that PF's: the global one (virtio) holds for
+ * the PF without its own, the other speaks only nvidia. */
+static void run_per_pf_dialects(void)
+{
+    static const char *const PF2 = "0000:5e:00.0";
+    struct sim_proc sp;
+    const char *args[] = {"--admin-dialect", "virtio", "--pf", PF, "--vfs", "1", "--pf", PF2, "--vfs", "1",
+                          "--admin-dialect", "nvidia", NULL};
+    if (sim_proc_start(&sp, args) < 0) {
+        CHECK(0, "sim did not start");
+        return;
+    }
+    struct test_pf a, b;
+    int ra = test_pf_open(&a, &sp, PF), rb = test_pf_open(&b, &sp, PF2);
+    CHECK(ra == 0 && rb == 0, "per-PF dialects: bring-up %s / %s", strerror(-ra), strerror(-rb));
+    if (ra == 0) {
+        CHECK(a.mig.dialect == VFE_MIG_DIALECT_VIRTIO, "%s: probed %s, not virtio", PF,
+              vfe_mig_dialect_name(a.mig.dialect));
+        test_pf_close(&a);
+    }
+    if (rb == 0) {
+        CHECK(b.mig.dialect == VFE_MIG_DIALECT_NVIDIA, "%s: probed %s, not nvidia", PF2,
+              vfe_mig_dialect_name(b.mig.dialect));
+        test_pf_close(&b);
+    }
+    CHECK(sim_proc_stop(&sp) == 0, "per-PF dialects: sim exit status");
+}
+
 int main(void)
 {
     run_dialect("nvidia", VFE_MIG_DIALECT_NVIDIA);
     run_dialect("virtio", VFE_MIG_DIALECT_VIRTIO);
+    run_per_pf_dialects();
     return check_result("admin_mig");
 }
