@@ -83,6 +83,24 @@ static void vf_stats(const char *bdf, char *state, size_t slen, char *mode, size
     json_decref(res);
 }
 
+/* stats of bdf: software_log.<key>, or -1 when there is none. */
+static long long sw_stat(const char *bdf, const char *key)
+{
+    json_t *res = NULL;
+    char msg[256];
+    long long v = -1;
+    json_t *params = json_pack("{s:s}", "vfdev", bdf);
+    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
+        json_t *sw = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "software_log");
+        json_t *x = json_object_get(sw, key);
+        if (json_is_integer(x))
+            v = json_integer_value(x);
+    }
+    json_decref(params);
+    json_decref(res);
+    return v;
+}
+
 static bool wait_state(const char *bdf, const char *want)
 {
     char st[64], mode[16];
@@ -160,6 +178,12 @@ static void test_logged(struct vfe_fe *a, struct vfe_fe *b, const char *mode)
     unsigned n = 24;
     CHECK(flow(b, mac_b, a, mac_a, n, 300) == n, "frames while logging");
     vfe_fe_used_indices(a, after);
+    if (!strcmp(mode, "software"))   /* one frame at a time: no pass can have missed a buffer */
+        CHECK(sw_stat(VF_A, "passes") > 0 && sw_stat(VF_A, "sw_overruns") == 0 &&
+              sw_stat(VF_A, "bad_descriptors") == 0, "software_log passes %lld, sw_overruns %lld, bad %lld",
+              sw_stat(VF_A, "passes"), sw_stat(VF_A, "sw_overruns"), sw_stat(VF_A, "bad_descriptors"));
+    else
+        CHECK(sw_stat(VF_A, "passes") == -1, "software_log in stats in %s mode", mode);
     CHECK(vfe_fe_log_stop(a) == 0, "logging off");
     /* the front-end does not wait for the reply: the device's tracking ends (final read merged) first */
     for (long end = check_now_ms() + 3000; check_now_ms() < end && strcmp(tracking(VF_A), "false");)
