@@ -29,8 +29,8 @@ enum vdpa_step {
 /* Seconds between two software passes while logging.  A buffer posted,
  * written, consumed and its descriptor posted again entirely between two
  * passes is lost to the walker unless it detects it (an overrun, which
- * marks all memory): the shorter the period, the rarer that is.  A pass on
- * a 256-entry ring costs a few microseconds (bench/run swlog). */
+ * marks all memory): the shorter the period, the rarer that is.  A pass
+ * over a queue pair of 256-entry rings costs 1-2 us (bench/run swlog). */
 #define VDPA_SWLOG_PERIOD 0.001
 
 /* Pull mode (vdpa_vf_pull.c): the device keeps the bitmap; a timer reads it
