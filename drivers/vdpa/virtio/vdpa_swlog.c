@@ -244,7 +244,7 @@ static void add_writable(struct vdpa_swlog *w, uint16_t q, struct ring *r, struc
         }
     }
     if (!any)
-        problem(w, q, r, P_OUTSIDE, "a device-writable buffer outside guest memory (ignored: the device cannot reach it)");
+        problem(w, q, r, P_OUTSIDE, "a device-writable buffer outside guest memory (the device cannot reach it)");
 }
 
 static void record_chain(struct vdpa_swlog *w, uint16_t q, struct ring *r, const uint8_t *table, uint16_t head,

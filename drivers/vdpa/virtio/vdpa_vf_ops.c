@@ -14,7 +14,8 @@ void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m) { dirty_pref = m; }
 
 const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m)
 {
-    return m == VDPA_DIRTY_PUSH ? "push" : m == VDPA_DIRTY_PULL ? "pull" : m == VDPA_DIRTY_SOFTWARE ? "software" : "auto";
+    static const char *const names[] = {"auto", "push", "pull", "software"};
+    return (unsigned)m < 4 ? names[m] : "auto";
 }
 
 const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v)

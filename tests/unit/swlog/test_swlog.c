@@ -61,7 +61,10 @@ static int g_ring(void *ctx, uint16_t q, struct vdpa_swlog_ring *out)
 
 static const struct vdpa_swlog_guest guest = {g_host, g_regions, g_ring, NULL};
 
-static struct vring_desc *desc(uint64_t gpa, unsigned i) { return (struct vring_desc *)(void *)(mem + gpa - MEM_GPA) + i; }
+static struct vring_desc *desc(uint64_t gpa, unsigned i)
+{
+    return (struct vring_desc *)(void *)(mem + gpa - MEM_GPA) + i;
+}
 
 static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
