@@ -50,8 +50,11 @@ void vhostd_usage(FILE *f)
 "                        stopping the devices (docs/ha.md)\n"
 "  --dirty-mode M        how a VF's dirty pages reach QEMU's log during migration:\n"
 "                        push (the device writes the log), pull (the daemon reads\n"
-"                        the device's bitmap every 50 ms and merges it) or auto\n"
-"                        (default: push, pull where the device refuses push)\n"
+"                        the device's bitmap every 50 ms and merges it), software\n"
+"                        (the device tracks nothing: the daemon walks the rings\n"
+"                        in guest memory every 1 ms and marks every buffer the\n"
+"                        device may write; split rings only) or auto (default:\n"
+"                        push, else pull, else software)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "\n"
@@ -137,8 +140,10 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
                 o->dirty_mode = VDPA_DIRTY_PUSH;
             else if (!strcmp(optarg, "pull"))
                 o->dirty_mode = VDPA_DIRTY_PULL;
+            else if (!strcmp(optarg, "software"))
+                o->dirty_mode = VDPA_DIRTY_SOFTWARE;
             else {
-                fprintf(stderr, "vfe-vhostd: --dirty-mode '%s': push, pull or auto\n", optarg);
+                fprintf(stderr, "vfe-vhostd: --dirty-mode '%s': push, pull, software or auto\n", optarg);
                 return -1;
             }
             break;

@@ -354,7 +354,7 @@ static json_t *vf_stats(struct vhostd_vf *vf)
                                                st.live[i].avail_idx, "used_idx", st.live[i].used_idx));
     char feat[24];
     snprintf(feat, sizeof(feat), "%#llx", (unsigned long long)st.features);
-    const char *tracking = vdpa_vf_dirty_tracking(vf->dev);   /* as the device tracks: "push", "pull" */
+    const char *tracking = vdpa_vf_dirty_tracking(vf->dev);   /* "push", "pull", "software" */
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o}", "vf", vf->rec.bdf, "state",
                           vdpa_vf_state_name(st.dev_state), "vhost_user", st.connected ? "connected" : "waiting",
                           "features", feat, "rings_running", st.rings_running, "dirty_tracking",
@@ -362,6 +362,11 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
+    struct vdpa_swlog_stats sw;
+    if (vdpa_vf_swlog_stats(vf->dev, &sw) == 0)
+        json_object_set_new(o, "software_log", json_pack("{s:I, s:I, s:I}", "passes", (json_int_t)sw.passes,
+                                                         "sw_overruns", (json_int_t)sw.overruns,
+                                                         "bad_descriptors", (json_int_t)sw.bad));
     json_object_set_new(o, "resumed", json_integer(vdpa_vf_resumed(vf->dev)));
     json_object_set_new(o, "migration", migration_json(vf->session));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,

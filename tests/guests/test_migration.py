@@ -22,6 +22,10 @@ VFE_MIGRATION_HOG=1 adds a CPU hog, for the longer `migration-soak` suite):
   mq:         4 queue pairs, guest with 4 vCPUs; traffic crosses every ring
               before and after the move (checked in `vhostmgmt stats`).
 VFE_MIGRATION_ADMIN_MS sets the slow-admin delay (default 300; 0: none).
+VFE_MIGRATION_DIRTY=none|pull|push|push,pull is the sim's --dirty-tracking
+(default: the sim's, push,pull): `none` makes vfe-vhostd track in software
+(it walks the rings), `pull` in pull mode; the mode used is checked in
+vfe-vhostd's log.
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
 import os
 import socket
@@ -40,6 +44,9 @@ GUEST_MAC, GUEST_IP = "52:54:00:00:00:3a", "10.0.0.1"
 PEER_MAC, PEER_IP = bytes.fromhex("020000000099"), bytes([10, 0, 0, 2])
 FLOOD_RATE = 15000
 SLOW_ADMIN_MS = int(os.environ.get("VFE_MIGRATION_ADMIN_MS", "300"))
+DIRTY = os.environ.get("VFE_MIGRATION_DIRTY", "")
+# what vfe-vhostd (auto) logs when it falls back to each mode
+DIRTY_LOG_LINE = {"none": "tracking them in software", "pull": "pulling them"}
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -235,7 +242,8 @@ def scenario(work, kernel, initrd, queues, slow_admin, loops):
     peer_sock.bind(("127.0.0.1", 0))
     sim_port = free_port(socket.SOCK_DGRAM)
     sim = spawn([SIM, "--root", root, "--pf", PF, "--vfs", "2", "--uplink",
-                 "udp:%d,127.0.0.1:%d" % (sim_port, peer_sock.getsockname()[1])], os.path.join(work, "sim.log"))
+                 "udp:%d,127.0.0.1:%d" % (sim_port, peer_sock.getsockname()[1])]
+                + (["--dirty-tracking", DIRTY] if DIRTY else []), os.path.join(work, "sim.log"))
     wait_file(os.path.join(root, "ready"))
     rpc = os.path.join(work, "vhostd-%s.sock" % name)
     vhostd = spawn([VHOSTD, "--no-state", "--pci-root", root, "--rpc", rpc, "--iface", os.path.join(work, "vf-")]
@@ -274,6 +282,15 @@ def scenario(work, kernel, initrd, queues, slow_admin, loops):
         peer_sock.close()
     if vhostd.returncode or sim.returncode:
         raise GuestError("exit status: vhostd %s, sim %s" % (vhostd.returncode, sim.returncode))
+    if DIRTY in DIRTY_LOG_LINE:
+        with open(os.path.join(work, "vhostd-%s.log" % name), errors="replace") as f:
+            text = f.read()
+        if DIRTY_LOG_LINE[DIRTY] not in text:
+            raise GuestError("%s: the sim tracks %s but vfe-vhostd never said '%s'" % (name, DIRTY,
+                                                                                      DIRTY_LOG_LINE[DIRTY]))
+        # software mode: overruns (all memory marked dirty) are warned about at most once a second
+        log("%s: dirty pages tracked %s; overrun warnings: %d" % (
+            name, "in software" if DIRTY == "none" else "in pull mode", text.count("overruns so far")))
 
 
 def main():

@@ -298,6 +298,7 @@ static void converge(struct vdpa_session *s)
         ev_timer_stop(s->loop, &s->adopt_t);
         void (*done)(void *) = s->destroy_done;
         void *ctx = s->destroy_ctx;
+        vdpa_vf_set_guest(s->vf, NULL);   /* the VF outlives us */
         free(s);
         if (done)
             done(ctx);
@@ -480,6 +481,46 @@ static void vf_step(void *ctx)
     persist(ctx);
 }
 
+/* ---- the guest's memory and rings, for software dirty tracking (vdpa_swlog.h) ---- */
+
+static void *guest_host(void *ctx, uint64_t gpa, uint64_t len)
+{
+    struct vdpa_session *s = ctx;
+    return s->dev && vhost_connected(s->dev) ? vhost_gpa_to_host(s->dev, gpa, len) : NULL;
+}
+
+static unsigned guest_regions(void *ctx, struct vdpa_swlog_span *out, unsigned max)
+{
+    struct vdpa_session *s = ctx;
+    const struct vhost_region *r;
+    unsigned n = s->dev && vhost_connected(s->dev) ? vhost_regions(s->dev, &r) : 0;
+    for (unsigned i = 0; i < n && i < max; i++)
+        out[i] = (struct vdpa_swlog_span){r[i].gpa, r[i].size};
+    return n < max ? n : max;
+}
+
+/* Every ring the front-end has set up, started or not: marking a ring that
+ * does not run costs a little, missing one that does loses pages. */
+static int guest_ring(void *ctx, uint16_t q, struct vdpa_swlog_ring *out)
+{
+    struct vdpa_session *s = ctx;
+    if (!s->dev || !vhost_connected(s->dev))
+        return 0;
+    if (vhost_features(s->dev) & (1ull << VIRTIO_F_RING_PACKED))
+        return -EPROTONOSUPPORT;
+    const struct vhost_ring *r = vhost_get_ring(s->dev, q);
+    if (!r || !r->num || !r->addr_ok)
+        return 0;
+    *out = (struct vdpa_swlog_ring){r->num, r->desc, r->avail, r->used};
+    return 1;
+}
+
+static void attach_guest(struct vdpa_session *s)
+{
+    const struct vdpa_swlog_guest g = {guest_host, guest_regions, guest_ring, s};
+    vdpa_vf_set_guest(s->vf, &g);
+}
+
 static const struct vhost_ops session_ops = {
     .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
@@ -539,9 +580,12 @@ struct vdpa_session *vdpa_session_create(struct ev_loop *loop, struct vdpa_vf *v
     s->vf = vf;
     if (cfg->persist)
         vdpa_vf_set_observer(vf, vf_step, s);
+    attach_guest(s);
     struct vhost_cfg vc = vhost_cfg_of(s, cfg, vdpa_vf_max_pairs(vf), vdpa_vf_device_features(vf));
     s->dev = vhost_dev_create(loop, &vc, err);
     if (!s->dev) {
+        vdpa_vf_set_guest(vf, NULL);
+        vdpa_vf_set_observer(vf, NULL, NULL);
         free(s);
         return NULL;
     }
@@ -792,7 +836,8 @@ static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_sessio
     s->log_offset = h.log_offset;
     s->log_size = h.log_size;
     s->log_fd = vhost_log_fd(s->dev);
-    vdpa_vf_log_adopt(s->vf, s->log_fd, s->log_offset, s->log_size);   /* pull mode polls on */
+    attach_guest(s);
+    vdpa_vf_log_adopt(s->vf, s->log_fd, s->log_offset, s->log_size);   /* pull mode polls on, software walks on */
     s->op = h.op;
     s->holding = h.holding;
     s->log_wanted = h.log_wanted;
@@ -818,6 +863,7 @@ void vdpa_session_abandon(struct vdpa_session *s)
     ev_timer_stop(s->loop, &s->hold);
     ev_timer_stop(s->loop, &s->adopt_t);
     vdpa_vf_set_observer(s->vf, NULL, NULL);
+    vdpa_vf_set_guest(s->vf, NULL);
     vhost_dev_abandon(s->dev);
     free(s);
 }

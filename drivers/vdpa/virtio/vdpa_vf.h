@@ -9,9 +9,12 @@
  *   start    queues programmed through the PF admin queue: freeze, restore the
  *            state (features, rings, indices), run
  *   stop     quiesce, freeze, save: the indices come back from the device
- *   log      device dirty tracking into QEMU's log bitmap: push (the device
- *            writes the log) or pull (vfe reads the device's bitmap every
- *            50 ms and ORs it in; a final read when the device stops)
+ *   log      dirty tracking into QEMU's log bitmap: push (the device
+ *            writes the log), pull (vfe reads the device's bitmap every
+ *            50 ms and ORs it in; a final read when the device stops) or
+ *            software (the device tracks nothing: vfe walks the rings in
+ *            guest memory every 1 ms and marks what the device may write;
+ *            a complete pass when the device stops)
  *
  * Long operations are asynchronous (admin commands); the callback runs once,
  * later, never from inside the call.  Single-threaded on the caller's loop.
@@ -27,6 +30,7 @@
 #include "drivers/bus/vfio/vfe_transport.h"
 #include "drivers/common/virtio/vfe_virtio_pci.h"
 #include "drivers/common/virtio_mi/vfe_mig.h"
+#include "drivers/vdpa/virtio/vdpa_swlog.h"
 
 #define VDPA_MAX_RINGS 64
 #define VDPA_MAX_REGIONS 64
@@ -101,20 +105,31 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
                       void *ctx);
 int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
 /* Which tracking mode vdpa_vf_log_start uses: auto tries push and, if the
- * device answers "unsupported", pull.  Read at every log start.
- * Pull mode maps the log itself (log_fd is only used during the call); a
- * VF closed while it pulls lets go of the log at once (a report still out
- * completes into nothing). */
-enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL };
+ * device answers "unsupported", pull, and if it refuses that too, software.
+ * Read at every log start.
+ * Pull and software modes map the log themselves (log_fd is only used during
+ * the call); a VF closed while it pulls lets go of the log at once (a report
+ * still out completes into nothing).  Software mode needs the guest's memory
+ * and rings (vdpa_vf_set_guest) and split rings: without them it refuses
+ * (-EOPNOTSUPP, logged). */
+enum vdpa_dirty_mode { VDPA_DIRTY_AUTO, VDPA_DIRTY_PUSH, VDPA_DIRTY_PULL, VDPA_DIRTY_SOFTWARE };
 void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m);
 const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m);
 /* HA: a VF adopted while it tracks in pull mode gets the front-end's log
  * again (the session's, fd borrowed), marks every page dirty (a report in
  * flight when the predecessor died was cleared on the device, never merged)
- * and polls on.  0 (also when there is nothing to do) or -errno. */
+ * and polls on.  In software mode (set the guest first) it maps the log,
+ * marks every page dirty (the walker's records died with the predecessor)
+ * and walks on.  0 (also when there is nothing to do) or -errno. */
 int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size);
-/* "push", "pull", or NULL when the device does not track. */
+/* "push", "pull", "software", or NULL when nothing tracks. */
 const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v);
+/* The guest's memory and rings for software tracking: the session's
+ * accessors (copied; g->ctx must stay valid until vdpa_vf_set_guest(v, NULL),
+ * which the session calls before it goes).  Passes with no guest do nothing. */
+void vdpa_vf_set_guest(struct vdpa_vf *v, const struct vdpa_swlog_guest *g);
+/* Software tracking's counters: 0, or -ENOENT when it does not run. */
+int vdpa_vf_swlog_stats(const struct vdpa_vf *v, struct vdpa_swlog_stats *st);
 
 /* ---- HA (docs/ha.md): the VF survives a daemon restart ----
  * vdpa_vf_set_observer: fn(ctx) runs, synchronously, whenever an operation

@@ -21,7 +21,8 @@ struct vf_snap_map {
 struct vf_snap {
     uint8_t head[VFE_HA_BLOB_HEAD];
     uint16_t vf_num, max_pairs, num_queues, nsaved;
-    uint8_t mac[6], state, step, log_active, log_mapped, nmaps, log_mode;   /* log_mode 0 in old blobs: push */
+    uint8_t mac[6], state, step, log_active, log_mapped, nmaps, log_mode;   /* log_mode 0 in old blobs: push;
+                                                                            * VDPA_LOG_SOFTWARE: software */
     uint64_t dev_features, log_size;
     uint64_t kick_set, call_set;   /* bit q: ring q's eventfd is attached in the device */
     uint32_t resumed;
@@ -87,7 +88,8 @@ static int check(const struct vf_snap *s, const char *bdf)
     else if (s->step >= VDPA_STEP_MAX)
         why = "step";
     else if (s->log_active > 1 || s->log_mapped > 1 ||
-             (s->log_mode && s->log_mode != VFE_MIG_TRACK_PUSH_BITMAP && s->log_mode != VFE_MIG_TRACK_PULL_BITMAP))
+             (s->log_mode && s->log_mode != VFE_MIG_TRACK_PUSH_BITMAP && s->log_mode != VFE_MIG_TRACK_PULL_BITMAP &&
+              s->log_mode != VDPA_LOG_SOFTWARE))
         why = "log flags";
     else if (s->nmaps > VDPA_MAX_REGIONS)
         why = "map count";
@@ -269,7 +271,8 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
-    vdpa_pull_release(v);   /* the timer and our mapping of the log: no device call */
+    vdpa_sw_release(v);
+    vdpa_pull_release(v);   /* the timers and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);
     free(v);
 }

@@ -14,23 +14,25 @@ void vdpa_vf_set_default_dirty_mode(enum vdpa_dirty_mode m) { dirty_pref = m; }
 
 const char *vdpa_dirty_mode_name(enum vdpa_dirty_mode m)
 {
-    return m == VDPA_DIRTY_PUSH ? "push" : m == VDPA_DIRTY_PULL ? "pull" : "auto";
+    static const char *const names[] = {"auto", "push", "pull", "software"};
+    return (unsigned)m < 4 ? names[m] : "auto";
 }
 
 const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v)
 {
     if (!v->log_active)
         return NULL;
-    return v->log_mode == VFE_MIG_TRACK_PULL_BITMAP ? "pull" : "push";
+    return v->log_mode == VDPA_LOG_SOFTWARE ? "software" : v->log_mode == VFE_MIG_TRACK_PULL_BITMAP ? "pull" : "push";
 }
 
-/* The dirty log's window in the PF's IOVA space (user: the VF number) and
- * the pull mapping of the log go. */
+/* The dirty log's window in the PF's IOVA space (user: the VF number), the
+ * software walker and the VF's mapping of the log go. */
 void vdpa_vf_log_release(struct vdpa_vf *v)
 {
     if (v->log_mapped)
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
     v->log_mapped = false;
+    vdpa_sw_release(v);
     vdpa_pull_release(v);
 }
 
@@ -194,6 +196,8 @@ static void stop_saved(void *ctx, int err)
         LOG_I("%s: stopped, %u rings saved", v->t->bdf, v->nsaved);
     }
     v->state = VDPA_VF_STOPPED;
+    if (v->log_active && v->log_mode == VDPA_LOG_SOFTWARE)
+        vdpa_sw_final(v);   /* the device stopped: everything it may have written, before GET_VRING_BASE's reply */
     if (v->log_active && v->log_mode == VFE_MIG_TRACK_PULL_BITMAP && v->pull) {
         v->op_err = err;
         vdpa_pull_drain(v, stop_drained);
@@ -253,6 +257,19 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx)
 
 static int pull_submit(struct vdpa_vf *v);
 
+/* The device tracks in no mode: vfe walks the rings itself. */
+static int software_start(struct vdpa_vf *v)
+{
+    v->step = VDPA_STEP_NONE;
+    int rc = vdpa_sw_start(v);
+    if (rc == 0) {
+        v->log_mode = VDPA_LOG_SOFTWARE;
+        LOG_I("%s: dirty tracking in software: the rings in guest memory are walked every %g ms", v->t->bdf,
+              VDPA_SWLOG_PERIOD * 1e3);
+    }
+    return rc;
+}
+
 static void log_started(void *ctx, int err)
 {
     struct vdpa_vf *v = ctx;
@@ -265,15 +282,21 @@ static void log_started(void *ctx, int err)
         if ((err = pull_submit(v)) == 0)
             return;
     }
+    if (err == -EOPNOTSUPP && dirty_pref == VDPA_DIRTY_AUTO && v->pull) {
+        LOG_I("%s: the device tracks no dirty pages: tracking them in software", v->t->bdf);
+        err = software_start(v);
+        pull = false;
+    }
     v->log_active = err == 0;
     if (err) {
         LOG_E("%s: dirty tracking start failed: %s", v->t->bdf, strerror(-err));
         vdpa_vf_log_release(v);
     } else {
-        LOG_I("%s: device dirty tracking (%s) into the front-end's log", v->t->bdf, pull ? "pull" : "push");
+        if (v->log_mode != VDPA_LOG_SOFTWARE)
+            LOG_I("%s: device dirty tracking (%s) into the front-end's log", v->t->bdf, pull ? "pull" : "push");
         if (pull)
             vdpa_pull_run(v);
-        else
+        else if (v->log_mode != VDPA_LOG_SOFTWARE)
             vdpa_pull_release(v);   /* the device writes the log itself */
     }
     finish_later(v, err);
@@ -324,22 +347,39 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
     int rc = 0;
     if (pref != VDPA_DIRTY_PUSH && (rc = vdpa_pull_map(v, log_fd, log_offset, log_size)) < 0) {
         LOG_E("%s: mapping the dirty log for pulling: %s", v->t->bdf, strerror(-rc));
-        if (pref == VDPA_DIRTY_PULL)
+        if (pref != VDPA_DIRTY_AUTO)
             return rc;
         rc = 0;   /* auto: push may still work */
     }
-    if (pref != VDPA_DIRTY_PULL && (rc = push_window(v, log_fd, log_offset, log_size, &iova)) < 0) {
+    if (pref != VDPA_DIRTY_PULL && pref != VDPA_DIRTY_SOFTWARE &&
+        (rc = push_window(v, log_fd, log_offset, log_size, &iova)) < 0) {
         vdpa_vf_log_release(v);
         return rc;
     }
     v->log_size = log_size;
     v->done_cb = cb;
     v->op_ctx = ctx;
+    if (pref == VDPA_DIRTY_SOFTWARE) {   /* no device call: the reply waits only for the first pass */
+        if ((rc = software_start(v)) < 0) {
+            LOG_E("%s: software dirty tracking cannot start: %s", v->t->bdf, strerror(-rc));
+            v->done_cb = NULL;
+            vdpa_vf_log_release(v);
+            return rc;
+        }
+        v->log_active = true;
+        finish_later(v, 0);
+        return 0;
+    }
     rc = pref == VDPA_DIRTY_PULL ? pull_submit(v) : vdpa_vf_log_submit(v, iova, log_size);
     if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull) {   /* refused before it was sent */
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
         v->log_mapped = false;
         rc = pull_submit(v);
+    }
+    if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull && (rc = software_start(v)) == 0) {
+        v->log_active = true;
+        finish_later(v, 0);
+        return 0;
     }
     if (rc < 0) {
         v->done_cb = NULL;
@@ -398,6 +438,11 @@ int vdpa_vf_log_stop(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
     v->done_cb = cb;
     v->op_ctx = ctx;
     if (!v->log_active) {
+        vdpa_vf_log_stopped(v, 0);
+        return 0;
+    }
+    if (v->log_mode == VDPA_LOG_SOFTWARE) {   /* the device never tracked: the last pass, and done */
+        vdpa_sw_final(v);
         vdpa_vf_log_stopped(v, 0);
         return 0;
     }

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "drivers/bus/vfio/vfe_dma_domain.h"
+#include "drivers/vdpa/virtio/vdpa_swlog.h"
 #include "drivers/vdpa/virtio/vdpa_vf.h"
 
 struct vdpa_map {
@@ -22,6 +23,15 @@ enum vdpa_step {
     VDPA_STEP_LOG_PULL_START,  /* not resumed: the log is not mapped in a successor, tracking starts again */
     VDPA_STEP_MAX
 };
+
+/* log_mode of software tracking: no device mode (VFE_MIG_TRACK_* are 1..4). */
+#define VDPA_LOG_SOFTWARE 0x80
+/* Seconds between two software passes while logging.  A buffer posted,
+ * written, consumed and its descriptor posted again entirely between two
+ * passes is lost to the walker unless it detects it (an overrun, which
+ * marks all memory): the shorter the period, the rarer that is.  A pass
+ * over a queue pair of 256-entry rings costs 1-2 us (bench/run swlog). */
+#define VDPA_SWLOG_PERIOD 0.001
 
 /* Pull mode (vdpa_vf_pull.c): the device keeps the bitmap; a timer reads it
  * in chunks, one report in flight at a time, and ORs it into the front-end's
@@ -78,10 +88,16 @@ struct vdpa_vf {
     bool log_mapped, log_active;
     uint64_t log_size;
 
-    uint8_t log_mode;          /* VFE_MIG_TRACK_PUSH_BITMAP or _PULL_BITMAP while log_active */
+    uint8_t log_mode;          /* VFE_MIG_TRACK_PUSH_BITMAP, _PULL_BITMAP or VDPA_LOG_SOFTWARE while log_active */
     int log_fd;                /* borrowed from the caller for the log start only */
     uint64_t log_offset;
-    struct vdpa_pull *pull;    /* pull mode's state while the log is mapped for it, else NULL */
+    struct vdpa_pull *pull;    /* the VF's mapping of the log (pull and software modes) and pull's state, else NULL */
+
+    /* software mode (vdpa_vf_swlog.c): the walker marks into pull->log */
+    struct vdpa_swlog_guest guest;   /* the session's accessors (has_guest) */
+    bool has_guest;
+    struct vdpa_swlog *sw;     /* owned, while software tracking runs */
+    ev_timer sw_tick;
 
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);
@@ -116,5 +132,16 @@ void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err)
 /* OR n bytes of src into dst, 64-bit atomically where aligned, never
  * clearing a bit: the front-end and other VFs write the same log. */
 void vdpa_pull_merge(uint8_t *dst, const uint8_t *src, size_t n);
+
+/* vdpa_vf_swlog.c: software tracking into v->pull's mapping of the log.
+ * start: the walker, a first pass (before the front-end hears the reply),
+ * passes every VDPA_SWLOG_PERIOD.  -EOPNOTSUPP without a guest or with
+ * packed rings, -ENOMEM.  final: one complete pass now (the device stopped,
+ * or logging ends).  release: the timer and the walker (the mapping is
+ * pull's).  mark_all: every page of guest memory (a take-over). */
+int vdpa_sw_start(struct vdpa_vf *v);
+void vdpa_sw_final(struct vdpa_vf *v);
+void vdpa_sw_release(struct vdpa_vf *v);
+void vdpa_sw_mark_all(struct vdpa_vf *v);
 
 #endif

@@ -243,16 +243,30 @@ void vdpa_pull_drain(struct vdpa_vf *v, void (*done)(struct vdpa_vf *v, int err)
 
 int vdpa_vf_log_adopt(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size)
 {
-    if (!v->log_active || v->log_mode != VFE_MIG_TRACK_PULL_BITMAP || v->pull)
+    bool sw = v->log_mode == VDPA_LOG_SOFTWARE;
+    if (!v->log_active || (v->log_mode != VFE_MIG_TRACK_PULL_BITMAP && !sw) || v->pull)
         return 0;
     if (log_fd < 0 || log_size != v->log_size) {
-        LOG_E("%s: pull tracking taken over without its log", v->t->bdf);
+        LOG_E("%s: %s tracking taken over without its log", v->t->bdf, sw ? "software" : "pull");
         return -EINVAL;
     }
     int rc = vdpa_pull_map(v, log_fd, log_offset, log_size);
     if (rc < 0) {
         LOG_E("%s: mapping the dirty log again: %s", v->t->bdf, strerror(-rc));
         return rc;
+    }
+    if (sw) {
+        /* the walker's records died with the predecessor: whatever they held
+         * may be written still, and the device wrote unwatched meanwhile */
+        if ((rc = vdpa_sw_start(v)) < 0) {
+            LOG_E("%s: software tracking cannot be taken over: %s; every page marked dirty", v->t->bdf,
+                  strerror(-rc));
+            mark_all(v, 0, log_size);
+            return rc;
+        }
+        vdpa_sw_mark_all(v);
+        LOG_N("%s: software tracking taken over: all guest memory marked dirty once", v->t->bdf);
+        return 0;
     }
     mark_all(v, 0, log_size);
     LOG_N("%s: pull tracking taken over: every page marked dirty once", v->t->bdf);

@@ -3,18 +3,22 @@
  * (--dirty-tracking), vfe-vhostd (--dirty-mode, default auto) picks what the
  * device accepts.  Arguments: the sim's modes ("pull", "push", "push,pull",
  * "none"), the daemon's --dirty-mode (default auto), the mode expected in
- * use ("push", "pull", or "none": the log request fails; default argument 1).
- *   - pull / push: LOG_ALL turns tracking on in that mode (stats say which);
+ * use ("push", "pull", "software", or "none": the log request fails;
+ * default argument 1).
+ *   - pull / push / software: LOG_ALL turns tracking on in that mode (stats
+ *     say which; software: the device tracks nothing, vfe walks the rings);
  *     frames the device writes into the rx buffers, with logging then turned
  *     off, have every page they touched (buffers and used ring) in the log;
  *     bits the front-end set itself stay set; at the switchover
  *     (GET_VRING_BASE) the frames the device wrote just before its stop are
  *     in the log by the time the reply comes.
  *   - none: the front-end's log request fails, the VF keeps moving frames.
- *   - fifth argument "ha" (pull): vfe-vhostd runs with vfe-vhostd-ha and is
- *     killed (-9) while it pulls; its successor marks the whole log dirty
- *     once (a report in flight may have been cleared on the device), pulls on,
- *     and the frames written after the take-over are in the log.
+ *   - fifth argument "ha" (pull, software): vfe-vhostd runs with
+ *     vfe-vhostd-ha and is killed (-9) while it tracks; its successor marks
+ *     the whole log (pull: a report in flight may have been cleared on the
+ *     device) or all guest memory (software: the walker's records died)
+ *     dirty once, tracks on, and the frames written after the take-over are
+ *     in the log.
  * The sim's admin commands are slowed (100 ms) so that a pull timer alone
  * cannot have read the last writes before a stop completes.
  */
@@ -77,6 +81,24 @@ static void vf_stats(const char *bdf, char *state, size_t slen, char *mode, size
     }
     json_decref(params);
     json_decref(res);
+}
+
+/* stats of bdf: software_log.<key>, or -1 when there is none. */
+static long long sw_stat(const char *bdf, const char *key)
+{
+    json_t *res = NULL;
+    char msg[256];
+    long long v = -1;
+    json_t *params = json_pack("{s:s}", "vfdev", bdf);
+    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
+        json_t *sw = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "software_log");
+        json_t *x = json_object_get(sw, key);
+        if (json_is_integer(x))
+            v = json_integer_value(x);
+    }
+    json_decref(params);
+    json_decref(res);
+    return v;
 }
 
 static bool wait_state(const char *bdf, const char *want)
@@ -156,6 +178,12 @@ static void test_logged(struct vfe_fe *a, struct vfe_fe *b, const char *mode)
     unsigned n = 24;
     CHECK(flow(b, mac_b, a, mac_a, n, 300) == n, "frames while logging");
     vfe_fe_used_indices(a, after);
+    if (!strcmp(mode, "software"))   /* one frame at a time: no pass can have missed a buffer */
+        CHECK(sw_stat(VF_A, "passes") > 0 && sw_stat(VF_A, "sw_overruns") == 0 &&
+              sw_stat(VF_A, "bad_descriptors") == 0, "software_log passes %lld, sw_overruns %lld, bad %lld",
+              sw_stat(VF_A, "passes"), sw_stat(VF_A, "sw_overruns"), sw_stat(VF_A, "bad_descriptors"));
+    else
+        CHECK(sw_stat(VF_A, "passes") == -1, "software_log in stats in %s mode", mode);
     CHECK(vfe_fe_log_stop(a) == 0, "logging off");
     /* the front-end does not wait for the reply: the device's tracking ends (final read merged) first */
     for (long end = check_now_ms() + 3000; check_now_ms() < end && strcmp(tracking(VF_A), "false");)
@@ -235,7 +263,7 @@ static void test_bad_options(const char *dir)
         pid_t pid = proc_spawn(argv, out);
         CHECK(proc_wait(pid, 5000) == 2, "vfe-dpu-sim --dirty-tracking '%s' not refused", bad_sim[i]);
     }
-    static const char *const bad_d[] = {"", "fast", "push,pull", "PULL"};
+    static const char *const bad_d[] = {"", "fast", "push,pull", "PULL", "soft", "software,pull"};
     for (unsigned i = 0; i < sizeof(bad_d) / sizeof(bad_d[0]); i++) {
         const char *argv[] = {getenv("VFE_VHOSTD") ?: "vfe-vhostd", "--no-state", "--rpc", out, "--dirty-mode",
                               bad_d[i], NULL};
@@ -267,23 +295,43 @@ static int start_ha(void)
     return ha > 0 && file_wait(hl, ready, 1, 5000) ? 0 : -1;
 }
 
-static void test_ha_pull(struct vfe_fe *a, struct vfe_fe *b)
+/* Pages of a's memory areas (rings, rx and tx buffers) the log lacks. */
+static uint64_t memory_missing(struct vfe_fe *a, const uint8_t *log, size_t n)
 {
+    uint64_t miss = 0, gpa, len;
+    if (vfe_fe_rx_area(a, 0, &gpa, &len) == 0)
+        miss += vfe_fe_log_missing(log, n, gpa, len);
+    if (vfe_fe_tx_area(a, 0, &gpa, &len) == 0)
+        miss += vfe_fe_log_missing(log, n, gpa, len);
+    for (unsigned r = 0; r < 2; r++)
+        if (vfe_fe_ring_area(a, r, &gpa, &len) == 0)
+            miss += vfe_fe_log_missing(log, n, gpa, len);
+    return miss;
+}
+
+static void test_ha(struct vfe_fe *a, struct vfe_fe *b, const char *mode)
+{
+    bool sw = !strcmp(mode, "software");
     REQUIRE(vfe_fe_log_start(a) == 0, out, "logging on");
-    CHECK(!strcmp(tracking(VF_A), "pull"), "stats dirty_tracking '%s'", tracking(VF_A));
-    CHECK(flow(b, mac_b, a, mac_a, 4, 1100) == 4, "frames while pulling");
+    CHECK(!strcmp(tracking(VF_A), mode), "stats dirty_tracking '%s'", tracking(VF_A));
+    CHECK(flow(b, mac_b, a, mac_a, 4, 1100) == 4, "frames while tracking");
     kill(vhostd, SIGKILL);
     proc_wait(vhostd, 5000);
     vhostd = -1;
     long got = vfe_fe_log_take(a, logbuf, sizeof(logbuf));   /* what the predecessor merged */
     REQUIRE(start_daemon() == 0, out, "restart");
-    const char *took[] = {"pull tracking taken over", NULL};
-    CHECK(file_wait(log_path, took, 1, 5000), "the successor did not take pull tracking over (%s)", log_path);
-    CHECK(!strcmp(tracking(VF_A), "pull"), "stats dirty_tracking after the take-over '%s'", tracking(VF_A));
+    const char *took[] = {sw ? "software tracking taken over" : "pull tracking taken over", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "the successor did not take %s tracking over (%s)", mode, log_path);
+    CHECK(!strcmp(tracking(VF_A), mode), "stats dirty_tracking after the take-over '%s'", tracking(VF_A));
     got = vfe_fe_log_take(a, logbuf, sizeof(logbuf));
-    CHECK(got > 0 && vfe_fe_log_count(logbuf, (size_t)got) == (uint64_t)got * 8,
-          "after the take-over %llu of %ld pages marked dirty", (unsigned long long)vfe_fe_log_count(logbuf,
-          (size_t)got), got * 8);
+    if (sw)   /* all guest memory, not the hole between the regions */
+        CHECK(got > 0 && memory_missing(a, logbuf, (size_t)got) == 0,
+              "after the take-over %llu pages of guest memory not marked dirty",
+              (unsigned long long)memory_missing(a, logbuf, (size_t)got));
+    else
+        CHECK(got > 0 && vfe_fe_log_count(logbuf, (size_t)got) == (uint64_t)got * 8,
+              "after the take-over %llu of %ld pages marked dirty", (unsigned long long)vfe_fe_log_count(logbuf,
+              (size_t)got), got * 8);
     uint16_t before[2], after[2];
     vfe_fe_used_indices(a, before);
     unsigned n = 12;
@@ -330,7 +378,7 @@ int main(int argc, char **argv)
     if (!strcmp(offered, "none"))
         test_bad_options(sp.dir);
     if (with_ha)
-        test_ha_pull(a, b);
+        test_ha(a, b, mode);
     else if (!strcmp(mode, "none"))
         test_refused(a, b);
     else
