@@ -113,6 +113,24 @@ static bool wait_state(const char *bdf, const char *want)
     return false;
 }
 
+/* The admin dialect the daemon probed on PF ("nvidia", "virtio"), "" if unknown. */
+static const char *pf_dialect(void)
+{
+    static char d[16];
+    json_t *res = NULL;
+    char msg[256];
+    d[0] = '\0';
+    if (rpc_client_call(rpc, "mgmtpf", json_pack("{s:b}", "list", 1), 2000, &res, msg, sizeof(msg)) == 0) {
+        size_t i;
+        json_t *pf;
+        json_array_foreach(json_object_get(res, "devices"), i, pf)
+            if (!strcmp(json_string_value(json_object_get(pf, "pf")) ?: "", PF))
+                snprintf(d, sizeof(d), "%s", json_string_value(json_object_get(pf, "dialect")) ?: "");
+    }
+    json_decref(res);
+    return d;
+}
+
 static const char *tracking(const char *bdf)
 {
     static char mode[16];
@@ -354,7 +372,10 @@ int main(int argc, char **argv)
     dmode = argc > 2 ? argv[2] : "auto";
     const char *mode = argc > 3 ? argv[3] : offered;
     with_ha = argc > 4 && !strcmp(argv[4], "ha");
-    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", "--dirty-tracking", offered, NULL};
+    /* VFE_SIM_DIALECT: the one admin dialect the sim speaks (default both) */
+    const char *dialect = getenv("VFE_SIM_DIALECT") ?: "both";
+    const char *args[] = {"--pf", PF, "--vfs", "2", "--log-level", "info", "--dirty-tracking", offered,
+                          "--admin-dialect", dialect, NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     snprintf(rpc, sizeof(rpc), "%.200s/vhostd.sock", sp.dir);
@@ -366,6 +387,9 @@ int main(int argc, char **argv)
     REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
                 call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
                 call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
+    if (strcmp(dialect, "both"))
+        CHECK(!strcmp(pf_dialect(), dialect), "the daemon speaks %s to a PF that speaks only %s", pf_dialect(),
+              dialect);
     snprintf(sa, sizeof(sa), "%s%s", iface, VF_A);
     snprintf(sb, sizeof(sb), "%s%s", iface, VF_B);
     struct vfe_fe_opts oa = {.path = sa, .ring_size = RING, .rx_buf_size = RX_BUF};
@@ -392,6 +416,6 @@ done:
         proc_stop(ha, 3000);
     CHECK(sim_proc_stop(&sp) == 0, "sim exit status");
     char name[96];
-    snprintf(name, sizeof(name), "migration_modes offered %s, --dirty-mode %s", offered, dmode);
+    snprintf(name, sizeof(name), "migration_modes offered %s, --dirty-mode %s, dialect %s", offered, dmode, dialect);
     return check_result(name);
 }
