@@ -28,6 +28,7 @@
  * orphaned (s NULL) when the session is freed first. */
 struct announce_op {
     struct vdpa_session *s;
+    uint8_t mac[6];
 };
 
 struct announce {
@@ -279,6 +280,8 @@ static void announced(void *ctx, int err)
 {
     struct announce_op *op = ctx;
     struct vdpa_session *s = op->s;
+    uint8_t mac[6];
+    memcpy(mac, op->mac, 6);
     free(op);
     if (!s)
         return;   /* the session went first */
@@ -286,12 +289,14 @@ static void announced(void *ctx, int err)
     a->op = NULL;
     if (!err) {
         a->sent++;
-        LOG_I("%s: the device announced %02x:%02x:%02x:%02x:%02x:%02x", s->name, a->mac[0], a->mac[1], a->mac[2],
-              a->mac[3], a->mac[4], a->mac[5]);
+        LOG_I("%s: the device announced %02x:%02x:%02x:%02x:%02x:%02x", s->name, mac[0], mac[1], mac[2], mac[3],
+              mac[4], mac[5]);
     } else if (err == -EOPNOTSUPP) {
         announce_unsupported(s);
-    } else if (err == -EBUSY && !a->pending) {
-        a->pending = true;   /* the VF stopped meanwhile: again when it runs */
+    } else if (err == -EBUSY) {
+        if (!a->pending)
+            memcpy(a->mac, mac, 6);
+        a->pending = true;   /* the VF stopped meanwhile: again when it runs (a newer SEND_RARP wins) */
     } else {
         a->failed++;
         LOG_W("%s: announce failed: %s", s->name, strerror(-err));
@@ -312,6 +317,7 @@ static void announce_if_running(struct vdpa_session *s)
         return;
     }
     op->s = s;
+    memcpy(op->mac, a->mac, 6);
     a->pending = false;
     int rc = vdpa_vf_announce(s->vf, a->mac, announced, op);
     if (rc == 0) {
