@@ -242,7 +242,9 @@ def s_silent(name, host, pinger, vs, vd, work, kernel, initrd, cls):
         first = pinger.replies_after(t_cont)[0]
         ms = (first[0] - t_cont) * 1000
         time.sleep(0.5)
-        lost = (pinger.seq - stopped) - len(pinger.replies_after(t_cont))
+        answered = set(seq for _, seq in pinger.replies_after(t_cont))
+        end = pinger.seq
+        lost = sum(1 for k in range(stopped + 1, end + 1) if (k & 0xffff) not in answered)
         ann = vf_stats(host.rpc, vd)["announce"]
         log("%s: first echo reply %.1f ms after cont (limit %d ms); %d requests unanswered since cont; %d pages "
             "differ; announce stats on %s: %s" % (name, ms, LIMIT_MS, lost, len(bad), vd, ann))
