@@ -172,6 +172,7 @@ struct sim_options {
     unsigned dirty_refused;      /* --dirty-tracking: bit (1 << SIM_NV_TRACK_*) per mode NOT offered; 0 = all */
     const char *mac_prefix;      /* first 4 bytes of VF MACs, default 02:fe:00:00 */
     uint16_t mtu;                /* default 1500 */
+    unsigned fdb_aging;          /* --fdb-aging: seconds a learned MAC stays unseen; 0 = 300 */
 };
 
 struct sim {
@@ -251,6 +252,9 @@ void sim_net_fn_fini(struct sim_fn *fn);
 void sim_net_queue_notify(struct sim_fn *fn, uint16_t qidx);  /* data or ctrl queue kicked */
 void sim_net_reset(struct sim_fn *fn);     /* device reset: forget ring state */
 void sim_net_resume(struct sim_fn *fn);    /* RUNNING again / DMA unstalled: process pending */
+/* Send a broadcast RARP from vf's port with source mac (admin ANNOUNCE):
+ * -EBUSY when vf does not run, -EINVAL for a multicast or zero mac. */
+int sim_net_announce(struct sim_fn *vf, const uint8_t mac[6]);
 
 /* ---- admin/ ---- */
 void sim_admin_fn_init(struct sim_fn *pf);

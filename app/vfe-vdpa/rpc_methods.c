@@ -367,6 +367,10 @@ static json_t *vf_stats(struct vhostd_vf *vf)
         json_object_set_new(o, "software_log", json_pack("{s:I, s:I, s:I}", "passes", (json_int_t)sw.passes,
                                                          "sw_overruns", (json_int_t)sw.overruns,
                                                          "bad_descriptors", (json_int_t)sw.bad));
+    json_object_set_new(o, "announce", json_pack("{s:I, s:I, s:I, s:b, s:b}", "requests",
+                                                 (json_int_t)st.announce_requests, "sent", (json_int_t)st.announces,
+                                                 "failed", (json_int_t)st.announce_failures, "pending",
+                                                 st.announce_pending, "unsupported", st.announce_unsupported));
     json_object_set_new(o, "resumed", json_integer(vdpa_vf_resumed(vf->dev)));
     json_object_set_new(o, "migration", migration_json(vf->session));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,

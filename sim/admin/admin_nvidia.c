@@ -2,6 +2,7 @@
  * pages.  Result bytes go to the start of the writable area, the status
  * byte to its last byte; used length = result bytes + 1. */
 #include <endian.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,8 +107,28 @@ static enum adm_err restore_state(struct adm_req *r, struct sim_fn *vf)
     return ADM_OK;
 }
 
+/* The VF announces a MAC into the switch: only while it runs, as a device
+ * transmits only then. */
+static enum adm_err announce(struct adm_req *r, struct sim_fn *vf, const uint8_t mac[6])
+{
+    int rc = sim_net_announce(vf, mac);
+    if (rc == -EBUSY) {
+        WHY(r, "vf %s does not run (%s)", vf->bdf, sim_adm_mig_name(vf->mig_state));
+        return ADM_EBUSY;
+    }
+    if (rc < 0) {
+        WHY(r, "announce of %02x:%02x:%02x:%02x:%02x:%02x refused: multicast or zero", mac[0], mac[1], mac[2],
+            mac[3], mac[4], mac[5]);
+        return ADM_EINVAL;
+    }
+    LOG_I("%s: announced %02x:%02x:%02x:%02x:%02x:%02x (RARP)", vf->bdf, mac[0], mac[1], mac[2], mac[3], mac[4],
+          mac[5]);
+    return ADM_OK;
+}
+
 static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
 {
+    struct sim_nv_announce an;
     struct sim_nv_vdev v;
     struct sim_nv_modify m;
     struct sim_nv_save sv;
@@ -156,6 +177,12 @@ static enum adm_err mig_cmd(struct adm_req *r, uint8_t cmd)
         if (!(vf = vdev(r, v.vdev_id)))
             return ADM_ENODEV;
         return restore_state(r, vf);
+    case SIM_NV_MIG_ANNOUNCE:
+        if (!take(r, &an, sizeof(an)))
+            return ADM_EINVAL;
+        if (!(vf = vdev(r, an.vdev_id)))
+            return ADM_ENODEV;
+        return announce(r, vf, an.mac);
     }
     WHY(r, "unknown migration command %u", cmd);
     return ADM_EUNSUPP;

@@ -14,6 +14,7 @@
 #include "lib/sock/vfe_unix_sock.h"
 #include "sim/core/core_priv.h"
 #include "sim/core/sim_acceptor.h"
+#include "sim/net/l2_switch.h"
 
 #define CTL_LINE_MAX 4096
 /* Connections served at once; one more is told so and closed at once. */
@@ -71,6 +72,7 @@ static json_t *cmd_counters(struct sim *s, struct sim_fn *fn)
     json_object_set_new(r, "mapped_doorbell_kicks", json_integer((json_int_t)c->mapped_doorbell_kicks));
     json_object_set_new(r, "resets", json_integer((json_int_t)c->resets));
     json_object_set_new(r, "client_disconnects", json_integer((json_int_t)c->client_disconnects));
+    json_object_set_new(r, "driver_features", json_integer((json_int_t)fn->driver_features));
     json_object_update_new(r, fn_json(fn));
     return r;
 }
@@ -86,6 +88,43 @@ static json_t *cmd_list(struct sim *s)
                 json_array_append_new(a, fn_json(pf->vfs[v]));
     }
     return json_pack("{s:b, s:o}", "ok", 1, "functions", a);
+}
+
+/* The switch's counters; with "mac" also where the switch sends that MAC now
+ * ("port": a BDF, "uplink", or null when unknown or aged out). */
+static json_t *cmd_switch(struct sim *s, json_t *req)
+{
+    const struct sw_stats *st = sim_sw_get_stats(s);
+    if (!st)
+        return err("switch: no switch");
+    json_t *r = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "ok", 1, "frames_in",
+                          (json_int_t)st->frames_in, "unicast", (json_int_t)st->unicast, "flooded",
+                          (json_int_t)st->flooded, "filtered", (json_int_t)st->filtered, "runts",
+                          (json_int_t)st->runts, "learned", (json_int_t)st->learned, "aged", (json_int_t)st->aged,
+                          "announces", (json_int_t)st->announces, "entries", (int)sim_sw_entries(s), "aging",
+                          (int)(s->opt.fdb_aging ? s->opt.fdb_aging : SW_AGING_DEFAULT));
+    json_t *jm = json_object_get(req, "mac");
+    if (jm) {
+        unsigned b[6];
+        char tail;
+        const char *m = json_string_value(jm);
+        if (!m || sscanf(m, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6) {
+            json_decref(r);
+            return err("switch: \"mac\" must be xx:xx:xx:xx:xx:xx");
+        }
+        uint8_t mac[6];
+        for (int i = 0; i < 6; i++)
+            mac[i] = (uint8_t)b[i];
+        struct sim_fn *port = NULL;
+        if (!sim_sw_lookup(s, mac, &port))
+            json_object_set_new(r, "port", json_null());
+        else
+            json_object_set_new(r, "port", json_string(port ? port->bdf : "uplink"));
+        /* the lookup may have aged the entry out: counters after it */
+        json_object_set_new(r, "aged", json_integer((json_int_t)st->aged));
+        json_object_set_new(r, "entries", json_integer((json_int_t)sim_sw_entries(s)));
+    }
+    return r;
 }
 
 static json_t *cmd_fault(struct sim *s, json_t *req)
@@ -176,8 +215,10 @@ static json_t *handle(struct sim *s, const char *line)
         res = fn ? cmd_counters(s, fn) : err("counters: unknown or missing \"bdf\" %s", bdf ? bdf : "");
     } else if (!strcmp(cmd, "fault")) {
         res = cmd_fault(s, req);
+    } else if (!strcmp(cmd, "switch")) {
+        res = cmd_switch(s, req);
     } else {
-        res = err("unknown cmd '%s' (list, counters, fault)", cmd);
+        res = err("unknown cmd '%s' (list, counters, switch, fault)", cmd);
     }
     json_decref(req);
     return res;

@@ -6,6 +6,7 @@
 
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
+#include "sim/net/l2_switch.h"
 #include "sim/spec/sim_admin_spec.h"
 
 void sim_usage(FILE *f)
@@ -31,6 +32,9 @@ void sim_usage(FILE *f)
 "                        give two sims joined by an uplink different prefixes\n"
 "  --uplink udp:LPORT,HOST:PORT\n"
 "                        exchange frames with another sim over UDP on loopback\n"
+"  --fdb-aging SECONDS   how long the switch keeps a MAC it learned and no longer\n"
+"                        sees, 1..%u (default %u); a stopped or reset port keeps\n"
+"                        its MACs, a MAC seen on another port moves at once\n"
 "  --admin-dialect D     both (default), nvidia or virtio: admin commands served;\n"
 "                        after a --pf it applies to that PF only\n"
 "  --dirty-tracking M    dirty-page tracking modes the PFs offer: a comma list of\n"
@@ -40,10 +44,11 @@ void sim_usage(FILE *f)
 "                        request per line, e.g. {\"cmd\":\"counters\",\"bdf\":\"...\"},\n"
 "                        {\"cmd\":\"list\"}, {\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":N},\n"
 "                        admin_fail (status, count), dma_stall (bdf, on), remove (bdf),\n"
-"                        pf_reset (bdf), clear\n"
+"                        pf_reset (bdf), clear; {\"cmd\":\"switch\",\"mac\":M}: the\n"
+"                        switch's counters and the port M is sent to now\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n",
-            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS);
+            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, SW_AGING_MAX, SW_AGING_DEFAULT);
 }
 
 static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -113,14 +118,15 @@ static int parse_dirty_modes(const char *arg, unsigned *refused)
 /* 0: run; 1: exit 0 (help shown); -1: exit 2 (message printed). */
 int sim_parse_options(struct sim_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG, O_DIRTY };
+    enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG, O_DIRTY,
+           O_AGING };
     static const struct option opts[] = {
         {"root", required_argument, NULL, O_ROOT},     {"pf", required_argument, NULL, O_PF},
         {"vfs", required_argument, NULL, O_VFS},       {"total-vfs", required_argument, NULL, O_TOTAL},
         {"qpairs", required_argument, NULL, O_QPAIRS}, {"mtu", required_argument, NULL, O_MTU},
         {"mac-prefix", required_argument, NULL, O_MAC}, {"uplink", required_argument, NULL, O_UPLINK},
         {"admin-dialect", required_argument, NULL, O_DIALECT}, {"ctl", required_argument, NULL, O_CTL},
-        {"dirty-tracking", required_argument, NULL, O_DIRTY},
+        {"dirty-tracking", required_argument, NULL, O_DIRTY}, {"fdb-aging", required_argument, NULL, O_AGING},
         {"log-level", required_argument, NULL, O_LOG}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -129,6 +135,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
     o->max_qpairs = 4;
     o->mtu = 1500;
     o->admin_dialect = "both";
+    o->fdb_aging = SW_AGING_DEFAULT;
     int c;
     unsigned v;
     opterr = 0;
@@ -179,6 +186,10 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
             break;
         }
         case O_UPLINK: o->uplink = optarg; break;
+        case O_AGING:
+            if (parse_uint("--fdb-aging", optarg, 1, SW_AGING_MAX, &o->fdb_aging) < 0)
+                return -1;
+            break;
         case O_DIALECT:
             if (strcmp(optarg, "both") && strcmp(optarg, "nvidia") && strcmp(optarg, "virtio")) {
                 fprintf(stderr, "vfe-dpu-sim: --admin-dialect '%s': both, nvidia or virtio\n", optarg);

@@ -1,4 +1,5 @@
-/* L2 switch: MAC learning table (bounded, oldest replaced) and forwarding. */
+/* L2 switch: MAC learning table (bounded, oldest replaced, entries age out)
+ * and forwarding. */
 #include "sim/net/l2_switch.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@ struct sw_entry {
     bool used;
     uint16_t next;             /* bucket chain */
     struct sim_fn *port;       /* NULL = uplink */
+    ev_tstamp seen;            /* loop time the MAC was last seen as a source */
 };
 
 struct sw_table {
@@ -67,6 +69,16 @@ void sim_sw_destroy(struct sim *s)
     s->sw = NULL;
 }
 
+static ev_tstamp now_of(struct sim *s)
+{
+    return s->loop ? ev_now(s->loop) : 0.;
+}
+
+static double aging_of(const struct sim *s)
+{
+    return s->opt.fdb_aging ? (double)s->opt.fdb_aging : (double)SW_AGING_DEFAULT;
+}
+
 static struct sw_entry *find(struct sw_table *t, const uint8_t mac[6])
 {
     for (uint16_t i = t->bucket[mac_hash(mac)]; i != SW_NONE; i = t->e[i].next)
@@ -88,11 +100,15 @@ static void unlink_slot(struct sw_table *t, uint16_t slot)
     t->e[slot].used = false;
 }
 
-static void learn(struct sw_table *t, const uint8_t mac[6], struct sim_fn *port)
+static void learn(struct sw_state *sw, const uint8_t mac[6], struct sim_fn *port, ev_tstamp now)
 {
+    struct sw_table *t = sw->tab;
     struct sw_entry *x = find(t, mac);
     if (x) {
-        x->port = port;   /* a MAC that moved (migration) follows at once */
+        if (x->port != port)
+            sw->stats.learned++;   /* a MAC that moved (migration) follows at once */
+        x->port = port;
+        x->seen = now;
         return;
     }
     uint16_t slot = (uint16_t)(t->next_slot++ % SW_MAC_TABLE_SIZE);
@@ -101,10 +117,12 @@ static void learn(struct sw_table *t, const uint8_t mac[6], struct sim_fn *port)
     x = &t->e[slot];
     memcpy(x->mac, mac, 6);
     x->port = port;
+    x->seen = now;
     x->used = true;
     unsigned b = mac_hash(mac);
     x->next = t->bucket[b];
     t->bucket[b] = slot;
+    sw->stats.learned++;
 }
 
 int sim_sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port)
@@ -113,8 +131,22 @@ int sim_sw_lookup(struct sim *s, const uint8_t mac[6], struct sim_fn **port)
     struct sw_entry *x = sw ? find(sw->tab, mac) : NULL;
     if (!x)
         return 0;
+    if (now_of(s) - x->seen > aging_of(s)) {
+        unlink_slot(sw->tab, (uint16_t)(x - sw->tab->e));
+        sw->stats.aged++;
+        return 0;
+    }
     *port = x->port;
     return 1;
+}
+
+unsigned sim_sw_entries(struct sim *s)
+{
+    struct sw_state *sw = sw_of(s);
+    unsigned n = 0;
+    for (unsigned i = 0; sw && i < SW_MAC_TABLE_SIZE; i++)
+        n += sw->tab->e[i].used;
+    return n;
 }
 
 void sim_sw_forget_port(struct sim *s, struct sim_fn *fn)
@@ -181,7 +213,7 @@ void sim_sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_
     if (!src)
         pair = sim_net_l2_hash(frame, len);   /* uplink frames: spread by addresses */
     if (!(smac[0] & 1))
-        learn(sw->tab, smac, src);
+        learn(sw, smac, src, now_of(s));
 
     if (!(dst[0] & 1)) {
         struct sim_fn *port;
@@ -204,4 +236,34 @@ void sim_sw_input(struct sim *s, struct sim_fn *src, const uint8_t *frame, size_
     FOR_EACH_FN(s, f, if (f != src) sim_net_deliver(f, frame, len, pair));
     if (src && sim_uplink_present(s))
         sim_uplink_send(s, frame, len);
+}
+
+void sim_sw_rarp_frame(uint8_t out[SW_RARP_FRAME_LEN], const uint8_t mac[6])
+{
+    memset(out, 0, SW_RARP_FRAME_LEN);
+    memset(out, 0xff, 6);                       /* broadcast */
+    memcpy(out + 6, mac, 6);
+    out[12] = SW_ETH_P_RARP >> 8;
+    out[13] = SW_ETH_P_RARP & 0xff;
+    uint8_t *a = out + ETH_HDR_LEN;             /* RFC 903: ARP layout, opcode 3 */
+    a[1] = 1;                                   /* hardware: Ethernet */
+    a[2] = 0x08;                                /* protocol: IPv4 */
+    a[4] = 6;
+    a[5] = 4;
+    a[7] = 3;                                   /* request reverse */
+    memcpy(a + 8, mac, 6);                      /* sender hardware address */
+    memcpy(a + 18, mac, 6);                     /* target hardware address; IPs stay 0 */
+}
+
+int sim_sw_announce(struct sim *s, struct sim_fn *vf, const uint8_t mac[6])
+{
+    static const uint8_t zero[6];
+    struct sw_state *sw = sw_of(s);
+    if (!sw || !vf || (mac[0] & 1) || !memcmp(mac, zero, 6))
+        return -EINVAL;
+    uint8_t f[SW_RARP_FRAME_LEN];
+    sim_sw_rarp_frame(f, mac);
+    sw->stats.announces++;
+    sim_sw_input(s, vf, f, sizeof(f), 0);
+    return 0;
 }

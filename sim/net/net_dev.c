@@ -348,3 +348,10 @@ drop:
     LOG_D("%s: rx drop on queue %u (%d)", fn->bdf, qidx, rc);
     return rc;
 }
+
+int sim_net_announce(struct sim_fn *vf, const uint8_t mac[6])
+{
+    if (!sim_net_fn_can_fetch(vf))
+        return -EBUSY;   /* a device transmits only while it runs */
+    return sim_sw_announce(vf->sim, vf, mac);
+}

@@ -126,6 +126,11 @@ enum sim_nv_mig_cmd {
     SIM_NV_MIG_PENDING_BYTES = 3,     /* data: sim_nv_vdev;   result: le64 */
     SIM_NV_MIG_SAVE_STATE = 4,        /* data: sim_nv_save;   result: TLV blob bytes */
     SIM_NV_MIG_RESTORE_STATE = 5,     /* data: sim_nv_vdev + TLV blob */
+    /* vendor extension (docs/admin-queue.md): the device sends a broadcast
+     * RARP from the VF's port with source mac, so the network learns where a
+     * migrated guest is.  The VF must run (else EBUSY); mac unicast, not zero
+     * (else EINVAL). */
+    SIM_NV_MIG_ANNOUNCE = 6,          /* data: sim_nv_announce */
 };
 
 enum sim_nv_dirty_cmd {
@@ -162,6 +167,7 @@ enum sim_nv_status {
 struct sim_nv_vdev { uint16_t vdev_id; uint16_t reserved; } __attribute__((packed));   /* VF number */
 struct sim_nv_modify { uint16_t vdev_id; uint8_t state; uint8_t reserved; } __attribute__((packed));
 struct sim_nv_save { uint16_t vdev_id; uint16_t reserved; uint32_t offset; } __attribute__((packed));
+struct sim_nv_announce { uint16_t vdev_id; uint8_t mac[6]; } __attribute__((packed));
 struct sim_nv_sge { uint64_t addr; uint32_t len; uint32_t reserved; } __attribute__((packed));
 struct sim_nv_start_track {
     uint16_t vdev_id;
@@ -208,6 +214,7 @@ struct sim_state_vq_split {
 
 _Static_assert(sizeof(struct sim_adm_cmd_hdr) == 24, "virtio admin command header is 24 bytes");
 _Static_assert(sizeof(struct sim_adm_cmd_status) == 8, "virtio admin status is 8 bytes");
+_Static_assert(sizeof(struct sim_nv_announce) == 8, "ANNOUNCE data is 8 bytes");
 _Static_assert(sizeof(struct sim_nv_start_track) == 24, "START_TRACK header is 24 bytes");
 _Static_assert(sizeof(struct sim_state_common) == 24, "common state record is 24 bytes");
 _Static_assert(sizeof(struct sim_state_vq_cfg) == 32, "vq cfg record is 32 bytes");

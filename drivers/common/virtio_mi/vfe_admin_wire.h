@@ -30,6 +30,7 @@ enum {
     VFE_NV_MIG_PENDING_BYTES = 3,     /* data: nv_vdev;       result: le64 bytes */
     VFE_NV_MIG_SAVE_STATE = 4,        /* data: nv_save;       result: blob bytes */
     VFE_NV_MIG_RESTORE_STATE = 5,     /* data: nv_vdev + blob */
+    VFE_NV_MIG_ANNOUNCE = 6,          /* data: nv_announce (vendor extension: RARP from the VF) */
 };
 enum {
     VFE_NV_DIRTY_IDENTITY = 0,
@@ -57,6 +58,7 @@ enum { VFE_NV_TRACK_PUSH_BITMAP = 1, VFE_NV_TRACK_PUSH_BYTEMAP = 2,
 struct vfe_nv_vdev { uint16_t vdev_id; uint16_t rsvd; } __attribute__((packed));  /* VF number 1..N */
 struct vfe_nv_modify { uint16_t vdev_id; uint8_t state; uint8_t rsvd; } __attribute__((packed));
 struct vfe_nv_save { uint16_t vdev_id; uint16_t rsvd; uint32_t offset; } __attribute__((packed));
+struct vfe_nv_announce { uint16_t vdev_id; uint8_t mac[6]; } __attribute__((packed));
 struct vfe_nv_sge { uint64_t addr; uint32_t len; uint32_t rsvd; } __attribute__((packed));
 struct vfe_nv_start_track {
     uint16_t vdev_id;

@@ -306,3 +306,18 @@ int vfe_mig_dirty_report(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *
         return -E2BIG;
     return m->ops->dirty_report(m, vf, offset, buf, len, cb, ctx);
 }
+
+bool vfe_mig_mac_valid(const uint8_t mac[6])
+{
+    static const uint8_t zero[6];
+    return mac && !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
+}
+
+int vfe_mig_announce(struct vfe_mig *m, uint16_t vf, const uint8_t mac[6], vfe_mig_done_cb cb, void *ctx)
+{
+    if (!ready(m, vf, cb) || !vfe_mig_mac_valid(mac))
+        return -EINVAL;
+    if (!m->ops->announce)
+        return -EOPNOTSUPP;
+    return m->ops->announce(m, vf, mac, cb, ctx);
+}

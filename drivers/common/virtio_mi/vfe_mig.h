@@ -63,6 +63,9 @@ struct vfe_mig_ops {
     int (*dirty_stop)(struct vfe_mig *m, uint16_t vf, void (*cb)(void *ctx, int err), void *ctx);
     int (*dirty_report)(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *buf, uint32_t len,
                         void (*cb)(void *ctx, int err, uint32_t n), void *ctx);
+    /* NULL: the dialect has no such command */
+    int (*announce)(struct vfe_mig *m, uint16_t vf, const uint8_t mac[6], void (*cb)(void *ctx, int err),
+                    void *ctx);
 };
 
 struct vfe_mig_op;
@@ -101,6 +104,17 @@ int vfe_mig_dirty_stop(struct vfe_mig *m, uint16_t vf, vfe_mig_done_cb cb, void 
  * (valid until cb); n is how many the device returned. */
 int vfe_mig_dirty_report(struct vfe_mig *m, uint16_t vf, uint32_t offset, void *buf, uint32_t len,
                          vfe_mig_report_cb cb, void *ctx);
+
+/* After a migration: the device sends a broadcast RARP with source mac from
+ * the VF's port, so the network learns where the guest is now.  nvidia only
+ * (vendor command class 64 cmd 6, docs/admin-queue.md); the standard has no
+ * such command.  Synchronous refusals: -EINVAL (mac multicast or zero, bad
+ * arguments), -EOPNOTSUPP (the dialect cannot announce; the guest or QEMU
+ * must).  The callback's err: -EBUSY (the VF does not run), -EOPNOTSUPP (the
+ * device does not know the command), or the errors above. */
+int vfe_mig_announce(struct vfe_mig *m, uint16_t vf, const uint8_t mac[6], vfe_mig_done_cb cb, void *ctx);
+/* mac is a unicast address other than 00:00:00:00:00:00. */
+bool vfe_mig_mac_valid(const uint8_t mac[6]);
 
 /* Dialect detection: nvidia IDENTITY, else virtio LIST_QUERY (+ LIST_USE).
  * On success m is initialized for the dialect found; -ENOTSUP if neither.

@@ -222,6 +222,16 @@ static int nv_dirty_report(struct vfe_mig *m, uint16_t vf, uint32_t offset, void
     return vfe_mig_submit_report(m, cmd, (uint32_t)n, buf, len, cb, ctx);
 }
 
+static int nv_announce(struct vfe_mig *m, uint16_t vf, const uint8_t mac[6], vfe_mig_done_cb cb, void *ctx)
+{
+    uint8_t cmd[2 + sizeof(struct vfe_nv_announce)];
+    size_t n = nv_hdr(cmd, VFE_NV_CLASS_MIG, VFE_NV_MIG_ANNOUNCE);
+    vfe_put_le16(cmd + n + offsetof(struct vfe_nv_announce, vdev_id), vf);
+    memcpy(cmd + n + offsetof(struct vfe_nv_announce, mac), mac, 6);
+    n += sizeof(struct vfe_nv_announce);
+    return vfe_mig_submit_simple(m, cmd, (uint32_t)n, cb, ctx);
+}
+
 const struct vfe_mig_ops vfe_mig_nvidia_ops = {
     .name = "nvidia",
     .get_state = nv_get_state,
@@ -231,4 +241,5 @@ const struct vfe_mig_ops vfe_mig_nvidia_ops = {
     .dirty_start = nv_dirty_start,
     .dirty_stop = nv_dirty_stop,
     .dirty_report = nv_dirty_report,
+    .announce = nv_announce,
 };

@@ -149,4 +149,5 @@ const struct vfe_mig_ops vfe_mig_virtio_ops = {
     .dirty_start = vio_dirty_start,
     .dirty_stop = vio_dirty_stop,
     .dirty_report = vio_dirty_report,
+    .announce = NULL,   /* no standard command sends a frame for a VF */
 };

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_net.h>
 
 #include "drivers/common/virtio_mi/vfe_ha_blob.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
@@ -20,6 +21,23 @@
 /* QEMU stops a device one GET_VRING_BASE at a time; the rings it has not asked
  * for yet stay stopped this long (it has paused the guest), then run again. */
 #define HOLD_SECONDS 2.0
+
+/* SEND_RARP after a migration: the device announces the guest's MAC from the
+ * VF, once the VF runs (QEMU sends it when the migration completes, before
+ * `cont` starts the rings).  The command in flight holds an announce_op,
+ * orphaned (s NULL) when the session is freed first. */
+struct announce_op {
+    struct vdpa_session *s;
+    uint8_t mac[6];
+};
+
+struct announce {
+    bool pending;                       /* mac waits for the VF to run */
+    uint8_t mac[6];
+    struct announce_op *op;             /* in flight, or NULL */
+    bool unsupported;                   /* the device cannot announce: said once, never asked again */
+    uint64_t requests, sent, failed, refused;
+};
 
 struct vdpa_session {
     struct ev_loop *loop;
@@ -57,6 +75,7 @@ struct vdpa_session {
     void *persist_ctx;
     ev_timer adopt_t;                   /* an adopted session's first steps, from the loop */
     struct vdpa_timeline tl;            /* the last switchover */
+    struct announce announce;           /* SEND_RARP: the device announces the guest's MAC */
 };
 
 enum { SOP_NONE, SOP_START, SOP_STOP, SOP_LOG };
@@ -170,11 +189,22 @@ static void started(void *ctx, int err)
 
 static unsigned start_rings(struct vdpa_session *s, uint64_t want, struct vdpa_ring *rings);
 
+/* What the device is started with: the front-end's features without the
+ * vhost-user ones and without what QEMU handles itself (GUEST_ANNOUNCE,
+ * unless the device offers it too). */
+static uint64_t device_features_of(const struct vdpa_session *s)
+{
+    uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
+    if (!(vdpa_vf_device_features(s->vf) & (1ull << VIRTIO_NET_F_GUEST_ANNOUNCE)))
+        f &= ~(1ull << VIRTIO_NET_F_GUEST_ANNOUNCE);
+    return f;
+}
+
 static int start(struct vdpa_session *s, uint64_t want)
 {
     struct vdpa_ring rings[VDPA_MAX_RINGS];
     unsigned n = start_rings(s, want, rings);
-    uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
+    uint64_t f = device_features_of(s);
     s->busy = true;
     s->op = SOP_START;
     s->running_mask = want;   /* before the device hears of it: a successor resumes this start */
@@ -238,6 +268,79 @@ static void answer_log_wait(struct vdpa_session *s)
     vhost_log_done(s->log_pending, err);
 }
 
+static void announce_unsupported(struct vdpa_session *s)
+{
+    s->announce.unsupported = true;
+    s->announce.pending = false;
+    LOG_N("%s: the device cannot announce a MAC (no such admin command): after a migration the guest is found "
+          "by its own announcement (GUEST_ANNOUNCE) or its first frame", s->name);
+}
+
+static void announced(void *ctx, int err)
+{
+    struct announce_op *op = ctx;
+    struct vdpa_session *s = op->s;
+    uint8_t mac[6];
+    memcpy(mac, op->mac, 6);
+    free(op);
+    if (!s)
+        return;   /* the session went first */
+    struct announce *a = &s->announce;
+    a->op = NULL;
+    if (!err) {
+        a->sent++;
+        LOG_I("%s: the device announced %02x:%02x:%02x:%02x:%02x:%02x", s->name, mac[0], mac[1], mac[2], mac[3],
+              mac[4], mac[5]);
+    } else if (err == -EOPNOTSUPP) {
+        announce_unsupported(s);
+    } else if (err == -EBUSY) {
+        if (!a->pending)
+            memcpy(a->mac, mac, 6);
+        a->pending = true;   /* the VF stopped meanwhile: again when it runs (a newer SEND_RARP wins) */
+    } else {
+        a->failed++;
+        LOG_W("%s: announce failed: %s", s->name, strerror(-err));
+    }
+    schedule(s);
+}
+
+/* A SEND_RARP waiting for the VF to run goes out now that it does. */
+static void announce_if_running(struct vdpa_session *s)
+{
+    struct announce *a = &s->announce;
+    if (!a->pending || a->op || s->destroying || !s->running_mask || vdpa_vf_state(s->vf) != VDPA_VF_RUNNING)
+        return;
+    struct announce_op *op = malloc(sizeof(*op));
+    if (!op) {
+        a->failed++;
+        a->pending = false;
+        return;
+    }
+    op->s = s;
+    memcpy(op->mac, a->mac, 6);
+    a->pending = false;
+    int rc = vdpa_vf_announce(s->vf, a->mac, announced, op);
+    if (rc == 0) {
+        a->op = op;
+        return;
+    }
+    free(op);
+    if (rc == -EOPNOTSUPP) {
+        announce_unsupported(s);
+    } else {
+        a->failed++;
+        LOG_W("%s: announce: %s", s->name, strerror(-rc));
+    }
+}
+
+/* The session is freed: a command in flight completes into nothing. */
+static void announce_orphan(struct vdpa_session *s)
+{
+    if (s->announce.op)
+        s->announce.op->s = NULL;
+    s->announce.op = NULL;
+}
+
 static void converge(struct vdpa_session *s)
 {
     if (s->busy)
@@ -292,6 +395,7 @@ static void converge(struct vdpa_session *s)
     }
     if (want && !s->running_mask && start(s, want) == 0)
         return;
+    announce_if_running(s);
     if (s->destroying && !s->busy && !s->running_mask) {
         ev_timer_stop(s->loop, &s->kick);
         ev_timer_stop(s->loop, &s->hold);
@@ -299,6 +403,7 @@ static void converge(struct vdpa_session *s)
         void (*done)(void *) = s->destroy_done;
         void *ctx = s->destroy_ctx;
         vdpa_vf_set_guest(s->vf, NULL);   /* the VF outlives us */
+        announce_orphan(s);
         free(s);
         if (done)
             done(ctx);
@@ -337,6 +442,7 @@ static void on_connected(void *ctx, struct vhost_dev *d)
 static void forget_front_end(struct vdpa_session *s)
 {
     s->gen++;
+    s->announce.pending = false;   /* a RARP of a front-end that is gone is not sent */
     s->saved_mask = 0;
     s->npending = 0;
     s->log_waiting = false;
@@ -449,7 +555,20 @@ static void on_log_wait(void *ctx, struct vhost_pending p)
 
 static void on_rarp(void *ctx, const uint8_t mac[6])
 {
-    /* the switch learns the guest's address from its first frame */
+    struct vdpa_session *s = ctx;
+    struct announce *a = &s->announce;
+    a->requests++;
+    if (!vfe_mig_mac_valid(mac)) {
+        a->refused++;
+        LOG_W("%s: SEND_RARP for %02x:%02x:%02x:%02x:%02x:%02x refused: not a unicast address", s->name, mac[0],
+              mac[1], mac[2], mac[3], mac[4], mac[5]);
+        return;
+    }
+    if (a->unsupported)
+        return;   /* said once already; the guest (GUEST_ANNOUNCE) or its own traffic is found */
+    memcpy(a->mac, mac, 6);
+    a->pending = true;   /* sent from converge once the VF runs */
+    schedule(s);
 }
 
 /* SET_STATUS with DRIVER_OK: the front-end has set every ring up (QEMU sends
@@ -564,6 +683,11 @@ static struct vhost_cfg vhost_cfg_of(struct vdpa_session *s, const struct vdpa_s
     uint16_t pairs = max_pairs;
     if (pairs > VHOST_MAX_QUEUE_PAIRS)
         pairs = VHOST_MAX_QUEUE_PAIRS;
+    /* GUEST_ANNOUNCE is QEMU's business (its config space and control queue,
+     * never the device's: start() masks it) but QEMU 7.2 takes it from the
+     * back-end's features: offered, the guest announces itself after a
+     * migration; not negotiated, QEMU sends SEND_RARP instead. */
+    features |= 1ull << VIRTIO_NET_F_GUEST_ANNOUNCE;
     return (struct vhost_cfg){.path = cfg->socket_path, .client = cfg->client, .perm = cfg->perm,
                               .queue_pairs = pairs ? pairs : 1, .features = features,
                               .ops = cfg->persist ? &session_ops_ha : &session_ops, .ctx = s, .name = cfg->name};
@@ -623,6 +747,11 @@ void vdpa_session_stats(const struct vdpa_session *s, struct vdpa_session_stats 
     st->dev_state = vdpa_vf_state(s->vf);
     st->logging = s->log_active;
     st->host_notifiers = s->running_mask ? s->notifiers : 0;
+    st->announce_requests = s->announce.requests;
+    st->announces = s->announce.sent;
+    st->announce_failures = s->announce.failed + s->announce.refused;
+    st->announce_pending = s->announce.pending || s->announce.op;
+    st->announce_unsupported = s->announce.unsupported;
     for (unsigned i = 0; i < VDPA_MAX_RINGS; i++)
         if (s->saved_mask & (1ull << i)) {
             st->last_avail[i] = s->saved[i];
@@ -722,7 +851,7 @@ static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (s->op != SOP_NONE) {
         struct vdpa_ring rings[VDPA_MAX_RINGS];
         unsigned n = s->op == SOP_START ? start_rings(s, s->running_mask, rings) : 0;
-        uint64_t f = s->features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL);
+        uint64_t f = device_features_of(s);
         vdpa_done_cb done = s->op == SOP_START ? started : log_op_done;
         int rc = vdpa_vf_step_pending(s->vf) ? vdpa_vf_resume(s->vf, f, rings, n, done, stopped, s) : -EALREADY;
         if (rc == -EALREADY) {
@@ -865,5 +994,6 @@ void vdpa_session_abandon(struct vdpa_session *s)
     vdpa_vf_set_observer(s->vf, NULL, NULL);
     vdpa_vf_set_guest(s->vf, NULL);
     vhost_dev_abandon(s->dev);
+    announce_orphan(s);
     free(s);
 }

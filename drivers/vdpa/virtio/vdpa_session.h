@@ -55,6 +55,11 @@ struct vdpa_session_stats {
     enum vdpa_vf_state dev_state;
     bool logging;
     unsigned host_notifiers;    /* doorbell pages QEMU was offered for the running rings */
+    /* SEND_RARP: requests from the front-end, RARPs the device sent, requests
+     * refused (bad MAC) or failed; one waits for the VF to run; the device
+     * cannot announce (the guest must) */
+    uint64_t announce_requests, announces, announce_failures;
+    bool announce_pending, announce_unsupported;
     uint16_t last_avail[VDPA_MAX_RINGS];
     unsigned nsaved;
     /* Running rings: the indices as they are in guest memory now. */

@@ -99,6 +99,14 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
 /* Freeze and save; the VF does no DMA afterwards. */
 int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx);
 
+/* After a migration: the device sends a broadcast RARP from the VF with
+ * source mac (vfe_mig_announce), independent of the one operation at a time
+ * above.  Only while the VF runs (-EBUSY otherwise).  cb runs once, later,
+ * with ctx (which must stay valid until then; it need not be the VF's, and
+ * the VF may be closed meanwhile).  -EOPNOTSUPP: the device's dialect
+ * cannot announce; -EINVAL: a multicast or zero mac. */
+int vdpa_vf_announce(struct vdpa_vf *v, const uint8_t mac[6], vdpa_done_cb cb, void *ctx);
+
 /* Dirty tracking into the front-end's log: log_fd + offset, log_size bytes,
  * one bit per 4 KiB guest page. */
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,

@@ -68,3 +68,15 @@ void sim_net_resume(struct sim_fn *fn)
     if (fn->vf_num <= FAKE_MAX_VFS)
         fake.resumes[fn->vf_num]++;
 }
+
+int sim_net_announce(struct sim_fn *fn, const uint8_t mac[6])
+{
+    if (fn->mig_state == SIM_MIG_QUIESCED || fn->mig_state == SIM_MIG_FREEZED)
+        return -EBUSY;
+    if ((mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+        return -EINVAL;
+    fake.announces++;
+    memcpy(fake.announced, mac, 6);
+    fake.announced_vf = fn->vf_num;
+    return 0;
+}

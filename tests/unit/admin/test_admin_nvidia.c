@@ -454,6 +454,35 @@ static void test_dirty_pull_report(void **state)
     assert_int_equal(VF[2]->dirty.mode, 0);
 }
 
+/* ANNOUNCE: the VF must run, the MAC must be unicast and not zero; the RARP
+ * itself is the switch's (tests/unit/sim_net). */
+static void test_announce(void **state)
+{
+    vf_configure(2, 1);
+    struct vfe_nv_announce a = { .vdev_id = 2, .mac = {0x52, 0x54, 0, 0, 0, 0x3a} };
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_OK);
+    assert_int_equal(fake.announces, 1);
+    assert_int_equal(fake.announced_vf, 2);
+    assert_memory_equal(fake.announced, a.mac, 6);
+    /* bad MACs */
+    a.mac[0] = 0x01;
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_EINVAL | NR);
+    memset(a.mac, 0, 6);
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_EINVAL | NR);
+    memset(a.mac, 0xff, 6);
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_EINVAL | NR);
+    /* short data, unknown VF */
+    a.mac[0] = 0x52;
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, 7), VFE_NV_ST_EINVAL | NR);
+    a.vdev_id = NVF + 1;
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_ENODEV | NR);
+    /* a frozen VF sends nothing: busy, may be retried */
+    a.vdev_id = 2;
+    assert_int_equal(modify(2, VFE_NV_STATE_FREEZED), VFE_NV_ST_OK);
+    assert_int_equal(mig(VFE_NV_MIG_ANNOUNCE, &a, sizeof(a)), VFE_NV_ST_EBUSY);
+    assert_int_equal(fake.announces, 1);
+}
+
 static void test_unknown_and_short(void **state)
 {
     struct vfe_nv_vdev v = { .vdev_id = 1 };
@@ -486,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dirty_pull_report, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_dirty_modes_offered, adm_setup, adm_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_and_short, adm_setup, adm_teardown),
+        cmocka_unit_test_setup_teardown(test_announce, adm_setup, adm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

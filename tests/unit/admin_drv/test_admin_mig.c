@@ -34,6 +34,11 @@ struct fake_pf {
     uint8_t bitmap[512];
     uint64_t list_use;
     int identity, list_query, list_use_calls, saves, dirty_stops;
+    bool no_announce;              /* an nvidia device without ANNOUNCE */
+    int announces;
+    uint16_t announced_vf;
+    uint8_t announced[6];
+    uint32_t announce_len;
 };
 
 static uint16_t cmd_vf_nv(const uint8_t *data) { return vfe_get_le16(data); }
@@ -73,6 +78,14 @@ static int nv_handle(struct fake_pf *p, struct fake_chain *c)
                 n = p->piece;
             return (int)fake_nv_answer(c, p->saved + off, n, VFE_NV_ST_OK);
         }
+        case VFE_NV_MIG_ANNOUNCE:
+            if (p->no_announce)
+                break;
+            p->announces++;
+            p->announce_len = dlen;
+            p->announced_vf = vf;
+            memcpy(p->announced, d + offsetof(struct vfe_nv_announce, mac), 6);
+            return (int)fake_nv_answer(c, NULL, 0, VFE_NV_ST_OK);
         case VFE_NV_MIG_RESTORE_STATE:
             p->restored_len = dlen - 4;
             memcpy(p->restored, d + 4, p->restored_len);
@@ -513,6 +526,35 @@ static void test_nv_concurrent_vfs(void **state)
 
 /* ---- virtio dialect ---- */
 
+/* ANNOUNCE: nvidia class 64 cmd 6 with the VF and the MAC; bad MACs refused
+ * before anything is sent; a device without the command says so (callback). */
+static void test_nv_announce(void **state)
+{
+    struct fx *f = *state;
+    use_nvidia(f);
+    static const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+    struct res r = { 0 };
+    assert_int_equal(vfe_mig_announce(&f->m, 3, mac, done_cb, &r), 0);
+    assert_int_equal(r.calls, 0);                  /* never inside the call */
+    assert_int_equal(wait_res(f, &r), 0);
+    assert_int_equal(f->pf.announces, 1);
+    assert_int_equal(f->pf.announce_len, sizeof(struct vfe_nv_announce));
+    assert_int_equal(f->pf.announced_vf, 3);
+    assert_memory_equal(f->pf.announced, mac, 6);
+    static const uint8_t bad[3][6] = {{0x01, 0, 0x5e, 0, 0, 1}, {0}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(vfe_mig_announce(&f->m, 3, bad[i], done_cb, &r), -EINVAL);
+    assert_int_equal(vfe_mig_announce(&f->m, 3, NULL, done_cb, &r), -EINVAL);
+    assert_int_equal(vfe_mig_announce(&f->m, 0, mac, done_cb, &r), -EINVAL);
+    assert_int_equal(vfe_mig_announce(&f->m, 3, mac, NULL, &r), -EINVAL);
+    assert_int_equal(f->pf.announces, 1);
+    assert_int_equal(r.calls, 1);
+    f->pf.no_announce = true;
+    struct res r2 = { 0 };
+    assert_int_equal(vfe_mig_announce(&f->m, 3, mac, done_cb, &r2), 0);
+    assert_int_equal(wait_res(f, &r2), -EOPNOTSUPP);
+}
+
 static void use_virtio(struct fx *f, bool dirty)
 {
     f->pf.virtio = true;
@@ -539,6 +581,9 @@ static void test_virtio_modes(void **state)
     }
     struct res r = { 0 };
     assert_int_equal(vfe_mig_get_state(&f->m, 2, state_cb, &r), -EOPNOTSUPP);
+    static const uint8_t mac[6] = {0x52, 0x54, 0, 0, 0, 1};
+    assert_int_equal(vfe_mig_announce(&f->m, 2, mac, done_cb, &r), -EOPNOTSUPP);   /* no standard command */
+    assert_int_equal(r.calls, 0);
     assert_int_equal(vfe_mig_set_state(&f->m, NVFS + 1, VFE_MIG_RUNNING, done_cb, &r), 0);
     assert_int_equal(wait_res(f, &r), -ENODEV);
 }
@@ -616,6 +661,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nv_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nv_dirty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nv_concurrent_vfs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nv_announce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtio_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtio_save_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtio_dirty_extension, setup, teardown),

@@ -623,6 +623,86 @@ static void test_switch_table_bounded(void **state)
     assert_int_equal(sim_sw_lookup(&S, src, &port), 0);
 }
 
+static uint64_t seen_by(const struct tvf *v)
+{
+    return v->fn.ctr.rx_packets + v->fn.ctr.rx_drops;
+}
+
+/* A real learning bridge: a stopped or reset port keeps its MACs, a MAC seen
+ * elsewhere (or announced) moves at once, an entry not seen for the ageing
+ * time is gone. */
+static void test_switch_keeps_moves_ages(void **state)
+{
+    uint8_t fr[60];
+    uint8_t x[6] = { 0x52, 0x54, 0, 0, 0, 0x3a };
+    struct sim_fn *port;
+    make_frame(fr, 60, BCAST, x, 1);
+    vf_send(&V[0], fr, 60);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
+    assert_ptr_equal(port, &V[0].fn);
+
+    /* V[0] stops (frozen for a migration, then reset): the entry stays and
+     * frames to x are V[0]'s (dropped there), not V[2]'s */
+    V[0].fn.mig_state = SIM_MIG_FREEZED;
+    sim_net_reset(&V[0].fn);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
+    assert_ptr_equal(port, &V[0].fn);
+    uint64_t v0 = seen_by(&V[0]), v2 = seen_by(&V[2]);
+    make_frame(fr, 60, x, V[1].fn.net_cfg.mac, 2);
+    vf_send(&V[1], fr, 60);
+    assert_int_equal(seen_by(&V[0]), v0 + 1);
+    assert_int_equal(V[0].fn.ctr.rx_packets, 0);
+    assert_int_equal(seen_by(&V[2]), v2);
+
+    /* a frozen VF announces nothing; bad MACs are refused */
+    assert_int_equal(sim_net_announce(&V[0].fn, x), -EBUSY);
+    static const uint8_t mcast[6] = { 0x01, 0, 0x5e, 0, 0, 1 }, zero[6];
+    assert_int_equal(sim_net_announce(&V[2].fn, mcast), -EINVAL);
+    assert_int_equal(sim_net_announce(&V[2].fn, zero), -EINVAL);
+    assert_int_equal(sim_net_announce(&V[2].fn, BCAST), -EINVAL);
+    assert_int_equal(sim_sw_get_stats(&S)->announces, 0);
+
+    /* V[2] announces x (its guest took the MAC): moved at once, flooded */
+    uint64_t v1 = seen_by(&V[1]);
+    assert_int_equal(sim_net_announce(&V[2].fn, x), 0);
+    assert_int_equal(sim_sw_get_stats(&S)->announces, 1);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
+    assert_ptr_equal(port, &V[2].fn);
+    assert_int_equal(seen_by(&V[1]), v1 + 1);
+    assert_int_equal(seen_by(&V[2]), v2);          /* never back to the sender */
+
+    /* the ageing time passes without x being seen: gone, counted */
+    S.opt.fdb_aging = 1;
+    usleep(1100 * 1000);
+    ev_now_update(S.loop);
+    uint64_t aged = sim_sw_get_stats(&S)->aged;
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 0);
+    assert_int_equal(sim_sw_get_stats(&S)->aged, aged + 1);
+    /* seen again: learned again */
+    make_frame(fr, 60, BCAST, x, 3);
+    vf_send(&V[1], fr, 60);
+    assert_int_equal(sim_sw_lookup(&S, x, &port), 1);
+    assert_ptr_equal(port, &V[1].fn);
+}
+
+/* The announcement, byte for byte: broadcast, source mac, RARP (0x8035),
+ * Ethernet/IPv4, opcode 3 (request reverse), both hardware addresses mac,
+ * both protocol addresses 0, padded to 60 bytes. */
+static void test_rarp_frame(void **state)
+{
+    static const uint8_t mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
+    static const uint8_t want[SW_RARP_FRAME_LEN] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x80, 0x35,
+        0, 1, 8, 0, 6, 4, 0, 3,
+        0x52, 0x54, 0, 0x12, 0x34, 0x56, 0, 0, 0, 0,
+        0x52, 0x54, 0, 0x12, 0x34, 0x56, 0, 0, 0, 0,
+    };
+    uint8_t f[SW_RARP_FRAME_LEN];
+    memset(f, 0xee, sizeof(f));
+    sim_sw_rarp_frame(f, mac);
+    assert_memory_equal(f, want, sizeof(want));
+}
+
 /* ---- RX paths ---- */
 
 static void test_mrg_rxbuf_9000(void **state)
@@ -931,6 +1011,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_interrupt_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_switch_learning_flood_no_echo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_switch_table_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_switch_keeps_moves_ages, setup, teardown),
+        cmocka_unit_test(test_rarp_frame),
         cmocka_unit_test_setup_teardown(test_mrg_rxbuf_9000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_mrg_single_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_bad_length, setup, teardown),
