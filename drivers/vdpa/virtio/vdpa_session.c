@@ -221,6 +221,16 @@ static int start(struct vdpa_session *s, uint64_t want)
     return 0;
 }
 
+/* How long the other rings stay stopped waiting for their GET_VRING_BASE:
+ * counted from the last request or answer, so a slow stop (pull mode's final
+ * read, a slow admin queue) does not eat the front-end's time. */
+static void hold_from_now(struct vdpa_session *s)
+{
+    ev_timer_stop(s->loop, &s->hold);
+    ev_timer_set(&s->hold, HOLD_SECONDS, 0.);
+    ev_timer_start(s->loop, &s->hold);
+}
+
 /* Answer every GET_VRING_BASE whose ring the device no longer runs.  The list
  * is settled before the first answer goes out. */
 static void answer_pending(struct vdpa_session *s)
@@ -241,6 +251,8 @@ static void answer_pending(struct vdpa_session *s)
         answer[n++] = p;
     }
     s->npending = keep;
+    if (n && s->holding)
+        hold_from_now(s);   /* the front-end asks for the next ring only after this answer */
     for (unsigned i = 0; i < n; i++)
         vhost_ring_base_done(answer[i], idx[i]);
 }
@@ -413,6 +425,8 @@ static void converge(struct vdpa_session *s)
 static void hold_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct vdpa_session *s = w->data;
+    if (s->npending)
+        return;   /* the front-end waits for our answer: the hold restarts when it goes out */
     if (s->holding && started_rings(s))
         LOG_W("%s: the front-end stopped only some rings; the others run again", s->name);
     s->holding = false;
@@ -525,9 +539,7 @@ static void on_get_base(void *ctx, uint16_t i, struct vhost_pending p)
     }
     s->pending[s->npending++] = p;
     s->holding = true;   /* the front-end is stopping the device: the other rings follow */
-    ev_timer_stop(s->loop, &s->hold);
-    ev_timer_set(&s->hold, HOLD_SECONDS, 0.);
-    ev_timer_start(s->loop, &s->hold);
+    hold_from_now(s);
     schedule(s);
 }
 
@@ -880,8 +892,7 @@ static void adopt_cb(struct ev_loop *loop, ev_timer *w, int revents)
         schedule(s);
     }
     if (s->holding) {
-        ev_timer_set(&s->hold, HOLD_SECONDS, 0.);
-        ev_timer_start(s->loop, &s->hold);
+        hold_from_now(s);
     }
     vhost_dev_resume(s->dev);
 }

@@ -203,7 +203,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             done(v, p->final_err);
         return;
     }
-    if (p->in_pass || !p->size)
+    /* a stop reads everything once the device has stopped: a pass now would
+     * only queue ahead of the stop's own admin commands */
+    if (p->in_pass || !p->size || v->state == VDPA_VF_STOPPING)
         return;
     p->in_pass = true;
     p->next = 0;
