@@ -424,7 +424,7 @@ int main(int argc, char **argv)
     env_stop();
     json_t *o = json_pack("{s:s, s:o, s:o, s:{s:f, s:f}}", "bench", "migrate", "switchover", sw, "logging", lg, "goal",
                           "p90_1_pair_ms", 1.0, "p90_16_pairs_ms", 5.0);
-    char *t = json_dumps(o, JSON_COMPACT);
+    char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     puts(t);
     free(t);
     json_decref(o);
