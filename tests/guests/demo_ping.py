@@ -219,7 +219,7 @@ def main(argv):
             rc = ha_step(a, b, opts)
             stats.step("the kill and the restart")
         if rc == 0 and "migrate" in opts:
-            rc, b = demo_migrate.migrate_step(a, b, opts["migrate"], opts["timeline"], shell, "10.0.0.2")
+            rc, b = demo_migrate.migrate_step(a, b, opts["migrate"], opts["timeline"], shell, replies, "10.0.0.2")
             stats.step("the migration")
         if stats.cmd:
             print("\n  while the guests run:\n  $ %s" % " ".join(

@@ -116,20 +116,26 @@ def test_migrate_output():
           "QEMU: migrated in 312 ms (3.5 MiB sent), downtime 7 ms (the guest paused on the source)",
           "QEMU's line: %r" % demo_migrate.qemu_summary(st))
     check("downtime ? ms" in demo_migrate.qemu_summary({"status": "completed"}), "no numbers from QEMU")
-    check(demo_migrate.loss_summary("guest-a", 410, 402) ==
-          "guest-a: 410 pings sent across the migration, 402 replies, 8 lost (about 80 ms without replies)",
-          "loss line: %r" % demo_migrate.loss_summary("guest-a", 410, 402))
-    check(demo_migrate.loss_summary("guest-a", 10, 12).endswith("0 lost (about 0 ms without replies)"),
+    line = demo_migrate.loss_summary("guest-a", 400, 392, 4.0)
+    check(line == "guest-a: 400 pings sent across the migration (one per 10 ms), 392 replies, 8 lost: about 80 ms "
+          "without replies", "loss line: %r" % line)
+    line = demo_migrate.loss_summary("guest-a", 40, 36, 2.0)
+    check("(one per 50 ms)" in line and "4 lost: about 200 ms" in line, "a slower pace: %r" % line)
+    check(demo_migrate.loss_summary("guest-a", 10, 12, 1.0).endswith("0 lost: about 0 ms without replies"),
           "duplicates do not count as negative loss")
+    check("0 lost" in demo_migrate.loss_summary("guest-a", 0, 0, 1.0), "no ping sent")
 
 
 class FakeQmp:
     """Answers query-migrate from a list, the last one repeated."""
 
     def __init__(self, answers):
-        self.answers, self.calls = list(answers), 0
+        self.answers, self.calls, self.params = list(answers), 0, []
 
     def call(self, cmd, **args):
+        if cmd == "migrate-set-parameters":
+            self.params.append(args)
+            return {}
         assert cmd == "query-migrate"
         self.calls += 1
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
@@ -147,6 +153,16 @@ def test_migrate_wait():
             check(False, "%s: no error" % what)
         except GuestError as e:
             check(what in str(e), "%s: %s" % (what, e))
+    # a migration that does not converge under the demo's limit gets QEMU's default back, once
+    q = FakeQmp([{"status": "active"}] * 6 + [{"status": "completed"}])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        st = demo_migrate.wait_migration(q, 5, relax_after=0.1)
+    check(st["status"] == "completed" and q.params == [{"downtime-limit": 300}] and "not converging" in out.getvalue(),
+          "relaxed once: %r %r" % (q.params, out.getvalue()))
+    q = FakeQmp([{"status": "active"}, {"status": "completed"}])
+    demo_migrate.wait_migration(q, 5, relax_after=10)
+    check(q.params == [], "no relaxing when it converges: %r" % q.params)
 
 
 def test_destination_runs_at_once(tmp):
