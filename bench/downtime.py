@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True   # importing tests/guests leaves no __pycache__ in the source tree
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(here), "tests", "guests"))
 from vfe_guests import Guest, GuestError, Qmp, build_guest  # noqa: E402

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True   # importing tests/guests leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import GuestError, Guest, build_guest, ping_summary  # noqa: E402
 import demo_migrate  # noqa: E402

@@ -12,6 +12,7 @@ from contextlib import redirect_stdout
 
 here = os.path.dirname(os.path.abspath(__file__))
 top = os.path.dirname(os.path.dirname(here))
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, here)
 import demo_migrate  # noqa: E402
 import demo_ping  # noqa: E402
