@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """QEMU-reported migration downtime: the same guest on vfe and on DPDK testpmd.
 
-usage: bench/downtime.py BUILD_DIR [--runs N] [--backends vfe,dpdk] [--downtime-limit MS] [--merge JSON]
+usage: bench/downtime.py BUILD_DIR [--runs N] [--backends vfe,dpdk] [--downtime-limit MS] [--queues Q]
+                        [--host-notifiers on|off] [--merge JSON]
 
 One busybox guest (tests/guests, TCG, 256 MiB memfd RAM shared with the
-back-end, one virtio-net NIC with one queue pair) is migrated N times (10)
+back-end, one virtio-net NIC with Q queue pairs, 1 unless --queues, and as
+many vCPUs) is migrated N times (10)
 between two QEMUs on this host (TCP on 127.0.0.1, the destination started with
 -incoming and running as soon as it has loaded), back and forth between two
 vhost-user sockets of the same back-end:
-  vfe   vfe-dpu-sim with two VFs and vfe-vhostd (one socket per VF); per
+  vfe   vfe-dpu-sim with two VFs and vfe-vhostd (one socket per VF; with
+        --host-notifiers off, vfe-vhostd --no-host-notifiers); per
         migration also vfe's own switchover timeline (source VF: first
         GET_VRING_BASE -> last answer; destination VF: memory table -> rings
         running) and vfe-vhostd's CPU time during the pre-copy;
@@ -150,8 +153,9 @@ def wait_for(cond, timeout, what):
 class VfeBackend:
     name = "vfe"
 
-    def __init__(self, build, work, procs):
-        self.build, self.work, self.procs = build, work, procs
+    def __init__(self, build, work, procs, queues, notifiers=True):
+        self.build, self.work, self.procs, self.queues = build, work, procs, queues
+        self.extra = [] if notifiers else ["--no-host-notifiers"]
         self.sim_bin = os.environ.get("VFE_SIM_BIN", os.path.join(build, "sim/vfe-dpu-sim"))
         self.vhostd_bin = os.environ.get("VFE_VHOSTD", os.path.join(build, "app/vfe-vdpa/vfe-vhostd"))
         self.mgmt_bin = os.environ.get("VFE_VHOSTMGMT", os.path.join(build, "tools/vhostmgmt/vhostmgmt"))
@@ -170,10 +174,12 @@ class VfeBackend:
 
     def start(self):
         root = os.path.join(self.work, "root")
-        self.procs.spawn([self.sim_bin, "--root", root, "--pf", PF, "--vfs", "2", "--log-level", "warning"], "sim")
+        self.procs.spawn([self.sim_bin, "--root", root, "--pf", PF, "--vfs", "2", "--qpairs", str(self.queues),
+                          "--log-level", "warning"], "sim")
         wait_for(lambda: os.path.exists(os.path.join(root, "ready")), 10, "the sim's ready file")
         self.vhostd = self.procs.spawn([self.vhostd_bin, "--no-state", "--pci-root", root, "--rpc", self.rpc,
-                                        "--iface", os.path.join(self.work, "vf-"), "--log-level", "warning"], "vhostd")
+                                        "--iface", os.path.join(self.work, "vf-"), "--log-level", "warning"] + self.extra,
+                                       "vhostd")
         wait_for(lambda: os.path.exists(self.rpc), 10, "vfe-vhostd's RPC socket")
         self.mgmt("mgmtpf", "-a", PF)
         for side in (0, 1):
@@ -200,8 +206,8 @@ class VfeBackend:
 class DpdkBackend:
     name = "dpdk"
 
-    def __init__(self, build, work, procs):
-        self.work, self.procs = work, procs
+    def __init__(self, build, work, procs, queues, notifiers=True):
+        self.work, self.procs, self.queues = work, procs, queues
         self.socks = [os.path.join(work, "pmd-%d.sock" % i) for i in range(2)]
         self.prefix = "vfe-bench-%d" % os.getpid()
         self.proc = None
@@ -212,12 +218,13 @@ class DpdkBackend:
             raise GuestError("dpdk-testpmd not installed")
         vdevs = []
         for i, s in enumerate(self.socks):
-            vdevs += ["--vdev", "net_vhost%d,iface=%s,queues=1" % (i, s)]
+            vdevs += ["--vdev", "net_vhost%d,iface=%s,queues=%d" % (i, s, self.queues)]
         # the ports start, forwarding does not: its lcore would busy-poll one of
         # the two cores the TCG guests need (the guest is idle: no data path)
         args = [binary, "--no-pci", "--no-huge", "-m", "512", "--no-shconf", "-l", "0-1",
                 "--file-prefix=" + self.prefix] + vdevs + \
-               ["--", "-i", "--forward-mode=io", "--nb-cores=1", "--total-num-mbufs=16384"]
+               ["--", "-i", "--forward-mode=io", "--nb-cores=1", "--total-num-mbufs=16384",
+                "--rxq=%d" % self.queues, "--txq=%d" % self.queues]
         self.proc = self.procs.spawn(args, "testpmd", stdin=subprocess.PIPE)
         wait_for(lambda: all(os.path.exists(s) for s in self.socks) or self.proc.poll() is not None, 30,
                  "testpmd's vhost sockets")
@@ -276,11 +283,11 @@ def migrate(src, qs, dst_uri, backend, limit):
     return st, (c_active - c0 if c0 is not None and c_active is not None else None)
 
 
-def run_backend(backend, work, kernel, initrd, runs, limit):
+def run_backend(backend, work, kernel, initrd, runs, limit, queues):
     """runs migrations of one guest, back and forth between the back-end's two sockets."""
     backend.start()
     side = 0
-    g = RunningGuest("g0", work, kernel, initrd, backend.socks[0], MAC, IP, qmp=True)
+    g = RunningGuest("g0", work, kernel, initrd, backend.socks[0], MAC, IP, qmp=True, smp=queues, queues=queues)
     samples = []
     try:
         g.boot(120, log)
@@ -290,7 +297,7 @@ def run_backend(backend, work, kernel, initrd, runs, limit):
             backend.idle(other)
             port = free_port()
             d = RunningGuest("g%d" % (n + 1), work, kernel, initrd, backend.socks[other], MAC, IP, qmp=True,
-                             incoming="tcp:127.0.0.1:%d" % port)
+                             smp=queues, queues=queues, incoming="tcp:127.0.0.1:%d" % port)
             d.start()
             qd = Qmp(d.qmp_path)
             try:
@@ -332,7 +339,7 @@ def run_backend(backend, work, kernel, initrd, runs, limit):
 
 
 def parse(argv):
-    opts = {"runs": 10, "backends": ["vfe", "dpdk"], "merge": None, "limit": 5}
+    opts = {"runs": 10, "backends": ["vfe", "dpdk"], "merge": None, "limit": 5, "queues": 1, "notifiers": True}
     if not argv or argv[0].startswith("-"):
         return None
     opts["build"] = argv[0]
@@ -347,6 +354,10 @@ def parse(argv):
             opts["backends"] = v.split(",")
         elif k == "--downtime-limit" and v.isdigit() and int(v) <= 2000:
             opts["limit"] = int(v)
+        elif k == "--queues" and v.isdigit() and 1 <= int(v) <= 16:
+            opts["queues"] = int(v)
+        elif k == "--host-notifiers" and v in ("on", "off"):
+            opts["notifiers"] = v == "on"
         elif k == "--merge":
             opts["merge"] = v
         else:
@@ -370,8 +381,10 @@ def main(argv):
         except ValueError:
             sys.stderr.write("downtime: --merge: not JSON\n")
             return 2
-    result = {"runs": opts["runs"], "guest": "busybox, TCG, 1 vCPU, 256 MiB, 1 queue pair",
-              "downtime_limit_ms": opts["limit"]}
+    q = opts["queues"]
+    result = {"runs": opts["runs"], "queue_pairs": q,
+              "guest": "busybox, TCG, %d vCPU, 256 MiB, %d queue pair%s" % (q, q, "s" if q > 1 else ""),
+              "downtime_limit_ms": opts["limit"], "vfe_host_notifiers": opts["notifiers"]}
     rc = 0
     if not shutil.which("qemu-system-x86_64"):
         result["skipped"] = "qemu-system-x86_64 not installed"
@@ -380,9 +393,9 @@ def main(argv):
         for name in opts["backends"]:
             work = tempfile.mkdtemp(prefix="vfe-bench-downtime-%s." % name)
             procs = Procs(work)
-            backend = (VfeBackend if name == "vfe" else DpdkBackend)(opts["build"], work, procs)
+            backend = (VfeBackend if name == "vfe" else DpdkBackend)(opts["build"], work, procs, q, opts["notifiers"])
             try:
-                result[name] = run_backend(backend, work, kernel, initrd, opts["runs"], opts["limit"])
+                result[name] = run_backend(backend, work, kernel, initrd, opts["runs"], opts["limit"], q)
                 shutil.rmtree(work, ignore_errors=True)
             except (GuestError, OSError, subprocess.SubprocessError, ValueError) as e:
                 log("%s: FAILED: %s (logs in %s)" % (name, e, work))
