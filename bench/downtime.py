@@ -36,7 +36,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,8 @@ import time
 sys.dont_write_bytecode = True   # importing tests/guests leaves no __pycache__ in the source tree
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(here), "tests", "guests"))
-from vfe_guests import Guest, GuestError, Qmp, build_guest  # noqa: E402
+from demo_migrate import DestinationGuest, free_port  # noqa: E402  (a destination that runs once loaded)
+from vfe_guests import GuestError, Qmp, build_guest  # noqa: E402
 
 PF, VFS = "0000:3b:00.0", ("0000:3b:00.1", "0000:3b:00.2")
 MAC, IP = "52:54:00:00:00:5a", "10.0.0.1/24"
@@ -82,12 +82,6 @@ def dist(values):
     return r
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cpu_ms(pid):
     """CPU time of every thread of pid so far (schedstat), ms."""
     total = 0
@@ -98,17 +92,6 @@ def cpu_ms(pid):
     except OSError:
         return None
     return total / 1e6
-
-
-class RunningGuest(Guest):
-    """A tests/guests guest whose migration destination starts the guest as
-    soon as the state is loaded (no -S): the guest's outage is what it is."""
-
-    def cmdline(self):
-        cmd = super().cmdline()
-        if self.incoming:
-            cmd.remove("-S")
-        return cmd
 
 
 class Procs:
@@ -287,7 +270,7 @@ def run_backend(backend, work, kernel, initrd, runs, limit, queues):
     """runs migrations of one guest, back and forth between the back-end's two sockets."""
     backend.start()
     side = 0
-    g = RunningGuest("g0", work, kernel, initrd, backend.socks[0], MAC, IP, qmp=True, smp=queues, queues=queues)
+    g = DestinationGuest("g0", work, kernel, initrd, backend.socks[0], MAC, IP, qmp=True, smp=queues, queues=queues)
     samples = []
     try:
         g.boot(120, log)
@@ -296,7 +279,7 @@ def run_backend(backend, work, kernel, initrd, runs, limit, queues):
             other = 1 - side
             backend.idle(other)
             port = free_port()
-            d = RunningGuest("g%d" % (n + 1), work, kernel, initrd, backend.socks[other], MAC, IP, qmp=True,
+            d = DestinationGuest("g%d" % (n + 1), work, kernel, initrd, backend.socks[other], MAC, IP, qmp=True,
                              smp=queues, queues=queues, incoming="tcp:127.0.0.1:%d" % port)
             d.start()
             qd = Qmp(d.qmp_path)
