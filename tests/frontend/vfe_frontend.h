@@ -20,7 +20,7 @@
 
 #include "tests/frontend/vfe_fe_proto.h"
 
-#define VFE_FE_MAX_PAIRS 8
+#define VFE_FE_MAX_PAIRS 16          /* QEMU allows more; 16 is the sim's most (SIM_MAX_QPAIRS) */
 #define VFE_FE_HDR_LEN 12            /* virtio_net_hdr_v1 (VERSION_1 or MRG_RXBUF) */
 #define VFE_FE_MAX_FRAME 9216        /* largest frame send() takes */
 #define VFE_FE_MAX_REGIONS 8

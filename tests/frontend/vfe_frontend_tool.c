@@ -34,7 +34,7 @@ static void usage(FILE *f)
 "  --socket PATH       the back-end's vhost-user socket\n"
 "  --peer-socket PATH  second socket (ping-pong)\n"
 "  --server            listen on PATH and wait for the back-end (QEMU server=on)\n"
-"  --pairs N           queue pairs, 1..8 (default 1)\n"
+"  --pairs N           queue pairs, 1..16 (default 1)\n"
 "  --count N           frames (default 100; each way for ping-pong)\n"
 "  --size BYTES        frame size 60..9216 (default 1000)\n"
 "  --dst-mac MAC       destination of sent frames (default ff:ff:ff:ff:ff:ff)\n"

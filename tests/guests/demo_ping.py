@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Demo step: boot two TCG guests on two vhost-user sockets and let them ping.
 
-usage: demo_ping.py [--kill CMD --restart CMD] BUILD_DIR SOCK_A SOCK_B WORKDIR [STATS_CMD ...]
+usage: demo_ping.py [--kill CMD --restart CMD] [--migrate SOCK --timeline CMD]
+                    BUILD_DIR SOCK_A SOCK_B WORKDIR [STATS_CMD ...]
 
 STATS_CMD (optional) prints one VF's stats as JSON, e.g.
   vhostmgmt -s RPC --json stats 0000:3b:00.1
@@ -12,7 +13,12 @@ the stats while the guests still run.
 guests ping each other every 10 ms, CMD kills the daemon, the guests keep
 pinging for a few seconds without it, --restart's CMD starts it again; the
 replies counted before, without and after the daemon are shown, and the step
-fails if none arrived while no daemon ran or more than 1% were lost."""
+fails if none arrived while no daemon ran or more than 1% were lost.
+--migrate SOCK and --timeline CMD (both or neither): then guest-b is migrated
+(QEMU live migration over TCP on 127.0.0.1) to a QEMU whose NIC is on SOCK
+while guest-a pings it every 10 ms; QEMU's downtime, the pings lost and CMD's
+output (the switchover timeline) are shown; the step fails if guest-b's
+network does not come back."""
 import json
 import os
 import re
@@ -20,8 +26,10 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True   # importing tests/guests leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import GuestError, Guest, build_guest, ping_summary  # noqa: E402
+import demo_migrate  # noqa: E402
 
 DOWN_SECS = 3          # how long the guests ping with no daemon running
 
@@ -88,15 +96,20 @@ class VfStats:
             print("    %-20s %s" % (k, v))
 
 
+OPTION_PAIRS = (("kill", "restart"), ("migrate", "timeline"))
+
+
 def parse_args(argv):
-    """({"kill": CMD, "restart": CMD} or {}, positional arguments), or None if they are wrong."""
+    """({"kill": CMD, "restart": CMD, "migrate": SOCK, "timeline": CMD}, each
+    pair present or not, positional arguments), or None if they are wrong."""
     opts = {}
-    while argv and argv[0] in ("--kill", "--restart"):
+    names = ["--" + n for pair in OPTION_PAIRS for n in pair]
+    while argv and argv[0] in names:
         if len(argv) < 2 or not argv[1] or argv[0][2:] in opts:
             return None
         opts[argv[0][2:]] = argv[1]
         argv = argv[2:]
-    if len(opts) == 1 or len(argv) < 4:
+    if any((a in opts) != (b in opts) for a, b in OPTION_PAIRS) or len(argv) < 4:
         return None
     return opts, argv
 
@@ -170,7 +183,7 @@ def usage(out):
 
 
 def main(argv):
-    if any(a in ("-h", "--help") for a in argv[:8]):
+    if any(a in ("-h", "--help") for a in argv[:12]):
         usage(sys.stdout)
         return 0
     parsed = parse_args(argv)
@@ -183,7 +196,7 @@ def main(argv):
     kernel, initrd = build_guest(build)
     print("  guest image: %s + busybox initramfs" % os.path.basename(kernel), flush=True)
     a = Guest("guest-a", work, kernel, initrd, sock_a, "52:54:00:00:00:0a", "10.0.0.1/24")
-    b = Guest("guest-b", work, kernel, initrd, sock_b, "52:54:00:00:00:0b", "10.0.0.2/24")
+    b = Guest("guest-b", work, kernel, initrd, sock_b, "52:54:00:00:00:0b", "10.0.0.2/24", qmp="migrate" in opts)
     stats.baseline()   # what earlier demo steps sent through the VF is not counted here
     try:
         a.start()
@@ -203,9 +216,12 @@ def main(argv):
         rc, out = b.run("ping -c 2 -W 3 10.0.0.1", timeout=30)
         print("  guest-b pings back: %s" % ("ok" if rc == 0 else "FAILED"), flush=True)
         stats.step("guest-b's ping")
-        if rc == 0 and opts:
+        if rc == 0 and "kill" in opts:
             rc = ha_step(a, b, opts)
             stats.step("the kill and the restart")
+        if rc == 0 and "migrate" in opts:
+            rc, b = demo_migrate.migrate_step(a, b, opts["migrate"], opts["timeline"], shell, replies, "10.0.0.2")
+            stats.step("the migration")
         if stats.cmd:
             print("\n  while the guests run:\n  $ %s" % " ".join(
                 os.path.basename(x) if i == 0 else x for i, x in enumerate(stats.cmd)), flush=True)

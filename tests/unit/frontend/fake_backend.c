@@ -81,7 +81,7 @@ static void answer(struct fake_backend *f, const struct fake_msg *m, int *fds)
     switch (r) {
     case 1: reply_u64(f->sock, r, f->features); break;
     case 15: reply_u64(f->sock, r, f->protocol_features); break;
-    case 17: reply_u64(f->sock, r, 4); break;
+    case 17: reply_u64(f->sock, r, f->queue_num ? f->queue_num : 4); break;
     case 36: reply_u64(f->sock, r, 8); break;
     case 40: reply_u64(f->sock, r, f->status); break;
     case 11: {

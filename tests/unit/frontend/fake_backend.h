@@ -24,6 +24,7 @@ struct fake_backend {
     uint32_t silent_request;    /* never answer this one */
     uint32_t bad_reply_request; /* answer this one with a wrong request id */
     bool close_on_unknown;      /* requests above 40 end the connection */
+    unsigned queue_num;         /* GET_QUEUE_NUM's answer, 0 = 4 */
     /* kept by the thread */
     pthread_t thread;
     int lsock, sock, backend_fd;

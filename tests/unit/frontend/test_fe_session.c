@@ -351,6 +351,43 @@ static void test_too_many_pairs(void **state)
     assert_int_equal(errno, ERANGE);
 }
 
+/* 16 pairs (32 rings), the sim's most: every ring is set up, enabled and
+ * stopped, each under its own index. */
+static void test_sixteen_pairs(void **state)
+{
+    struct ctx *c = *state;
+    c->fake.queue_num = 16;
+    struct vfe_fe *fe = open_fe(c, 16, false);
+    assert_non_null(fe);
+    assert_int_equal(vfe_fe_pairs(fe), 16);
+    assert_int_equal(vfe_fe_start(fe, NULL), 0);
+    uint16_t bases[2 * VFE_FE_MAX_PAIRS + 1];
+    memset(bases, 0xff, sizeof(bases));
+    assert_int_equal(vfe_fe_stop(fe, bases), 0);
+    for (unsigned r = 0; r < 32; r++)
+        assert_int_equal(bases[r], 40 + r);   /* the fake answers 40 + ring */
+    assert_int_equal(bases[32], 0xffff);
+    unsigned kicks = 0, enables = 0;
+    uint32_t kick_rings = 0, enabled_rings = 0;
+    struct fake_msg m;
+    for (unsigned i = 0; fake_msg(&c->fake, i, &m); i++) {
+        uint32_t st[2];
+        memcpy(st, m.payload, sizeof(st));
+        if (m.request == VFE_FE_SET_VRING_KICK) {
+            kicks++;
+            kick_rings |= 1u << (u64_of(&m) & 0xff);
+        } else if (m.request == VFE_FE_SET_VRING_ENABLE && st[1] == 1 && st[0] < 32) {
+            enables++;
+            enabled_rings |= 1u << st[0];
+        }
+    }
+    assert_int_equal(kicks, 32);
+    assert_int_equal(enables, 32);
+    assert_int_equal(kick_rings, 0xffffffffu);
+    assert_int_equal(enabled_rings, 0xffffffffu);
+    vfe_fe_close(fe);
+}
+
 static void test_silent_backend(void **state)
 {
     struct ctx *c = *state;
@@ -401,8 +438,9 @@ static void test_bad_options(void **state)
     struct vfe_fe_opts o = {.path = c->path, .ring_size = 100};
     assert_null(vfe_fe_open(&o));
     assert_int_equal(errno, EINVAL);
-    o = (struct vfe_fe_opts){.path = c->path, .pairs = 9};
+    o = (struct vfe_fe_opts){.path = c->path, .pairs = VFE_FE_MAX_PAIRS + 1};
     assert_null(vfe_fe_open(&o));
+    assert_int_equal(errno, EINVAL);
     o = (struct vfe_fe_opts){.path = NULL};
     assert_null(vfe_fe_open(&o));
     char missing[160];
@@ -418,7 +456,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_negotiation_order), T(test_start_stop),    T(test_mem_table_and_slots), T(test_mem_slots),
         T(test_log),               T(test_backend_channel), T(test_refused_request),  T(test_wrong_reply),
-        T(test_too_many_pairs),    T(test_silent_backend), T(test_raw_and_close),     T(test_bad_options),
+        T(test_too_many_pairs),    T(test_sixteen_pairs),   T(test_silent_backend), T(test_raw_and_close),     T(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
