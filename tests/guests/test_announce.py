@@ -33,7 +33,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, Qmp, differing_pages, guest_ram_fd, ping_summary  # noqa: E402
-from vfe_harness import run_test, SIM, VHOSTD, log, mgmt, spawn, stop, vf_stats, wait_file, wait_log  # noqa: E402
+from vfe_harness import (run_test, SIM, VHOSTD, log, mgmt, poll, spawn, stop, vf_stats, wait_file,  # noqa: E402
+                         wait_log, wait_migrated_paused)
 
 PF = "0000:3b:00.0"
 VFS = ["0000:3b:00.%d" % i for i in range(1, 5)]
@@ -167,17 +168,6 @@ class Pinger(threading.Thread):
         return [r for r in list(self.replies) if r[0] > t]
 
 
-def poll(what, cond, timeout=20, interval=0.05):
-    end = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > end:
-            raise GuestError("%s: not within %d s" % (what, timeout))
-        time.sleep(interval)
-
-
 def silence(g):
     """The guest transmits nothing by itself: no IPv6, a static neighbour.
     It says where it is once, as a booting host does (a gratuitous ARP): the
@@ -195,17 +185,7 @@ def migrate(what, qs, qd, port, src, dst):
     returns the number of differing guest pages (both paused)."""
     qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
     qs.call("migrate", uri="tcp:127.0.0.1:%d" % port)
-    t = time.time()
-    while True:
-        st = qs.call("query-migrate")
-        if st.get("status") in ("completed", "failed", "cancelled"):
-            break
-        if time.time() - t > 120:
-            raise GuestError("%s: migration still %s" % (what, st.get("status")))
-        time.sleep(0.1)
-    if st["status"] != "completed":
-        raise GuestError("%s: migration %s: %s" % (what, st["status"], st.get("error-desc", "")))
-    poll(what + ": destination paused", lambda: qd.call("query-status")["status"] == "paused", 60)
+    st = wait_migrated_paused(qs, qd, what, 120)
     bad = differing_pages(guest_ram_fd(src.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM), RAM)
     log("%s: migrated in %.1f s (downtime %s ms), %d guest pages differ"
         % (what, st.get("total-time", 0) / 1000., st.get("downtime"), len(bad)))

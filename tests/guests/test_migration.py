@@ -36,7 +36,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, Qmp, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
-from vfe_harness import run_test, SIM, VHOSTD, log, mgmt, sim_ctl, spawn, stop, vf_stats, wait_file  # noqa: E402
+from vfe_harness import (run_test, SIM, VHOSTD, log, mgmt, sim_ctl, spawn, stop, vf_stats, wait_file,  # noqa: E402
+                         wait_migrated_paused)
 
 PF, VF1, VF2 = "0000:3b:00.0", "0000:3b:00.1", "0000:3b:00.2"
 RAM = 256 << 20
@@ -187,22 +188,8 @@ def migrate_once(work, kernel, initrd, root, rpc, socks, peer_sock, sim_port, qu
         if slow_admin:
             sim_ctl(root, {"cmd": "fault", "type": "admin_slow", "ms": SLOW_ADMIN_MS})
         qs.call("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
-        t = time.time()
         qs.call("migrate", uri="tcp:127.0.0.1:%d" % port)
-        while True:
-            st = qs.call("query-migrate")
-            if st.get("status") in ("completed", "failed", "cancelled"):
-                break
-            if time.time() - t > 180:
-                raise GuestError("%s: migration still %s after 180 s" % (tag, st.get("status")))
-            time.sleep(0.2)
-        if st["status"] != "completed":
-            raise GuestError("%s: migration %s: %s" % (tag, st["status"], st.get("error-desc", "")))
-        deadline = time.time() + 60
-        while qd.call("query-status")["status"] != "paused":
-            if time.time() > deadline:
-                raise GuestError("%s: destination never finished loading" % tag)
-            time.sleep(0.1)
+        st = wait_migrated_paused(qs, qd, tag)
         stop(flood)
         if slow_admin:
             sim_ctl(root, {"cmd": "fault", "type": "clear"})

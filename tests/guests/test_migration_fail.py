@@ -48,8 +48,8 @@ import time
 sys.dont_write_bytecode = True   # importing test_migration leaves no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vfe_guests import Guest, GuestError, Qmp, describe_pages, differing_pages, guest_ram_fd  # noqa: E402
-from vfe_harness import (run_test, SIM, VHOSTD, VHOSTD_HA, kill9, log, mgmt, sim_ctl, spawn, stop,  # noqa: E402
-                         vf_stats, wait_file, wait_log)
+from vfe_harness import (run_test, SIM, VHOSTD, VHOSTD_HA, kill9, log, mgmt, poll, sim_ctl, spawn,  # noqa: E402
+                         stop, vf_stats, wait_file, wait_log, wait_migrated_paused, wait_migration)
 import test_migration as tm  # noqa: E402  (Peer, FLOOD, ping, the 4 queue pair scenario)
 
 PF = "0000:3b:00.0"          # admin dialect nvidia
@@ -166,17 +166,6 @@ class Env:
             raise GuestError("%sexit status: %s" % (self.tag, json.dumps(codes)))
 
 
-def poll(what, cond, timeout=20, interval=0.1):
-    end = time.time() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > end:
-            raise GuestError("%s: not within %d s" % (what, timeout))
-        time.sleep(interval)
-
-
 def guest(env, name, vf, work, kernel, initrd, incoming=None, more=()):
     return Guest(name, work, kernel, initrd, env.socks[vf], tm.GUEST_MAC, tm.GUEST_IP + "/24", qmp=True,
                  incoming=incoming, more_nics=more)
@@ -188,23 +177,9 @@ def start_migration(qs, port, bw):
     return time.time()
 
 
-def wait_migration(qs, what, timeout=180):
-    t = time.time()
-    while True:
-        st = qs.call("query-migrate")
-        if st.get("status") in ("completed", "failed", "cancelled"):
-            return st
-        if time.time() - t > timeout:
-            raise GuestError("%s: migration still %s after %d s" % (what, st.get("status"), timeout))
-        time.sleep(0.1)
-
-
 def finish_and_compare(what, src, dst, qs, qd):
     """Migration completed, destination paused: the number of differing pages (reported)."""
-    mig = wait_migration(qs, what)
-    if mig["status"] != "completed":
-        raise GuestError("%s: migration %s: %s" % (what, mig["status"], mig.get("error-desc", "")))
-    poll(what + ": destination paused", lambda: qd.call("query-status")["status"] == "paused", 60)
+    mig = wait_migrated_paused(qs, qd, what)
     ram_src, ram_dst = guest_ram_fd(src.proc.pid, RAM), guest_ram_fd(dst.proc.pid, RAM)
     bad = differing_pages(ram_src, ram_dst, RAM)
     log("%s: migrated in %.1f s (downtime %s ms), %d of %d guest pages differ"
@@ -511,55 +486,20 @@ def s_two_nics(env, work, kernel, initrd):
         close_all(*(floods + [qs, qd, src, dst]))
 
 
-def s_ping_pong(env, work, kernel, initrd):
-    vfs = [VFS[0], VFS[2]]
-    cur = guest(env, "pp-0", vfs[0], work, kernel, initrd)
-    cur.boot(120, log)
-    nxt = qs = qd = flood = None
-    try:
-        tm.ping(cur)
-        flood = env.flood(tm.GUEST_MAC)
-        for i in range(PINGPONG):
-            port = tm.free_port()
-            nxt = guest(env, "pp-%d" % (i + 1), vfs[(i + 1) % 2], work, kernel, initrd,
-                        incoming="tcp:127.0.0.1:%d" % port)
-            nxt.start()
-            qs, qd = Qmp(cur.qmp_path), Qmp(nxt.qmp_path)
-            bg_ping(cur)
-            rx0 = env.sim_fn(vfs[i % 2])["rx_packets"]
-            start_migration(qs, port, 1 << 30)
-            mig, bad = finish_and_compare("ping-pong %d" % (i + 1), cur, nxt, qs, qd)
-            rx = env.sim_fn(vfs[i % 2])["rx_packets"] - rx0
-            note("ping-pong-%d" % (i + 1), mig, bad)
-            if bad:
-                raise PagesDiffer("ping-pong %d: %d guest pages differ" % (i + 1, len(bad)))
-            if rx < 500:
-                raise GuestError("ping-pong %d: only %d frames reached the guest during the migration" % (i + 1, rx))
-            qd.call("cont")
-            tm.ping(nxt)
-            qs.close()
-            qd.close()
-            qs = qd = None
-            cur.stop()
-            cur, nxt = nxt, None
-        log("ping-pong: %d migrations under the flood, each with 0 differing pages" % PINGPONG)
-    finally:
-        close_all(flood, qs, qd, cur, nxt)
-
-
-def s_cross_pf(env, work, kernel, initrd):
-    """PF (nvidia dialect) -> PF2 (virtio dialect) -> PF, under the flood: 0 differing pages each time."""
-    hops = [VFS[0], VFS2[0], VFS[2]]
-    cur = guest(env, "xpf-0", hops[0], work, kernel, initrd)
+def migrate_along(env, work, kernel, initrd, name, hops):
+    """One guest migrated from VF to VF along hops under the flood: each move
+    with the device tracking, 0 differing pages, frames received meanwhile, and
+    the guest pinging through the next VF."""
+    cur = guest(env, "%s-0" % name, hops[0], work, kernel, initrd)
     cur.boot(120, log)
     nxt = qs = qd = flood = None
     try:
         tm.ping(cur)
         flood = env.flood(tm.GUEST_MAC)
         for i in range(1, len(hops)):
-            what = "cross-pf %s -> %s" % (hops[i - 1], hops[i])
+            what = "%s %d (%s -> %s)" % (name, i, hops[i - 1], hops[i])
             port = tm.free_port()
-            nxt = guest(env, "xpf-%d" % i, hops[i], work, kernel, initrd, incoming="tcp:127.0.0.1:%d" % port)
+            nxt = guest(env, "%s-%d" % (name, i), hops[i], work, kernel, initrd, incoming="tcp:127.0.0.1:%d" % port)
             nxt.start()
             qs, qd = Qmp(cur.qmp_path), Qmp(nxt.qmp_path)
             bg_ping(cur)
@@ -569,7 +509,7 @@ def s_cross_pf(env, work, kernel, initrd):
             tracking_on(env, hops[i - 1], start)
             mig, bad = finish_and_compare(what, cur, nxt, qs, qd)
             rx = env.sim_fn(hops[i - 1])["rx_packets"] - rx0
-            note("cross-pf-%d" % i, mig, bad)
+            note("%s-%d" % (name, i), mig, bad)
             if bad:
                 raise PagesDiffer("%s: %d guest pages differ" % (what, len(bad)))
             if rx < 500:
@@ -583,9 +523,19 @@ def s_cross_pf(env, work, kernel, initrd):
             qs = qd = None
             cur.stop()
             cur, nxt = nxt, None
-        log("cross-pf: nvidia -> virtio -> nvidia dialect PFs under the flood, 0 differing pages, pings after each")
     finally:
         close_all(flood, qs, qd, cur, nxt)
+
+
+def s_cross_pf(env, work, kernel, initrd):
+    """PF (nvidia dialect) -> PF2 (virtio dialect) -> PF."""
+    migrate_along(env, work, kernel, initrd, "cross-pf", [VFS[0], VFS2[0], VFS[2]])
+    log("cross-pf: nvidia -> virtio -> nvidia dialect PFs under the flood, 0 differing pages, pings after each")
+
+
+def s_ping_pong(env, work, kernel, initrd):
+    migrate_along(env, work, kernel, initrd, "ping-pong", [[VFS[0], VFS[2]][i % 2] for i in range(PINGPONG + 1)])
+    log("ping-pong: %d migrations under the flood, each with 0 differing pages" % PINGPONG)
 
 
 def body(work, kernel, initrd):

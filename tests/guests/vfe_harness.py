@@ -26,6 +26,35 @@ def log(msg):
     print("[%6.1f] %s" % (time.time() - T0, msg), flush=True)
 
 
+def poll(what, cond, timeout=20, interval=0.05):
+    """cond()'s first true value, asked every interval; GuestError after timeout s."""
+    end = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > end:
+            raise GuestError("%s: not within %d s" % (what, timeout))
+        time.sleep(interval)
+
+
+def wait_migration(qs, what, timeout=180):
+    """QMP query-migrate on the source until the migration ended: its last answer."""
+    return poll("%s: the migration to end" % what,
+                lambda: (lambda st: st if st.get("status") in ("completed", "failed", "cancelled") else None)(
+                    qs.call("query-migrate")), timeout, 0.1)
+
+
+def wait_migrated_paused(qs, qd, what, timeout=180):
+    """The migration completed (GuestError if not) and the destination holds
+    the guest paused: the source's last query-migrate answer."""
+    st = wait_migration(qs, what, timeout)
+    if st["status"] != "completed":
+        raise GuestError("%s: migration %s: %s" % (what, st["status"], st.get("error-desc", "")))
+    poll(what + ": destination paused", lambda: qd.call("query-status")["status"] == "paused", 60, 0.1)
+    return st
+
+
 def spawn(args, out, **kw):
     p = subprocess.Popen(args, stdout=open(out, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **kw)
     procs.append(p)
