@@ -120,13 +120,15 @@ static const char *pf_dialect(void)
     json_t *res = NULL;
     char msg[256];
     d[0] = '\0';
-    if (rpc_client_call(rpc, "mgmtpf", json_pack("{s:b}", "list", 1), 2000, &res, msg, sizeof(msg)) == 0) {
+    json_t *params = json_pack("{s:b}", "list", 1);
+    if (rpc_client_call(rpc, "mgmtpf", params, 2000, &res, msg, sizeof(msg)) == 0) {
         size_t i;
         json_t *pf;
         json_array_foreach(json_object_get(res, "devices"), i, pf)
             if (!strcmp(json_string_value(json_object_get(pf, "pf")) ?: "", PF))
                 snprintf(d, sizeof(d), "%s", json_string_value(json_object_get(pf, "dialect")) ?: "");
     }
+    json_decref(params);
     json_decref(res);
     return d;
 }
