@@ -279,6 +279,21 @@ int main(void)
     memset(&w, 0, sizeof(w));
     CHECK(vdpa_vf_log_start(v, log.fd, 0, 64u << 20, done_cb, &w) < 0 && vfe_pf_iova_windows(pf.iova) == 1,
           "a log beyond its memory was mapped");
+    /* a window a killed predecessor left in VF 1's name (imported with the PF's
+     * IOVA space, never told to the device): the next log start takes its place */
+    uint64_t stale_iova = 0;
+    CHECK(vfe_pf_iova_alloc(pf.iova, 1, 4096, &stale_iova) == 0 &&
+              vfe_pf_iova_map(pf.iova, 1, log.fd, 0, VFE_DMA_READ | VFE_DMA_WRITE) == 0,
+          "a stale window for VF 1");
+    memset(&w, 0, sizeof(w));
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w)) == 0,
+          "log start over a stale window");
+    CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, &log_len, &log_in_pf) == 0 && log_in_pf && log_len == 4096 &&
+              vfe_pf_iova_windows(pf.iova) == 2, "VF 1 holds its new window only (%u windows)",
+          vfe_pf_iova_windows(pf.iova));
+    memset(&w, 0, sizeof(w));
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, done_cb, &w)) == 0 && vfe_pf_iova_windows(pf.iova) == 1,
+          "log stop after the stale window");
 
     /* memory table change: region B moves to another memfd; buffers follow */
     memset(&w, 0, sizeof(w));
