@@ -80,6 +80,11 @@ struct vk_dev {
 
 static const char *vfio_dir = "/dev/vfio";
 
+void vfe_vfio_kernel_set_dir(const char *dir)
+{
+    vfio_dir = dir && *dir ? dir : "/dev/vfio";
+}
+
 /* ---- containers and groups ---- */
 
 static void container_put(struct vk_container *c)
