@@ -274,12 +274,7 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
         rec.pf[0] = '\0';
         direct = true;   /* QEMU's virtio-net-pci, a plain function: nobody's admin queue */
     }
-    struct vhostd_pf *pf = rec.pf[0] ? vhostd_reg_find_pf(r, rec.pf) : NULL;
-    if (direct && pf) {
-        snprintf(msg, len, "the PF %s of %s is managed: its VFs are driven through its admin queue, not in direct "
-                 "mode", rec.pf, bdf);
-        return -EEXIST;
-    }
+    struct vhostd_pf *pf = rec.pf[0] && !direct ? vhostd_reg_find_pf(r, rec.pf) : NULL;
     if (!direct && (!pf || pf->state != PF_READY)) {
         snprintf(msg, len, "the PF %s of %s is not %s; add it first with 'vhostmgmt mgmtpf -a %s'", rec.pf, bdf,
                  pf ? "ready yet" : "added", rec.pf);

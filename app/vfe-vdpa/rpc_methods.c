@@ -234,6 +234,13 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"direct\" must be true or false");
         return 0;
     }
+    char pfb[16];
+    if (json_is_true(jd) && pci_vf_pf(d->opt.pci_root, bdf, pfb) == 0 && vhostd_reg_find_pf(&d->reg, pfb)) {
+        /* a VF added in direct mode earlier keeps it when its PF is added later (and after restarts) */
+        rpc_call_error(c, RPC_EXISTS, "the PF %s of %s is managed: its VFs are driven through its admin queue, "
+                       "not in direct mode", pfb, bdf);
+        return 0;
+    }
     char msg[512];
     int rc = vhostd_reg_add_vf_mode(&d->reg, bdf, sock, uuid, json_is_true(jd), msg, sizeof(msg));
     if (rc < 0) {
