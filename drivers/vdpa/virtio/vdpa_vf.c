@@ -48,6 +48,8 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, max_virtqueue_pairs), &pairs, 2);
     if (rc == 0)
         rc = vfe_vpci_reset(&v->vp);
+    if (rc == 0)   /* the VF does DMA once started (kernel VFIO leaves bus mastering off) */
+        rc = vfe_vpci_enable_bus_master(&v->vp);
     if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
         rc = -errno;
     if (rc < 0) {
