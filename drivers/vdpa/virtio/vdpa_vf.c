@@ -60,6 +60,13 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
     }
     memcpy(v->mac, mac, 6);
     v->max_pairs = pairs ? pairs : 1;
+    if (v->direct) {
+        /* without a control queue of our own the device uses one pair: the
+         * front-end is not offered more (RSS and hash reports steer across pairs) */
+        v->dev_features &= ~((1ull << VIRTIO_NET_F_MQ) | (1ull << VIRTIO_NET_F_RSS) |
+                             (1ull << VIRTIO_NET_F_HASH_REPORT));
+        v->max_pairs = 1;
+    }
     if (v->direct)
         LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", t->bdf);
     v->num_queues = v->vp.num_queues;

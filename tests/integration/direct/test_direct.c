@@ -305,6 +305,10 @@ int main(void)
     v = vdpa_vf_open(EV_DEFAULT, NULL, 0, t1, "vm-direct");
     REQUIRE(v != NULL, out, "vdpa_vf_open without a PF");
     CHECK(!strcmp(vdpa_vf_mode(v), "direct"), "mode %s", vdpa_vf_mode(v));
+    /* the sim's VF has 4 pairs and MQ, but without our control queue it uses one: one is offered */
+    CHECK(vdpa_vf_max_pairs(v) == 1 && !(vdpa_vf_device_features(v) & (1ull << VIRTIO_NET_F_MQ)),
+          "direct mode offers %u pairs, features %#llx", vdpa_vf_max_pairs(v),
+          (unsigned long long)vdpa_vf_device_features(v));
     const struct vdpa_swlog_guest g = {g_host, g_regions, g_ring, &f};
     vdpa_vf_set_guest(v, &g);
     uint8_t vmac[6];
