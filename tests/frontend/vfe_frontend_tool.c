@@ -412,6 +412,7 @@ static int exchange(const struct tool *t)
         }
         if (rc == 0 && t->go_prefix) {
             step = "waiting for the go file";
+            fprintf(stderr, "vfe-frontend: round %u waits for %s%u\n", r, t->go_prefix, r);
             rc = wait_go(t->go_prefix, r, t->o.timeout_ms);
         }
         unsigned first = (unsigned)((unsigned long long)l.n * r / t->rounds);
@@ -459,13 +460,15 @@ static int exchange(const struct tool *t)
         struct vfe_fe_stats s;
         vfe_fe_stats(fe, p, &s);
         sum.kicks += s.kicks;
+        sum.notifier_kicks += s.notifier_kicks;
         sum.rx_calls += s.rx_calls;
         sum.tx_calls += s.tx_calls;
         sum.rx_errors += s.rx_errors;
     }
     printf("{\"command\":\"exchange\",\"rounds\":%u,\"remaps\":%u,\"sent\":%u,\"received\":%u,\"tx_us\":%lld,"
-           "\"kicks\":%llu,\"rx_calls\":%llu,\"tx_calls\":%llu,\"rx_errors\":%llu}\n",
-           t->rounds, remaps, sent, got, tx_us, (unsigned long long)sum.kicks, (unsigned long long)sum.rx_calls,
+           "\"kicks\":%llu,\"notifier_kicks\":%llu,\"rx_calls\":%llu,\"tx_calls\":%llu,\"rx_errors\":%llu}\n",
+           t->rounds, remaps, sent, got, tx_us, (unsigned long long)sum.kicks,
+           (unsigned long long)sum.notifier_kicks, (unsigned long long)sum.rx_calls,
            (unsigned long long)sum.tx_calls, (unsigned long long)sum.rx_errors);
     bool all_sent = sent == l.n;
     free(buf);
