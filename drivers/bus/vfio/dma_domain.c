@@ -55,6 +55,24 @@ static void unmap_on(struct vfe_transport *t, const struct dma_entry *e)
         LOG_W("%s: unmap iova %#llx: %s", t->bdf, (unsigned long long)e->iova, strerror(-rc));
 }
 
+static const void *space_of(struct vfe_transport *t)
+{
+    return t->ops->dma_space ? t->ops->dma_space(t) : NULL;
+}
+
+/* Member m translates through an address space an earlier member (in the
+ * members array, all of them when m == nmembers) already holds the maps of. */
+static bool space_covered(const struct vfe_dma_domain *d, unsigned m, struct vfe_transport *t)
+{
+    const void *s = space_of(t);
+    if (!s)
+        return false;
+    for (unsigned i = 0; i < m && i < d->nmembers; i++)
+        if (d->members[i].t != t && space_of(d->members[i].t) == s)
+            return true;
+    return false;
+}
+
 static struct vfe_dma_domain *join(const char *name, struct vfe_transport *t, bool adopted)
 {
     struct vfe_dma_domain *d = NULL;
@@ -85,7 +103,8 @@ static struct vfe_dma_domain *join(const char *name, struct vfe_transport *t, bo
         goto fail_errno;
     }
     d->members = m;
-    for (unsigned i = 0; !adopted && i < d->nmaps; i++) {
+    bool covered = space_covered(d, d->nmembers, t);   /* its container holds the maps already */
+    for (unsigned i = 0; !adopted && !covered && i < d->nmaps; i++) {
         int rc = map_on(t, &d->maps[i]);
         if (rc < 0) {
             LOG_E("%s: joining DMA domain %s: map iova %#llx: %s", t->bdf, d->name,
@@ -141,7 +160,8 @@ static void leave(struct vfe_dma_domain *d, struct vfe_transport *t, bool unmap)
         i++;
     if (i == d->nmembers)
         return;
-    for (unsigned j = 0; unmap && j < d->nmaps; j++)
+    bool shared = space_covered(d, d->nmembers, t);   /* another member still needs the container's maps */
+    for (unsigned j = 0; unmap && !shared && j < d->nmaps; j++)
         unmap_on(t, &d->maps[j]);
     d->members[i] = d->members[--d->nmembers];
     if (d->nmembers)
@@ -192,14 +212,14 @@ static int add_holder(struct dma_entry *e, const void *holder)
 static int map_members(struct vfe_dma_domain *d, const struct dma_entry *e, bool skip_adopted)
 {
     for (unsigned m = 0; m < d->nmembers; m++) {
-        if (skip_adopted && d->members[m].adopted)
+        if ((skip_adopted && d->members[m].adopted) || space_covered(d, m, d->members[m].t))
             continue;
         int rc = map_on(d->members[m].t, e);
         if (rc < 0) {
             LOG_E("%s: map iova %#llx size %#llx: %s", d->members[m].t->bdf, (unsigned long long)e->iova,
                   (unsigned long long)e->len, strerror(-rc));
             while (m--)
-                if (!skip_adopted || !d->members[m].adopted)
+                if ((!skip_adopted || !d->members[m].adopted) && !space_covered(d, m, d->members[m].t))
                     unmap_on(d->members[m].t, e);
             return rc;
         }
@@ -215,7 +235,8 @@ static int map_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
 static void unmap_everywhere(struct vfe_dma_domain *d, const struct dma_entry *e)
 {
     for (unsigned m = 0; m < d->nmembers; m++)
-        unmap_on(d->members[m].t, e);
+        if (!space_covered(d, m, d->members[m].t))
+            unmap_on(d->members[m].t, e);
 }
 
 /* Devices refuse overlapping maps, so the regions the new one replaces leave

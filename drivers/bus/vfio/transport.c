@@ -1,4 +1,4 @@
-/* Transport selection: a function directory with vfio-user.sock speaks vfio-user. */
+/* Transport selection: a function directory with vfio-user.sock speaks vfio-user, any other kernel VFIO. */
 #include "drivers/bus/vfio/vfe_transport.h"
 
 #include <errno.h>
@@ -21,7 +21,7 @@ static bool bdf_valid(const char *bdf)
     return dev < 32 && fn < 8;
 }
 
-int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transport **out)
+int vfe_transport_open_in(const char *pci_root, const char *bdf, const char *dma_domain, struct vfe_transport **out)
 {
     if (!pci_root || !out || !bdf_valid(bdf))
         return -EINVAL;
@@ -37,8 +37,8 @@ int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transpo
     snprintf(sock, sizeof(sock), "%s/vfio-user.sock", dir);
     if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
         return vfe_vfio_user_open(sock, bdf, out);
-    LOG_W("%s: no vfio-user.sock and kernel VFIO is not built yet", bdf);
-    return -ENOTSUP;
+    LOG_I("%s: no vfio-user.sock: kernel VFIO", bdf);
+    return vfe_vfio_kernel_open(pci_root, bdf, dma_domain, out);
 }
 
 int vfe_transport_export(struct vfe_transport *t, void *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,

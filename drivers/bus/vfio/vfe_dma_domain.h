@@ -9,9 +9,17 @@
  * map that overlaps a different existing one replaces it (the newer table
  * wins), and the older holder's later unmap of the replaced region is a no-op.
  *
- * On kernel VFIO a domain is one container (a map is one ioctl whatever the
- * member count); on vfio-user every device has its own DMA table, so the
- * domain replays each map on every member, including members that join later.
+ * On kernel VFIO a domain is one container (vfe_transport_open_in with the
+ * domain's name): members whose transports answer the same dma_space share
+ * one IOMMU table, so a map goes to the first of them only, a member joining
+ * a space already present gets no replay, and a member leaving unmaps only
+ * when no other member of its space remains.  On vfio-user (no dma_space)
+ * every device has its own DMA table, so the domain replays each map on every
+ * member, including members that join later.
+ *
+ * Ownership: the domain owns one dup of each mapped fd; the kernel transport's
+ * container owns the process mapping MAP_DMA pins (vfio_kernel.c); the
+ * transports stay the callers'.
  */
 #ifndef VFE_DMA_DOMAIN_H
 #define VFE_DMA_DOMAIN_H

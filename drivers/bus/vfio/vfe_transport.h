@@ -52,6 +52,15 @@ struct vfe_transport_ops {
     int (*export_state)(struct vfe_transport *t, void *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
                         unsigned *nfds);
     void (*close)(struct vfe_transport *t);
+    /* Optional (NULL: the device has its own DMA table, as on vfio-user).  The
+     * identity of the IOMMU address space the device translates through: two
+     * transports answering the same pointer share every map (kernel VFIO: one
+     * container), so a DMA domain maps once for them. */
+    const void *(*dma_space)(struct vfe_transport *t);
+    /* Optional: an eventfd (owned by the transport, non-blocking) that becomes
+     * readable when the host asks for the device back (kernel VFIO request
+     * IRQ: hot-unplug).  -1 or NULL op: none. */
+    int (*req_fd)(struct vfe_transport *t);
 };
 
 struct vfe_transport {
@@ -64,8 +73,24 @@ struct vfe_transport {
 
 /* Open the function `bdf` found under pci_root (a sysfs-shaped tree).  A function
  * whose directory has a `vfio-user.sock` uses vfio-user, any other kernel VFIO
- * (not built yet: -ENOTSUP). */
-int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transport **out);
+ * (/dev/vfio: the group named by <pci_root>/<bdf>/iommu_group).
+ * dma_domain (NULL or "": a private one) names the VFIO container the
+ * function's group joins: the functions opened with the same name share one
+ * container, hence one IOMMU table (vfe_dma_domain.h maps once for them).
+ * vfio-user ignores it.  Errors: -EINVAL bad bdf, -ENOENT/-ENOTDIR no such
+ * function, -ENODEV no IOMMU group, -EBUSY group not viable or in another
+ * container, the open/ioctl errno otherwise (logged with what to check). */
+int vfe_transport_open_in(const char *pci_root, const char *bdf, const char *dma_domain,
+                          struct vfe_transport **out);
+static inline int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transport **out)
+{ return vfe_transport_open_in(pci_root, bdf, NULL, out); }
+
+/* Kernel VFIO on one function (what vfe_transport_open_in picks without a socket). */
+int vfe_vfio_kernel_open(const char *pci_root, const char *bdf, const char *dma_domain, struct vfe_transport **out);
+
+/* The transport's request-IRQ eventfd, or -1 (see vfe_transport_ops.req_fd). */
+static inline int vfe_transport_req_fd(struct vfe_transport *t)
+{ return t && t->ops->req_fd ? t->ops->req_fd(t) : -1; }
 
 /* vfio-user client on a socket path; usable directly by tests. */
 int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out);
