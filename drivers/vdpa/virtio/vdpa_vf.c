@@ -25,7 +25,10 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         return NULL;
     }
     v->loop = loop;
-    v->pf = *pf;
+    if (pf)
+        v->pf = *pf;
+    v->direct = !pf || !pf->mig;
+    ev_init(&v->dpoll, NULL);
     v->vf_num = vf_num;
     v->t = t;
     for (unsigned i = 0; i < VDPA_MAX_RINGS; i++)
@@ -53,6 +56,8 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
     }
     memcpy(v->mac, mac, 6);
     v->max_pairs = pairs ? pairs : 1;
+    if (v->direct)
+        LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", t->bdf);
     v->num_queues = v->vp.num_queues;
     return v;
 }
@@ -62,6 +67,7 @@ void vdpa_vf_close(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
+    vdpa_direct_cancel(v);
     for (uint16_t q = 0; q < VDPA_MAX_RINGS; q++) {
         if (v->kick_set[q])
             vdpa_vf_set_kick(v, q, -1);

@@ -64,6 +64,9 @@ struct vdpa_pf_ref {
 };
 
 /* vf_num: 1..NumVFs; t: the VF's transport.  Neither pf nor t is owned.
+ * pf NULL or pf->mig NULL: direct mode (vdpa_vf_direct.c), the VF is driven
+ * through its own common configuration, vf_num is unused, dirty tracking is
+ * software only and announce is refused (-EOPNOTSUPP).
  * dma_domain: the VM the VF serves (VFs of one VM share their DMA maps);
  * NULL or "" for a domain of its own.  NULL with errno on failure. */
 struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
@@ -94,6 +97,8 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd);
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd);
 
 /* Program and run the rings (features as the front-end negotiated them). */
+/* "direct" or "admin" (through the PF's admin queue). */
+const char *vdpa_vf_mode(const struct vdpa_vf *v);
 int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
                   vdpa_done_cb cb, void *ctx);
 /* Freeze and save; the VF does no DMA afterwards. */

@@ -49,6 +49,8 @@ bool vdpa_vf_step_pending(const struct vdpa_vf *v) { return v->step != VDPA_STEP
 
 int vdpa_vf_export(const struct vdpa_vf *v, void *buf, size_t cap, size_t *len)
 {
+    if (v->direct)
+        return -EOPNOTSUPP;   /* resuming replays admin steps; a direct VF is reset by the next daemon */
     if (cap < sizeof(struct vf_snap))
         return -ENOSPC;
     struct vf_snap s;

@@ -66,6 +66,16 @@ void vdpa_vf_defer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         done(ctx, v->op_err);
 }
 
+void vdpa_vf_finish(struct vdpa_vf *v, int err)
+{
+    finish_later(v, err);
+}
+
+const char *vdpa_vf_mode(const struct vdpa_vf *v)
+{
+    return v->direct ? "direct" : "admin";
+}
+
 static bool busy(const struct vdpa_vf *v)
 {
     return v->done_cb || v->stop_cb || ev_is_active(&v->defer);
@@ -119,6 +129,14 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         return -EBUSY;
     if (nrings == 0 || nrings > v->num_queues || nrings > VDPA_MAX_RINGS)
         return -EINVAL;
+    if (v->direct) {
+        v->done_cb = cb;
+        v->op_ctx = ctx;
+        int rc = vdpa_direct_start(v, features, rings, nrings);
+        if (rc < 0)
+            v->done_cb = NULL;
+        return rc;
+    }
     vdpa_vf_build_start_state(v, features, rings, nrings);
     v->done_cb = cb;
     v->op_ctx = ctx;
@@ -242,6 +260,12 @@ int vdpa_vf_stop(struct vdpa_vf *v, vdpa_stop_cb cb, void *ctx)
         finish_later(v, 0);
         return 0;
     }
+    if (v->direct) {
+        int rc = vdpa_direct_stop(v);
+        if (rc < 0)
+            v->stop_cb = NULL;
+        return rc;
+    }
     v->state = VDPA_VF_STOPPING;
     vdpa_vf_step(v, VDPA_STEP_STOP_QUIESCE);
     int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_QUIESCED, vdpa_vf_stop_quiesced, v);
@@ -334,11 +358,42 @@ static int push_window(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint6
     return rc;
 }
 
+/* Direct mode: no admin queue, so no device tracking: software or nothing. */
+static int direct_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
+                            void *ctx)
+{
+    if (dirty_pref == VDPA_DIRTY_PUSH || dirty_pref == VDPA_DIRTY_PULL) {
+        LOG_E("%s: direct mode has no PF admin queue: %s dirty tracking is impossible (software only)", v->t->bdf,
+              vdpa_dirty_mode_name(dirty_pref));
+        return -EOPNOTSUPP;
+    }
+    if (log_size == 0 || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull)
+        return -EINVAL;
+    vdpa_vf_log_release(v);
+    int rc = vdpa_pull_map(v, log_fd, log_offset, log_size);
+    if (rc == 0)
+        rc = software_start(v);
+    if (rc < 0) {
+        LOG_E("%s: direct mode: migration refused: software dirty tracking cannot run (%s; it walks split rings "
+              "in guest memory)", v->t->bdf, strerror(-rc));
+        vdpa_vf_log_release(v);
+        return rc;
+    }
+    v->log_size = log_size;
+    v->done_cb = cb;
+    v->op_ctx = ctx;
+    v->log_active = true;
+    finish_later(v, 0);
+    return 0;
+}
+
 int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, vdpa_done_cb cb,
                       void *ctx)
 {
     if (busy(v) || v->log_active)   /* the device writes the current log until stopped */
         return -EBUSY;
+    if (v->direct)
+        return direct_log_start(v, log_fd, log_offset, log_size, cb, ctx);
     if (log_size == 0 || log_size > (uint64_t)VFE_MIG_MAX_SGES * 0x80000000ull || v->vf_num == VFE_PF_IOVA_ADMIN)
         return -EINVAL;
     vdpa_vf_log_release(v);

@@ -99,6 +99,15 @@ struct vdpa_vf {
     struct vdpa_swlog *sw;     /* owned, while software tracking runs */
     ev_timer sw_tick;
 
+    /* direct mode (vdpa_vf_direct.c): no PF admin queue, the VF's own common config */
+    bool direct;
+    uint64_t dmask;            /* rings programmed at the last start */
+    uint64_t dfeatures;        /* the front-end's features of that start */
+    struct vdpa_ring drings[VDPA_MAX_RINGS];
+    ev_timer dpoll;            /* polls a reset for completion */
+    unsigned dpoll_left;
+    void (*dnext)(struct vdpa_vf *v, int err);
+
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);
     void *observer_ctx;
@@ -109,6 +118,14 @@ struct vdpa_vf {
 void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s);
 
 void vdpa_vf_defer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+/* Complete the operation in progress from the loop with err. */
+void vdpa_vf_finish(struct vdpa_vf *v, int err);
+
+/* vdpa_vf_direct.c: start/stop without admin commands (completion through
+ * vdpa_vf_finish); cancel: a reset poll in progress stops (close). */
+int vdpa_direct_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings);
+int vdpa_direct_stop(struct vdpa_vf *v);
+void vdpa_direct_cancel(struct vdpa_vf *v);
 /* Pieces of the operations, for vdpa_vf_resume (vdpa_vf_ha.c). */
 void vdpa_vf_build_start_state(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings);
 void vdpa_vf_start_frozen(void *ctx, int err);
