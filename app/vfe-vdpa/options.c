@@ -55,6 +55,7 @@ void vhostd_usage(FILE *f)
 "                        in guest memory every 1 ms and marks every buffer the\n"
 "                        device may write; split rings only) or auto (default:\n"
 "                        push, else pull, else software)\n"
+"  --vfio-dir DIR        where kernel VFIO's group nodes are (default /dev/vfio)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "\n"
@@ -103,7 +104,7 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY, O_VFIO };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
@@ -111,6 +112,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
         {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
         {"ha", required_argument, NULL, O_HA},          {"dirty-mode", required_argument, NULL, O_DIRTY},
+        {"vfio-dir", required_argument, NULL, O_VFIO},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -119,6 +121,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
     o->iface_prefix = "/tmp/vf-";
     o->log_level = LOG_INFO;
     o->state_dir = "/var/lib/vfe-vhostd";
+    o->vfio_dir = "/dev/vfio";
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -132,6 +135,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_GROUP: o->socket_group = optarg; break;
         case O_STATE: o->state_dir = *optarg ? optarg : NULL; break;
         case O_NO_STATE: o->state_dir = NULL; break;
+        case O_VFIO: o->vfio_dir = optarg; break;
         case O_HA: o->ha_path = *optarg ? optarg : NULL; break;
         case O_DIRTY:
             if (!strcmp(optarg, "auto"))
@@ -163,12 +167,14 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         fprintf(stderr, "vfe-vhostd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
     }
-    if (!*o->pci_root || !*o->rpc_path || !*o->iface_prefix) {
+    if (!*o->pci_root || !*o->rpc_path || !*o->iface_prefix || !*o->vfio_dir) {
         fprintf(stderr, "vfe-vhostd: empty path argument\n");
         return -1;
     }
     int rc = check_options(o);
-    if (rc == 0)   /* every VF's log start reads it */
+    if (rc == 0) {   /* every VF's log start reads it */
         vdpa_vf_set_default_dirty_mode((enum vdpa_dirty_mode)o->dirty_mode);
+        vfe_vfio_kernel_set_dir(o->vfio_dir);
+    }
     return rc;
 }

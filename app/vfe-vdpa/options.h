@@ -20,6 +20,7 @@ struct vhostd_options {
     const char *state_dir;     /* --state-dir, default /var/lib/vfe-vhostd; NULL = --no-state */
     const char *ha_path;       /* --ha PATH: vfe-vhostd-ha's socket; NULL = no HA */
     int dirty_mode;            /* --dirty-mode: enum vdpa_dirty_mode, default auto */
+    const char *vfio_dir;      /* --vfio-dir, default /dev/vfio (kernel VFIO group nodes) */
 };
 
 /* 0: run; 1: exit 0 (help printed); -1: exit 2 (message printed).  Also

@@ -151,6 +151,7 @@ void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec
     snprintf(v->bdf, sizeof(v->bdf), "%s", rec->bdf);
     snprintf(v->socket, sizeof(v->socket), "%s", rec->socket);
     snprintf(v->uuid, sizeof(v->uuid), "%s", rec->uuid);
+    snprintf(v->mode, sizeof(v->mode), "%s", rec->direct ? "direct" : "");
     snprintf(p->vf_pf[i], sizeof(p->vf_pf[i]), "%s", rec->pf);
     p->vf_reason[i][0] = '\0';
     save(p);
@@ -257,7 +258,8 @@ static void apply_vfs(struct vhostd_prov *p)
         struct vhostd_pf *pf = p->vf_pf[i][0] ? vhostd_reg_find_pf(p->reg, p->vf_pf[i]) : NULL;
         if (pf && pf->state == PF_STARTING)
             continue;   /* its PF reports soon and applies again */
-        int rc = vhostd_reg_add_vf(p->reg, v->bdf, v->socket, v->uuid, msg, sizeof(msg));
+        int rc = vhostd_reg_add_vf_mode(p->reg, v->bdf, v->socket, v->uuid, !strcmp(v->mode, "direct"), msg,
+                                   sizeof(msg));
         set_reason(p->vf_reason[i], "VF", v->bdf, rc < 0 ? msg : "");
     }
 }

@@ -234,17 +234,26 @@ static bool vf_persist_reply(void *ctx, struct vhostd_vf *vf, const void *reply,
     return vhostd_ha_put_vf_reply(ctx, vf, reply, len);
 }
 
+/* The host wants the function back (hot-unplug): it leaves the registry (the
+ * state file keeps it: it comes back as pending if the function returns). */
+static void vf_unplug(void *ctx, struct vhostd_vf *vf)
+{
+    char msg[256];
+    if (vhostd_reg_remove_vf(ctx, vf->rec.bdf, NULL, NULL, msg, sizeof(msg)) < 0)
+        LOG_E("VF %s: release after the unplug request failed: %s", vf->rec.bdf, msg);
+}
+
 static struct vhostd_vf_params vf_params(struct vhostd_registry *r)
 {
     return (struct vhostd_vf_params){
         .pci_root = r->opt->pci_root, .client = r->opt->client, .no_host_notifiers = r->opt->no_host_notifiers,
         .perm = {.mode = 0660, .set_group = r->opt->socket_group_set, .group = r->opt->socket_gid},
         .persist = r->ha ? vf_persist : NULL, .persist_reply = r->ha ? vf_persist_reply : NULL,
-        .persist_ctx = r->ha};
+        .persist_ctx = r->ha, .unplug = vf_unplug, .unplug_ctx = r};
 }
 
-int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,
-                      size_t len)
+int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
+                           bool direct, char *msg, size_t len)
 {
     const char *root = r->opt->pci_root;
     struct vhostd_vf_rec rec = {0};
@@ -257,21 +266,25 @@ int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *so
         snprintf(msg, len, "no PCI function %s under %s", bdf, root);
         return -ENOENT;
     }
-    if (pci_vf_pf(root, bdf, rec.pf) < 0) {
-        snprintf(msg, len, "%s is not a VF (no physfn link)", bdf);
-        return -ENOENT;
+    if (vhostd_reg_find_pf(r, bdf)) {
+        snprintf(msg, len, "%s is a managed PF, not a VF", bdf);
+        return -EEXIST;
     }
-    struct vhostd_pf *pf = vhostd_reg_find_pf(r, rec.pf);
-    if (!pf || pf->state != PF_READY) {
+    if (pci_vf_pf(root, bdf, rec.pf) < 0) {
+        rec.pf[0] = '\0';
+        direct = true;   /* QEMU's virtio-net-pci, a plain function: nobody's admin queue */
+    }
+    struct vhostd_pf *pf = rec.pf[0] && !direct ? vhostd_reg_find_pf(r, rec.pf) : NULL;
+    if (!direct && (!pf || pf->state != PF_READY)) {
         snprintf(msg, len, "the PF %s of %s is not %s; add it first with 'vhostmgmt mgmtpf -a %s'", rec.pf, bdf,
                  pf ? "ready yet" : "added", rec.pf);
         return -ENODEV;
     }
-    if (!(rec.vf_num = vhostd_pf_vf_num(pf, bdf))) {
+    if (!direct && !(rec.vf_num = vhostd_pf_vf_num(pf, bdf))) {
         vhostd_pf_rescan(pf, root);   /* the VF may have been created after the PF was added */
         rec.vf_num = vhostd_pf_vf_num(pf, bdf);
     }
-    if (!rec.vf_num) {
+    if (!direct && !rec.vf_num) {
         snprintf(msg, len, "%s is not listed among the VFs of %s", bdf, rec.pf);
         return -ENOENT;
     }
@@ -287,14 +300,19 @@ int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *so
     }
     snprintf(rec.bdf, sizeof(rec.bdf), "%s", bdf);
     snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid ? uuid : "");
+    rec.direct = direct;
     struct vhostd_vf_params p = vf_params(r);
     struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);
     if (!vf)
         return rc;
     r->vfs[slot] = vf;
     vhostd_ha_put_vf(r->ha, vf);   /* its transport and listening socket, before any front-end comes */
-    LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec.vf_num, pf->bdf,
-          r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
+    if (direct)
+        LOG_N("VF %s added in direct mode (no PF admin queue), vhost-user %s %s%s%s", bdf,
+              r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
+    else
+        LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec.vf_num, pf->bdf,
+              r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
     return 0;
 }
 

@@ -72,8 +72,13 @@ struct vhostd_pf *vhostd_reg_next_pf(const struct vhostd_registry *r, unsigned *
 unsigned vhostd_reg_pf_vfs_in_use(const struct vhostd_registry *r, const struct vhostd_pf *pf);
 
 /* VFs.  socket NULL or "": the --iface prefix + bdf.  uuid NULL: none. */
-int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid, char *msg,
-                      size_t len);
+/* direct: drive it without its PF's admin queue (the PF must not be managed);
+ * a function that is not a VF (no physfn link) is always direct. */
+int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
+                           bool direct, char *msg, size_t len);
+static inline int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
+                                    char *msg, size_t len)
+{ return vhostd_reg_add_vf_mode(r, bdf, socket, uuid, false, msg, len); }
 /* 0 and done(ctx) once the device is stopped and the VF gone. */
 int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
                          size_t len);

@@ -2,12 +2,14 @@
 #include "app/vfe-vdpa/vhostd.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
+#include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
 
@@ -180,8 +182,8 @@ static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
 
 static json_t *vf_json(const struct vhostd_vf *vf, bool full)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "vf", vf->rec.bdf, "pf", vf->rec.pf, "socket_file",
-                          vf->rec.socket, "vm_uuid", vf->rec.uuid);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "vf", vf->rec.bdf, "pf", vf->rec.pf, "socket_file",
+                          vf->rec.socket, "vm_uuid", vf->rec.uuid, "mode", vf->rec.direct ? "direct" : "admin");
     if (!full)
         return o;
     struct vdpa_session_stats st;
@@ -227,8 +229,20 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"uuid\" is too long");
         return 0;
     }
+    json_t *jd = json_object_get(params, "direct");
+    if (jd && !json_is_boolean(jd)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"direct\" must be true or false");
+        return 0;
+    }
+    char pfb[16];
+    if (json_is_true(jd) && pci_vf_pf(d->opt.pci_root, bdf, pfb) == 0 && vhostd_reg_find_pf(&d->reg, pfb)) {
+        /* a VF added in direct mode earlier keeps it when its PF is added later (and after restarts) */
+        rpc_call_error(c, RPC_EXISTS, "the PF %s of %s is managed: its VFs are driven through its admin queue, "
+                       "not in direct mode", pfb, bdf);
+        return 0;
+    }
     char msg[512];
-    int rc = vhostd_reg_add_vf(&d->reg, bdf, sock, uuid, msg, sizeof(msg));
+    int rc = vhostd_reg_add_vf_mode(&d->reg, bdf, sock, uuid, json_is_true(jd), msg, sizeof(msg));
     if (rc < 0) {
         rpc_call_error(c, code_of(rc), "%s", msg);
         return 0;
@@ -362,6 +376,7 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     unsigned members, maps;
     vdpa_vf_dma_domain(vf->dev, &members, &maps);
     json_object_set_new(o, "host_notifiers", json_integer(st.host_notifiers));
+    json_object_set_new(o, "mode", json_string(vdpa_vf_mode(vf->dev)));
     struct vdpa_swlog_stats sw;
     if (vdpa_vf_swlog_stats(vf->dev, &sw) == 0)
         json_object_set_new(o, "software_log", json_pack("{s:I, s:I, s:I}", "passes", (json_int_t)sw.passes,
@@ -438,6 +453,45 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
     return 0;
 }
 
+/* Bind a function to vfio-pci (drivers/bus/vfio/vfio_bind.h): sysfs writes and
+ * a wait of at most 1 s for the group node, on the loop (a probe is quick). */
+static int m_bind(void *ctx, json_t *params, struct rpc_call *c)
+{
+    struct vhostd *d = ctx;
+    const char *bdf = bdf_param(params, "dev", c);
+    if (!bdf)
+        return 0;
+    json_t *jf = json_object_get(params, "force");
+    if (jf && !json_is_boolean(jf)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"force\" must be true or false");
+        return 0;
+    }
+    /* the bus directory is the parent of --pci-root (/sys/bus/pci/devices) */
+    char bus[PATH_MAX];
+    const char *root = d->opt.pci_root;
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    if (n < 8 || n >= sizeof(bus) || strncmp(root + n - 8, "/devices", 8)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "bind needs --pci-root to be a bus's devices directory "
+                       "(/sys/bus/pci/devices), not %s", root);
+        return 0;
+    }
+    memcpy(bus, root, n - 8);
+    bus[n - 8] = '\0';
+    struct vfe_bind_opts o = {.bus_root = bus, .vfio_dir = d->opt.vfio_dir, .force = json_is_true(jf),
+                              .wait_ms = 1000};
+    char msg[768];
+    int rc = vfe_vfio_bind(&o, bdf, msg, sizeof(msg));
+    if (rc < 0) {
+        LOG_W("bind %s: %s", bdf, msg);
+        rpc_call_error(c, rc == -ENOPKG || rc == -ENXIO ? RPC_DEVICE_ERROR : code_of(rc), "%s", msg);
+        return 0;
+    }
+    rpc_call_result(c, json_pack("{s:s, s:s}", "dev", bdf, "message", msg));
+    return 0;
+}
+
 static void upgrade_now(struct ev_loop *loop, ev_timer *w, int revents)
 {
     ev_break(loop, EVBREAK_ALL);
@@ -470,6 +524,7 @@ int vhostd_rpc_register(struct vhostd *d)
     rc = rc ?: rpc_register(d->rpc, "stats", m_stats, d);
     rc = rc ?: rpc_register(d->rpc, "health", m_health, d);
     rc = rc ?: rpc_register(d->rpc, "upgrade", m_upgrade, d);
+    rc = rc ?: rpc_register(d->rpc, "bind", m_bind, d);
     ev_timer_init(&d->upgrade_t, upgrade_now, 0.05, 0.);
     return rc;
 }

@@ -38,6 +38,14 @@ static int check_socket(const char *v, char *why, size_t len)
     return -1;
 }
 
+static int check_mode(const char *v, char *why, size_t len)
+{
+    if (!*v || !strcmp(v, "direct"))
+        return 0;
+    snprintf(why, len, "\"%.16s\" is not a mode (\"direct\", or absent)", v);
+    return -1;
+}
+
 static int check_uuid(const char *v, char *why, size_t len)
 {
     if (strlen(v) < sizeof(((struct vhostd_state_vf *)0)->uuid))
@@ -69,6 +77,7 @@ static const struct field_rule vf_rules[] = {
     VF_FIELD("bdf", true, false, check_bdf, bdf),
     VF_FIELD("socket", true, false, check_socket, socket),
     VF_FIELD("uuid", false, true, check_uuid, uuid),
+    VF_FIELD("mode", false, true, check_mode, mode),
     {NULL},
 };
 
@@ -246,9 +255,13 @@ static json_t *state_json(const struct vhostd_state *s)
     json_t *pfs = json_array(), *vfs = json_array();
     for (unsigned i = 0; i < s->npfs; i++)
         json_array_append_new(pfs, json_pack("{s:s}", "bdf", s->pfs[i].bdf));
-    for (unsigned i = 0; i < s->nvfs; i++)
-        json_array_append_new(vfs, json_pack("{s:s, s:s, s:s}", "bdf", s->vfs[i].bdf, "socket", s->vfs[i].socket,
-                                             "uuid", s->vfs[i].uuid));
+    for (unsigned i = 0; i < s->nvfs; i++) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "bdf", s->vfs[i].bdf, "socket", s->vfs[i].socket, "uuid",
+                              s->vfs[i].uuid);
+        if (s->vfs[i].mode[0])
+            json_object_set_new(o, "mode", json_string(s->vfs[i].mode));
+        json_array_append_new(vfs, o);
+    }
     return json_pack("{s:s, s:i, s:o, s:o}", "format", VHOSTD_STATE_FORMAT, "version", VHOSTD_STATE_VERSION, "pfs",
                      pfs, "vfs", vfs);
 }

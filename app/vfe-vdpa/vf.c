@@ -12,6 +12,7 @@
 
 static void vf_free(struct vhostd_vf *vf)
 {
+    ev_io_stop(vf->loop, &vf->req);
     vdpa_vf_close(vf->dev);
     vfe_transport_close(vf->t);
     free(vf);
@@ -38,6 +39,31 @@ static struct vdpa_session_cfg session_cfg(struct vhostd_vf *vf, const struct vh
                                      .persist_reply = p->persist_reply ? vf_persist_reply : NULL, .persist_ctx = vf};
 }
 
+static void req_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct vhostd_vf *vf = w->data;
+    uint64_t n;
+    if (read(w->fd, &n, sizeof(n)) < 0)
+        return;
+    LOG_N("VF %s: hot-unplug requested by the host: releasing the function", vf->rec.bdf);
+    ev_io_stop(loop, w);   /* asked once is enough: the removal is under way */
+    if (vf->unplug && !vf->removing)
+        vf->unplug(vf->unplug_ctx, vf);
+}
+
+/* The transport's request IRQ, if it has one (kernel VFIO). */
+static void watch_unplug(struct vhostd_vf *vf, const struct vhostd_vf_params *p)
+{
+    int fd = vfe_transport_req_fd(vf->t);
+    vf->unplug = p->unplug;
+    vf->unplug_ctx = p->unplug_ctx;
+    if (fd < 0)
+        return;
+    ev_io_init(&vf->req, req_cb, fd, EV_READ);
+    vf->req.data = vf;
+    ev_io_start(vf->loop, &vf->req);
+}
+
 struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
                                  const struct vhostd_vf_rec *rec, char *msg, size_t len, int *err)
 {
@@ -50,15 +76,16 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
     vf->rec = *rec;
     vf->pf = pf;
     vf->loop = loop;
-    int rc = vfe_transport_open(p->pci_root, rec->bdf, &vf->t);
+    ev_init(&vf->req, NULL);
+    int rc = vfe_transport_open_in(p->pci_root, rec->bdf, rec->uuid, &vf->t);
     if (rc < 0) {
         snprintf(msg, len, "cannot open %s: %s", rec->bdf, strerror(-rc));
         free(vf);
         *err = rc;
         return NULL;
     }
-    struct vdpa_pf_ref ref = {&pf->mig, pf->iova};
-    vf->dev = vdpa_vf_open(loop, &ref, (uint16_t)rec->vf_num, vf->t, vf->rec.uuid);
+    struct vdpa_pf_ref ref = {pf ? &pf->mig : NULL, pf ? pf->iova : NULL};
+    vf->dev = vdpa_vf_open(loop, rec->direct ? NULL : &ref, (uint16_t)rec->vf_num, vf->t, vf->rec.uuid);
     if (!vf->dev) {
         *err = errno ? -errno : -EIO;
         snprintf(msg, len, "%s: device bring-up failed: %s", rec->bdf, strerror(-*err));
@@ -76,6 +103,7 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
         *err = rc;
         return NULL;
     }
+    watch_unplug(vf, p);
     *err = 0;
     return vf;
 }
@@ -102,6 +130,7 @@ static void session_gone(void *ctx)
 void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx)
 {
     vf->removing = true;
+    ev_io_stop(vf->loop, &vf->req);
     vf->removed = done;
     vf->removed_ctx = ctx;
     ev_timer_init(&vf->later, finish_cb, 0., 0.);
@@ -158,6 +187,7 @@ struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_p
     vf->rec = r->vf;
     vf->pf = pf;
     vf->loop = loop;
+    ev_init(&vf->req, NULL);
     vf->persist = p->persist;
     vf->persist_reply = p->persist_reply;
     vf->persist_ctx = p->persist_ctx;
@@ -195,6 +225,7 @@ void vhostd_vf_abandon(struct vhostd_vf *vf)
         return;
     vdpa_session_abandon(vf->session);
     vdpa_vf_abandon(vf->dev);
+    ev_io_stop(vf->loop, &vf->req);
     vfe_transport_close(vf->t);
     free(vf);
 }

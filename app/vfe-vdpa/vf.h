@@ -16,11 +16,12 @@ struct vhostd_vf_rec {
     unsigned vf_num;                      /* 1-based, on its PF */
     char socket[VHOSTD_SOCK_PATH_LEN];    /* canonical */
     char uuid[64];                        /* VM id, "" for none */
+    bool direct;                          /* no PF admin queue: driven through its own common config */
 };
 
 struct vhostd_vf {
     struct vhostd_vf_rec rec;
-    struct vhostd_pf *pf;                 /* outlives the VF (the registry sees to it) */
+    struct vhostd_pf *pf;                 /* outlives the VF (the registry sees to it); NULL in direct mode */
     struct ev_loop *loop;
     struct vfe_transport *t;
     struct vdpa_vf *dev;
@@ -33,6 +34,9 @@ struct vhostd_vf {
     bool (*persist_reply)(void *ctx, struct vhostd_vf *vf, const void *reply, size_t len);
     void *persist_ctx;
     int conn_index;                       /* HA: of the front-end's connection in the last export */
+    ev_io req;                            /* the transport's request IRQ (hot-unplug), when it has one */
+    void (*unplug)(void *ctx, struct vhostd_vf *vf);
+    void *unplug_ctx;
 };
 
 struct vhostd_vf_params {
@@ -45,9 +49,13 @@ struct vhostd_vf_params {
     void (*persist)(void *ctx, struct vhostd_vf *vf);
     bool (*persist_reply)(void *ctx, struct vhostd_vf *vf, const void *reply, size_t len);
     void *persist_ctx;
+    /* The host asks for the function back (kernel VFIO request IRQ): called
+     * from the loop; the owner removes the VF.  NULL: only logged. */
+    void (*unplug)(void *ctx, struct vhostd_vf *vf);
+    void *unplug_ctx;
 };
 
-/* Bring rec's VF up on pf and serve its socket.  NULL with *err (-errno) and a
+/* Bring rec's VF up on pf (NULL with rec->direct) and serve its socket.  NULL with *err (-errno) and a
  * sentence in msg. */
 struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
                                  const struct vhostd_vf_rec *rec, char *msg, size_t len, int *err);

@@ -24,10 +24,14 @@ static void usage(FILE *f)
 "  mgmtpf -a BDF            add a PF (brings up its admin queue)\n"
 "  mgmtpf -r BDF            remove a PF (refused while it has VFs)\n"
 "  mgmtpf -l                list PFs\n"
-"  vf -a BDF [-v SOCK] [-u UUID]\n"
+"  vf -a BDF [-v SOCK] [-u UUID] [--direct]\n"
 "                           add a VF: serve vhost-user on SOCK (default: the daemon's\n"
 "                           --iface prefix + BDF); VFs with the same UUID belong to one VM\n"
-"                           and share one DMA domain (its guest-memory maps)\n"
+"                           and share one DMA domain (its guest-memory maps); --direct:\n"
+"                           drive it through its own common config, without its PF's\n"
+"                           admin queue (automatic for a function that is not a VF)\n"
+"  bind BDF [--force]       bind a function to vfio-pci (kernel VFIO); --force takes it\n"
+"                           from the driver that has it (the host loses that device)\n"
 "  vf -r BDF                remove a VF (its device is stopped first)\n"
 "  vf -l PF                 list the VFs of a PF\n"
 "  vf -i BDF                details of a VF\n"
@@ -262,16 +266,21 @@ static int run(int argc, char **argv)
     }
     if (!strcmp(cmd, "vf")) {
         if (argc < 3)
-            return bad("usage: vf -a BDF [-v SOCK] [-u UUID] | -r BDF | -l PF | -i BDF");
+            return bad("usage: vf -a BDF [-v SOCK] [-u UUID] [--direct] | -r BDF | -l PF | -i BDF");
         const char *op = argv[1], *bdf = argv[2];
         if (!bdf_ok(bdf))
             return bad("'%s' is not a PCI address DDDD:BB:DD.F", bdf);
         if (!strcmp(op, "-a")) {
             json_t *p = json_pack("{s:b, s:s}", "add", 1, "vfdev", bdf);
             for (int i = 3; i < argc; i += 2) {
+                if (!strcmp(argv[i], "--direct")) {
+                    json_object_set_new(p, "direct", json_true());
+                    i--;
+                    continue;
+                }
                 if (i + 1 >= argc || (strcmp(argv[i], "-v") && strcmp(argv[i], "-u"))) {
                     json_decref(p);
-                    return bad("vf -a: unexpected '%s' (-v SOCK, -u UUID)", argv[i]);
+                    return bad("vf -a: unexpected '%s' (-v SOCK, -u UUID, --direct)", argv[i]);
                 }
                 json_object_set_new(p, argv[i][1] == 'v' ? "socket_file" : "uuid", json_string(argv[i + 1]));
             }
@@ -286,6 +295,13 @@ static int run(int argc, char **argv)
         if (!strcmp(op, "-i"))
             return call("vf", json_pack("{s:b, s:s}", "info", 1, "vfdev", bdf));
         return bad("vf: unknown option '%s'", op);
+    }
+    if (!strcmp(cmd, "bind")) {
+        if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "--force")))
+            return bad("usage: bind BDF [--force]");
+        if (!bdf_ok(argv[1]))
+            return bad("'%s' is not a PCI address DDDD:BB:DD.F", argv[1]);
+        return call("bind", json_pack("{s:s, s:b}", "dev", argv[1], "force", argc == 3));
     }
     return bad("unknown command '%s'", cmd);
 }

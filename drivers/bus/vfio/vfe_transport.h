@@ -85,6 +85,9 @@ int vfe_transport_open_in(const char *pci_root, const char *bdf, const char *dma
 static inline int vfe_transport_open(const char *pci_root, const char *bdf, struct vfe_transport **out)
 { return vfe_transport_open_in(pci_root, bdf, NULL, out); }
 
+/* Where the group nodes and the container node (vfio) are: /dev/vfio unless
+ * set (tests use a temp dir).  The string must outlive every open. */
+void vfe_vfio_kernel_set_dir(const char *dir);
 /* Kernel VFIO on one function (what vfe_transport_open_in picks without a socket). */
 int vfe_vfio_kernel_open(const char *pci_root, const char *bdf, const char *dma_domain, struct vfe_transport **out);
 

@@ -80,6 +80,11 @@ struct vk_dev {
 
 static const char *vfio_dir = "/dev/vfio";
 
+void vfe_vfio_kernel_set_dir(const char *dir)
+{
+    vfio_dir = dir && *dir ? dir : "/dev/vfio";
+}
+
 /* ---- containers and groups ---- */
 
 static void container_put(struct vk_container *c)
@@ -603,12 +608,13 @@ static void vk_close(struct vfe_transport *t)
         irq_set(d, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 0, NULL);
         close(d->req_fd);
     }
-    if (d->fd >= 0)
+    if (d->fd >= 0) {
         close(d->fd);   /* vfio-pci disables the interrupts and resets the function on release */
+        LOG_I("%s: kernel VFIO device closed", t->bdf);
+    }
     if (d->g)
         group_put(d->g);
     free(d->msix_fds);
-    LOG_I("%s: kernel VFIO closed", t->bdf);
     free(d);
 }
 
