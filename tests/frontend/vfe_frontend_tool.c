@@ -55,7 +55,8 @@ static void usage(FILE *f)
 "  --remap             exchange: change the memory table between rounds\n"
 "  --mem-table         send the whole table (SET_MEM_TABLE) even when memory slots are\n"
 "                      agreed\n"
-"  --go PREFIX         exchange: before round r, wait until file PREFIX<r> exists\n"
+"  --go PREFIX         exchange: before round r, wait until file PREFIX<r> exists, and\n"
+"                      for PREFIX<rounds> before stopping\n"
 "  --help              this text\n");
 }
 
@@ -450,6 +451,11 @@ static int exchange(const struct tool *t)
         if (rc == 0 && got < want)
             rc = -ETIMEDOUT;
         fprintf(stderr, "vfe-frontend: round %u: sent %u, received %u%s\n", r, sent, got, rc ? " (failed)" : "");
+    }
+    if (rc == 0 && t->go_prefix) {
+        step = "waiting for the go file";
+        fprintf(stderr, "vfe-frontend: stop waits for %s%u\n", t->go_prefix, t->rounds);
+        rc = wait_go(t->go_prefix, t->rounds, t->o.timeout_ms);
     }
     if (rc < 0)
         fprintf(stderr, "vfe-frontend: exchange: %s: %s\n", step, strerror(-rc));

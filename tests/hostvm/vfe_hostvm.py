@@ -67,7 +67,7 @@ class HostVM(vfe_guests.Guest):
     bus i+1, so its BDF is 0000:0i+1:00.0 (see bdf())."""
 
     def __init__(self, workdir, kernel, initrd, nics, mem="512M"):
-        super().__init__("hostvm", workdir, kernel, initrd, vhost_sock=None, mac=None, ip=None)
+        super().__init__("hostvm", workdir, kernel, initrd, vhost_sock=None, mac=None, ip=None, qmp=True)
         self.wires = nics
         self.mem = mem
 
@@ -81,8 +81,8 @@ class HostVM(vfe_guests.Guest):
             nics += ["-netdev", "socket,id=n%d,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d"
                      % (i, wire.port, wire.qemu_port),
                      "-device", "pcie-root-port,id=rp%d,bus=pcie.0,chassis=%d,addr=0x%x" % (i + 1, i + 1, i + 4),
-                     "-device", "virtio-net-pci,netdev=n%d,bus=rp%d,mac=%s,disable-legacy=on,iommu_platform=on"
-                     % (i, i + 1, mac)]
+                     "-device", "virtio-net-pci,id=nic%d,netdev=n%d,bus=rp%d,mac=%s,disable-legacy=on,iommu_platform=on"
+                     % (i, i, i + 1, mac)]
         return [
             "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-smp", "1", "-m", self.mem,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -91,7 +91,24 @@ class HostVM(vfe_guests.Guest):
             "-append", "console=ttyS0 quiet intel_iommu=on panic=-1",
         ] + nics + [
             "-chardev", "socket,id=ser,path=%s,server=on,wait=off" % self.serial_path, "-serial", "chardev:ser",
+            "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
         ]
+
+    def device_queues(self, i):
+        """QEMU's view of function i's virtqueues (what the device saw), for a failure report."""
+        q = vfe_guests.Qmp(self.qmp_path, timeout=5)
+        path = "/machine/peripheral/nic%d/virtio-backend" % i
+        try:
+            st = q.call("x-query-virtio-status", path=path)
+            out = ["device %s: status %s" % (path, [s.split(":")[0] for s in st["status"]["statuses"]])]
+            for n in range(3):
+                qs = q.call("x-query-virtio-queue-status", path=path, queue=n)
+                out.append("queue %d: desc %#x avail %#x used %#x num %d, last_avail %d, used_idx %d, shadow_avail %d"
+                           % (n, qs["vring-desc"], qs["vring-avail"], qs["vring-used"], qs["vring-num"],
+                              qs["last-avail-idx"], qs["used-idx"], qs["shadow-avail-idx"]))
+        finally:
+            q.close()
+        return "\n".join(out)
 
     def must(self, cmd, what, timeout=30):
         """Run cmd in the VM; its output, or GuestError naming what failed."""
