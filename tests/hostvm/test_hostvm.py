@@ -224,11 +224,18 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
     vm.must("vfe-frontend --socket %s --frames /tmp/tx.hex --dump /tmp/rx.hex --rounds %d --count %d --timeout 20000 "
             "--go /tmp/go --remap --mem-table exchange </dev/null >/tmp/fe.json 2>/tmp/fe.log & echo $! > /tmp/fe.pid"
             % (SOCK, rounds, PER_ROUND), "starting vfe-frontend")
+    maps = []
     for r in range(rounds):
         wait_vm_log(vm, "/tmp/fe.log", "round %d waits" % r, "the front-end ready for round %d" % r)
+        st = poll("the function running", lambda: (lambda s: s if s.get("state") == "running" else None)(
+            vm.stats(bdf)), 20, 0.3)
+        # DMA maps of the domain: one per region; the table change before round 1 added one
+        maps.append(st["dma_domain"]["maps"])
+        if r and maps[r] != maps[0] + 1:
+            raise GuestError("after the memory-table change (3 regions) the DMA domain holds %d maps, %d before"
+                             % (maps[r], maps[0]))
         stopped = stop_daemon and r == 0
         if stopped:
-            poll("the function running", lambda: vm.stats(bdf).get("state") == "running", 20, 0.3)
             vm.must("kill -STOP $(cat /tmp/vhostd.pid)", "SIGSTOP to vfe-vhostd")
         vm.must("touch /tmp/go%d" % r, "go")
         want = tx[r * PER_ROUND:(r + 1) * PER_ROUND]
@@ -255,7 +262,8 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
                 r, " (vfe-vhostd stopped: interrupts only through MSI-X eventfds)" if stopped else "",
                 vm.out("cat /tmp/fe.log")))
         log("round %d: %d frames out and %d in, byte for byte%s%s" % (
-            r, len(want), PER_ROUND, " (after a memory-table change)" if r else "",
+            r, len(want), PER_ROUND, " (after a memory-table change: %d DMA maps, %d before)" % (maps[r], maps[0])
+            if r else "",
             " with vfe-vhostd stopped" if stopped else ""))
     # the front-end holds the device running until the last go file: MSI-X is still on
     wait_vm_log(vm, "/tmp/fe.log", "stop waits", "the front-end done")
@@ -348,7 +356,9 @@ def body(work, kernel, initrd):
             try:
                 with open(os.path.join(work, "vm-dmesg.log"), "w") as f:
                     f.write(inside.out("dmesg | tail -60", 10))
-            except GuestError:
+                with open(os.path.join(work, "qemu-virtqueues.log"), "w") as f:
+                    f.write(vm.device_queues(VFIO_FN) + "\n")
+            except (GuestError, OSError, KeyError):
                 pass
         raise
     finally:
