@@ -55,6 +55,8 @@ static int after_reset(struct vhostd_pf *pf)
         rc = vfe_vpci_negotiate(&pf->vp, want & have);
     if (rc == 0)
         rc = vfe_vpci_msix_enable(&pf->vp);
+    if (rc == 0)   /* kernel VFIO leaves bus mastering off after a reset: the admin queue needs DMA */
+        rc = vfe_vpci_enable_bus_master(&pf->vp);
     if (rc == 0)
         rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
     int memfd;

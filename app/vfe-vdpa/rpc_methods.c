@@ -110,6 +110,12 @@ static json_t *pending_pf_json(const char *bdf, const char *why)
 
 static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
+    unsigned cur = 0;
+    for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, bdf));)
+        if (vf->rec.direct) {   /* the PF's bring-up resets it, and its VFs with it */
+            rpc_call_error(c, RPC_BUSY, "VF %s of %s is served in direct mode; remove it first", vf->rec.bdf, bdf);
+            return 0;
+        }
     struct pf_add *a = malloc(sizeof(*a));
     if (!a) {
         rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");

@@ -108,6 +108,9 @@ int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transp
  * by position.  For vfio-user: one fd, the connected socket; the blob holds
  * what VERSION negotiated (it cannot be asked again) and the device info.
  * Region info and mmap fds are not exported: the adopter asks again (read-only).
+ * Kernel VFIO: export_fds gives the device, group and container fds, but
+ * export_state answers -EOPNOTSUPP (logged): such a function is not adopted,
+ * a successor opens and resets it (docs/real-host.md).
  * Call it between round trips (the transport is synchronous, so any time
  * from the thread that owns t).  No device call.
  *   -EINVAL  NULL argument;  -ENOSPC  cap or max_fds too small;

@@ -80,6 +80,21 @@ struct vk_dev {
 
 static const char *vfio_dir = "/dev/vfio";
 
+static int real_open(const char *path, int flags) { return open(path, flags); }
+static int real_ioctl(int fd, unsigned long req, void *arg) { return ioctl(fd, req, arg); }
+static const struct vk_sys real_sys = {real_open, real_ioctl};
+static const struct vk_sys *sys = &real_sys;
+
+void vk_set_sys(const struct vk_sys *s)
+{
+    sys = s ? s : &real_sys;
+}
+
+static int sys_ioctl(int fd, unsigned long req, void *arg)
+{
+    return sys->ioctl(fd, req, arg);
+}
+
 void vfe_vfio_kernel_set_dir(const char *dir)
 {
     vfio_dir = dir && *dir ? dir : "/dev/vfio";
@@ -108,22 +123,22 @@ static int container_new(const char *key, struct vk_container **out)
 {
     char path[256];
     snprintf(path, sizeof(path), "%s/vfio", vfio_dir);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = sys->open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         LOG_E("kernel VFIO: open %s: %s (vfio module loaded? permissions?)", path, strerror(e));
         return -e;
     }
-    int v = ioctl(fd, VFIO_GET_API_VERSION);
+    int v = sys_ioctl(fd, VFIO_GET_API_VERSION, NULL);
     if (v != VFIO_API_VERSION) {
         LOG_E("kernel VFIO: API version %d, this build speaks %d", v, VFIO_API_VERSION);
         close(fd);
         return -EPROTO;
     }
     uint32_t type = 0;
-    if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0)
+    if (sys_ioctl(fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU) > 0)
         type = VFIO_TYPE1v2_IOMMU;
-    else if (ioctl(fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU) > 0)
+    else if (sys_ioctl(fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1_IOMMU) > 0)
         type = VFIO_TYPE1_IOMMU;
     if (!type) {
         LOG_E("kernel VFIO: no type1 IOMMU backend (vfio_iommu_type1 module missing?)");
@@ -145,7 +160,7 @@ static int container_new(const char *key, struct vk_container **out)
 /* After the first group joined: the IOMMU model, and what it tells of itself. */
 static int container_set_iommu(struct vk_container *c)
 {
-    if (ioctl(c->fd, VFIO_SET_IOMMU, c->iommu_type) < 0) {
+    if (sys_ioctl(c->fd, VFIO_SET_IOMMU, (void *)(uintptr_t)c->iommu_type) < 0) {
         int e = errno;
         LOG_E("kernel VFIO: VFIO_SET_IOMMU type %u: %s%s", c->iommu_type, strerror(e),
               e == EPERM ? " (interrupt remapping off? allow_unsafe_interrupts)" : "");
@@ -156,7 +171,7 @@ static int container_set_iommu(struct vk_container *c)
         return 0;
     struct vfio_iommu_type1_info *info = (void *)buf;
     info->argsz = VK_INFO_MAX;
-    if (ioctl(c->fd, VFIO_IOMMU_GET_INFO, info) == 0 && info->argsz <= VK_INFO_MAX) {
+    if (sys_ioctl(c->fd, VFIO_IOMMU_GET_INFO, info) == 0 && info->argsz <= VK_INFO_MAX) {
         struct vk_iova_range r[VK_MAX_IOVA_RANGES];
         unsigned n = 0;
         uint32_t first = (info->flags & VFIO_IOMMU_INFO_CAPS) ? info->cap_offset : 0;
@@ -181,7 +196,7 @@ static void group_put(struct vk_group *g)
             *p = g->next;
             break;
         }
-    ioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER);
+    sys_ioctl(g->fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
     close(g->fd);
     container_put(g->c);
     free(g);
@@ -213,7 +228,7 @@ static int group_get(const char *pci_root, const char *bdf, const char *domain, 
         }
     char path[256];
     snprintf(path, sizeof(path), "%s/%u", vfio_dir, num);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int fd = sys->open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         LOG_E("%s: open %s: %s%s", bdf, path, strerror(e),
@@ -221,7 +236,7 @@ static int group_get(const char *pci_root, const char *bdf, const char *domain, 
         return -e;
     }
     struct vfio_group_status st = {.argsz = sizeof(st)};
-    if (ioctl(fd, VFIO_GROUP_GET_STATUS, &st) < 0) {
+    if (sys_ioctl(fd, VFIO_GROUP_GET_STATUS, &st) < 0) {
         rc = -errno;
         LOG_E("%s: VFIO_GROUP_GET_STATUS: %s", bdf, strerror(-rc));
         close(fd);
@@ -231,7 +246,7 @@ static int group_get(const char *pci_root, const char *bdf, const char *domain, 
         char why[512];
         vfe_vfio_group_peers(pci_root, bdf, why, sizeof(why));
         LOG_E("%s: IOMMU group %u is not viable: every device in it must be bound to vfio-pci or no driver (%s)",
-              bdf, num, why);
+              bdf, num, *why ? why : "see its iommu_group/devices");
         close(fd);
         return -EBUSY;
     }
@@ -252,19 +267,19 @@ static int group_get(const char *pci_root, const char *bdf, const char *domain, 
         }
         fresh = true;
     }
-    if (ioctl(fd, VFIO_GROUP_SET_CONTAINER, &c->fd) < 0) {
+    if (sys_ioctl(fd, VFIO_GROUP_SET_CONTAINER, &c->fd) < 0) {
         rc = -errno;
         LOG_E("%s: VFIO_GROUP_SET_CONTAINER: %s", bdf, strerror(-rc));
         goto fail;
     }
     if (fresh && (rc = container_set_iommu(c)) < 0) {
-        ioctl(fd, VFIO_GROUP_UNSET_CONTAINER);
+        sys_ioctl(fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
         goto fail;
     }
     struct vk_group *g = calloc(1, sizeof(*g));
     if (!g) {
         rc = -ENOMEM;
-        ioctl(fd, VFIO_GROUP_UNSET_CONTAINER);
+        sys_ioctl(fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
         goto fail;
     }
     *g = (struct vk_group){.num = num, .fd = fd, .refs = 1, .c = c, .next = groups};
@@ -303,7 +318,7 @@ static int region_load(struct vk_dev *d, uint32_t index)
     ri->argsz = VK_INFO_MAX;
     ri->index = index;
     int rc = 0;
-    if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, ri) < 0) {
+    if (sys_ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, ri) < 0) {
         rc = -errno;
         goto out;
     }
@@ -429,7 +444,7 @@ static int vk_dma_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int 
         .flags = ((prot & VFE_DMA_READ) ? VFIO_DMA_MAP_FLAG_READ : 0) |
                  ((prot & VFE_DMA_WRITE) ? VFIO_DMA_MAP_FLAG_WRITE : 0),
     };
-    if (ioctl(c->fd, VFIO_IOMMU_MAP_DMA, &dm) < 0) {
+    if (sys_ioctl(c->fd, VFIO_IOMMU_MAP_DMA, &dm) < 0) {
         int e = errno;
         munmap(va, len);
         if (e == ENOMEM)
@@ -448,7 +463,7 @@ static int vk_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
     if (!len || iova + len < iova)
         return -EINVAL;
     struct vfio_iommu_type1_dma_unmap du = {.argsz = sizeof(du), .iova = iova, .size = len};
-    if (ioctl(c->fd, VFIO_IOMMU_UNMAP_DMA, &du) < 0)
+    if (sys_ioctl(c->fd, VFIO_IOMMU_UNMAP_DMA, &du) < 0)
         return -errno;
     if (du.size == 0)
         return -ENOENT;   /* the kernel held nothing there */
@@ -482,7 +497,7 @@ static int irq_set(struct vk_dev *d, uint32_t flags, uint32_t index, uint32_t st
                                .count = count};
     if (fds)
         memcpy(s->data, fds, count * sizeof(int32_t));
-    int rc = ioctl(d->fd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
+    int rc = sys_ioctl(d->fd, VFIO_DEVICE_SET_IRQS, s) < 0 ? -errno : 0;
     free(s);
     return rc;
 }
@@ -554,7 +569,7 @@ static int vk_ioeventfd(struct vfe_transport *t, uint32_t region, uint64_t off, 
         return rc;
     struct vfio_device_ioeventfd io = {.argsz = sizeof(io), .flags = size, .offset = (uint64_t)at, .data = data,
                                        .fd = fd};
-    if (ioctl(d->fd, VFIO_DEVICE_IOEVENTFD, &io) == 0)
+    if (sys_ioctl(d->fd, VFIO_DEVICE_IOEVENTFD, &io) == 0)
         return 0;
     rc = -errno;
     if (rc == -ENOTTY || (rc == -EINVAL && fd >= 0)) {
@@ -571,7 +586,7 @@ static int vk_reset(struct vfe_transport *t)
     struct vk_dev *d = VK(t);
     if (!(d->dev_flags & VFIO_DEVICE_FLAGS_RESET))
         return -EOPNOTSUPP;
-    return ioctl(d->fd, VFIO_DEVICE_RESET) < 0 ? -errno : 0;
+    return sys_ioctl(d->fd, VFIO_DEVICE_RESET, NULL) < 0 ? -errno : 0;
 }
 
 static int vk_req_fd(struct vfe_transport *t)
@@ -641,7 +656,7 @@ static int irq_count(struct vk_dev *d, uint32_t index, uint32_t *count, uint32_t
     if (index >= d->num_irqs)
         return 0;
     struct vfio_irq_info ii = {.argsz = sizeof(ii), .index = index};
-    if (ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0)
+    if (sys_ioctl(d->fd, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0)
         return -errno;
     if (ii.index != index || ii.count > VK_MAX_IRQS)
         return -EPROTO;
@@ -680,7 +695,7 @@ int vfe_vfio_kernel_open(const char *pci_root, const char *bdf, const char *dma_
     int rc = group_get(pci_root, bdf, dma_domain, &d->g);
     if (rc < 0)
         goto fail;
-    d->fd = ioctl(d->g->fd, VFIO_GROUP_GET_DEVICE_FD, bdf);
+    d->fd = sys_ioctl(d->g->fd, VFIO_GROUP_GET_DEVICE_FD, (void *)bdf);
     if (d->fd < 0) {
         rc = -errno;
         LOG_E("%s: VFIO_GROUP_GET_DEVICE_FD: %s", bdf, strerror(-rc));
@@ -688,7 +703,7 @@ int vfe_vfio_kernel_open(const char *pci_root, const char *bdf, const char *dma_
     }
     fcntl(d->fd, F_SETFD, FD_CLOEXEC);
     struct vfio_device_info di = {.argsz = sizeof(di)};
-    if (ioctl(d->fd, VFIO_DEVICE_GET_INFO, &di) < 0) {
+    if (sys_ioctl(d->fd, VFIO_DEVICE_GET_INFO, &di) < 0) {
         rc = -errno;
         LOG_E("%s: VFIO_DEVICE_GET_INFO: %s", bdf, strerror(-rc));
         goto fail;

@@ -37,4 +37,13 @@ int vk_parse_iova_ranges(const uint8_t *buf, size_t len, uint32_t first, struct 
  * function has none); -EPROTO: a link that does not end in a number. */
 int vk_group_number(const char *pci_root, const char *bdf, unsigned *group);
 
+/* The two system calls that reach /dev/vfio; tests put a fake kernel here
+ * (NULL: the real ones).  Everything else (pread/pwrite on the device fd,
+ * mmap, eventfds, close) is real. */
+struct vk_sys {
+    int (*open)(const char *path, int flags);
+    int (*ioctl)(int fd, unsigned long req, void *arg);
+};
+void vk_set_sys(const struct vk_sys *s);
+
 #endif

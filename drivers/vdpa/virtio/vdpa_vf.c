@@ -2,9 +2,11 @@
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
@@ -46,6 +48,8 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, max_virtqueue_pairs), &pairs, 2);
     if (rc == 0)
         rc = vfe_vpci_reset(&v->vp);
+    if (rc == 0)   /* the VF does DMA once started (kernel VFIO leaves bus mastering off) */
+        rc = vfe_vpci_enable_bus_master(&v->vp);
     if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
         rc = -errno;
     if (rc < 0) {
@@ -56,6 +60,13 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
     }
     memcpy(v->mac, mac, 6);
     v->max_pairs = pairs ? pairs : 1;
+    if (v->direct) {
+        /* without a control queue of our own the device uses one pair: the
+         * front-end is not offered more (RSS and hash reports steer across pairs) */
+        v->dev_features &= ~((1ull << VIRTIO_NET_F_MQ) | (1ull << VIRTIO_NET_F_RSS) |
+                             (1ull << VIRTIO_NET_F_HASH_REPORT));
+        v->max_pairs = 1;
+    }
     if (v->direct)
         LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", t->bdf);
     v->num_queues = v->vp.num_queues;
@@ -134,15 +145,42 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
     return 0;
 }
 
+static void relay_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    uint16_t q = (uint16_t)(w - v->kick_relay);
+    uint64_t n;
+    if (read(w->fd, &n, sizeof(n)) != sizeof(n))
+        return;
+    int rc = vfe_vpci_queue_notify(&v->vp, q);
+    if (rc < 0)
+        LOG_D("%s: ring %u: relayed kick: %s", v->t->bdf, q, strerror(-rc));
+}
+
 int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
         return -EINVAL;
     uint32_t region;
     uint64_t off;
+    if (ev_is_active(&v->kick_relay[q])) {
+        ev_io_stop(v->loop, &v->kick_relay[q]);
+        close(v->kick_relay[q].fd);
+        v->kick_set[q] = false;
+        if (fd < 0)
+            return 0;
+    }
     int rc = vfe_vpci_queue_notify_addr(&v->vp, q, &region, &off);
     if (rc == 0)
         rc = v->t->ops->ioeventfd(v->t, region, off, 2, q, fd);
+    int own = rc == -EOPNOTSUPP && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (own >= 0) {   /* the loop rings the doorbell for each kick */
+        ev_io_init(&v->kick_relay[q], relay_cb, own, EV_READ);
+        v->kick_relay[q].data = v;
+        ev_io_start(v->loop, &v->kick_relay[q]);
+        LOG_I("%s: ring %u: no ioeventfd: kicks relayed by the daemon", v->t->bdf, q);
+        rc = 0;
+    }
     if (rc < 0)
         LOG_W("%s: kick fd of ring %u: %s", v->t->bdf, q, strerror(-rc));
     else

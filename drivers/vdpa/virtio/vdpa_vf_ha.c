@@ -3,6 +3,7 @@
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -273,6 +274,12 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
+    vdpa_direct_cancel(v);
+    for (unsigned q = 0; q < VDPA_MAX_RINGS; q++)
+        if (ev_is_active(&v->kick_relay[q])) {   /* our dups of kick fds: the successor relays with its own */
+            ev_io_stop(v->loop, &v->kick_relay[q]);
+            close(v->kick_relay[q].fd);
+        }
     vdpa_sw_release(v);
     vdpa_pull_release(v);   /* the timers and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);

@@ -73,6 +73,10 @@ struct vdpa_vf {
     struct vdpa_map maps[VDPA_MAX_REGIONS];
     unsigned nmaps;
     bool kick_set[VDPA_MAX_RINGS], call_set[VDPA_MAX_RINGS];
+    /* a kick the transport cannot turn into a doorbell write by itself (no
+     * ioeventfd): the loop reads the eventfd (our own dup, closed when the
+     * relay stops) and writes the doorbell */
+    ev_io kick_relay[VDPA_MAX_RINGS];
 
     /* the operation in progress (one at a time) */
     struct vfe_dev_state st;

@@ -7,7 +7,9 @@
  * index from guest memory; a start at another index is refused before the
  * device is touched, a start after the front-end reset its rings runs again;
  * dirty tracking runs in software only (device modes refused) and marks the
- * pages the device wrote; announce is refused.
+ * pages the device wrote; announce is refused.  Then again over a transport
+ * without ioeventfds (as kernel VFIO can be): the kicks are relayed by the
+ * loop and frames still flow.
  */
 #include <errno.h>
 #include <poll.h>
@@ -178,6 +180,42 @@ static void front_send(struct front *f, const uint8_t *frame, size_t len)
         CHECK(0, "kick write");
 }
 
+/* ---- a transport that offers no ioeventfd: the sim's, every other op forwarded ---- */
+
+struct no_ioev {
+    struct vfe_transport t;
+    struct vfe_transport *in;
+    unsigned refused;
+};
+
+#define IN(t) (((struct no_ioev *)(t))->in)
+static int f_region_info(struct vfe_transport *t, uint32_t i, struct vfe_region_info *info)
+{ return IN(t)->ops->region_info(IN(t), i, info); }
+static int f_read(struct vfe_transport *t, uint32_t i, uint64_t off, void *buf, size_t len)
+{ return IN(t)->ops->region_read(IN(t), i, off, buf, len); }
+static int f_write(struct vfe_transport *t, uint32_t i, uint64_t off, const void *buf, size_t len)
+{ return IN(t)->ops->region_write(IN(t), i, off, buf, len); }
+static int f_mmap_fd(struct vfe_transport *t, uint32_t i, uint64_t off, uint64_t len, int *fd, uint64_t *fo)
+{ return IN(t)->ops->region_mmap_fd(IN(t), i, off, len, fd, fo); }
+static int f_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t off, uint32_t prot)
+{ return IN(t)->ops->dma_map(IN(t), iova, len, fd, off, prot); }
+static int f_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
+{ return IN(t)->ops->dma_unmap(IN(t), iova, len); }
+static int f_irqs(struct vfe_transport *t, uint32_t idx, uint32_t start, uint32_t count, const int *fds)
+{ return IN(t)->ops->set_irqs(IN(t), idx, start, count, fds); }
+static int f_reset(struct vfe_transport *t) { return IN(t)->ops->reset(IN(t)); }
+static void f_close(struct vfe_transport *t) { vfe_transport_close(IN(t)); }
+static int f_ioeventfd(struct vfe_transport *t, uint32_t region, uint64_t off, uint32_t size, uint64_t data, int fd)
+{
+    ((struct no_ioev *)t)->refused++;
+    return -EOPNOTSUPP;
+}
+static const struct vfe_transport_ops no_ioev_ops = {
+    .region_info = f_region_info, .region_read = f_read, .region_write = f_write, .region_mmap_fd = f_mmap_fd,
+    .dma_map = f_map, .dma_unmap = f_unmap, .set_irqs = f_irqs, .ioeventfd = f_ioeventfd, .reset = f_reset,
+    .close = f_close,
+};
+
 struct wait { bool done; int err; uint16_t idx[8]; unsigned n; };
 
 static void done_cb(void *ctx, int err)
@@ -226,6 +264,24 @@ static void traffic(struct front *f, struct test_vf *peer, const uint8_t vmac[6]
     }
 }
 
+/* tx frames whose kick only the loop can deliver: it runs while the peer waits */
+static void traffic_relayed(struct front *f, struct test_vf *peer, const uint8_t vmac[6], unsigned n, uint32_t seed)
+{
+    uint8_t out[1600], in[1600];
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = 60 + (i * 97) % 1400;
+        vfe_fe_frame(out, len, peer->mac, vmac, seed + i);
+        front_send(f, out, len);
+        int got = -1;
+        long end = check_now_ms() + TMO;
+        while (got < 0 && check_now_ms() < end) {
+            ev_run(EV_DEFAULT, EVRUN_NOWAIT);
+            got = guest_net_recv(peer->g, 0, in, sizeof(in), 5);
+        }
+        CHECK(got == (int)len && memcmp(in, out, len) == 0, "relayed frame %u out of the direct VF: %d", i, got);
+    }
+}
+
 static bool marked(const uint8_t *lb, uint64_t gpa)
 {
     return lb[gpa / 4096 / 8] >> (gpa / 4096 % 8) & 1;
@@ -249,6 +305,10 @@ int main(void)
     v = vdpa_vf_open(EV_DEFAULT, NULL, 0, t1, "vm-direct");
     REQUIRE(v != NULL, out, "vdpa_vf_open without a PF");
     CHECK(!strcmp(vdpa_vf_mode(v), "direct"), "mode %s", vdpa_vf_mode(v));
+    /* the sim's VF has 4 pairs and MQ, but without our control queue it uses one: one is offered */
+    CHECK(vdpa_vf_max_pairs(v) == 1 && !(vdpa_vf_device_features(v) & (1ull << VIRTIO_NET_F_MQ)),
+          "direct mode offers %u pairs, features %#llx", vdpa_vf_max_pairs(v),
+          (unsigned long long)vdpa_vf_device_features(v));
     const struct vdpa_swlog_guest g = {g_host, g_regions, g_ring, &f};
     vdpa_vf_set_guest(v, &g);
     uint8_t vmac[6];
@@ -335,6 +395,28 @@ int main(void)
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&w, vdpa_vf_log_stop(v, done_cb, &w)) == 0, "log stop");
     CHECK(vdpa_vf_dirty_tracking(v) == NULL, "tracking after log stop");
+
+    /* no ioeventfd: the same VF, its kicks relayed by the loop */
+    vdpa_vf_set_guest(v, NULL);
+    vdpa_vf_close(v);
+    v = NULL;
+    struct no_ioev ni = {.t = {.ops = &no_ioev_ops, .timeout_ms = VFE_TRANSPORT_TIMEOUT_MS}, .in = t1};
+    snprintf(ni.t.bdf, sizeof(ni.t.bdf), "%s", VF1);
+    v = vdpa_vf_open(EV_DEFAULT, NULL, 0, &ni.t, NULL);
+    REQUIRE(v != NULL, out, "vdpa_vf_open over a transport without ioeventfds");
+    vdpa_vf_set_guest(v, &g);
+    CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem (no ioeventfd)");
+    for (uint16_t q = 0; q < 2; q++) {
+        CHECK(vdpa_vf_set_kick(v, q, f.kick[q]) == 0, "kick %u relayed", q);
+        CHECK(vdpa_vf_set_call(v, q, f.call[q]) == 0, "call %u", q);
+    }
+    CHECK(ni.refused == 2, "ioeventfd asked %u times", ni.refused);
+    REQUIRE(front_rings(&f) == 0, out, "fresh rings");
+    rings(&f, r, 0, 0);
+    memset(&w, 0, sizeof(w));
+    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "start without ioeventfds");
+    traffic_relayed(&f, &peer, vmac, 10, 400);
+    CHECK(vdpa_vf_set_kick(v, 1, -1) == 0, "kick detached");
 out:
     if (v) {
         struct wait ws = {0};
