@@ -333,7 +333,8 @@ static int frames_read(const char *path, struct frame_list *l)
         for (size_t i = 0; i < len && rc == 0; i++) {
             int hi = hex_nibble(line[2 * i]), lo = hex_nibble(line[2 * i + 1]);
             if (hi < 0 || lo < 0) {
-                fprintf(stderr, "vfe-frontend: %s:%u: not hex at column %zu\n", path, lineno, 2 * i + 1);
+                fprintf(stderr, "vfe-frontend: %s:%u: not hex at column %zu\n", path, lineno,
+                        2 * i + (hi < 0 ? 1 : 2));
                 rc = -1;
             }
             f[i] = (uint8_t)(hi << 4 | lo);
