@@ -164,7 +164,8 @@ def refuse_kernel_bound(vm):
         raise GuestError("vhostmgmt vf -a %s was refused, but the message does not say the function is bound to "
                          "its kernel driver virtio-pci: %s" % (bdf, msg))
     if vm.driver(bdf) != "virtio-pci" or not vm.ok("ls /sys/bus/pci/devices/%s/virtio*/net" % bdf):
-        raise GuestError("the refused function %s lost its kernel driver or net device (now %s)" % (bdf, vm.driver(bdf)))
+        raise GuestError("the refused function %s lost its kernel driver or net device (now %s)"
+                         % (bdf, vm.driver(bdf)))
     if vm.ok("test -e /tmp/kernel.sock"):
         raise GuestError("the refused add left /tmp/kernel.sock behind")
     log("vf -a of %s on its kernel driver refused: %s" % (bdf, msg))
