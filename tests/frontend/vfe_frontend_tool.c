@@ -451,7 +451,11 @@ static int exchange(const struct tool *t)
         }
         if (rc == 0 && got < want)
             rc = -ETIMEDOUT;
-        fprintf(stderr, "vfe-frontend: round %u: sent %u, received %u%s\n", r, sent, got, rc ? " (failed)" : "");
+        unsigned long long calls = 0;
+        for (unsigned p = 0; p < pairs; p++)
+            calls += vfe_fe_calls(fe, 2 * p);
+        fprintf(stderr, "vfe-frontend: round %u: sent %u, received %u, rx interrupts %llu%s\n", r, sent, got, calls,
+                rc ? " (failed)" : "");
     }
     if (rc == 0 && t->go_prefix) {
         step = "waiting for the go file";

@@ -225,7 +225,7 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
     vm.must("vfe-frontend --socket %s --frames /tmp/tx.hex --dump /tmp/rx.hex --rounds %d --count %d --timeout 20000 "
             "--go /tmp/go --remap --mem-table exchange </dev/null >/tmp/fe.json 2>/tmp/fe.log & echo $! > /tmp/fe.pid"
             % (SOCK, rounds, PER_ROUND), "starting vfe-frontend")
-    maps = []
+    maps, calls = [], []
     for r in range(rounds):
         wait_vm_log(vm, "/tmp/fe.log", "round %d waits" % r, "the front-end ready for round %d" % r)
         st = poll("the function running", lambda: (lambda s: s if s.get("state") == "running" else None)(
@@ -258,7 +258,13 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
         finally:
             if stopped:
                 vm.must("kill -CONT $(cat /tmp/vhostd.pid)", "SIGCONT to vfe-vhostd")
-        if "failed" in vm.out("grep 'round %d:' /tmp/fe.log" % r):
+        line = vm.out("grep 'round %d:' /tmp/fe.log" % r)
+        m = re.search(r"rx interrupts (\d+)", line)
+        calls.append(int(m.group(1)) if m else 0)
+        if stopped and calls[r] - (calls[r - 1] if r else 0) < 1:
+            raise GuestError("round %d: frames came in with vfe-vhostd stopped but no interrupt reached the "
+                             "front-end's call eventfd (MSI-X eventfds not wired to it?):\n%s" % (r, line))
+        if "failed" in line:
             raise GuestError("round %d%s: the front-end did not get the frames sent in from outside:\n%s" % (
                 r, " (vfe-vhostd stopped: interrupts only through MSI-X eventfds)" if stopped else "",
                 vm.out("cat /tmp/fe.log")))
