@@ -13,6 +13,7 @@ socket; the test front-end (vfe-frontend exchange) plays QEMU:
     eventfds (vfio-msix counts in /proc/interrupts rise, the daemon runs
     --no-host-notifiers so every kick is an eventfd write);
   - round 1 follows a memory-table change (SET_MEM_TABLE, DMA remapped);
+  - a second front-end connection on the same function (as after a QEMU restart);
   - the function is removed and added again and traffic flows again.
 VFE_HOSTVM_BENCH=N: after the test, N frames out through the same path, frames/s
 as one JSON line (bench/run hostvm).
@@ -348,6 +349,8 @@ def body(work, kernel, initrd):
         add_direct(inside, bdf)
         rng = random.Random(11)
         session(inside, wires[VFIO_FN], rng, rounds=2, tag=1, stop_daemon=True)
+        session(inside, wires[VFIO_FN], rng, rounds=1, tag=3)
+        log("a new front-end connection (as after a QEMU restart) on the same function: traffic flows")
         remove_readd(inside, bdf)
         session(inside, wires[VFIO_FN], rng, rounds=1, tag=2)
         log("traffic flows again after remove and re-add")
