@@ -262,13 +262,13 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
         line = vm.out("grep 'round %d:' /tmp/fe.log" % r)
         m = re.search(r"rx interrupts (\d+)", line)
         calls.append(int(m.group(1)) if m else 0)
-        if stopped and calls[r] - (calls[r - 1] if r else 0) < 1:
-            raise GuestError("round %d: frames came in with vfe-vhostd stopped but no interrupt reached the "
-                             "front-end's call eventfd (MSI-X eventfds not wired to it?):\n%s" % (r, line))
         if "failed" in line:
             raise GuestError("round %d%s: the front-end did not get the frames sent in from outside:\n%s" % (
                 r, " (vfe-vhostd stopped: interrupts only through MSI-X eventfds)" if stopped else "",
                 vm.out("cat /tmp/fe.log")))
+        if stopped and calls[r] - (calls[r - 1] if r else 0) < 1:
+            raise GuestError("round %d: frames came in with vfe-vhostd stopped but no interrupt reached the "
+                             "front-end's call eventfd (MSI-X eventfds not wired to it?):\n%s" % (r, line))
         log("round %d: %d frames out and %d in, byte for byte%s%s" % (
             r, len(want), PER_ROUND, " (after a memory-table change: %d DMA maps, %d before)" % (maps[r], maps[0])
             if r else "",
