@@ -36,13 +36,13 @@ static int check_opts(struct vfe_fe_opts *o)
     return 0;
 }
 
-/* Region 0 (GPA 0): every ring, then tx buffers.  Region 1 (GPA 1 GiB):
+/* Region 0 (GPA 0): every ring (from FE_RING_BASE_GPA), then tx buffers.  Region 1 (GPA 1 GiB):
  * rx buffers, so that a frame's bytes and its ring sit in different regions. */
 static int make_memory(struct vfe_fe *fe)
 {
     const struct vfe_fe_opts *o = &fe->o;
     fe->ring_area_size = vfe_fe_ring_bytes(o->ring_size);
-    fe->tx_base_gpa = 2ull * o->pairs * fe->ring_area_size;
+    fe->tx_base_gpa = FE_RING_BASE_GPA + 2ull * o->pairs * fe->ring_area_size;
     uint64_t r0 = round_mib(fe->tx_base_gpa + (uint64_t)o->pairs * o->ring_size * FE_TX_BUF);
     uint64_t r1 = round_mib((uint64_t)o->pairs * o->ring_size * o->rx_buf_size);
     if (o->region_size > r0)

@@ -32,6 +32,11 @@ struct fe_pair_stats {
     uint64_t tx_frames, tx_bytes, tx_done, rx_frames, rx_bytes, rx_buffers, rx_errors;
 };
 
+/* Rings start one page into region 0: QEMU's virtio devices take a ring
+ * address of 0 for "no ring" (a real guest never puts one there), and in
+ * direct mode over kernel VFIO the device sees these GPAs as IOVAs. */
+#define FE_RING_BASE_GPA 0x1000ull
+
 struct vfe_fe {
     struct vfe_fe_opts o;
     int sock, lsock, backend;

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tests/frontend/vfe_frontend.h"
 
@@ -29,6 +31,10 @@ static void usage(FILE *f)
 "              (a back-end that forwards a port to itself, e.g. testpmd io mode)\n"
 "  ping-pong   frames from --socket to --peer-socket and back, each checked byte\n"
 "              for byte (the back-ends must switch between them, e.g. two VFs)\n"
+"  exchange    start, then per round (--rounds): send that round's share of the\n"
+"              frames in --frames, wait until the back-end consumed them, receive\n"
+"              --count frames into --dump; with --remap the memory table changes\n"
+"              before every round after the first (a region added, then removed)\n"
 "\n"
 "Options:\n"
 "  --socket PATH       the back-end's vhost-user socket\n"
@@ -43,12 +49,23 @@ static void usage(FILE *f)
 "  --rx-buf BYTES      size of each rx buffer (default 2048; smaller ones make the\n"
 "                      back-end merge buffers)\n"
 "  --timeout MS        per wait (default 3000)\n"
+"  --frames FILE       exchange: frames to send, one per line in hex (60..9216 bytes)\n"
+"  --dump FILE         exchange: received frames are appended there, one per line in hex\n"
+"  --rounds N          exchange: rounds, 1..64 (default 1)\n"
+"  --remap             exchange: change the memory table between rounds\n"
+"  --mem-table         send the whole table (SET_MEM_TABLE) even when memory slots are\n"
+"                      agreed\n"
+"  --go PREFIX         exchange: before round r, wait until file PREFIX<r> exists, and\n"
+"                      for PREFIX<rounds> before stopping\n"
 "  --help              this text\n");
 }
 
 struct tool {
     struct vfe_fe_opts o;
     const char *peer;
+    const char *frames_path, *dump_path, *go_prefix;
+    unsigned rounds;
+    bool remap;
     unsigned count;
     size_t size;
     uint8_t dst[6], src[6];
@@ -247,6 +264,232 @@ static int ping_pong(const struct tool *t)
     return ok != 2 * t->count;
 }
 
+/* Frames to send: one per line, in hex.  NULL (and a message) on bad input. */
+struct frame_list {
+    unsigned n;
+    size_t *len;
+    uint8_t **f;
+};
+
+static void frames_free(struct frame_list *l)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        free(l->f[i]);
+    free(l->f);
+    free(l->len);
+    memset(l, 0, sizeof(*l));
+}
+
+static int hex_nibble(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int frames_read(const char *path, struct frame_list *l)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        fprintf(stderr, "vfe-frontend: --frames %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    memset(l, 0, sizeof(*l));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (n == 0)
+            continue;
+        size_t len = (size_t)n / 2;
+        if (n % 2 || len < 60 || len > VFE_FE_MAX_FRAME) {
+            fprintf(stderr, "vfe-frontend: %s:%u: a frame is 60..%d bytes in hex (%zd hex digits)\n", path, lineno,
+                    VFE_FE_MAX_FRAME, n);
+            rc = -1;
+            break;
+        }
+        uint8_t *f = malloc(len);
+        size_t *nl = realloc(l->len, (l->n + 1) * sizeof(*nl));
+        if (nl)
+            l->len = nl;
+        uint8_t **nf = nl ? realloc(l->f, (l->n + 1) * sizeof(*nf)) : NULL;
+        if (nf)
+            l->f = nf;
+        if (!f || !nl || !nf) {
+            free(f);
+            fprintf(stderr, "vfe-frontend: %s: out of memory\n", path);
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < len && rc == 0; i++) {
+            int hi = hex_nibble(line[2 * i]), lo = hex_nibble(line[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                fprintf(stderr, "vfe-frontend: %s:%u: not hex at column %zu\n", path, lineno,
+                        2 * i + (hi < 0 ? 1 : 2));
+                rc = -1;
+            }
+            f[i] = (uint8_t)(hi << 4 | lo);
+        }
+        l->f[l->n] = f;
+        l->len[l->n++] = len;
+    }
+    free(line);
+    fclose(in);
+    if (rc < 0)
+        frames_free(l);
+    return rc;
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int wait_go(const char *prefix, unsigned round, int timeout_ms)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s%u", prefix, round) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    for (int waited = 0; access(path, F_OK) != 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return -ETIMEDOUT;
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* The memory table before round r (r >= 1): a region at 2 GiB added in odd
+ * rounds, removed in even ones. */
+static int remap(struct vfe_fe *fe, int *slot)
+{
+    if (*slot < 0) {
+        *slot = vfe_fe_mem_add(fe, 0x80000000ull, 2u << 20);
+        return *slot < 0 ? *slot : 0;
+    }
+    int rc = vfe_fe_mem_remove(fe, *slot);
+    *slot = -1;
+    return rc;
+}
+
+static int exchange(const struct tool *t)
+{
+    struct frame_list l;
+    if (frames_read(t->frames_path, &l) < 0)
+        return 2;
+    FILE *dump = t->dump_path ? fopen(t->dump_path, "a") : NULL;
+    if (t->dump_path && !dump) {
+        fprintf(stderr, "vfe-frontend: --dump %s: %s\n", t->dump_path, strerror(errno));
+        frames_free(&l);
+        return 2;
+    }
+    struct vfe_fe *fe = open_started(&t->o);
+    if (!fe) {
+        frames_free(&l);
+        if (dump)
+            fclose(dump);
+        return 1;
+    }
+    size_t cap = VFE_FE_MAX_FRAME + 64;
+    uint8_t *buf = malloc(cap);
+    unsigned pairs = vfe_fe_pairs(fe), sent = 0, got = 0, remaps = 0;
+    int rc = buf ? 0 : -ENOMEM, slot = -1;
+    long long tx_us = 0;
+    const char *step = "start";
+    for (unsigned r = 0; r < t->rounds && rc == 0; r++) {
+        if (t->remap && r > 0) {
+            step = "memory table change";
+            rc = remap(fe, &slot);
+            remaps += rc == 0;
+        }
+        if (rc == 0 && t->go_prefix) {
+            step = "waiting for the go file";
+            fprintf(stderr, "vfe-frontend: round %u waits for %s%u\n", r, t->go_prefix, r);
+            rc = wait_go(t->go_prefix, r, t->o.timeout_ms);
+        }
+        unsigned first = (unsigned)((unsigned long long)l.n * r / t->rounds);
+        unsigned end = (unsigned)((unsigned long long)l.n * (r + 1) / t->rounds);
+        long long t0 = now_us();
+        step = "send";
+        for (unsigned i = first; i < end && rc == 0; i++) {
+            rc = vfe_fe_send(fe, i % pairs, l.f[i], l.len[i]);
+            sent += rc == 0;
+        }
+        for (unsigned p = 0; p < pairs && rc == 0; p++)
+            rc = vfe_fe_tx_drain(fe, p, t->o.timeout_ms);
+        tx_us += now_us() - t0;
+        /* the round's frames in: poll the pairs until --count or --timeout without one */
+        step = "receive";
+        unsigned want = got + t->count;
+        long idle = 0;
+        while (rc == 0 && got < want && idle < t->o.timeout_ms) {
+            bool any = false;
+            for (unsigned p = 0; p < pairs && got < want; p++) {
+                int n = vfe_fe_recv(fe, p, buf, cap, 10);
+                if (n < 0)
+                    continue;
+                any = true;
+                got++;
+                for (int i = 0; dump && i < n; i++)
+                    fprintf(dump, "%02x", buf[i]);
+                if (dump) {
+                    fputc('\n', dump);
+                    fflush(dump);
+                }
+            }
+            idle = any ? 0 : idle + 10 * (long)pairs;
+        }
+        if (rc == 0 && got < want)
+            rc = -ETIMEDOUT;
+        unsigned long long calls = 0;
+        for (unsigned p = 0; p < pairs; p++)
+            calls += vfe_fe_calls(fe, 2 * p);
+        fprintf(stderr, "vfe-frontend: round %u: sent %u, received %u, rx interrupts %llu%s\n", r, sent, got, calls,
+                rc ? " (failed)" : "");
+    }
+    if (rc == 0 && t->go_prefix) {
+        step = "waiting for the go file";
+        fprintf(stderr, "vfe-frontend: stop waits for %s%u\n", t->go_prefix, t->rounds);
+        rc = wait_go(t->go_prefix, t->rounds, t->o.timeout_ms);
+    }
+    if (rc < 0)
+        fprintf(stderr, "vfe-frontend: exchange: %s: %s\n", step, strerror(-rc));
+    if (vfe_fe_stop(fe, NULL) < 0 && rc == 0)
+        rc = -EIO;
+    struct vfe_fe_stats sum = {0};
+    for (unsigned p = 0; p < pairs; p++) {
+        struct vfe_fe_stats s;
+        vfe_fe_stats(fe, p, &s);
+        sum.kicks += s.kicks;
+        sum.notifier_kicks += s.notifier_kicks;
+        sum.rx_calls += s.rx_calls;
+        sum.tx_calls += s.tx_calls;
+        sum.rx_errors += s.rx_errors;
+    }
+    printf("{\"command\":\"exchange\",\"rounds\":%u,\"remaps\":%u,\"sent\":%u,\"received\":%u,\"tx_us\":%lld,"
+           "\"kicks\":%llu,\"notifier_kicks\":%llu,\"rx_calls\":%llu,\"tx_calls\":%llu,\"rx_errors\":%llu}\n",
+           t->rounds, remaps, sent, got, tx_us, (unsigned long long)sum.kicks,
+           (unsigned long long)sum.notifier_kicks, (unsigned long long)sum.rx_calls,
+           (unsigned long long)sum.tx_calls, (unsigned long long)sum.rx_errors);
+    bool all_sent = sent == l.n;
+    free(buf);
+    frames_free(&l);
+    if (dump)
+        fclose(dump);
+    vfe_fe_close(fe);
+    return rc < 0 || !all_sent;
+}
+
 static bool parse_uint(const char *s, unsigned long max, unsigned long *v)
 {
     char *end;
@@ -267,10 +510,13 @@ int main(int argc, char **argv)
         {"dst-mac", required_argument, NULL, 'd'},  {"src-mac", required_argument, NULL, 'm'},
         {"ring-size", required_argument, NULL, 'r'}, {"rx-buf", required_argument, NULL, 'b'},
         {"timeout", required_argument, NULL, 't'},  {"help", no_argument, NULL, 'h'},
+        {"frames", required_argument, NULL, 'F'},   {"dump", required_argument, NULL, 'D'},
+        {"rounds", required_argument, NULL, 'R'},   {"remap", no_argument, NULL, 'M'},
+        {"mem-table", no_argument, NULL, 'T'},      {"go", required_argument, NULL, 'G'},
         {NULL, 0, NULL, 0},
     };
     struct tool t = {.count = 100, .size = 1000, .dst = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-                     .src = {0x02, 0xfa, 0, 0, 0, 1}};
+                     .src = {0x02, 0xfa, 0, 0, 0, 1}, .rounds = 1};
     int c;
     unsigned long v;
     bool bad = false;
@@ -287,6 +533,12 @@ int main(int argc, char **argv)
         case 'r': bad |= !parse_uint(optarg, 1024, &v); t.o.ring_size = (uint16_t)v; break;
         case 'b': bad |= !parse_uint(optarg, 65536, &v) || v < 64; t.o.rx_buf_size = (uint32_t)v; break;
         case 't': bad |= !parse_uint(optarg, 3600000, &v) || !v; t.o.timeout_ms = (int)v; break;
+        case 'F': t.frames_path = optarg; break;
+        case 'D': t.dump_path = optarg; break;
+        case 'R': bad |= !parse_uint(optarg, 64, &v) || !v; t.rounds = (unsigned)v; break;
+        case 'M': t.remap = true; break;
+        case 'T': t.o.mem_table_only = true; break;
+        case 'G': t.go_prefix = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -306,6 +558,8 @@ int main(int argc, char **argv)
         return recv_cmd(&t);
     if (!strcmp(cmd, "loopback"))
         return loopback(&t);
+    if (!strcmp(cmd, "exchange") && t.frames_path)
+        return exchange(&t);
     if (!strcmp(cmd, "ping-pong") && t.peer)
         return ping_pong(&t);
     usage(stderr);
