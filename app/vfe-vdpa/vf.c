@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "app/vfe-vdpa/ha_record.h"
+#include "drivers/bus/vfio/vfio_bind.h"
 #include "lib/log/vfe_log.h"
 
 static void vf_free(struct vhostd_vf *vf)
@@ -79,7 +80,11 @@ struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_pa
     ev_init(&vf->req, NULL);
     int rc = vfe_transport_open_in(p->pci_root, rec->bdf, rec->uuid, &vf->t);
     if (rc < 0) {
-        snprintf(msg, len, "cannot open %s: %s", rec->bdf, strerror(-rc));
+        char why[512];
+        if (vfe_vfio_explain_open(p->pci_root, rec->bdf, why, sizeof(why)) > 0)
+            snprintf(msg, len, "cannot open %s: %s", rec->bdf, why);
+        else
+            snprintf(msg, len, "cannot open %s: %s", rec->bdf, strerror(-rc));
         free(vf);
         *err = rc;
         return NULL;

@@ -121,6 +121,30 @@ static void netdevs_of(const char *devdir, char *out, size_t len)
     closedir(d);
 }
 
+/* "BDF: bound to DRV with network interface(s) X (in use?)" into msg: its length. */
+static int bound_elsewhere(const char *devdir, const char *bdf, const char *drv, char *msg, size_t len)
+{
+    char nets[256];
+    netdevs_of(devdir, nets, sizeof(nets));
+    int n = snprintf(msg, len, "%s: bound to %s%s%s%s", bdf, drv, *nets ? " with network interface(s) " : "", nets,
+                     *nets ? " (in use?)" : "");
+    return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+}
+
+int vfe_vfio_explain_open(const char *pci_root, const char *bdf, char *msg, size_t len)
+{
+    char dev[PATH_MAX], drv[128];
+    if (!len)
+        return 0;
+    msg[0] = 0;
+    if (!pci_root || !bdf_ok(bdf) || pathf(dev, sizeof(dev), "%s/%s", pci_root, bdf) < 0 ||
+        driver_of(dev, drv, sizeof(drv)) < 0 || !*drv || !strcmp(drv, "vfio-pci"))
+        return 0;
+    int n = bound_elsewhere(dev, bdf, drv, msg, len);
+    snprintf(msg + n, len - (size_t)n, ", not vfio-pci: 'vhostmgmt bind %s --force' hands it to vfio-pci", bdf);
+    return 1;
+}
+
 int vfe_vfio_group_peers(const char *pci_root, const char *bdf, char *msg, size_t len)
 {
     char path[PATH_MAX];
@@ -188,11 +212,9 @@ int vfe_vfio_bind(const struct vfe_bind_opts *o, const char *bdf, char *msg, siz
     if (!strcmp(drv, "vfio-pci"))
         return say(msg, len, 0, "%s: already bound to vfio-pci (group %u, %s)", bdf, group, node);
     if (*drv && !o->force) {
-        char nets[256];
-        netdevs_of(dev, nets, sizeof(nets));
-        return say(msg, len, -EBUSY, "%s: bound to %s%s%s%s; not taken from it without force (the host loses "
-                   "that device)", bdf, drv, *nets ? " with network interface(s) " : "", nets,
-                   *nets ? " (in use?)" : "");
+        int n = bound_elsewhere(dev, bdf, drv, msg, len);
+        snprintf(msg + n, len - (size_t)n, "; not taken from it without force (the host loses that device)");
+        return -EBUSY;
     }
     pathf(path, sizeof(path), "%s/driver_override", dev);
     if ((rc = write_file(path, "vfio-pci")) < 0)

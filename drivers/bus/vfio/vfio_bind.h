@@ -44,4 +44,10 @@ int vfe_vfio_bind(const struct vfe_bind_opts *o, const char *bdf, char *msg, siz
  * bus_root/devices.  Returns their count, or -errno. */
 int vfe_vfio_group_peers(const char *pci_root, const char *bdf, char *msg, size_t len);
 
+/* Why a function under pci_root (bus_root/devices) cannot be opened through
+ * kernel VFIO when it is bound to another driver: 1 and a sentence naming the
+ * driver, its network interfaces and the bind command; 0 (msg empty) when
+ * that is not the reason.  Reads sysfs only. */
+int vfe_vfio_explain_open(const char *pci_root, const char *bdf, char *msg, size_t len);
+
 #endif

@@ -170,6 +170,8 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
         if (fd < 0)
             return 0;
     }
+    if (fd < 0 && !v->kick_set[q])
+        return 0;   /* nothing registered (a ring never set up): the kernel would say ENODEV */
     int rc = vfe_vpci_queue_notify_addr(&v->vp, q, &region, &off);
     if (rc == 0)
         rc = v->t->ops->ioeventfd(v->t, region, off, 2, q, fd);

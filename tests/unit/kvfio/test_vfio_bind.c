@@ -161,6 +161,26 @@ static void test_refusals(void **state)
     assert_string_equal(buf, "");
 }
 
+/* Why a kernel VFIO open failed: the driver that holds the function, its
+ * interfaces and the way out; nothing to say for an unbound or vfio-pci one. */
+static void test_explain_open(void **state)
+{
+    (void)state;
+    char msg[512], devs[600];
+    snprintf(devs, sizeof(devs), "%s/bus/devices", root);
+    assert_int_equal(vfe_vfio_explain_open(devs, BDF, msg, sizeof(msg)), 1);
+    assert_non_null(strstr(msg, "bound to virtio-pci"));
+    assert_non_null(strstr(msg, "eth7"));
+    assert_non_null(strstr(msg, "vhostmgmt bind " BDF " --force"));
+    assert_int_equal(vfe_vfio_explain_open(devs, "../../etc", msg, sizeof(msg)), 0);
+    assert_string_equal(msg, "");
+    assert_int_equal(vfe_vfio_explain_open(devs, PEER, msg, sizeof(msg)), 0);
+    link_to("bus/drivers/vfio-pci", "bus/devices/" PEER "/driver");
+    assert_int_equal(vfe_vfio_explain_open(devs, PEER, msg, sizeof(msg)), 0);
+    assert_int_equal(vfe_vfio_explain_open(devs, BDF, msg, 8), 1);
+    assert_int_equal(strlen(msg), 7);
+}
+
 static void test_forced_bind(void **state)
 {
     (void)state;
@@ -204,6 +224,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_explain_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forced_bind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unbound_and_already, setup, teardown),
     };
