@@ -9,8 +9,7 @@
 #include "drivers/bus/vfio/transport_blob.h"
 #include "lib/log/vfe_log.h"
 
-/* A BDF is "DDDD:BB:DD.F" (hex); anything else could escape pci_root. */
-static bool bdf_valid(const char *bdf)
+bool vfe_bdf_valid(const char *bdf)
 {
     unsigned d, b, dev, fn;
     char tail;
@@ -23,7 +22,7 @@ static bool bdf_valid(const char *bdf)
 
 int vfe_transport_open_in(const char *pci_root, const char *bdf, const char *dma_domain, struct vfe_transport **out)
 {
-    if (!pci_root || !out || !bdf_valid(bdf))
+    if (!pci_root || !out || !vfe_bdf_valid(bdf))
         return -EINVAL;
     char dir[4096], sock[4200];
     int n = snprintf(dir, sizeof(dir), "%s/%s", pci_root, bdf);
@@ -54,7 +53,7 @@ int vfe_transport_export(struct vfe_transport *t, void *buf, size_t cap, size_t 
 int vfe_transport_adopt(const char *pci_root, const char *bdf, const void *blob, size_t len, const int *fds,
                         unsigned nfds, struct vfe_transport **out)
 {
-    if (!pci_root || !blob || !out || (nfds && !fds) || !bdf_valid(bdf))
+    if (!pci_root || !blob || !out || (nfds && !fds) || !vfe_bdf_valid(bdf))
         return -EINVAL;
     struct vfe_transport_blob_hdr h;
     if (len < sizeof(h)) {

@@ -29,6 +29,10 @@ struct vfe_region_info {
 
 struct vfe_transport;
 
+/* bdf is "DDDD:BB:DD.F" (hex): nothing else is ever joined to a sysfs root
+ * (a '/' or '..' could escape it). */
+bool vfe_bdf_valid(const char *bdf);
+
 struct vfe_transport_ops {
     int (*region_info)(struct vfe_transport *t, uint32_t index, struct vfe_region_info *info);
     int (*region_read)(struct vfe_transport *t, uint32_t index, uint64_t off, void *buf, size_t len);

@@ -13,18 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "drivers/bus/vfio/vfe_transport.h"
 #include "lib/log/vfe_log.h"
-
-static bool bdf_ok(const char *bdf)
-{
-    unsigned d, b, dev, fn;
-    char tail;
-    if (!bdf || strlen(bdf) != 12 || strchr(bdf, '/'))
-        return false;
-    if (sscanf(bdf, "%4x:%2x:%2x.%1x%c", &d, &b, &dev, &fn, &tail) != 4)
-        return false;
-    return dev < 32 && fn < 8;
-}
 
 /* snprintf for paths; a path that does not fit is an error, not a cut. */
 static int pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -137,7 +127,7 @@ int vfe_vfio_explain_open(const char *pci_root, const char *bdf, char *msg, size
     if (!len)
         return 0;
     msg[0] = 0;
-    if (!pci_root || !bdf_ok(bdf) || pathf(dev, sizeof(dev), "%s/%s", pci_root, bdf) < 0 ||
+    if (!pci_root || !vfe_bdf_valid(bdf) || pathf(dev, sizeof(dev), "%s/%s", pci_root, bdf) < 0 ||
         driver_of(dev, drv, sizeof(drv)) < 0 || !*drv || !strcmp(drv, "vfio-pci"))
         return 0;
     int n = bound_elsewhere(dev, bdf, drv, msg, len);
@@ -181,7 +171,7 @@ static long now_ms(void)
 
 int vfe_vfio_bind(const struct vfe_bind_opts *o, const char *bdf, char *msg, size_t len)
 {
-    if (!o || !o->bus_root || !o->vfio_dir || !bdf_ok(bdf))
+    if (!o || !o->bus_root || !o->vfio_dir || !vfe_bdf_valid(bdf))
         return say(msg, len, -EINVAL, "'%.32s' is not a PCI address DDDD:BB:DD.F", bdf ? bdf : "");
     char devs[PATH_MAX], dev[PATH_MAX + 20], path[PATH_MAX + 64];
     if (pathf(devs, sizeof(devs), "%s/devices", o->bus_root) < 0 || pathf(dev, sizeof(dev), "%s/%s", devs, bdf) < 0)

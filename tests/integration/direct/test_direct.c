@@ -24,100 +24,27 @@
 #include "drivers/common/virtio/vfe_vring.h"
 #include "drivers/vdpa/virtio/vdpa_vf.h"
 #include "tests/lib/check.h"
+#include "tests/lib/test_front.h"
 #include "tests/lib/test_vf.h"
 
 #define PF  "0000:3b:00.0"
 #define VF1 "0000:3b:00.1"
 #define VF2 "0000:3b:00.2"
-#define TMO 3000
-#define QSIZE 256
-#define REG_SIZE (8u << 20)
-#define GPA_A 0x0ull          /* rings */
-#define GPA_B 0x1000000ull    /* buffers */
-#define BUF 2048u
-#define HDR 12u
 
-struct front {
-    struct guest_mem a, b;
-    struct vfe_vring rx, tx;
-    int kick[2], call[2];
-    uint64_t rx_buf0, tx_buf0;
-    unsigned tx_next;
-};
-
-static uint8_t *gpa_ptr(struct front *f, uint64_t gpa)
+static void run_loop(void)
 {
-    return gpa >= GPA_B ? (uint8_t *)f->b.va + (gpa - GPA_B) : (uint8_t *)f->a.va + (gpa - GPA_A);
-}
-
-static void post_rx(struct front *f, unsigned i)
-{
-    struct vfe_sg sg = {f->rx_buf0 + (uint64_t)(i % QSIZE) * BUF, BUF};
-    vfe_vring_add(&f->rx, &sg, 0, 1, (void *)(uintptr_t)(i % QSIZE + 1));
-}
-
-/* Fresh rings, as a guest driver sets them up after a device reset. */
-static int front_rings(struct front *f)
-{
-    vfe_vring_fini(&f->rx);
-    vfe_vring_fini(&f->tx);
-    memset(f->a.va, 0, 0x200000);
-    if (vfe_vring_init(&f->rx, QSIZE, f->a.va, GPA_A, false) < 0 ||
-        vfe_vring_init(&f->tx, QSIZE, (uint8_t *)f->a.va + 0x100000, GPA_A + 0x100000, false) < 0 ||
-        vfe_vring_mem_size(QSIZE) > 0x100000)
-        return -1;
-    for (unsigned i = 0; i < QSIZE; i++)
-        post_rx(f, i);
-    vfe_vring_publish(&f->rx);
-    f->tx_next = 0;
-    return 0;
-}
-
-static int front_init(struct front *f)
-{
-    memset(f, 0, sizeof(*f));
-    if (guest_mem_create(&f->a, REG_SIZE) < 0 || guest_mem_create(&f->b, REG_SIZE) < 0)
-        return -1;
-    f->rx_buf0 = GPA_B;
-    f->tx_buf0 = GPA_B + QSIZE * BUF;
-    for (int i = 0; i < 2; i++) {
-        f->kick[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        f->call[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    }
-    return front_rings(f);
-}
-
-static void front_fini(struct front *f)
-{
-    vfe_vring_fini(&f->rx);
-    vfe_vring_fini(&f->tx);
-    for (int i = 0; i < 2; i++) {
-        if (f->kick[i] > 0)
-            close(f->kick[i]);
-        if (f->call[i] > 0)
-            close(f->call[i]);
-    }
-    if (f->a.va)
-        guest_mem_destroy(&f->a);
-    if (f->b.va)
-        guest_mem_destroy(&f->b);
-}
-
-static void rings(struct front *f, struct vdpa_ring r[2], uint16_t rx_base, uint16_t tx_base)
-{
-    r[0] = (struct vdpa_ring){true, QSIZE, f->rx.desc_iova, f->rx.avail_iova, f->rx.used_iova, rx_base};
-    r[1] = (struct vdpa_ring){true, QSIZE, f->tx.desc_iova, f->tx.avail_iova, f->tx.used_iova, tx_base};
+    ev_run(EV_DEFAULT, EVRUN_NOWAIT);
 }
 
 /* ---- the guest accessors a session would give the VF ---- */
 
 static void *g_host(void *ctx, uint64_t gpa, uint64_t len)
 {
-    struct front *f = ctx;
-    if (gpa >= GPA_B && gpa - GPA_B <= REG_SIZE && len <= REG_SIZE - (gpa - GPA_B))
-        return gpa_ptr(f, gpa);
-    if (gpa < GPA_A + REG_SIZE && len <= REG_SIZE - gpa)
-        return gpa_ptr(f, gpa);
+    struct test_front *f = ctx;
+    if (gpa >= TEST_FRONT_GPA_B && gpa - TEST_FRONT_GPA_B <= TEST_FRONT_REG_SIZE && len <= TEST_FRONT_REG_SIZE - (gpa - TEST_FRONT_GPA_B))
+        return test_front_gpa(f, gpa);
+    if (gpa < TEST_FRONT_GPA_A + TEST_FRONT_REG_SIZE && len <= TEST_FRONT_REG_SIZE - gpa)
+        return test_front_gpa(f, gpa);
     return NULL;
 }
 
@@ -125,59 +52,19 @@ static unsigned g_regions(void *ctx, struct vdpa_swlog_span *out, unsigned max)
 {
     if (max < 2)
         return 0;
-    out[0] = (struct vdpa_swlog_span){GPA_A, REG_SIZE};
-    out[1] = (struct vdpa_swlog_span){GPA_B, REG_SIZE};
+    out[0] = (struct vdpa_swlog_span){TEST_FRONT_GPA_A, TEST_FRONT_REG_SIZE};
+    out[1] = (struct vdpa_swlog_span){TEST_FRONT_GPA_B, TEST_FRONT_REG_SIZE};
     return 2;
 }
 
 static int g_ring(void *ctx, uint16_t q, struct vdpa_swlog_ring *out)
 {
-    struct front *f = ctx;
+    struct test_front *f = ctx;
     const struct vfe_vring *r = q == 0 ? &f->rx : q == 1 ? &f->tx : NULL;
     if (!r)
         return 0;
-    *out = (struct vdpa_swlog_ring){QSIZE, r->desc_iova, r->avail_iova, r->used_iova};
+    *out = (struct vdpa_swlog_ring){TEST_FRONT_QSIZE, r->desc_iova, r->avail_iova, r->used_iova};
     return 1;
-}
-
-static int front_recv(struct front *f, uint8_t *out, size_t cap)
-{
-    long end = check_now_ms() + TMO;
-    uint32_t len;
-    void *cookie;
-    while (!(cookie = vfe_vring_get_used(&f->rx, &len))) {
-        if (check_now_ms() > end)
-            return -1;
-        struct pollfd p = {.fd = f->call[0], .events = POLLIN};
-        poll(&p, 1, 10);
-        ev_run(EV_DEFAULT, EVRUN_NOWAIT);   /* software logging passes */
-    }
-    unsigned slot = (unsigned)(uintptr_t)cookie - 1;
-    const uint8_t *buf = gpa_ptr(f, f->rx_buf0 + (uint64_t)slot * BUF);
-    int n = len > HDR && len - HDR <= cap ? (int)(len - HDR) : -1;
-    if (n > 0)
-        memcpy(out, buf + HDR, (size_t)n);
-    post_rx(f, slot);
-    vfe_vring_publish(&f->rx);
-    return n;
-}
-
-static void front_send(struct front *f, const uint8_t *frame, size_t len)
-{
-    unsigned slot = f->tx_next++ % QSIZE;
-    uint64_t gpa = f->tx_buf0 + (uint64_t)slot * BUF;
-    uint8_t *p = gpa_ptr(f, gpa);
-    memset(p, 0, HDR);
-    memcpy(p + HDR, frame, len);
-    struct vfe_sg sg = {gpa, (uint32_t)(HDR + len)};
-    uint32_t l;
-    while (vfe_vring_get_used(&f->tx, &l))
-        ;
-    vfe_vring_add(&f->tx, &sg, 1, 0, (void *)(uintptr_t)(slot + 1));
-    vfe_vring_publish(&f->tx);
-    uint64_t one = 1;
-    if (write(f->kick[1], &one, sizeof(one)) != sizeof(one))
-        CHECK(0, "kick write");
 }
 
 /* ---- a transport that offers no ioeventfd: the sim's, every other op forwarded ---- */
@@ -239,41 +126,22 @@ static int wait_op(struct wait *w, int rc)
     if (rc < 0)
         return rc;
     CHECK(!w->done, "completion ran inside the call");
-    long end = check_now_ms() + TMO;
+    long end = check_now_ms() + TEST_FRONT_TMO_MS;
     while (!w->done && check_now_ms() < end)
         ev_run(EV_DEFAULT, EVRUN_ONCE);
     return w->done ? w->err : -ETIMEDOUT;
 }
 
-static void traffic(struct front *f, struct test_vf *peer, const uint8_t vmac[6], unsigned n, uint32_t seed)
-{
-    uint8_t out[1600], in[1600];
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = 60 + (i * 131) % 1400;
-        vfe_fe_frame(out, len, vmac, peer->mac, seed + i);
-        CHECK(guest_net_send(peer->g, 0, out, len) == 0, "peer send");
-        guest_net_reclaim_tx(peer->g, 0);
-        int got = front_recv(f, in, sizeof(in));
-        CHECK(got == (int)len && memcmp(in, out, len) == 0, "frame %u into the direct VF: %d", i, got);
-        vfe_fe_frame(out, len, peer->mac, vmac, seed + 1000 + i);
-        front_send(f, out, len);
-        got = guest_net_recv(peer->g, 0, in, sizeof(in), TMO);
-        CHECK(got == (int)len && memcmp(in, out, len) == 0, "frame %u out of the direct VF: %d", i, got);
-        usleep(2000);   /* a software logging pass between two frames: no slot reused unseen */
-        ev_run(EV_DEFAULT, EVRUN_NOWAIT);
-    }
-}
-
 /* tx frames whose kick only the loop can deliver: it runs while the peer waits */
-static void traffic_relayed(struct front *f, struct test_vf *peer, const uint8_t vmac[6], unsigned n, uint32_t seed)
+static void traffic_relayed(struct test_front *f, struct test_vf *peer, const uint8_t vmac[6], unsigned n, uint32_t seed)
 {
     uint8_t out[1600], in[1600];
     for (unsigned i = 0; i < n; i++) {
         size_t len = 60 + (i * 97) % 1400;
         vfe_fe_frame(out, len, peer->mac, vmac, seed + i);
-        front_send(f, out, len);
+        CHECK(test_front_send(f, out, len) == 0, "frame %u not sent", i);
         int got = -1;
-        long end = check_now_ms() + TMO;
+        long end = check_now_ms() + TEST_FRONT_TMO_MS;
         while (got < 0 && check_now_ms() < end) {
             ev_run(EV_DEFAULT, EVRUN_NOWAIT);
             got = guest_net_recv(peer->g, 0, in, sizeof(in), 5);
@@ -294,13 +162,14 @@ int main(void)
     if (sim_proc_start(&sp, args) < 0)
         return 1;
     struct test_vf peer = {0};
-    struct front f = {0};
+    struct test_front f = {0};
     struct vfe_transport *t1 = NULL;
     struct vdpa_vf *v = NULL;
     struct guest_mem log = {0};
     struct guest_net_opts o = {.pairs = 1, .mrg_rxbuf = true};
     REQUIRE(test_vf_open(&peer, &sp, VF2, &o) == 0, out, "peer VF");
-    REQUIRE(front_init(&f) == 0, out, "front-end memory and rings");
+    REQUIRE(test_front_init(&f) == 0, out, "front-end memory and rings");
+    f.waiting = run_loop;   /* software logging passes run while a frame is awaited */
     REQUIRE(vfe_transport_open(sp.root, VF1, &t1) == 0, out, "VF1 transport");
     v = vdpa_vf_open(EV_DEFAULT, NULL, 0, t1, "vm-direct");
     REQUIRE(v != NULL, out, "vdpa_vf_open without a PF");
@@ -314,7 +183,7 @@ int main(void)
     uint8_t vmac[6];
     vdpa_vf_mac(v, vmac);
 
-    struct vdpa_region regs[2] = {{GPA_A, REG_SIZE, f.a.fd, 0}, {GPA_B, REG_SIZE, f.b.fd, 0}};
+    struct vdpa_region regs[2] = {{TEST_FRONT_GPA_A, TEST_FRONT_REG_SIZE, f.a.fd, 0}, {TEST_FRONT_GPA_B, TEST_FRONT_REG_SIZE, f.b.fd, 0}};
     CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem");
     for (uint16_t q = 0; q < 2; q++) {
         CHECK(vdpa_vf_set_kick(v, q, f.kick[q]) == 0, "kick %u", q);
@@ -324,11 +193,11 @@ int main(void)
     uint64_t feat = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF | 1ull << VIRTIO_NET_F_CTRL_VQ |
                     1ull << VIRTIO_NET_F_MQ;
     struct vdpa_ring r[2];
-    rings(&f, r, 0, 0);
+    test_front_vdpa_rings(&f, r, 0, 0);
     struct wait w = {0};
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "direct start");
     CHECK(vdpa_vf_state(v) == VDPA_VF_RUNNING, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
-    traffic(&f, &peer, vmac, 20, 1);
+    test_front_traffic(&f, &peer, vmac, 20, 1, "direct VF");
     uint64_t calls = 0;
     CHECK(read(f.call[0], &calls, sizeof(calls)) == sizeof(calls) && calls > 0, "no rx interrupt");
     memset(&w, 0, sizeof(w));
@@ -346,27 +215,27 @@ int main(void)
     uint16_t used_before = f.rx.used->idx;
     CHECK(guest_net_send(peer.g, 0, fr, sizeof(fr)) == 0, "send to the stopped VF");
     guest_net_reclaim_tx(peer.g, 0);
-    long end = check_now_ms() + TMO;
+    long end = check_now_ms() + TEST_FRONT_TMO_MS;
     while (test_sim_counter(&sp, VF1, "rx_drops") == drops && check_now_ms() < end)
         usleep(2000);
     CHECK(test_sim_counter(&sp, VF1, "rx_drops") == drops + 1, "stopped VF did not drop");
     CHECK(f.rx.used->idx == used_before, "the stopped VF wrote a used entry");
 
     /* virtio cannot start a ring at index 20: refused at once, nothing written */
-    rings(&f, r, 20, 20);
+    test_front_vdpa_rings(&f, r, 20, 20);
     memset(&w, 0, sizeof(w));
     CHECK(vdpa_vf_start(v, feat, r, 2, done_cb, &w) == -EOPNOTSUPP, "start at index 20 accepted");
     CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED && !w.done, "a refused start changed the VF");
 
     /* the guest driver resets its rings: runs again from 0 */
-    REQUIRE(front_rings(&f) == 0, out, "fresh rings");
-    rings(&f, r, 0, 0);
+    REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
+    test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "restart on fresh rings");
-    traffic(&f, &peer, vmac, 10, 100);
+    test_front_traffic(&f, &peer, vmac, 10, 100, "direct VF");
 
     /* dirty tracking: device modes are refused, software marks what the device wrote */
-    size_t log_size = (size_t)((GPA_B + REG_SIZE) / 4096 / 8);
+    size_t log_size = (size_t)((TEST_FRONT_GPA_B + TEST_FRONT_REG_SIZE) / 4096 / 8);
     REQUIRE(guest_mem_create(&log, 4096) == 0 && log_size <= 4096, out, "log memory");
     vdpa_vf_set_default_dirty_mode(VDPA_DIRTY_PUSH);
     memset(&w, 0, sizeof(w));
@@ -377,7 +246,7 @@ int main(void)
     const char *mode = vdpa_vf_dirty_tracking(v);
     CHECK(mode && !strcmp(mode, "software"), "tracking %s", mode ? mode : "off");
     memset(log.va, 0, 4096);
-    traffic(&f, &peer, vmac, 5, 200);
+    test_front_traffic(&f, &peer, vmac, 5, 200, "direct VF");
     /* the final pass of a stop covers everything the device wrote before it */
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&w, vdpa_vf_stop(v, stop_cb, &w)) == 0 && w.idx[0] == 15 && w.idx[1] == 15,
@@ -385,10 +254,10 @@ int main(void)
     const uint8_t *lb = log.va;
     CHECK(marked(lb, f.rx.used_iova), "rx used ring page not marked");
     CHECK(marked(lb, f.tx.used_iova), "tx used ring page not marked");
-    for (uint64_t gpa = f.rx_buf0 + 10 * BUF; gpa < f.rx_buf0 + 15 * BUF; gpa += 4096)
+    for (uint64_t gpa = f.rx_buf0 + 10 * TEST_FRONT_BUF; gpa < f.rx_buf0 + 15 * TEST_FRONT_BUF; gpa += 4096)
         CHECK(marked(lb, gpa), "rx buffer page %#llx not marked", (unsigned long long)gpa);
     /* and only that: not the whole memory (an overrun would mark every page) */
-    CHECK(!marked(lb, GPA_B + REG_SIZE - 4096), "an untouched page is marked");
+    CHECK(!marked(lb, TEST_FRONT_GPA_B + TEST_FRONT_REG_SIZE - 4096), "an untouched page is marked");
     struct vdpa_swlog_stats sw;
     CHECK(vdpa_vf_swlog_stats(v, &sw) == 0 && sw.passes > 0 && sw.overruns == 0, "software log passes %llu, "
           "overruns %llu", (unsigned long long)sw.passes, (unsigned long long)sw.overruns);
@@ -411,8 +280,8 @@ int main(void)
         CHECK(vdpa_vf_set_call(v, q, f.call[q]) == 0, "call %u", q);
     }
     CHECK(ni.refused == 2, "ioeventfd asked %u times", ni.refused);
-    REQUIRE(front_rings(&f) == 0, out, "fresh rings");
-    rings(&f, r, 0, 0);
+    REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
+    test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "start without ioeventfds");
     traffic_relayed(&f, &peer, vmac, 10, 400);
@@ -426,7 +295,7 @@ out:
     }
     vfe_transport_close(t1);
     test_vf_close(&peer);
-    front_fini(&f);
+    test_front_fini(&f);
     if (log.va)
         guest_mem_destroy(&log);
     CHECK(sim_proc_alive(&sp), "sim died");
