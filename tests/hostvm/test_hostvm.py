@@ -14,7 +14,13 @@ socket; the test front-end (vfe-frontend exchange) plays QEMU:
     --no-host-notifiers so every kick is an eventfd write);
   - round 1 follows a memory-table change (SET_MEM_TABLE, DMA remapped);
   - a second front-end connection on the same function (as after a QEMU restart);
-  - the function is removed and added again and traffic flows again.
+  - the function is removed and added again and traffic flows again;
+  - a new vfe-vhostd with host notifiers serves both functions with one VM id:
+    their groups share one container, each guest-memory region is mapped once,
+    two front-ends (memory at different GPAs) move frames through both at once,
+    kicking through the mapped doorbell pages (page-per-vq=on);
+  - function 1 is hot-unplugged (sysfs remove): the request IRQ makes vfe-vhostd
+    release it, the removal completes and function 2 keeps serving.
 VFE_HOSTVM_BENCH=N: after the test, N frames out through the same path, frames/s
 as one JSON line (bench/run hostvm).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
@@ -393,6 +399,15 @@ def pair_session(vm, wires, rng, tag):
             vm.stats(HostVM.bdf(i))), 20, 0.3)
         hn[i] = st.get("host_notifiers", 0)
     check_maps_once(vm, [HostVM.bdf(i) for i in fns])
+    text = daemon_log(vm)
+    for i in fns:
+        # the doorbells' BAR as vfio-pci describes it (6.1: no capability chain, the whole BAR mappable)
+        areas = re.findall(r"%s: region (\d+): size (\S+) flags (\S+), ([1-9]\d*) mmap areas"
+                           % re.escape(HostVM.bdf(i)), text)
+        if not areas:
+            raise GuestError("%s: vfe-vhostd found no mappable area in any region (host notifiers need one):\n%s"
+                             % (HostVM.bdf(i), "\n".join(ln for ln in text.splitlines() if "region" in ln)))
+    log("mappable regions: %s" % ", ".join("region %s size %s flags %s: %s areas" % a for a in set(areas)))
     for i in fns:
         vm.must("touch /tmp/go%d-0" % i, "go")
     for i in fns:
