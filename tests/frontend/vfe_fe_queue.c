@@ -15,7 +15,7 @@ static uint16_t ring_size(const struct vfe_fe *fe)
 
 uint64_t vfe_fe_rx_buf_gpa(const struct vfe_fe *fe, unsigned pair, unsigned head)
 {
-    return VFE_FE_GPA_HIGH + ((uint64_t)pair * ring_size(fe) + head) * fe->o.rx_buf_size;
+    return fe->o.gpa_base + VFE_FE_GPA_HIGH + ((uint64_t)pair * ring_size(fe) + head) * fe->o.rx_buf_size;
 }
 
 int vfe_fe_rx_area(const struct vfe_fe *fe, unsigned pair, uint64_t *gpa, uint64_t *len)
@@ -36,7 +36,7 @@ int vfe_fe_ring_area(const struct vfe_fe *fe, unsigned ring, uint64_t *gpa, uint
 {
     if (ring >= 2 * fe->o.pairs)
         return -EINVAL;
-    *gpa = FE_RING_BASE_GPA + (uint64_t)ring * fe->ring_area_size;
+    *gpa = fe->o.gpa_base + FE_RING_BASE_GPA + (uint64_t)ring * fe->ring_area_size;
     *len = fe->ring_area_size;
     return 0;
 }
@@ -58,7 +58,7 @@ static int post_rx(struct vfe_fe *fe, unsigned pair)
 static int lay_out(struct vfe_fe *fe, unsigned ring, uint16_t base)
 {
     struct fe_queue *q = &fe->q[ring];
-    q->area_gpa = FE_RING_BASE_GPA + (uint64_t)ring * fe->ring_area_size;
+    q->area_gpa = fe->o.gpa_base + FE_RING_BASE_GPA + (uint64_t)ring * fe->ring_area_size;
     void *mem = vfe_fe_host(fe, q->area_gpa, fe->ring_area_size);
     if (!mem)
         return -EFAULT;

@@ -31,19 +31,19 @@ static int check_opts(struct vfe_fe_opts *o)
                       (o->pairs > 1 ? 1ull << VIRTIO_NET_F_MQ : 0);
     if (!o->path || o->pairs > VFE_FE_MAX_PAIRS || o->ring_size > VFE_FE_MAX_RING ||
         (o->ring_size & (o->ring_size - 1)) || o->timeout_ms < 0 || o->rx_buf_size < 64 ||
-        o->rx_buf_size > 65536)
+        o->rx_buf_size > 65536 || o->gpa_base % VFE_FE_GPA_HIGH || o->gpa_base >= (1ull << 39))
         return -EINVAL;
     return 0;
 }
 
-/* Region 0 (GPA 0): every ring (from FE_RING_BASE_GPA), then tx buffers.  Region 1 (GPA 1 GiB):
+/* Region 0 (GPA 0, all GPAs plus gpa_base): every ring (from FE_RING_BASE_GPA), then tx buffers.  Region 1 (GPA 1 GiB):
  * rx buffers, so that a frame's bytes and its ring sit in different regions. */
 static int make_memory(struct vfe_fe *fe)
 {
     const struct vfe_fe_opts *o = &fe->o;
     fe->ring_area_size = vfe_fe_ring_bytes(o->ring_size);
-    fe->tx_base_gpa = FE_RING_BASE_GPA + 2ull * o->pairs * fe->ring_area_size;
-    uint64_t r0 = round_mib(fe->tx_base_gpa + (uint64_t)o->pairs * o->ring_size * FE_TX_BUF);
+    fe->tx_base_gpa = o->gpa_base + FE_RING_BASE_GPA + 2ull * o->pairs * fe->ring_area_size;
+    uint64_t r0 = round_mib(fe->tx_base_gpa - o->gpa_base + (uint64_t)o->pairs * o->ring_size * FE_TX_BUF);
     uint64_t r1 = round_mib((uint64_t)o->pairs * o->ring_size * o->rx_buf_size);
     if (o->region_size > r0)
         r0 = round_mib(o->region_size);
@@ -51,8 +51,8 @@ static int make_memory(struct vfe_fe *fe)
         r1 = round_mib(o->region_size);
     if (r0 > VFE_FE_GPA_HIGH)
         return -E2BIG;
-    int rc = fe_region_new(&fe->reg[0], 0, r0);
-    return rc < 0 ? rc : fe_region_new(&fe->reg[1], VFE_FE_GPA_HIGH, r1);
+    int rc = fe_region_new(&fe->reg[0], o->gpa_base, r0);
+    return rc < 0 ? rc : fe_region_new(&fe->reg[1], o->gpa_base + VFE_FE_GPA_HIGH, r1);
 }
 
 struct vfe_fe *vfe_fe_open(const struct vfe_fe_opts *o)

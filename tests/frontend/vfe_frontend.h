@@ -40,6 +40,8 @@ struct vfe_fe_opts {
     bool mem_table_only;     /* SET_MEM_TABLE even when CONFIGURE_MEM_SLOTS is agreed */
     bool ack_all;            /* NEED_REPLY on every request (REPLY_ACK), not only where QEMU asks */
     bool tx_hdr_apart;       /* tx: header and frame in two chained descriptors */
+    uint64_t gpa_base;       /* every guest-physical address moved up by this (a multiple of
+                                VFE_FE_GPA_HIGH below 2^39): front-ends whose memory must not overlap */
 };
 
 struct vfe_fe;

@@ -57,6 +57,9 @@ static void usage(FILE *f)
 "                      agreed\n"
 "  --go PREFIX         exchange: before round r, wait until file PREFIX<r> exists, and\n"
 "                      for PREFIX<rounds> before stopping\n"
+"  --gpa-base ADDR     guest memory (every ring, buffer and region) starts at this\n"
+"                      guest-physical address, a multiple of 1 GiB below 2^39 (default 0):\n"
+"                      front-ends of one DMA domain (vhostmgmt -u) whose memory must not overlap\n"
 "  --help              this text\n");
 }
 
@@ -356,25 +359,31 @@ static long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int wait_go(const char *prefix, unsigned round, int timeout_ms)
+/* While it waits, the back-end's messages are served as QEMU's main loop does: a host
+ * notifier offered meanwhile is mapped before the next kick. */
+static int wait_go(struct vfe_fe *fe, const char *prefix, unsigned round, int timeout_ms)
 {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s%u", prefix, round) >= (int)sizeof(path))
         return -ENAMETOOLONG;
-    for (int waited = 0; access(path, F_OK) != 0; waited += 10) {
-        if (waited >= timeout_ms)
+    long long end = now_us() + (long long)timeout_ms * 1000;
+    while (access(path, F_OK) != 0) {
+        long long left = end - now_us();
+        if (left <= 0)
             return -ETIMEDOUT;
-        usleep(10000);
+        vfe_fe_backend_poll(fe, 10);
+        if (end - now_us() > left - 10000)   /* no back-end channel: poll returned at once */
+            usleep(10000);
     }
     return 0;
 }
 
-/* The memory table before round r (r >= 1): a region at 2 GiB added in odd
+/* The memory table before round r (r >= 1): a region at 2 GiB (above --gpa-base) added in odd
  * rounds, removed in even ones. */
-static int remap(struct vfe_fe *fe, int *slot)
+static int remap(struct vfe_fe *fe, uint64_t gpa_base, int *slot)
 {
     if (*slot < 0) {
-        *slot = vfe_fe_mem_add(fe, 0x80000000ull, 2u << 20);
+        *slot = vfe_fe_mem_add(fe, gpa_base + 0x80000000ull, 2u << 20);
         return *slot < 0 ? *slot : 0;
     }
     int rc = vfe_fe_mem_remove(fe, *slot);
@@ -409,13 +418,13 @@ static int exchange(const struct tool *t)
     for (unsigned r = 0; r < t->rounds && rc == 0; r++) {
         if (t->remap && r > 0) {
             step = "memory table change";
-            rc = remap(fe, &slot);
+            rc = remap(fe, t->o.gpa_base, &slot);
             remaps += rc == 0;
         }
         if (rc == 0 && t->go_prefix) {
             step = "waiting for the go file";
             fprintf(stderr, "vfe-frontend: round %u waits for %s%u\n", r, t->go_prefix, r);
-            rc = wait_go(t->go_prefix, r, t->o.timeout_ms);
+            rc = wait_go(fe, t->go_prefix, r, t->o.timeout_ms);
         }
         unsigned first = (unsigned)((unsigned long long)l.n * r / t->rounds);
         unsigned end = (unsigned)((unsigned long long)l.n * (r + 1) / t->rounds);
@@ -460,7 +469,7 @@ static int exchange(const struct tool *t)
     if (rc == 0 && t->go_prefix) {
         step = "waiting for the go file";
         fprintf(stderr, "vfe-frontend: stop waits for %s%u\n", t->go_prefix, t->rounds);
-        rc = wait_go(t->go_prefix, t->rounds, t->o.timeout_ms);
+        rc = wait_go(fe, t->go_prefix, t->rounds, t->o.timeout_ms);
     }
     if (rc < 0)
         fprintf(stderr, "vfe-frontend: exchange: %s: %s\n", step, strerror(-rc));
@@ -477,9 +486,11 @@ static int exchange(const struct tool *t)
         sum.rx_errors += s.rx_errors;
     }
     printf("{\"command\":\"exchange\",\"rounds\":%u,\"remaps\":%u,\"sent\":%u,\"received\":%u,\"tx_us\":%lld,"
-           "\"kicks\":%llu,\"notifier_kicks\":%llu,\"rx_calls\":%llu,\"tx_calls\":%llu,\"rx_errors\":%llu}\n",
+           "\"kicks\":%llu,\"notifier_kicks\":%llu,\"notifier_msgs\":%u,\"rx_calls\":%llu,\"tx_calls\":%llu,"
+           "\"rx_errors\":%llu}\n",
            t->rounds, remaps, sent, got, tx_us, (unsigned long long)sum.kicks,
-           (unsigned long long)sum.notifier_kicks, (unsigned long long)sum.rx_calls,
+           (unsigned long long)sum.notifier_kicks, vfe_fe_backend_msgs(fe, VFE_FE_B_HOST_NOTIFIER),
+           (unsigned long long)sum.rx_calls,
            (unsigned long long)sum.tx_calls, (unsigned long long)sum.rx_errors);
     bool all_sent = sent == l.n;
     free(buf);
@@ -513,6 +524,7 @@ int main(int argc, char **argv)
         {"frames", required_argument, NULL, 'F'},   {"dump", required_argument, NULL, 'D'},
         {"rounds", required_argument, NULL, 'R'},   {"remap", no_argument, NULL, 'M'},
         {"mem-table", no_argument, NULL, 'T'},      {"go", required_argument, NULL, 'G'},
+        {"gpa-base", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     struct tool t = {.count = 100, .size = 1000, .dst = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
@@ -539,6 +551,10 @@ int main(int argc, char **argv)
         case 'M': t.remap = true; break;
         case 'T': t.o.mem_table_only = true; break;
         case 'G': t.go_prefix = optarg; break;
+        case 'B':
+            bad |= !parse_uint(optarg, (1ull << 39) - 1, &v) || v % VFE_FE_GPA_HIGH;
+            t.o.gpa_base = v;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """vfe-frontend exchange refuses bad input before it connects: a frames file
 that is missing, not hex, an odd number of digits, a frame under 60 or over
-9216 bytes; --rounds outside 1..64.  Good input gets as far as the (absent)
+9216 bytes; --rounds outside 1..64; a --gpa-base that is
+not a multiple of 1 GiB below 2^39.  Good input gets as far as the (absent)
 socket.  No back-end needed."""
 import os
 import subprocess
@@ -33,6 +34,10 @@ def main():
         ("bad second line", good + "0g" + "00" * 59 + "\n", (), 2, ":2: not hex at column 2"),
         ("rounds 0", good, ("--rounds", "0"), 2, "Usage"),
         ("rounds 65", good, ("--rounds", "65"), 2, "Usage"),
+        ("gpa-base not 1 GiB aligned", good, ("--gpa-base", "0x1000"), 2, "Usage"),
+        ("gpa-base at 2^39", good, ("--gpa-base", str(1 << 39)), 2, "Usage"),
+        ("gpa-base not a number", good, ("--gpa-base", "4G"), 2, "Usage"),
+        ("gpa-base 4 GiB", good, ("--gpa-base", "0x100000000"), 1, "absent.sock"),
         # accepted: CRLF, blank lines, upper case; then the socket is what fails
         ("good frames", good.upper().replace("\n", "\r\n") + "\n" + "00" * 9216 + "\n", ("--rounds", "64"), 1,
          "absent.sock"),

@@ -14,7 +14,13 @@ socket; the test front-end (vfe-frontend exchange) plays QEMU:
     --no-host-notifiers so every kick is an eventfd write);
   - round 1 follows a memory-table change (SET_MEM_TABLE, DMA remapped);
   - a second front-end connection on the same function (as after a QEMU restart);
-  - the function is removed and added again and traffic flows again.
+  - the function is removed and added again and traffic flows again;
+  - a new vfe-vhostd with host notifiers serves both functions with one VM id:
+    their groups share one container, each guest-memory region is mapped once,
+    two front-ends (memory at different GPAs) move frames through both at once,
+    kicking through the mapped doorbell pages (page-per-vq=on);
+  - function 1 is hot-unplugged (sysfs remove): the request IRQ makes vfe-vhostd
+    release it, the removal completes and function 2 keeps serving.
 VFE_HOSTVM_BENCH=N: after the test, N frames out through the same path, frames/s
 as one JSON line (bench/run hostvm).
 Exit 0 pass, 1 fail, 77 skipped (no qemu)."""
@@ -38,6 +44,9 @@ OUTSIDE_MAC = bytes.fromhex("020000fe0001")
 FE_MAC = bytes.fromhex("02fa00000001")
 RPC = "/run/vhostd.sock"
 SOCK = "/tmp/fn.sock"
+VM_ID = "6c1b0d32-5e1f-4a70-9d1e-0000000000aa"     # one DMA domain for both functions
+SOCKS = ["/tmp/fn0.sock", "/tmp/fn1.sock"]
+GPA_BASES = [0, 0x100000000]        # the two front-ends' guest memory must not overlap in the shared IOVA space
 PER_ROUND = 8                       # frames each way per round
 SIZES = (60, 61, 64, 127, 128, 512, 1000, 1514)
 
@@ -144,14 +153,24 @@ def check_topology(vm):
     log("host VM: %s and %s on virtio-pci, each alone in its IOMMU group" % (HostVM.bdf(0), HostVM.bdf(1)))
 
 
-def start_daemon(vm):
-    vm.must("vfe-vhostd --no-state --no-host-notifiers --pci-root /sys/bus/pci/devices --rpc %s --iface /tmp/vf- "
-            "--log-level debug </dev/null >>/tmp/vhostd.log 2>&1 & echo $! > /tmp/vhostd.pid" % RPC,
-            "starting vfe-vhostd")
+def start_daemon(vm, host_notifiers=False):
+    vm.must("vfe-vhostd --no-state%s --pci-root /sys/bus/pci/devices --rpc %s --iface /tmp/vf- "
+            "--log-level debug </dev/null >>/tmp/vhostd.log 2>&1 & echo $! > /tmp/vhostd.pid"
+            % ("" if host_notifiers else " --no-host-notifiers", RPC), "starting vfe-vhostd")
     poll("vfe-vhostd's RPC socket", lambda: vm.ok("test -S " + RPC) or not vm.ok("kill -0 $(cat /tmp/vhostd.pid)"),
          20, 0.2)
     if not vm.ok("kill -0 $(cat /tmp/vhostd.pid)"):
         raise GuestError("vfe-vhostd exited at start:\n" + vm.out("cat /tmp/vhostd.log"))
+
+
+def stop_daemon(vm, socks):
+    """SIGTERM to vfe-vhostd (by its pid): it exits and takes its vhost-user sockets with it."""
+    vm.must("kill -TERM $(cat /tmp/vhostd.pid)", "SIGTERM to vfe-vhostd")
+    poll("vfe-vhostd to exit", lambda: not vm.ok("kill -0 $(cat /tmp/vhostd.pid)"), 10, 0.2)
+    left = [p for p in socks + [RPC] if vm.ok("test -e " + p)]
+    if left:
+        raise GuestError("vfe-vhostd exited on SIGTERM but left %s behind" % left)
+    vm.must("echo '--- vfe-vhostd stopped ---' >> /tmp/vhostd.log", "marking the log")
 
 
 def refuse_kernel_bound(vm):
@@ -196,43 +215,47 @@ def bind_vfio(vm, bdf):
     return group
 
 
-def add_direct(vm, bdf):
+def add_direct(vm, bdf, sock=SOCK, vm_id=None):
     help_text = vm.out("vhostmgmt --help 2>&1")
     direct = " --direct" if "--direct" in help_text else ""
-    rc, out = vm.mgmt("vf -a %s -v %s%s" % (bdf, SOCK, direct))
+    if vm_id:
+        direct += " -u " + vm_id
+    rc, out = vm.mgmt("vf -a %s -v %s%s" % (bdf, sock, direct))
     if rc:
         raise GuestError("vhostmgmt vf -a %s%s (bound to vfio-pci) failed:\n%s\nvfe-vhostd's log:\n%s"
                          % (bdf, direct, out, vm.out("tail -20 /tmp/vhostd.log")))
-    poll(SOCK, lambda: vm.ok("test -S " + SOCK), 10, 0.2)
+    poll(sock, lambda: vm.ok("test -S " + sock), 10, 0.2)
     st = vm.stats(bdf)
     if st.get("mode") not in (None, "direct"):
         raise GuestError("%s serves in mode %s, direct expected (no PF admin queue here)" % (bdf, st.get("mode")))
-    log("%s added%s: vhost-user on %s, stats mode %s" % (bdf, direct, SOCK, st.get("mode", "(not shown)")))
+    log("%s added%s: vhost-user on %s, stats mode %s" % (bdf, direct, sock, st.get("mode", "(not shown)")))
 
 
 def wait_vm_log(vm, path, needle, what, timeout=30):
     poll(what, lambda: vm.ok("grep -q '%s' %s" % (needle, path)), timeout, 0.2)
 
 
-def session(vm, wire, rng, rounds, tag, stop_daemon=False):
+def session(vm, wire, rng, rounds, tag, stop_daemon=False, fn=VFIO_FN, sock=SOCK, notifiers=False):
     """One front-end connection: per round PER_ROUND frames out and PER_ROUND in,
-    each checked byte for byte; the memory table changes before every round after the first."""
-    bdf = HostVM.bdf(VFIO_FN)
+    each checked byte for byte; the memory table changes before every round after the first.
+    notifiers: vfe-vhostd runs with host notifiers, the front-end must kick through the doorbell pages."""
+    bdf = HostVM.bdf(fn)
     tx = frames(rng, PER_ROUND * rounds, OUTSIDE_MAC, FE_MAC, tag)
-    rx = frames(rng, PER_ROUND * rounds, bytes.fromhex(MACS[VFIO_FN].replace(":", "")), OUTSIDE_MAC, tag | 0x80)
+    rx = frames(rng, PER_ROUND * rounds, bytes.fromhex(MACS[fn].replace(":", "")), OUTSIDE_MAC, tag | 0x80)
     vm.put_frames("/tmp/tx.hex", tx)
     vm.must("rm -f /tmp/rx.hex /tmp/go* /tmp/fe.log /tmp/fe.json", "cleaning up")
     wire.drain()
     vm.must("vfe-frontend --socket %s --frames /tmp/tx.hex --dump /tmp/rx.hex --rounds %d --count %d --timeout 20000 "
             "--go /tmp/go --remap --mem-table exchange </dev/null >/tmp/fe.json 2>/tmp/fe.log & echo $! > /tmp/fe.pid"
-            % (SOCK, rounds, PER_ROUND), "starting vfe-frontend")
-    maps, calls = [], []
+            % (sock, rounds, PER_ROUND), "starting vfe-frontend")
+    maps, calls, hn = [], [], 0
     for r in range(rounds):
         wait_vm_log(vm, "/tmp/fe.log", "round %d waits" % r, "the front-end ready for round %d" % r)
         st = poll("the function running", lambda: (lambda s: s if s.get("state") == "running" else None)(
             vm.stats(bdf)), 20, 0.3)
         # DMA maps of the domain: one per region; the table change before round 1 added one
         maps.append(st["dma_domain"]["maps"])
+        hn = max(hn, st.get("host_notifiers", 0))
         if r and maps[r] != maps[0] + 1:
             raise GuestError("after the memory-table change (3 regions) the DMA domain holds %d maps, %d before"
                              % (maps[r], maps[0]))
@@ -291,12 +314,164 @@ def session(vm, wire, rng, rounds, tag, stop_daemon=False):
     if res["rx_calls"] < 1 or irqs < 1:
         raise GuestError("no interrupt reached the front-end through MSI-X (rx_calls %d, vfio-msix interrupts %d)"
                          % (res["rx_calls"], irqs))
-    if res["kicks"] < 1 or res["notifier_kicks"]:
-        raise GuestError("kicks: %d eventfd writes, %d doorbell-page writes (eventfd kicks only expected)"
-                         % (res["kicks"], res["notifier_kicks"]))
-    log("session: %d kicks (eventfd -> ioeventfd), %d rx interrupts seen by the front-end, %d vfio-msix interrupts"
-        % (res["kicks"], res["rx_calls"], irqs))
+    check_kicks(res, notifiers, hn, bdf)
+    log("session: %d kicks (eventfd -> ioeventfd), %d through the doorbell page, %d rx interrupts seen by the "
+        "front-end, %d vfio-msix interrupts" % (res["kicks"], res["notifier_kicks"], res["rx_calls"], irqs))
     return res
+
+
+def check_kicks(res, notifiers, host_notifiers, bdf):
+    """Without host notifiers every kick is an eventfd write; with them the doorbell pages are mapped
+    (stats host_notifiers: both rings) and the front-end's kicks go through them."""
+    if not notifiers and (res["kicks"] < 1 or res["notifier_kicks"] or host_notifiers):
+        raise GuestError("%s kicks: %d eventfd writes, %d doorbell-page writes, %d host notifiers (vfe-vhostd runs "
+                         "--no-host-notifiers: eventfd kicks only expected)"
+                         % (bdf, res["kicks"], res["notifier_kicks"], host_notifiers))
+    if notifiers and (res["notifier_kicks"] < 1 or host_notifiers != 2):
+        raise GuestError("%s: host notifiers over kernel VFIO: %d kicks through the doorbell page (%d eventfd "
+                         "writes), %d host-notifier messages reached the front-end, stats host_notifiers %d (2 "
+                         "expected: the rx and tx rings' doorbells each alone in a page with page-per-vq=on); see "
+                         "'host notifiers' and 'mmap areas' in vfe-vhostd's log"
+                         % (bdf, res["notifier_kicks"], res["kicks"], res.get("notifier_msgs", -1), host_notifiers))
+
+
+def daemon_log(vm):
+    """vfe-vhostd's log since the last restart."""
+    return vm.out("sed -n '/--- vfe-vhostd stopped ---/,$p' /tmp/vhostd.log", 10)
+
+
+def check_shared_container(vm, bdfs):
+    """Both functions' IOMMU groups joined one container, the DMA domain of VM_ID (vfio_kernel logs it)."""
+    text = daemon_log(vm)
+    how = {}
+    for bdf in bdfs:
+        m = re.findall(r"%s: IOMMU group \d+ \(\S+\) in (new|shared) container (\S+)" % re.escape(bdf), text)
+        if len(m) != 1:
+            raise GuestError("%s: %d 'IOMMU group ... container' lines in vfe-vhostd's log, 1 expected:\n%s"
+                             % (bdf, len(m), "\n".join(ln for ln in text.splitlines() if "container" in ln)))
+        how[bdf] = m[0]
+    kinds = sorted(k for k, _ in how.values())
+    keys = set(key for _, key in how.values())
+    if kinds != ["new", "shared"] or len(keys) != 1:
+        raise GuestError("functions of one VM (-u %s) must share one container: %s" % (VM_ID, how))
+    for bdf in bdfs:
+        dom = vm.stats(bdf)["dma_domain"]
+        if dom["members"] != 2 or dom["vm_uuid"] != VM_ID:
+            raise GuestError("%s: DMA domain %s, 2 members of %s expected" % (bdf, dom, VM_ID))
+    log("one VFIO container for both functions (%s): %s" % (keys.pop(), ", ".join(
+        "%s %s" % (b, k) for b, (k, _) in sorted(how.items()))))
+
+
+def check_maps_once(vm, bdfs):
+    """Each region of the two front-ends' memory mapped into the shared container once (MAP_DMA lines of
+    vfe-vhostd's debug log), as many maps as the DMA domain holds."""
+    iovas = re.findall(r": MAP_DMA iova (0x[0-9a-f]+|0) size", daemon_log(vm))
+    twice = sorted(set(i for i in iovas if iovas.count(i) > 1))
+    maps = [vm.stats(b)["dma_domain"]["maps"] for b in bdfs]
+    want = 2 * len(bdfs)                # two memfd regions per front-end
+    if twice or len(iovas) != want or maps != [want] * len(bdfs):
+        raise GuestError("guest memory of one VM in one container: %d MAP_DMA (%s), %d expected, each IOVA once "
+                         "(twice: %s); the DMA domain holds %s maps" % (len(iovas), iovas, want, twice or "none", maps))
+    log("%d MAP_DMA for %d regions (IOVAs %s), each once, though two functions use them" % (
+        len(iovas), want, ", ".join(iovas)))
+
+
+def pair_session(vm, wires, rng, tag):
+    """One front-end per function at the same time (one DMA domain, guest memory at GPA_BASES), one round
+    each way on both, byte for byte at both outside netdevs; kicks through the host notifiers."""
+    fns = (KERNEL_FN, VFIO_FN)
+    tx = {i: frames(rng, PER_ROUND, OUTSIDE_MAC, FE_MAC, tag + i) for i in fns}
+    rx = {i: frames(rng, PER_ROUND, bytes.fromhex(MACS[i].replace(":", "")), OUTSIDE_MAC, (tag + i) | 0x80)
+          for i in fns}
+    for i in fns:
+        vm.put_frames("/tmp/tx%d.hex" % i, tx[i])
+        vm.must("rm -f /tmp/rx%d.hex /tmp/go%d-* /tmp/fe%d.log /tmp/fe%d.json" % (i, i, i, i), "cleaning up")
+        wires[i].drain()
+    for i in fns:
+        vm.must("vfe-frontend --socket %s --gpa-base %#x --frames /tmp/tx%d.hex --dump /tmp/rx%d.hex --rounds 1 "
+                "--count %d --timeout 20000 --go /tmp/go%d- exchange </dev/null >/tmp/fe%d.json 2>/tmp/fe%d.log & "
+                "echo $! > /tmp/fe%d.pid" % (SOCKS[i], GPA_BASES[i], i, i, PER_ROUND, i, i, i, i),
+                "starting vfe-frontend on " + SOCKS[i])
+    hn = {}
+    for i in fns:
+        wait_vm_log(vm, "/tmp/fe%d.log" % i, "round 0 waits", "the front-end of %s ready" % SOCKS[i])
+        st = poll("%s running" % HostVM.bdf(i), lambda: (lambda s: s if s.get("state") == "running" else None)(
+            vm.stats(HostVM.bdf(i))), 20, 0.3)
+        hn[i] = st.get("host_notifiers", 0)
+    check_maps_once(vm, [HostVM.bdf(i) for i in fns])
+    text = daemon_log(vm)
+    for i in fns:
+        # the doorbells' BAR as vfio-pci describes it (6.1: no capability chain, the whole BAR mappable)
+        areas = re.findall(r"%s: region (\d+): size (\S+) flags (\S+), ([1-9]\d*) mmap areas"
+                           % re.escape(HostVM.bdf(i)), text)
+        if not areas:
+            raise GuestError("%s: vfe-vhostd found no mappable area in any region (host notifiers need one):\n%s"
+                             % (HostVM.bdf(i), "\n".join(ln for ln in text.splitlines() if "region" in ln)))
+    log("mappable regions: %s" % ", ".join("region %s size %s flags %s: %s areas" % a for a in set(areas)))
+    for i in fns:
+        vm.must("touch /tmp/go%d-0" % i, "go")
+    for i in fns:
+        got = []
+        end = time.time() + 30
+        while len(got) < PER_ROUND and time.time() < end:
+            f = wires[i].recv(0.5)
+            if f is not None:
+                got.append(f)
+        extra = wires[i].recv(0.3)
+        if got != tx[i] or extra is not None:
+            raise GuestError(describe_mismatch("two front-ends, one DMA domain: front-end of %s -> outside netdev "
+                                               "of %s" % (SOCKS[i], HostVM.bdf(i)), tx[i],
+                                               got + ([extra] if extra else []))
+                             + "\nfront-end: " + vm.out("cat /tmp/fe%d.log" % i))
+    for i in fns:
+        for f in rx[i]:
+            wires[i].send(f)
+    for i in fns:
+        wait_vm_log(vm, "/tmp/fe%d.log" % i, "stop waits", "the front-end of %s's round" % SOCKS[i], 40)
+        vm.must("touch /tmp/go%d-1" % i, "go")
+    for i in fns:
+        poll("the front-end of %s to finish" % SOCKS[i], lambda: not vm.ok("kill -0 $(cat /tmp/fe%d.pid)" % i), 30,
+             0.2)
+        res = re.search(r"^\{\"command\":\"exchange\".*\}\s*$", vm.out("cat /tmp/fe%d.json" % i), re.M)
+        if not res:
+            raise GuestError("the front-end of %s printed no result:\n%s" % (SOCKS[i], vm.out("cat /tmp/fe%d.log" % i)))
+        res = json.loads(res.group(0))
+        got = vm.get_frames("/tmp/rx%d.hex" % i)
+        if got != rx[i]:
+            raise GuestError(describe_mismatch("two front-ends, one DMA domain: outside -> front-end of %s"
+                                               % SOCKS[i], rx[i], got))
+        check_kicks(res, True, hn[i], HostVM.bdf(i))
+        log("%s: %d frames out and %d in, byte for byte; %d kicks through the doorbell page (%d eventfd writes), "
+            "%d host notifiers" % (HostVM.bdf(i), PER_ROUND, PER_ROUND, res["notifier_kicks"], res["kicks"], hn[i]))
+
+
+def hot_unplug(vm, fn, sock):
+    """echo 1 > remove: vfio-pci asks vfe-vhostd (request IRQ) to let the function go; it releases it and
+    the removal completes."""
+    bdf = HostVM.bdf(fn)
+    vm.must("(echo 1 > /sys/bus/pci/devices/%s/remove; echo rc=$? > /tmp/unplug.done) </dev/null >/dev/null 2>&1 &"
+            % bdf, "hot-unplug of " + bdf)
+    t0 = time.time()
+    try:
+        poll("%s gone from /sys/bus/pci/devices" % bdf, lambda: not vm.ok("test -e /sys/bus/pci/devices/" + bdf),
+             8, 0.2)
+        poll("the removal to complete", lambda: vm.ok("test -e /tmp/unplug.done"), 5, 0.2)
+    except GuestError as e:
+        raise GuestError("%s (vfe-vhostd did not let the function go on the request IRQ?)\nvfe-vhostd's log:\n%s"
+                         % (e, vm.out("tail -15 /tmp/vhostd.log")))
+    took = time.time() - t0
+    if not vm.ok("kill -0 $(cat /tmp/vhostd.pid)"):
+        raise GuestError("vfe-vhostd died on the hot-unplug of %s:\n%s" % (bdf, vm.out("tail -20 /tmp/vhostd.log")))
+    text = daemon_log(vm)
+    if not re.search(r"VF %s: hot-unplug requested by the host" % re.escape(bdf), text):
+        raise GuestError("vfe-vhostd's log does not say the host asked for %s back (request IRQ)" % bdf)
+    if vm.ok("test -e " + sock):
+        raise GuestError("%s still exists after the hot-unplug of %s" % (sock, bdf))
+    rc, out = vm.mgmt("--json stats")
+    if bdf in out.split("\n", 1)[-1] or rc:
+        raise GuestError("vhostmgmt stats after the hot-unplug of %s (rc %d) still lists it:\n%s" % (bdf, rc, out))
+    log("hot-unplug of %s: request IRQ logged, function released (socket gone, not in stats), removed from "
+        "/sys/bus/pci/devices in %.1f s (%s)" % (bdf, took, vm.out("cat /tmp/unplug.done").split()[-1]))
 
 
 def remove_readd(vm, bdf):
@@ -311,10 +486,10 @@ def remove_readd(vm, bdf):
     add_direct(vm, bdf)
 
 
-def bench(vm, wire, n):
+def bench(vm, wire, n, sock):
     """n frames of 64 bytes from the front-end out of the VM: frames/s at the outside socket."""
     vm.must("vfe-frontend --socket %s --count %d --size 64 --dst-mac 02:00:00:fe:00:01 --timeout 20000 send "
-            "</dev/null >/tmp/bench.json 2>&1 & echo $! > /tmp/fe.pid" % (SOCK, n), "starting the bench")
+            "</dev/null >/tmp/bench.json 2>&1 & echo $! > /tmp/fe.pid" % (sock, n), "starting the bench")
     wire.drain()
     got, first, last = 0, None, None
     end = time.time() + 60
@@ -327,8 +502,8 @@ def bench(vm, wire, n):
         got += 1
     poll("the bench front-end to finish", lambda: not vm.ok("kill -0 $(cat /tmp/fe.pid)"), 30, 0.2)
     rate = (got - 1) / (last - first) if got > 1 and last > first else 0.0
-    return {"bench": "hostvm", "path": "vfe-frontend -> vfe (kernel VFIO, direct mode) -> virtio-net-pci -> UDP "
-            "(TCG host VM)", "frames": n, "received": got, "size": 64, "frames_per_s": round(rate, 1)}
+    return {"bench": "hostvm", "path": "vfe-frontend -> vfe (kernel VFIO, direct mode, host notifiers) -> "
+            "virtio-net-pci -> UDP (TCG host VM)", "frames": n, "received": got, "size": 64, "frames_per_s": round(rate, 1)}
 
 
 def body(work, kernel, initrd):
@@ -354,14 +529,25 @@ def body(work, kernel, initrd):
         remove_readd(inside, bdf)
         session(inside, wires[VFIO_FN], rng, rounds=1, tag=2)
         log("traffic flows again after remove and re-add")
+        # one DMA domain for both functions, with host notifiers: a new daemon, both functions on vfio-pci
+        stop_daemon(inside, [SOCK])
+        start_daemon(inside, host_notifiers=True)
+        bind_vfio(inside, HostVM.bdf(KERNEL_FN))
+        for i in (KERNEL_FN, VFIO_FN):
+            add_direct(inside, HostVM.bdf(i), SOCKS[i], VM_ID)
+        check_shared_container(inside, [HostVM.bdf(i) for i in (KERNEL_FN, VFIO_FN)])
+        pair_session(inside, wires, rng, tag=4)
+        hot_unplug(inside, KERNEL_FN, SOCKS[KERNEL_FN])
+        session(inside, wires[VFIO_FN], rng, rounds=1, tag=6, sock=SOCKS[VFIO_FN], notifiers=True)
+        log("%s still served after the hot-unplug of %s: traffic flows" % (bdf, HostVM.bdf(KERNEL_FN)))
         if inside.value("dmesg | grep -i 'DMAR.*fault' | wc -l", "DMAR faults") != "0":
             raise GuestError("DMA faults in the host VM's log:\n" + inside.out("dmesg | grep -i dmar | tail"))
         n = int(os.environ.get("VFE_HOSTVM_BENCH", "0"))
         if n:
-            print(json.dumps(bench(inside, wires[VFIO_FN], n)), flush=True)
+            print(json.dumps(bench(inside, wires[VFIO_FN], n, SOCKS[VFIO_FN])), flush=True)
     except GuestError:
         if vm.sock:
-            for path in ("/tmp/vhostd.log", "/tmp/fe.log", "/tmp/fe.json"):
+            for path in ("/tmp/vhostd.log", "/tmp/fe.log", "/tmp/fe.json", "/tmp/fe0.log", "/tmp/fe1.log"):
                 inside.save(work, path)
             try:
                 with open(os.path.join(work, "vm-dmesg.log"), "w") as f:

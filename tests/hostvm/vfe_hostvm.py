@@ -1,6 +1,7 @@
 """The host VM: a q35 TCG machine with an intel-iommu and virtio-net-pci
 functions behind their own PCIe root ports (each alone in its IOMMU group,
-with FLR), whose QEMU netdevs are UDP sockets on loopback that the test reads
+with FLR, and page-per-vq=on: each queue's doorbell alone in a page, which
+host notifiers need), whose QEMU netdevs are UDP sockets on loopback that the test reads
 and writes from outside.  The console is driven like the test guests'
 (vfe_guests.Guest: one command per line, "VFE-CMD-DONE rc=N")."""
 import os
@@ -81,7 +82,8 @@ class HostVM(vfe_guests.Guest):
             nics += ["-netdev", "socket,id=n%d,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d"
                      % (i, wire.port, wire.qemu_port),
                      "-device", "pcie-root-port,id=rp%d,bus=pcie.0,chassis=%d,addr=0x%x" % (i + 1, i + 1, i + 4),
-                     "-device", "virtio-net-pci,id=nic%d,netdev=n%d,bus=rp%d,mac=%s,disable-legacy=on,iommu_platform=on"
+                     "-device", "virtio-net-pci,id=nic%d,netdev=n%d,bus=rp%d,mac=%s,disable-legacy=on,"
+                     "iommu_platform=on,page-per-vq=on"
                      % (i, i, i + 1, mac)]
         return [
             "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-smp", "1", "-m", self.mem,

@@ -339,9 +339,6 @@ static int region_load(struct vk_dev *d, uint32_t index)
             r->flags &= ~(uint32_t)VFIO_REGION_INFO_FLAG_MMAP;
             r->nareas = 0;
             rc = 0;
-        } else if (!r->nareas && first == 0) {
-            r->areas[0] = (struct vk_area){0, ri->size};
-            r->nareas = 1;
         }
     }
     r->known = true;

@@ -34,8 +34,15 @@ int vk_parse_sparse(const uint8_t *buf, size_t len, uint32_t first, uint64_t reg
     size_t at;
     *n = 0;
     int rc = cap_find(buf, len, first, sizeof(struct vfio_region_info), VFIO_REGION_INFO_CAP_SPARSE_MMAP, &at);
-    if (rc < 0 || !at)
+    if (rc < 0)
         return rc;
+    if (!at) {
+        if (!max)
+            return -E2BIG;
+        areas[0] = (struct vk_area){0, region_size};
+        *n = 1;
+        return 0;
+    }
     struct vfio_region_info_cap_sparse_mmap sm;
     if (len - at < sizeof(sm))
         return -EPROTO;

@@ -21,7 +21,9 @@ struct vk_area { uint64_t off, size; };
 
 /* The sparse-mmap areas of a region info buffer (`len` bytes the kernel filled,
  * header first).  first: cap_offset (0: no chain).  On success *n areas are in
- * areas (0: no sparse capability, the whole region is mappable).
+ * areas.  Without a sparse capability (no chain, or a chain of other capabilities
+ * such as 6.1 vfio-pci's MSIX_MAPPABLE on the MSI-X BAR) the whole region is the
+ * one area; a sparse capability listing none leaves *n 0: nothing is mappable.
  *   -EPROTO  a chain that loops, leaves the buffer, a truncated capability,
  *            an area outside the region or an empty one;  -E2BIG more than max areas */
 int vk_parse_sparse(const uint8_t *buf, size_t len, uint32_t first, uint64_t region_size, struct vk_area *areas,

@@ -32,6 +32,7 @@
 #define DEV_SIZE   0x100000
 #define CFG_OFF    0x70000
 #define BAR4_OFF   0x40000
+#define BAR1_OFF   0x10000
 #define MAX_FDS    64
 
 enum kind { K_NONE, K_CONTAINER, K_GROUP, K_DEVICE };
@@ -105,6 +106,18 @@ static int region_info(struct vfio_region_info *ri)
         struct vfio_region_sparse_mmap_area a = {.offset = 0x3000, .size = 0x1000};
         memcpy((uint8_t *)ri + sizeof(*ri), &sm, sizeof(sm));
         memcpy((uint8_t *)ri + sizeof(*ri) + sizeof(sm), &a, sizeof(a));
+        return 0;
+    }
+    if (ri->index == 1) {   /* BAR1 as 6.1 vfio-pci reports an MSI-X BAR: mappable, MSIX_MAPPABLE, no sparse list */
+        size_t need = sizeof(*ri) + sizeof(struct vfio_info_cap_header);
+        *ri = (struct vfio_region_info){.argsz = (uint32_t)need, .flags = VFIO_REGION_INFO_FLAG_READ |
+                                        VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP |
+                                        VFIO_REGION_INFO_FLAG_CAPS, .index = 1, .size = 0x2000,
+                                        .offset = BAR1_OFF, .cap_offset = sizeof(*ri)};
+        if (argsz < need)
+            return 0;
+        struct vfio_info_cap_header h = {.id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, .version = 1};
+        memcpy((uint8_t *)ri + sizeof(*ri), &h, sizeof(h));
         return 0;
     }
     uint32_t idx = ri->index;
@@ -324,6 +337,9 @@ static void test_device_ops(void **state)
     assert_int_equal(vfe_cfg_read(t, 4095, &v, 2), -EINVAL);   /* past the region */
     assert_int_equal(t->ops->region_mmap_fd(t, 4, 0x1000, 0x1000, &devfd, &off), -ENOENT);   /* not sparse */
     assert_int_equal(t->ops->region_mmap_fd(t, VFE_REGION_CONFIG, 0, 0x100, &devfd, &off), -ENOENT);
+    /* a mappable region whose capabilities hold no sparse list (the MSI-X BAR): all of it maps */
+    assert_int_equal(t->ops->region_mmap_fd(t, 1, 0x1000, 0x1000, &devfd, &off), 0);
+    assert_int_equal(off, BAR1_OFF + 0x1000);
 
     /* the request IRQ is armed at open */
     assert_true(vfe_transport_req_fd(t) >= 0);

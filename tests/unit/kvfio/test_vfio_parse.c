@@ -46,8 +46,22 @@ static void test_sparse_good(void **state)
     assert_int_equal(n, 2);
     assert_int_equal(out[1].off, 0x3000);
     assert_int_equal(out[1].size, 0x1000);
-    /* no chain at all: no sparse list */
+    /* no chain at all: the whole region */
     assert_int_equal(vk_parse_sparse(b, len, 0, 0x4000, out, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].off, 0);
+    assert_int_equal(out[0].size, 0x4000);
+    /* a chain without a sparse capability (6.1 vfio-pci's MSI-X BAR: MSIX_MAPPABLE only): the whole region */
+    memset(b, 0, sizeof(b));
+    struct vfio_info_cap_header h = {.id = VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, .version = 1};
+    memcpy(b + INFO, &h, sizeof(h));
+    n = 99;
+    assert_int_equal(vk_parse_sparse(b, INFO + sizeof(h), INFO, 0x2000, out, 8, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].size, 0x2000);
+    /* a sparse capability listing no area: nothing is mappable */
+    len = sparse_buf(b, sizeof(b), INFO, 0, in, 0);
+    assert_int_equal(vk_parse_sparse(b, len, INFO, 0x4000, out, 8, &n), 0);
     assert_int_equal(n, 0);
 }
 
