@@ -339,6 +339,7 @@ static int frames_read(const char *path, struct frame_list *l)
                 fprintf(stderr, "vfe-frontend: %s:%u: not hex at column %zu\n", path, lineno,
                         2 * i + (hi < 0 ? 1 : 2));
                 rc = -1;
+                break;
             }
             f[i] = (uint8_t)(hi << 4 | lo);
         }
