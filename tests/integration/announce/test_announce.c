@@ -29,6 +29,7 @@
 #include "lib/rpc/rpc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 
@@ -43,35 +44,9 @@ static int up_fd = -1;
 static const uint8_t GUEST_A[6] = {0x52, 0x54, 0x00, 0x00, 0x00, 0x3a};
 static const uint8_t GUEST_B[6] = {0x52, 0x54, 0x00, 0x00, 0x01, 0x3b};
 
-/* params is taken */
-static int call(const char *method, json_t *params)
-{
-    json_t *res = NULL;
-    char msg[256] = "";
-    int rc = rpc_client_call(rpc, method, params, 5000, &res, msg, sizeof(msg));
-    if (rc < 0)
-        fprintf(stderr, "rpc %s: %s\n", method, msg);
-    json_decref(res);
-    json_decref(params);
-    return rc;
-}
-
-/* The VF's stats object (caller decrefs), NULL on error. */
-static json_t *vf_stats(const char *bdf)
-{
-    json_t *res = NULL, *params = json_pack("{s:s}", "vfdev", bdf);
-    char msg[256];
-    json_t *vf = NULL;
-    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0)
-        vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
-    json_decref(params);
-    json_decref(res);
-    return vf;
-}
-
 static long long announce_field(const char *bdf, const char *field)
 {
-    json_t *vf = vf_stats(bdf);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
     json_t *v = json_object_get(json_object_get(vf, "announce"), field);
     long long r = json_is_integer(v) ? json_integer_value(v) : json_is_boolean(v) ? json_is_true(v) : -1;
     json_decref(vf);
@@ -81,7 +56,7 @@ static long long announce_field(const char *bdf, const char *field)
 static bool wait_running(const char *bdf)
 {
     for (long end = check_now_ms() + 8000; check_now_ms() < end; usleep(5000)) {
-        json_t *vf = vf_stats(bdf);
+        json_t *vf = test_rpc_vf_stats(rpc, bdf);
         bool ok = vf && !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running") &&
                   json_integer_value(json_object_get(vf, "rings_running")) == 2;
         json_decref(vf);
@@ -243,9 +218,9 @@ int main(int argc, char **argv)
     vhostd = proc_spawn(argv_d, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     REQUIRE(vhostd > 0 && file_wait(log_path, ready, 1, 5000), done, "vfe-vhostd did not start");
-    REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
+    REQUIRE(test_rpc_call(rpc, "mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B), NULL) == 0, done, "provisioning");
     char sa[320], sb[320];
     snprintf(sa, sizeof(sa), "%s%s", iface, VF_A);
     snprintf(sb, sizeof(sb), "%s%s", iface, VF_B);

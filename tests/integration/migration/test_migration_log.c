@@ -17,6 +17,7 @@
 #include "lib/rpc/rpc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 #include "tests/lib/test_vf.h"
@@ -30,32 +31,14 @@ static pid_t vhostd = -1;
 static char rpc[300], log_path[300];
 static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
 
-/* params is taken */
-static int call(const char *method, json_t *params)
-{
-    json_t *res = NULL;
-    char msg[256] = "";
-    int rc = rpc_client_call(rpc, method, params, 5000, &res, msg, sizeof(msg));
-    if (rc < 0)
-        fprintf(stderr, "rpc %s: %s\n", method, msg);
-    json_decref(res);
-    json_decref(params);
-    return rc;
-}
-
 static const char *vf_state(const char *bdf, char *buf, size_t len)
 {
-    json_t *res = NULL;
-    char msg[256];
     buf[0] = '\0';
-    json_t *params = json_pack("{s:s}", "vfdev", bdf);
-    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
-        json_t *vf = json_array_get(json_object_get(res, "vfs"), 0);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
+    if (vf)
         snprintf(buf, len, "%s/%lld", json_string_value(json_object_get(vf, "state")) ?: "?",
                  json_integer_value(json_object_get(vf, "rings_running")));
-    }
-    json_decref(params);
-    json_decref(res);
+    json_decref(vf);
     return buf;
 }
 
@@ -187,9 +170,9 @@ int main(void)
     const char *ready[] = {"ready: RPC", NULL};
     struct vfe_fe *a = NULL, *b = NULL;
     REQUIRE(file_wait(log_path, ready, 1, 5000), done, "vfe-vhostd did not start");
-    REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
+    REQUIRE(test_rpc_call(rpc, "mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B), NULL) == 0, done, "provisioning");
     snprintf(sa, sizeof(sa), "%s%s", iface, VF_A);
     snprintf(sb, sizeof(sb), "%s%s", iface, VF_B);
     struct vfe_fe_opts oa = {.path = sa}, ob = {.path = sb};

@@ -33,6 +33,7 @@
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/frontend/vfe_frontend_priv.h"   /* the front-end's log, to set bits of its own */
 #include "tests/lib/check.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 #include "tests/lib/test_vf.h"
@@ -52,52 +53,27 @@ static unsigned starts;
 static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
 static uint8_t logbuf[1 << 20];
 
-/* params is taken */
-static int call(const char *method, json_t *params)
-{
-    json_t *res = NULL;
-    char msg[256] = "";
-    int rc = rpc_client_call(rpc, method, params, 5000, &res, msg, sizeof(msg));
-    if (rc < 0)
-        fprintf(stderr, "rpc %s: %s\n", method, msg);
-    json_decref(res);
-    json_decref(params);
-    return rc;
-}
-
 /* stats of bdf: "state/rings_running" and dirty_tracking ("push", "pull", "false"). */
 static void vf_stats(const char *bdf, char *state, size_t slen, char *mode, size_t mlen)
 {
-    json_t *res = NULL;
-    char msg[256];
     state[0] = mode[0] = '\0';
-    json_t *params = json_pack("{s:s}", "vfdev", bdf);
-    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
-        json_t *vf = json_array_get(json_object_get(res, "vfs"), 0);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
+    if (vf) {
         json_t *dt = json_object_get(vf, "dirty_tracking");
         snprintf(state, slen, "%s/%lld", json_string_value(json_object_get(vf, "state")) ?: "?",
                  json_integer_value(json_object_get(vf, "rings_running")));
         snprintf(mode, mlen, "%s", json_is_string(dt) ? json_string_value(dt) : json_is_false(dt) ? "false" : "?");
     }
-    json_decref(params);
-    json_decref(res);
+    json_decref(vf);
 }
 
 /* stats of bdf: software_log.<key>, or -1 when there is none. */
 static long long sw_stat(const char *bdf, const char *key)
 {
-    json_t *res = NULL;
-    char msg[256];
-    long long v = -1;
-    json_t *params = json_pack("{s:s}", "vfdev", bdf);
-    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0) {
-        json_t *sw = json_object_get(json_array_get(json_object_get(res, "vfs"), 0), "software_log");
-        json_t *x = json_object_get(sw, key);
-        if (json_is_integer(x))
-            v = json_integer_value(x);
-    }
-    json_decref(params);
-    json_decref(res);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
+    json_t *x = json_object_get(json_object_get(vf, "software_log"), key);
+    long long v = json_is_integer(x) ? json_integer_value(x) : -1;
+    json_decref(vf);
     return v;
 }
 
@@ -118,17 +94,14 @@ static const char *pf_dialect(void)
 {
     static char d[16];
     json_t *res = NULL;
-    char msg[256];
     d[0] = '\0';
-    json_t *params = json_pack("{s:b}", "list", 1);
-    if (rpc_client_call(rpc, "mgmtpf", params, 2000, &res, msg, sizeof(msg)) == 0) {
+    if (test_rpc_call(rpc, "mgmtpf", json_pack("{s:b}", "list", 1), &res) == 0) {
         size_t i;
         json_t *pf;
         json_array_foreach(json_object_get(res, "devices"), i, pf)
             if (!strcmp(json_string_value(json_object_get(pf, "pf")) ?: "", PF))
                 snprintf(d, sizeof(d), "%s", json_string_value(json_object_get(pf, "dialect")) ?: "");
     }
-    json_decref(params);
     json_decref(res);
     return d;
 }
@@ -386,9 +359,9 @@ int main(int argc, char **argv)
     struct vfe_fe *a = NULL, *b = NULL;
     REQUIRE(!with_ha || start_ha() == 0, done, "vfe-vhostd-ha did not start");
     REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
-    REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
+    REQUIRE(test_rpc_call(rpc, "mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B), NULL) == 0, done, "provisioning");
     if (strcmp(dialect, "both"))
         CHECK(!strcmp(pf_dialect(), dialect), "the daemon speaks %s to a PF that speaks only %s", pf_dialect(),
               dialect);

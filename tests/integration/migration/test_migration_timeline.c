@@ -21,6 +21,7 @@
 #include "lib/rpc/rpc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 
@@ -32,36 +33,10 @@ static struct sim_proc sp;
 static pid_t vhostd = -1;
 static char rpc[300], log_path[300];
 
-/* params is taken */
-static int call(const char *method, json_t *params)
-{
-    json_t *res = NULL;
-    char msg[256] = "";
-    int rc = rpc_client_call(rpc, method, params, 5000, &res, msg, sizeof(msg));
-    if (rc < 0)
-        fprintf(stderr, "rpc %s: %s\n", method, msg);
-    json_decref(res);
-    json_decref(params);
-    return rc;
-}
-
-/* The VF's stats object (the caller decrefs), NULL on failure. */
-static json_t *vf_stats(const char *bdf)
-{
-    json_t *res = NULL, *params = json_pack("{s:s}", "vfdev", bdf);
-    char msg[256];
-    json_t *vf = NULL;
-    if (rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg)) == 0)
-        vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
-    json_decref(params);
-    json_decref(res);
-    return vf;
-}
-
 static bool wait_running(const char *bdf, long rings)
 {
     for (long end = check_now_ms() + 8000; check_now_ms() < end; usleep(5000)) {
-        json_t *vf = vf_stats(bdf);
+        json_t *vf = test_rpc_vf_stats(rpc, bdf);
         bool ok = vf && !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running") &&
                   json_integer_value(json_object_get(vf, "rings_running")) == rings;
         json_decref(vf);
@@ -75,7 +50,7 @@ static bool wait_running(const char *bdf, long rings)
 /* A half of the VF's timeline (the caller decrefs), NULL if none. */
 static json_t *half(const char *bdf, const char *which)
 {
-    json_t *vf = vf_stats(bdf);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
     json_t *h = json_object_get(json_object_get(vf, "migration"), which);
     h = json_is_object(h) ? json_incref(h) : NULL;
     json_decref(vf);
@@ -188,9 +163,9 @@ int main(void)
     const char *ready[] = {"ready: RPC", NULL};
     struct vfe_fe *a = NULL, *b = NULL;
     REQUIRE(file_wait(log_path, ready, 1, 5000), done, "vfe-vhostd did not start");
-    REQUIRE(call("mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A)) == 0 &&
-                call("vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B)) == 0, done, "provisioning");
+    REQUIRE(test_rpc_call(rpc, "mgmtpf", json_pack("{s:b, s:s}", "add", 1, "dev", PF), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_A), NULL) == 0 &&
+                test_rpc_call(rpc, "vf", json_pack("{s:b, s:s}", "add", 1, "vfdev", VF_B), NULL) == 0, done, "provisioning");
     json_t *none = half(VF_A, "source"), *none_d = half(VF_A, "destination");
     CHECK(!none && !none_d, "a VF that never ran has a switchover");
     json_decref(none);

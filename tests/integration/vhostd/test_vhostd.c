@@ -22,6 +22,7 @@
 #include "tests/integration/vhostd/vhostd_proc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/check.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
 #include "tests/lib/test_vf.h"
@@ -81,28 +82,13 @@ static unsigned flow(struct vfe_fe *a, struct vfe_fe *b, const uint8_t am[6], co
     return ok;
 }
 
-/* One VF's entry of the daemon's stats (NULL if the call failed); the caller drops it. */
-static json_t *vf_stats(const char *bdf)
-{
-    json_t *res = NULL;
-    char msg[256];
-    json_t *params = json_pack("{s:s}", "vfdev", bdf);   /* rpc_client_call() borrows it */
-    int rc = rpc_client_call(rpc, "stats", params, 2000, &res, msg, sizeof(msg));
-    json_decref(params);
-    if (rc < 0)
-        return NULL;
-    json_t *vf = json_incref(json_array_get(json_object_get(res, "vfs"), 0));
-    json_decref(res);
-    return vf;
-}
-
 /* The device runs rings asynchronously after the front-end's last message:
  * wait until the daemon reports them running. */
 static bool wait_running(const char *bdf, unsigned rings)
 {
     long end = check_now_ms() + 5000;
     while (check_now_ms() < end) {
-        json_t *vf = vf_stats(bdf);
+        json_t *vf = test_rpc_vf_stats(rpc, bdf);
         bool ok = vf && json_integer_value(json_object_get(vf, "rings_running")) == (json_int_t)rings &&
                   !strcmp(json_string_value(json_object_get(vf, "state")) ?: "", "running");
         json_decref(vf);
@@ -151,7 +137,7 @@ static void test_traffic(unsigned pairs)
     CHECK(mgmt_run(out, sizeof(out), NULL, "stats", "0000:3b:00.1", NULL) == 0 && strstr(out, "connected") &&
               strstr(out, "running"), "stats while running: %s", out);
     /* the device's counters, read by the daemon through the VF, match the sim's own */
-    json_t *vf1 = vf_stats("0000:3b:00.1");
+    json_t *vf1 = test_rpc_vf_stats(rpc, "0000:3b:00.1");
     CHECK(vf1 != NULL, "stats of 0000:3b:00.1 failed");
     json_t *ctr = json_object_get(vf1, "counters");
     long long tx = test_sim_counter(&sp, "0000:3b:00.1", "tx_packets");
@@ -311,7 +297,7 @@ out:
 
 static long long domain_field(const char *bdf, const char *key)
 {
-    json_t *vf = vf_stats(bdf);
+    json_t *vf = test_rpc_vf_stats(rpc, bdf);
     long long v = vf ? json_integer_value(json_object_get(json_object_get(vf, "dma_domain"), key)) : -1;
     json_decref(vf);
     return v;
