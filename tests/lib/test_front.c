@@ -11,6 +11,21 @@
 
 #define RING_SPAN 0x100000ull   /* each ring's share of region A */
 
+void test_front_done(void *ctx, int err)
+{
+    struct test_front_op *w = ctx;
+    w->err = err;
+    w->done = true;
+}
+
+void test_front_stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n)
+{
+    struct test_front_op *w = ctx;
+    w->n = n < 8 ? n : 8;
+    memcpy(w->idx, last_avail, w->n * sizeof(uint16_t));
+    test_front_done(ctx, err);
+}
+
 uint8_t *test_front_gpa(struct test_front *f, uint64_t gpa)
 {
     if (gpa >= TEST_FRONT_GPA_B)

@@ -9,6 +9,7 @@
 #ifndef VFE_TEST_FRONT_H
 #define VFE_TEST_FRONT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,17 @@ struct test_front {
     unsigned tx_next;
     void (*waiting)(void);       /* called while test_front_recv() waits, if set */
 };
+
+/* A vdpa_vf operation's completion, as its callbacks report it. */
+struct test_front_op {
+    bool done;
+    int err;
+    uint16_t idx[8];   /* a stop's last_avail indices (the first 8) */
+    unsigned n;
+};
+/* vdpa_done_cb and vdpa_stop_cb for a struct test_front_op ctx. */
+void test_front_done(void *ctx, int err);
+void test_front_stopped(void *ctx, int err, const uint16_t *last_avail, unsigned n);
 
 /* 0, or -1 (memory, rings or eventfds could not be made). */
 int test_front_init(struct test_front *f);

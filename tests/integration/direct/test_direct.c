@@ -103,25 +103,7 @@ static const struct vfe_transport_ops no_ioev_ops = {
     .close = f_close,
 };
 
-struct wait { bool done; int err; uint16_t idx[8]; unsigned n; };
-
-static void done_cb(void *ctx, int err)
-{
-    struct wait *w = ctx;
-    w->err = err;
-    w->done = true;
-}
-
-static void stop_cb(void *ctx, int err, const uint16_t *last_avail, unsigned n)
-{
-    struct wait *w = ctx;
-    w->n = n < 8 ? n : 8;
-    memcpy(w->idx, last_avail, w->n * sizeof(uint16_t));
-    done_cb(ctx, err);
-}
-
-/* Run the loop until the operation completes: callbacks only come from it. */
-static int wait_op(struct wait *w, int rc)
+static int wait_op(struct test_front_op *w, int rc)
 {
     if (rc < 0)
         return rc;
@@ -194,18 +176,18 @@ int main(void)
                     1ull << VIRTIO_NET_F_MQ;
     struct vdpa_ring r[2];
     test_front_vdpa_rings(&f, r, 0, 0);
-    struct wait w = {0};
-    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "direct start");
+    struct test_front_op w = {0};
+    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "direct start");
     CHECK(vdpa_vf_state(v) == VDPA_VF_RUNNING, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     test_front_traffic(&f, &peer, vmac, 20, 1, "direct VF");
     uint64_t calls = 0;
     CHECK(read(f.call[0], &calls, sizeof(calls)) == sizeof(calls) && calls > 0, "no rx interrupt");
     memset(&w, 0, sizeof(w));
-    CHECK(vdpa_vf_announce(v, vmac, done_cb, &w) == -EOPNOTSUPP, "announce without an admin queue");
+    CHECK(vdpa_vf_announce(v, vmac, test_front_done, &w) == -EOPNOTSUPP, "announce without an admin queue");
 
     /* stop: the device is reset, the indices come from the used rings in guest memory */
     memset(&w, 0, sizeof(w));
-    REQUIRE(wait_op(&w, vdpa_vf_stop(v, stop_cb, &w)) == 0, out, "direct stop");
+    REQUIRE(wait_op(&w, vdpa_vf_stop(v, test_front_stopped, &w)) == 0, out, "direct stop");
     CHECK(w.n == 2 && w.idx[0] == 20 && w.idx[1] == 20, "indices after stop: n %u, %u %u", w.n, w.idx[0], w.idx[1]);
     CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     /* stopped: a frame for the VF is dropped, not written into guest memory */
@@ -224,14 +206,14 @@ int main(void)
     /* virtio cannot start a ring at index 20: refused at once, nothing written */
     test_front_vdpa_rings(&f, r, 20, 20);
     memset(&w, 0, sizeof(w));
-    CHECK(vdpa_vf_start(v, feat, r, 2, done_cb, &w) == -EOPNOTSUPP, "start at index 20 accepted");
+    CHECK(vdpa_vf_start(v, feat, r, 2, test_front_done, &w) == -EOPNOTSUPP, "start at index 20 accepted");
     CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED && !w.done, "a refused start changed the VF");
 
     /* the guest driver resets its rings: runs again from 0 */
     REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
     test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
-    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "restart on fresh rings");
+    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "restart on fresh rings");
     test_front_traffic(&f, &peer, vmac, 10, 100, "direct VF");
 
     /* dirty tracking: device modes are refused, software marks what the device wrote */
@@ -239,17 +221,17 @@ int main(void)
     REQUIRE(guest_mem_create(&log, 4096) == 0 && log_size <= 4096, out, "log memory");
     vdpa_vf_set_default_dirty_mode(VDPA_DIRTY_PUSH);
     memset(&w, 0, sizeof(w));
-    CHECK(vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w) == -EOPNOTSUPP, "push tracking in direct mode");
+    CHECK(vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w) == -EOPNOTSUPP, "push tracking in direct mode");
     vdpa_vf_set_default_dirty_mode(VDPA_DIRTY_AUTO);
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&w, vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w)) == 0, "log start");
+    CHECK(wait_op(&w, vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w)) == 0, "log start");
     const char *mode = vdpa_vf_dirty_tracking(v);
     CHECK(mode && !strcmp(mode, "software"), "tracking %s", mode ? mode : "off");
     memset(log.va, 0, 4096);
     test_front_traffic(&f, &peer, vmac, 5, 200, "direct VF");
     /* the final pass of a stop covers everything the device wrote before it */
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&w, vdpa_vf_stop(v, stop_cb, &w)) == 0 && w.idx[0] == 15 && w.idx[1] == 15,
+    CHECK(wait_op(&w, vdpa_vf_stop(v, test_front_stopped, &w)) == 0 && w.idx[0] == 15 && w.idx[1] == 15,
           "stop while logging: %u %u", w.idx[0], w.idx[1]);
     const uint8_t *lb = log.va;
     CHECK(marked(lb, f.rx.used_iova), "rx used ring page not marked");
@@ -262,7 +244,7 @@ int main(void)
     CHECK(vdpa_vf_swlog_stats(v, &sw) == 0 && sw.passes > 0 && sw.overruns == 0, "software log passes %llu, "
           "overruns %llu", (unsigned long long)sw.passes, (unsigned long long)sw.overruns);
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&w, vdpa_vf_log_stop(v, done_cb, &w)) == 0, "log stop");
+    CHECK(wait_op(&w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0, "log stop");
     CHECK(vdpa_vf_dirty_tracking(v) == NULL, "tracking after log stop");
 
     /* no ioeventfd: the same VF, its kicks relayed by the loop */
@@ -283,13 +265,13 @@ int main(void)
     REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
     test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
-    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "start without ioeventfds");
+    REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "start without ioeventfds");
     traffic_relayed(&f, &peer, vmac, 10, 400);
     CHECK(vdpa_vf_set_kick(v, 1, -1) == 0, "kick detached");
 out:
     if (v) {
-        struct wait ws = {0};
-        wait_op(&ws, vdpa_vf_stop(v, stop_cb, &ws));
+        struct test_front_op ws = {0};
+        wait_op(&ws, vdpa_vf_stop(v, test_front_stopped, &ws));
         vdpa_vf_set_guest(v, NULL);
         vdpa_vf_close(v);
     }

@@ -27,24 +27,7 @@
 #define VF1 "0000:3b:00.1"
 #define VF2 "0000:3b:00.2"
 
-struct wait { bool done; int err; uint16_t idx[8]; unsigned n; };
-
-static void done_cb(void *ctx, int err)
-{
-    struct wait *w = ctx;
-    w->err = err;
-    w->done = true;
-}
-
-static void stop_cb(void *ctx, int err, const uint16_t *last_avail, unsigned n)
-{
-    struct wait *w = ctx;
-    w->n = n < 8 ? n : 8;
-    memcpy(w->idx, last_avail, w->n * sizeof(uint16_t));
-    done_cb(ctx, err);
-}
-
-static int wait_op(struct test_pf *pf, struct wait *w, int rc)
+static int wait_op(struct test_pf *pf, struct test_front_op *w, int rc)
 {
     if (rc < 0)
         return rc;
@@ -88,8 +71,8 @@ int main(void)
     uint64_t feat = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF;
     struct vdpa_ring r[2];
     test_front_vdpa_rings(&f, r, 0, 0);
-    struct wait w = {0};
-    REQUIRE(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "start");
+    struct test_front_op w = {0};
+    REQUIRE(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "start");
     CHECK(vdpa_vf_state(v) == VDPA_VF_RUNNING, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     test_front_traffic(&f, &peer, vmac, 20, 1, "accelerated VF");
     uint64_t calls = 0;
@@ -97,7 +80,7 @@ int main(void)
 
     /* stop: indices come back from the device */
     memset(&w, 0, sizeof(w));
-    REQUIRE(wait_op(&pf, &w, vdpa_vf_stop(v, stop_cb, &w)) == 0, out, "stop");
+    REQUIRE(wait_op(&pf, &w, vdpa_vf_stop(v, test_front_stopped, &w)) == 0, out, "stop");
     CHECK(w.n >= 2 && w.idx[0] == 20 && w.idx[1] == 20, "indices after stop: %u %u", w.idx[0], w.idx[1]);
     /* stopped: a frame for the VF is not written */
     uint8_t fr[100];
@@ -113,14 +96,14 @@ int main(void)
     /* restart at the saved indices: both rings continue */
     memset(&w, 0, sizeof(w));
     test_front_vdpa_rings(&f, r, 20, 20);
-    REQUIRE(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, out, "restart");
+    REQUIRE(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "restart");
     test_front_traffic(&f, &peer, vmac, 10, 100, "accelerated VF");
 
     /* dirty log: pages the device writes into guest memory are marked */
     size_t log_size = (size_t)((TEST_FRONT_GPA_B + TEST_FRONT_REG_SIZE) / 4096 / 8);
     REQUIRE(guest_mem_create(&log, 4096) == 0 && log_size <= 4096, out, "log memory");
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w)) == 0, "log start");
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w)) == 0, "log start");
     /* the log is mapped by the PF's IOVA owner, in VF 1's window, apart from the admin queue's */
     uint64_t log_iova = 0, log_len = 0, aq_iova = 0, aq_len = 0;
     bool log_in_pf = false;
@@ -129,7 +112,7 @@ int main(void)
           (unsigned long long)log_len, log_in_pf);
     CHECK(vfe_pf_iova_window(pf.iova, VFE_PF_IOVA_ADMIN, &aq_iova, &aq_len, NULL) == 0 &&
           (log_iova >= aq_iova + aq_len || aq_iova >= log_iova + log_len), "log window overlaps the admin queue");
-    CHECK(vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w) == -EBUSY, "log start while logging");
+    CHECK(vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w) == -EBUSY, "log start while logging");
     test_front_traffic(&f, &peer, vmac, 5, 200, "accelerated VF");
     const uint8_t *lb = log.va;
     uint64_t used_pg = f.rx.used_iova / 4096;
@@ -146,12 +129,12 @@ int main(void)
     CHECK(!(lb[tx_desc_pg / 8] >> (tx_desc_pg % 8) & 1) || tx_desc_pg == used_pg,
           "tx descriptor page marked: the device only reads it");
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, done_cb, &w)) == 0, "log stop");
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0, "log stop");
     CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, NULL, NULL) == -ENOENT && vfe_pf_iova_windows(pf.iova) == 1,
           "the log window outlived the log (%u windows)", vfe_pf_iova_windows(pf.iova));
     /* a log larger than its memory: the PF refuses the map, no window is left behind */
     memset(&w, 0, sizeof(w));
-    CHECK(vdpa_vf_log_start(v, log.fd, 0, 64u << 20, done_cb, &w) < 0 && vfe_pf_iova_windows(pf.iova) == 1,
+    CHECK(vdpa_vf_log_start(v, log.fd, 0, 64u << 20, test_front_done, &w) < 0 && vfe_pf_iova_windows(pf.iova) == 1,
           "a log beyond its memory was mapped");
     /* a window a killed predecessor left in VF 1's name (imported with the PF's
      * IOVA space, never told to the device): the next log start takes its place */
@@ -160,18 +143,18 @@ int main(void)
               vfe_pf_iova_map(pf.iova, 1, log.fd, 0, VFE_DMA_READ | VFE_DMA_WRITE) == 0,
           "a stale window for VF 1");
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, done_cb, &w)) == 0,
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w)) == 0,
           "log start over a stale window");
     CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, &log_len, &log_in_pf) == 0 && log_in_pf && log_len == 4096 &&
               vfe_pf_iova_windows(pf.iova) == 2, "VF 1 holds its new window only (%u windows)",
           vfe_pf_iova_windows(pf.iova));
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, done_cb, &w)) == 0 && vfe_pf_iova_windows(pf.iova) == 1,
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0 && vfe_pf_iova_windows(pf.iova) == 1,
           "log stop after the stale window");
 
     /* memory table change: region B moves to another memfd; buffers follow */
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_stop(v, stop_cb, &w)) == 0 && w.idx[0] == 35 && w.idx[1] == 35,
+    CHECK(wait_op(&pf, &w, vdpa_vf_stop(v, test_front_stopped, &w)) == 0 && w.idx[0] == 35 && w.idx[1] == 35,
           "stop before the memory change: %u %u", w.idx[0], w.idx[1]);
     struct guest_mem nb;
     REQUIRE(guest_mem_create(&nb, TEST_FRONT_REG_SIZE) == 0, out, "new region");
@@ -182,12 +165,12 @@ int main(void)
     CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem with a replaced region");
     memset(&w, 0, sizeof(w));
     test_front_vdpa_rings(&f, r, 35, 35);
-    CHECK(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, done_cb, &w)) == 0, "start after the memory change");
+    CHECK(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, "start after the memory change");
     test_front_traffic(&f, &peer, vmac, 5, 300, "accelerated VF");
 out:
     if (v) {
-        struct wait ws = {0};
-        wait_op(&pf, &ws, vdpa_vf_stop(v, stop_cb, &ws));
+        struct test_front_op ws = {0};
+        wait_op(&pf, &ws, vdpa_vf_stop(v, test_front_stopped, &ws));
         vdpa_vf_close(v);
     }
     vfe_transport_close(t1);
