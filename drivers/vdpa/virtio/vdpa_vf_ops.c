@@ -29,8 +29,13 @@ const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v)
  * software walker and the VF's mapping of the log go. */
 void vdpa_vf_log_release(struct vdpa_vf *v)
 {
-    if (v->log_mapped)
+    /* the VF is its window's only user: one it does not know of is a
+     * predecessor's that died before it told the device (HA) */
+    if (v->pf.iova && vfe_pf_iova_window(v->pf.iova, v->vf_num, NULL, NULL, NULL) == 0) {
+        if (!v->log_mapped)
+            LOG_W("%s: a dirty-log window left by a previous daemon: released", v->t->bdf);
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
+    }
     v->log_mapped = false;
     vdpa_sw_release(v);
     vdpa_pull_release(v);
@@ -346,13 +351,6 @@ static int pull_submit(struct vdpa_vf *v)
 static int push_window(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, uint64_t *iova)
 {
     int rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, iova);
-    if (rc == -EEXIST) {
-        /* no log is active (the caller checked), so the window is a
-         * predecessor's that died before it told the device (HA): free it */
-        LOG_W("%s: a dirty-log window left by a previous daemon: released", v->t->bdf);
-        vfe_pf_iova_release(v->pf.iova, v->vf_num);
-        rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, iova);
-    }
     if (rc == 0) {
         rc = vfe_pf_iova_map(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
         if (rc < 0)
