@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "lib/rpc/rpc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/sim_proc.h"
@@ -262,31 +263,6 @@ static int fd_count(pid_t pid)
     return n;
 }
 
-/* CPU time of every thread of pid so far (schedstat: nanoseconds), ms; -1 on error. */
-static double cpu_ms(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    double sum = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.')
-            continue;
-        char f[96];
-        unsigned long long ns = 0;
-        snprintf(f, sizeof(f), "/proc/%d/task/%.20s/schedstat", (int)pid, de->d_name);
-        FILE *fp = fopen(f, "r");
-        if (fp && fscanf(fp, "%llu", &ns) == 1)
-            sum += ns / 1e6;
-        if (fp)
-            fclose(fp);
-    }
-    closedir(d);
-    return sum;
-}
-
 /* Health after the HA process's next STATUS (asked every 5 s): held counts are current. */
 static json_t *settled_health(struct env *e)
 {
@@ -405,34 +381,16 @@ static void learn(struct env *e, unsigned samples)
         drain(fes[i]);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* nearest-rank percentile */
-static double pct(double *v, unsigned n, double p)
-{
-    if (!n)
-        return -1;
-    qsort(v, n, sizeof(*v), cmp_d);
-    unsigned k = (unsigned)(p / 100.0 * n + 0.999999);
-    return v[(k ? k : 1) - 1];
-}
-
 static json_t *dist(double *v, unsigned n)
 {
-    double c[MAX_RESTARTS];
-    memcpy(c, v, n * sizeof(*v));
     double sum = 0;
     for (unsigned i = 0; i < n; i++)
         sum += v[i];
     json_t *each = json_array();
     for (unsigned i = 0; i < n; i++)
         json_array_append_new(each, json_real(v[i]));
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "min", pct(c, n, 0), "p50", pct(c, n, 50), "p99",
-                     pct(c, n, 99), "max", pct(c, n, 100), "mean", n ? sum / n : -1, "each", each);
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:o}", "min", bench_pct(v, n, 0), "p50", bench_pct(v, n, 50),
+                     "p99", bench_pct(v, n, 99), "max", bench_pct(v, n, 100), "mean", n ? sum / n : -1, "each", each);
 }
 
 static json_t *ha_mem(struct env *e, unsigned vfs, bool attached)
@@ -477,15 +435,15 @@ static json_t *bench_resume(unsigned nvfs, unsigned restarts, unsigned samples, 
     snprintf(expect, sizeof(expect), "took over 1 PFs and %u VFs without a reset", nvfs);
     for (unsigned r = 0; r < restarts; r++) {
         reap(&e.vhostd, SIGKILL);
-        double sim0 = cpu_ms(e.sp.pid);
+        double sim0 = bench_cpu_ms(e.sp.pid);
         double t0 = now_ms();
         if (start_daemon(&e) < 0 || !wait_file(e.log_path, "HA: took over", 10000, line, sizeof(line))) {
             snprintf(err, sizeof(err), "restart %u: no take-over line in %s", r, e.log_path);
             break;
         }
         t_log[done] = now_ms() - t0;
-        cpu_d[done] = cpu_ms(e.vhostd);   /* CPU the daemon used up to the take-over */
-        cpu_sim[done] = cpu_ms(e.sp.pid) - sim0;
+        cpu_d[done] = bench_cpu_ms(e.vhostd);   /* CPU the daemon used up to the take-over */
+        cpu_sim[done] = bench_cpu_ms(e.sp.pid) - sim0;
         if (!strstr(line, expect) || !strstr(line, "; 0 PFs and 0 VFs reset")) {
             snprintf(err, sizeof(err), "restart %u: %.400s", r, line);
             break;
@@ -620,7 +578,7 @@ static json_t *bench_storm(bool with_ha, bool log, unsigned cycles, unsigned rou
     json_t *each = json_array();
     for (unsigned r = 0; r < rounds && !*err; r++)
         json_array_append_new(each, json_real(us[r]));
-    double med = *err ? total * 1e3 / msgs : pct(us, rounds, 50);
+    double med = *err ? total * 1e3 / msgs : bench_pct(us, rounds, 50);
     out = json_pack("{s:s, s:b, s:i, s:i, s:f, s:f, s:f, s:o}", "storm", log ? "log on/off" : "vring stop/start",
                     "ha", with_ha, "cycles", done, "messages", msgs, "seconds", total / 1e3, "messages_per_s",
                     1e6 / med, "us_per_message", med, "rounds_us_per_message", each);

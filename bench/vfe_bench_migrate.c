@@ -25,7 +25,6 @@
  *
  *   vfe-bench-migrate [--reps R] [--pairs P1,P2,...] [--log-seconds S]
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -37,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "lib/rpc/rpc.h"
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/lib/sim_proc.h"
@@ -189,24 +189,6 @@ static void env_stop(void)
     sim_up = false;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* nearest rank */
-static double pct(const double *v, unsigned n, double p)
-{
-    double c[MAX_REPS];
-    if (!n)
-        return -1;
-    memcpy(c, v, n * sizeof(*v));
-    qsort(c, n, sizeof(*c), cmp_d);
-    unsigned k = (unsigned)(p / 100.0 * n + 0.999999);
-    return c[(k ? k : 1) - 1];
-}
-
 /* µs precision is all the timeline has */
 static double r3(double ms)
 {
@@ -215,8 +197,8 @@ static double r3(double ms)
 
 static json_t *dist(const double *v, unsigned n)
 {
-    return json_pack("{s:f, s:f, s:f, s:f}", "p50", r3(pct(v, n, 50)), "p90", r3(pct(v, n, 90)), "min",
-                     r3(pct(v, n, 0)), "max", r3(pct(v, n, 100)));
+    return json_pack("{s:f, s:f, s:f, s:f}", "p50", r3(bench_pct(v, n, 50)), "p90", r3(bench_pct(v, n, 90)), "min",
+                     r3(bench_pct(v, n, 0)), "max", r3(bench_pct(v, n, 100)));
 }
 
 static double jms(json_t *h, const char *key)
@@ -303,30 +285,6 @@ static json_t *bench_switchover(unsigned pairs, unsigned reps)
     return o;
 }
 
-static double cpu_ms(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    double sum = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.')
-            continue;
-        char f[96];
-        unsigned long long ns = 0;
-        snprintf(f, sizeof(f), "/proc/%d/task/%.20s/schedstat", (int)pid, de->d_name);
-        FILE *fp = fopen(f, "r");
-        if (fp && fscanf(fp, "%llu", &ns) == 1)
-            sum += ns / 1e6;
-        if (fp)
-            fclose(fp);
-    }
-    closedir(d);
-    return sum;
-}
-
 /* Daemon (and sim) CPU over `seconds` of dirty logging on A while B sends to A. */
 static json_t *bench_logging(unsigned seconds)
 {
@@ -347,7 +305,7 @@ static json_t *bench_logging(unsigned seconds)
     vfe_fe_recv(b, 0, in, sizeof(in), 2000);
     if (vfe_fe_log_start(a) < 0)
         goto out;
-    double d0 = cpu_ms(vhostd), s0 = cpu_ms(sp.pid), t0 = now_ms();
+    double d0 = bench_cpu_ms(vhostd), s0 = bench_cpu_ms(sp.pid), t0 = now_ms();
     unsigned long frames = 0;
     while (now_ms() - t0 < seconds * 1000.0) {
         vfe_fe_frame(f, sizeof(f), ma, mb, (uint32_t)frames);
@@ -356,7 +314,7 @@ static json_t *bench_logging(unsigned seconds)
         if (frames % 64 == 0)
             usleep(1000);   /* light traffic: the bench must not starve the daemon of its core */
     }
-    double wall = now_ms() - t0, d1 = cpu_ms(vhostd), s1 = cpu_ms(sp.pid);
+    double wall = now_ms() - t0, d1 = bench_cpu_ms(vhostd), s1 = bench_cpu_ms(sp.pid);
     static uint8_t log[1 << 20];
     long got = vfe_fe_log_take(a, log, sizeof(log));
     o = json_pack("{s:f, s:f, s:f, s:I, s:I}", "seconds", wall / 1000.0, "daemon_cpu_ms", d1 - d0, "sim_cpu_ms",
