@@ -1,9 +1,13 @@
 # Sourced by scripts/*: install the Debian 12 packages vfe needs, only those missing.
 # Usage: vfe_install_deps build|test|demo
 vfe_install_deps() {
-    local pkgs="meson ninja-build pkg-config gcc libev-dev libjansson-dev libsystemd-dev libcmocka-dev"
+    local pkgs="meson ninja-build pkg-config gcc libev-dev libjansson-dev libsystemd-dev libcmocka-dev help2man"
     case "$1" in
-        test) pkgs="$pkgs python3 clang-14 libclang-rt-14-dev dpdk-dev qemu-system-x86 busybox-static cpio" ;;
+        # package: the .deb and its checks; sysvm: a Debian 12 root booted with systemd;
+        # libvirt: two libvirt hosts in namespaces
+        test) pkgs="$pkgs python3 clang-14 libclang-rt-14-dev dpdk-dev qemu-system-x86 busybox-static cpio
+                    debhelper dpkg-dev help2man lintian fakeroot mmdebstrap e2fsprogs
+                    libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu" ;;
         demo) pkgs="$pkgs python3 qemu-system-x86 busybox-static cpio" ;;
     esac
     local missing=""
