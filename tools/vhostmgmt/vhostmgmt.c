@@ -1,6 +1,11 @@
-/* vhostmgmt: operator CLI of vfe-vhostd (JSON-RPC over its unix socket). */
-#include <ctype.h>
+/*
+ * vhostmgmt (also installed as vfe-vhost-cli): operator CLI of vfe-vhostd.
+ * vfe's JSON-RPC over the daemon's unix socket by default; with --tcp the
+ * peer's interface (mgmt_peer.h), printed as the peer's CLI prints it.
+ * Commands parse the same in vfe's and the peer CLI's syntax (mgmt_cmd.h).
+ */
 #include <getopt.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,18 +14,32 @@
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
+#include "tools/vhostmgmt/mgmt_cmd.h"
+#include "tools/vhostmgmt/mgmt_out.h"
+#include "tools/vhostmgmt/mgmt_peer.h"
 
-#define TIMEOUT_MS 30000
+#ifndef VFE_VERSION
+#define VFE_VERSION "unknown"
+#endif
 
+#define DEFAULT_TIMEOUT_S 30
+#define MAX_TIMEOUT_S 3600
+
+static const char *prog = "vhostmgmt";
 static const char *sock_path;
+static const char *tcp_addr;   /* --tcp: the peer's interface there */
 static bool as_json;
+static int timeout_ms = DEFAULT_TIMEOUT_S * 1000;
+static unsigned peer_id;       /* the JSON-RPC id of the last peer request */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-"Usage: vhostmgmt [-s SOCKET] [--json] COMMAND [ARGS]\n"
+"Usage: %s [GLOBAL OPTIONS] COMMAND [OPTIONS] [DEVICE]\n"
+"Operator CLI of vfe-vhostd: provision PFs and VFs, read their state.\n"
 "\n"
-"Commands:\n"
+"Commands (COMMAND -h shows each one's options; options and the device may come in\n"
+"any order, long forms --add/--remove/--list/--info/--debug as in the peer's CLI):\n"
 "  mgmtpf -a BDF            add a PF (brings up its admin queue)\n"
 "  mgmtpf -r BDF            remove a PF (refused while it has VFs)\n"
 "  mgmtpf -l                list PFs\n"
@@ -30,11 +49,12 @@ static void usage(FILE *f)
 "                           and share one DMA domain (its guest-memory maps); --direct:\n"
 "                           drive it through its own common config, without its PF's\n"
 "                           admin queue (automatic for a function that is not a VF)\n"
-"  bind BDF [--force]       bind a function to vfio-pci (kernel VFIO); --force takes it\n"
-"                           from the driver that has it (the host loses that device)\n"
 "  vf -r BDF                remove a VF (its device is stopped first)\n"
 "  vf -l PF                 list the VFs of a PF\n"
 "  vf -i BDF                details of a VF\n"
+"  vf -d BDF -o N [-b MODE] a test operation on a VF (the peer's debug interface)\n"
+"  bind BDF [--force]       bind a function to vfio-pci (kernel VFIO); --force takes it\n"
+"                           from the driver that has it (the host loses that device)\n"
 "  stats [BDF]              per-VF state, features, rings, connection\n"
 "  migration [BDF]          the last switchover per VF: when the source's device was\n"
 "                           stopped and each ring's index handed over, when the\n"
@@ -43,267 +63,111 @@ static void usage(FILE *f)
 "  upgrade                  hand every device to vfe-vhostd-ha and restart the daemon\n"
 "                           from the binary on disk (needs --ha; no frame is lost)\n"
 "  version                  daemon version\n"
+"A BDF is DDDD:BB:DD.F or BB:DD.F (domain 0000), hex digits in either case.\n"
 "\n"
+"Global options (before COMMAND):\n"
 "  -s, --socket PATH        the daemon's socket (default $VFE_RPC_SOCKET or\n"
 "                           /run/vfe-vhostd/vhostd.sock)\n"
-"  --json                   print the daemon's JSON result\n"
+"  --tcp [[ADDR:]PORT]      talk to the peer's TCP interface instead (vfe-vhostd\n"
+"                           --compat-tcp, or the peer's own daemon; default\n"
+"                           " MGMT_PEER_DEFAULT_ADDR "): the peer's requests and its CLI's\n"
+"                           output (the params echoed, then the reply's result);\n"
+"                           only mgmtpf, vf (without --direct) and version\n"
+"  --json                   print the daemon's JSON result (with --tcp: no echo line)\n"
+"  --timeout SECONDS        give up waiting for the daemon after this (default %d)\n"
 "  --keep-going             with commands on stdin: go on after an error\n"
+"  -h, --help               this help\n"
+"  --version                the version of this program\n"
 "With no COMMAND and stdin not a terminal, commands are read from stdin, one per\n"
-"line ('#' starts a comment).  The exit status is 0 only if every command succeeded.\n");
+"line ('#' starts a comment).\n"
+"\n"
+"Exit status: 0 when every command succeeded; 1 when the daemon refused one or\n"
+"could not be reached (with --tcp also a reply whose errno is not 0 or that has\n"
+"an \"Error\" member: the peer's own CLI exits 0 there); 2 for a usage error\n"
+"(unknown command or option, missing or bad argument), with a one-line message.\n",
+            prog, DEFAULT_TIMEOUT_S);
 }
 
-static bool bdf_ok(const char *s)
-{
-    unsigned d, b, dev, fn;
-    char tail;
-    if (!s || strlen(s) != 12 || sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &dev, &fn, &tail) != 4)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (isupper((unsigned char)*p))
-            return false;
-    return dev < 32 && fn < 8;
-}
+/* A usage error: one line on stderr, exit status 2.  verb: where its help is. */
+static int bad_in(const struct mgmt_verb *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int bad(const char *fmt, ...)
+static int bad_in(const struct mgmt_verb *verb, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "vhostmgmt: ");
+    fprintf(stderr, "%s: ", prog);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see vhostmgmt --help)\n");
+    if (verb)
+        fprintf(stderr, " (see %s %s -h)\n", prog, verb->name);
+    else
+        fprintf(stderr, " (see %s --help)\n", prog);
     va_end(ap);
     return 2;
 }
 
-static void print_obj(json_t *o, const char *indent)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        if (json_is_array(v) || json_is_object(v)) {
-            char *t = json_dumps(v, JSON_COMPACT);
-            printf("%s%-20s %s\n", indent, k, t);
-            free(t);
-        } else if (json_is_string(v)) {
-            printf("%s%-20s %s\n", indent, k, json_string_value(v));
-        } else {
-            char *t = json_dumps(v, JSON_ENCODE_ANY);
-            printf("%s%-20s %s\n", indent, k, t);
-            free(t);
-        }
-    }
-}
+#define bad(...) bad_in(NULL, __VA_ARGS__)
 
-static void print_result(json_t *r)
+/* One vfe JSON-RPC call on the unix socket; takes params. */
+static int call(const char *method, json_t *params, json_t **result)
 {
-    if (as_json) {
-        char *t = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
-        puts(t);
-        free(t);
-        return;
-    }
-    json_t *list = json_object_get(r, "devices");
-    if (!list)
-        list = json_object_get(r, "vfs");
-    if (json_is_array(list)) {
-        size_t i;
-        json_t *e;
-        if (json_array_size(list) == 0)
-            puts("(none)");
-        json_array_foreach(list, i, e) {
-            print_obj(e, "");
-            if (i + 1 < json_array_size(list))
-                putchar('\n');
-        }
-        return;
-    }
-    print_obj(r, "");
-}
-
-static int call(const char *method, json_t *params)
-{
-    json_t *res = NULL;
     char msg[512];
-    int rc = rpc_client_call(sock_path, method, params, TIMEOUT_MS, &res, msg, sizeof(msg));
+    int rc = rpc_client_call(sock_path, method, params, timeout_ms, result, msg, sizeof(msg));
     json_decref(params);
     if (rc) {
-        fprintf(stderr, "vhostmgmt: %s: %s (code %d)\n", method, msg, rc);
+        fprintf(stderr, "%s: %s: %s (code %d)\n", prog, method, msg, rc);
         return 1;
     }
-    print_result(res);
-    json_decref(res);
     return 0;
 }
 
-struct tl_event {
-    const char *what;
-    double ms;
-};
-
-static int tl_cmp(const void *a, const void *b)
+static int run_peer(const struct mgmt_cmd *c)
 {
-    double x = ((const struct tl_event *)a)->ms, y = ((const struct tl_event *)b)->ms;
-    return x < y ? -1 : x > y;
-}
-
-/* One half of a switchover: its events in time order (the unset ones left out). */
-static void print_half(const char *title, json_t *h, const char *const *keys, const char *const *labels,
-                       unsigned nkeys)
-{
-    if (!json_is_object(h)) {
-        printf("  %s: none seen\n", title);
-        return;
-    }
-    struct tl_event ev[16 + 64];
-    unsigned n = 0;
-    for (unsigned i = 0; i < nkeys; i++) {
-        json_t *v = json_object_get(h, keys[i]);
-        if (json_is_number(v))
-            ev[n++] = (struct tl_event){labels[i], json_number_value(v)};
-    }
-    static char ring_label[64][64];
-    size_t i;
-    json_t *a;
-    json_array_foreach(json_object_get(h, "answered"), i, a) {
-        json_int_t r = json_integer_value(json_object_get(a, "ring"));
-        if (i >= 64 || r < 0 || !json_is_number(json_object_get(a, "ms")))
-            continue;
-        snprintf(ring_label[i], sizeof(ring_label[i]), "ring %lld GET_VRING_BASE answered", (long long)r);
-        ev[n++] = (struct tl_event){ring_label[i], json_number_value(json_object_get(a, "ms"))};
-    }
-    qsort(ev, n, sizeof(ev[0]), tl_cmp);
-    json_t *sw = json_object_get(h, "switchover_ms");
-    printf("  %s, %.1f s ago: switchover ", title, json_number_value(json_object_get(h, "age_ms")) / 1000.0);
-    if (json_is_number(sw))
-        printf("%.3f ms\n", json_number_value(sw));
-    else
-        printf("not complete\n");
-    for (unsigned k = 0; k < n; k++)
-        printf("    %+10.3f ms  %s\n", ev[k].ms, ev[k].what);
-}
-
-static void print_migration(json_t *vf)
-{
-    static const char *const src_keys[] = {"first_get_vring_base_ms", "stop_begun_ms", "stopped_ms"};
-    static const char *const src_labels[] = {"first GET_VRING_BASE", "device stop begun",
-                                             "device stopped (frozen, state saved)"};
-    static const char *const dst_keys[] = {"connected_ms", "mem_table_ms", "mem_mapped_ms", "start_begun_ms",
-                                           "rings_started_ms"};
-    static const char *const dst_labels[] = {"vhost-user connection accepted", "memory table received",
-                                             "memory mapped", "device start begun", "rings running"};
-    json_t *m = json_object_get(vf, "migration");
-    printf("%s\n", json_string_value(json_object_get(vf, "vf")) ?: "?");
-    print_half("source", json_object_get(m, "source"), src_keys, src_labels, 3);
-    print_half("destination", json_object_get(m, "destination"), dst_keys, dst_labels, 5);
-}
-
-static int migration(const char *bdf)
-{
-    json_t *res = NULL;
+    if (!c->verb->peer)
+        return bad("%s is not part of the peer's TCP interface: use vfe's unix socket (-s)", c->verb->name);
+    if (c->direct)
+        return bad("vf --direct is not part of the peer's TCP interface: use vfe's unix socket (-s)");
+    json_t *params = mgmt_cmd_params(c, true), *reply = NULL;
+    if (params && json_object_size(params) && !as_json)
+        mgmt_out_peer_echo(params);
+    fflush(stdout);
     char msg[512];
-    json_t *params = bdf ? json_pack("{s:s}", "vfdev", bdf) : json_object();
-    int rc = rpc_client_call(sock_path, "stats", params, TIMEOUT_MS, &res, msg, sizeof(msg));
-    json_decref(params);   /* the call borrows it */
+    int rc = mgmt_peer_call(tcp_addr, c->verb->method, params, ++peer_id, timeout_ms, &reply, msg, sizeof(msg));
     if (rc) {
-        fprintf(stderr, "vhostmgmt: migration: %s (code %d)\n", msg, rc);
-        return 1;
-    }
-    json_t *vfs = json_object_get(res, "vfs"), *out = json_array(), *vf;
-    size_t i;
-    json_array_foreach(vfs, i, vf) {
-        if (as_json) {
-            json_array_append_new(out, json_pack("{s:O, s:O}", "vf", json_object_get(vf, "vf"), "migration",
-                                                 json_object_get(vf, "migration")));
-            continue;
-        }
-        if (i)
-            putchar('\n');
-        print_migration(vf);
-    }
-    if (as_json) {
-        json_t *doc = json_pack("{s:o}", "vfs", out);
-        char *t = json_dumps(doc, JSON_INDENT(2));
-        puts(t);
-        free(t);
-        json_decref(doc);
+        fprintf(stderr, "%s: %s: %s\n", prog, c->verb->name, msg);
+        rc = 1;
+    } else if (!json_is_object(reply) || (!json_object_get(reply, "result") && !json_object_get(reply, "error"))) {
+        fprintf(stderr, "%s: %s: malformed answer from %s (neither result nor error)\n", prog, c->verb->name,
+                tcp_addr);
+        rc = 1;
     } else {
-        json_decref(out);
-        if (!json_array_size(vfs))
-            puts("(none)");
+        rc = mgmt_out_peer_reply(c->verb->method, params, peer_id, reply);
     }
-    json_decref(res);
-    return 0;
+    json_decref(reply);
+    json_decref(params);
+    return rc;
 }
 
 /* One command from argv-like words. */
 static int run(int argc, char **argv)
 {
-    if (argc < 1)
-        return bad("no command");
-    const char *cmd = argv[0];
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "health") || !strcmp(cmd, "upgrade"))
-        return argc == 1 ? call(cmd, json_object()) : bad("%s takes no arguments", cmd);
-    if (!strcmp(cmd, "stats")) {
-        if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))
-            return bad("stats [BDF]: '%s' is not a PCI address DDDD:BB:DD.F", argc == 2 ? argv[1] : "");
-        return call("stats", argc == 2 ? json_pack("{s:s}", "vfdev", argv[1]) : json_object());
+    struct mgmt_cmd c;
+    char err[256];
+    if (mgmt_cmd_parse(argc, argv, &c, err, sizeof(err)))
+        return bad_in(c.verb, "%s", err);
+    if (c.help) {
+        mgmt_verb_help(c.verb, stdout, prog);
+        return 0;
     }
-    if (!strcmp(cmd, "migration")) {
-        if (argc > 2 || (argc == 2 && !bdf_ok(argv[1])))
-            return bad("migration [BDF]: '%s' is not a PCI address DDDD:BB:DD.F", argc == 2 ? argv[1] : "");
-        return migration(argc == 2 ? argv[1] : NULL);
-    }
-    if (!strcmp(cmd, "mgmtpf")) {
-        if (argc == 2 && !strcmp(argv[1], "-l"))
-            return call("mgmtpf", json_pack("{s:b}", "list", 1));
-        if (argc != 3 || (strcmp(argv[1], "-a") && strcmp(argv[1], "-r")))
-            return bad("usage: mgmtpf -a BDF | -r BDF | -l");
-        if (!bdf_ok(argv[2]))
-            return bad("'%s' is not a PCI address DDDD:BB:DD.F", argv[2]);
-        return call("mgmtpf", json_pack("{s:b, s:s}", argv[1][1] == 'a' ? "add" : "remove", 1, "dev", argv[2]));
-    }
-    if (!strcmp(cmd, "vf")) {
-        if (argc < 3)
-            return bad("usage: vf -a BDF [-v SOCK] [-u UUID] [--direct] | -r BDF | -l PF | -i BDF");
-        const char *op = argv[1], *bdf = argv[2];
-        if (!bdf_ok(bdf))
-            return bad("'%s' is not a PCI address DDDD:BB:DD.F", bdf);
-        if (!strcmp(op, "-a")) {
-            json_t *p = json_pack("{s:b, s:s}", "add", 1, "vfdev", bdf);
-            for (int i = 3; i < argc; i += 2) {
-                if (!strcmp(argv[i], "--direct")) {
-                    json_object_set_new(p, "direct", json_true());
-                    i--;
-                    continue;
-                }
-                if (i + 1 >= argc || (strcmp(argv[i], "-v") && strcmp(argv[i], "-u"))) {
-                    json_decref(p);
-                    return bad("vf -a: unexpected '%s' (-v SOCK, -u UUID, --direct)", argv[i]);
-                }
-                json_object_set_new(p, argv[i][1] == 'v' ? "socket_file" : "uuid", json_string(argv[i + 1]));
-            }
-            return call("vf", p);
-        }
-        if (argc != 3)
-            return bad("vf %s takes one BDF", op);
-        if (!strcmp(op, "-r"))
-            return call("vf", json_pack("{s:b, s:s}", "remove", 1, "vfdev", bdf));
-        if (!strcmp(op, "-l"))
-            return call("vf", json_pack("{s:b, s:s}", "list", 1, "mgmtpf", bdf));
-        if (!strcmp(op, "-i"))
-            return call("vf", json_pack("{s:b, s:s}", "info", 1, "vfdev", bdf));
-        return bad("vf: unknown option '%s'", op);
-    }
-    if (!strcmp(cmd, "bind")) {
-        if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "--force")))
-            return bad("usage: bind BDF [--force]");
-        if (!bdf_ok(argv[1]))
-            return bad("'%s' is not a PCI address DDDD:BB:DD.F", argv[1]);
-        return call("bind", json_pack("{s:s, s:b}", "dev", argv[1], "force", argc == 3));
-    }
-    return bad("unknown command '%s'", cmd);
+    if (tcp_addr)
+        return run_peer(&c);
+    json_t *res = NULL;
+    int rc = call(c.verb->method, mgmt_cmd_params(&c, false), &res);
+    if (!rc && !strcmp(c.verb->name, "migration"))
+        mgmt_out_migration(res, as_json);
+    else if (!rc)
+        mgmt_out_result(res, as_json);
+    json_decref(res);
+    return rc;
 }
 
 #define MAX_WORDS 16
@@ -343,8 +207,9 @@ static int run_stdin(bool keep_going)
                 continue;
             rc = nw < 0 ? bad("line %d has more than %d words", n, MAX_WORDS) : run(nw, words);
         }
+        fflush(stdout);
         if (rc) {
-            fprintf(stderr, "vhostmgmt: line %d failed\n", n);
+            fprintf(stderr, "%s: line %d failed\n", prog, n);
             worst = rc;
             if (!keep_going)
                 return rc;
@@ -353,26 +218,64 @@ static int run_stdin(bool keep_going)
     return worst;
 }
 
+/* --timeout SECONDS: 1..MAX_TIMEOUT_S. */
+static int set_timeout(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > MAX_TIMEOUT_S)
+        return bad("--timeout '%.20s': seconds, 1..%d", s, MAX_TIMEOUT_S);
+    timeout_ms = (int)v * 1000;
+    return 0;
+}
+
+/* The word after a bare --tcp is its address unless it is a command or an option. */
+static bool tcp_word(const char *w)
+{
+    return w && w[0] != '-' && !mgmt_verb_find(w);
+}
+
 int main(int argc, char **argv)
 {
+    enum { O_JSON = 256, O_KEEP, O_TCP, O_TIMEOUT, O_VERSION };
     static const struct option opts[] = {
-        {"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-        {"keep-going", no_argument, NULL, 'k'},   {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"socket", required_argument, NULL, 's'},   {"json", no_argument, NULL, O_JSON},
+        {"keep-going", no_argument, NULL, O_KEEP},  {"help", no_argument, NULL, 'h'},
+        {"tcp", optional_argument, NULL, O_TCP},    {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"version", no_argument, NULL, O_VERSION},  {NULL, 0, NULL, 0},
     };
+    if (argc > 0 && argv[0] && *argv[0])
+        prog = basename(argv[0]);
     sock_path = getenv("VFE_RPC_SOCKET");
     if (!sock_path || !*sock_path)
         sock_path = "/run/vfe-vhostd/vhostd.sock";
     bool keep = false;
     int c;
+    opterr = 0;   /* our own one-line messages */
     /* options only before the command: "vf -a" belongs to the command */
-    while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 's': sock_path = optarg; break;
-        case 'j': as_json = true; break;
-        case 'k': keep = true; break;
+        case O_JSON: as_json = true; break;
+        case O_KEEP: keep = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case O_VERSION: printf("%s (vfe) %s\n", prog, VFE_VERSION); return 0;
+        case O_TIMEOUT:
+            if (set_timeout(optarg))
+                return 2;
+            break;
+        case O_TCP:
+            tcp_addr = optarg ? optarg : tcp_word(optind < argc ? argv[optind] : NULL) ? argv[optind++]
+                                                                                        : MGMT_PEER_DEFAULT_ADDR;
+            break;
+        case ':': return bad("option '%s' needs an argument", argv[optind - 1]);
+        default: return bad("unknown option '%s'", argv[optind - 1]);
         }
+    }
+    if (tcp_addr) {
+        char host[256], port[8], msg[160];
+        if (mgmt_peer_addr(tcp_addr, host, sizeof(host), port, sizeof(port), msg, sizeof(msg)))
+            return bad("%s", msg);
     }
     if (optind == argc) {
         if (isatty(STDIN_FILENO)) {
