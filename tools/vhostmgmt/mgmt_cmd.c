@@ -174,25 +174,26 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
         return 0;
     case F_SOCKET:
         if (!*v)
-            return failf(err, len, "%s: the socket path is empty", word);
+            return failf(err, len, "%s: %s: the socket path is empty", c->verb->name, word);
         if (strlen(v) > MGMT_SOCKET_MAX)
-            return failf(err, len, "%s: the socket path is %zu bytes long, at most %d fit in a unix socket address",
-                         word, strlen(v), MGMT_SOCKET_MAX);
+            return failf(err, len, "%s: %s: the socket path is %zu bytes long, at most %d fit in a unix socket address",
+                         c->verb->name, word, strlen(v), MGMT_SOCKET_MAX);
         c->socket_file = v;
         return 0;
     case F_UUID:
         if (!*v || strlen(v) > MGMT_UUID_MAX)
-            return failf(err, len, "%s: the VM id must be 1 to %d bytes long", word, MGMT_UUID_MAX);
+            return failf(err, len, "%s: %s: the VM id must be 1 to %d bytes long", c->verb->name, word, MGMT_UUID_MAX);
         for (const char *p = v; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                return failf(err, len, "%s: the VM id has a control character", word);
+                return failf(err, len, "%s: %s: the VM id has a control character", c->verb->name, word);
         c->uuid = v;
         return 0;
     case F_TEST_OP: {
         char *end;
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > MGMT_TEST_OP_MAX)
-            return failf(err, len, "%s: '%.20s' is not a test operation 1..%d", word, v, MGMT_TEST_OP_MAX);
+            return failf(err, len, "%s: %s: '%.20s' is not a test operation 1..%d", c->verb->name, word, v,
+                         MGMT_TEST_OP_MAX);
         c->test_operation = (int)n;
         return 0;
     }
@@ -202,7 +203,7 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
         else if (!strcmp(v, "2") || !strcmp(v, "byte"))
             c->size_mode = 2;
         else
-            return failf(err, len, "%s: '%.20s' is not a size mode (1 or bit, 2 or byte)", word, v);
+            return failf(err, len, "%s: %s: '%.20s' is not a size mode (1 or bit, 2 or byte)", c->verb->name, word, v);
         return 0;
     default:
         return 0;
