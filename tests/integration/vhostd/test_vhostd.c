@@ -402,7 +402,7 @@ static void test_bad_rpc(void)
           "PF removal while in use: %s", out);
     CHECK(mgmt_run(out, sizeof(out), NULL, "mgmtpf", "-a", "0000:3b:00.1", NULL) == 1 && strstr(out, "is a VF"),
           "VF added as a PF: %s", out);
-    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "3b:00.1", NULL) == 2, "bad BDF format: %s", out);
+    CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-a", "3b:00.9", NULL) == 2, "bad BDF format: %s", out);
     CHECK(mgmt_run(out, sizeof(out), NULL, "frobnicate", NULL) == 2, "unknown command: %s", out);
     CHECK(mgmt_run(out, sizeof(out), NULL, "vf", "-r", "0000:3b:00.3", NULL) == 0, "vf -r: %s", out);
     CHECK(proc_alive(vhostd), "the daemon died on bad input");
