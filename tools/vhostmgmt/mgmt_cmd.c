@@ -56,7 +56,7 @@ static const struct mgmt_opt bind_opts[] = {
     {NULL, NULL, 0, 0, 0},
 };
 
-static const struct mgmt_verb verbs[] = {
+const struct mgmt_verb mgmt_verb_table[] = {
     {"mgmtpf", "mgmtpf", true, "-a BDF | -r BDF | -l",
      "Manage PFs (the management functions whose admin queue drives their VFs).\n"
      "  -a, --add BDF        add a PF: bring up its admin queue\n"
@@ -99,14 +99,13 @@ static const struct mgmt_verb verbs[] = {
     {"version", "version", true, "", "The daemon's version.\n", no_opts, 0, 0, 0},
 };
 
-const struct mgmt_verb *const mgmt_verbs[] = {&verbs[0], &verbs[1], &verbs[2], &verbs[3], &verbs[4],
-                                              &verbs[5], &verbs[6], &verbs[7], NULL};
+const size_t mgmt_verb_count = sizeof(mgmt_verb_table) / sizeof(mgmt_verb_table[0]);
 
 const struct mgmt_verb *mgmt_verb_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-        if (!strcmp(verbs[i].name, name))
-            return &verbs[i];
+    for (size_t i = 0; i < mgmt_verb_count; i++)
+        if (!strcmp(mgmt_verb_table[i].name, name))
+            return &mgmt_verb_table[i];
     return NULL;
 }
 

@@ -69,7 +69,8 @@ json_t *mgmt_cmd_params(const struct mgmt_cmd *c, bool peer);
 
 /* NAME -h of one verb; prog is the program's name. */
 void mgmt_verb_help(const struct mgmt_verb *v, FILE *f, const char *prog);
-/* The verbs in order, for the main usage: NULL-terminated. */
-extern const struct mgmt_verb *const mgmt_verbs[];
+/* Every verb, in the order of the main usage. */
+extern const struct mgmt_verb mgmt_verb_table[];
+extern const size_t mgmt_verb_count;
 
 #endif

@@ -107,14 +107,14 @@ static int bad_in(const struct mgmt_verb *verb, const char *fmt, ...)
 
 #define bad(...) bad_in(NULL, __VA_ARGS__)
 
-/* One vfe JSON-RPC call on the unix socket; takes params. */
-static int call(const char *method, json_t *params, json_t **result)
+/* One vfe JSON-RPC call on the unix socket for verb; takes params. */
+static int call(const struct mgmt_verb *verb, json_t *params, json_t **result)
 {
     char msg[512];
-    int rc = rpc_client_call(sock_path, method, params, timeout_ms, result, msg, sizeof(msg));
+    int rc = rpc_client_call(sock_path, verb->method, params, timeout_ms, result, msg, sizeof(msg));
     json_decref(params);
     if (rc) {
-        fprintf(stderr, "%s: %s: %s (code %d)\n", prog, method, msg, rc);
+        fprintf(stderr, "%s: %s: %s (code %d)\n", prog, verb->name, msg, rc);
         return 1;
     }
     return 0;
@@ -161,7 +161,7 @@ static int run(int argc, char **argv)
     if (tcp_addr)
         return run_peer(&c);
     json_t *res = NULL;
-    int rc = call(c.verb->method, mgmt_cmd_params(&c, false), &res);
+    int rc = call(c.verb, mgmt_cmd_params(&c, false), &res);
     if (!rc && !strcmp(c.verb->name, "migration"))
         mgmt_out_migration(res, as_json);
     else if (!rc)

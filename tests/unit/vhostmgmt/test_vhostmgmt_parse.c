@@ -118,11 +118,11 @@ static void test_both_syntaxes(void **state)
     expect("bind af:00.3 --force", false, "{\"dev\":\"0000:af:00.3\",\"force\":true}");
     expect("bind af:00.3", false, "{\"dev\":\"0000:af:00.3\",\"force\":false}");
     /* -h anywhere after the subcommand, on every subcommand */
-    for (const struct mgmt_verb *const *v = mgmt_verbs; *v; v++) {
+    for (size_t i = 0; i < mgmt_verb_count; i++) {
         char line[64];
-        snprintf(line, sizeof(line), "%s -h", (*v)->name);
+        snprintf(line, sizeof(line), "%s -h", mgmt_verb_table[i].name);
         expect(line, false, "HELP");
-        snprintf(line, sizeof(line), "%s --help", (*v)->name);
+        snprintf(line, sizeof(line), "%s --help", mgmt_verb_table[i].name);
         expect(line, true, "HELP");
     }
     expect("vf -a af:00.3 --help", false, "HELP");
