@@ -197,33 +197,36 @@ static json_t *read_value(int fd, const struct timespec *t0, int timeout_ms, con
     return v;
 }
 
-int mgmt_peer_call(const char *spec, const char *method, const json_t *params, unsigned id, int timeout_ms,
-                   json_t **reply, char *msg, size_t msg_len)
+int mgmt_peer_connect(struct mgmt_peer_conn *c, const char *spec, int timeout_ms, char *msg, size_t msg_len)
 {
-    *reply = NULL;
     char host[256], port[8];
+    c->fd = -1;
+    c->timeout_ms = timeout_ms;
+    clock_gettime(CLOCK_MONOTONIC, &c->start);
     if (mgmt_peer_addr(spec, host, sizeof(host), port, sizeof(port), msg, msg_len))
         return -1;
+    snprintf(c->where, sizeof(c->where), "%s:%s", host, port);
+    c->fd = connect_to(host, port, &c->start, timeout_ms, msg, msg_len);
+    return c->fd < 0 ? -1 : 0;
+}
+
+int mgmt_peer_call(struct mgmt_peer_conn *c, const char *method, const json_t *params, unsigned id, json_t **reply,
+                   char *msg, size_t msg_len)
+{
+    *reply = NULL;
     char *req = mgmt_peer_request(method, params, id);
-    if (!req)
-        return fail(msg, msg_len, "cannot encode the request (out of memory?)");
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int fd = connect_to(host, port, &t0, timeout_ms, msg, msg_len);
-    if (fd < 0) {
-        free(req);
-        return -1;
-    }
-    int rc = send_all(fd, req, strlen(req), &t0, timeout_ms);
-    free(req);
-    if (rc) {
-        rc = fail(msg, msg_len, "sending to %s:%s failed: %s", host, port, strerror(errno));
+    int rc;
+    if (!req) {
+        rc = fail(msg, msg_len, "cannot encode the request (out of memory?)");
+    } else if (send_all(c->fd, req, strlen(req), &c->start, c->timeout_ms)) {
+        rc = fail(msg, msg_len, "sending to %s failed: %s", c->where, strerror(errno));
     } else {
         const char *why;
-        *reply = read_value(fd, &t0, timeout_ms, &why);
-        if (!*reply)
-            rc = fail(msg, msg_len, "no answer from %s:%s: %s", host, port, why);
+        *reply = read_value(c->fd, &c->start, c->timeout_ms, &why);
+        rc = *reply ? 0 : fail(msg, msg_len, "no answer from %s: %s", c->where, why);
     }
-    close(fd);
+    free(req);
+    close(c->fd);
+    c->fd = -1;
     return rc;
 }

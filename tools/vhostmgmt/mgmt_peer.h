@@ -6,7 +6,8 @@
  * possibly ended by the server closing).  vfe-vhostd --compat-tcp answers the
  * same requests.
  *
- * Ownership: each call opens, owns and closes its own socket; params is
+ * Ownership: a struct mgmt_peer_conn owns the socket mgmt_peer_connect opened
+ * until mgmt_peer_call closes it (always, whatever its outcome); params is
  * borrowed; *reply is the caller's.
  */
 #ifndef VHOSTMGMT_PEER_H
@@ -14,6 +15,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <time.h>
 
 #define MGMT_PEER_DEFAULT_ADDR "127.0.0.1:12190"
 #define MGMT_PEER_MAX_REPLY (16 * 1024 * 1024)
@@ -27,13 +29,25 @@ int mgmt_peer_addr(const char *spec, char *host, size_t host_len, char *port, si
  * out when NULL or empty (as the peer's CLI does).  malloc'd; NULL when out of memory. */
 char *mgmt_peer_request(const char *method, const json_t *params, unsigned id);
 
+struct mgmt_peer_conn {
+    int fd;                  /* -1 once closed */
+    struct timespec start;   /* the time-out counts from the connect */
+    int timeout_ms;
+    char where[280];         /* host:port, for messages */
+};
+
+/* Connect to spec ("[ADDR:]PORT") within timeout_ms.  0, or -1 with msg (bad
+ * address, cannot resolve, refused, time-out). */
+int mgmt_peer_connect(struct mgmt_peer_conn *c, const char *spec, int timeout_ms, char *msg, size_t msg_len);
+
 /*
- * One call: connect to spec, send the request, read one JSON value back, all
- * within timeout_ms.  0 with *reply (the whole response object, "result" or
- * "error" inside), or -1 with msg: address, connect, send, time-out, a reply
- * that is not JSON or larger than MGMT_PEER_MAX_REPLY.
+ * Send the request on c and read one JSON value back, within what is left of
+ * c's time-out; c's socket is closed on return.  0 with *reply (the whole
+ * response object, "result" or "error" inside), or -1 with msg: send failed,
+ * time-out, closed without an answer, a reply that is not JSON or larger than
+ * MGMT_PEER_MAX_REPLY.
  */
-int mgmt_peer_call(const char *spec, const char *method, const json_t *params, unsigned id, int timeout_ms,
-                   json_t **reply, char *msg, size_t msg_len);
+int mgmt_peer_call(struct mgmt_peer_conn *c, const char *method, const json_t *params, unsigned id, json_t **reply,
+                   char *msg, size_t msg_len);
 
 #endif

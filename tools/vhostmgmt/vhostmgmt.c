@@ -127,11 +127,15 @@ static int run_peer(const struct mgmt_cmd *c)
     if (c->direct)
         return bad("vf --direct is not part of the peer's TCP interface: use vfe's unix socket (-s)");
     json_t *params = mgmt_cmd_params(c, true), *reply = NULL;
-    if (params && json_object_size(params) && !as_json)
-        mgmt_out_peer_echo(params);
-    fflush(stdout);
+    struct mgmt_peer_conn conn;
     char msg[512];
-    int rc = mgmt_peer_call(tcp_addr, c->verb->method, params, ++peer_id, timeout_ms, &reply, msg, sizeof(msg));
+    int rc = mgmt_peer_connect(&conn, tcp_addr, timeout_ms, msg, sizeof(msg));
+    if (!rc && params && json_object_size(params) && !as_json) {
+        mgmt_out_peer_echo(params);   /* as the peer's CLI: once connected, before the request */
+        fflush(stdout);
+    }
+    if (!rc)
+        rc = mgmt_peer_call(&conn, c->verb->method, params, ++peer_id, &reply, msg, sizeof(msg));
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", prog, c->verb->name, msg);
         rc = 1;

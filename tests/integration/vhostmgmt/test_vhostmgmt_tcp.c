@@ -282,6 +282,12 @@ static void test_script_and_defaults(void)
     CHECK(mt_run(a1, NULL, out, sizeof(out), err, sizeof(err), 20000) == 0, "--tcp=ADDR: %s", err);
     const char *a2[] = {mt_vhostmgmt(), "--tcp", port, "version", NULL};
     CHECK(mt_run(a2, NULL, out, sizeof(out), err, sizeof(err), 20000) == 0, "--tcp PORT: %s", err);
+    /* nobody there: one line on stderr, and no echo line either (the peer's CLI echoes once connected) */
+    char nobody[32];
+    snprintf(nobody, sizeof(nobody), "127.0.0.1:%d", mt_free_port());
+    const char *a4[] = {mt_vhostmgmt(), "--tcp", nobody, "vf", "--add", "af:00.3", NULL};
+    CHECK(mt_run(a4, NULL, out, sizeof(out), err, sizeof(err), 20000) == 1 && !out[0] && mt_lines(err) == 1 &&
+              strstr(err, "cannot connect to 127.0.0.1:"), "refused: '%s' '%s'", out, err);
     /* a bare --tcp is the peer's default address */
     const char *a3[] = {mt_vhostmgmt(), "--tcp", "--timeout", "2", "version", NULL};
     int rc = mt_run(a3, NULL, out, sizeof(out), err, sizeof(err), 20000);
