@@ -2,8 +2,9 @@
  * The peer's debug operations on one VF (vf {debug:true, vfdev,
  * test_operation:N}): force the device's migration state, start or stop
  * dirty tracking, read the state.  They bypass the vhost-user session's view
- * of the device, so each is logged at warning level, and they are refused
- * while the session is not running rings, while a device operation is in
+ * of the device, so each is logged at warning level, and (but for reading
+ * the state) they are refused while the session is not running rings, while
+ * a device operation is in
  * flight, while QEMU has dirty tracking on (a migration), and on direct-mode
  * VFs (no admin queue).  Every operation is an admin command answered later:
  * the loop never waits.
@@ -207,7 +208,7 @@ static int refusal(struct vhostd_vf *vf, const struct dbg_def *def, struct dbg_l
     if (!vf->pf) {
         why = "direct mode: the VF has no admin queue";
         err = -EOPNOTSUPP;
-    } else if (!st.connected || vdpa_vf_state(vf->dev) != VDPA_VF_RUNNING) {
+    } else if (def->kind != DBG_GET_STATE && (!st.connected || vdpa_vf_state(vf->dev) != VDPA_VF_RUNNING)) {
         why = "no vhost-user session runs the device";
         err = -ENOTCONN;
     } else if (vdpa_vf_step_pending(vf->dev) || (l && l->busy)) {
