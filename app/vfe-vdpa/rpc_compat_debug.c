@@ -4,10 +4,14 @@
  * dirty tracking, read the state.  They bypass the vhost-user session's view
  * of the device, so each is logged at warning level, and (but for reading
  * the state) they are refused while the session is not running rings, while
- * a device operation is in
- * flight, while QEMU has dirty tracking on (a migration), and on direct-mode
- * VFs (no admin queue).  Every operation is an admin command answered later:
- * the loop never waits.
+ * a device operation is in flight, while QEMU has dirty tracking on (a
+ * migration), and on direct-mode VFs (no admin queue).  Every operation is an
+ * admin command answered later: the loop never waits.
+ *
+ * Debug dirty tracking writes a log of this file's own (QEMU's is not
+ * touched); while it is on, QEMU cannot start a migration's tracking on that
+ * VF (the device tracks into one log at a time) and an HA take-over does not
+ * carry it: stop it first.
  *
  * Ownership: each operation in flight owns its struct dbg_op (freed by its
  * callback); a debug dirty log (memfd) is owned by this file's table from
@@ -251,6 +255,10 @@ int compat_vf_debug(struct vhostd *d, const char *bdf, json_t *params, struct rp
         else
             dbg_fail(c, "Fail to find VF device", COMPAT_NO_VF);
         return 0;
+    }
+    if (l && !l->busy && !vdpa_vf_dirty_tracking(vf->dev)) {
+        log_drop(l);   /* the device stopped tracking meanwhile (the VF was removed and added again) */
+        l = NULL;
     }
     if (def->kind == DBG_LOG_START && mode == 2) {
         LOG_W("compat: debug start logging on VF %s refused: vfe tracks in bitmaps (test_mode 1) only", bdf);

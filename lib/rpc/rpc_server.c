@@ -27,12 +27,13 @@ static unsigned rate_limit(struct ev_loop *loop, struct rpc_log_limit *l)
     return n;
 }
 
-static void refuse(struct rpc_server *s, int fd, pid_t pid, int code, const char *msg)
+static void refuse(struct rpc_server *s, int fd, pid_t pid, bool tcp, int code, const char *msg)
 {
     unsigned count = rate_limit(s->loop, &s->refusal_log);
+    char who[32];
+    snprintf(who, sizeof(who), tcp ? "a TCP client" : "pid %d", (int)pid);
     if (count)
-        LOG_W("rpc: connection from pid %d refused: %s (%u refusal(s) since the last message)", (int)pid, msg,
-              count);
+        LOG_W("rpc: connection from %s refused: %s (%u refusal(s) since the last message)", who, msg, count);
     json_t *e = rpc_error_obj(NULL, code, msg);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
     if (txt) {
@@ -73,16 +74,16 @@ static void admit(struct rpc_server *s, int fd, bool unix_sock)
         privileged = rc == 0 && rpc_access_privileged(&peer, owner);
         free(groups);
         if (!ok) {
-            refuse(s, fd, peer.pid, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
+            refuse(s, fd, peer.pid, false, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
             return;
         }
     }
     if (!rpc_admit(privileged, s->nconns, s->max_conns) || (!unix_sock && s->ntcp_conns >= s->tcp.max_conns)) {
-        refuse(s, fd, peer.pid, RPC_BUSY, "too many clients");
+        refuse(s, fd, peer.pid, !unix_sock, RPC_BUSY, "too many clients");
         return;
     }
     if (!rpc_conn_open(s, fd, peer.pid, privileged, !unix_sock))
-        refuse(s, fd, peer.pid, RPC_INTERNAL_ERROR, "out of memory");
+        refuse(s, fd, peer.pid, !unix_sock, RPC_INTERNAL_ERROR, "out of memory");
 }
 
 static void listeners(struct rpc_server *s, bool on)

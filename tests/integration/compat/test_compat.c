@@ -591,6 +591,9 @@ static void test_debug(void)
     r = debug_op(VF1, 5);
     CHECK(debug_failed(r, "Fail to debug VF device", -EINVAL), "stop logging before a start: %s", last);
     json_decref(r);
+    r = peer("vf", "{\"vfdev\": \"" VF1 "\", \"debug\": true, \"test_operation\": 4, \"test_mode\": 2}");
+    CHECK(debug_failed(r, "Fail to debug VF device", -EOPNOTSUPP), "bytemap logging: %s", last);
+    json_decref(r);
     r = debug_op(VF1, 4);
     CHECK(debug_ok(r, VF1), "start logging: %s", last);
     json_decref(r);
