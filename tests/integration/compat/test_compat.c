@@ -611,6 +611,25 @@ static void test_debug(void)
     sim_proc_ctl(&sp, ctl, buf, sizeof(buf));
     CHECK(strstr(buf, "\"dirty_mode\":0"), "the device no longer tracks: %s", buf);
 
+    /* a migration's tracking (QEMU's SET_LOG_BASE + LOG_ALL) excludes debug operations */
+    CHECK(vfe_fe_log_start(a) == 0, "front-end log start");
+    long stop_at = check_now_ms() + 3000;
+    bool tracking = false;
+    while (!tracking && check_now_ms() < stop_at) {
+        sim_proc_ctl(&sp, ctl, buf, sizeof(buf));
+        tracking = !strstr(buf, "\"dirty_mode\":0");
+        usleep(10000);
+    }
+    CHECK(tracking, "the migration's tracking is on: %s", buf);
+    r = debug_op(VF1, 2);
+    CHECK(debug_failed(r, "Fail to debug VF device", -EBUSY), "quiesce during a migration: %s", last);
+    json_decref(r);
+    r = debug_op(VF1, 4);
+    CHECK(debug_failed(r, "Fail to debug VF device", -EBUSY), "start logging during a migration: %s", last);
+    json_decref(r);
+    CHECK(!strcmp(sim_mig_state(VF1, buf, sizeof(buf)), "running"), "a refused operation changes nothing: %s", buf);
+    CHECK(vfe_fe_log_stop(a) == 0, "front-end log stop");
+
     r = debug_op("3b:00.6", 2);
     CHECK(debug_failed(r, "Fail to find VF device", -1003), "debug of an unknown VF: %s", last);
     json_decref(r);
@@ -634,6 +653,30 @@ static void test_remove(void)
     r = peer("mgmtpf", "{\"remove\": true, \"dev\": \"3b:00.0\"}");
     CHECK(is_status(r, 0, "Success"), "mgmtpf -r: %s", last);
     json_decref(r);
+}
+
+/* With --ha and no HA process: the HA fields say so, in the peer's words. */
+static void test_version_ha_down(void)
+{
+    char lp[400], r2[400], ha[400], tcp[32];
+    snprintf(lp, sizeof(lp), "%.300s/ha-down.log", sp.dir);
+    snprintf(r2, sizeof(r2), "%.300s/ha-down.sock", sp.dir);
+    snprintf(ha, sizeof(ha), "%.300s/no-ha-here.sock", sp.dir);
+    snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", port + 1);
+    const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", r2, "--no-state", "--ha", ha, "--compat-tcp",
+                          tcp, NULL};
+    pid_t p = proc_spawn(argv, lp);
+    const char *ready[] = {"ready: RPC", NULL};
+    CHECK(file_wait(lp, ready, 1, 5000), "second daemon with --ha did not start");
+    port++;
+    json_t *r = peer("version", NULL);
+    port--;
+    CHECK(is_status(r, 0, "Success") &&
+              !strcmp(str(r, "vfe-vhostd-ha version") ?: "", "Not Known Due to HA Disconnected") &&
+              !strcmp(str(r, "vfe-vhostd-ha build time") ?: "", "Not Known Due to HA Disconnected"),
+          "version with the HA process down: %s", last);
+    json_decref(r);
+    CHECK(proc_stop(p, 5000) == 0, "second daemon exit status");
 }
 
 /* A non-loopback --compat-tcp is refused at start (exit 2, a clear reason). */
@@ -678,6 +721,7 @@ int main(void)
     test_remove();
     test_slow_clients();
     test_non_loopback();
+    test_version_ha_down();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
     CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
