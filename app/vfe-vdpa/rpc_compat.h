@@ -62,7 +62,7 @@ void compat_bad_params(struct rpc_call *c, const char *what, const char *why);
 int compat_vf_debug(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c);
 
 /* ---- rpc_compat.c, for the debug operations ---- */
-/* The VF of a normalised BDF param, or an answer given (bad BDF, not added). */
+/* A BDF param normalised into out, or the peer's bad-params answer given. */
 bool compat_bdf_param(json_t *params, const char *key, const char *what, char out[VHOSTD_BDF_LEN],
                       struct rpc_call *c);
 

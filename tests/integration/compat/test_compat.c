@@ -301,6 +301,15 @@ static void test_unix_unchanged(void)
     rc = rpc_client_call(rpc, "vf", p, 3000, &res, msg, sizeof(msg));
     CHECK(rc == RPC_NOT_FOUND, "unix: an unknown VF is a JSON-RPC error: rc %d %s", rc, msg);
     json_decref(p);
+    p = json_pack("{s:b, s:s}", "info", 1, "vfdev", "3B:00.1");   /* the peer's short form there too */
+    rc = rpc_client_call(rpc, "vf", p, 3000, &res, msg, sizeof(msg));
+    CHECK(rc == 0 && !strcmp(str(res, "vf") ?: "", VF1), "unix: a short upper-case BDF: rc %d %s", rc, msg);
+    json_decref(res);
+    json_decref(p);
+    p = json_pack("{s:b, s:s}", "info", 1, "vfdev", "3b:00.8");
+    rc = rpc_client_call(rpc, "vf", p, 3000, &res, msg, sizeof(msg));
+    CHECK(rc == RPC_INVALID_PARAMS, "unix: function 8: rc %d %s", rc, msg);
+    json_decref(p);
     p = json_pack("{s:b}", "list", 1);
     rc = rpc_client_call(rpc, "mgmtpf", p, 3000, &res, msg, sizeof(msg));
     CHECK(rc == 0 && json_is_string(json_object_get(json_array_get(json_object_get(res, "devices"), 0), "state")) &&
