@@ -259,17 +259,41 @@ static json_t *features_json(uint64_t f)
 }
 
 /* What the device says of itself: MSI-X table size, largest ring, MTU.  Only
- * reads (vfe_vpci_init reads config space, the rest selects and reads). */
+ * reads (vfe_vpci_init reads config space, the rest selects and reads), but
+ * each is a round trip to the device on the loop (about 0.3 ms over
+ * vfio-user): read once per VF and kept, keyed by BDF and device half (a VF
+ * added again is read again unless its new device half has the old address;
+ * the facts are the function's own either way). */
 struct dev_facts {
     unsigned msix, queue_size, mtu;
 };
 
+static struct facts_slot {
+    const struct vdpa_vf *dev;      /* compared, never dereferenced */
+    char bdf[16];
+    struct dev_facts f;
+} facts_cache[VHOSTD_MAX_MANAGED_VFS];
+
 static void device_facts(struct vhostd_vf *vf, struct dev_facts *f)
 {
+    struct facts_slot *slot = &facts_cache[0];
+    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
+        struct facts_slot *s = &facts_cache[i];
+        if (!strcmp(s->bdf, vf->rec.bdf)) {
+            if (s->dev == vf->dev) {
+                *f = s->f;
+                return;
+            }
+            slot = s;   /* the VF was added again: read again, in its place */
+            break;
+        }
+        if (!s->bdf[0] && slot->bdf[0])
+            slot = s;
+    }
     *f = (struct dev_facts){.mtu = 1500};
     struct vfe_virtio_pci vp;
     if (vfe_vpci_init(&vp, vf->t) < 0)
-        return;
+        return;   /* not kept: asked again next time */
     f->msix = vp.msix_vectors;
     uint16_t max = 0;
     if (vfe_vpci_queue_max(&vp, 0, &max) == 0)
@@ -278,6 +302,8 @@ static void device_facts(struct vhostd_vf *vf, struct dev_facts *f)
     if ((vdpa_vf_device_features(vf->dev) & (1ull << VIRTIO_NET_F_MTU)) &&
         vfe_vpci_read_device_cfg(&vp, 10, b, sizeof(b)) == 0)   /* struct virtio_net_config.mtu, little-endian */
         f->mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
+    *slot = (struct facts_slot){.dev = vf->dev, .f = *f};
+    snprintf(slot->bdf, sizeof(slot->bdf), "%s", vf->rec.bdf);
 }
 
 static json_t *vf_device(struct vhostd_vf *vf)
