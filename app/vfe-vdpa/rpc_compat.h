@@ -57,6 +57,13 @@ void compat_answer(struct rpc_call *c, json_t *obj, int code);
 /* The peer's answer to parameters it cannot use: {"Error": text, errno -22, errstr}. */
 void compat_bad_params(struct rpc_call *c, const char *what, const char *why);
 
+/* ---- rpc_compat_device.c ---- */
+struct vhostd_state_vf;
+/* {vf, probed, msix_num, queue_num, queue_size, device_feature, mtu, mac, vm_uuid, socket_file, configured}. */
+json_t *compat_vf_device(struct vhostd_vf *vf);
+/* A VF in the state file not brought up yet: {vf, probed:false, vm_uuid, socket_file}. */
+json_t *compat_pending_device(const struct vhostd_state_vf *v);
+
 /* ---- rpc_compat_debug.c ---- */
 /* vf {debug:true, vfdev, test_operation, test_mode|size_mode}. */
 int compat_vf_debug(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c);
