@@ -638,6 +638,53 @@ static void test_debug(void)
     json_decref(r);
     CHECK(!strcmp(sim_mig_state(VF1, buf, sizeof(buf)), "running"), "a refused operation changes nothing: %s", buf);
     CHECK(vfe_fe_log_stop(a) == 0, "front-end log stop");
+    stop_at = check_now_ms() + 3000;   /* the device stops tracking after the front-end's message: wait for it */
+    while (tracking && check_now_ms() < stop_at) {
+        json_t *res = NULL, *p = json_pack("{s:s}", "vfdev", VF1);
+        char msg[128];
+        if (rpc_client_call(rpc, "stats", p, 2000, &res, msg, sizeof(msg)) == 0)
+            tracking = !json_is_false(json_object_get(json_array_get(json_object_get(res, "vfs"), 0),
+                                                      "dirty_tracking"));
+        json_decref(res);
+        json_decref(p);
+        if (tracking)
+            usleep(10000);
+    }
+    CHECK(!tracking, "the migration's tracking stopped");
+
+    /* asynchronous: while the device takes 1 s to answer, others are served and
+     * a second debug operation on the VF is refused (one at a time) */
+    CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":1000}", buf, sizeof(buf)) == 0,
+          "admin_delay fault: %s", buf);
+    int slow = tcp_connect();
+    const char *req6 = "{\"jsonrpc\": \"2.0\", \"method\": \"vf\", \"id\": 1, \"params\": {\"vfdev\": \"" VF1
+                       "\", \"debug\": true, \"test_operation\": 6, \"size_mode\": 1}}";
+    long t0 = check_now_ms();
+    CHECK(slow >= 0 && write(slow, req6, strlen(req6)) == (ssize_t)strlen(req6), "send a slow debug operation");
+    usleep(100000);
+    r = peer("version", NULL);
+    CHECK(is_status(r, 0, "Success") && check_now_ms() - t0 < 700, "served while a debug operation waits: %s", last);
+    json_decref(r);
+    r = debug_op(VF1, 2);
+    CHECK(debug_failed(r, "Fail to debug VF device", -EBUSY), "a second debug operation meanwhile: %s", last);
+    json_decref(r);
+    json_t *v = read_value(slow, buf, sizeof(buf), 5000);
+    r = json_object_get(v, "result");
+    CHECK(debug_ok(r, VF1) && check_now_ms() - t0 >= 900, "the slow one answered after %ld ms: %s",
+          check_now_ms() - t0, buf);
+    json_decref(v);
+    close(slow);
+    sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"clear\"}", buf, sizeof(buf));
+    CHECK(!strcmp(sim_mig_state(VF1, buf, sizeof(buf)), "running"), "a refused quiesce changed nothing: %s", buf);
+    /* the device refuses (every retry): the peer's failure reply with the errno */
+    sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"admin_fail\",\"status\":5}", buf, sizeof(buf));
+    r = debug_op(VF1, 3);
+    CHECK(r && errno_of(r) < 0 && errno_of(r) > -1000 && !strcmp(str(r, "Error") ?: "", "Fail to debug VF device"),
+          "a failed admin command: %s", last);
+    json_decref(r);
+    sim_proc_ctl(&sp, "{\"cmd\":\"fault\",\"type\":\"clear\"}", buf, sizeof(buf));
+    CHECK(!strcmp(sim_mig_state(VF1, buf, sizeof(buf)), "running"), "a failed freeze changed nothing: %s", buf);
+    CHECK(one_frame(a, b, 106, 2000) == 1, "frames flow after the failures");
 
     r = debug_op("3b:00.6", 2);
     CHECK(debug_failed(r, "Fail to find VF device", -1003), "debug of an unknown VF: %s", last);
