@@ -278,8 +278,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             c->eof = true;
         parse_buffered(c);
         /* over TCP (no credentials, no access control) only whole requests are
-         * traffic: half a request trickling in does not keep the connection */
-        if (n > 0 && (!c->tcp || c->in_len == 0))
+         * traffic: half a request trickling in does not keep the connection.
+         * (Not once parsing closed it: a closed connection's timer stays off.) */
+        if (n > 0 && !c->dead && (!c->tcp || c->in_len == 0))
             touch(c);
         if (takes_requests(c) && !c->eof && c->in_len == RPC_MAX_REQUEST)
             too_large(c);

@@ -229,6 +229,50 @@ static void test_trickle(void **state)
     teardown(loop, s, p);
 }
 
+/* A client that sends a request and is gone before its answer: the connection
+ * closes while its bytes are parsed, and its idle timer must stay off (the
+ * connection is freed; a timer restarted there would fire into freed memory,
+ * which AddressSanitizer reports). */
+static void test_gone_before_answer(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char p[108], buf[1024];
+    struct rpc_tcp_opts to = {.idle_timeout = 0.1};
+    rt_dir(p, sizeof(p), "tcpgone");
+    int err;
+    struct rpc_server_opts uo = {.idle_timeout = 0.1};
+    struct rpc_server *s = rpc_server_create(loop, p, &uo, &err);
+    rpc_register(s, "u", m_unix, NULL);
+    rpc_register_tcp(s, "t", m_tcp, NULL);
+    int rc = -1;
+    for (int i = 0; i < 50 && rc; i++) {
+        char spec[32];
+        port = 20000 + (getpid() * 19 + i * 977) % 40000;
+        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
+        rc = rpc_server_listen_tcp_opts(s, spec, &to);
+    }
+    assert_int_equal(rc, 0);
+    for (int round = 0; round < 20; round++) {
+        int u = rt_connect(p), t = tcp_connect();
+        rt_spin(loop, 5, NULL, NULL);   /* accepted */
+        const char *ru = "{\"jsonrpc\":\"2.0\",\"method\":\"u\",\"id\":1}";
+        const char *rtq = "{\"jsonrpc\":\"2.0\",\"method\":\"t\",\"id\":1}";
+        assert_true(rt_write(u, ru, strlen(ru)));
+        assert_true(rt_write(t, rtq, strlen(rtq)));
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};   /* TCP: reset, the answer cannot be sent */
+        setsockopt(t, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(u);
+        close(t);
+        rt_spin(loop, 20, NULL, NULL);
+    }
+    rt_spin(loop, 300, NULL, NULL);   /* past the idle bound of every connection */
+    int u = rt_connect(p);
+    ask(loop, u, "{\"jsonrpc\":\"2.0\",\"method\":\"u\",\"id\":1}", buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"result\":\"unix\""));
+    close(u);
+    teardown(loop, s, p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_tables_and_leniency),
         cmocka_unit_test(test_tcp_conn_bound),
         cmocka_unit_test(test_trickle),
+        cmocka_unit_test(test_gone_before_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
