@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "app/vfe-vdpa/rpc_compat.h"
 #include "app/vfe-vdpa/vhostd.h"
 #include "lib/log/vfe_log.h"
 
@@ -81,8 +82,11 @@ int main(int argc, char **argv)
         LOG_E("RPC socket %s: %s", d.opt.rpc_path, strerror(-err));
         return 1;
     }
-    if (d.opt.compat_tcp && (err = rpc_server_listen_tcp(d.rpc, d.opt.compat_tcp)) < 0) {
-        LOG_E("--compat-tcp %s: %s", d.opt.compat_tcp, strerror(-err));
+    /* the peer's tools: its methods and formats only (rpc_compat.h), loopback only */
+    struct rpc_tcp_opts to = {.lenient = true};
+    if (d.opt.compat_tcp && (err = rpc_server_listen_tcp_opts(d.rpc, d.opt.compat_tcp, &to)) < 0) {
+        LOG_E("--compat-tcp %s: %s", d.opt.compat_tcp,
+              err == -EADDRNOTAVAIL ? "not a loopback address (the TCP socket has no access control)" : strerror(-err));
         rpc_server_destroy(d.rpc);
         return 1;
     }
@@ -92,6 +96,7 @@ int main(int argc, char **argv)
         return 1;
     }
     vhostd_rpc_register(&d);
+    vhostd_compat_register(&d);
     if (d.opt.ha_path) {
         /* before anything is provisioned: what the HA process holds is taken over, not reset */
         vhostd_ha_fetch(&d.ha, d.loop, d.opt.ha_path, &d.reg);

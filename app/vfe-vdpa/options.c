@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
 
 #include "drivers/vdpa/virtio/vdpa_vf.h"
 #include "lib/log/vfe_log.h"
+#include "lib/rpc/rpc.h"
 #include "lib/sock/vfe_unix_sock.h"
 #include "vfe_version.h"
 
@@ -38,8 +40,12 @@ void vhostd_usage(FILE *f)
 "  --socket-group NAME   group of the vhost-user sockets (and of the RPC socket), so\n"
 "                        a QEMU in that group can connect; sockets are mode 0660\n"
 "  --compat-tcp [ADDR:]PORT\n"
-"                        also accept JSON-RPC on TCP (loopback by default, no access\n"
-"                        control: for the peer project's tools only; off by default)\n"
+"                        also serve the peer project's tools (Mellanox dpdk-vhost-vfe\n"
+"                        vhostmgmt, port 12190) on TCP, in their formats: methods\n"
+"                        version, mgmtpf and vf only (docs/rpc.md).  The TCP socket\n"
+"                        has no access control: ADDR must be a loopback address\n"
+"                        (127.0.0.0/8, default 127.0.0.1), others are refused; any\n"
+"                        local user can provision through it.  Off by default\n"
 "  --state-dir DIR       keep the provisioning (PFs, VFs, socket paths, VM ids) in\n"
 "                        DIR/provisioning.json and apply it again at start (default\n"
 "                        /var/lib/vfe-vhostd, created 0700); '' turns it off\n"
@@ -92,6 +98,15 @@ static int check_options(struct vhostd_options *o)
     }
     if (o->state_dir && o->state_dir[0] != '/') {
         fprintf(stderr, "vfe-vhostd: --state-dir %s: must be an absolute path\n", o->state_dir);
+        return -1;
+    }
+    struct sockaddr_in sin;
+    int rc = o->compat_tcp ? rpc_tcp_spec_parse(o->compat_tcp, &sin) : 0;
+    if (rc < 0) {
+        fprintf(stderr, "vfe-vhostd: --compat-tcp %s: %s\n", o->compat_tcp,
+                rc == -EADDRNOTAVAIL ? "not a loopback address; the TCP socket has no access control, so only "
+                                       "127.0.0.0/8 is accepted"
+                                     : "expected [ADDR:]PORT with an IPv4 ADDR and PORT 1-65535");
         return -1;
     }
     if (o->socket_group) {

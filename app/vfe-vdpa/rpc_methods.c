@@ -9,11 +9,11 @@
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
+#include "app/vfe-vdpa/rpc_compat.h"
 #include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
-
-#define VHOSTD_VERSION "0.1.0"
+#include "vfe_version.h"
 
 static int code_of(int err)
 {
@@ -27,7 +27,8 @@ static int code_of(int err)
     }
 }
 
-/* A BDF param: string and well formed, or an error answered. */
+/* A BDF param: a string naming a PCI address ([DDDD:]BB:DD.F, either case, as
+ * the peer's tools write it), made canonical in params; or an error answered. */
 static const char *bdf_param(json_t *params, const char *key, struct rpc_call *c)
 {
     json_t *v = json_object_get(params, key);
@@ -35,12 +36,13 @@ static const char *bdf_param(json_t *params, const char *key, struct rpc_call *c
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\" (a PCI address DDDD:BB:DD.F) is required", key);
         return NULL;
     }
-    if (!pci_bdf_valid(json_string_value(v))) {
-        rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\": '%.32s' is not a PCI address DDDD:BB:DD.F (lower-case hex)",
+    char bdf[VHOSTD_BDF_LEN];
+    if (vhostd_bdf_normalise(json_string_value(v), bdf) < 0 || json_object_set_new(params, key, json_string(bdf))) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"%s\": '%.32s' is not a PCI address DDDD:BB:DD.F (or BB:DD.F)",
                        key, json_string_value(v));
         return NULL;
     }
-    return json_string_value(v);
+    return json_string_value(json_object_get(params, key));
 }
 
 /* Exactly one of the action flags is true. */
@@ -71,7 +73,7 @@ static const char *action(json_t *params, const char *const *names, struct rpc_c
 
 static int m_version(void *ctx, json_t *params, struct rpc_call *c)
 {
-    rpc_call_result(c, json_pack("{s:s, s:s}", "version", VHOSTD_VERSION, "name", "vfe-vhostd"));
+    rpc_call_result(c, json_pack("{s:s, s:s}", "version", VFE_VERSION, "name", "vfe-vhostd"));
     return 0;
 }
 

@@ -33,7 +33,12 @@
  * most max_conns connections; unprivileged peers (neither root nor the owner)
  * get at most max_conns - RPC_RESERVED_CONNS(max_conns) of them, so they can
  * never lock root or the owner out.  TCP peers have no credentials: they are
- * allowed (no access control, loopback only by default) and unprivileged.
+ * allowed (no access control) and unprivileged, so the TCP listener binds
+ * loopback addresses only (127.0.0.0/8) and has limits of its own
+ * (struct rpc_tcp_opts): at most max_conns TCP connections, and a request must
+ * arrive whole within idle_timeout (bytes of an unfinished request do not
+ * count as traffic), so a client that sends nothing or half a request holds
+ * one connection for a bounded time and never delays the others.
  */
 #ifndef VFE_RPC_H
 #define VFE_RPC_H
@@ -92,17 +97,39 @@ struct rpc_server_opts {
  */
 struct rpc_server *rpc_server_create(struct ev_loop *loop, const char *path, const struct rpc_server_opts *opts,
                                      int *err);
-/* Also listen on TCP [ADDR:]PORT (ADDR default 127.0.0.1).  -EINVAL, -EEXIST (already), or -errno. */
+struct rpc_tcp_opts {
+    double idle_timeout;     /* seconds; 0: RPC_TCP_IDLE_TIMEOUT */
+    unsigned max_conns;      /* TCP connections at once; 0: RPC_TCP_MAX_CONNS (never above the server's) */
+    bool lenient;            /* serve requests without "jsonrpc":"2.0" and answer those without "id" (with
+                              * "id":null), as the peer project's server does */
+};
+#define RPC_TCP_IDLE_TIMEOUT 10.0
+#define RPC_TCP_MAX_CONNS 16
+
+/* Parse a TCP listener spec [ADDR:]PORT (ADDR an IPv4 address, default
+ * 127.0.0.1).  0; -EINVAL (malformed); -EADDRNOTAVAIL (ADDR not loopback:
+ * the listener has no access control). */
+struct sockaddr_in;
+int rpc_tcp_spec_parse(const char *spec, struct sockaddr_in *out);
+/* Also listen on TCP (spec as above; opts NULL: defaults, not lenient).
+ * 0, or -EINVAL, -EADDRNOTAVAIL, -EEXIST (already), or -errno of bind. */
 int rpc_server_listen_tcp(struct rpc_server *s, const char *spec);
+int rpc_server_listen_tcp_opts(struct rpc_server *s, const char *spec, const struct rpc_tcp_opts *opts);
 void rpc_server_destroy(struct rpc_server *s);
 /* -ENOSPC: too many methods or name too long. */
 int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
+/* A method for TCP connections only.  Once one is registered, TCP
+ * connections see only these (those of rpc_register stay on the unix
+ * socket): a listener without access control gets its own, smaller set. */
+int rpc_register_tcp(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
 
 /* Answer a call (takes the reference to result).  A call is answered once. */
 void rpc_call_result(struct rpc_call *c, json_t *result);
 void rpc_call_error(struct rpc_call *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Peer of the call (unix socket), for logs. */
 pid_t rpc_call_peer_pid(const struct rpc_call *c);
+/* The call came over the TCP listener. */
+bool rpc_call_is_tcp(const struct rpc_call *c);
 
 /* Client: one call, blocking with a timeout.  0 with *result, or the error
  * code (< 0) with msg filled; transport failures (and a reply larger than

@@ -88,27 +88,43 @@ void rpc_call_error(struct rpc_call *c, int code, const char *fmt, ...)
 }
 
 pid_t rpc_call_peer_pid(const struct rpc_call *c) { return c->pid; }
+bool rpc_call_is_tcp(const struct rpc_call *c) { return c->tcp; }
 
-static const struct rpc_method *find(const struct rpc_server *s, const char *name)
+/* The methods a connection sees (rpc_register_tcp's on TCP once there are any). */
+static const struct rpc_method *table(const struct rpc_conn *conn, unsigned *n)
 {
-    for (unsigned i = 0; i < s->nmethods; i++)
-        if (!strcmp(s->methods[i].name, name))
-            return &s->methods[i];
+    const struct rpc_server *s = conn->s;
+    if (conn->tcp && s->ntcp_methods) {
+        *n = s->ntcp_methods;
+        return s->tcp_methods;
+    }
+    *n = s->nmethods;
+    return s->methods;
+}
+
+static const struct rpc_method *find(const struct rpc_conn *conn, const char *name)
+{
+    unsigned n;
+    const struct rpc_method *t = table(conn, &n);
+    for (unsigned i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name))
+            return &t[i];
     return NULL;
 }
 
-static void method_list(const struct rpc_server *s, char *out, size_t len)
+static void method_list(const struct rpc_conn *conn, char *out, size_t len)
 {
+    unsigned n;
+    const struct rpc_method *t = table(conn, &n);
     size_t o = 0;
     out[0] = '\0';
-    for (unsigned i = 0; i < s->nmethods && o < len; i++)
-        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ", " : "", s->methods[i].name);
+    for (unsigned i = 0; i < n && o < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ", " : "", t[i].name);
 }
 
 /* One request object. */
 static void dispatch(struct rpc_conn *conn, json_t *req, struct rpc_batch *b)
 {
-    struct rpc_server *s = conn->s;
     struct rpc_call *c = calloc(1, sizeof(*c));
     if (!c) {
         json_t *e = rpc_error_obj(NULL, RPC_INTERNAL_ERROR, "out of memory");
@@ -119,6 +135,7 @@ static void dispatch(struct rpc_conn *conn, json_t *req, struct rpc_batch *b)
     c->conn = conn;
     c->batch = b;
     c->pid = conn->pid;
+    c->tcp = conn->tcp;
     c->next = conn->calls;
     conn->calls = c;
     conn->ncalls++;
@@ -130,11 +147,17 @@ static void dispatch(struct rpc_conn *conn, json_t *req, struct rpc_batch *b)
         rpc_call_error(c, RPC_INVALID_REQUEST, "\"id\" must be a string, an integer or null");
         return;
     }
+    /* the peer's server (and so its users' scripts) need neither "jsonrpc" nor "id" */
+    bool lenient = conn->tcp && conn->s->tcp.lenient;
     c->id = json_incref(id);
-    const char *ver = json_string_value(json_object_get(req, "jsonrpc"));
+    if (!c->id && lenient && json_is_object(req))
+        c->id = json_null();
+    json_t *jv = json_object_get(req, "jsonrpc");
+    const char *ver = json_string_value(jv);
     json_t *jm = json_object_get(req, "method");
     json_t *params = json_object_get(req, "params");
-    if (!json_is_object(req) || !ver || strcmp(ver, "2.0") || !json_is_string(jm)) {
+    bool ver_ok = (ver && !strcmp(ver, "2.0")) || (lenient && !jv);
+    if (!json_is_object(req) || !ver_ok || !json_is_string(jm)) {
         if (!c->id)
             c->id = json_null();
         rpc_call_error(c, RPC_INVALID_REQUEST,
@@ -145,10 +168,10 @@ static void dispatch(struct rpc_conn *conn, json_t *req, struct rpc_batch *b)
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"params\" must be an object");
         return;
     }
-    const struct rpc_method *m = find(s, json_string_value(jm));
+    const struct rpc_method *m = find(conn, json_string_value(jm));
     if (!m) {
         char list[512];
-        method_list(s, list, sizeof(list));
+        method_list(conn, list, sizeof(list));
         rpc_call_error(c, RPC_METHOD_NOT_FOUND, "no method '%.64s'; methods: %s", json_string_value(jm), list);
         return;
     }

@@ -40,6 +40,8 @@ void rpc_conn_close(struct rpc_conn *c)
     close(c->fd);
     c->fd = -1;
     s->nconns--;
+    if (c->tcp)
+        s->ntcp_conns--;
     ev_prepare_start(s->loop, &s->reaper);
 }
 
@@ -270,13 +272,16 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             rpc_conn_close(c);
             return;
         }
-        if (n > 0) {
-            touch(c);
+        if (n > 0)
             c->in_len += (size_t)n;
-        } else if (n == 0) {
+        else if (n == 0)
             c->eof = true;
-        }
         parse_buffered(c);
+        /* over TCP (no credentials, no access control) only whole requests are
+         * traffic: half a request trickling in does not keep the connection.
+         * (Not once parsing closed it: a closed connection's timer stays off.) */
+        if (n > 0 && !c->dead && (!c->tcp || c->in_len == 0))
+            touch(c);
         if (takes_requests(c) && !c->eof && c->in_len == RPC_MAX_REQUEST)
             too_large(c);
     }
@@ -299,11 +304,14 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_again(loop, w);   /* waiting for us, not for the client */
         return;
     }
-    LOG_I("rpc: pid %d idle for %.1f s, connection closed", (int)c->pid, c->s->idle_timeout);
+    if (c->tcp)
+        LOG_I("rpc: TCP client idle or sending an unfinished request for %.1f s, connection closed", w->repeat);
+    else
+        LOG_I("rpc: pid %d idle for %.1f s, connection closed", (int)c->pid, w->repeat);
     rpc_conn_close(c);
 }
 
-struct rpc_conn *rpc_conn_open(struct rpc_server *s, int fd, pid_t pid, bool privileged)
+struct rpc_conn *rpc_conn_open(struct rpc_server *s, int fd, pid_t pid, bool privileged, bool tcp)
 {
     struct rpc_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -317,15 +325,18 @@ struct rpc_conn *rpc_conn_open(struct rpc_server *s, int fd, pid_t pid, bool pri
     c->fd = fd;
     c->pid = pid;
     c->privileged = privileged;
+    c->tcp = tcp;
     ev_io_init(&c->rw, read_cb, fd, EV_READ);
     ev_io_init(&c->ww, write_cb, fd, EV_WRITE);
     ev_init(&c->idle, idle_cb);
-    c->idle.repeat = s->idle_timeout;
+    c->idle.repeat = tcp ? s->tcp.idle_timeout : s->idle_timeout;
     c->rw.data = c->ww.data = c->idle.data = c;
     ev_io_start(s->loop, &c->rw);
     ev_timer_again(s->loop, &c->idle);
     c->next = s->conns;
     s->conns = c;
     s->nconns++;
+    if (tcp)
+        s->ntcp_conns++;
     return c;
 }

@@ -34,6 +34,7 @@ struct rpc_call {
     bool answered;
     bool *answered_now;       /* set while the handler runs */
     pid_t pid;
+    bool tcp;
     struct rpc_call *next;    /* calls still open on the connection */
 };
 
@@ -57,6 +58,7 @@ struct rpc_conn {
     size_t out_len, out_off, out_cap;
     pid_t pid;
     bool privileged;          /* root or the socket's owner */
+    bool tcp;                 /* accepted on the TCP listener */
     struct rpc_call *calls;
     unsigned ncalls;
     bool eof;                 /* the client sends no more */
@@ -83,13 +85,17 @@ struct rpc_server {
     unsigned max_conns;
     struct rpc_method methods[RPC_MAX_METHODS];
     unsigned nmethods;
+    struct rpc_method tcp_methods[RPC_MAX_METHODS];   /* rpc_register_tcp */
+    unsigned ntcp_methods;
+    struct rpc_tcp_opts tcp;  /* the TCP listener's limits and leniency */
+    unsigned ntcp_conns;      /* live TCP connections */
     struct rpc_conn *conns;   /* live and dead (not yet reaped) */
     unsigned nconns;          /* live */
     struct rpc_log_limit accept_log, refusal_log;
 };
 
 /* rpc_conn.c */
-struct rpc_conn *rpc_conn_open(struct rpc_server *s, int fd, pid_t pid, bool privileged);
+struct rpc_conn *rpc_conn_open(struct rpc_server *s, int fd, pid_t pid, bool privileged, bool tcp);
 void rpc_conn_close(struct rpc_conn *c);            /* marks it dead; the reaper frees it */
 void rpc_conn_free(struct rpc_conn *c);             /* reaper and destroy only */
 /* Queue one reply line; id is used for the error that replaces a too large reply. */

@@ -27,12 +27,13 @@ static unsigned rate_limit(struct ev_loop *loop, struct rpc_log_limit *l)
     return n;
 }
 
-static void refuse(struct rpc_server *s, int fd, pid_t pid, int code, const char *msg)
+static void refuse(struct rpc_server *s, int fd, pid_t pid, bool tcp, int code, const char *msg)
 {
     unsigned count = rate_limit(s->loop, &s->refusal_log);
+    char who[32];
+    snprintf(who, sizeof(who), tcp ? "a TCP client" : "pid %d", (int)pid);
     if (count)
-        LOG_W("rpc: connection from pid %d refused: %s (%u refusal(s) since the last message)", (int)pid, msg,
-              count);
+        LOG_W("rpc: connection from %s refused: %s (%u refusal(s) since the last message)", who, msg, count);
     json_t *e = rpc_error_obj(NULL, code, msg);
     char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
     if (txt) {
@@ -73,16 +74,16 @@ static void admit(struct rpc_server *s, int fd, bool unix_sock)
         privileged = rc == 0 && rpc_access_privileged(&peer, owner);
         free(groups);
         if (!ok) {
-            refuse(s, fd, peer.pid, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
+            refuse(s, fd, peer.pid, false, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
             return;
         }
     }
-    if (!rpc_admit(privileged, s->nconns, s->max_conns)) {
-        refuse(s, fd, peer.pid, RPC_BUSY, "too many clients");
+    if (!rpc_admit(privileged, s->nconns, s->max_conns) || (!unix_sock && s->ntcp_conns >= s->tcp.max_conns)) {
+        refuse(s, fd, peer.pid, !unix_sock, RPC_BUSY, "too many clients");
         return;
     }
-    if (!rpc_conn_open(s, fd, peer.pid, privileged))
-        refuse(s, fd, peer.pid, RPC_INTERNAL_ERROR, "out of memory");
+    if (!rpc_conn_open(s, fd, peer.pid, privileged, !unix_sock))
+        refuse(s, fd, peer.pid, !unix_sock, RPC_INTERNAL_ERROR, "out of memory");
 }
 
 static void listeners(struct rpc_server *s, bool on)
@@ -220,14 +221,12 @@ fail:
     return NULL;
 }
 
-int rpc_server_listen_tcp(struct rpc_server *s, const char *spec)
+int rpc_tcp_spec_parse(const char *spec, struct sockaddr_in *out)
 {
-    if (s->tfd >= 0)
-        return -EEXIST;
     char host[64] = "127.0.0.1";
     const char *colon = strrchr(spec, ':');
     if (colon) {
-        if ((size_t)(colon - spec) >= sizeof(host))
+        if (colon == spec || (size_t)(colon - spec) >= sizeof(host))
             return -EINVAL;
         snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
         spec = colon + 1;
@@ -235,9 +234,25 @@ int rpc_server_listen_tcp(struct rpc_server *s, const char *spec)
     char *end;
     errno = 0;
     unsigned long port = strtoul(spec, &end, 10);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!*spec || *end || errno || port == 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+    *out = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (*spec < '0' || *spec > '9' || *end || errno || port == 0 || port > 65535 ||
+        inet_pton(AF_INET, host, &out->sin_addr) != 1)
         return -EINVAL;
+    if ((ntohl(out->sin_addr.s_addr) >> 24) != 127)
+        return -EADDRNOTAVAIL;
+    return 0;
+}
+
+int rpc_server_listen_tcp_opts(struct rpc_server *s, const char *spec, const struct rpc_tcp_opts *opts)
+{
+    if (s->tfd >= 0)
+        return -EEXIST;
+    if (opts && (!isfinite(opts->idle_timeout) || opts->idle_timeout < 0))
+        return -EINVAL;
+    struct sockaddr_in sin;
+    int rc = rpc_tcp_spec_parse(spec, &sin);
+    if (rc < 0)
+        return rc;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
@@ -248,13 +263,23 @@ int rpc_server_listen_tcp(struct rpc_server *s, const char *spec)
         close(fd);
         return e;
     }
-    if ((ntohl(sin.sin_addr.s_addr) >> 24) != 127)
-        LOG_W("rpc: TCP listener on %s:%lu is reachable from other hosts and has no access control", host, port);
+    s->tcp = opts ? *opts : (struct rpc_tcp_opts){0};
+    if (s->tcp.idle_timeout <= 0)
+        s->tcp.idle_timeout = RPC_TCP_IDLE_TIMEOUT;
+    if (!s->tcp.max_conns)
+        s->tcp.max_conns = RPC_TCP_MAX_CONNS;
+    if (s->tcp.max_conns > s->max_conns)
+        s->tcp.max_conns = s->max_conns;
     s->tfd = fd;
     ev_io_set(&s->tw, fd, EV_READ);
     if (!ev_is_active(&s->accept_retry))
         ev_io_start(s->loop, &s->tw);
     return 0;
+}
+
+int rpc_server_listen_tcp(struct rpc_server *s, const char *spec)
+{
+    return rpc_server_listen_tcp_opts(s, spec, NULL);
 }
 
 void rpc_server_destroy(struct rpc_server *s)
@@ -275,13 +300,23 @@ void rpc_server_destroy(struct rpc_server *s)
     free(s);
 }
 
-int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx)
+static int add_method(struct rpc_method *table, unsigned *n, const char *method, rpc_handler h, void *ctx)
 {
-    if (s->nmethods == RPC_MAX_METHODS || strlen(method) >= sizeof(s->methods[0].name))
+    if (*n == RPC_MAX_METHODS || strlen(method) >= sizeof(table[0].name))
         return -ENOSPC;
-    struct rpc_method *m = &s->methods[s->nmethods++];
+    struct rpc_method *m = &table[(*n)++];
     snprintf(m->name, sizeof(m->name), "%s", method);
     m->h = h;
     m->ctx = ctx;
     return 0;
+}
+
+int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx)
+{
+    return add_method(s->methods, &s->nmethods, method, h, ctx);
+}
+
+int rpc_register_tcp(struct rpc_server *s, const char *method, rpc_handler h, void *ctx)
+{
+    return add_method(s->tcp_methods, &s->ntcp_methods, method, h, ctx);
 }

@@ -18,9 +18,7 @@
 #include "tools/vhostmgmt/mgmt_out.h"
 #include "tools/vhostmgmt/mgmt_peer.h"
 
-#ifndef VFE_VERSION
-#define VFE_VERSION "unknown"
-#endif
+#include "vfe_version.h"
 
 #define DEFAULT_TIMEOUT_S 30
 #define MAX_TIMEOUT_S 3600

@@ -16,6 +16,7 @@
 
 #include "tests/integration/vhostmgmt/mgmt_test.h"
 #include "tests/lib/check.h"
+#include "vfe_version.h"
 
 #define VF1 "0000:3b:00.1"
 #define VF2 "0000:3b:00.2"
