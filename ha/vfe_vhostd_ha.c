@@ -160,6 +160,12 @@ int main(int argc, char **argv)
     if (lock_socket_path(path, &lock_fd) < 0)
         return 1;
     struct ev_loop *loop = EV_DEFAULT;
+    /* Watched before the socket exists: a SIGTERM right after it appears must still close it cleanly. */
+    ev_signal st, si;
+    ev_signal_init(&st, on_signal, SIGTERM);
+    ev_signal_init(&si, on_signal, SIGINT);
+    ev_signal_start(loop, &st);
+    ev_signal_start(loop, &si);
     static struct ha_server srv;
     int rc = ha_server_open(&srv, loop, path, &lim, (ev_tstamp)hello_timeout);
     if (rc < 0) {
@@ -168,11 +174,6 @@ int main(int argc, char **argv)
         close(lock_fd);
         return 1;
     }
-    ev_signal st, si;
-    ev_signal_init(&st, on_signal, SIGTERM);
-    ev_signal_init(&si, on_signal, SIGINT);
-    ev_signal_start(loop, &st);
-    ev_signal_start(loop, &si);
     LOG_N("ready: %s, protocol %u.%u, at most %u records, %u fds, %llu bytes", path, VFE_HA_MAJOR, VFE_HA_MINOR,
           lim.max_records, lim.max_fds, (unsigned long long)lim.max_bytes);
 #ifdef HAVE_SYSTEMD
