@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "app/vfe-vdpa/operator_ops.h"
 #include "app/vfe-vdpa/vhostd.h"
 #include "lib/log/vfe_log.h"
 #include "vfe_version.h"
@@ -92,72 +93,32 @@ static int m_version(void *ctx, json_t *params, struct rpc_call *c)
 
 /* ---- mgmtpf ---- */
 
-struct pf_add {
-    struct vhostd *d;
-    struct rpc_call *call;
-};
-
 static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
 {
-    struct pf_add a = *(struct pf_add *)ctx;
-    free(ctx);
-    if (!err)
-        vhostd_prov_note_pf_added(&a.d->prov, pf->bdf);
-    else
+    if (err)
         LOG_W("compat: PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
-    compat_answer(a.call, NULL, err ? compat_code(COMPAT_OP_PF_ADD, err) : COMPAT_OK);
+    compat_answer(ctx, NULL, err ? compat_code(COMPAT_OP_PF_ADD, err) : COMPAT_OK);
 }
 
 static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
-    unsigned cur = 0;
-    for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, bdf));)
-        if (vf->rec.direct) {   /* the PF's bring-up would reset it */
-            LOG_W("compat: PF %s not added: its VF %s is served in direct mode", bdf, vf->rec.bdf);
-            compat_answer(c, NULL, -EBUSY);
-            return 0;
-        }
-    struct pf_add *a = malloc(sizeof(*a));
-    if (!a) {
-        compat_answer(c, NULL, -ENOMEM);
-        return 0;
-    }
-    *a = (struct pf_add){d, c};
     char msg[256];
-    int rc = vhostd_reg_add_pf(&d->reg, bdf, pf_added, a, msg, sizeof(msg));
+    int rc = vhostd_op_pf_add(d, bdf, pf_added, c, msg, sizeof(msg));
     if (rc == 0)
         return RPC_PENDING;
-    free(a);
     LOG_I("compat: mgmtpf add: %s", msg);
     compat_answer(c, NULL, compat_code(COMPAT_OP_PF_ADD, rc));
     return 0;
 }
 
-static bool pf_has_pending_vfs(const struct vhostd_prov *p, const char *bdf)
-{
-    for (unsigned i = 0; i < p->want.nvfs; i++)
-        if (!strcmp(p->vf_pf[i], bdf) && vhostd_prov_vf_pending(p, p->want.vfs[i].bdf))
-            return true;
-    return false;
-}
-
 static int pf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
-    struct vhostd_pf *pf = vhostd_reg_find_pf(&d->reg, bdf);
-    bool has_vfs = pf && vhostd_reg_pf_vfs_in_use(&d->reg, pf) > 0;
     char msg[256];
-    int rc = vhostd_reg_remove_pf(&d->reg, bdf, msg, sizeof(msg));
-    if (rc == -ENOENT && vhostd_prov_pf_pending(&d->prov, bdf)) {
-        has_vfs = pf_has_pending_vfs(&d->prov, bdf);
-        rc = has_vfs ? -EBUSY : 0;   /* a pending record only: it is dropped */
-    }
-    if (rc < 0) {
+    int rc = vhostd_op_pf_remove(d, bdf, msg, sizeof(msg));
+    if (rc < 0)
         LOG_I("compat: mgmtpf remove: %s", msg);
-        compat_answer(c, NULL, rc == -EBUSY && has_vfs ? COMPAT_PF_HAS_VFS : compat_code(COMPAT_OP_PF_REMOVE, rc));
-        return 0;
-    }
-    vhostd_prov_note_pf_removed(&d->prov, bdf);
-    compat_answer(c, NULL, COMPAT_OK);
+    compat_answer(c, NULL, rc == -ENOTEMPTY ? COMPAT_PF_HAS_VFS : rc < 0 ? compat_code(COMPAT_OP_PF_REMOVE, rc)
+                                                                          : COMPAT_OK);
     return 0;
 }
 
@@ -277,14 +238,10 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         return 0;
     }
     char msg[512];
-    int rc = vhostd_reg_add_vf_mode(&d->reg, bdf, sock, uuid, false, msg, sizeof(msg));
-    if (rc < 0) {
+    int rc = vhostd_op_vf_add(d, bdf, sock, uuid, false, msg, sizeof(msg));
+    if (rc < 0)
         LOG_I("compat: vf add: %s", msg);
-        compat_answer(c, NULL, rc == -EBUSY ? -EBUSY : compat_code(COMPAT_OP_VF_ADD, rc));
-        return 0;
-    }
-    vhostd_prov_note_vf_added(&d->prov, &vhostd_reg_find_vf(&d->reg, bdf)->rec);
-    compat_answer(c, NULL, COMPAT_OK);
+    compat_answer(c, NULL, rc < 0 ? compat_code(COMPAT_OP_VF_ADD, rc) : COMPAT_OK);
     return 0;
 }
 
@@ -296,19 +253,13 @@ static void vf_removed(void *ctx)
 static int vf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
     char msg[256];
-    int rc = vhostd_reg_remove_vf(&d->reg, bdf, vf_removed, c, msg, sizeof(msg));
-    if (rc == -ENOENT && vhostd_prov_vf_pending(&d->prov, bdf)) {
-        vhostd_prov_note_vf_removed(&d->prov, bdf);   /* a pending record only: it is dropped */
-        compat_answer(c, NULL, COMPAT_OK);
-        return 0;
-    }
-    if (rc < 0) {
+    int rc = vhostd_op_vf_remove(d, bdf, vf_removed, c, msg, sizeof(msg));
+    if (rc == 0)
+        return RPC_PENDING;
+    if (rc < 0)
         LOG_I("compat: vf remove: %s", msg);
-        compat_answer(c, NULL, compat_code(COMPAT_OP_VF_REMOVE, rc));
-        return 0;
-    }
-    vhostd_prov_note_vf_removed(&d->prov, bdf);
-    return RPC_PENDING;
+    compat_answer(c, NULL, rc < 0 ? compat_code(COMPAT_OP_VF_REMOVE, rc) : COMPAT_OK);
+    return 0;
 }
 
 static int m_vf(void *ctx, json_t *params, struct rpc_call *c)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <linux/virtio_net.h>
 
+#include "app/vfe-vdpa/operator_ops.h"
 #include "app/vfe-vdpa/rpc_compat.h"
 #include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
@@ -20,7 +21,7 @@ static int code_of(int err)
     switch (err) {
     case -EEXIST: case -EADDRINUSE: case -EACCES: case -EPERM: return RPC_EXISTS;
     case -ENOENT: case -ENODEV: return RPC_NOT_FOUND;
-    case -EBUSY: case -EALREADY: case -ENOSPC: return RPC_BUSY;
+    case -EBUSY: case -EALREADY: case -ENOSPC: case -ENOTEMPTY: return RPC_BUSY;
     case -ETIMEDOUT: return RPC_TIMEOUT;
     case -EINVAL: case -ENAMETOOLONG: return RPC_INVALID_PARAMS;
     default: return RPC_DEVICE_ERROR;
@@ -77,18 +78,9 @@ static int m_version(void *ctx, json_t *params, struct rpc_call *c)
     return 0;
 }
 
-struct pf_add {
-    struct vhostd *d;
-    struct rpc_call *call;
-};
-
 static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
 {
-    struct pf_add a = *(struct pf_add *)ctx;
-    struct rpc_call *c = a.call;
-    free(ctx);
-    if (!err)
-        vhostd_prov_note_pf_added(&a.d->prov, pf->bdf);
+    struct rpc_call *c = ctx;
     if (err)
         rpc_call_error(c, code_of(err), "PF %s: bring-up failed: %s", pf->bdf, strerror(-err));
     else
@@ -112,53 +104,22 @@ static json_t *pending_pf_json(const char *bdf, const char *why)
 
 static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
-    unsigned cur = 0;
-    for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, bdf));)
-        if (vf->rec.direct) {   /* the PF's bring-up resets it, and its VFs with it */
-            rpc_call_error(c, RPC_BUSY, "VF %s of %s is served in direct mode; remove it first", vf->rec.bdf, bdf);
-            return 0;
-        }
-    struct pf_add *a = malloc(sizeof(*a));
-    if (!a) {
-        rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");
-        return 0;
-    }
-    *a = (struct pf_add){d, c};
     char msg[256];
-    int rc = vhostd_reg_add_pf(&d->reg, bdf, pf_added, a, msg, sizeof(msg));
+    int rc = vhostd_op_pf_add(d, bdf, pf_added, c, msg, sizeof(msg));
     if (rc == 0)
         return RPC_PENDING;
-    free(a);
     rpc_call_error(c, code_of(rc), "%s", msg);
     return 0;
-}
-
-/* A persisted VF record whose PF is bdf (as far as the tree tells). */
-static bool pf_has_pending_vfs(const struct vhostd_prov *p, const char *bdf)
-{
-    for (unsigned i = 0; i < p->want.nvfs; i++)
-        if (!strcmp(p->vf_pf[i], bdf) && vhostd_prov_vf_pending(p, p->want.vfs[i].bdf))
-            return true;
-    return false;
 }
 
 static int pf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
     char msg[256];
-    int rc = vhostd_reg_remove_pf(&d->reg, bdf, msg, sizeof(msg));
-    if (rc == -ENOENT && vhostd_prov_pf_pending(&d->prov, bdf)) {
-        if (pf_has_pending_vfs(&d->prov, bdf)) {
-            rpc_call_error(c, RPC_BUSY, "PF %s has pending VFs; remove them first", bdf);
-            return 0;
-        }
-        rc = 0;   /* a pending record only: it is dropped */
-    }
-    if (rc < 0) {
+    int rc = vhostd_op_pf_remove(d, bdf, msg, sizeof(msg));
+    if (rc < 0)
         rpc_call_error(c, code_of(rc), "%s", msg);
-        return 0;
-    }
-    vhostd_prov_note_pf_removed(&d->prov, bdf);
-    rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
+    else
+        rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
     return 0;
 }
 
@@ -242,22 +203,12 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         rpc_call_error(c, RPC_INVALID_PARAMS, "\"direct\" must be true or false");
         return 0;
     }
-    char pfb[16];
-    if (json_is_true(jd) && pci_vf_pf(d->opt.pci_root, bdf, pfb) == 0 && vhostd_reg_find_pf(&d->reg, pfb)) {
-        /* a VF added in direct mode earlier keeps it when its PF is added later (and after restarts) */
-        rpc_call_error(c, RPC_EXISTS, "the PF %s of %s is managed: its VFs are driven through its admin queue, "
-                       "not in direct mode", pfb, bdf);
-        return 0;
-    }
     char msg[512];
-    int rc = vhostd_reg_add_vf_mode(&d->reg, bdf, sock, uuid, json_is_true(jd), msg, sizeof(msg));
-    if (rc < 0) {
+    int rc = vhostd_op_vf_add(d, bdf, sock, uuid, json_is_true(jd), msg, sizeof(msg));
+    if (rc < 0)
         rpc_call_error(c, code_of(rc), "%s", msg);
-        return 0;
-    }
-    struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
-    vhostd_prov_note_vf_added(&d->prov, &vf->rec);
-    rpc_call_result(c, vf_json(vf, false));
+    else
+        rpc_call_result(c, vf_json(vhostd_reg_find_vf(&d->reg, bdf), false));
     return 0;
 }
 
@@ -315,20 +266,15 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     r->call = c;
     snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
     char msg[256];
-    int rc = vhostd_reg_remove_vf(&d->reg, bdf, vf_removed, r, msg, sizeof(msg));
-    if (rc == -ENOENT && vhostd_prov_vf_pending(&d->prov, bdf)) {
-        free(r);   /* a pending record only: it is dropped */
-        vhostd_prov_note_vf_removed(&d->prov, bdf);
+    int rc = vhostd_op_vf_remove(d, bdf, vf_removed, r, msg, sizeof(msg));
+    if (rc == 0)
+        return RPC_PENDING;
+    free(r);
+    if (rc == 1)
         rpc_call_result(c, json_pack("{s:s}", "removed", bdf));
-        return 0;
-    }
-    if (rc < 0) {
-        free(r);
+    else
         rpc_call_error(c, code_of(rc), "%s", msg);
-        return 0;
-    }
-    vhostd_prov_note_vf_removed(&d->prov, bdf);   /* out of the file at once, before the device has stopped */
-    return RPC_PENDING;
+    return 0;
 }
 
 /* An offset in ms (µs precision), null where the event did not happen. */
