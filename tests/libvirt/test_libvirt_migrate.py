@@ -8,8 +8,12 @@ whose uplink goes over the veth to the other host's sim, and vfe-vhostd with
 its vhost-user sockets in group libvirt-qemu.  QEMU runs as libvirt-qemu.
 Host A runs G1 (the pinger) and G2, each on a VF provisioned with the
 domain's UUID as VM id.  Steps, each asserted:
-  no-backend: B has no VF for G2's socket: `virsh migrate` fails at once
-              with QEMU's connect error and G2 keeps running on A, reachable.
+  no-backend: B has no VF for G2's socket: with mode='client' `virsh
+              migrate` fails at once with QEMU's connect error; with
+              mode='server' it waits until `virsh destroy` on B.  Either way G2
+              keeps running on A, reachable.
+  perm:       a socket in a directory libvirt-qemu cannot use: `virsh
+              create` fails with "Permission denied".
   a-to-b:     B's VF provisioned with the same socket path and VM id;
               migrate --live --suspend while G1 pings G2 every 10 ms; the
               source's guest RAM (its memfd, held open here) and the paused
@@ -36,7 +40,8 @@ MODE = os.environ.get("VFE_LIBVIRT_MODE", "client")
 RAM = 256 << 20
 G1 = dict(name="vfe-g1", uuid="6c0d5a52-1f0e-4c52-9a43-0000000000a1", mac="52:54:00:00:0c:01", ip="10.0.0.1")
 G2 = dict(name="vfe-g2", uuid="6c0d5a52-1f0e-4c52-9a43-0000000000a2", mac="52:54:00:00:0c:02", ip="10.0.0.2")
-VF_G1, VF_G2_A, VF_G2_B = PF[:-1] + "1", PF[:-1] + "2", PF[:-1] + "3"
+G3 = dict(name="vfe-g3", uuid="6c0d5a52-1f0e-4c52-9a43-0000000000a3", mac="52:54:00:00:0c:03", ip="10.0.0.3")
+VF_G1, VF_G2_A, VF_G2_B, VF_G3 = PF[:-1] + "1", PF[:-1] + "2", PF[:-1] + "3", PF[:-1] + "4"
 MAX_LOST = 100      # pings every 10 ms: a second unreachable over the whole live migration
 results = {}
 
@@ -78,6 +83,68 @@ def reach(g1, ip, what):
 
 def where(a, b, name):
     return {h.name: h.domains().get(name) for h in (a, b)}
+
+
+def no_backend(a, b, g1):
+    """host-b has no VF for G2's socket.  mode='client': the destination QEMU
+    cannot connect and exits, the migration fails at once.  mode='server':
+    the destination QEMU waits for a back-end before it even answers libvirt,
+    and the migration waits with it (domjobabort on the source does not end
+    it); `virsh destroy` on the destination does.  Either way G2 keeps
+    running on host-a and G1 reaches it."""
+    t = time.time()
+    m = subprocess.Popen(a.ns() + ["--"] + migrate_cmd(a, b, G2), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        if MODE == "client":
+            out = m.communicate(timeout=60)[0].strip()
+            dt = time.time() - t
+            if m.returncode == 0:
+                raise GuestError("no-backend: the migration to a host without G2's VF succeeded")
+            if "Failed to connect to '%s'" % sock_of(G2) not in out:
+                raise GuestError("no-backend: the error does not name the vhost-user socket: %s" % out)
+            how = "refused in %.1f s" % dt
+        else:
+            time.sleep(5)
+            if m.poll() is not None:
+                raise GuestError("no-backend: virsh migrate ended (%s) while the destination had no back-end: %s"
+                                 % (m.returncode, m.communicate()[0]))
+            w = where(a, b, G2["name"])
+            if w != {"host-a": "running", "host-b": "paused"}:
+                raise GuestError("no-backend: while waiting: %s" % w)
+            t_destroy = time.time()
+            b.virsh("destroy", G2["name"], check=False)
+            out = m.communicate(timeout=30)[0].strip()
+            if m.returncode == 0:
+                raise GuestError("no-backend: the migration succeeded after the destination was destroyed")
+            how = "still waiting after 5 s, failed %.1f s after virsh destroy on host-b" % (time.time() - t_destroy)
+        log("no-backend: virsh migrate exit %d (%s): %s" % (m.returncode, how, out.splitlines()[0] if out else ""))
+    finally:
+        if m.poll() is None:
+            m.kill()
+            m.wait(10)
+    w = where(a, b, G2["name"])
+    if w != {"host-a": "running", "host-b": None}:
+        raise GuestError("no-backend: G2 is not running on host-a only: %s" % w)
+    reach(g1, G2["ip"], "after the failed migration")
+    results["no-backend"] = how + ", G2 still running on host-a"
+
+
+def perm(a):
+    """A socket in a directory QEMU (libvirt-qemu) cannot search (client
+    mode) or write (server mode), here vfe-vhostd's own 0750 root directory:
+    the domain does not start and says why."""
+    path = "/run/vfe-vhostd/%s.sock" % G3["name"]
+    a.mgmt("vf", "-a", VF_G3, "-v", path, "-u", G3["uuid"])
+    g3 = LibvirtGuest(G3["name"], a.dir, a, G3["uuid"], G3["mac"], G3["ip"] + "/24", path,
+                      "server" if MODE == "server" else "client")
+    r = a.virsh("create", g3.xml_path, timeout=60, check=False)
+    a.mgmt("vf", "-r", VF_G3)
+    if r.returncode == 0 or "Permission denied" not in r.stderr:
+        raise GuestError("perm: a domain whose socket libvirt-qemu cannot reach: exit %d: %s"
+                         % (r.returncode, r.stderr.strip()))
+    log("perm: socket in a directory libvirt-qemu cannot use: %s" % r.stderr.strip().splitlines()[-1])
+    results["perm"] = "refused (Permission denied)"
 
 
 def real_state_snapshot():
@@ -136,20 +203,8 @@ def body(work, kernel, initrd):
             raise GuestError("G2's VF on host-a: vm_uuid %s (virsh domuuid %s), vhost_user %s"
                              % (st["dma_domain"]["vm_uuid"], uuid, st["vhost_user"]))
 
-        # no-backend: nothing serves G2's socket on host-b
-        t = time.time()
-        r = a.run(migrate_cmd(a, b, G2), timeout=90, check=False)
-        dt = time.time() - t
-        log("no-backend: virsh migrate exit %d after %.1f s: %s" % (r.returncode, dt, r.stderr.strip()))
-        if r.returncode == 0:
-            raise GuestError("no-backend: the migration to a host without G2's VF succeeded")
-        if "vhost" not in r.stderr and sock_of(G2) not in r.stderr:
-            raise GuestError("no-backend: the error does not name the vhost-user socket: %s" % r.stderr.strip())
-        w = where(a, b, G2["name"])
-        if w != {"host-a": "running", "host-b": None}:
-            raise GuestError("no-backend: G2 is not running on host-a only: %s" % w)
-        reach(g1, G2["ip"], "after the refused migration")
-        results["no-backend"] = "refused in %.1f s, G2 still running on host-a" % dt
+        no_backend(a, b, g1)
+        perm(a)
 
         # a-to-b: the destination prepared as docs/libvirt.md says, kept paused for the RAM comparison
         provision(b, VF_G2_B, G2)
