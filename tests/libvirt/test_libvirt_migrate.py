@@ -32,9 +32,9 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfe_libvirt import Host, LibvirtGuest, join, log, poll, PF, SOCK_DIR  # noqa: E402
+from vfe_libvirt import Host, LibvirtGuest, join, log, poll, PF, RPC, SOCK_DIR  # noqa: E402
 from vfe_guests import GuestError, differing_pages, guest_ram_fd, ping_summary  # noqa: E402
-from vfe_harness import run_test  # noqa: E402
+from vfe_harness import MGMT, run_test  # noqa: E402
 
 MODE = os.environ.get("VFE_LIBVIRT_MODE", "client")
 RAM = 256 << 20
@@ -144,6 +144,12 @@ def perm(a):
         raise GuestError("perm: a domain whose socket libvirt-qemu cannot reach: exit %d: %s"
                          % (r.returncode, r.stderr.strip()))
     log("perm: socket in a directory libvirt-qemu cannot use: %s" % r.stderr.strip().splitlines()[-1])
+    # --socket-group applies to the RPC socket too: its directory keeps QEMU out
+    r = a.run(["setpriv", "--reuid=libvirt-qemu", "--regid=libvirt-qemu", "--init-groups", os.path.abspath(MGMT),
+               "-s", RPC, "version"], check=False)
+    if r.returncode == 0:
+        raise GuestError("perm: libvirt-qemu can call vfe-vhostd's RPC: %s" % r.stdout.strip())
+    log("perm: libvirt-qemu calling the RPC socket: %s" % r.stderr.strip())
     results["perm"] = "refused (Permission denied)"
 
 
@@ -187,7 +193,8 @@ def body(work, kernel, initrd):
             % (time.time() - t_setup))
         vm_mode = "server" if MODE == "server" else "client"
         g1 = LibvirtGuest(G1["name"], work, a, G1["uuid"], G1["mac"], G1["ip"] + "/24", sock_of(G1), vm_mode)
-        g2 = LibvirtGuest(G2["name"], work, a, G2["uuid"], G2["mac"], G2["ip"] + "/24", sock_of(G2), vm_mode)
+        g2 = LibvirtGuest(G2["name"], work, a, G2["uuid"], G2["mac"], G2["ip"] + "/24", sock_of(G2), vm_mode,
+                          queues=2)
         provision(a, VF_G1, G1)
         provision(a, VF_G2_A, G2)
         t = time.time()

@@ -56,7 +56,7 @@ DOMAIN_XML = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domai
       <mac address='{mac}'/>
       <source type='unix' path='{sock}' mode='{mode}'/>
       <model type='virtio'/>
-      <driver queues='1'/>
+      <driver queues='{queues}'/>
     </interface>
     <serial type='unix'>
       <source mode='bind' path='/var/lib/libvirt/qemu/{name}.serial'/>
@@ -64,18 +64,21 @@ DOMAIN_XML = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domai
     <controller type='usb' model='none'/>
     <memballoon model='none'/>
   </devices>
-  <qemu:commandline>
-    <qemu:arg value='-global'/>
-    <qemu:arg value='virtio-net-pci.vectors=0'/>
-  </qemu:commandline>
+  <qemu:override>
+    <qemu:device alias='net0'>
+      <qemu:frontend>
+        <qemu:property name='vectors' type='unsigned' value='0'/>
+      </qemu:frontend>
+    </qemu:device>
+  </qemu:override>
 </domain>
 """
 
 
-def domain_xml(name, uuid, mac, ip, sock, mode):
+def domain_xml(name, uuid, mac, ip, sock, mode, queues=1):
     """The domain of docs/libvirt.md: mode 'client' when vfe-vhostd serves
-    the socket, 'server' when it runs with --client."""
-    return DOMAIN_XML.format(name=name, uuid=uuid, mac=mac, ip=ip, sock=sock, mode=mode)
+    the socket, 'server' when it runs with --client; queues: queue pairs."""
+    return DOMAIN_XML.format(name=name, uuid=uuid, mac=mac, ip=ip, sock=sock, mode=mode, queues=queues)
 
 
 class Host:
@@ -249,12 +252,12 @@ class LibvirtGuest(Guest):
     `virsh create`, its serial console a unix socket QEMU binds in the host's
     /var/lib/libvirt/qemu."""
 
-    def __init__(self, name, work, host, uuid, mac, ip, sock, mode):
-        super().__init__(name, work, None, None, sock, mac, ip)
+    def __init__(self, name, work, host, uuid, mac, ip, sock, mode, queues=1):
+        super().__init__(name, work, None, None, sock, mac, ip, queues=queues)
         self.host, self.uuid, self.mode = host, uuid, mode
         self.xml_path = os.path.join(work, name + ".xml")
         with open(self.xml_path, "w") as f:
-            f.write(domain_xml(name, uuid, mac, ip, sock, mode))
+            f.write(domain_xml(name, uuid, mac, ip, sock, mode, queues))
         self.serial_path = host.real("/var/lib/libvirt/qemu/%s.serial" % name)
 
     def start(self):
