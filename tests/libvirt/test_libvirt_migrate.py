@@ -25,6 +25,7 @@ VFE_LIBVIRT_MODE=server runs the same with `mode='server'` (vfe-vhostd
 --client, QEMU creates the sockets).  Exit 0 pass, 1 fail, 77 skipped."""
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -204,6 +205,9 @@ def body(work, kernel, initrd):
         g2.wait_ready(120)
         log("G1 and G2 booted on host-a in %.1f s" % (time.time() - t))
         reach(g1, G2["ip"], "before migrating")
+        qemu_uid = os.stat("/proc/%d" % a.qemu_pid(G2["name"])).st_uid
+        if qemu_uid != pwd.getpwnam("libvirt-qemu").pw_uid:
+            raise GuestError("G2's QEMU runs as uid %d, not libvirt-qemu" % qemu_uid)
         uuid = a.virsh("domuuid", G2["name"]).stdout.strip()
         st = vf_info(a, VF_G2_A)
         if st["dma_domain"]["vm_uuid"] != uuid or st["vhost_user"] != "connected":
