@@ -27,6 +27,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -312,6 +313,8 @@ def main():
     except subprocess.CalledProcessError:
         print("no user libvirt-qemu (libvirt-daemon-system): skipped")
         return 77
+    # meson's SIGTERM at a time-out: unwind, so that every host is ended
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("SIGTERM"))
     return run_test("vfe-libvirt-", body)
 
 

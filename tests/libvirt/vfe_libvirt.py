@@ -10,6 +10,7 @@ process of the pid namespace (libvirtd, QEMU, the sim, vfe-vhostd) and with
 them the mounts.  Nothing is written to the real /run, /etc/libvirt or
 /var/lib/libvirt.
 """
+import ctypes
 import os
 import signal
 import socket
@@ -81,6 +82,14 @@ def domain_xml(name, uuid, mac, ip, sock, mode, queues=1):
     return DOMAIN_XML.format(name=name, uuid=uuid, mac=mac, ip=ip, sock=sock, mode=mode, queues=queues)
 
 
+def die_with_parent():
+    """In the child before exec: SIGKILL when the process that started it ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class Host:
     """One libvirt host.  addr/peer_addr: the two ends of the veth pair."""
 
@@ -122,10 +131,14 @@ class Host:
         os.chmod(self.dir, 0o755)
 
     def start(self):
+        # If the test dies without its clean-up (SIGKILL at a meson time-out),
+        # unshare gets SIGKILL from the kernel and --kill-child passes it on to
+        # the host's PID 1: the whole host goes with the test.
         self.init = subprocess.Popen(
-            ["unshare", "--mount", "--uts", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-             os.path.join(HERE, "host-init"), self.name, self.dir],
-            stdout=open(self.path("host-init.log"), "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            ["unshare", "--mount", "--uts", "--net", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc",
+             "--propagation", "private", os.path.join(HERE, "host-init"), self.name, self.dir],
+            stdout=open(self.path("host-init.log"), "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
         wait_file(self.path("ns-ready"), 10)
         kids = open("/proc/%d/task/%d/children" % (self.init.pid, self.init.pid)).read().split()
         if len(kids) != 1:
