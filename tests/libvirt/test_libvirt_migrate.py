@@ -10,7 +10,8 @@ Host A runs G1 (the pinger) and G2, each on a VF provisioned with the
 domain's UUID as VM id.  Steps, each asserted:
   no-backend: B has no VF for G2's socket: with mode='client' `virsh
               migrate` fails at once with QEMU's connect error; with
-              mode='server' it waits until `virsh destroy` on B.  Either way G2
+              mode='server' it waits (domjobabort on A does not end it) until
+              `virsh destroy` on B.  Either way G2
               keeps running on A, reachable.
   perm:       a socket in a directory libvirt-qemu cannot use: `virsh
               create` fails with "Permission denied".
@@ -114,12 +115,18 @@ def no_backend(a, b, g1):
             w = where(a, b, G2["name"])
             if w != {"host-a": "running", "host-b": "paused"}:
                 raise GuestError("no-backend: while waiting: %s" % w)
+            a.virsh("domjobabort", G2["name"], check=False)
+            time.sleep(3)
+            if m.poll() is not None:
+                raise GuestError("no-backend: virsh domjobabort on host-a ended the waiting migration (%s): "
+                                 "docs/libvirt.md says it does not" % m.returncode)
             t_destroy = time.time()
             b.virsh("destroy", G2["name"], check=False)
             out = m.communicate(timeout=30)[0].strip()
             if m.returncode == 0:
                 raise GuestError("no-backend: the migration succeeded after the destination was destroyed")
-            how = "still waiting after 5 s, failed %.1f s after virsh destroy on host-b" % (time.time() - t_destroy)
+            how = ("still waiting after 5 s and 3 s after domjobabort on host-a, failed %.1f s after virsh destroy "
+                   "on host-b" % (time.time() - t_destroy))
         log("no-backend: virsh migrate exit %d (%s): %s" % (m.returncode, how, out.splitlines()[0] if out else ""))
     finally:
         if m.poll() is None:
@@ -220,6 +227,9 @@ def body(work, kernel, initrd):
 
         # a-to-b: the destination prepared as docs/libvirt.md says, kept paused for the RAM comparison
         provision(b, VF_G2_B, G2)
+        info = b.mgmt("vf", "-i", VF_G2_B)      # the pre-check docs/libvirt.md suggests
+        if sock_of(G2) not in info or G2["uuid"] not in info:
+            raise GuestError("a-to-b: vhostmgmt vf -i on host-b does not show G2's socket and VM id:\n%s" % info)
         src_pid = a.qemu_pid(G2["name"])
         src_ram = open(guest_ram_fd(src_pid, RAM), "rb")       # outlives the source QEMU
         try:
