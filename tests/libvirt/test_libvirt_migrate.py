@@ -15,7 +15,8 @@ domain's UUID as VM id.  Steps, each asserted:
               keeps running on A, reachable.
   perm:       a socket in a directory libvirt-qemu cannot use: `virsh
               create` fails with "Permission denied".
-  a-to-b:     B's VF provisioned with the same socket path and VM id;
+  a-to-b:     B's VF provisioned with the same socket path and VM id
+              (mode='server': only once the migration waits for it);
               migrate --live --suspend while G1 pings G2 every 10 ms; the
               source's guest RAM (its memfd, held open here) and the paused
               destination's are identical page for page; resume; G1 reaches
@@ -86,6 +87,13 @@ def reach(g1, ip, what):
 
 def where(a, b, name):
     return {h.name: h.domains().get(name) for h in (a, b)}
+
+
+def precheck(b):
+    """The destination's VF shows G2's socket and VM id (the check docs/libvirt.md suggests)."""
+    info = b.mgmt("vf", "-i", VF_G2_B)
+    if sock_of(G2) not in info or G2["uuid"] not in info:
+        raise GuestError("vhostmgmt vf -i on host-b does not show G2's socket and VM id:\n%s" % info)
 
 
 def no_backend(a, b, g1):
@@ -225,22 +233,37 @@ def body(work, kernel, initrd):
         no_backend(a, b, g1)
         perm(a)
 
-        # a-to-b: the destination prepared as docs/libvirt.md says, kept paused for the RAM comparison
-        provision(b, VF_G2_B, G2)
-        info = b.mgmt("vf", "-i", VF_G2_B)      # the pre-check docs/libvirt.md suggests
-        if sock_of(G2) not in info or G2["uuid"] not in info:
-            raise GuestError("a-to-b: vhostmgmt vf -i on host-b does not show G2's socket and VM id:\n%s" % info)
+        # a-to-b: the destination prepared as docs/libvirt.md says, kept paused for the RAM comparison.
+        # mode='server': the VF is provisioned only once the migration waits for it (the recovery the
+        # doc names), then the migration goes on.
+        late = MODE == "server"
+        if not late:
+            provision(b, VF_G2_B, G2)
+            precheck(b)
         src_pid = a.qemu_pid(G2["name"])
         src_ram = open(guest_ram_fd(src_pid, RAM), "rb")       # outlives the source QEMU
+        m = None
         try:
             bg_ping(g1, G2["ip"])
             time.sleep(0.5)
             t = time.time()
-            r = a.run(migrate_cmd(a, b, G2, "--suspend"), timeout=180, check=False)
+            m = subprocess.Popen(a.ns() + ["--"] + migrate_cmd(a, b, G2, "--suspend"), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+            if late:
+                time.sleep(2)
+                if m.poll() is not None:
+                    raise GuestError("a-to-b: the migration ended (%s) before host-b had a back-end: %s"
+                                     % (m.returncode, m.communicate()[0]))
+                provision(b, VF_G2_B, G2)
+                precheck(b)
+            try:
+                out = m.communicate(timeout=180)[0].strip()
+            except subprocess.TimeoutExpired:
+                raise GuestError("a-to-b: virsh migrate did not end within 180 s")
             dt = time.time() - t
             sent, got = bg_ping_end(g1)
-            if r.returncode:
-                raise GuestError("a-to-b: virsh migrate failed: %s" % r.stderr.strip())
+            if m.returncode:
+                raise GuestError("a-to-b: virsh migrate failed: %s" % out)
             w = where(a, b, G2["name"])
             if w != {"host-a": None, "host-b": "paused"}:
                 raise GuestError("a-to-b: after the migration G2 is not paused on host-b only: %s" % w)
@@ -249,6 +272,11 @@ def body(work, kernel, initrd):
             bad = differing_pages("/proc/self/fd/%d" % src_ram.fileno(), guest_ram_fd(dst_pid, RAM), RAM)
         finally:
             src_ram.close()
+            if m and m.poll() is None:
+                m.kill()
+                m.wait(10)
+        if late:
+            log("a-to-b: the migration waited 2 s for host-b's back-end and went on once the VF was provisioned")
         log("a-to-b: virsh migrate --live --suspend took %.1f s; %d guest pages differ; G1 pinged every 10 ms "
             "meanwhile: %d sent, %d answered" % (dt, len(bad), sent, got))
         if bad:
@@ -266,7 +294,8 @@ def body(work, kernel, initrd):
         w = where(a, b, G2["name"])
         if w != {"host-a": None, "host-b": "running"}:
             raise GuestError("a-to-b: G2 is not running on host-b only: %s" % w)
-        results["a-to-b"] = "%.1f s, 0 pages differ, %d of %d pings answered until the end" % (dt, got, sent)
+        results["a-to-b"] = "%s%.1f s, 0 pages differ, %d of %d pings answered until the end" % (
+            "VF provisioned late, " if late else "", dt, got, sent)
 
         # b-to-a: back, live, G1 pinging all along
         bg_ping(g1, G2["ip"])
