@@ -270,6 +270,11 @@ def body(work, kernel, initrd):
             poll("a-to-b: the source QEMU ended", lambda: not os.path.exists("/proc/%d" % src_pid), 30, 0.1)
             dst_pid = b.qemu_pid(G2["name"])
             bad = differing_pages("/proc/self/fd/%d" % src_ram.fileno(), guest_ram_fd(dst_pid, RAM), RAM)
+            src_ram.seek(0)
+            used = sum(1 for _ in range(4096) if src_ram.read(4096).strip(b"\0"))
+            if used < 256:
+                raise GuestError("a-to-b: only %d of the source's first 4096 pages hold data: not the guest's RAM?"
+                                 % used)
         finally:
             src_ram.close()
             if m and m.poll() is None:
@@ -277,8 +282,8 @@ def body(work, kernel, initrd):
                 m.wait(10)
         if late:
             log("a-to-b: the migration waited 2 s for host-b's back-end and went on once the VF was provisioned")
-        log("a-to-b: virsh migrate --live --suspend took %.1f s; %d guest pages differ; G1 pinged every 10 ms "
-            "meanwhile: %d sent, %d answered" % (dt, len(bad), sent, got))
+        log("a-to-b: virsh migrate --live --suspend took %.1f s; %d guest pages differ (%d of the first 4096 hold "
+            "data); G1 pinged every 10 ms meanwhile: %d sent, %d answered" % (dt, len(bad), used, sent, got))
         if bad:
             raise GuestError("a-to-b: %d guest pages differ between source and destination (first %s)"
                              % (len(bad), bad[:8]))

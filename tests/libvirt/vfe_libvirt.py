@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "guests"))
 from vfe_guests import Guest, GuestError  # noqa: E402
-from vfe_harness import BUILD, MGMT, SIM, VHOSTD, log, poll, wait_file  # noqa: E402
+from vfe_harness import MGMT, SIM, VHOSTD, log, poll, wait_file  # noqa: E402
 
 PF = "0000:3b:00.0"
 # The paths are the same on every host (each has its own /run and /var/lib/libvirt).
@@ -99,7 +99,8 @@ class Host:
         self.dir = os.path.join(work, name)
         self.host_uuid = host_uuid
         self.pid = None        # PID 1 of the host's pid namespace, as seen from here
-        self.init = None
+        self.init = None       # unshare, its parent here
+        self.spawned = []      # nsenter of each foreground daemon (it ends with the daemon)
 
     def prepare(self, peer_name, kernel, initrd):
         os.makedirs(self.dir + "/etc")
@@ -168,8 +169,10 @@ class Host:
 
     def spawn(self, args, logname):
         """A foreground daemon inside the host (nsenter stays its parent here)."""
-        return subprocess.Popen(self.ns() + ["--"] + args, stdout=open(self.path(logname), "ab"),
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(self.ns() + ["--"] + args, stdout=open(self.path(logname), "ab"),
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.spawned.append(p)
+        return p
 
     def start_libvirt(self):
         self.run(["virtlogd", "-d"])
@@ -217,7 +220,8 @@ class Host:
                 cmd = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
             except OSError:
                 continue
-            if cmd and cmd[0].endswith(b"qemu-system-x86_64") and any(arg.startswith(b"guest=%s," % name.encode()) for arg in cmd):
+            guest = b"guest=%s," % name.encode()
+            if cmd[0].endswith(b"qemu-system-x86_64") and any(arg.startswith(guest) for arg in cmd):
                 return int(p)
         raise GuestError("%s: no QEMU of %s" % (self.name, name))
 
@@ -248,6 +252,12 @@ class Host:
             except subprocess.TimeoutExpired:
                 self.init.kill()
                 self.init.wait(5)
+        for p in self.spawned:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
 
 
 def join(a, b):
@@ -303,5 +313,3 @@ class LibvirtGuest(Guest):
             self.sock.close()
             self.sock = None
 
-
-__all__ = ["BUILD", "Host", "LibvirtGuest", "join", "domain_xml", "log", "poll", "PF", "SOCK_DIR", "RPC"]
