@@ -1,4 +1,5 @@
-/* UDP uplink: a loopback socket joining this sim's switch to another sim's.
+/* UDP uplink: a socket joining this sim's switch to another sim's, on
+ * loopback or on a directly attached link (a veth between namespaces).
  * One Ethernet frame per datagram, no header. */
 #include "sim/net/uplink.h"
 
@@ -48,19 +49,54 @@ static int parse_port(const char *str, size_t len, uint16_t *port)
     return 0;
 }
 
-int sim_uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, uint16_t *rport)
+/* "LPORT" or "LADDR:LPORT": the local end; LADDR is a numeric IPv4 address. */
+static int parse_local(const char *str, size_t len, uint32_t *laddr_be, uint16_t *lport)
+{
+    const char *colon = memchr(str, ':', len);
+    if (!colon) {
+        *laddr_be = htonl(INADDR_LOOPBACK);
+        return parse_port(str, len, lport);
+    }
+    char ip[INET_ADDRSTRLEN];
+    size_t il = (size_t)(colon - str);
+    if (il == 0 || il >= sizeof(ip))
+        return -EINVAL;
+    memcpy(ip, str, il);
+    ip[il] = 0;
+    struct in_addr a;
+    if (inet_pton(AF_INET, ip, &a) != 1)
+        return -EINVAL;
+    *laddr_be = a.s_addr;
+    return parse_port(colon + 1, len - il - 1, lport);
+}
+
+static bool is_loopback(uint32_t addr_be)
+{
+    return (ntohl(addr_be) >> 24) == 127;
+}
+
+/* A unicast host address: not 0.0.0.0/8, multicast, reserved or broadcast. */
+static bool is_unicast(uint32_t addr_be)
+{
+    uint32_t a = ntohl(addr_be);
+    return (a >> 24) != 0 && a < 0xe0000000u;
+}
+
+int sim_uplink_parse(const char *spec, uint16_t *lport, uint32_t *local_addr_be, uint32_t *peer_addr_be,
+                     uint16_t *rport)
 {
     if (!spec || strncmp(spec, "udp:", 4) != 0) {
-        LOG_E("uplink '%s': only udp:LOCALPORT,HOST:PORT is supported", spec ? spec : "");
+        LOG_E("uplink '%s': only udp:[LOCALADDR:]LOCALPORT,HOST:PORT is supported", spec ? spec : "");
         return -EINVAL;
     }
     const char *a = spec + 4;
     const char *comma = strchr(a, ',');
     const char *colon = comma ? strrchr(comma + 1, ':') : NULL;
+    uint32_t laddr;
     if (!comma || !colon || colon == comma + 1 ||
-        parse_port(a, (size_t)(comma - a), lport) < 0 ||
+        parse_local(a, (size_t)(comma - a), &laddr, lport) < 0 ||
         parse_port(colon + 1, strlen(colon + 1), rport) < 0) {
-        LOG_E("uplink '%s': expected udp:LOCALPORT,HOST:PORT", spec);
+        LOG_E("uplink '%s': expected udp:[LOCALADDR:]LOCALPORT,HOST:PORT", spec);
         return -EINVAL;
     }
     char host[256];
@@ -80,10 +116,16 @@ int sim_uplink_parse(const char *spec, uint16_t *lport, uint32_t *peer_addr_be, 
     }
     uint32_t addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
     freeaddrinfo(res);
-    if ((ntohl(addr) >> 24) != 127) {
-        LOG_E("uplink: '%s' is not a loopback address; refused", host);
+    /* Without a local address both ends are on loopback.  With one (e.g. the
+     * end of a veth pair between two network namespaces) the peer may be any
+     * unicast address, and the socket never sends through a gateway
+     * (SO_DONTROUTE): frames stay on the directly attached link. */
+    if (is_loopback(laddr) ? !is_loopback(addr) : !is_unicast(addr) || !is_unicast(laddr)) {
+        LOG_E("uplink: '%s' is not a %s address; refused", host,
+              is_loopback(laddr) ? "loopback" : "unicast");
         return -EINVAL;
     }
+    *local_addr_be = laddr;
     *peer_addr_be = addr;
     return 0;
 }
@@ -122,10 +164,10 @@ int sim_uplink_open(struct sim *s, const char *spec)
 {
     struct sw_state *sw = s->sw;
     uint16_t lport, rport;
-    uint32_t peer;
+    uint32_t laddr, peer;
     if (!sw)
         return -EINVAL;
-    int rc = sim_uplink_parse(spec, &lport, &peer, &rport);
+    int rc = sim_uplink_parse(spec, &lport, &laddr, &peer, &rport);
     if (rc < 0)
         return rc;
     struct uplink *up = calloc(1, sizeof(*up));
@@ -139,10 +181,14 @@ int sim_uplink_open(struct sim *s, const char *spec)
         return rc;
     }
     struct sockaddr_in local = { .sin_family = AF_INET, .sin_port = htons(lport),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (bind(up->fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+                                 .sin_addr.s_addr = laddr };
+    char lip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &laddr, lip, sizeof(lip));
+    int one = 1;
+    if ((!is_loopback(laddr) && setsockopt(up->fd, SOL_SOCKET, SO_DONTROUTE, &one, sizeof(one)) < 0) ||
+        bind(up->fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
         rc = -errno;
-        LOG_E("uplink: bind 127.0.0.1:%u: %s", lport, strerror(errno));
+        LOG_E("uplink: bind %s:%u: %s", lip, lport, strerror(errno));
         close(up->fd);
         free(up);
         return rc;
@@ -157,7 +203,7 @@ int sim_uplink_open(struct sim *s, const char *spec)
     sw->up = up;
     char ip[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &peer, ip, sizeof(ip));
-    LOG_I("uplink: udp 127.0.0.1:%u <-> %s:%u", lport, ip, rport);
+    LOG_I("uplink: udp %s:%u <-> %s:%u", lip, lport, ip, rport);
     return 0;
 }
 

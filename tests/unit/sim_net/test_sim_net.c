@@ -891,20 +891,36 @@ static void test_ctrl_queue(void **state)
 static void test_uplink_parse(void **state)
 {
     uint16_t l, r;
-    uint32_t a;
-    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:4001", &l, &a, &r), 0);
+    uint32_t a, la;
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:4001", &l, &la, &a, &r), 0);
+    assert_int_equal(la, htonl(0x7f000001));
     assert_int_equal(l, 4000);
     assert_int_equal(r, 4001);
     assert_int_equal(a, htonl(0x7f000001));
-    assert_int_equal(sim_uplink_parse("udp:4000,localhost:4001", &l, &a, &r), 0);
+    assert_int_equal(sim_uplink_parse("udp:4000,localhost:4001", &l, &la, &a, &r), 0);
     assert_int_equal(ntohl(a) >> 24, 127);
-    assert_int_equal(sim_uplink_parse("udp:4000,10.1.2.3:4001", &l, &a, &r), -EINVAL);  /* not loopback */
-    assert_int_equal(sim_uplink_parse("tcp:4000,127.0.0.1:4001", &l, &a, &r), -EINVAL);
-    assert_int_equal(sim_uplink_parse("udp:0,127.0.0.1:4001", &l, &a, &r), -EINVAL);
-    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:70000", &l, &a, &r), -EINVAL);
-    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1", &l, &a, &r), -EINVAL);
-    assert_int_equal(sim_uplink_parse("udp:40x0,127.0.0.1:1", &l, &a, &r), -EINVAL);
-    assert_int_equal(sim_uplink_parse("udp:4000,:4001", &l, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,10.1.2.3:4001", &l, &la, &a, &r), -EINVAL);  /* not loopback */
+    assert_int_equal(sim_uplink_parse("tcp:4000,127.0.0.1:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:0,127.0.0.1:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1:70000", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,127.0.0.1", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:40x0,127.0.0.1:1", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:4000,:4001", &l, &la, &a, &r), -EINVAL);
+    /* a local address (a veth end between two namespaces) allows a unicast peer */
+    assert_int_equal(sim_uplink_parse("udp:192.0.2.1:4000,192.0.2.2:4001", &l, &la, &a, &r), 0);
+    assert_int_equal(la, htonl(0xc0000201));
+    assert_int_equal(a, htonl(0xc0000202));
+    assert_int_equal(l, 4000);
+    assert_int_equal(r, 4001);
+    assert_int_equal(sim_uplink_parse("udp:127.0.0.2:4000,127.0.0.1:4001", &l, &la, &a, &r), 0);
+    assert_int_equal(sim_uplink_parse("udp:127.0.0.1:4000,10.1.2.3:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:192.0.2.1:4000,224.0.0.1:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:192.0.2.1:4000,255.255.255.255:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:192.0.2.1:4000,0.0.0.0:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:0.0.0.0:4000,192.0.2.2:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:host:4000,192.0.2.2:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp::4000,192.0.2.2:4001", &l, &la, &a, &r), -EINVAL);
+    assert_int_equal(sim_uplink_parse("udp:192.0.2.1:,192.0.2.2:4001", &l, &la, &a, &r), -EINVAL);
 }
 
 static int udp_bound(uint16_t *port)
