@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     d.loop = EV_DEFAULT;
     d.started_at = ev_now(d.loop);
     int err;
-    struct rpc_server_opts ro = {.mode = 0660, .gid = d.opt.socket_group_set ? d.opt.socket_gid : (gid_t)-1};
+    struct rpc_server_opts ro = {.mode = 0660, .gid = d.opt.rpc_group_set ? d.opt.rpc_gid : (gid_t)-1};
     d.rpc = rpc_server_create(d.loop, d.opt.rpc_path, &ro, &err);
     if (!d.rpc) {
         LOG_E("RPC socket %s: %s", d.opt.rpc_path, strerror(-err));

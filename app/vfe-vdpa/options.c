@@ -37,8 +37,10 @@ void vhostd_usage(FILE *f)
 "                        gets PREFIX<bdf> (default /tmp/vf-)\n"
 "  --no-host-notifiers   never offer QEMU the VF's doorbell pages (guest kicks then go\n"
 "                        through QEMU's kick eventfd)\n"
-"  --socket-group NAME   group of the vhost-user sockets (and of the RPC socket), so\n"
-"                        a QEMU in that group can connect; sockets are mode 0660\n"
+"  --socket-group NAME   group of the vhost-user sockets, so a QEMU in that group can\n"
+"                        connect; sockets are mode 0660\n"
+"  --rpc-group NAME      group of the RPC socket (mode 0660), for operators allowed to\n"
+"                        run vhostmgmt without root; default: the daemon's own group\n"
 "  --compat-tcp [ADDR:]PORT\n"
 "                        also serve the peer project's tools (Mellanox dpdk-vhost-vfe\n"
 "                        vhostmgmt, port 12190) on TCP, in their formats: methods\n"
@@ -116,17 +118,24 @@ static int check_options(struct vhostd_options *o)
         }
         o->socket_group_set = true;
     }
+    if (o->rpc_group) {
+        if (vfe_group_id(o->rpc_group, &o->rpc_gid) < 0) {
+            fprintf(stderr, "vfe-vhostd: --rpc-group %s: no such group\n", o->rpc_group);
+            return -1;
+        }
+        o->rpc_group_set = true;
+    }
     return 0;
 }
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY, O_VFIO, O_VERSION };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY, O_VFIO, O_VERSION, O_RPC_GROUP };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
         {"compat-tcp", required_argument, NULL, O_TCP}, {"log-level", required_argument, NULL, O_LOG},
-        {"socket-group", required_argument, NULL, O_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
+        {"socket-group", required_argument, NULL, O_GROUP}, {"rpc-group", required_argument, NULL, O_RPC_GROUP}, {"no-host-notifiers", no_argument, NULL, O_NO_NOTIFIERS},
         {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
         {"ha", required_argument, NULL, O_HA},          {"dirty-mode", required_argument, NULL, O_DIRTY},
         {"vfio-dir", required_argument, NULL, O_VFIO},
@@ -151,6 +160,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         case O_IFACE: o->iface_prefix = optarg; break;
         case O_TCP: o->compat_tcp = optarg; break;
         case O_GROUP: o->socket_group = optarg; break;
+        case O_RPC_GROUP: o->rpc_group = optarg; break;
         case O_STATE: o->state_dir = *optarg ? optarg : NULL; break;
         case O_NO_STATE: o->state_dir = NULL; break;
         case O_VFIO: o->vfio_dir = optarg; break;

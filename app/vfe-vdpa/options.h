@@ -16,6 +16,9 @@ struct vhostd_options {
     const char *socket_group;  /* --socket-group NAME, NULL = the daemon's own group */
     bool socket_group_set;
     gid_t socket_gid;          /* socket_group resolved */
+    const char *rpc_group;     /* --rpc-group NAME (the RPC socket's), NULL = the daemon's own group */
+    bool rpc_group_set;
+    gid_t rpc_gid;
     int log_level;             /* --log-level */
     const char *state_dir;     /* --state-dir, default /var/lib/vfe-vhostd; NULL = --no-state */
     const char *ha_path;       /* --ha PATH: vfe-vhostd-ha's socket; NULL = no HA */

@@ -124,13 +124,13 @@ static bool connects(const char *path)
 }
 
 /* A group other than ours that we may give files to; -1 if there is none. */
-static gid_t other_group(char *name, size_t len)
+static gid_t other_group(char *name, size_t len, gid_t also_not)
 {
     gid_t found = (gid_t)-1;
     if (geteuid() == 0) {
         setgrent();
         for (struct group *g; found == (gid_t)-1 && (g = getgrent());)
-            if (g->gr_gid != getegid()) {
+            if (g->gr_gid != getegid() && g->gr_gid != also_not) {
                 snprintf(name, len, "%s", g->gr_name);
                 found = g->gr_gid;
             }
@@ -140,7 +140,7 @@ static gid_t other_group(char *name, size_t len)
     gid_t groups[64];
     int n = getgroups(64, groups);
     for (int i = 0; i < n; i++) {
-        struct group *g = groups[i] != getegid() ? getgrgid(groups[i]) : NULL;
+        struct group *g = groups[i] != getegid() && groups[i] != also_not ? getgrgid(groups[i]) : NULL;
         if (g) {
             snprintf(name, len, "%s", g->gr_name);
             return g->gr_gid;
@@ -162,11 +162,12 @@ static void test_bad_start(void)
     in_dir(missing, sizeof(missing), "no-such-tree");
     static const struct { const char *opt, *needle; } cases[] = {
         {"--pci-root", "--pci-root"}, {"--socket-group", "--socket-group"}, {"--iface", "--iface"},
+        {"--rpc-group", "--rpc-group"},
     };
-    for (unsigned i = 0; i < 3; i++) {
-        const char *val = i == 0 ? missing : i == 1 ? "no-such-group-vfe" : long_iface;
+    for (unsigned i = 0; i < 4; i++) {
+        const char *val = i == 0 ? missing : i == 1 || i == 3 ? "no-such-group-vfe" : long_iface;
         const char *argv[] = {vhostd_bin(), "--pci-root", i == 0 ? missing : sp.root, "--rpc", bad_rpc, "--iface",
-                              i == 2 ? long_iface : iface, i == 1 ? "--socket-group" : NULL, val, NULL};
+                              i == 2 ? long_iface : iface, i == 1 || i == 3 ? cases[i].opt : NULL, val, NULL};
         snprintf(log, sizeof(log), "%s/bad-start-%u.log", sp.dir, i);
         pid_t pid = proc_spawn(argv, log);
         int st = proc_wait(pid, 3000);
@@ -342,8 +343,12 @@ int main(void)
     snprintf(vf1, sizeof(vf1), "%s%s", iface, VF1);
     test_bad_start();
 
-    gid_t group = other_group(gname, sizeof(gname));
-    const char *extra[] = {group != (gid_t)-1 ? "--socket-group" : NULL, gname, NULL};
+    /* the vhost-user sockets' group (QEMU's) and the RPC socket's (operators') are separate */
+    gid_t group = other_group(gname, sizeof(gname), (gid_t)-1);
+    char rname[64] = "";
+    gid_t rgroup = group != (gid_t)-1 ? other_group(rname, sizeof(rname), group) : (gid_t)-1;
+    const char *extra[] = {group != (gid_t)-1 ? "--socket-group" : NULL, gname,
+                           rgroup != (gid_t)-1 ? "--rpc-group" : NULL, rname, NULL};
     umask(022);   /* the daemon inherits it: its sockets must not */
     pid_t pid = daemon_spawn(rpc, log, extra);
     REQUIRE(daemon_ready(log), done, "vfe-vhostd did not start");
@@ -352,7 +357,7 @@ int main(void)
     CHECK(MGMT(out, "mgmtpf", "-a", PF) == 0, "mgmtpf -a: %s", out);
     CHECK(MGMT(out, "vf", "-a", VF1) == 0, "vf -a 1: %s", out);
     check_perm(vf1, group);
-    check_perm(rpc, group);   /* the RPC socket gets the group too */
+    check_perm(rpc, rgroup != (gid_t)-1 ? rgroup : getegid());   /* never the vhost-user sockets' group */
     test_refused_paths();
     test_stale_and_foreign(group);
     CHECK(proc_alive(pid), "vfe-vhostd died");
