@@ -216,6 +216,12 @@ static void test_tcp_access(void)
     r = peer("version", NULL);
     CHECK(proc_alive(vhostd) && is_status(r, 0, "Success"), "root still served: %s", last);
     json_decref(r);
+    json_t *h = NULL;
+    char msg[256];
+    CHECK(rpc_client_call(rpc, "health", NULL, 2000, &h, msg, sizeof(msg)) == 0 &&
+              json_integer_value(json_object_get(h, "tcp_refused")) == 1,
+          "health counts the refusal: %s", msg);
+    json_decref(h);
 done_access:;
 }
 
