@@ -36,11 +36,12 @@
  *
  * Access (TCP): the listener binds loopback addresses only (127.0.0.0/8), so
  * the client's socket is in this kernel; its owner is asked of the kernel
- * (NETLINK_SOCK_DIAG, at most RPC_TCP_PEER_TIMEOUT_MS, synchronous in accept)
- * and the unix socket's rule applies to that uid: root, the unix socket's
- * owner, or a user whose groups in the user database (getpwuid_r,
- * getgrouplist; not the client process's current list, which the kernel does
- * not tell) hold the unix socket's group at that moment.  No answer, a closed
+ * (NETLINK_SOCK_DIAG, synchronous in accept, at most 100 ms; the kernel answers
+ * in microseconds) and the unix socket's rule applies to that uid: root, the
+ * unix socket's owner, or a user whose groups in the user database
+ * (getpwuid_r, getgrouplist; not the client process's current list, which the
+ * kernel does not tell; a network user database makes that lookup as slow as
+ * it is) hold the unix socket's group at that moment.  No answer, a closed
  * client socket, an unknown user: refused (fail closed), one reply line (see
  * rpc_tcp_opts.lenient), logged (rate-limited) and counted
  * (rpc_server_tcp_refused).  Admitted TCP clients are unprivileged and have

@@ -135,7 +135,7 @@ static void admit(struct rpc_server *s, int fd, bool unix_sock)
         }
     } else {
         rpc_tcp_peer_name(fd, who, sizeof(who));
-        /* the connection count first: a refused client costs no lookup */
+        /* over the TCP bound the client is refused below without a lookup */
         if (s->ntcp_conns < s->tcp.max_conns && !tcp_allowed(s, fd, why, sizeof(why))) {
             s->tcp_refused++;
             refuse(s, fd, who, tcp_denial(s), why);
