@@ -222,8 +222,7 @@ static void test_primary_group(void **state)
     const gid_t g[] = {NOGROUP};
     assert_int_equal(as(loop, NOBODY, NOGROUP, g, 1), SERVED);
     assert_int_equal(served, 1);
-    rpc_server_destroy(s);
-    ev_loop_destroy(loop);
+    teardown(loop, s, p);
 
     loop = ev_loop_new(0);
     s = server(loop, p, "aclself", SOCK_GID, true);
