@@ -400,10 +400,11 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
                                : json_pack("{s:b}", "enabled", 0);
     json_t *ha = d->opt.ha_path ? vhostd_ha_health(&d->ha) : json_pack("{s:b}", "enabled", 0);
     bool ha_down = d->opt.ha_path && !json_is_true(json_object_get(ha, "connected"));
-    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o}", "status",
+    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o, s:I}", "status",
                                  failed || pending || p->dirty || ha_down ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
                                  "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs",
-                                 pvfs, "state", state, "ha", ha));
+                                 pvfs, "state", state, "ha", ha, "tcp_refused",
+                                 (json_int_t)rpc_server_tcp_refused(d->rpc)));
     return 0;
 }
 

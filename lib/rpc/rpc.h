@@ -32,9 +32,20 @@
  * members of the socket's group (primary or supplementary, SO_PEERGROUPS).  At
  * most max_conns connections; unprivileged peers (neither root nor the owner)
  * get at most max_conns - RPC_RESERVED_CONNS(max_conns) of them, so they can
- * never lock root or the owner out.  TCP peers have no credentials: they are
- * allowed (no access control) and unprivileged, so the TCP listener binds
- * loopback addresses only (127.0.0.0/8) and has limits of its own
+ * never lock root or the owner out.
+ *
+ * Access (TCP): the listener binds loopback addresses only (127.0.0.0/8), so
+ * the client's socket is in this kernel; its owner is asked of the kernel
+ * (NETLINK_SOCK_DIAG, synchronous in accept, at most 100 ms; the kernel answers
+ * in microseconds) and the unix socket's rule applies to that uid: root, the
+ * unix socket's owner, or a user whose groups in the user database
+ * (getpwuid_r, getgrouplist; not the client process's current list, which the
+ * kernel does not tell; a network user database makes that lookup as slow as
+ * it is) hold the unix socket's group at that moment.  No answer, a closed
+ * client socket, an unknown user: refused (fail closed), one reply line (see
+ * rpc_tcp_opts.lenient), logged (rate-limited) and counted
+ * (rpc_server_tcp_refused).  Admitted TCP clients are unprivileged and have
+ * limits of their own
  * (struct rpc_tcp_opts): at most max_conns TCP connections, and a request must
  * arrive whole within idle_timeout (bytes of an unfinished request do not
  * count as traffic), so a client that sends nothing or half a request holds
@@ -101,14 +112,16 @@ struct rpc_tcp_opts {
     double idle_timeout;     /* seconds; 0: RPC_TCP_IDLE_TIMEOUT */
     unsigned max_conns;      /* TCP connections at once; 0: RPC_TCP_MAX_CONNS (never above the server's) */
     bool lenient;            /* serve requests without "jsonrpc":"2.0" and answer those without "id" (with
-                              * "id":null), as the peer project's server does */
+                              * "id":null), as the peer project's server does; a client refused for
+                              * access then reads the result {"errno":-13,"errstr":"Permission denied"}
+                              * (id null) instead of the error RPC_ACCESS_DENIED */
 };
 #define RPC_TCP_IDLE_TIMEOUT 10.0
 #define RPC_TCP_MAX_CONNS 16
 
 /* Parse a TCP listener spec [ADDR:]PORT (ADDR an IPv4 address, default
  * 127.0.0.1).  0; -EINVAL (malformed); -EADDRNOTAVAIL (ADDR not loopback:
- * the listener has no access control). */
+ * the owner of a remote client cannot be known). */
 struct sockaddr_in;
 int rpc_tcp_spec_parse(const char *spec, struct sockaddr_in *out);
 /* Also listen on TCP (spec as above; opts NULL: defaults, not lenient).
@@ -116,6 +129,8 @@ int rpc_tcp_spec_parse(const char *spec, struct sockaddr_in *out);
 int rpc_server_listen_tcp(struct rpc_server *s, const char *spec);
 int rpc_server_listen_tcp_opts(struct rpc_server *s, const char *spec, const struct rpc_tcp_opts *opts);
 void rpc_server_destroy(struct rpc_server *s);
+/* TCP clients refused for access since the server was created. */
+unsigned long rpc_server_tcp_refused(const struct rpc_server *s);
 /* -ENOSPC: too many methods or name too long. */
 int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
 /* A method for TCP connections only.  Once one is registered, TCP

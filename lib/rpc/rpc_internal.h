@@ -92,6 +92,7 @@ struct rpc_server {
     struct rpc_conn *conns;   /* live and dead (not yet reaped) */
     unsigned nconns;          /* live */
     struct rpc_log_limit accept_log, refusal_log;
+    unsigned long tcp_refused;   /* TCP clients refused for access (rpc_server_tcp_refused) */
 };
 
 /* rpc_conn.c */
@@ -122,5 +123,22 @@ bool rpc_access_privileged(const struct rpc_peer *p, uid_t sock_owner);
 bool rpc_admit(bool privileged, unsigned nconns, unsigned max_conns);
 /* SO_PEERCRED and SO_PEERGROUPS of fd: 0, or -errno.  *groups_buf is malloc'd (free it). */
 int rpc_peer_get(int fd, struct rpc_peer *p, gid_t **groups_buf);
+
+/* rpc_tcp_peer.c: who is at the other end of a loopback TCP connection. */
+#define RPC_TCP_PEER_TIMEOUT_MS 100   /* the kernel answers at once; a guard, so the loop never waits longer */
+/* The uid owning the client end of the TCP connection fd (this kernel's socket
+ * whose source is fd's peer address), asked of NETLINK_SOCK_DIAG within
+ * timeout_ms.  0 with *uid, or -ENOENT (no such socket: the client is gone),
+ * -ENOTCONN (the client closed it: its owner is no longer known), -ETIMEDOUT,
+ * -EPROTO (no answer about exactly that socket), -EAFNOSUPPORT (not inet), or
+ * -errno of getpeername/socket/sendto (-EAFNOSUPPORT too when AF_NETLINK is
+ * not allowed to the process).  Blocks at most timeout_ms. */
+int rpc_tcp_peer_uid(int fd, unsigned timeout_ms, uid_t *uid);
+/* "TCP client ADDR:PORT" for logs: 0, or -errno (out still says something). */
+int rpc_tcp_peer_name(int fd, char *out, size_t len);
+/* uid's primary group and group list (the user database: getpwuid_r,
+ * getgrouplist); *groups is malloc'd (free it).  0, -ENOENT (no such user),
+ * -ENOMEM, -EAGAIN (the list kept growing), or getpwuid_r's -errno. */
+int rpc_user_groups(uid_t uid, gid_t *gid, gid_t **groups, size_t *ngroups);
 
 #endif

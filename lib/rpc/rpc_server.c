@@ -27,15 +27,13 @@ static unsigned rate_limit(struct ev_loop *loop, struct rpc_log_limit *l)
     return n;
 }
 
-static void refuse(struct rpc_server *s, int fd, pid_t pid, bool tcp, int code, const char *msg)
+/* Tell a refused client why (one reply line, best effort) and close it. */
+static void refuse(struct rpc_server *s, int fd, const char *who, json_t *reply, const char *why)
 {
     unsigned count = rate_limit(s->loop, &s->refusal_log);
-    char who[32];
-    snprintf(who, sizeof(who), tcp ? "a TCP client" : "pid %d", (int)pid);
     if (count)
-        LOG_W("rpc: connection from %s refused: %s (%u refusal(s) since the last message)", who, msg, count);
-    json_t *e = rpc_error_obj(NULL, code, msg);
-    char *txt = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        LOG_W("rpc: connection from %s refused: %s (%u refusal(s) since the last message)", who, why, count);
+    char *txt = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
     if (txt) {
         size_t n = strlen(txt);
         txt[n] = '\n';   /* replaces the terminating NUL: one reply line */
@@ -43,8 +41,20 @@ static void refuse(struct rpc_server *s, int fd, pid_t pid, bool tcp, int code, 
             LOG_D("rpc: refusal not sent: %s", strerror(errno));
     }
     free(txt);
-    json_decref(e);
+    json_decref(reply);
+    /* The reply, then the end of the stream; what the client sent is read
+     * away first, so that closing does not reset the connection (a reset can
+     * cost the client the unread reply). */
+    shutdown(fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < RPC_MAX_REQUEST / (int)sizeof(sink) && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+        ;
     close(fd);
+}
+
+static void refuse_err(struct rpc_server *s, int fd, const char *who, int code, const char *msg, const char *why)
+{
+    refuse(s, fd, who, rpc_error_obj(NULL, code, msg), why ? why : msg);
 }
 
 /* The socket's owner and group as they are now (an admin may chgrp it); those
@@ -60,10 +70,54 @@ static void socket_owner(const struct rpc_server *s, uid_t *uid, gid_t *gid)
     }
 }
 
+/* A TCP client is let in under the unix socket's rule, applied to the owner
+ * of its socket: root, the socket's owner (the daemon's user), or a user whose
+ * groups (user database) hold the socket's group.  Unknown owner: refused. */
+static bool tcp_allowed(struct rpc_server *s, int fd, char *why, size_t len)
+{
+    uid_t uid;
+    int rc = rpc_tcp_peer_uid(fd, RPC_TCP_PEER_TIMEOUT_MS, &uid);
+    if (rc < 0) {
+        snprintf(why, len, "access denied: owner of the client's socket unknown (%s)", strerror(-rc));
+        return false;
+    }
+    uid_t owner;
+    gid_t gid;
+    socket_owner(s, &owner, &gid);
+    struct rpc_peer p = {.uid = uid, .gid = (gid_t)-1};
+    if (rpc_access_privileged(&p, owner))
+        return true;
+    gid_t *groups = NULL;
+    size_t n = 0;
+    rc = rpc_user_groups(uid, &p.gid, &groups, &n);
+    p.groups = groups;
+    p.ngroups = n;
+    bool ok = rc == 0 && rpc_access_allowed(&p, owner, gid);
+    free(groups);
+    if (rc < 0)
+        snprintf(why, len, "access denied: uid %u: groups unknown (%s)", (unsigned)uid, strerror(-rc));
+    else if (!ok)
+        snprintf(why, len, "access denied: uid %u is neither root, nor uid %u, nor in group %u", (unsigned)uid,
+                 (unsigned)owner, (unsigned)gid);
+    return ok;
+}
+
+/* What a TCP client refused for access reads: on a lenient (peer-compatible)
+ * listener a result in the peer's format, which its CLI prints like its other
+ * refusals; otherwise vfe's JSON-RPC error. */
+static json_t *tcp_denial(const struct rpc_server *s)
+{
+    if (s->tcp.lenient)
+        return json_pack("{s:s, s:{s:i, s:s}, s:n}", "jsonrpc", "2.0", "result", "errno", -EACCES, "errstr",
+                         "Permission denied", "id");
+    return rpc_error_obj(NULL, RPC_ACCESS_DENIED, "access denied");
+}
+
 static void admit(struct rpc_server *s, int fd, bool unix_sock)
 {
     struct rpc_peer peer = {.uid = (uid_t)-1, .gid = (gid_t)-1};
     bool privileged = false;
+    char who[80], why[160];
     if (unix_sock) {
         gid_t *groups = NULL;
         int rc = rpc_peer_get(fd, &peer, &groups);
@@ -73,17 +127,28 @@ static void admit(struct rpc_server *s, int fd, bool unix_sock)
         bool ok = rc == 0 && rpc_access_allowed(&peer, owner, gid);
         privileged = rc == 0 && rpc_access_privileged(&peer, owner);
         free(groups);
+        snprintf(who, sizeof(who), "pid %d", (int)peer.pid);
         if (!ok) {
-            refuse(s, fd, peer.pid, false, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied");
+            refuse_err(s, fd, who, RPC_ACCESS_DENIED, rc ? "access denied: no peer credentials" : "access denied",
+                       NULL);
             return;
         }
+    } else {
+        rpc_tcp_peer_name(fd, who, sizeof(who));
+        /* over the TCP bound the client is refused below without a lookup */
+        if (s->ntcp_conns < s->tcp.max_conns && !tcp_allowed(s, fd, why, sizeof(why))) {
+            s->tcp_refused++;
+            refuse(s, fd, who, tcp_denial(s), why);
+            return;
+        }
+        /* TCP clients stay unprivileged: the reserved slots are the unix socket's */
     }
     if (!rpc_admit(privileged, s->nconns, s->max_conns) || (!unix_sock && s->ntcp_conns >= s->tcp.max_conns)) {
-        refuse(s, fd, peer.pid, !unix_sock, RPC_BUSY, "too many clients");
+        refuse_err(s, fd, who, RPC_BUSY, "too many clients", NULL);
         return;
     }
     if (!rpc_conn_open(s, fd, peer.pid, privileged, !unix_sock))
-        refuse(s, fd, peer.pid, !unix_sock, RPC_INTERNAL_ERROR, "out of memory");
+        refuse_err(s, fd, who, RPC_INTERNAL_ERROR, "out of memory", NULL);
 }
 
 static void listeners(struct rpc_server *s, bool on)
@@ -298,6 +363,11 @@ void rpc_server_destroy(struct rpc_server *s)
     if (s->tfd >= 0)
         close(s->tfd);
     free(s);
+}
+
+unsigned long rpc_server_tcp_refused(const struct rpc_server *s)
+{
+    return s->tcp_refused;
 }
 
 static int add_method(struct rpc_method *table, unsigned *n, const char *method, rpc_handler h, void *ctx)

@@ -6,10 +6,12 @@
  * against VFs with running front-ends, checked on the device (the sim's
  * migration state) and on the traffic; bad input, half requests, silent
  * clients and too many of them while others are served; a non-loopback
- * address refused; the unix socket's replies unchanged.
+ * address refused; a local user without access refused on TCP; the unix
+ * socket's replies unchanged.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <regex.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
@@ -156,6 +159,70 @@ static void test_version(void)
     CHECK(matches(str(r, "vfe-vhostd build time"), "^[A-Z][a-z]{2} [ 1-3][0-9] [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}$"),
           "build time as the peer writes it: %s", last);
     json_decref(r);
+}
+
+/* A user who may not use the unix socket (nobody) is refused on TCP too: the
+ * peer's denial as the reply, then the connection closes, the request has no
+ * effect (it would add the PF), a log line names the client's port; root is
+ * still served. */
+static void test_tcp_access(void)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0, done_access, "pipe");
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, done_access, "fork");
+    if (pid == 0) {
+        close(fds[0]);
+        char out[2048] = "";
+        int fd = -1;
+        if (setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+            fd = tcp_connect();
+        const char *req = "{\"jsonrpc\": \"2.0\", \"method\": \"mgmtpf\", \"id\": 1, "
+                          "\"params\": {\"add\": true, \"dev\": \"" PF "\"}}";
+        struct sockaddr_in me;
+        socklen_t ml = sizeof(me);
+        if (fd >= 0 && write(fd, req, strlen(req)) == (ssize_t)strlen(req) &&
+            getsockname(fd, (struct sockaddr *)&me, &ml) == 0) {
+            char buf[1024];
+            json_t *v = read_value(fd, buf, sizeof(buf), 5000);
+            char c;
+            bool eof = v && read(fd, &c, 1) == 0;   /* nothing after the reply, then the end */
+            snprintf(out, sizeof(out), "%u %s %s", (unsigned)ntohs(me.sin_port), eof ? "eof" : "open", buf);
+            json_decref(v);
+        }
+        _exit(write(fds[1], out, strlen(out)) >= 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    int st = proc_wait(pid, 8000);
+    if (st == -1)
+        proc_stop(pid, 1000);
+    char got[2048] = "";
+    ssize_t n = read(fds[0], got, sizeof(got) - 1);
+    close(fds[0]);
+    got[n > 0 ? n : 0] = '\0';
+    unsigned cport = 0;
+    char state[8] = "", reply[1024] = "";
+    CHECK(st == 0 && sscanf(got, "%u %7s %1023[^\n]", &cport, state, reply) == 3, "nobody's client: %d: %s", st, got);
+    CHECK(!strcmp(reply, "{\"jsonrpc\":\"2.0\",\"result\":{\"errno\":-13,\"errstr\":\"Permission denied\"},\"id\":null}"),
+          "nobody refused in the peer's format: %s", reply);
+    CHECK(!strcmp(state, "eof"), "connection closed after the refusal: %s", got);
+    char line[128];
+    snprintf(line, sizeof(line), "from TCP client 127.0.0.1:%u refused: access denied: uid 65534", cport);
+    const char *needles[] = {line, NULL};
+    CHECK(file_wait(log_path, needles, 1, 2000), "refusal logged with the client's port (%s)", line);
+    json_t *r = peer("mgmtpf", "{\"list\": true}");
+    CHECK(is_status(r, -1001, "PF device not found"), "nobody's mgmtpf add had no effect: %s", last);
+    json_decref(r);
+    r = peer("version", NULL);
+    CHECK(proc_alive(vhostd) && is_status(r, 0, "Success"), "root still served: %s", last);
+    json_decref(r);
+    json_t *h = NULL;
+    char msg[256];
+    CHECK(rpc_client_call(rpc, "health", NULL, 2000, &h, msg, sizeof(msg)) == 0 &&
+              json_integer_value(json_object_get(h, "tcp_refused")) == 1,
+          "health counts the refusal: %s", msg);
+    json_decref(h);
+done_access:;
 }
 
 static void test_pf(void)
@@ -767,6 +834,7 @@ int main(void)
         return 1;
     REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
     test_version();
+    test_tcp_access();
     test_pf();
     test_vf();
     test_unix_unchanged();
