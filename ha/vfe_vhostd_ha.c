@@ -15,6 +15,7 @@
 
 #include "ha/ha_server.h"
 #include "lib/log/vfe_log.h"
+#include "vfe_version.h"
 
 #define DEFAULT_SOCKET "/run/vfe-vhostd/ha.sock"
 /* fds kept free for the fds of a PUT still arriving, the dup()s of one GET packet, the listener, a client, logging */
@@ -32,7 +33,8 @@ static void usage(FILE *f)
             "  --hello-timeout SEC  close a client that sends no HELLO within SEC seconds\n"
             "                       (default 5, 1 to 600)\n"
             "  --log-level LEVEL    err, warning, info, debug (default info)\n"
-            "  -h, --help           this text\n");
+            "  -h, --help           this text\n"
+            "  --version            print the version (one line) and exit\n");
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -97,7 +99,8 @@ int main(int argc, char **argv)
         {"socket", required_argument, NULL, 's'},   {"max-records", required_argument, NULL, 'r'},
         {"max-bytes", required_argument, NULL, 'b'}, {"log-level", required_argument, NULL, 'l'},
         {"hello-timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_SOCKET;
     uint64_t max_records = 4096, max_bytes = 256ull << 20, hello_timeout = 5;
@@ -132,6 +135,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("vfe-vhostd-ha (vfe) %s\n", VFE_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }

@@ -10,6 +10,7 @@
 #include "drivers/vdpa/virtio/vdpa_vf.h"
 #include "lib/log/vfe_log.h"
 #include "lib/sock/vfe_unix_sock.h"
+#include "vfe_version.h"
 
 #define BDF_LEN 12   /* DDDD:BB:DD.F */
 
@@ -58,6 +59,7 @@ void vhostd_usage(FILE *f)
 "  --vfio-dir DIR        where kernel VFIO's group nodes are (default /dev/vfio)\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
+"  --version             print the version (one line) and exit\n"
 "\n"
 "One daemon per RPC path: PATH.lock is held for the daemon's life and a second\n"
 "vfe-vhostd on the same --rpc refuses to start.  vhost-user sockets are never\n"
@@ -104,7 +106,7 @@ static int check_options(struct vhostd_options *o)
 
 int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
 {
-    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY, O_VFIO };
+    enum { O_ROOT = 256, O_RPC, O_CLIENT, O_IFACE, O_TCP, O_LOG, O_GROUP, O_NO_NOTIFIERS, O_STATE, O_NO_STATE, O_HA, O_DIRTY, O_VFIO, O_VERSION };
     static const struct option opts[] = {
         {"pci-root", required_argument, NULL, O_ROOT}, {"rpc", required_argument, NULL, O_RPC},
         {"client", no_argument, NULL, O_CLIENT},       {"iface", required_argument, NULL, O_IFACE},
@@ -113,7 +115,8 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
         {"state-dir", required_argument, NULL, O_STATE}, {"no-state", no_argument, NULL, O_NO_STATE},
         {"ha", required_argument, NULL, O_HA},          {"dirty-mode", required_argument, NULL, O_DIRTY},
         {"vfio-dir", required_argument, NULL, O_VFIO},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},               {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->pci_root = "/sys/bus/pci/devices";
@@ -158,6 +161,7 @@ int vhostd_parse_options(struct vhostd_options *o, int argc, char **argv)
             }
             break;
         case 'h': vhostd_usage(stdout); return 1;
+        case O_VERSION: printf("vfe-vhostd (vfe) %s\n", VFE_VERSION); return 1;
         default:
             fprintf(stderr, "vfe-vhostd: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
             return -1;

@@ -8,6 +8,7 @@
 #include "sim/core/core_priv.h"
 #include "sim/net/l2_switch.h"
 #include "sim/spec/sim_admin_spec.h"
+#include "vfe_version.h"
 
 void sim_usage(FILE *f)
 {
@@ -47,7 +48,8 @@ void sim_usage(FILE *f)
 "                        pf_reset (bdf), clear; {\"cmd\":\"switch\",\"mac\":M}: the\n"
 "                        switch's counters and the port M is sent to now\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
-"  -h, --help            this text\n",
+"  -h, --help            this text\n"
+"  --version             print the version (one line) and exit\n",
             SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, SW_AGING_MAX, SW_AGING_DEFAULT);
 }
 
@@ -115,11 +117,11 @@ static int parse_dirty_modes(const char *arg, unsigned *refused)
     return 0;
 }
 
-/* 0: run; 1: exit 0 (help shown); -1: exit 2 (message printed). */
+/* 0: run; 1: exit 0 (help or version shown); -1: exit 2 (message printed). */
 int sim_parse_options(struct sim_options *o, int argc, char **argv)
 {
     enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG, O_DIRTY,
-           O_AGING };
+           O_AGING, O_VERSION };
     static const struct option opts[] = {
         {"root", required_argument, NULL, O_ROOT},     {"pf", required_argument, NULL, O_PF},
         {"vfs", required_argument, NULL, O_VFS},       {"total-vfs", required_argument, NULL, O_TOTAL},
@@ -128,7 +130,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
         {"admin-dialect", required_argument, NULL, O_DIALECT}, {"ctl", required_argument, NULL, O_CTL},
         {"dirty-tracking", required_argument, NULL, O_DIRTY}, {"fdb-aging", required_argument, NULL, O_AGING},
         {"log-level", required_argument, NULL, O_LOG}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, O_VERSION},     {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->total_vfs = 64;
@@ -218,6 +220,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
             break;
         }
         case 'h': sim_usage(stdout); return 1;
+        case O_VERSION: printf("vfe-dpu-sim (vfe) %s\n", VFE_VERSION); return 1;
         default:
             fprintf(stderr, "vfe-dpu-sim: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
             return -1;
