@@ -23,7 +23,8 @@ with apt, then:
 - `systemctl reboot`: after the boot the provisioning is back with no
   operator action (the units active, both VFs listed, their sockets serving:
   frames both ways again).
-Every wait is bounded; QEMU is killed by PID at the end."""
+Every wait is bounded; QEMU is killed by PID at the end.  VFE_SYSVM_KEEP=1
+keeps the work directory (the console's log: sysvm.log)."""
 import glob
 import json
 import os
@@ -165,8 +166,18 @@ class Test:
         ro = self.out("nsenter -t %s -m sh -c 'touch /usr/vfe-rw-probe' 2>&1" % pid)
         if "Read-only" not in ro:
             raise GuestError("the daemon's /usr is writable (ProtectSystem=strict): %s" % ro.strip())
-        log("sandbox: CapBnd %#x, seccomp filter, NoNewPrivs, private /dev (%d nodes), read-only /usr"
-            % (bnd, len(devs)))
+        # sysfs read-only (ProtectKernelTunables) except where binding to vfio-pci writes
+        mounts = {}
+        for line in self.sh("nsenter -t %s -m cat /proc/self/mountinfo" % pid, "the daemon's mounts").splitlines():
+            f = line.split()
+            mounts[f[4]] = f[5].split(",")[0]
+        want_modes = {"/sys": "ro", "/sys/bus/pci": "rw", "/sys/devices": "rw", "/": "ro", "/run": "rw",
+                      "/var/lib/vfe-vhostd": "rw"}
+        got_modes = {m: mounts.get(m) for m in want_modes}
+        if got_modes != want_modes:
+            raise GuestError("the daemon's mounts: %s, want %s" % (got_modes, want_modes))
+        log("sandbox: CapBnd %#x, seccomp filter, NoNewPrivs, private /dev (%d nodes), mounts %s"
+            % (bnd, len(devs), " ".join("%s:%s" % kv for kv in got_modes.items())))
 
     def provision(self):
         self.sh("vhostmgmt mgmtpf -a %s" % PF, "vhostmgmt mgmtpf -a")
@@ -337,53 +348,64 @@ def main():
     kernel, initrd, image = vfe_sysvm.build_sysvm(BUILD)
     log("VM image ready (build/sysvm-cache)")
     rng = random.Random(12)
-    with tempfile.TemporaryDirectory(prefix="vfe-sysvm-") as work:
-        payload_dir = os.path.join(work, "payload")
-        os.makedirs(payload_dir)
-        for d in debs + [FRONTEND]:
-            shutil.copy(d, payload_dir)
-        for tag, rounds in (("before-reboot", 2), ("after-reboot", 1)):
-            FRAMES[tag] = {}
-            for i, vf in enumerate(VFS):
-                FRAMES[tag][vf] = frames(rng, PER_ROUND * rounds, MACS[VFS[1 - i]], MACS[vf], 0x10 * rounds + i)
-                with open(os.path.join(payload_dir, "%s-%d.hex" % (tag, i)), "w") as f:
-                    f.write("".join(fr.hex() + "\n" for fr in FRAMES[tag][vf]))
-        payload = vfe_sysvm.make_payload(work, payload_dir)
-        vm = vfe_sysvm.SysVM(work, kernel, initrd, image, payload)
-        t = Test(vm)
+    work = tempfile.mkdtemp(prefix="vfe-sysvm-")
+    try:
+        return run(work, kernel, initrd, image, debs, rng)
+    finally:
+        if os.environ.get("VFE_SYSVM_KEEP") == "1":
+            print("kept %s (sysvm.log: the console)" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work, kernel, initrd, image, debs, rng):
+    """Every step in one VM; 0 when all passed."""
+    payload_dir = os.path.join(work, "payload")
+    os.makedirs(payload_dir)
+    for d in debs + [FRONTEND]:
+        shutil.copy(d, payload_dir)
+    for tag, rounds in (("before-reboot", 2), ("after-reboot", 1)):
+        FRAMES[tag] = {}
+        for i, vf in enumerate(VFS):
+            FRAMES[tag][vf] = frames(rng, PER_ROUND * rounds, MACS[VFS[1 - i]], MACS[vf], 0x10 * rounds + i)
+            with open(os.path.join(payload_dir, "%s-%d.hex" % (tag, i)), "w") as f:
+                f.write("".join(fr.hex() + "\n" for fr in FRAMES[tag][vf]))
+    payload = vfe_sysvm.make_payload(work, payload_dir)
+    vm = vfe_sysvm.SysVM(work, kernel, initrd, image, payload)
+    t = Test(vm)
+    try:
+        vm.start()
+        state = vm.wait_ready(180)
+        log("booted, systemd %s" % state)
+        if state != "running":
+            raise GuestError("after boot the system is %s: %s" % (state, t.out("systemctl --failed")))
+        t.install()
+        t.start()
+        t.sandbox()
+        t.provision()
+        t.start_frontends("before-reboot", 2)
+        t.round(0)
+        t.journal()
+        t.restart()
+        t.round(1)
+        t.finish_frontends()
+        t.status()
+        t.stop()
+        t.reboot()
+        t.start_frontends("after-reboot", 1)
+        t.round(0)
+        t.finish_frontends()
+    except GuestError as e:
+        print("FAIL: %s" % e)
         try:
-            vm.start()
-            state = vm.wait_ready(180)
-            log("booted, systemd %s" % state)
-            if state != "running":
-                raise GuestError("after boot the system is %s: %s" % (state, t.out("systemctl --failed")))
-            t.install()
-            t.start()
-            t.sandbox()
-            t.provision()
-            t.start_frontends("before-reboot", 2)
-            t.round(0)
-            t.journal()
-            t.restart()
-            t.round(1)
-            t.finish_frontends()
-            t.status()
-            t.stop()
-            t.reboot()
-            t.start_frontends("after-reboot", 1)
-            t.round(0)
-            t.finish_frontends()
-        except GuestError as e:
-            print("FAIL: %s" % e)
-            try:
-                print(t.out("journalctl -b --no-pager -u 'vfe*' | tail -40", 20))
-            except GuestError:
-                pass
-            tail = open(vm.log_path, errors="replace").read()[-3000:]
-            print("--- console tail ---\n" + tail)
-            return 1
-        finally:
-            vm.kill()
+            print(t.out("journalctl -b --no-pager -u 'vfe*' | tail -40", 20))
+        except GuestError:
+            pass
+        tail = open(vm.log_path, errors="replace").read()[-3000:]
+        print("--- console tail ---\n" + tail)
+        return 1
+    finally:
+        vm.kill()
     log("sysvm: all steps passed")
     return 0
 
