@@ -22,7 +22,12 @@ with apt, then:
   success, no failed unit, no vfe process left;
 - `systemctl reboot`: after the boot the provisioning is back with no
   operator action (the units active, both VFs listed, their sockets serving:
-  frames both ways again).
+  frames both ways again);
+- kernel VFIO under the same sandbox (the VM has an intel-iommu and one
+  virtio-net-pci function): with the sim's drop-in masked, vfe-vhostd on
+  /sys/bus/pci, vfio-pci loaded before it by modprobe@vfio_pci.service,
+  `vhostmgmt bind` takes the function, its group node shows in the daemon's
+  private /dev, `vf -a --direct` serves it and a front-end starts its rings.
 Every wait is bounded; QEMU is killed by PID at the end.  VFE_SYSVM_KEEP=1
 keeps the work directory (the console's log: sysvm.log)."""
 import glob
@@ -335,6 +340,41 @@ class Test:
         self.check_provisioned("after reboot, no operator action")
         self.sh("mount -o ro /dev/vdb %s" % PAYLOAD, "mounting the payload disk again")
 
+    def vfio(self):
+        """Kernel VFIO under the sandbox: the daemon on the real /sys/bus/pci (the sim's drop-in masked),
+        vfio-pci loaded by modprobe@vfio_pci.service before it started, `vhostmgmt bind` of the VM's
+        virtio-net function, the group node visible in the daemon's private /dev, `vf -a --direct` and a
+        front-end that negotiates and starts the rings (guest memory mapped for DMA through the IOMMU)."""
+        fn = vfe_sysvm.SysVM.VFIO_FN
+        for vf in VFS:
+            self.sh("vhostmgmt vf -r %s" % vf, "vhostmgmt vf -r " + vf)
+        self.sh("vhostmgmt mgmtpf -r %s" % PF, "vhostmgmt mgmtpf -r")
+        self.sh("mkdir -p /etc/systemd/system/vfe-vhostd.service.d && "
+                "ln -s /dev/null /etc/systemd/system/vfe-vhostd.service.d/vfe-dpu-sim.conf && "
+                "systemctl daemon-reload && systemctl stop vfe-dpu-sim && systemctl restart vfe-vhostd",
+                "vfe-vhostd without the sim's drop-in", timeout=120)
+        pid = self.show("vfe-vhostd", "MainPID")["MainPID"]
+        text = self.out("journalctl -b -u vfe-vhostd -o cat _PID=%s" % pid)
+        if "PCI tree /sys/bus/pci/devices" not in text:
+            raise GuestError("vfe-vhostd without the drop-in does not read /sys/bus/pci/devices:\n" + text[-1500:])
+        self.sh("test -d /sys/bus/pci/drivers/vfio-pci && test -c /dev/vfio/vfio",
+                "vfio-pci loaded by modprobe@vfio_pci.service before vfe-vhostd")
+        drv = self.out("basename $(readlink /sys/bus/pci/devices/%s/driver)" % fn).strip()
+        self.sh("vhostmgmt bind %s --force" % fn, "vhostmgmt bind %s (was on %s)" % (fn, drv))
+        now = self.out("basename $(readlink /sys/bus/pci/devices/%s/driver)" % fn).strip()
+        group = self.out("basename $(readlink /sys/bus/pci/devices/%s/iommu_group)" % fn).strip()
+        if now != "vfio-pci" or not group.isdigit():
+            raise GuestError("%s after bind: driver %s, IOMMU group %r" % (fn, now, group))
+        self.sh("nsenter -t %s -m test -c /dev/vfio/%s" % (pid, group),
+                "/dev/vfio/%s in the daemon's private /dev" % group)
+        sock = "/tmp/vfio-fn.sock"
+        self.sh("vhostmgmt vf -a %s -v %s --direct" % (fn, sock), "vhostmgmt vf -a %s --direct" % fn)
+        self.sh("test -S %s" % sock, "the socket of " + fn)
+        probe = self.sh("vfe-frontend --socket %s --timeout 20000 probe" % sock, "vfe-frontend probe of " + fn, 90)
+        log("kernel VFIO under the sandbox: %s taken from %s by vhostmgmt bind (group %s, seen in the daemon's "
+            "/dev), added in direct mode, a front-end negotiated and started its rings: %s"
+            % (fn, drv or "no driver", group, probe.strip()[:160]))
+
 
 def main():
     debs = sorted(glob.glob(os.path.join(DEB_DIR, "vfe_*.deb")) + glob.glob(os.path.join(DEB_DIR, "vfe-dpu-sim_*.deb")))
@@ -395,6 +435,7 @@ def run(work, kernel, initrd, image, debs, rng):
         t.start_frontends("after-reboot", 1)
         t.round(0)
         t.finish_frontends()
+        t.vfio()
     except GuestError as e:
         print("FAIL: %s" % e)
         try:

@@ -3,7 +3,8 @@ switch_roots to systemd, the Debian 12 root of build-sysvm with snapshot=on
 (writes go to QEMU's temporary overlay: kept across the VM's reboots, the
 cached image is never written), and a payload disk
 (/dev/vdb, ext4 made with mkfs.ext4 -d) carrying the .debs and test tools in.
-QEMU reboots the VM in place (no -no-reboot); the serial console is driven as
+The VM also has an intel-iommu and one virtio-net-pci function (VFIO_FN) for
+kernel VFIO.  QEMU reboots the VM in place (no -no-reboot); the serial console is driven as
 the test guests' is (vfe_guests.Guest: "VFE-CMD-DONE rc=N")."""
 import os
 import subprocess
@@ -33,6 +34,8 @@ def make_payload(workdir, payload_dir):
 
 
 class SysVM(vfe_guests.Guest):
+    VFIO_FN = "0000:01:00.0"
+
     def __init__(self, workdir, kernel, initrd, root_disk, payload_disk, mem="1G"):
         super().__init__("sysvm", workdir, kernel, initrd, vhost_sock=None, mac=None, ip=None, reboot=True, qmp=True)
         self.root_disk, self.payload_disk, self.mem = root_disk, payload_disk, mem
@@ -42,7 +45,13 @@ class SysVM(vfe_guests.Guest):
             "qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-smp", "1", "-m", self.mem,
             "-nodefaults", "-no-user-config", "-display", "none",
             "-kernel", self.kernel, "-initrd", self.initrd,
-            "-append", "console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 net.ifnames=0",
+            "-append", "console=ttyS0 quiet loglevel=3 systemd.show_status=false panic=-1 net.ifnames=0 "
+                       "intel_iommu=on",
+            # one virtio-net function behind an IOMMU for vhostmgmt bind (kernel VFIO), alone in its
+            # root port (its own IOMMU group); no netdev: nothing leaves the VM
+            "-device", "intel-iommu,intremap=on,caching-mode=on",
+            "-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=0x4",
+            "-device", "virtio-net-pci,id=nic0,bus=rp1,disable-legacy=on,iommu_platform=on,page-per-vq=on",
             "-drive", "file=%s,format=raw,if=virtio,snapshot=on,cache=unsafe" % self.root_disk,
             "-drive", "file=%s,format=raw,if=virtio,cache=unsafe" % self.payload_disk,
             "-chardev", "socket,id=ser,path=%s,server=on,wait=off" % self.serial_path, "-serial", "chardev:ser",
