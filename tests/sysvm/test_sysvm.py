@@ -9,7 +9,9 @@ with apt, then:
   active before vfe-vhostd's process starts, the sim was ready (Type=notify)
   before it too, and the daemon reads the sim's tree (the drop-in);
 - the sandbox is in force (capability bounding set, seccomp, private /dev);
-- a PF and two VFs provisioned with vhostmgmt, their sockets there;
+- a PF and two VFs provisioned with vhostmgmt, their sockets there, in the
+  --socket-group given in /etc/default/vfe-vhostd: a member of that group
+  calls the RPC socket, a non-member cannot;
 - frames between the two VFs through the sim, byte for byte, from two
   vfe-frontend sessions (one per VF's vhost-user socket);
 - journald priorities: a second front-end on a VF's socket is refused with a
@@ -55,6 +57,7 @@ VFS = ["0000:3b:00.1", "0000:3b:00.2"]
 MACS = {VFS[0]: bytes.fromhex("02fe00000001"), VFS[1]: bytes.fromhex("02fe00000002")}
 SOCK = "/tmp/vf-%s"          # vfe-vhostd's default --iface prefix + BDF
 PER_ROUND = 16
+GROUP = "vfe-ops"            # --socket-group in /etc/default/vfe-vhostd; user "op" is a member
 PAYLOAD = "/mnt/payload"
 T0 = time.time()
 # frames each front-end sends: FRAMES[tag][vf], written to the payload disk as TAG-I.hex
@@ -126,6 +129,10 @@ class Test:
         active = self.out("systemctl is-active vfe-vhostd vfe-vhostd-ha vfe-dpu-sim").split()
         if active != ["inactive"] * 3:
             raise GuestError("units started during the install despite policy-rc.d: %s" % active)
+        # QEMU's group, as docs/libvirt.md sets it up: its members may use the RPC and vhost-user sockets
+        self.sh("groupadd %s && useradd -M -G %s op" % (GROUP, GROUP), "a socket group and a member")
+        self.sh("echo 'VFE_VHOSTD_OPTS=\"--socket-group %s\"' >> /etc/default/vfe-vhostd" % GROUP,
+                "vfe-vhostd options")
         # two VFs, one queue pair (TCG): the sim's conffile, as an operator edits it
         self.sh("printf 'VFE_SIM_VFS=2\\nVFE_SIM_OPTS=\"--qpairs 1\"\\n' >> /etc/default/vfe-dpu-sim", "sim options")
         self.sh("install -m 755 %s/vfe-frontend /usr/local/bin/" % PAYLOAD, "vfe-frontend")
@@ -189,6 +196,22 @@ class Test:
         for vf in VFS:
             self.sh("vhostmgmt vf -a %s" % vf, "vhostmgmt vf -a " + vf)
         self.check_provisioned("after vhostmgmt")
+        self.socket_group()
+
+    def socket_group(self):
+        """--socket-group under the unit: the sockets are 0660 in the group (CAP_CHOWN kept), the runtime
+        directory lets a member through to the RPC socket, a non-member is kept out."""
+        want = {"/run/vfe-vhostd/vhostd.sock": "660 " + GROUP, SOCK % VFS[0]: "660 " + GROUP,
+                "/run/vfe-vhostd/ha.sock": "600 root"}
+        got = {p: self.out("stat -c '%%a %%G' %s" % p).strip() for p in want}
+        if got != want:
+            raise GuestError("socket modes and groups: %s, want %s" % (got, want))
+        self.sh("runuser -u op -- vhostmgmt version", "vhostmgmt as a member of " + GROUP)
+        rc, out = self.vm.run("runuser -u nobody -- vhostmgmt version")
+        if rc == 0:
+            raise GuestError("vhostmgmt as nobody (not in %s) was served: %s" % (GROUP, out))
+        log("--socket-group %s: sockets %s; a member calls the RPC, nobody is refused"
+            % (GROUP, ", ".join("%s %s" % kv for kv in got.items())))
 
     def check_provisioned(self, when):
         listed = self.mgmt_json("vf -l %s" % PF, "vhostmgmt vf -l")

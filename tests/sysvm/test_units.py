@@ -95,8 +95,9 @@ def main():
         control = os.path.join(root, UNITDIR, "vfe-control.service")
         with open(os.path.join(SRC, "systemd", "vfe-vhostd.service")) as f:
             text = f.read()
+        check("SystemCallErrorNumber=EPERM" in text, "the control's anchor line is in vfe-vhostd.service")
         with open(control, "w") as f:
-            f.write(text.replace("SystemCallFilter=@memlock", "SystemCallFilter=~@raw-io:ioperm"))
+            f.write(text.replace("SystemCallErrorNumber=EPERM", "SystemCallFilter=~@raw-io:ioperm"))
         rc, lines = verify(root, "vfe-control.service", args, env)
         check(any("ioperm" in line for line in lines), "verify reports a SystemCallFilter it cannot parse",
               "got: %s" % lines)
