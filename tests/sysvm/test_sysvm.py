@@ -4,7 +4,8 @@ as PID 1 (build-sysvm) gets build/deb's vfe and vfe-dpu-sim installed offline
 with apt, then:
 
 - install: nothing starts by itself during the install (policy-rc.d, so that
-  the test starts the units), vfe-vhostd is enabled;
+  the test starts the units), vfe-vhostd is enabled, every Documentation= of
+  the units is an installed man page or file;
 - `systemctl start vfe-dpu-sim vfe-vhostd`: vfe-vhostd-ha is pulled in and
   active before vfe-vhostd's process starts, the sim was ready (Type=notify)
   before it too, and the daemon reads the sim's tree (the drop-in);
@@ -129,6 +130,7 @@ class Test:
         active = self.out("systemctl is-active vfe-vhostd vfe-vhostd-ha vfe-dpu-sim").split()
         if active != ["inactive"] * 3:
             raise GuestError("units started during the install despite policy-rc.d: %s" % active)
+        self.documentation()
         # QEMU's group, as docs/libvirt.md sets it up: its members may use the RPC and vhost-user sockets
         self.sh("groupadd %s && useradd -M -G %s op" % (GROUP, GROUP), "a socket group and a member")
         self.sh("echo 'VFE_VHOSTD_OPTS=\"--socket-group %s\"' >> /etc/default/vfe-vhostd" % GROUP,
@@ -136,6 +138,22 @@ class Test:
         # two VFs, one queue pair (TCG): the sim's conffile, as an operator edits it
         self.sh("printf 'VFE_SIM_VFS=2\\nVFE_SIM_OPTS=\"--qpairs 1\"\\n' >> /etc/default/vfe-dpu-sim", "sim options")
         self.sh("install -m 755 %s/vfe-frontend /usr/local/bin/" % PAYLOAD, "vfe-frontend")
+
+    def documentation(self):
+        """Every Documentation= of the units (with the sim's drop-in) is an installed file."""
+        seen = []
+        for unit in ("vfe-vhostd", "vfe-vhostd-ha", "vfe-dpu-sim"):
+            for uri in self.show(unit, "Documentation")["Documentation"].replace('"', "").split():
+                m = re.fullmatch(r"man:([\w.-]+)\((\d)\)", uri)
+                if m:
+                    path = "/usr/share/man/man%s/%s.%s.gz" % (m.group(2), m.group(1), m.group(2))
+                elif uri.startswith("file://"):
+                    path = uri[len("file://"):]
+                else:
+                    raise GuestError("%s: Documentation=%s is neither man: nor file://" % (unit, uri))
+                self.sh("test -f %s" % path, "%s: Documentation=%s installed as %s" % (unit, uri, path))
+                seen.append(uri)
+        log("Documentation= of the units, all installed: %s" % " ".join(seen))
 
     def start(self):
         t = time.time()
