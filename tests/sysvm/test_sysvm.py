@@ -12,7 +12,8 @@ with apt, then:
 - the sandbox is in force (capability bounding set, seccomp, private /dev);
 - a PF and two VFs provisioned with vhostmgmt, their sockets there, in the
   --socket-group given in /etc/default/vfe-vhostd: a member of that group
-  calls the RPC socket, a non-member cannot;
+  calls the RPC socket, a non-member cannot; --compat-tcp answers on
+  127.0.0.1 through the unit's IP firewall (IPAddressAllow=localhost);
 - frames between the two VFs through the sim, byte for byte, from two
   vfe-frontend sessions (one per VF's vhost-user socket);
 - journald priorities: a second front-end on a VF's socket is refused with a
@@ -59,6 +60,7 @@ MACS = {VFS[0]: bytes.fromhex("02fe00000001"), VFS[1]: bytes.fromhex("02fe000000
 SOCK = "/tmp/vf-%s"          # vfe-vhostd's default --iface prefix + BDF
 PER_ROUND = 16
 GROUP = "vfe-ops"            # --socket-group in /etc/default/vfe-vhostd; user "op" is a member
+COMPAT_PORT = 12190          # --compat-tcp, on loopback (IPAddressAllow=localhost)
 PAYLOAD = "/mnt/payload"
 T0 = time.time()
 # frames each front-end sends: FRAMES[tag][vf], written to the payload disk as TAG-I.hex
@@ -133,8 +135,8 @@ class Test:
         self.documentation()
         # QEMU's group, as docs/libvirt.md sets it up: its members may use the RPC and vhost-user sockets
         self.sh("groupadd %s && useradd -M -G %s op" % (GROUP, GROUP), "a socket group and a member")
-        self.sh("echo 'VFE_VHOSTD_OPTS=\"--socket-group %s\"' >> /etc/default/vfe-vhostd" % GROUP,
-                "vfe-vhostd options")
+        self.sh("echo 'VFE_VHOSTD_OPTS=\"--socket-group %s --compat-tcp %d\"' >> /etc/default/vfe-vhostd"
+                % (GROUP, COMPAT_PORT), "vfe-vhostd options")
         # two VFs, one queue pair (TCG): the sim's conffile, as an operator edits it
         self.sh("printf 'VFE_SIM_VFS=2\\nVFE_SIM_OPTS=\"--qpairs 1\"\\n' >> /etc/default/vfe-dpu-sim", "sim options")
         self.sh("install -m 755 %s/vfe-frontend /usr/local/bin/" % PAYLOAD, "vfe-frontend")
@@ -230,6 +232,17 @@ class Test:
             raise GuestError("vhostmgmt as nobody (not in %s) was served: %s" % (GROUP, out))
         log("--socket-group %s: sockets %s; a member calls the RPC, nobody is refused"
             % (GROUP, ", ".join("%s %s" % kv for kv in got.items())))
+        # --compat-tcp through the unit's IP firewall: loopback is allowed (bash's /dev/tcp as the client)
+        reply = self.sh("timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; "
+                        "echo \"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"method\\\":\\\"version\\\"}\" >&3; "
+                        "head -1 <&3'" % COMPAT_PORT, "a version request on TCP 127.0.0.1:%d" % COMPAT_PORT)
+        try:
+            answered = "result" in json.loads(reply)
+        except ValueError:
+            answered = False
+        if not answered:
+            raise GuestError("--compat-tcp on 127.0.0.1:%d answered %r" % (COMPAT_PORT, reply))
+        log("--compat-tcp %d: a version request on 127.0.0.1 answered %s" % (COMPAT_PORT, reply.strip()[:120]))
 
     def check_provisioned(self, when):
         listed = self.mgmt_json("vf -l %s" % PF, "vhostmgmt vf -l")
