@@ -1,6 +1,9 @@
 /* vfe-dpu-sim: a software DPU serving virtio-net functions over vfio-user. */
 #include <signal.h>
 #include <stdio.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "lib/log/vfe_log.h"
 #include "sim/core/core_priv.h"
@@ -27,8 +30,16 @@ int main(int argc, char **argv)
     ev_signal_start(s.loop, &sig_term);
     ev_signal_start(s.loop, &sig_int);
     rc = sim_start(&s);
-    if (rc == 0)
+    if (rc == 0) {
+#ifdef HAVE_SYSTEMD
+        /* systemd (Type=notify): the tree, ROOT/ready and every socket exist now */
+        sd_notify(0, "READY=1");
+#endif
         ev_run(s.loop, 0);
+#ifdef HAVE_SYSTEMD
+        sd_notify(0, "STOPPING=1");
+#endif
+    }
     sim_stop(&s);
     return rc == 0 ? 0 : 1;
 }
