@@ -86,7 +86,7 @@ int main(int argc, char **argv)
     struct rpc_tcp_opts to = {.lenient = true};
     if (d.opt.compat_tcp && (err = rpc_server_listen_tcp_opts(d.rpc, d.opt.compat_tcp, &to)) < 0) {
         LOG_E("--compat-tcp %s: %s", d.opt.compat_tcp,
-              err == -EADDRNOTAVAIL ? "not a loopback address (the TCP socket has no access control)" : strerror(-err));
+              err == -EADDRNOTAVAIL ? "not a loopback address (only loopback is served)" : strerror(-err));
         rpc_server_destroy(d.rpc);
         return 1;
     }

@@ -108,8 +108,8 @@ static int check_options(struct vhostd_options *o)
     int rc = o->compat_tcp ? rpc_tcp_spec_parse(o->compat_tcp, &sin) : 0;
     if (rc < 0) {
         fprintf(stderr, "vfe-vhostd: --compat-tcp %s: %s\n", o->compat_tcp,
-                rc == -EADDRNOTAVAIL ? "not a loopback address; the TCP socket has no access control, so only "
-                                       "127.0.0.0/8 is accepted"
+                rc == -EADDRNOTAVAIL ? "not a loopback address; callers can be identified only on "
+                                       "loopback, so only 127.0.0.0/8 is accepted"
                                      : "expected [ADDR:]PORT with an IPv4 ADDR and PORT 1-65535");
         return -1;
     }

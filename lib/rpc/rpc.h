@@ -125,7 +125,9 @@ struct rpc_tcp_opts {
 struct sockaddr_in;
 int rpc_tcp_spec_parse(const char *spec, struct sockaddr_in *out);
 /* Also listen on TCP (spec as above; opts NULL: defaults, not lenient).
- * 0, or -EINVAL, -EADDRNOTAVAIL, -EEXIST (already), or -errno of bind. */
+ * 0, or -EINVAL, -EADDRNOTAVAIL, -EEXIST (already), -errno of bind, or the
+ * error of the start's check that callers can be identified (logged; the
+ * kernel's TCP sock_diag must answer: AF_NETLINK allowed, tcp_diag loadable). */
 int rpc_server_listen_tcp(struct rpc_server *s, const char *spec);
 int rpc_server_listen_tcp_opts(struct rpc_server *s, const char *spec, const struct rpc_tcp_opts *opts);
 void rpc_server_destroy(struct rpc_server *s);
@@ -135,7 +137,7 @@ unsigned long rpc_server_tcp_refused(const struct rpc_server *s);
 int rpc_register(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
 /* A method for TCP connections only.  Once one is registered, TCP
  * connections see only these (those of rpc_register stay on the unix
- * socket): a listener without access control gets its own, smaller set. */
+ * socket): the TCP listener gets its own, smaller set. */
 int rpc_register_tcp(struct rpc_server *s, const char *method, rpc_handler h, void *ctx);
 
 /* Answer a call (takes the reference to result).  A call is answered once. */

@@ -277,7 +277,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         else if (n == 0)
             c->eof = true;
         parse_buffered(c);
-        /* over TCP (no credentials, no access control) only whole requests are
+        /* over TCP (no credentials of its own) only whole requests are
          * traffic: half a request trickling in does not keep the connection.
          * (Not once parsing closed it: a closed connection's timer stays off.) */
         if (n > 0 && !c->dead && (!c->tcp || c->in_len == 0))

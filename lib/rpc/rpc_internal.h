@@ -134,6 +134,12 @@ int rpc_peer_get(int fd, struct rpc_peer *p, gid_t **groups_buf);
  * -errno of getpeername/socket/sendto (-EAFNOSUPPORT too when AF_NETLINK is
  * not allowed to the process).  Blocks at most timeout_ms. */
 int rpc_tcp_peer_uid(int fd, unsigned timeout_ms, uid_t *uid);
+/* Can callers be checked?  Looks up the listening socket listen_fd itself: the
+ * first lookup makes the kernel load its TCP sock_diag module, which may take
+ * longer than a caller's lookup may (hence its own timeout, at start only).
+ * 0, or the errors of rpc_tcp_peer_uid (-EPROTO: the answer named another owner). */
+#define RPC_TCP_SELFCHECK_TIMEOUT_MS 3000
+int rpc_tcp_peer_selfcheck(int listen_fd, unsigned timeout_ms);
 /* "TCP client ADDR:PORT" for logs: 0, or -errno (out still says something). */
 int rpc_tcp_peer_name(int fd, char *out, size_t len);
 /* uid's primary group and group list (the user database: getpwuid_r,

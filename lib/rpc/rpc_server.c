@@ -328,6 +328,15 @@ int rpc_server_listen_tcp_opts(struct rpc_server *s, const char *spec, const str
         close(fd);
         return e;
     }
+    /* every caller is checked; a listener whose callers cannot be would refuse them all */
+    if ((rc = rpc_tcp_peer_selfcheck(fd, RPC_TCP_SELFCHECK_TIMEOUT_MS)) < 0) {
+        LOG_E("rpc: TCP %s: callers cannot be checked: the kernel's TCP sock_diag %s (%s)", spec,
+              rc == -EAFNOSUPPORT || rc == -EPERM || rc == -EACCES ? "is not reachable (AF_NETLINK not allowed?)"
+                                                                   : "does not answer (tcp_diag module missing?)",
+              strerror(-rc));
+        close(fd);
+        return rc;
+    }
     s->tcp = opts ? *opts : (struct rpc_tcp_opts){0};
     if (s->tcp.idle_timeout <= 0)
         s->tcp.idle_timeout = RPC_TCP_IDLE_TIMEOUT;

@@ -145,28 +145,23 @@ static int diag_answer(int nl, const struct inet_diag_req_v2 *req, int64_t deadl
     }
 }
 
-int rpc_tcp_peer_uid(int fd, unsigned timeout_ms, uid_t *uid)
+/* The owner of this kernel's TCP socket whose source is src and destination dst. */
+static int diag_owner(const struct sockaddr_storage *src, const struct sockaddr_storage *dst, unsigned timeout_ms,
+                      uid_t *uid)
 {
-    struct sockaddr_storage local, peer;
-    socklen_t ll = sizeof(local), pl = sizeof(peer);
-    if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0 || getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
-        return -errno;
-    if ((local.ss_family != AF_INET && local.ss_family != AF_INET6) || peer.ss_family != local.ss_family)
-        return -EAFNOSUPPORT;
-    /* the client's socket: source = the peer's address, destination = ours */
     struct {
         struct nlmsghdr h;
         struct inet_diag_req_v2 r;
     } req = {
         .h = {.nlmsg_len = sizeof(req), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST,
               .nlmsg_seq = DIAG_SEQ},
-        .r = {.sdiag_family = (uint8_t)local.ss_family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u,
+        .r = {.sdiag_family = (uint8_t)src->ss_family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = ~0u,
               .id.idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}},
     };
     size_t alen;
-    const void *a = addr_of(&peer, &alen, &req.r.id.idiag_sport);
+    const void *a = addr_of(src, &alen, &req.r.id.idiag_sport);
     memcpy(req.r.id.idiag_src, a, alen);
-    a = addr_of(&local, &alen, &req.r.id.idiag_dport);
+    a = addr_of(dst, &alen, &req.r.id.idiag_dport);
     memcpy(req.r.id.idiag_dst, a, alen);
 
     int64_t deadline = mono_ms() + timeout_ms;
@@ -181,6 +176,33 @@ int rpc_tcp_peer_uid(int fd, unsigned timeout_ms, uid_t *uid)
         rc = diag_answer(nl, &req.r, deadline, uid);
     close(nl);
     return rc == -EINTR ? -ETIMEDOUT : rc;
+}
+
+int rpc_tcp_peer_uid(int fd, unsigned timeout_ms, uid_t *uid)
+{
+    struct sockaddr_storage local, peer;
+    socklen_t ll = sizeof(local), pl = sizeof(peer);
+    if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0 || getpeername(fd, (struct sockaddr *)&peer, &pl) < 0)
+        return -errno;
+    if ((local.ss_family != AF_INET && local.ss_family != AF_INET6) || peer.ss_family != local.ss_family)
+        return -EAFNOSUPPORT;
+    /* the client's socket: source = the peer's address, destination = ours */
+    return diag_owner(&peer, &local, timeout_ms, uid);
+}
+
+int rpc_tcp_peer_selfcheck(int listen_fd, unsigned timeout_ms)
+{
+    struct sockaddr_storage local, none;
+    socklen_t ll = sizeof(local);
+    if (getsockname(listen_fd, (struct sockaddr *)&local, &ll) < 0)
+        return -errno;
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6)
+        return -EAFNOSUPPORT;
+    memset(&none, 0, sizeof(none));
+    none.ss_family = local.ss_family;
+    uid_t uid;
+    int rc = diag_owner(&local, &none, timeout_ms, &uid);   /* a listener: destination 0:0 */
+    return rc == 0 && uid != geteuid() ? -EPROTO : rc;
 }
 
 int rpc_user_groups(uid_t uid, gid_t *gid, gid_t **groups, size_t *ngroups)

@@ -11,8 +11,9 @@ with apt, then:
   before it too, and the daemon reads the sim's tree (the drop-in);
 - the sandbox is in force (capability bounding set, seccomp, private /dev);
 - a PF and two VFs provisioned with vhostmgmt, their sockets there, in the
-  --socket-group given in /etc/default/vfe-vhostd: a member of that group
-  calls the RPC socket, a non-member cannot; --compat-tcp answers on
+  --rpc-group and --socket-group given in /etc/default/vfe-vhostd: a member of
+  the RPC group calls the RPC socket, a member of the vhost-user sockets' group
+  (QEMU's) and a non-member cannot; --compat-tcp answers on
   127.0.0.1 through the unit's IP firewall (IPAddressAllow=localhost);
 - frames between the two VFs through the sim, byte for byte, from two
   vfe-frontend sessions (one per VF's vhost-user socket);
@@ -59,7 +60,8 @@ VFS = ["0000:3b:00.1", "0000:3b:00.2"]
 MACS = {VFS[0]: bytes.fromhex("02fe00000001"), VFS[1]: bytes.fromhex("02fe00000002")}
 SOCK = "/tmp/vf-%s"          # vfe-vhostd's default --iface prefix + BDF
 PER_ROUND = 16
-GROUP = "vfe-ops"            # --socket-group in /etc/default/vfe-vhostd; user "op" is a member
+GROUP = "vfe-ops"            # --rpc-group in /etc/default/vfe-vhostd; user "op" is a member
+QEMU_GROUP = "vfe-qemu"      # --socket-group (the vhost-user sockets'); user "qemu" is a member
 COMPAT_PORT = 12190          # --compat-tcp, on loopback (IPAddressAllow=localhost)
 PAYLOAD = "/mnt/payload"
 T0 = time.time()
@@ -133,10 +135,11 @@ class Test:
         if active != ["inactive"] * 3:
             raise GuestError("units started during the install despite policy-rc.d: %s" % active)
         self.documentation()
-        # QEMU's group, as docs/libvirt.md sets it up: its members may use the RPC and vhost-user sockets
-        self.sh("groupadd %s && useradd -M -G %s op" % (GROUP, GROUP), "a socket group and a member")
-        self.sh("echo 'VFE_VHOSTD_OPTS=\"--socket-group %s --compat-tcp %d\"' >> /etc/default/vfe-vhostd"
-                % (GROUP, COMPAT_PORT), "vfe-vhostd options")
+        # operators' group for the RPC socket, QEMU's group for the vhost-user sockets (docs/libvirt.md)
+        self.sh("groupadd %s && useradd -M -G %s op" % (GROUP, GROUP), "an RPC group and a member")
+        self.sh("groupadd %s && useradd -M -G %s qemu" % (QEMU_GROUP, QEMU_GROUP), "a socket group and a member")
+        self.sh("echo 'VFE_VHOSTD_OPTS=\"--rpc-group %s --socket-group %s --compat-tcp %d\"' >> /etc/default/vfe-vhostd"
+                % (GROUP, QEMU_GROUP, COMPAT_PORT), "vfe-vhostd options")
         # two VFs, one queue pair (TCG): the sim's conffile, as an operator edits it
         self.sh("printf 'VFE_SIM_VFS=2\\nVFE_SIM_OPTS=\"--qpairs 1\"\\n' >> /etc/default/vfe-dpu-sim", "sim options")
         self.sh("install -m 755 %s/vfe-frontend /usr/local/bin/" % PAYLOAD, "vfe-frontend")
@@ -219,30 +222,35 @@ class Test:
         self.socket_group()
 
     def socket_group(self):
-        """--socket-group under the unit: the sockets are 0660 in the group (CAP_CHOWN kept), the runtime
-        directory lets a member through to the RPC socket, a non-member is kept out."""
-        want = {"/run/vfe-vhostd/vhostd.sock": "660 " + GROUP, SOCK % VFS[0]: "660 " + GROUP,
+        """--rpc-group and --socket-group under the unit: the sockets are 0660 in their groups (CAP_CHOWN
+        kept), the runtime directory lets an RPC group member through to the RPC socket; QEMU's group and
+        a non-member are kept out."""
+        want = {"/run/vfe-vhostd/vhostd.sock": "660 " + GROUP, SOCK % VFS[0]: "660 " + QEMU_GROUP,
                 "/run/vfe-vhostd/ha.sock": "600 root"}
         got = {p: self.out("stat -c '%%a %%G' %s" % p).strip() for p in want}
         if got != want:
             raise GuestError("socket modes and groups: %s, want %s" % (got, want))
         self.sh("runuser -u op -- vhostmgmt version", "vhostmgmt as a member of " + GROUP)
-        rc, out = self.vm.run("runuser -u nobody -- vhostmgmt version")
-        if rc == 0:
-            raise GuestError("vhostmgmt as nobody (not in %s) was served: %s" % (GROUP, out))
-        log("--socket-group %s: sockets %s; a member calls the RPC, nobody is refused"
-            % (GROUP, ", ".join("%s %s" % kv for kv in got.items())))
-        # --compat-tcp through the unit's IP firewall: loopback is allowed (bash's /dev/tcp as the client)
-        reply = self.sh("timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; "
-                        "echo \"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"method\\\":\\\"version\\\"}\" >&3; "
-                        "head -1 <&3'" % COMPAT_PORT, "a version request on TCP 127.0.0.1:%d" % COMPAT_PORT)
-        try:
-            answered = "result" in json.loads(reply)
-        except ValueError:
-            answered = False
-        if not answered:
-            raise GuestError("--compat-tcp on 127.0.0.1:%d answered %r" % (COMPAT_PORT, reply))
-        log("--compat-tcp %d: a version request on 127.0.0.1 answered %s" % (COMPAT_PORT, reply.strip()[:120]))
+        for user in ("nobody", "qemu"):
+            rc, out = self.vm.run("runuser -u %s -- vhostmgmt version" % user)
+            if rc == 0:
+                raise GuestError("vhostmgmt as %s (not in %s) was served: %s" % (user, GROUP, out))
+        log("--rpc-group %s, --socket-group %s: sockets %s; a member calls the RPC, qemu and nobody are refused"
+            % (GROUP, QEMU_GROUP, ", ".join("%s %s" % kv for kv in got.items())))
+        # --compat-tcp through the unit's IP firewall (loopback allowed) and its caller check (sock_diag over
+        # AF_NETLINK names the client's owner): root is served, nobody is refused (bash's /dev/tcp as the client)
+        for user, want in (("root", 0), ("nobody", -13)):
+            reply = self.sh("timeout 10 runuser -u %s -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; "
+                            "echo \"{\\\"jsonrpc\\\":\\\"2.0\\\",\\\"id\\\":1,\\\"method\\\":\\\"version\\\"}\" >&3; "
+                            "head -1 <&3'" % (user, COMPAT_PORT), "a version request on TCP as " + user)
+            try:
+                code = json.loads(reply)["result"]["errno"]
+            except (ValueError, KeyError, TypeError):
+                code = None
+            if code != want:
+                raise GuestError("--compat-tcp on 127.0.0.1:%d as %s answered %r, want errno %d"
+                                 % (COMPAT_PORT, user, reply, want))
+            log("--compat-tcp %d as %s: %s" % (COMPAT_PORT, user, reply.strip()[:120]))
 
     def check_provisioned(self, when):
         listed = self.mgmt_json("vf -l %s" % PF, "vhostmgmt vf -l")
