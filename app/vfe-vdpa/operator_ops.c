@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app/vfe-vdpa/pci_tree.h"
+#include "lib/log/vfe_log.h"
 
 struct pf_add {
     struct vhostd *d;
@@ -23,7 +24,7 @@ static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
     a.done(a.ctx, pf, err);
 }
 
-int vhostd_op_pf_add(struct vhostd *d, const char *bdf, vhostd_pf_added_cb done, void *ctx, char *msg, size_t len)
+static int pf_add(struct vhostd *d, const char *bdf, vhostd_pf_added_cb done, void *ctx, char *msg, size_t len)
 {
     unsigned cur = 0;
     for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, bdf));)
@@ -52,7 +53,7 @@ static bool pf_has_pending_vfs(const struct vhostd_prov *p, const char *bdf)
     return false;
 }
 
-int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len)
+static int pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len)
 {
     struct vhostd_pf *pf = vhostd_reg_find_pf(&d->reg, bdf);
     if (pf && vhostd_reg_pf_vfs_in_use(&d->reg, pf)) {
@@ -72,8 +73,8 @@ int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len
     return rc;
 }
 
-int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                     char *msg, size_t len)
+static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct, char *msg,
+                  size_t len)
 {
     char pf[16];
     if (direct && pci_vf_pf(d->opt.pci_root, bdf, pf) == 0 && vhostd_reg_find_pf(&d->reg, pf)) {
@@ -88,8 +89,7 @@ int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, cons
     return rc;
 }
 
-int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
-                        size_t len)
+static int vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg, size_t len)
 {
     int rc = vhostd_reg_remove_vf(&d->reg, bdf, done, ctx, msg, len);
     if (rc == -ENOENT && vhostd_prov_vf_pending(&d->prov, bdf))
@@ -97,4 +97,34 @@ int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ct
     if (rc >= 0)
         vhostd_prov_note_vf_removed(&d->prov, bdf);   /* out of the file at once, before the device has stopped */
     return rc;
+}
+
+/* A refused request is the operator's to see in the journal, whichever front-end it came through. */
+static int logged(int rc, const char *what, const char *bdf, const char *msg)
+{
+    if (rc < 0)
+        LOG_W("%s %s refused: %s", what, bdf, msg);
+    return rc;
+}
+
+int vhostd_op_pf_add(struct vhostd *d, const char *bdf, vhostd_pf_added_cb done, void *ctx, char *msg, size_t len)
+{
+    return logged(pf_add(d, bdf, done, ctx, msg, len), "mgmtpf add", bdf, msg);
+}
+
+int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len)
+{
+    return logged(pf_remove(d, bdf, msg, len), "mgmtpf remove", bdf, msg);
+}
+
+int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                     char *msg, size_t len)
+{
+    return logged(vf_add(d, bdf, socket, uuid, direct, msg, len), "vf add", bdf, msg);
+}
+
+int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
+                        size_t len)
+{
+    return logged(vf_remove(d, bdf, done, ctx, msg, len), "vf remove", bdf, msg);
 }

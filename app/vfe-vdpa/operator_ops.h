@@ -5,7 +5,8 @@
  * RPC front-ends (rpc_methods.c: vfe's replies, rpc_compat.c: the peer's)
  * only decode params and format the answer.
  *
- * Every call answers now (0 or -errno with one sentence in msg) or, where it
+ * Every call answers now (0 or -errno with one sentence in msg, which is also
+ * logged as a warning: the journal explains every refusal) or, where it
  * says so, later through its callback: from the loop, exactly once, never
  * inside the call.  Nothing here keeps the caller's ctx after that callback.
  */

@@ -106,7 +106,6 @@ static int pf_add(struct vhostd *d, const char *bdf, struct rpc_call *c)
     int rc = vhostd_op_pf_add(d, bdf, pf_added, c, msg, sizeof(msg));
     if (rc == 0)
         return RPC_PENDING;
-    LOG_I("compat: mgmtpf add: %s", msg);
     compat_answer(c, NULL, compat_code(COMPAT_OP_PF_ADD, rc));
     return 0;
 }
@@ -115,8 +114,6 @@ static int pf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
 {
     char msg[256];
     int rc = vhostd_op_pf_remove(d, bdf, msg, sizeof(msg));
-    if (rc < 0)
-        LOG_I("compat: mgmtpf remove: %s", msg);
     compat_answer(c, NULL, rc == -ENOTEMPTY ? COMPAT_PF_HAS_VFS : rc < 0 ? compat_code(COMPAT_OP_PF_REMOVE, rc)
                                                                           : COMPAT_OK);
     return 0;
@@ -239,8 +236,6 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
     }
     char msg[512];
     int rc = vhostd_op_vf_add(d, bdf, sock, uuid, false, msg, sizeof(msg));
-    if (rc < 0)
-        LOG_I("compat: vf add: %s", msg);
     compat_answer(c, NULL, rc < 0 ? compat_code(COMPAT_OP_VF_ADD, rc) : COMPAT_OK);
     return 0;
 }
@@ -256,8 +251,6 @@ static int vf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
     int rc = vhostd_op_vf_remove(d, bdf, vf_removed, c, msg, sizeof(msg));
     if (rc == 0)
         return RPC_PENDING;
-    if (rc < 0)
-        LOG_I("compat: vf remove: %s", msg);
     compat_answer(c, NULL, rc < 0 ? compat_code(COMPAT_OP_VF_REMOVE, rc) : COMPAT_OK);
     return 0;
 }
