@@ -12,6 +12,7 @@
 
 #include "app/vfe-vdpa/rpc_compat.h"
 #include "app/vfe-vdpa/vhostd.h"
+#include "app/vfe-vdpa/vf_batch.h"
 #include "lib/log/vfe_log.h"
 
 static void drained(void *ctx)
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
     sd_notify(0, "STOPPING=1");
 #endif
     rpc_server_destroy(d.rpc);
+    vhostd_batch_stop_all(&d);    /* no further op of a running vf_batch; its file write happens now */
     vhostd_prov_close(&d.prov);   /* no more applying; the drain below is not a removal by the operator */
     if (d.opt.ha_path) {
         /* a planned crash: the devices run on, the sessions stay open (the HA process holds them) */

@@ -78,6 +78,10 @@ static void save(struct vhostd_prov *p)
 {
     if (!p->enabled)
         return;
+    if (p->held) {
+        p->save_held = true;
+        return;
+    }
     char msg[300];
     int rc = vhostd_state_write(p->dir, &p->want, msg, sizeof(msg));
     if (rc < 0) {
@@ -95,6 +99,21 @@ static void save(struct vhostd_prov *p)
     p->writes++;
     p->dirty = false;
     p->write_error[0] = '\0';
+}
+
+void vhostd_prov_hold(struct vhostd_prov *p)
+{
+    p->held++;
+}
+
+void vhostd_prov_release(struct vhostd_prov *p)
+{
+    if (!p->held || --p->held)
+        return;
+    if (p->save_held) {
+        p->save_held = false;
+        save(p);
+    }
 }
 
 /* ---- records ---- */

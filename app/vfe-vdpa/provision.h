@@ -47,6 +47,8 @@ struct vhostd_prov {
     bool dirty;                           /* the file lags the records (a write failed) */
     unsigned writes, write_failures;
     char write_error[300];                /* last failure, "" after a success */
+    unsigned held;                        /* vhostd_prov_hold depth: saves wait for the last release */
+    bool save_held;                       /* a change came while held */
 };
 
 /* Persistence on with dir (NULL or "": off).  Creates dir 0700 if missing,
@@ -65,6 +67,14 @@ void vhostd_prov_note_pf_added(struct vhostd_prov *p, const char *bdf);
 void vhostd_prov_note_pf_removed(struct vhostd_prov *p, const char *bdf);
 void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec *rec);
 void vhostd_prov_note_vf_removed(struct vhostd_prov *p, const char *bdf);
+
+/* Batches (vf_batch.h): while held, the changes noted above are kept in
+ * memory and the file is written once, by the release that ends the last
+ * hold (if anything changed).  Holds nest; every hold needs one release.
+ * A crash meanwhile loses the held changes (the devices are re-applied or
+ * not from the last file written, as after any crash between two writes). */
+void vhostd_prov_hold(struct vhostd_prov *p);
+void vhostd_prov_release(struct vhostd_prov *p);
 
 /* Pending records: reason (non-empty) or NULL if bdf is not pending. */
 const char *vhostd_prov_pf_pending(const struct vhostd_prov *p, const char *bdf);

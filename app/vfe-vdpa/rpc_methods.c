@@ -11,6 +11,7 @@
 
 #include "app/vfe-vdpa/operator_ops.h"
 #include "app/vfe-vdpa/rpc_compat.h"
+#include "app/vfe-vdpa/vf_batch.h"
 #include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
@@ -26,6 +27,11 @@ static int code_of(int err)
     case -EINVAL: case -ENAMETOOLONG: return RPC_INVALID_PARAMS;
     default: return RPC_DEVICE_ERROR;
     }
+}
+
+int vhostd_rpc_code(int err)
+{
+    return code_of(err);
 }
 
 /* A BDF param: a string naming a PCI address ([DDDD:]BB:DD.F, either case, as
@@ -476,6 +482,7 @@ int vhostd_rpc_register(struct vhostd *d)
     int rc = rpc_register(d->rpc, "version", m_version, d);
     rc = rc ?: rpc_register(d->rpc, "mgmtpf", m_mgmtpf, d);
     rc = rc ?: rpc_register(d->rpc, "vf", m_vf, d);
+    rc = rc ?: rpc_register(d->rpc, "vf_batch", vhostd_batch_method, d);
     rc = rc ?: rpc_register(d->rpc, "stats", m_stats, d);
     rc = rc ?: rpc_register(d->rpc, "health", m_health, d);
     rc = rc ?: rpc_register(d->rpc, "upgrade", m_upgrade, d);

@@ -23,9 +23,12 @@ struct vhostd {
     ev_timer upgrade_t;
     char exe[4096];                /* that binary (resolved at start) */
     char **argv;
+    struct vhostd_batch *batches;  /* running vf_batch calls (vf_batch.h owns them) */
 };
 
 /* Register the JSON-RPC methods. */
 int vhostd_rpc_register(struct vhostd *d);
+/* The RPC error code of a registry/operator -errno (docs/rpc.md). */
+int vhostd_rpc_code(int err);
 
 #endif
