@@ -176,6 +176,11 @@ static json_t *vf_json(const struct vhostd_vf *vf, bool full)
     return o;
 }
 
+json_t *vhostd_rpc_vf_json(const struct vhostd_vf *vf)
+{
+    return vf_json(vf, false);
+}
+
 struct vf_rm {
     struct rpc_call *call;
     char bdf[16];

@@ -29,6 +29,8 @@ struct vhostd_batch {
     double started;
     unsigned n, done, stopping_devices, failed;
     bool stopped;             /* daemon shutdown: no further op */
+    bool stop_on_error;       /* the caller asked: ops after a failed one are not run */
+    int halted_at;            /* the op that failed then, -1 */
     struct batch_op ops[];
 };
 
@@ -153,11 +155,18 @@ static struct vhostd_batch *validate(struct vhostd *d, json_t *params, char *msg
     json_t *ops = json_object_get(params, "ops");
     const char *key;
     json_t *v;
-    json_object_foreach(params, key, v)
-        if (strcmp(key, "ops")) {
-            snprintf(msg, len, "\"%.40s\" is not a parameter of vf_batch (only \"ops\")", key);
+    json_object_foreach(params, key, v) {
+        if (!strcmp(key, "stop_on_error") && json_is_boolean(v))
+            continue;
+        if (!strcmp(key, "stop_on_error")) {
+            snprintf(msg, len, "\"stop_on_error\" must be true or false");
             return NULL;
         }
+        if (strcmp(key, "ops")) {
+            snprintf(msg, len, "\"%.40s\" is not a parameter of vf_batch (\"ops\", \"stop_on_error\")", key);
+            return NULL;
+        }
+    }
     if (!json_is_array(ops) || !json_array_size(ops)) {
         snprintf(msg, len, "\"ops\" (a non-empty array of VF add/remove ops) is required");
         return NULL;
@@ -199,6 +208,8 @@ static struct vhostd_batch *validate(struct vhostd *d, json_t *params, char *msg
     }
     b->d = d;
     b->n = (unsigned)n;
+    b->stop_on_error = json_is_true(json_object_get(params, "stop_on_error"));
+    b->halted_at = -1;
     b->params = json_incref(params);
     b->results = json_array();
     return b;
@@ -257,7 +268,7 @@ static void result(struct vhostd_batch *b, const struct batch_op *op, int rc, co
     } else if (!op->remove) {
         const struct vhostd_vf *vf = vhostd_reg_find_vf(&b->d->reg, op->bdf);
         if (vf)
-            json_object_update_new(r, json_pack("{s:s, s:s}", "socket_file", vf->rec.socket, "pf", vf->rec.pf));
+            json_object_set_new(r, "device", vhostd_rpc_vf_json(vf));
     }
     json_array_append_new(b->results, r);
 }
@@ -270,12 +281,17 @@ static void run_one(struct vhostd_batch *b)
     if (b->stopped) {
         rc = -ECANCELED;
         snprintf(msg, sizeof(msg), "not applied: the daemon is stopping");
+    } else if (b->halted_at >= 0) {
+        rc = -ECANCELED;
+        snprintf(msg, sizeof(msg), "not run: ops[%d] failed before it (stop_on_error)", b->halted_at);
     } else if (op->remove) {
         rc = vhostd_op_vf_remove(b->d, op->bdf, device_gone, b, msg, sizeof(msg));
         b->stopping_devices += rc == 0;
     } else {
         rc = vhostd_op_vf_add(b->d, op->bdf, op->socket, op->uuid, op->direct, msg, sizeof(msg));
     }
+    if (rc < 0 && b->stop_on_error && b->halted_at < 0 && !b->stopped)
+        b->halted_at = (int)b->done;
     result(b, op, rc, msg);
     b->done++;
 }

@@ -1,10 +1,10 @@
 /*
  * Bulk VF provisioning: the "vf_batch" JSON-RPC method of vfe-vhostd (docs/rpc.md).
  *
- *   params {"ops": [OP, ...]}, at most VHOSTD_BATCH_MAX_OPS, each OP one of
+ *   params {"ops": [OP, ...], "stop_on_error": BOOL?}, at most VHOSTD_BATCH_MAX_OPS ops, each OP one of
  *     {"add": true, "vfdev": BDF, "socket_file": PATH?, "uuid": STR|null?, "direct": BOOL?}
  *     {"remove": true, "vfdev": BDF}
- *   result {"results": [{"vfdev": BDF, "op": "add"|"remove", "ok": true, ...}
+ *   result {"results": [{"vfdev": BDF, "op": "add"|"remove", "ok": true, "device": {as vf -a answers}?}
  *                     | {"vfdev": BDF, "op": ..., "ok": false, "code": C, "message": M}, ...],
  *           "ok": N, "failed": N, "elapsed_ms": F}   (results in the order of ops)
  *
@@ -16,7 +16,10 @@
  * VHOSTD_BATCH_TICK_S of work, at least one op, per tick), so other clients'
  * calls and vhost-user traffic are served in between.  An op the registry or
  * the device refuses fails alone: the others are applied and stay applied.
- * The answer comes once every op ran and every removed VF's device stopped.
+ * With "stop_on_error" the ops after the first failed one are not run (each
+ * answered "not run", code RPC_DEVICE_ERROR): vhostmgmt's script mode without
+ * --keep-going.  The answer comes once every op ran and every removed VF's
+ * device stopped.
  *
  * Persistence: the provisioning file is written once, when the batch ends
  * (vhostd_prov_hold/release), not once per VF.

@@ -30,5 +30,7 @@ struct vhostd {
 int vhostd_rpc_register(struct vhostd *d);
 /* The RPC error code of a registry/operator -errno (docs/rpc.md). */
 int vhostd_rpc_code(int err);
+/* A VF as `vf -a` answers it (vf, pf, socket_file, vm_uuid, mode). */
+json_t *vhostd_rpc_vf_json(const struct vhostd_vf *vf);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
+#include "tools/vhostmgmt/mgmt_batch.h"
 #include "tools/vhostmgmt/mgmt_cmd.h"
 #include "tools/vhostmgmt/mgmt_out.h"
 #include "tools/vhostmgmt/mgmt_peer.h"
@@ -186,11 +187,32 @@ static int split(char *line, char **words)
     return nw;
 }
 
+/* Line n's command joins the pending vf_batch lines (mgmt_batch.h), unless it is not a
+ * `vf -a` or the peer's interface is used: then false, and the pending lines run first. */
+static bool batched(struct mgmt_batch *b, struct mgmt_batch_ctx *x, int nw, char **words, int n, int *worst,
+                    bool *stop)
+{
+    struct mgmt_cmd c;
+    char err[256];
+    bool wants = !tcp_addr && mgmt_cmd_parse(nw, words, &c, err, sizeof(err)) == 0 && mgmt_batch_wants(&c);
+    if (!wants || !mgmt_batch_fits(b, &c))
+        *stop = mgmt_batch_flush(b, x, worst);
+    if (!wants || *stop)
+        return false;
+    mgmt_batch_add(b, &c, n);
+    return true;
+}
+
 static int run_stdin(bool keep_going)
 {
     char line[1024];
     int worst = 0, n = 0;
-    while (fgets(line, sizeof(line), stdin)) {
+    struct mgmt_batch b;
+    struct mgmt_batch_ctx x = {.prog = prog, .sock_path = sock_path, .timeout_ms = timeout_ms, .as_json = as_json,
+                               .keep_going = keep_going};
+    bool stop = false;
+    mgmt_batch_init(&b);
+    while (!stop && fgets(line, sizeof(line), stdin)) {
         n++;
         int rc;
         char *words[MAX_WORDS];
@@ -199,6 +221,8 @@ static int run_stdin(bool keep_going)
             int ch;
             while ((ch = getchar()) != EOF && ch != '\n')
                 ;
+            if ((stop = mgmt_batch_flush(&b, &x, &worst)))
+                break;
             rc = bad("line %d is longer than %zu characters", n, sizeof(line) - 2);
         } else {
             char *hash = strchr(line, '#');
@@ -207,16 +231,24 @@ static int run_stdin(bool keep_going)
             nw = split(line, words);
             if (!nw)
                 continue;
+            if (nw > 0 && batched(&b, &x, nw, words, n, &worst, &stop))
+                continue;
+            if (stop)
+                break;
+            if (nw < 0 && (stop = mgmt_batch_flush(&b, &x, &worst)))
+                break;
             rc = nw < 0 ? bad("line %d has more than %d words", n, MAX_WORDS) : run(nw, words);
         }
         fflush(stdout);
         if (rc) {
             fprintf(stderr, "%s: line %d failed\n", prog, n);
-            worst = rc;
-            if (!keep_going)
-                return rc;
+            worst = rc;   /* the last failure's status, as line by line */
+            stop = !keep_going;
         }
     }
+    if (!stop)
+        mgmt_batch_flush(&b, &x, &worst);
+    mgmt_batch_free(&b);
     return worst;
 }
 

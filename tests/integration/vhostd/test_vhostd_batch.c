@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/rpc/rpc.h"
@@ -362,6 +363,97 @@ static void test_client_gone(void)
 out:;
 }
 
+/* ---- vhostmgmt script mode ---- */
+
+/* vhostmgmt [opt] -s rpc < script: its exit status, stdout+stderr in out. */
+static int script(const char *opt, const char *text, char *out, size_t len)
+{
+    char file[340], cmd[1200];
+    snprintf(file, sizeof(file), "%s/script.txt", work);
+    if (file_write(file, text) < 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "%s -s %s %s < %s > %s.out 2>&1", vhostmgmt_bin(), rpc, opt, file, file);
+    int st = system(cmd);
+    snprintf(cmd, sizeof(cmd), "%s.out", file);
+    file_read(cmd, out, len);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int batch_calls(void)
+{
+    const char *needle[] = {"vf_batch: ", " ops, ", NULL};
+    return file_count(log_path, needle);
+}
+
+static bool added(unsigned n)
+{
+    char b[16];
+    json_t *r = NULL;
+    char msg[256];
+    int rc = call("vf", json_pack("{s:b, s:s}", "info", 1, "vfdev", vf_bdf(n, b)), &r, msg, sizeof(msg));
+    json_decref(r);
+    return rc == 0;
+}
+
+static void remove_all(void)
+{
+    json_t *a = json_array();
+    char b[16];
+    for (unsigned i = 1; i <= NVF; i++)
+        if (added(i))
+            json_array_append_new(a, json_pack("{s:b, s:s}", "remove", 1, "vfdev", vf_bdf(i, b)));
+    char msg[256];
+    if (json_array_size(a))
+        CHECK(call("vf_batch", json_pack("{s:o}", "ops", a), NULL, msg, sizeof(msg)) == 0, "cleanup: %s", msg);
+    else
+        json_decref(a);
+}
+
+static void test_script_mode(void)
+{
+    static char text[16384], out[1 << 18];
+    char b[16], b2[16], b3[16];
+    size_t used = 0;
+    for (unsigned i = 1; i <= 200; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "vf -a %s%s\n", vf_bdf(i, b),
+                                 i % 50 ? "" : "   # a comment\n\n");
+    int calls = batch_calls();
+    int st = script("", text, out, sizeof(out));
+    CHECK(st == 0, "script of 200 adds: exit %d: %.400s", st, out);
+    unsigned shown = 0;
+    for (const char *p = out; (p = strstr(p, "socket_file")); p++)
+        shown++;
+    CHECK(shown == 200, "script of 200 adds printed %u VFs", shown);
+    CHECK(health_int("vfs", NULL) == 200, "script of 200 adds: %lld VFs", (long long)health_int("vfs", NULL));
+    CHECK(batch_calls() - calls == 2, "script of 200 adds: %d vf_batch calls, want 2 (128 + 72)",
+          batch_calls() - calls);
+    remove_all();
+
+    /* without --keep-going: stops at the first failed line, the lines after it are not applied */
+    snprintf(text, sizeof(text), "vf -a %s\nvf -a 0000:5e:00.1\nvf -a %s\n", vf_bdf(1, b), vf_bdf(2, b2));
+    st = script("", text, out, sizeof(out));
+    CHECK(st == 1 && strstr(out, "no PCI function 0000:5e:00.1") && strstr(out, "line 2 failed") &&
+          !strstr(out, "line 3"), "failing line 2: exit %d: %.400s", st, out);
+    CHECK(added(1) && !added(2), "failing line 2: VF1 added %d (want 1), VF2 added %d (want 0)", added(1), added(2));
+    remove_all();
+
+    /* --keep-going: every line runs, each failure reported with its line number; a VF twice fails as added */
+    snprintf(text, sizeof(text), "vf -a %s\nvf -a 0000:5e:00.1\nvf -a %s\nvf -a %s\n", vf_bdf(1, b),
+             vf_bdf(2, b2), vf_bdf(2, b3));
+    st = script("--keep-going", text, out, sizeof(out));
+    CHECK(st == 1 && strstr(out, "line 2 failed") && strstr(out, "line 4 failed") && !strstr(out, "line 3 failed")
+          && strstr(out, "is already added"), "--keep-going: exit %d: %.500s", st, out);
+    CHECK(added(1) && added(2), "--keep-going: the good lines were not applied");
+    remove_all();
+
+    /* a usage error: the lines before it applied, exit 2, nothing after it */
+    snprintf(text, sizeof(text), "vf -a %s\nvf -a 3b:zz.1\nvf -a %s\n", vf_bdf(1, b), vf_bdf(2, b2));
+    st = script("", text, out, sizeof(out));
+    CHECK(st == 2 && strstr(out, "line 2 failed") && added(1) && !added(2), "usage error on line 2: exit %d: %.400s",
+          st, out);
+    remove_all();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -388,6 +480,7 @@ int main(void)
     test_per_op_errors();
     test_big_batch();
     test_client_gone();
+    test_script_mode();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
     if (vhostd > 0)
