@@ -25,7 +25,9 @@ struct vhostd_batch {
     struct vhostd_batch *next;
     json_t *params;           /* a reference: ops point into it */
     json_t *results;          /* one object per op, in order */
-    ev_timer tick;
+    ev_idle idle;             /* a chunk when the loop has nothing else to do */
+    ev_timer guard;           /* and at least one per VHOSTD_BATCH_GUARD_S under constant traffic */
+    bool ran;                 /* a chunk ran since the guard last looked */
     double started;
     unsigned n, done, stopping_devices, failed;
     bool stopped;             /* daemon shutdown: no further op */
@@ -233,9 +235,15 @@ static void unlink_batch(struct vhostd_batch *b)
         }
 }
 
+static void stop_watchers(struct vhostd_batch *b)
+{
+    ev_idle_stop(b->d->loop, &b->idle);
+    ev_timer_stop(b->d->loop, &b->guard);
+}
+
 static void finish(struct vhostd_batch *b)
 {
-    ev_timer_stop(b->d->loop, &b->tick);
+    stop_watchers(b);
     unlink_batch(b);
     vhostd_prov_release(&b->d->prov);   /* the one write of the batch */
     double ms = (now_s() - b->started) * 1000.0;
@@ -296,16 +304,30 @@ static void run_one(struct vhostd_batch *b)
     b->done++;
 }
 
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void chunk(struct vhostd_batch *b)
 {
-    struct vhostd_batch *b = w->data;
     double start = now_s();
     do
         run_one(b);
     while (b->done < b->n && now_s() - start < VHOSTD_BATCH_TICK_S);
+    b->ran = true;
     if (b->done == b->n)
-        ev_timer_stop(loop, w);
+        stop_watchers(b);
     maybe_finish(b);
+}
+
+static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    chunk(w->data);
+}
+
+static void guard_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vhostd_batch *b = w->data;
+    if (!b->ran)
+        chunk(b);   /* other watchers were pending at every iteration: progress anyway */
+    else
+        b->ran = false;
 }
 
 int vhostd_batch_method(void *ctx, json_t *params, struct rpc_call *c)
@@ -323,10 +345,14 @@ int vhostd_batch_method(void *ctx, json_t *params, struct rpc_call *c)
     b->next = d->batches;
     d->batches = b;
     vhostd_prov_hold(&d->prov);
-    /* a zero-delay repeating timer: one chunk per loop iteration, after the I/O that came meanwhile */
-    ev_timer_init(&b->tick, tick_cb, 0., 1e-6);
-    b->tick.data = b;
-    ev_timer_start(d->loop, &b->tick);
+    /* chunks run when no other watcher is pending (other clients' requests, vhost-user messages
+     * and device events go first), and at least every VHOSTD_BATCH_GUARD_S */
+    ev_idle_init(&b->idle, idle_cb);
+    b->idle.data = b;
+    ev_idle_start(d->loop, &b->idle);
+    ev_timer_init(&b->guard, guard_cb, VHOSTD_BATCH_GUARD_S, VHOSTD_BATCH_GUARD_S);
+    b->guard.data = b;
+    ev_timer_start(d->loop, &b->guard);
     return RPC_PENDING;
 }
 
@@ -336,7 +362,7 @@ void vhostd_batch_stop_all(struct vhostd *d)
     while (b) {
         struct vhostd_batch *next = b->next;
         b->stopped = true;
-        ev_timer_stop(d->loop, &b->tick);
+        stop_watchers(b);
         while (b->done < b->n)
             run_one(b);
         maybe_finish(b);   /* or when its last device is gone (the drain) */

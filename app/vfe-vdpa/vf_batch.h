@@ -36,7 +36,8 @@
 #include <jansson.h>
 
 #define VHOSTD_BATCH_MAX_OPS 1024
-#define VHOSTD_BATCH_TICK_S 0.002
+#define VHOSTD_BATCH_TICK_S 0.001    /* work per chunk (at least one op) */
+#define VHOSTD_BATCH_GUARD_S 0.05    /* a chunk at least this often, however busy the loop is */
 
 struct vhostd;
 struct rpc_call;
