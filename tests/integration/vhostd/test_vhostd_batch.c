@@ -10,7 +10,8 @@
  *  - a client that disconnects right after sending its batch: the batch
  *    completes, the daemon serves on;
  *  - vhostmgmt script mode sends consecutive `vf -a` lines as vf_batch calls
- *    (counted in the daemon's log), keeps per-line errors and exit status.
+ *    (counted in the daemon's log), keeps per-line errors and exit status;
+ *  - SIGTERM mid-batch: exit 0, the file holds exactly the VFs applied.
  */
 #include <errno.h>
 #include <poll.h>
@@ -454,6 +455,35 @@ static void test_script_mode(void)
     remove_all();
 }
 
+/* ---- SIGTERM mid-batch: a clean exit, the file holds exactly what was applied ---- */
+
+static void test_stop_mid_batch(void)
+{
+    int fd = send_call("vf_batch", ops_of(1, NVF, false));
+    REQUIRE(fd >= 0, out, "send the batch");
+    long end = check_now_ms() + 20000;
+    while (health_int("vfs", NULL) < 8 && check_now_ms() < end)
+        usleep(2000);
+    kill(vhostd, SIGTERM);
+    int st = proc_wait(vhostd, 15000);
+    CHECK(st == 0, "vfe-vhostd exit status %d after SIGTERM mid-batch", st);
+    if (st < 0)
+        proc_stop(vhostd, 1000);
+    vhostd = -1;
+    close(fd);
+    static char text[1 << 22];
+    file_read(log_path, text, sizeof(text));
+    const char *line = NULL;   /* the last batch's line */
+    for (const char *p = text; (p = strstr(p, "vf_batch: 256 ops, ")); p++)
+        line = p;
+    unsigned failed = 0;
+    CHECK(line && sscanf(line, "vf_batch: 256 ops, %u failed", &failed) == 1 && failed > 0 && failed < NVF,
+          "no line telling how much of the batch was stopped");
+    CHECK(count_vf_records() == NVF - failed, "the state file has %u VF records, the batch applied %u",
+          count_vf_records(), NVF - failed);
+out:;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -482,6 +512,7 @@ int main(void)
     test_client_gone();
     test_script_mode();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
+    test_stop_mid_batch();
 done:
     if (vhostd > 0)
         CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
