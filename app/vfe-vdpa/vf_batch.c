@@ -369,11 +369,3 @@ void vhostd_batch_stop_all(struct vhostd *d)
         b = next;
     }
 }
-
-unsigned vhostd_batch_running(const struct vhostd *d)
-{
-    unsigned n = 0;
-    for (const struct vhostd_batch *b = d->batches; b; b = b->next)
-        n++;
-    return n;
-}

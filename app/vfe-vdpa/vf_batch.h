@@ -51,7 +51,4 @@ int vhostd_batch_method(void *ctx, json_t *params, struct rpc_call *c);
  * daemon's drain), otherwise at once.  Call before vhostd_prov_close. */
 void vhostd_batch_stop_all(struct vhostd *d);
 
-/* Batches still running (for health). */
-unsigned vhostd_batch_running(const struct vhostd *d);
-
 #endif
