@@ -27,9 +27,19 @@
 #define VF_FILE "sriov_vf_msix_count"
 #define PF_FILE "sriov_vf_total_msix"
 
+/* Writes seen are applied MSIX_SETTLE_S later: a driver that
+ * closed its vfio-user connection and then wrote the file (a release) must
+ * find the sim already done with that connection's EOF. */
+#define MSIX_SETTLE_S 0.02
+#define MSIX_MAX_PENDING 64
+
 struct msix_watch {
     int fd;          /* inotify, owned */
     ev_io w;
+    ev_timer settle;
+    char pending[MSIX_MAX_PENDING][16];   /* BDFs whose file changed */
+    unsigned npending;
+    bool overflow;   /* more than fit: look at every VF */
 };
 
 unsigned sim_msix_pairs(unsigned vectors)
@@ -185,6 +195,44 @@ static struct sim_fn *vf_by_wd(struct sim *s, int wd)
     return NULL;
 }
 
+static void settle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct sim *s = t->data;
+    struct msix_watch *m = s->msix;
+    if (m->overflow) {
+        for (unsigned i = 0; i < s->npfs; i++)
+            for (unsigned v = 0; v < s->pfs[i]->num_vfs; v++)
+                if (vf_present(s->pfs[i]->vfs[v]))
+                    sync_file(s->pfs[i]->vfs[v]);
+    } else {
+        for (unsigned i = 0; i < m->npending; i++) {
+            struct sim_fn *vf = sim_find_fn(s, m->pending[i]);   /* it may be gone by now */
+            if (vf && !vf->is_pf && !vf->removed)
+                sync_file(vf);
+        }
+    }
+    m->npending = 0;
+    m->overflow = false;
+}
+
+static void note_pending(struct sim *s, const struct sim_fn *vf)
+{
+    struct msix_watch *m = s->msix;
+    unsigned i = 0;
+    while (i < m->npending && strcmp(m->pending[i], vf->bdf))
+        i++;
+    if (i == m->npending) {
+        if (m->npending < MSIX_MAX_PENDING)
+            snprintf(m->pending[m->npending++], sizeof(m->pending[0]), "%s", vf->bdf);
+        else
+            m->overflow = true;
+    }
+    if (!ev_is_active(&m->settle)) {
+        ev_timer_set(&m->settle, MSIX_SETTLE_S, 0.);
+        ev_timer_start(s->loop, &m->settle);
+    }
+}
+
 static void inotify_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct sim *s = w->data;
@@ -198,7 +246,7 @@ static void inotify_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (ev->len && !strcmp(ev->name, VF_FILE)) {
             struct sim_fn *vf = vf_by_wd(s, ev->wd);
             if (vf && !vf->removed)
-                sync_file(vf);
+                note_pending(s, vf);
         }
     }
 }
@@ -219,6 +267,8 @@ static struct msix_watch *watch_get(struct sim *s)
     ev_io_init(&m->w, inotify_cb, m->fd, EV_READ);
     m->w.data = s;
     ev_io_start(s->loop, &m->w);
+    ev_timer_init(&m->settle, settle_cb, MSIX_SETTLE_S, 0.);
+    m->settle.data = s;
     s->msix = m;
     return m;
 }
@@ -229,6 +279,7 @@ void sim_msix_fini(struct sim *s)
     if (!m)
         return;
     ev_io_stop(s->loop, &m->w);
+    ev_timer_stop(s->loop, &m->settle);
     close(m->fd);
     free(m);
     s->msix = NULL;
