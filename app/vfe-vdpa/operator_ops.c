@@ -90,6 +90,9 @@ static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const c
     return rc;
 }
 
+static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                        unsigned vectors, char *msg, size_t len);
+
 static int vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg, size_t len)
 {
     int rc = vhostd_reg_remove_vf(&d->reg, bdf, done, ctx, msg, len);
@@ -121,7 +124,7 @@ int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len
 int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
                      char *msg, size_t len)
 {
-    return logged(vf_add(d, bdf, socket, uuid, direct, msg, len), "vf add", bdf, msg);
+    return logged(vf_add_sized(d, bdf, socket, uuid, direct, 0, msg, len), "vf add", bdf, msg);
 }
 
 int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
@@ -135,6 +138,12 @@ int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ct
 static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
                         unsigned vectors, char *msg, size_t len)
 {
+    unsigned cur;
+    if (!vectors && vhostd_msix_vf_count(d->opt.pci_root, bdf, &cur) == 0 && !vhostd_msix_pairs(cur)) {
+        snprintf(msg, len, "VF %s has %u MSI-X vectors, too few for one queue pair (3 at least): add it with "
+                 "--queues N or --msix N", bdf, cur);
+        return -ENOSPC;
+    }
     if (!vectors)
         return vf_add(d, bdf, socket, uuid, direct, msg, len);
     if (vhostd_reg_find_vf(&d->reg, bdf) || vhostd_prov_vf_pending(&d->prov, bdf)) {
