@@ -12,7 +12,11 @@
  *  - kill -9 and restart: the size persisted in provisioning.json is written
  *    back (after the VF's count was changed behind the daemon's back) and the
  *    VF serves 4 pairs again;
- *  - vf -r --release-msix returns the vectors to the pool.
+ *  - vf -r --release-msix returns the vectors to the pool;
+ *  - with --ha: a kill -9 while a sized VF carries frames on 3 pairs, and the
+ *    restarted daemon takes it over: same size, no write of its count (the
+ *    sim would refuse it and log so), frames on every pair on the same
+ *    connection.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -35,10 +39,12 @@
 #define VF2 "0000:3b:00.2"
 #define VF3 "0000:3b:00.3"
 
-static char work[256], state[300], state_file[340], rpc[300], iface[300], log_path[320];
+static char work[256], state[300], state_file[340], rpc[300], iface[300], log_path[320], ha_sock[320];
 static const char *pci;
-static pid_t vhostd = -1;
+static pid_t vhostd = -1, ha = -1;
 static unsigned starts;
+static bool with_ha;
+static const char *g_sim_dir;
 
 static int mgmt(char *out, size_t len, ...)
 {
@@ -53,7 +59,8 @@ static int start_daemon(void)
 {
     snprintf(log_path, sizeof(log_path), "%s/vhostd-%u.log", work, ++starts);
     const char *argv[] = {vhostd_bin(), "--pci-root", pci, "--rpc", rpc, "--iface", iface, "--state-dir", state,
-                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", with_ha ? "--ha" : NULL,
+                          ha_sock, NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     return vhostd > 0 && file_wait(log_path, ready, 1, 5000) ? 0 : -1;
@@ -96,23 +103,11 @@ static void sock_of(const char *bdf, char *out, size_t len)
     snprintf(out, len, "%s%s", iface, bdf);
 }
 
-/* Front-end a (VF1, `pairs` pairs) sends on each pair to b (VF2, 1 pair). */
-static void frames_on_every_pair(unsigned pairs, const char *what)
+static const uint8_t ma[6] = {0x02, 0xaa, 0, 0, 0, 1}, mb[6] = {0x02, 0xbb, 0, 0, 0, 2};
+
+/* 20 frames on each of a's pairs, all received by b on its pair 0. */
+static void send_every_pair(struct vfe_fe *a, struct vfe_fe *b, unsigned pairs, const char *what)
 {
-    char sa[340], sb[340];
-    sock_of(VF1, sa, sizeof(sa));
-    sock_of(VF2, sb, sizeof(sb));
-    struct vfe_fe_opts oa = {.path = sa, .pairs = pairs}, ob = {.path = sb, .pairs = 1};
-    struct vfe_fe *a = vfe_fe_open(&oa), *b = vfe_fe_open(&ob);
-    REQUIRE(a && b, out, "%s: front-ends did not connect", what);
-    CHECK(vfe_fe_queue_num(a) == pairs, "%s: GET_QUEUE_NUM %u, want %u", what, vfe_fe_queue_num(a), pairs);
-    REQUIRE(vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, out, "%s: start", what);
-    char running[40];
-    snprintf(running, sizeof(running), "\"rings_running\": %u", 2 * pairs);
-    const char *ra[] = {running, NULL}, *rb[] = {"\"rings_running\": 2", NULL};
-    CHECK(wait_output(5000, ra, "stats", VF1, NULL) && wait_output(5000, rb, "stats", VF2, NULL),
-          "%s: rings not running", what);
-    static const uint8_t ma[6] = {0x02, 0xaa, 0, 0, 0, 1}, mb[6] = {0x02, 0xbb, 0, 0, 0, 2};
     static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     uint8_t f[1600], in[2100];
     vfe_fe_frame(f, 60, bcast, mb, 1);   /* the switch learns b */
@@ -129,6 +124,25 @@ static void frames_on_every_pair(unsigned pairs, const char *what)
         }
         CHECK(ok == 20, "%s: pair %u: %u of 20 frames arrived", what, p, ok);
     }
+}
+
+/* Front-end a (VF1, `pairs` pairs) sends on each pair to b (VF2, 1 pair). */
+static void frames_on_every_pair(unsigned pairs, const char *what)
+{
+    char sa[340], sb[340];
+    sock_of(VF1, sa, sizeof(sa));
+    sock_of(VF2, sb, sizeof(sb));
+    struct vfe_fe_opts oa = {.path = sa, .pairs = pairs}, ob = {.path = sb, .pairs = 1};
+    struct vfe_fe *a = vfe_fe_open(&oa), *b = vfe_fe_open(&ob);
+    REQUIRE(a && b, out, "%s: front-ends did not connect", what);
+    CHECK(vfe_fe_queue_num(a) == pairs, "%s: GET_QUEUE_NUM %u, want %u", what, vfe_fe_queue_num(a), pairs);
+    REQUIRE(vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, out, "%s: start", what);
+    char running[40];
+    snprintf(running, sizeof(running), "\"rings_running\": %u", 2 * pairs);
+    const char *ra[] = {running, NULL}, *rb[] = {"\"rings_running\": 2", NULL};
+    CHECK(wait_output(5000, ra, "stats", VF1, NULL) && wait_output(5000, rb, "stats", VF2, NULL),
+          "%s: rings not running", what);
+    send_every_pair(a, b, pairs, what);
 out:
     vfe_fe_close(a);
     vfe_fe_close(b);
@@ -167,6 +181,44 @@ out:
 out0:;
 }
 
+/* --ha: a sized VF taken over by a restarted daemon keeps its size and its traffic. */
+static void test_ha_takeover(void)
+{
+    char out[16384], sa[340], sb[340];
+    struct vfe_fe *a = NULL, *b = NULL;
+    CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, "--queues", "3", NULL) == 0, "vf -a --queues 3: %s", out);
+    CHECK(vf_count(VF1) == 7, "VF1 count %d, want 7", vf_count(VF1));
+    sock_of(VF1, sa, sizeof(sa));
+    sock_of(VF2, sb, sizeof(sb));
+    struct vfe_fe_opts oa = {.path = sa, .pairs = 3}, ob = {.path = sb, .pairs = 1};
+    a = vfe_fe_open(&oa);
+    b = vfe_fe_open(&ob);
+    REQUIRE(a && b && vfe_fe_start(a, NULL) == 0 && vfe_fe_start(b, NULL) == 0, out, "HA: front-ends");
+    const char *ra[] = {"\"rings_running\": 6", NULL};
+    CHECK(wait_output(5000, ra, "stats", VF1, NULL), "HA: 6 rings running");
+    send_every_pair(a, b, 3, "HA, before");
+    kill(vhostd, SIGKILL);
+    proc_wait(vhostd, 5000);
+    vhostd = -1;
+    REQUIRE(start_daemon() == 0, out, "HA: restart");
+    const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
+    CHECK(file_wait(log_path, took, 1, 5000), "HA: no take-over (%s)", log_path);
+    const char *same[] = {"\"msix_vectors\": 7", "\"msix_queue_pairs\": 3", "\"queue_pairs\": 3", NULL};
+    CHECK(wait_output(3000, same, "stats", VF1, NULL), "HA: size after the take-over");
+    CHECK(vf_count(VF1) == 7, "HA: VF1 count %d after the take-over", vf_count(VF1));
+    send_every_pair(a, b, 3, "HA, after the take-over");
+    char sim_log[400];
+    snprintf(sim_log, sizeof(sim_log), "%s/sim.log", g_sim_dir);
+    const char *refused[] = {"sriov_vf_msix_count refused", NULL};
+    CHECK(file_count(sim_log, refused) == 0, "HA: the restarted daemon tried to resize a VF in use");
+    char file[8192];
+    file_read(state_file, file, sizeof(file));
+    CHECK(strstr(file, "\"msix\": 7"), "HA: state file after the take-over: %s", file);
+out:
+    vfe_fe_close(a);
+    vfe_fe_close(b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -183,6 +235,7 @@ int main(void)
     char out[16384];
     REQUIRE(sim_proc_start(&sp, sim_args) == 0, done, "sim start");
     pci = sp.root;
+    g_sim_dir = sp.dir;
     REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
     REQUIRE(mgmt(out, sizeof(out), "mgmtpf", "-a", PF, NULL) == 0, done, "mgmtpf -a: %s", out);
     const char *pool0[] = {"\"msix_total\": 20", "\"msix_free\": 5", NULL};
@@ -271,9 +324,29 @@ int main(void)
     CHECK(mgmt(out, sizeof(out), "mgmtpf", "--reclaim-msix", "0000:3b:00.7", NULL) != 0, "reclaim of a non-PF: %s",
           out);
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
+
+    /* the same daemon state under --ha */
+    CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    vhostd = -1;
+    snprintf(ha_sock, sizeof(ha_sock), "%s/ha.sock", work);
+    char ha_log[340];
+    snprintf(ha_log, sizeof(ha_log), "%s/ha.log", work);
+    const char *ha_argv[] = {getenv("VFE_VHOSTD_HA") ? getenv("VFE_VHOSTD_HA") : "vfe-vhostd-ha", "--socket", ha_sock,
+                             NULL};
+    ha = proc_spawn(ha_argv, ha_log);
+    const char *ha_ready[] = {"ready: ", NULL};
+    REQUIRE(ha > 0 && file_wait(ha_log, ha_ready, 1, 5000), done, "vfe-vhostd-ha did not start");
+    with_ha = true;
+    REQUIRE(start_daemon() == 0, done, "vfe-vhostd --ha did not start");
+    const char *two[] = {VF2, VF3, NULL};
+    CHECK(wait_output(5000, two, "vf", "-l", PF), "VFs 2 and 3 back under --ha");
+    test_ha_takeover();
+    CHECK(proc_alive(vhostd), "vfe-vhostd --ha died");
 done:
     if (vhostd > 0)
         CHECK(proc_stop(vhostd, 8000) == 0, "vfe-vhostd exit status");
+    if (ha > 0)
+        proc_stop(ha, 3000);
     if (sp.pid > 0)
         sim_proc_stop(&sp);
     if (!getenv("VFE_TEST_KEEP")) {
