@@ -305,8 +305,13 @@ void sim_msix_vf_added(struct sim_fn *vf)
     write_vf_file(vf);
     vf->msix_wd = -1;
     struct msix_watch *m = watch_get(vf->sim);
-    if (m && (vf->msix_wd = inotify_add_watch(m->fd, vf->dir, IN_CLOSE_WRITE | IN_MOVED_TO)) < 0)
-        LOG_W("%s: cannot watch %s: %m", vf->bdf, vf->dir);
+    if (m && (vf->msix_wd = inotify_add_watch(m->fd, vf->dir, IN_CLOSE_WRITE | IN_MOVED_TO)) < 0) {
+        static bool warned;   /* thousands of VFs past the watch limit: one line */
+        if (!warned)
+            LOG_W("%s: cannot watch %s (%m): its %s writes apply when a client connects (further such VFs not "
+                  "logged)", vf->bdf, vf->dir, VF_FILE);
+        warned = true;
+    }
 }
 
 void sim_msix_vf_removed(struct sim_fn *vf)

@@ -30,6 +30,7 @@
 
 #include "tests/frontend/vfe_frontend.h"
 #include "tests/integration/vhostd/vhostd_proc.h"
+#include "lib/rpc/rpc.h"
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
@@ -219,6 +220,37 @@ out:
     vfe_fe_close(b);
 }
 
+/* Bad params straight over the RPC socket: refused as bad params, nothing written. */
+static void bad_params(void)
+{
+    static const char *const bad[] = {
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"queues\":0}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"queues\":\"2\"}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"queues\":1024}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"msix\":2}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"msix\":2049}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"msix\":5.5}",
+        "{\"add\":true,\"vfdev\":\"" VF3 "\",\"msix\":5,\"queues\":2}",
+        "{\"remove\":true,\"vfdev\":\"" VF3 "\",\"release_msix\":1}",
+    };
+    int before = vf_count(VF3);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *p = json_loads(bad[i], 0, NULL), *res = NULL;
+        char msg[300] = "";
+        int rc = rpc_client_call(rpc, "vf", p, 5000, &res, msg, sizeof(msg));
+        CHECK(rc == RPC_INVALID_PARAMS, "vf %s: code %d (%s), want bad params", bad[i], rc, msg);
+        json_decref(p);
+        json_decref(res);
+    }
+    CHECK(vf_count(VF3) == before, "a refused request changed VF3's count");
+    json_t *p = json_pack("{s:b, s:s}", "reclaim_msix", 1, "dev", "zz"), *res = NULL;
+    char msg[300] = "";
+    CHECK(rpc_client_call(rpc, "mgmtpf", p, 5000, &res, msg, sizeof(msg)) == RPC_INVALID_PARAMS,
+          "reclaim_msix with a bad BDF: %s", msg);
+    json_decref(p);
+    json_decref(res);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -254,6 +286,7 @@ int main(void)
           "reclaim: %s", out);
     CHECK(wait_count(VF1, 0) && wait_count(VF2, 0) && wait_count(VF3, 0), "reclaim: every VF at 0");
 
+    bad_params();
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, NULL) != 0 && strstr(out, "has 0 MSI-X vectors") &&
               strstr(out, "--queues"),
           "vf -a of a VF without vectors: %s", out);
