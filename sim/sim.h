@@ -176,7 +176,7 @@ struct sim_options {
     const char *mac_prefix;      /* first 4 bytes of VF MACs, default 02:fe:00:00 */
     uint16_t mtu;                /* default 1500 */
     unsigned fdb_aging;          /* --fdb-aging: seconds a learned MAC stays unseen; 0 = 300 */
-    unsigned msix_pool;          /* --msix-pool: sriov_vf_total_msix of each PF; 0 = total_vfs * (2 * qpairs + 1) */
+    unsigned msix_pool;          /* --msix-pool: sriov_vf_total_msix of each PF; 0 = total_vfs * (2 * qpairs + 2) */
 };
 
 struct sim {

@@ -140,7 +140,7 @@ static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, c
 {
     unsigned cur;
     if (!vectors && vhostd_msix_vf_count(d->opt.pci_root, bdf, &cur) == 0 && !vhostd_msix_pairs(cur)) {
-        snprintf(msg, len, "VF %s has %u MSI-X vectors, too few for one queue pair (3 at least): add it with "
+        snprintf(msg, len, "VF %s has %u MSI-X vectors, too few for one queue pair (4 at least): add it with "
                  "--queues N or --msix N", bdf, cur);
         return -ENOSPC;
     }

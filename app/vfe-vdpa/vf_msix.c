@@ -162,7 +162,7 @@ int vhostd_msix_param(json_t *params, unsigned *vectors, char *msg, size_t len)
     json_t *j = jm ? jm : jq;
     if (!j)
         return 0;
-    json_int_t max = jm ? VHOSTD_VF_MAX_MSIX : (VHOSTD_VF_MAX_MSIX - 1) / 2, lo = jm ? 3 : 1;
+    json_int_t max = jm ? VHOSTD_VF_MAX_MSIX : (VHOSTD_VF_MAX_MSIX - 2) / 2, lo = jm ? 4 : 1;
     if (!json_is_integer(j) || json_integer_value(j) < lo || json_integer_value(j) > max) {
         snprintf(msg, len, "\"%s\" must be an integer %lld..%lld%s", jm ? "msix" : "queues", (long long)lo,
                  (long long)max, jm ? " (vectors: one per queue and one for the config interrupt)" : " (queue pairs)");

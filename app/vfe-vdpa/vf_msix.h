@@ -5,8 +5,9 @@
  * DIR/<vf>/sriov_vf_msix_count each VF's share, writable only while the VF
  * has no driver.  Free = total - the sum of its present VFs' counts.
  *
- * A VF with V vectors offers (V - 1) / 2 queue pairs: one vector per data
- * queue and one for the config interrupt, which the control queue shares.
+ * A VF with V vectors offers (V - 2) / 2 queue pairs: one vector per queue
+ * (vfe programs queue q, data or control, on vector q + 1) and one for the
+ * config interrupt (vector 0).
  *
  * Plain file work on the loop (small sysfs reads and writes, no device call);
  * nothing here owns anything.  Errors are -errno with one sentence in msg:
@@ -28,8 +29,8 @@ struct vhostd_registry;
 
 #define VHOSTD_VF_MAX_MSIX 2048
 
-static inline unsigned vhostd_msix_pairs(unsigned vectors) { return vectors < 3 ? 0 : (vectors - 1) / 2; }
-static inline unsigned vhostd_msix_for_pairs(unsigned pairs) { return 2 * pairs + 1; }
+static inline unsigned vhostd_msix_pairs(unsigned vectors) { return vectors < 4 ? 0 : (vectors - 2) / 2; }
+static inline unsigned vhostd_msix_for_pairs(unsigned pairs) { return 2 * pairs + 2; }
 
 /* The PF's pool: total and free.  0 or -EOPNOTSUPP. */
 int vhostd_msix_pool(const char *root, const char *pf, unsigned *total, unsigned *free_vectors);

@@ -41,7 +41,7 @@ void sim_tree_remove_root(struct sim *s);
 
 /* msix_pool.c: the PF's MSI-X pool and each VF's share of it */
 #include <jansson.h>
-#define SIM_VF_MAX_MSIX (2 * SIM_MAX_QPAIRS + 1)
+#define SIM_VF_MAX_MSIX (2 * SIM_MAX_QPAIRS + 2)
 unsigned sim_msix_pairs(unsigned vectors);          /* queue pairs a VF with that many vectors offers */
 unsigned sim_msix_free(const struct sim_pf *pf);
 bool sim_msix_vf_in_use(const struct sim_fn *vf);   /* a vfio-user client, or status set */

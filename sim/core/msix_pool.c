@@ -2,9 +2,10 @@
  * Dynamic MSI-X of the VFs: each PF owns a pool of vectors
  * (DIR/<pf>/sriov_vf_total_msix) and each VF holds a count of them
  * (DIR/<vf>/sriov_vf_msix_count), as Linux exposes them.  The queues a VF
- * offers follow its vectors: one per data queue plus one for the config
- * interrupt, which the control queue shares, so
- *     queue pairs = min((vectors - 1) / 2, SIM_MAX_QPAIRS), 0 below 3 vectors.
+ * offers follow its vectors: one per queue (each data queue and the control
+ * queue, as vfe programs them: queue q on vector q + 1) plus one for the
+ * config interrupt, so
+ *     queue pairs = min((vectors - 2) / 2, SIM_MAX_QPAIRS), 0 below 4 vectors.
  * A count changes only while the VF has no driver (no vfio-user client and
  * status 0), through a write of its file, the control socket, a reclaim of the
  * whole PF or a PF reset.  Writes of the files are seen through inotify, and
@@ -44,9 +45,9 @@ struct msix_watch {
 
 unsigned sim_msix_pairs(unsigned vectors)
 {
-    if (vectors < 3)
+    if (vectors < 4)
         return 0;
-    unsigned p = (vectors - 1) / 2;
+    unsigned p = (vectors - 2) / 2;
     return p > SIM_MAX_QPAIRS ? SIM_MAX_QPAIRS : p;
 }
 
@@ -75,7 +76,7 @@ static unsigned default_count(const struct sim_pf *pf)
 {
     const struct sim_options *o = &pf->fn.sim->opt;
     unsigned even = o->total_vfs ? pf->msix_total / o->total_vfs : 0;
-    unsigned today = 2 * o->max_qpairs + 1;
+    unsigned today = 2 * o->max_qpairs + 2;
     return even < today ? even : today;
 }
 
@@ -85,7 +86,7 @@ static void apply(struct sim_fn *vf, unsigned vectors)
 {
     unsigned pairs = sim_msix_pairs(vectors);
     vf->msix_count = (uint16_t)vectors;
-    vf->num_queues = (uint16_t)(pairs ? 2 * pairs + 1 : 0);
+    vf->num_queues = (uint16_t)(pairs ? 2 * pairs + 1 : 0);   /* data queues and the control queue */
     vf->net_cfg.max_virtqueue_pairs = htole16((uint16_t)pairs);
     uint8_t *flags = vf->cfg + SIM_MSIX_CAP_OFF + PCI_MSIX_FLAGS;
     uint16_t f = (uint16_t)(flags[0] | flags[1] << 8);
@@ -177,7 +178,7 @@ int sim_msix_sync(struct sim_fn *vf)
         return 0;
     sync_file(vf);
     if (!sim_msix_pairs(vf->msix_count)) {
-        LOG_W("%s: %u MSI-X vectors: no queue pair (3 vectors at least): no driver can use it", vf->bdf,
+        LOG_W("%s: %u MSI-X vectors: no queue pair (4 vectors at least): no driver can use it", vf->bdf,
               vf->msix_count);
         return -ENOSPC;
     }
@@ -288,7 +289,7 @@ void sim_msix_fini(struct sim *s)
 int sim_msix_pf_start(struct sim_pf *pf)
 {
     const struct sim_options *o = &pf->fn.sim->opt;
-    pf->msix_total = o->msix_pool ? o->msix_pool : o->total_vfs * (2 * o->max_qpairs + 1);
+    pf->msix_total = o->msix_pool ? o->msix_pool : o->total_vfs * (2 * o->max_qpairs + 2);
     pf->fn.msix_count = SIM_MSIX_VECTORS;
     int rc = sim_tree_write_uint(pf->fn.dir, PF_FILE, pf->msix_total);
     if (rc < 0)

@@ -29,9 +29,9 @@ void sim_usage(FILE *f)
 "  --total-vfs N         sriov_totalvfs of every PF (default 64, max %d)\n"
 "  --qpairs N            queue pairs of each VF, 1..%d (default 4)\n"
 "  --msix-pool N         MSI-X vectors of each PF's pool for its VFs (the file\n"
-"                        sriov_vf_total_msix; default total-vfs x (2 x qpairs + 1));\n"
-"                        each VF gets an even share, at most 2 x qpairs + 1, and\n"
-"                        its queue pairs follow: (vectors - 1) / 2; write a VF's\n"
+"                        sriov_vf_total_msix; default total-vfs x (2 x qpairs + 2));\n"
+"                        each VF gets an even share, at most 2 x qpairs + 2, and\n"
+"                        its queue pairs follow: (vectors - 2) / 2; write a VF's\n"
 "                        sriov_vf_msix_count (0..%d) while it has no driver\n"
 "  --mtu N               MTU in the device config, 68..9000 (default 1500)\n"
 "  --mac-prefix A:B:C:D  first four MAC bytes of the functions (default 02:fe:00:00);\n"
@@ -59,7 +59,7 @@ void sim_usage(FILE *f)
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "  --version             print the version (one line) and exit\n",
-            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, 2 * SIM_MAX_QPAIRS + 1, SW_AGING_MAX, SW_AGING_DEFAULT);
+            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, 2 * SIM_MAX_QPAIRS + 2, SW_AGING_MAX, SW_AGING_DEFAULT);
 }
 
 static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)

@@ -142,7 +142,7 @@ static void on_accept(struct sim_acceptor *a, int c)
         return;
     }
     if (sim_msix_sync(s->fn) < 0) {
-        sim_acceptor_log_refused(a, "no MSI-X vectors for a queue pair (sriov_vf_msix_count < 3)");
+        sim_acceptor_log_refused(a, "no MSI-X vectors for a queue pair (sriov_vf_msix_count < 4)");
         close(c);
         return;
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Dynamic MSI-X with real QEMU: the sim's PF pool is reclaimed, two VFs are
-sized for 2 queue pairs (5 vectors each) and two TCG guests with 2 vCPUs and
+sized for 2 queue pairs (6 vectors each) and two TCG guests with 2 vCPUs and
 queues=2 ping each other over both pairs' rings; a third VF sized for 1 pair
 is refused by QEMU started with queues=2 at negotiation (GET_QUEUE_NUM: QEMU
 logs it and never brings the NIC up; no hang of the daemon, no ring started);
@@ -50,9 +50,9 @@ def scenario(work, kernel, initrd):
     mgmt(rpc, "vf", "-a", VF1, "-v", socks[0], "--queues", "2")
     mgmt(rpc, "vf", "-a", VF2, "-v", socks[1], "--queues", "2")
     mgmt(rpc, "vf", "-a", VF3, "-v", socks[2], "--queues", "1")
-    if pool(rpc) != (16, 3):
-        raise GuestError("pool after sizing 5 + 5 + 3: %s" % (pool(rpc),))
-    log("VFs sized: 2, 2 and 1 queue pairs; 3 of 16 vectors free")
+    if pool(rpc) != (16, 0):
+        raise GuestError("pool after sizing 6 + 6 + 4: %s" % (pool(rpc),))
+    log("VFs sized: 2, 2 and 1 queue pairs; 0 of 16 vectors free")
     a = Guest("a", work, kernel, initrd, socks[0], "52:54:00:00:00:0a", "10.0.0.1/24", smp=2, queues=2)
     b = Guest("b", work, kernel, initrd, socks[1], "52:54:00:00:00:0b", "10.0.0.2/24", smp=2, queues=2)
     c = Guest("c", work, kernel, initrd, socks[2], "52:54:00:00:00:0c", "10.0.0.3/24", smp=2, queues=2)
@@ -68,10 +68,10 @@ def scenario(work, kernel, initrd):
         if rc:
             raise GuestError("ping a -> b failed:\n" + out)
         st = vf_stats(rpc, VF1)
-        if st["rings_running"] != 4 or st["msix_vectors"] != 5 or st["queue_pairs"] != 2:
+        if st["rings_running"] != 4 or st["msix_vectors"] != 6 or st["queue_pairs"] != 2:
             raise GuestError("VF1 stats: rings %s, vectors %s, pairs %s" % (st["rings_running"], st["msix_vectors"],
                                                                            st["queue_pairs"]))
-        log("guests with queues=2 ping each other; VF1 runs 4 rings on 5 vectors")
+        log("guests with queues=2 ping each other; VF1 runs 4 rings on 6 vectors")
         # QEMU reads GET_QUEUE_NUM and refuses the netdev itself; with reconnect it retries, never booting
         c.start()
         if not poll_log(c.log_path, "more queues than supported", 30):

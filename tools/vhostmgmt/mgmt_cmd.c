@@ -80,9 +80,9 @@ const struct mgmt_verb mgmt_verb_table[] = {
      "    -u, --uuid UUID     the VM it belongs to: VFs of one VM share one DMA domain\n"
      "    --direct            drive it through its own common config, not its PF's admin\n"
      "                        queue (automatic for a function that is not a VF; vfe only)\n"
-     "    --queues N          size it first: N queue pairs (2N+1 MSI-X vectors from its\n"
+     "    --queues N          size it first: N queue pairs (2N+2 MSI-X vectors from its\n"
      "                        PF's pool; vfe only)\n"
-     "    --msix N            size it first: N MSI-X vectors, (N-1)/2 queue pairs\n"
+     "    --msix N            size it first: N MSI-X vectors, (N-2)/2 queue pairs\n"
      "  -r, --remove BDF     remove a VF (its device is stopped first)\n"
      "    --release-msix      then give its MSI-X vectors back to its PF's pool\n"
      "  -l, --list PF        list the VFs of a PF\n"
@@ -214,7 +214,7 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
     case F_MSIX: {
         char *end;
         long n = strtol(v, &end, 10);
-        long lo = f == F_MSIX ? 3 : 1, hi = f == F_MSIX ? 2048 : 1023;
+        long lo = f == F_MSIX ? 4 : 1, hi = f == F_MSIX ? 2048 : 1023;
         if (!*v || *end || n < lo || n > hi)
             return failf(err, len, "%s: %s: '%.20s' is not a number %ld..%ld", c->verb->name, word, v, lo, hi);
         *(f == F_MSIX ? &c->msix : &c->queues) = (unsigned)n;

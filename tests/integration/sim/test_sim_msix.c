@@ -122,7 +122,7 @@ static bool wait_in_use(const char *bdf, bool want)
 int main(void)
 {
     struct sim_proc sp;
-    /* pool 20 over 4 possible VFs: 5 each (2 queue pairs), 10 free with 2 VFs */
+    /* pool 20 over 4 possible VFs: 5 each (1 queue pair), 10 free with 2 VFs */
     const char *args[] = {"--pf", PF, "--vfs", "2", "--total-vfs", "4", "--qpairs", "4", "--msix-pool", "20", NULL};
     if (sim_proc_start(&sp, args) < 0) {
         CHECK(0, "sim did not start");
@@ -136,30 +136,30 @@ int main(void)
           "default spread: 5 each");
     CHECK(pool_free() == 10, "free %d, want 10", pool_free());
     CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"msix\",\"bdf\":\"" VF1 "\"}", reply, sizeof(reply)) == 0 &&
-              strstr(reply, "\"queue_pairs\":2"),
-          "5 vectors give 2 queue pairs: %s", reply);
+              strstr(reply, "\"queue_pairs\":1"),
+          "5 vectors give 1 queue pair: %s", reply);
 
     /* assign through the file */
-    write_count(VF1, "9\n");
+    write_count(VF1, "10\n");
     long end = check_now_ms() + 3000;
-    while (vf_vectors(VF1) != 9 && check_now_ms() < end)
+    while (vf_vectors(VF1) != 10 && check_now_ms() < end)
         usleep(20000);
-    CHECK(vf_vectors(VF1) == 9, "VF1 vectors %d after writing 9", vf_vectors(VF1));
-    CHECK(pool_free() == 6, "free %d, want 6", pool_free());
+    CHECK(vf_vectors(VF1) == 10, "VF1 vectors %d after writing 10", vf_vectors(VF1));
+    CHECK(pool_free() == 5, "free %d, want 5", pool_free());
     CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"msix\",\"bdf\":\"" VF1 "\"}", reply, sizeof(reply)) == 0 &&
               strstr(reply, "\"queue_pairs\":4"),
-          "9 vectors give 4 queue pairs: %s", reply);
+          "10 vectors give 4 queue pairs: %s", reply);
 
-    /* exhausted: 6 free + 5 held = 11 < 12; the file shows the real count again */
+    /* exhausted: 5 free + 5 held = 10 < 12; the file shows the real count again */
     write_count(VF2, "12\n");
     usleep(200000);
     CHECK(wait_count(VF2, 5) && vf_vectors(VF2) == 5, "VF2 over the pool must stay at 5");
     CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"msix\",\"bdf\":\"" VF2 "\",\"vectors\":12}", reply, sizeof(reply)) == 0 &&
-              strstr(reply, "\"ok\":false") && strstr(reply, "6 free"),
+              strstr(reply, "\"ok\":false") && strstr(reply, "5 free"),
           "exhausted pool: clear error with the free count: %s", reply);
 
     /* bad values */
-    const char *bad[] = {"abc\n", "-1\n", "34\n", "7x\n"};
+    const char *bad[] = {"abc\n", "-1\n", "35\n", "7x\n"};
     for (size_t i = 0; i < 4; i++) {
         write_count(VF2, bad[i]);
         CHECK(wait_count(VF2, 5), "after bad value '%s' the file reads the real count", bad[i]);
@@ -179,7 +179,7 @@ int main(void)
     CHECK(c1 >= 0 && wait_in_use(VF1, true), "client on VF1");
     write_count(VF1, "3\n");
     usleep(200000);
-    CHECK(wait_count(VF1, 9) && vf_vectors(VF1) == 9, "write while enabled must be refused");
+    CHECK(wait_count(VF1, 10) && vf_vectors(VF1) == 10, "write while enabled must be refused");
     CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"msix\",\"bdf\":\"" PF "\",\"reclaim\":true}", reply, sizeof(reply)) == 0 &&
               strstr(reply, "\"ok\":false") && strstr(reply, VF1),
           "reclaim with VF1 enabled: %s", reply);
@@ -189,7 +189,7 @@ int main(void)
     CHECK(wait_in_use(VF1, false), "VF1 free again");
 
     /* the count survives the client: still 9 */
-    CHECK(vf_vectors(VF1) == 9, "vectors persist across a reconnect");
+    CHECK(vf_vectors(VF1) == 10, "vectors persist across a reconnect");
 
     /* reclaim: everything back in the pool */
     CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"msix\",\"bdf\":\"" PF "\",\"reclaim\":true}", reply, sizeof(reply)) == 0 &&

@@ -1,9 +1,9 @@
 /*
  * Dynamic MSI-X per VF through vfe-vhostd and vhostmgmt, against the sim
- * (pool of 20 vectors, 3 VFs of 5 each by default):
+ * (pool of 20 vectors, 3 VFs of 5 each by default, one pair each):
  *  - mgmtpf -l shows the pool; --reclaim-msix is refused while a VF is served
  *    and empties every VF once none is;
- *  - vf -a --queues 4 sizes a VF (9 vectors) before it is opened: a front-end
+ *  - vf -a --queues 4 sizes a VF (10 vectors) before it is opened: a front-end
  *    with 4 pairs runs frames on every pair; one with 5 pairs is refused by
  *    the front-end itself (GET_QUEUE_NUM), and a front-end that asks for a
  *    ring past the VF's pairs is refused by the daemon with a log line and a
@@ -188,7 +188,7 @@ static void test_ha_takeover(void)
     char out[16384], sa[340], sb[340];
     struct vfe_fe *a = NULL, *b = NULL;
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, "--queues", "3", NULL) == 0, "vf -a --queues 3: %s", out);
-    CHECK(vf_count(VF1) == 7, "VF1 count %d, want 7", vf_count(VF1));
+    CHECK(vf_count(VF1) == 8, "VF1 count %d, want 8", vf_count(VF1));
     sock_of(VF1, sa, sizeof(sa));
     sock_of(VF2, sb, sizeof(sb));
     struct vfe_fe_opts oa = {.path = sa, .pairs = 3}, ob = {.path = sb, .pairs = 1};
@@ -204,9 +204,9 @@ static void test_ha_takeover(void)
     REQUIRE(start_daemon() == 0, out, "HA: restart");
     const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "HA: no take-over (%s)", log_path);
-    const char *same[] = {"\"msix_vectors\": 7", "\"msix_queue_pairs\": 3", "\"queue_pairs\": 3", NULL};
+    const char *same[] = {"\"msix_vectors\": 8", "\"msix_queue_pairs\": 3", "\"queue_pairs\": 3", NULL};
     CHECK(wait_output(3000, same, "stats", VF1, NULL), "HA: size after the take-over");
-    CHECK(vf_count(VF1) == 7, "HA: VF1 count %d after the take-over", vf_count(VF1));
+    CHECK(vf_count(VF1) == 8, "HA: VF1 count %d after the take-over", vf_count(VF1));
     send_every_pair(a, b, 3, "HA, after the take-over");
     char sim_log[400];
     snprintf(sim_log, sizeof(sim_log), "%s/sim.log", g_sim_dir);
@@ -214,7 +214,7 @@ static void test_ha_takeover(void)
     CHECK(file_count(sim_log, refused) == 0, "HA: the restarted daemon tried to resize a VF in use");
     char file[8192];
     file_read(state_file, file, sizeof(file));
-    CHECK(strstr(file, "\"msix\": 7"), "HA: state file after the take-over: %s", file);
+    CHECK(strstr(file, "\"msix\": 8"), "HA: state file after the take-over: %s", file);
 out:
     vfe_fe_close(a);
     vfe_fe_close(b);
@@ -291,15 +291,15 @@ int main(void)
               strstr(out, "--queues"),
           "vf -a of a VF without vectors: %s", out);
 
-    /* sized VFs: VF1 4 pairs (9), VF2 1 pair (3), VF3 2 pairs (5): 3 free */
+    /* sized VFs: VF1 4 pairs (10), VF2 1 pair (4): 6 free */
     CHECK(mgmt(out, sizeof(out), "--json", "vf", "-a", VF1, "--queues", "4", NULL) == 0 &&
-              strstr(out, "\"msix_vectors\": 9"),
+              strstr(out, "\"msix_vectors\": 10"),
           "vf -a --queues 4: %s", out);
-    CHECK(mgmt(out, sizeof(out), "vf", "-a", VF2, "--msix", "3", NULL) == 0, "vf -a --msix 3: %s", out);
-    CHECK(vf_count(VF1) == 9 && vf_count(VF2) == 3, "counts %d %d", vf_count(VF1), vf_count(VF2));
-    const char *info[] = {"\"msix_vectors\": 9", "\"msix_queue_pairs\": 4", NULL};
+    CHECK(mgmt(out, sizeof(out), "vf", "-a", VF2, "--msix", "4", NULL) == 0, "vf -a --msix 4: %s", out);
+    CHECK(vf_count(VF1) == 10 && vf_count(VF2) == 4, "counts %d %d", vf_count(VF1), vf_count(VF2));
+    const char *info[] = {"\"msix_vectors\": 10", "\"msix_queue_pairs\": 4", NULL};
     CHECK(wait_output(3000, info, "vf", "-i", VF1), "vf -i VF1");
-    const char *st[] = {"\"msix_vectors\": 9", "\"queue_pairs\": 4", NULL};
+    const char *st[] = {"\"msix_vectors\": 10", "\"queue_pairs\": 4", NULL};
     CHECK(wait_output(3000, st, "stats", VF1, NULL), "stats VF1");
     frames_on_every_pair(4, "4 assigned pairs");
 
@@ -313,22 +313,22 @@ int main(void)
     ring_past_the_pairs(8);
     ring_past_the_pairs(9);
 
-    /* exhausted: 20 - 9 - 3 = 8 free, VF3 holds 0 after the reclaim */
-    CHECK(mgmt(out, sizeof(out), "vf", "-a", VF3, "--queues", "8", NULL) != 0 && strstr(out, "8 free") &&
-              strstr(out, "needs 17"),
+    /* exhausted: 20 - 10 - 4 = 6 free, VF3 holds 0 after the reclaim */
+    CHECK(mgmt(out, sizeof(out), "vf", "-a", VF3, "--queues", "8", NULL) != 0 && strstr(out, "6 free") &&
+              strstr(out, "needs 18"),
           "exhausted pool: %s", out);
     CHECK(vf_count(VF3) == 0, "a refused size wrote the count");
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF1, "--queues", "2", NULL) != 0 && strstr(out, "already added"),
           "resizing a served VF: %s", out);
-    CHECK(vf_count(VF1) == 9, "a served VF was resized");
+    CHECK(vf_count(VF1) == 10, "a served VF was resized");
     CHECK(mgmt(out, sizeof(out), "vf", "-a", VF3, "--msix", "5", NULL) == 0, "vf -a VF3 --msix 5: %s", out);
-    const char *pool1[] = {"\"msix_free\": 3", NULL};
-    CHECK(wait_output(3000, pool1, "mgmtpf", "-l", NULL), "mgmtpf -l: 3 free");
+    const char *pool1[] = {"\"msix_free\": 1", NULL};
+    CHECK(wait_output(3000, pool1, "mgmtpf", "-l", NULL), "mgmtpf -l: 1 free");
 
     /* kill -9; the count changes behind the daemon's back; the restart writes it back */
     char file[8192];
     file_read(state_file, file, sizeof(file));
-    CHECK(strstr(file, "\"msix\": 9") && strstr(file, "\"msix\": 3"), "state file: %s", file);
+    CHECK(strstr(file, "\"msix\": 10") && strstr(file, "\"msix\": 4"), "state file: %s", file);
     kill(vhostd, SIGKILL);
     proc_wait(vhostd, 5000);
     vhostd = -1;
@@ -341,16 +341,16 @@ int main(void)
     snprintf(req, sizeof(req), "{\"cmd\":\"msix\",\"bdf\":\"%s\",\"vectors\":5}", VF1);
     CHECK(sim_proc_ctl(&sp, req, reply, sizeof(reply)) == 0 && strstr(reply, "\"ok\":true"), "VF1 to 5: %s", reply);
     REQUIRE(start_daemon() == 0, done, "restart after kill -9");
-    const char *back[] = {"\"msix_vectors\": 9", "\"msix_queue_pairs\": 4", NULL};
+    const char *back[] = {"\"msix_vectors\": 10", "\"msix_queue_pairs\": 4", NULL};
     CHECK(wait_output(5000, back, "vf", "-i", VF1), "VF1 sized again after the restart");
-    CHECK(vf_count(VF1) == 9, "VF1 count %d after restart", vf_count(VF1));
+    CHECK(vf_count(VF1) == 10, "VF1 count %d after restart", vf_count(VF1));
     frames_on_every_pair(4, "after restart");
 
     /* release */
     CHECK(mgmt(out, sizeof(out), "vf", "-r", VF1, "--release-msix", NULL) == 0, "vf -r --release-msix: %s", out);
     CHECK(wait_count(VF1, 0), "VF1's vectors released (count %d)", vf_count(VF1));
-    const char *pool2[] = {"\"msix_free\": 12", NULL};
-    CHECK(wait_output(3000, pool2, "mgmtpf", "-l", NULL), "mgmtpf -l: 12 free after the release");
+    const char *pool2[] = {"\"msix_free\": 11", NULL};
+    CHECK(wait_output(3000, pool2, "mgmtpf", "-l", NULL), "mgmtpf -l: 11 free after the release");
     const char *released[] = {"MSI-X vectors back in its PF's pool", NULL};
     CHECK(file_count(log_path, released) == 1, "release not logged");
     /* bad params straight over RPC are covered by vhostmgmt's parser and the daemon's checks */
