@@ -128,6 +128,8 @@ struct sim_fn {
     uint8_t msix_table[SIM_MSIX_VECTORS * 16];
     int irq_fds[SIM_MSIX_VECTORS];
     bool msix_enabled;
+    uint16_t msix_count;          /* VF: vectors from the PF's pool (core/msix_pool.c); PF: SIM_MSIX_VECTORS */
+    int msix_wd;                  /* VF: inotify watch of its directory, -1 if none */
 
     /* DMA */
     struct sim_dma_map dma[SIM_MAX_DMA_MAPS];
@@ -158,6 +160,7 @@ struct sim_pf {
     unsigned total_vfs, num_vfs;
     struct sim_fn *vfs[SIM_MAX_VFS]; /* index vf_num-1 */
     ev_timer numvfs_poll;         /* reads DIR/<pf>/sriov_numvfs */
+    unsigned msix_total;          /* sriov_vf_total_msix: the pool its VFs draw from */
 };
 
 struct sim_options {
@@ -173,6 +176,7 @@ struct sim_options {
     const char *mac_prefix;      /* first 4 bytes of VF MACs, default 02:fe:00:00 */
     uint16_t mtu;                /* default 1500 */
     unsigned fdb_aging;          /* --fdb-aging: seconds a learned MAC stays unseen; 0 = 300 */
+    unsigned msix_pool;          /* --msix-pool: sriov_vf_total_msix of each PF; 0 = total_vfs * (2 * qpairs + 2) */
 };
 
 struct sim {
@@ -188,6 +192,7 @@ struct sim {
     unsigned npfs;
     void *sw;                    /* net/l2_switch state */
     void *ctl;                   /* core/ctl state */
+    void *msix;                  /* core/msix_pool state (inotify on the VF directories) */
     ev_timer doorbell_poll;      /* reads mapped doorbells while any is handed out */
     unsigned doorbell_maps;
     /* fault injection, read by admin/ */
@@ -237,6 +242,9 @@ void sim_queue_notify(struct sim_fn *fn, uint16_t qidx);
 bool sim_fn_dma_allowed(const struct sim_fn *fn);
 /* Set NEEDS_RESET and raise the config interrupt. */
 void sim_fn_needs_reset(struct sim_fn *fn, const char *why);
+/* A client connects to a VF: apply a pending write of its sriov_vf_msix_count;
+ * -ENOSPC when the VF has too few vectors for one queue pair (core/msix_pool.c). */
+int sim_msix_sync(struct sim_fn *vf);
 /* VF lifecycle (sriov_numvfs, surprise removal). */
 int sim_pf_set_num_vfs(struct sim_pf *pf, unsigned n);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "app/vfe-vdpa/pci_tree.h"
+#include "app/vfe-vdpa/vf_msix.h"
 #include "lib/log/vfe_log.h"
 
 struct pf_add {
@@ -89,6 +90,9 @@ static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const c
     return rc;
 }
 
+static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                        unsigned vectors, char *msg, size_t len);
+
 static int vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg, size_t len)
 {
     int rc = vhostd_reg_remove_vf(&d->reg, bdf, done, ctx, msg, len);
@@ -120,11 +124,103 @@ int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len
 int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
                      char *msg, size_t len)
 {
-    return logged(vf_add(d, bdf, socket, uuid, direct, msg, len), "vf add", bdf, msg);
+    return logged(vf_add_sized(d, bdf, socket, uuid, direct, 0, msg, len), "vf add", bdf, msg);
 }
 
 int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
                         size_t len)
 {
     return logged(vf_remove(d, bdf, done, ctx, msg, len), "vf remove", bdf, msg);
+}
+
+/* ---- dynamic MSI-X (vf_msix.h) ---- */
+
+static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                        unsigned vectors, char *msg, size_t len)
+{
+    unsigned cur;
+    if (!vectors && vhostd_msix_vf_count(d->opt.pci_root, bdf, &cur) == 0 && !vhostd_msix_pairs(cur)) {
+        snprintf(msg, len, "VF %s has %u MSI-X vectors, too few for one queue pair (4 at least): add it with "
+                 "--queues N or --msix N", bdf, cur);
+        return -ENOSPC;
+    }
+    if (!vectors)
+        return vf_add(d, bdf, socket, uuid, direct, msg, len);
+    if (vhostd_reg_find_vf(&d->reg, bdf) || vhostd_prov_vf_pending(&d->prov, bdf)) {
+        snprintf(msg, len, "VF %s is already added: remove it (with its vectors) before sizing it again", bdf);
+        return -EEXIST;
+    }
+    const char *root = d->opt.pci_root;
+    unsigned old;
+    int rc = vhostd_msix_assign(root, bdf, vectors, &old, msg, len);
+    if (rc < 0)
+        return rc;
+    rc = vf_add(d, bdf, socket, uuid, direct, msg, len);
+    if (rc < 0) {
+        char why[200];
+        if (old != vectors && vhostd_msix_write(root, bdf, old, why, sizeof(why)) < 0)
+            LOG_W("%s", why);
+        return rc;
+    }
+    LOG_N("VF %s: %u MSI-X vectors, %u queue pairs", bdf, vectors, vhostd_msix_pairs(vectors));
+    vhostd_prov_note_vf_msix(&d->prov, bdf, vectors);
+    return 0;
+}
+
+int vhostd_op_vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                           unsigned vectors, char *msg, size_t len)
+{
+    return logged(vf_add_sized(d, bdf, socket, uuid, direct, vectors, msg, len), "vf add", bdf, msg);
+}
+
+int vhostd_op_pf_reclaim_msix(struct vhostd *d, const char *bdf, char *msg, size_t len)
+{
+    int rc = vhostd_msix_reclaim(&d->reg, d->opt.pci_root, bdf, msg, len);
+    if (rc == 0)
+        LOG_N("PF %s: MSI-X vectors of its VFs reclaimed into its pool", bdf);
+    return logged(rc, "mgmtpf reclaim-msix", bdf, msg);
+}
+
+struct vf_release {
+    struct vhostd *d;
+    char bdf[16];
+    void (*done)(void *ctx);
+    void *ctx;
+};
+
+static void release_now(struct vhostd *d, const char *bdf)
+{
+    char msg[300];
+    if (vhostd_msix_release(d->opt.pci_root, bdf, msg, sizeof(msg)) < 0)
+        LOG_W("%s", msg);
+    else
+        LOG_N("VF %s: MSI-X vectors back in its PF's pool", bdf);
+}
+
+static void vf_gone_release(void *ctx)
+{
+    struct vf_release r = *(struct vf_release *)ctx;
+    free(ctx);
+    release_now(r.d, r.bdf);
+    r.done(r.ctx);
+}
+
+int vhostd_op_vf_remove_release(struct vhostd *d, const char *bdf, bool release_msix, void (*done)(void *ctx),
+                                void *ctx, char *msg, size_t len)
+{
+    if (!release_msix)
+        return vhostd_op_vf_remove(d, bdf, done, ctx, msg, len);
+    struct vf_release *r = malloc(sizeof(*r));
+    if (!r) {
+        snprintf(msg, len, "out of memory");
+        return logged(-ENOMEM, "vf remove", bdf, msg);
+    }
+    *r = (struct vf_release){.d = d, .done = done, .ctx = ctx};
+    snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
+    int rc = vhostd_op_vf_remove(d, bdf, vf_gone_release, r, msg, len);
+    if (rc != 0)
+        free(r);
+    if (rc == 1)
+        release_now(d, bdf);   /* a pending record: no device of ours holds it */
+    return rc;
 }

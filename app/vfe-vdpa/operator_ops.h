@@ -36,11 +36,27 @@ int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len
 int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
                      char *msg, size_t len);
 
+/* The same, sized first: vectors > 0 writes the VF's MSI-X count from its PF's
+ * pool before the VF is opened (vf_msix.h), persisted with the record; the
+ * old count is written back if the add then fails.  Besides the above:
+ *   -EEXIST  already added or pending (nothing written)
+ *   vhostd_msix_assign's errors (-ENOSPC says how many vectors are free) */
+int vhostd_op_vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                           unsigned vectors, char *msg, size_t len);
+
+/* Give every VF of a PF's MSI-X vectors back to its pool.  0, or -EBUSY while
+ * any VF of it is served, or vhostd_msix_reclaim's errors. */
+int vhostd_op_pf_reclaim_msix(struct vhostd *d, const char *bdf, char *msg, size_t len);
+
 /* Remove a VF (out of the persisted provisioning at once).
  *   0  its device is stopping; done(ctx) follows once it is gone
  *   1  it was a pending record only: dropped now, done is not called
  *   <0 refused (the registry's errors), done is not called */
 int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
                         size_t len);
+/* The same; release_msix: once the device is closed (or now, for a pending
+ * record) its MSI-X vectors go back to the PF's pool (a failure is logged). */
+int vhostd_op_vf_remove_release(struct vhostd *d, const char *bdf, bool release_msix, void (*done)(void *ctx),
+                                void *ctx, char *msg, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "app/vfe-vdpa/vf_msix.h"
 #include "lib/log/vfe_log.h"
 
 int vhostd_prov_open(struct vhostd_prov *p, const char *dir, char *msg, size_t len)
@@ -165,6 +166,7 @@ void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec
         if (p->want.nvfs == VHOSTD_MAX_MANAGED_VFS)
             return;
         i = (int)p->want.nvfs++;
+        p->want.vfs[i].msix = 0;
     }
     struct vhostd_state_vf *v = &p->want.vfs[i];
     snprintf(v->bdf, sizeof(v->bdf), "%s", rec->bdf);
@@ -173,6 +175,15 @@ void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec
     snprintf(v->mode, sizeof(v->mode), "%s", rec->direct ? "direct" : "");
     snprintf(p->vf_pf[i], sizeof(p->vf_pf[i]), "%s", rec->pf);
     p->vf_reason[i][0] = '\0';
+    save(p);
+}
+
+void vhostd_prov_note_vf_msix(struct vhostd_prov *p, const char *bdf, unsigned vectors)
+{
+    int i = vf_index(p, bdf);
+    if (!p->enabled || i < 0)
+        return;
+    p->want.vfs[i].msix = vectors;
     save(p);
 }
 
@@ -277,8 +288,12 @@ static void apply_vfs(struct vhostd_prov *p)
         struct vhostd_pf *pf = p->vf_pf[i][0] ? vhostd_reg_find_pf(p->reg, p->vf_pf[i]) : NULL;
         if (pf && pf->state == PF_STARTING)
             continue;   /* its PF reports soon and applies again */
-        int rc = vhostd_reg_add_vf_mode(p->reg, v->bdf, v->socket, v->uuid, !strcmp(v->mode, "direct"), msg,
-                                   sizeof(msg));
+        /* its size first, while no driver holds it (nothing written when it already has it) */
+        unsigned old;
+        int rc = v->msix ? vhostd_msix_assign(p->reg->opt->pci_root, v->bdf, v->msix, &old, msg, sizeof(msg)) : 0;
+        if (rc == 0)
+            rc = vhostd_reg_add_vf_mode(p->reg, v->bdf, v->socket, v->uuid, !strcmp(v->mode, "direct"), msg,
+                                        sizeof(msg));
         set_reason(p->vf_reason[i], "VF", v->bdf, rc < 0 ? msg : "");
     }
 }

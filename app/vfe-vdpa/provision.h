@@ -67,6 +67,9 @@ void vhostd_prov_note_pf_added(struct vhostd_prov *p, const char *bdf);
 void vhostd_prov_note_pf_removed(struct vhostd_prov *p, const char *bdf);
 void vhostd_prov_note_vf_added(struct vhostd_prov *p, const struct vhostd_vf_rec *rec);
 void vhostd_prov_note_vf_removed(struct vhostd_prov *p, const char *bdf);
+/* The VF (already noted) was sized with `vectors` MSI-X vectors.  A record
+ * noted again (HA adoption) keeps its size. */
+void vhostd_prov_note_vf_msix(struct vhostd_prov *p, const char *bdf, unsigned vectors);
 
 /* Batches (vf_batch.h): while held, the changes noted above are kept in
  * memory and the file is written once, by the release that ends the last

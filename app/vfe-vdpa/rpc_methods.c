@@ -12,6 +12,7 @@
 #include "app/vfe-vdpa/operator_ops.h"
 #include "app/vfe-vdpa/rpc_compat.h"
 #include "app/vfe-vdpa/vf_batch.h"
+#include "app/vfe-vdpa/vf_msix.h"
 #include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
@@ -94,7 +95,7 @@ static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
                                      vfe_mig_dialect_name(pf->mig.dialect)));
 }
 
-static json_t *pf_json(const struct vhostd_registry *r, const struct vhostd_pf *pf)
+static json_t *pf_json_base(const struct vhostd_registry *r, const struct vhostd_pf *pf)
 {
     return json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", pf->bdf, "state", pf->state == PF_READY ? "ready" : "starting",
                      "vfs", vhostd_pf_vfs_present(pf), "vfs_in_use", vhostd_reg_pf_vfs_in_use(r, pf), "dialect",
@@ -102,6 +103,13 @@ static json_t *pf_json(const struct vhostd_registry *r, const struct vhostd_pf *
 }
 
 /* A persisted PF not brought up (yet): same fields as pf_json, and why. */
+static json_t *pf_json(const struct vhostd_registry *r, const struct vhostd_pf *pf)
+{
+    json_t *o = pf_json_base(r, pf);
+    vhostd_msix_pf_json(r->opt->pci_root, pf->bdf, o);
+    return o;
+}
+
 static json_t *pending_pf_json(const char *bdf, const char *why)
 {
     return json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "pf", bdf, "state", "pending", "vfs", 0, "vfs_in_use", 0,
@@ -129,10 +137,24 @@ static int pf_remove(struct vhostd *d, const char *bdf, struct rpc_call *c)
     return 0;
 }
 
+static int pf_reclaim_msix(struct vhostd *d, const char *bdf, struct rpc_call *c)
+{
+    char msg[512];
+    int rc = vhostd_op_pf_reclaim_msix(d, bdf, msg, sizeof(msg));
+    if (rc < 0) {
+        rpc_call_error(c, code_of(rc), "%s", msg);
+        return 0;
+    }
+    json_t *o = json_pack("{s:s}", "pf", bdf);
+    vhostd_msix_pf_json(d->opt.pci_root, bdf, o);
+    rpc_call_result(c, o);
+    return 0;
+}
+
 static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
-    static const char *const acts[] = {"add", "remove", "list", NULL};
+    static const char *const acts[] = {"add", "remove", "list", "reclaim_msix", NULL};
     const char *act = action(params, acts, c);
     if (!act)
         return 0;
@@ -152,6 +174,8 @@ static int m_mgmtpf(void *ctx, json_t *params, struct rpc_call *c)
     const char *bdf = bdf_param(params, "dev", c);
     if (!bdf)
         return 0;
+    if (!strcmp(act, "reclaim_msix"))
+        return pf_reclaim_msix(d, bdf, c);
     return !strcmp(act, "add") ? pf_add(d, bdf, c) : pf_remove(d, bdf, c);
 }
 
@@ -215,11 +239,20 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         return 0;
     }
     char msg[512];
-    int rc = vhostd_op_vf_add(d, bdf, sock, uuid, json_is_true(jd), msg, sizeof(msg));
-    if (rc < 0)
+    unsigned vectors;
+    if (vhostd_msix_param(params, &vectors, msg, sizeof(msg)) < 0) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "%s", msg);
+        return 0;
+    }
+    int rc = vhostd_op_vf_add_sized(d, bdf, sock, uuid, json_is_true(jd), vectors, msg, sizeof(msg));
+    if (rc < 0) {
         rpc_call_error(c, code_of(rc), "%s", msg);
-    else
-        rpc_call_result(c, vf_json(vhostd_reg_find_vf(&d->reg, bdf), false));
+        return 0;
+    }
+    json_t *o = vf_json(vhostd_reg_find_vf(&d->reg, bdf), false);
+    if (vectors)
+        vhostd_msix_vf_json(d->opt.pci_root, bdf, o);
+    rpc_call_result(c, o);
     return 0;
 }
 
@@ -261,12 +294,23 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     if (!strcmp(act, "info")) {
         struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
         const char *why = vhostd_prov_vf_pending(&d->prov, bdf);
-        if (vf)
-            rpc_call_result(c, vf_json(vf, true));
-        else if (why)
+        if (vf) {
+            json_t *o = vf_json(vf, true);
+            vhostd_msix_vf_json(d->opt.pci_root, bdf, o);
+            rpc_call_result(c, o);
+        } else if (why)
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is pending: %s", bdf, why);
         else
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
+        return 0;
+    }
+    json_t *jr = json_object_get(params, "release_msix");
+    if (jr && !json_is_boolean(jr)) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"release_msix\" must be true or false");
+        return 0;
+    }
+    if (jr && json_is_true(jr) && strcmp(act, "remove")) {
+        rpc_call_error(c, RPC_INVALID_PARAMS, "\"release_msix\" goes with \"remove\"");
         return 0;
     }
     struct vf_rm *r = malloc(sizeof(*r));
@@ -277,7 +321,7 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
     r->call = c;
     snprintf(r->bdf, sizeof(r->bdf), "%s", bdf);
     char msg[256];
-    int rc = vhostd_op_vf_remove(d, bdf, vf_removed, r, msg, sizeof(msg));
+    int rc = vhostd_op_vf_remove_release(d, bdf, json_is_true(jr), vf_removed, r, msg, sizeof(msg));
     if (rc == 0)
         return RPC_PENDING;
     free(r);
@@ -367,6 +411,14 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     return o;
 }
 
+static json_t *vf_stats_msix(struct vhostd *d, struct vhostd_vf *vf)
+{
+    json_t *o = vf_stats(vf);
+    vhostd_msix_vf_json(d->opt.pci_root, vf->rec.bdf, o);
+    json_object_set_new(o, "queue_pairs", json_integer(vdpa_vf_max_pairs(vf->dev)));
+    return o;
+}
+
 static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
@@ -379,13 +431,13 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
         if (!vf)
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
         else
-            rpc_call_result(c, json_pack("{s:[o]}", "vfs", vf_stats(vf)));
+            rpc_call_result(c, json_pack("{s:[o]}", "vfs", vf_stats_msix(d, vf)));
         return 0;
     }
     json_t *a = json_array();
     unsigned cur = 0;
     for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, NULL));)
-        json_array_append_new(a, vf_stats(vf));
+        json_array_append_new(a, vf_stats_msix(d, vf));
     rpc_call_result(c, json_pack("{s:o}", "vfs", a));
     return 0;
 }

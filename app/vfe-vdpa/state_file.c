@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/vfe-vdpa/pci_tree.h"
+#include "app/vfe-vdpa/vf_msix.h"
 
 /* ---- validation: one rule per field of a record ---- */
 
@@ -61,16 +62,17 @@ struct field_rule {
     bool nullable;      /* null stands for "" */
     value_check check;
     size_t offset, size;  /* where the string goes in the record */
+    unsigned max;       /* > 0: an integer 1..max, stored as unsigned at offset (check unused) */
 };
 
 #define PF_FIELD(k, req, chk, m) {k, req, false, chk, offsetof(struct vhostd_state_pf, m), \
-                                  sizeof(((struct vhostd_state_pf *)0)->m)}
+                                  sizeof(((struct vhostd_state_pf *)0)->m), 0}
 #define VF_FIELD(k, req, nul, chk, m) {k, req, nul, chk, offsetof(struct vhostd_state_vf, m), \
-                                       sizeof(((struct vhostd_state_vf *)0)->m)}
+                                       sizeof(((struct vhostd_state_vf *)0)->m), 0}
 
 static const struct field_rule pf_rules[] = {
     PF_FIELD("bdf", true, check_bdf, bdf),
-    {NULL},
+    {NULL, false, false, NULL, 0, 0, 0},
 };
 
 static const struct field_rule vf_rules[] = {
@@ -78,7 +80,8 @@ static const struct field_rule vf_rules[] = {
     VF_FIELD("socket", true, false, check_socket, socket),
     VF_FIELD("uuid", false, true, check_uuid, uuid),
     VF_FIELD("mode", false, true, check_mode, mode),
-    {NULL},
+    {"msix", false, false, NULL, offsetof(struct vhostd_state_vf, msix), sizeof(unsigned), VHOSTD_VF_MAX_MSIX},
+    {NULL, false, false, NULL, 0, 0, 0},
 };
 
 /* One record (a JSON object) into rec by its rules. */
@@ -109,7 +112,19 @@ static int parse_record(json_t *o, const struct field_rule *rules, void *rec, co
                 snprintf(why, len, "%s[%zu] lacks \"%s\"", what, idx, r->key);
                 return -1;
             }
-            dst[0] = '\0';
+            if (r->max)
+                memset(dst, 0, sizeof(unsigned));
+            else
+                dst[0] = '\0';
+            continue;
+        }
+        if (r->max) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > r->max) {
+                snprintf(why, len, "%s[%zu].%s must be an integer 1..%u", what, idx, r->key, r->max);
+                return -1;
+            }
+            unsigned n = (unsigned)json_integer_value(v);
+            memcpy(dst, &n, sizeof(n));
             continue;
         }
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
@@ -260,6 +275,8 @@ static json_t *state_json(const struct vhostd_state *s)
                               s->vfs[i].uuid);
         if (s->vfs[i].mode[0])
             json_object_set_new(o, "mode", json_string(s->vfs[i].mode));
+        if (s->vfs[i].msix)
+            json_object_set_new(o, "msix", json_integer(s->vfs[i].msix));
         json_array_append_new(vfs, o);
     }
     return json_pack("{s:s, s:i, s:o, s:o}", "format", VHOSTD_STATE_FORMAT, "version", VHOSTD_STATE_VERSION, "pfs",

@@ -5,7 +5,8 @@
  *   {"format": "vfe-vhostd-provisioning", "version": 1,
  *    "pfs": [{"bdf": "0000:3b:00.0"}],
  *    "vfs": [{"bdf": "0000:3b:00.1", "socket": "/run/vf-1", "uuid": "vm-7", "mode": "direct"}]}
- * ("mode" only for a VF added in direct mode)
+ * ("mode" only for a VF added in direct mode; "msix": N, the MSI-X vectors the
+ *  VF was sized with (vf_msix.h), only for a VF added with a size)
  *
  * Pure file work on plain data: nothing here touches a device.  The caller
  * (provision.c) owns the file and the directory's lock.
@@ -31,6 +32,7 @@ struct vhostd_state_vf {
     char socket[VHOSTD_SOCK_PATH_LEN];   /* absolute; as the registry had it (canonical) */
     char uuid[64];                       /* VM id, "" for none */
     char mode[8];                        /* "direct" or "" (through its PF's admin queue) */
+    unsigned msix;                       /* MSI-X vectors it was sized with, 0: not sized */
 };
 
 struct vhostd_state {

@@ -172,7 +172,13 @@ void vhost_session_reset(struct vhost_dev *d, bool closing, bool notify)
 /* Index of a ring named in a payload; -1 when out of range. */
 static int ring_index(const struct vhost_dev *d, uint32_t idx)
 {
-    return idx < 2u * d->cfg.queue_pairs ? (int)idx : -1;
+    if (idx < 2u * d->cfg.queue_pairs)
+        return (int)idx;
+    /* a front-end configured with more queues than GET_QUEUE_NUM said (QEMU's queues=) */
+    LOG_W("vhost-user %s: ring %u refused: the device has %u queue pairs (rings 0..%u); the front-end asks for more "
+          "queues than this VF offers (its MSI-X vectors set the count): connection closed", d->name, idx,
+          d->cfg.queue_pairs, 2u * d->cfg.queue_pairs - 1);
+    return -1;
 }
 
 #define FAIL(...) do { LOG_W("vhost-user " __VA_ARGS__); return -EINVAL; } while (0)

@@ -125,9 +125,10 @@ size_t sim_adm_state_encode(const struct sim_fn *vf, enum adm_fmt fmt, uint32_t 
 
 /* ---- parse and validate ---- */
 
-static bool vector_ok(uint16_t v)
+/* Within the VF's MSI-X table (its share of the PF's pool, core/msix_pool.c). */
+static bool vector_ok(const struct sim_fn *vf, uint16_t v)
 {
-    return v == 0xffff || v < SIM_MSIX_VECTORS;
+    return v == 0xffff || v < (vf->msix_count ? vf->msix_count : SIM_MSIX_VECTORS);
 }
 
 static bool pow2_size_ok(uint16_t n)
@@ -163,7 +164,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
         if (c.driver_features & ~vf->device_features)
             BAD("driver features 0x%llx not offered (device 0x%llx)",
                 (unsigned long long)c.driver_features, (unsigned long long)vf->device_features);
-        if (!vector_ok(c.msix_config))
+        if (!vector_ok(vf, c.msix_config))
             BAD("config vector %u out of range", c.msix_config);
         st->has_common = true;
         st->common = c;
@@ -240,7 +241,7 @@ static enum adm_err parse_one(const struct sim_fn *vf, enum kind k, uint16_t typ
         /* A driver may describe an unused queue with size 0. */
         if (!pow2_size_ok(q.size) && (q.size || q.enabled))
             BAD("queue %u size %u not a power of 2 up to %u", q.index, q.size, SIM_QUEUE_MAX_SIZE);
-        if (!vector_ok(q.msix_vector))
+        if (!vector_ok(vf, q.msix_vector))
             BAD("queue %u vector %u out of range", q.index, q.msix_vector);
         if ((q.desc & 15) || (q.avail & 1) || (q.used & 3))
             BAD("queue %u ring address misaligned", q.index);

@@ -105,6 +105,17 @@ static void queue_reset(struct sim_queue *q)
     q->reset_pending = true;
 }
 
+/* A vector past the function's MSI-X table reads back as NO_VECTOR (the
+ * spec's refusal): a VF's table is its share of the pool (core/msix_pool.c). */
+static uint16_t vector_in_table(const struct sim_fn *fn, uint16_t vec)
+{
+    unsigned n = fn->msix_count ? fn->msix_count : SIM_MSIX_VECTORS;
+    if (vec == 0xffff || vec < n)
+        return vec;
+    LOG_W("%s: MSI-X vector %u refused: the function has %u", fn->bdf, vec, n);
+    return 0xffff;
+}
+
 int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_t len)
 {
     uint32_t v = 0;
@@ -123,7 +134,7 @@ int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_
         if (fn->gfselect < 2 && !(fn->status & VIRTIO_CONFIG_S_FEATURES_OK))
             set_half(&fn->driver_features, fn->gfselect, v);
         break;
-    case SIM_CC_CONFIG_MSIX_VECTOR: fn->msix_config = vec; break;
+    case SIM_CC_CONFIG_MSIX_VECTOR: fn->msix_config = vector_in_table(fn, vec); break;
     case SIM_CC_DEVICE_STATUS: status_write(fn, (uint8_t)v); break;
     case SIM_CC_QUEUE_SELECT: fn->queue_select = (uint16_t)v; break;
     case SIM_CC_QUEUE_SIZE:
@@ -135,7 +146,7 @@ int sim_bar_common_write(struct sim_fn *fn, uint64_t off, const void *buf, size_
                 LOG_W("%s: queue %u: size %u refused", fn->bdf, q->index, n);
         }
         break;
-    case SIM_CC_QUEUE_MSIX_VECTOR: if (q) q->msix_vector = vec; break;
+    case SIM_CC_QUEUE_MSIX_VECTOR: if (q) q->msix_vector = vector_in_table(fn, vec); break;
     case SIM_CC_QUEUE_ENABLE:
         if (q && v == 1 && !q->enabled) {
             q->enabled = true;

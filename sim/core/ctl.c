@@ -190,6 +190,7 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
             return err("%s is not a PF", bdf);
         LOG_N("fault: PF %s reset", fn->bdf);
         sim_fn_reset(fn);
+        sim_msix_pf_reset((struct sim_pf *)fn);
         return json_pack("{s:b}", "ok", 1);
     }
     return err("unknown fault type '%s'", type);
@@ -217,8 +218,13 @@ static json_t *handle(struct sim *s, const char *line)
         res = cmd_fault(s, req);
     } else if (!strcmp(cmd, "switch")) {
         res = cmd_switch(s, req);
+    } else if (!strcmp(cmd, "msix")) {
+        char why[300] = "";
+        res = sim_msix_ctl(s, req, why, sizeof(why));
+        if (!res)
+            res = err("%s", why);
     } else {
-        res = err("unknown cmd '%s' (list, counters, switch, fault)", cmd);
+        res = err("unknown cmd '%s' (list, counters, switch, msix, fault)", cmd);
     }
     json_decref(req);
     return res;

@@ -91,6 +91,7 @@ struct sim_fn *sim_fn_create(struct sim *s, struct sim_fn *pf, unsigned vf_num, 
         return NULL;
     fn->sim = s;
     fn->db_fd = -1;
+    fn->msix_wd = -1;
     fn->is_pf = !pf;
     fn->pf = pf ? pf : fn;
     fn->vf_num = vf_num;
@@ -254,6 +255,8 @@ static int vf_add(struct sim_pf *pf, unsigned vf_num)
     pf->vfs[vf_num - 1] = vf;
     int rc = sim_tree_write_fn(vf);
     if (rc == 0)
+        sim_msix_vf_added(vf);
+    if (rc == 0)
         rc = sim_vfu_listen(vf);
     return rc;
 }
@@ -264,6 +267,7 @@ static void vf_del(struct sim_pf *pf, unsigned vf_num)
     if (!vf)
         return;
     sim_vfu_close(vf);   /* its socket goes first: the directory must be empty */
+    sim_msix_vf_removed(vf);
     sim_tree_remove_fn(vf);
     sim_fn_destroy(vf);
     pf->vfs[vf_num - 1] = NULL;
@@ -300,6 +304,7 @@ int sim_fn_remove(struct sim_fn *fn)
         return -EINVAL;
     LOG_N("%s: surprise removal", fn->bdf);
     sim_vfu_close(fn);
+    sim_msix_vf_removed(fn);
     sim_tree_remove_fn(fn);
     fn->removed = true;
     sim_sw_forget_port(fn->sim, fn);

@@ -28,6 +28,11 @@ void sim_usage(FILE *f)
 "                        later, write a number to DIR/<pf>/sriov_numvfs\n"
 "  --total-vfs N         sriov_totalvfs of every PF (default 64, max %d)\n"
 "  --qpairs N            queue pairs of each VF, 1..%d (default 4)\n"
+"  --msix-pool N         MSI-X vectors of each PF's pool for its VFs (the file\n"
+"                        sriov_vf_total_msix; default total-vfs x (2 x qpairs + 2));\n"
+"                        each VF gets an even share, at most 2 x qpairs + 2, and\n"
+"                        its queue pairs follow: (vectors - 2) / 2; write a VF's\n"
+"                        sriov_vf_msix_count (0..%d) while it has no driver\n"
 "  --mtu N               MTU in the device config, 68..9000 (default 1500)\n"
 "  --mac-prefix A:B:C:D  first four MAC bytes of the functions (default 02:fe:00:00);\n"
 "                        give two sims joined by an uplink different prefixes\n"
@@ -48,11 +53,13 @@ void sim_usage(FILE *f)
 "                        {\"cmd\":\"list\"}, {\"cmd\":\"fault\",\"type\":\"admin_delay\",\"ms\":N},\n"
 "                        admin_fail (status, count), dma_stall (bdf, on), remove (bdf),\n"
 "                        pf_reset (bdf), clear; {\"cmd\":\"switch\",\"mac\":M}: the\n"
-"                        switch's counters and the port M is sent to now\n"
+"                        switch's counters and the port M is sent to now;\n"
+"                        {\"cmd\":\"msix\",\"bdf\":B}: a PF's pool or a VF's vectors,\n"
+"                        with \"vectors\":N (VF) or \"reclaim\":true (PF) to change them\n"
 "  --log-level L         err, warning, notice, info (default) or debug\n"
 "  -h, --help            this text\n"
 "  --version             print the version (one line) and exit\n",
-            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, SW_AGING_MAX, SW_AGING_DEFAULT);
+            SIM_MAX_PFS, SIM_MAX_VFS, SIM_MAX_QPAIRS, 2 * SIM_MAX_QPAIRS + 2, SW_AGING_MAX, SW_AGING_DEFAULT);
 }
 
 static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -123,7 +130,7 @@ static int parse_dirty_modes(const char *arg, unsigned *refused)
 int sim_parse_options(struct sim_options *o, int argc, char **argv)
 {
     enum { O_ROOT = 256, O_PF, O_VFS, O_TOTAL, O_QPAIRS, O_MTU, O_MAC, O_UPLINK, O_DIALECT, O_CTL, O_LOG, O_DIRTY,
-           O_AGING, O_VERSION };
+           O_AGING, O_VERSION, O_MSIX };
     static const struct option opts[] = {
         {"root", required_argument, NULL, O_ROOT},     {"pf", required_argument, NULL, O_PF},
         {"vfs", required_argument, NULL, O_VFS},       {"total-vfs", required_argument, NULL, O_TOTAL},
@@ -132,7 +139,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
         {"admin-dialect", required_argument, NULL, O_DIALECT}, {"ctl", required_argument, NULL, O_CTL},
         {"dirty-tracking", required_argument, NULL, O_DIRTY}, {"fdb-aging", required_argument, NULL, O_AGING},
         {"log-level", required_argument, NULL, O_LOG}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, O_VERSION},     {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, O_VERSION},     {"msix-pool", required_argument, NULL, O_MSIX},     {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->total_vfs = 64;
@@ -190,6 +197,7 @@ int sim_parse_options(struct sim_options *o, int argc, char **argv)
             break;
         }
         case O_UPLINK: o->uplink = optarg; break;
+        case O_MSIX: if (parse_uint("--msix-pool", optarg, 1, 1u << 20, &o->msix_pool) < 0) return -1; break;
         case O_AGING:
             if (parse_uint("--fdb-aging", optarg, 1, SW_AGING_MAX, &o->fdb_aging) < 0)
                 return -1;

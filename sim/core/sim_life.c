@@ -23,6 +23,7 @@ static int pf_start(struct sim *s, const char *bdf, unsigned vfs)
     sim_pci_cfg_build(fn);
     int rc = sim_tree_write_fn(fn);
     rc = rc ?: sim_tree_write_pf_links(pf);
+    rc = rc ?: sim_msix_pf_start(pf);
     rc = rc ?: sim_vfu_listen(fn);
     rc = rc ?: sim_pf_set_num_vfs(pf, vfs);
     rc = rc ?: sim_tree_watch_pf(pf);
@@ -117,6 +118,7 @@ void sim_stop(struct sim *s)
         s->pfs[i] = NULL;
     }
     s->npfs = 0;
+    sim_msix_fini(s);
     sim_net_fini(s);
     sim_tree_remove_root(s);
     close(s->root_lock_fd);   /* ROOT.lock itself stays: removing it would race a new sim */

@@ -35,6 +35,11 @@ static int write_file(const char *dir, const char *name, const char *fmt, ...)
     return 0;
 }
 
+int sim_tree_write_uint(const char *dir, const char *name, unsigned v)
+{
+    return write_file(dir, name, "%u\n", v);
+}
+
 static int link_at(const char *dir, const char *name, const char *target)
 {
     char path[700];
@@ -97,7 +102,7 @@ int sim_tree_write_pf_links(struct sim_pf *pf)
 /* The socket is not here: its listener removes it (only if still its own)
  * and must be closed first. */
 static const char *const fn_files[] = {"vendor", "device", "class", "physfn", "sriov_totalvfs",
-                                       "sriov_numvfs"};
+                                       "sriov_numvfs", "sriov_vf_total_msix", "sriov_vf_msix_count"};
 
 void sim_tree_remove_fn(struct sim_fn *fn)
 {

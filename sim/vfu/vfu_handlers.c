@@ -237,7 +237,7 @@ static int h_irq_info(struct vfu_srv *s, struct vfu_msg *m, struct vfu_reply *re
         .argsz = sizeof(q),
         .flags = msix ? VFIO_IRQ_INFO_EVENTFD : 0,
         .index = q.index,
-        .count = msix ? SIM_MSIX_VECTORS : 0,
+        .count = msix ? (s->fn->msix_count ? s->fn->msix_count : SIM_MSIX_VECTORS) : 0,
     };
     memcpy(reply_alloc(rep, sizeof(q)), &q, sizeof(q));
     return 0;

@@ -141,6 +141,11 @@ static void on_accept(struct sim_acceptor *a, int c)
         close(c);
         return;
     }
+    if (sim_msix_sync(s->fn) < 0) {
+        sim_acceptor_log_refused(a, "no MSI-X vectors for a queue pair (sriov_vf_msix_count < 4)");
+        close(c);
+        return;
+    }
     s->csock = c;
     vfu_reader_init(&s->rd);
     s->versioned = false;

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum mgmt_field { F_OP, F_DEV, F_SOCKET, F_UUID, F_TEST_OP, F_SIZE_MODE, F_DIRECT, F_FORCE, F_COUNT };
+enum mgmt_field { F_OP, F_DEV, F_SOCKET, F_UUID, F_TEST_OP, F_SIZE_MODE, F_DIRECT, F_FORCE, F_QUEUES, F_MSIX,
+                  F_RELEASE_MSIX, F_COUNT };
 
 /* One option of a subcommand. */
 struct mgmt_opt {
@@ -21,7 +22,8 @@ struct mgmt_opt {
 
 static bool takes_arg(enum mgmt_field f)
 {
-    return f == F_DEV || f == F_SOCKET || f == F_UUID || f == F_TEST_OP || f == F_SIZE_MODE;
+    return f == F_DEV || f == F_SOCKET || f == F_UUID || f == F_TEST_OP || f == F_SIZE_MODE || f == F_QUEUES ||
+           f == F_MSIX;
 }
 
 static const struct mgmt_opt no_opts[] = {{NULL, NULL, 0, 0, 0}};
@@ -30,7 +32,8 @@ static const struct mgmt_opt mgmtpf_opts[] = {
     {"a", "add", F_OP, MGMT_OP_ADD, ANY_OP},
     {"r", "remove", F_OP, MGMT_OP_REMOVE, ANY_OP},
     {"l", "list", F_OP, MGMT_OP_LIST, ANY_OP},
-    {"", "dev", F_DEV, 0, OP(ADD) | OP(REMOVE)},
+    {"", "reclaim-msix|reclaim_msix", F_OP, MGMT_OP_RECLAIM, ANY_OP},
+    {"", "dev", F_DEV, 0, OP(ADD) | OP(REMOVE) | OP(RECLAIM)},
     {NULL, NULL, 0, 0, 0},
 };
 
@@ -43,6 +46,9 @@ static const struct mgmt_opt vf_opts[] = {
     {"v", "socket-file|socket_file|socket", F_SOCKET, 0, OP(ADD)},
     {"u", "uuid", F_UUID, 0, OP(ADD)},
     {"", "direct", F_DIRECT, 0, OP(ADD)},
+    {"", "queues", F_QUEUES, 0, OP(ADD)},
+    {"", "msix", F_MSIX, 0, OP(ADD)},
+    {"", "release-msix|release_msix", F_RELEASE_MSIX, 0, OP(REMOVE)},
     {"o", "test-operation|test_operation", F_TEST_OP, 0, OP(DEBUG)},
     {"bm", "size-mode|size_mode|test-mode|test_mode", F_SIZE_MODE, 0, OP(DEBUG)},
     {"", "vfdev", F_DEV, 0, OP(ADD) | OP(REMOVE) | OP(INFO) | OP(DEBUG)},
@@ -57,20 +63,28 @@ static const struct mgmt_opt bind_opts[] = {
 };
 
 const struct mgmt_verb mgmt_verb_table[] = {
-    {"mgmtpf", "mgmtpf", true, "-a BDF | -r BDF | -l",
+    {"mgmtpf", "mgmtpf", true, "-a BDF | -r BDF | -l | --reclaim-msix BDF",
      "Manage PFs (the management functions whose admin queue drives their VFs).\n"
      "  -a, --add BDF        add a PF: bring up its admin queue\n"
      "  -r, --remove BDF     remove a PF (refused while it has VFs)\n"
-     "  -l, --list           list the PFs\n",
-     mgmtpf_opts, 1, OP(ADD) | OP(REMOVE), OP(ADD) | OP(REMOVE)},
-    {"vf", "vf", true, "-a BDF [-v SOCK] [-u UUID] [--direct] | -r BDF | -l PF | -i BDF | -d BDF -o N [-b MODE]",
+     "  -l, --list           list the PFs (with msix_total/msix_free: its MSI-X pool)\n"
+     "  --reclaim-msix BDF   give every VF's MSI-X vectors back to the PF's pool\n"
+     "                       (refused while any VF of it is served; vfe only)\n",
+     mgmtpf_opts, 1, OP(ADD) | OP(REMOVE) | OP(RECLAIM), OP(ADD) | OP(REMOVE) | OP(RECLAIM)},
+    {"vf", "vf", true,
+     "-a BDF [-v SOCK] [-u UUID] [--direct] [--queues N | --msix N] | -r BDF [--release-msix] | -l PF | -i BDF |\n"
+     "       -d BDF -o N [-b MODE]",
      "Manage VFs (each one served as a vhost-user back-end).\n"
      "  -a, --add BDF        add a VF and serve vhost-user for it\n"
      "    -v, --socket-file SOCK  its socket (default: the daemon's --iface prefix + BDF)\n"
      "    -u, --uuid UUID     the VM it belongs to: VFs of one VM share one DMA domain\n"
      "    --direct            drive it through its own common config, not its PF's admin\n"
      "                        queue (automatic for a function that is not a VF; vfe only)\n"
+     "    --queues N          size it first: N queue pairs (2N+2 MSI-X vectors from its\n"
+     "                        PF's pool; vfe only)\n"
+     "    --msix N            size it first: N MSI-X vectors, (N-2)/2 queue pairs\n"
      "  -r, --remove BDF     remove a VF (its device is stopped first)\n"
+     "    --release-msix      then give its MSI-X vectors back to its PF's pool\n"
      "  -l, --list PF        list the VFs of a PF\n"
      "  -i, --info BDF       details of a VF\n"
      "  -d, --debug BDF      a test operation on a VF (the peer's debug interface)\n"
@@ -196,6 +210,16 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
         c->test_operation = (int)n;
         return 0;
     }
+    case F_QUEUES:
+    case F_MSIX: {
+        char *end;
+        long n = strtol(v, &end, 10);
+        long lo = f == F_MSIX ? 4 : 1, hi = f == F_MSIX ? 2048 : 1023;
+        if (!*v || *end || n < lo || n > hi)
+            return failf(err, len, "%s: %s: '%.20s' is not a number %ld..%ld", c->verb->name, word, v, lo, hi);
+        *(f == F_MSIX ? &c->msix : &c->queues) = (unsigned)n;
+        return 0;
+    }
     case F_SIZE_MODE:
         if (!strcmp(v, "1") || !strcmp(v, "bit"))
             c->size_mode = 1;
@@ -219,8 +243,11 @@ static void op_names(const struct mgmt_verb *v, char *out, size_t len)
     for (const struct mgmt_opt *o = v->opts; o->longs && n < len; o++)
         if (o->field == F_OP) {
             count++;
-            n += (size_t)snprintf(out + n, len - n, "%s-%c", count == 1 ? "" : count == total ? " or " : ", ",
-                                  o->shorts[0]);
+            const char *sep = count == 1 ? "" : count == total ? " or " : ", ";
+            if (o->shorts[0])
+                n += (size_t)snprintf(out + n, len - n, "%s-%c", sep, o->shorts[0]);
+            else
+                n += (size_t)snprintf(out + n, len - n, "%s--%.*s", sep, (int)strcspn(o->longs, "|"), o->longs);
         }
 }
 
@@ -291,7 +318,11 @@ int mgmt_cmd_parse(int argc, char *const *argv, struct mgmt_cmd *c, char *err, s
             c->direct = true;
         else if (o->field == F_FORCE)
             c->force = true;
+        else if (o->field == F_RELEASE_MSIX)
+            c->release_msix = true;
     }
+    if (c->queues && c->msix)
+        return failf(err, len, "%s: '%s' and '%s': one of them, not both", v->name, given[F_QUEUES], given[F_MSIX]);
     char ops[64];
     op_names(v, ops, sizeof(ops));
     if (v->need_op && !c->op)
@@ -317,7 +348,8 @@ json_t *mgmt_cmd_params(const struct mgmt_cmd *c, bool peer)
     if (!strcmp(m, "mgmtpf")) {
         if (c->op == MGMT_OP_LIST)
             return json_pack("{s:b}", "list", 1);
-        return json_pack("{s:b, s:s}", c->op == MGMT_OP_ADD ? "add" : "remove", 1, "dev", c->dev);
+        return json_pack("{s:b, s:s}", c->op == MGMT_OP_ADD ? "add" : c->op == MGMT_OP_RECLAIM ? "reclaim_msix" : "remove",
+                         1, "dev", c->dev);
     }
     if (!strcmp(m, "vf")) {
         switch (c->op) {
@@ -329,9 +361,16 @@ json_t *mgmt_cmd_params(const struct mgmt_cmd *c, bool peer)
                 json_object_set_new(p, "uuid", c->uuid ? json_string(c->uuid) : json_null());
             if (c->direct)
                 json_object_set_new(p, "direct", json_true());
+            if (c->queues)
+                json_object_set_new(p, "queues", json_integer(c->queues));
+            if (c->msix)
+                json_object_set_new(p, "msix", json_integer(c->msix));
             return p;
         }
-        case MGMT_OP_REMOVE: return json_pack("{s:b, s:s}", "remove", 1, "vfdev", c->dev);
+        case MGMT_OP_REMOVE:
+            if (c->release_msix)
+                return json_pack("{s:b, s:s, s:b}", "remove", 1, "vfdev", c->dev, "release_msix", 1);
+            return json_pack("{s:b, s:s}", "remove", 1, "vfdev", c->dev);
         case MGMT_OP_LIST: return json_pack("{s:b, s:s}", "list", 1, "mgmtpf", c->dev);
         case MGMT_OP_INFO: return json_pack("{s:b, s:s}", "info", 1, "vfdev", c->dev);
         default:

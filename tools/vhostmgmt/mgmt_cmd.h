@@ -17,7 +17,8 @@
 
 #include "tools/vhostmgmt/mgmt_bdf.h"
 
-enum mgmt_op { MGMT_OP_NONE, MGMT_OP_ADD, MGMT_OP_REMOVE, MGMT_OP_LIST, MGMT_OP_INFO, MGMT_OP_DEBUG, MGMT_OP_COUNT };
+enum mgmt_op { MGMT_OP_NONE, MGMT_OP_ADD, MGMT_OP_REMOVE, MGMT_OP_LIST, MGMT_OP_INFO, MGMT_OP_DEBUG, MGMT_OP_RECLAIM,
+               MGMT_OP_COUNT };
 
 #define MGMT_SOCKET_MAX 107   /* bytes of a vhost-user socket path (sun_path less its NUL) */
 #define MGMT_UUID_MAX 63      /* bytes of a VM id (what the daemon keeps) */
@@ -46,6 +47,8 @@ struct mgmt_cmd {
     bool force;                   /* bind --force */
     int test_operation;           /* vf -d -o, 1..MGMT_TEST_OP_MAX */
     int size_mode;                /* vf -d -b: 1 bit, 2 byte (the default) */
+    unsigned queues, msix;        /* vf -a --queues N (pairs) / --msix N (vectors); 0: not given */
+    bool release_msix;            /* vf -r --release-msix */
 };
 
 /* The verb named name, or NULL. */

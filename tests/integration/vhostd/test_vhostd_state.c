@@ -297,6 +297,19 @@ static void test_bad_files(void)
          "\"version\" is not a positive integer"},
         {"newer version", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":2,\"pfs\":[],\"vfs\":[],\"x\":1}",
          "written by a newer vfe-vhostd, version 2; this one reads 1"},
+        /* the MSI-X size of a VF (vf -a --queues/--msix) */
+        {"msix zero", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                      "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"msix\":0}]}",
+         "vfs[0].msix must be an integer 1..2048"},
+        {"msix string", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                        "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"msix\":\"9\"}]}",
+         "vfs[0].msix must be an integer 1..2048"},
+        {"msix too large", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                           "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"msix\":4097}]}",
+         "vfs[0].msix must be an integer 1..2048"},
+        {"msix null", "{\"format\":\"vfe-vhostd-provisioning\",\"version\":1,\"pfs\":[],\"vfs\":["
+                      "{\"bdf\":\"0000:3b:00.1\",\"socket\":\"/tmp/a\",\"msix\":null}]}",
+         "vfs[0].msix must be an integer 1..2048"},
     };
     char dir[320], file[360], back[4096];
     snprintf(dir, sizeof(dir), "%s/bad-state", work);

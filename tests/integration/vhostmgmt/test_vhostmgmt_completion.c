@@ -66,11 +66,16 @@ int main(void)
     /* operations, then the options that go with the one typed */
     expect(LINE("%s -s %s vf -", m, d.rpc), "--add\n--debug\n--help\n--info\n--list\n--remove\n-a\n-d\n-h\n-i\n-l\n-r\n");
     expect(LINE("%s -s %s vf -a %s -", m, d.rpc, VF1),
-           "--direct\n--help\n--socket-file\n--uuid\n--vfdev\n-h\n-u\n-v\n");
-    expect(LINE("%s -s %s vf --add -v /tmp/x %s --", m, d.rpc, VF1), "--direct\n--help\n--socket-file\n--uuid\n--vfdev\n");
-    expect(LINE("%s -s %s vf --add -v /tmp/x %s -", m, d.rpc, VF1), "--direct\n--help\n--socket-file\n--uuid\n--vfdev\n-h\n-u\n");
+           "--direct\n--help\n--msix\n--queues\n--socket-file\n--uuid\n--vfdev\n-h\n-u\n-v\n");
+    expect(LINE("%s -s %s vf --add -v /tmp/x %s --", m, d.rpc, VF1),
+           "--direct\n--help\n--msix\n--queues\n--socket-file\n--uuid\n--vfdev\n");
+    expect(LINE("%s -s %s vf --add -v /tmp/x %s -", m, d.rpc, VF1),
+           "--direct\n--help\n--msix\n--queues\n--socket-file\n--uuid\n--vfdev\n-h\n-u\n");
+    expect(LINE("%s -s %s vf -a %s --queues ", m, d.rpc, VF1), "");
+    expect(LINE("%s -s %s vf -r %s -", m, d.rpc, VF1), "--help\n--release-msix\n--vfdev\n-h\n");
     expect(LINE("%s -s %s vf -d %s -o ", m, d.rpc, VF1), "1\n2\n3\n4\n5\n6\n");
-    expect(LINE("%s -s %s mgmtpf -", m, d.rpc), "--add\n--help\n--list\n--remove\n-a\n-h\n-l\n-r\n");
+    expect(LINE("%s -s %s mgmtpf -", m, d.rpc), "--add\n--help\n--list\n--reclaim-msix\n--remove\n-a\n-h\n-l\n-r\n");
+    expect(LINE("%s -s %s mgmtpf --reclaim-msix ", m, d.rpc), MT_PF "\n");
     /* BDFs from the daemon: PFs for vf -l and mgmtpf -r, VFs for vf -r/-i/-d, stats and migration */
     expect(LINE("%s -s %s vf -l ", m, d.rpc), MT_PF "\n");
     expect(LINE("%s --socket %s mgmtpf --remove ", m, d.rpc), MT_PF "\n");

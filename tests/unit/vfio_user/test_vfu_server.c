@@ -68,6 +68,7 @@ int sim_bar_access(struct sim_fn *fn, unsigned bar, uint64_t off, void *buf, siz
 }
 
 void sim_fn_reset(struct sim_fn *fn) { st->resets[fidx(fn)]++; }
+int sim_msix_sync(struct sim_fn *fn) { return 0; }
 
 int sim_dma_map(struct sim_fn *fn, uint64_t iova, uint64_t size, int fd, uint64_t offset, uint32_t prot)
 {

@@ -128,13 +128,23 @@ static void test_both_syntaxes(void **state)
     expect("vf -a af:00.3 --help", false, "HELP");
 }
 
+static void test_msix_params(void **state)
+{
+    expect("vf -a af:00.3 --queues 4", false, "{\"add\":true,\"vfdev\":\"0000:af:00.3\",\"queues\":4}");
+    expect("vf --msix=9 -a af:00.3", false, "{\"add\":true,\"vfdev\":\"0000:af:00.3\",\"msix\":9}");
+    expect("vf -r af:00.3 --release-msix", false,
+           "{\"remove\":true,\"vfdev\":\"0000:af:00.3\",\"release_msix\":true}");
+    expect("vf -r af:00.3", false, "{\"remove\":true,\"vfdev\":\"0000:af:00.3\"}");
+    expect("mgmtpf --reclaim-msix af:00.0", false, "{\"reclaim_msix\":true,\"dev\":\"0000:af:00.0\"}");
+}
+
 static void test_bad_input(void **state)
 {
     static const char *const cases[][2] = {
         {"", "no command"},
         {"frob", "unknown command 'frob'"},
         {"vf", "vf: one of -a, -r, -l, -i or -d is needed"},
-        {"mgmtpf", "mgmtpf: one of -a, -r or -l is needed"},
+        {"mgmtpf", "mgmtpf: one of -a, -r, -l or --reclaim-msix is needed"},
         {"vf -a af:00.3 -r", "vf: conflicting operations '-a' and '-r'"},
         {"vf --add --info af:00.3", "vf: conflicting operations '--add' and '--info'"},
         {"vf -a af:00.3 -x", "vf: unknown option '-x'"},
@@ -162,6 +172,17 @@ static void test_bad_input(void **state)
         {"stats a b", "stats: 'a' is not a PCI address [DDDD:]BB:DD.F"},
         {"stats 3b:00.1 3b:00.2", "stats: unexpected '3b:00.2' (the device is '3b:00.1')"},
         {"bind", "bind : which device? (a PCI address [DDDD:]BB:DD.F)"},
+        /* dynamic MSI-X */
+        {"vf -a af:00.3 --queues 2 --msix 5", "vf: '--queues' and '--msix': one of them, not both"},
+        {"vf -a af:00.3 --queues 0", "vf: --queues: '0' is not a number 1..1023"},
+        {"vf -a af:00.3 --queues x", "vf: --queues: 'x' is not a number 1..1023"},
+        {"vf -a af:00.3 --msix 3", "vf: --msix: '3' is not a number 4..2048"},
+        {"vf -a af:00.3 --msix 2049", "vf: --msix: '2049' is not a number 4..2048"},
+        {"vf -a af:00.3 --queues", "vf: option '--queues' needs an argument"},
+        {"vf -r af:00.3 --queues 2", "vf: '--queues' does not go with '-r'"},
+        {"vf -a af:00.3 --release-msix", "vf: '--release-msix' does not go with '-a'"},
+        {"mgmtpf --reclaim-msix", "mgmtpf --reclaim-msix: which device? (a PCI address [DDDD:]BB:DD.F)"},
+        {"mgmtpf -a af:00.0 --reclaim-msix af:00.0", "mgmtpf: conflicting operations '-a' and '--reclaim-msix'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char want[300];
@@ -301,6 +322,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bdf),          cmocka_unit_test(test_both_syntaxes), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_msix_params),
         cmocka_unit_test(test_peer_request), cmocka_unit_test(test_pyjson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
