@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,4 +139,14 @@ int file_write(const char *path, const char *text)
         return -1;
     fputs(text, f);
     return fclose(f);
+}
+
+void proc_remove_workdir(const char *dir)
+{
+    if (!dir || !dir[0] || getenv("VFE_TEST_KEEP"))
+        return;
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
 }

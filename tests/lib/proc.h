@@ -13,6 +13,8 @@ int proc_stop(pid_t pid, int timeout_ms);
 /* Wait for the child to exit by itself; its status or -1 on timeout. */
 int proc_wait(pid_t pid, int timeout_ms);
 bool proc_alive(pid_t pid);
+/* rm -rf a test's temp dir, unless VFE_TEST_KEEP is set (kept for a look after a failure). */
+void proc_remove_workdir(const char *dir);
 /* Open file descriptors of pid (from /proc), -1 on error. */
 int proc_fd_count(pid_t pid);
 /* CPU time (user + system) pid has used, in milliseconds; -1 on error. */

@@ -15,6 +15,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include "tests/lib/proc.h"
+
 static long now_ms(void)
 {
     struct timespec ts;
@@ -130,14 +132,6 @@ int sim_proc_alive(const struct sim_proc *sp)
     return sp->pid > 0 && kill(sp->pid, 0) == 0 && waitpid(sp->pid, NULL, WNOHANG) == 0;
 }
 
-static void remove_tree(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
 int sim_proc_stop(struct sim_proc *sp)
 {
     int status = -1;
@@ -156,8 +150,7 @@ int sim_proc_stop(struct sim_proc *sp)
         status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         sp->pid = 0;
     }
-    if (sp->dir[0] && !getenv("VFE_TEST_KEEP"))
-        remove_tree(sp->dir);
+    proc_remove_workdir(sp->dir);
     sp->dir[0] = '\0';
     return status;
 }

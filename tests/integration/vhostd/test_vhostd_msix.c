@@ -382,11 +382,6 @@ done:
         proc_stop(ha, 3000);
     if (sp.pid > 0)
         sim_proc_stop(&sp);
-    if (!getenv("VFE_TEST_KEEP")) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", work);
-    }
+    proc_remove_workdir(work);
     return check_result("vhostd_msix");
 }
