@@ -20,7 +20,7 @@
 #define VHOSTD_STATE_FORMAT "vfe-vhostd-provisioning"
 #define VHOSTD_STATE_VERSION 1
 #define VHOSTD_STATE_FILE "provisioning.json"
-#define VHOSTD_STATE_MAX_BYTES (1 << 20)
+#define VHOSTD_STATE_MAX_BYTES (16 << 20)   /* 16k VFs at ~250 bytes each fit */
 
 struct vhostd_state_pf {
     char bdf[16];
