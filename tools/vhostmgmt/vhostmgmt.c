@@ -16,6 +16,7 @@
 #include "lib/rpc/rpc.h"
 #include "tools/vhostmgmt/mgmt_cmd.h"
 #include "tools/vhostmgmt/mgmt_out.h"
+#include "tools/vhostmgmt/mgmt_page.h"
 #include "tools/vhostmgmt/mgmt_peer.h"
 
 #include "vfe_version.h"
@@ -109,7 +110,7 @@ static int bad_in(const struct mgmt_verb *verb, const char *fmt, ...)
 static int call(const struct mgmt_verb *verb, json_t *params, json_t **result)
 {
     char msg[512];
-    int rc = rpc_client_call(sock_path, verb->method, params, timeout_ms, result, msg, sizeof(msg));
+    int rc = mgmt_page_call(sock_path, verb->method, params, timeout_ms, result, msg, sizeof(msg));
     json_decref(params);
     if (rc) {
         fprintf(stderr, "%s: %s: %s (code %d)\n", prog, verb->name, msg, rc);
