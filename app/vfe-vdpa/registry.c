@@ -311,7 +311,8 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
         rec.vf_num = vhostd_pf_vf_num(pf, bdf);
     }
     if (!direct && !rec.vf_num) {
-        snprintf(msg, len, "%s is not listed among the VFs of %s", bdf, rec.pf);
+        snprintf(msg, len, "%s is not listed among the VFs of %s (virtfn0..virtfn%d: a PF's first %d VFs are managed)",
+                 bdf, rec.pf, VHOSTD_MAX_VFS - 1, VHOSTD_MAX_VFS);
         return -ENOENT;
     }
     int rc = vf_socket(r, bdf, socket, rec.socket, msg, len);
