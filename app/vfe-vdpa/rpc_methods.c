@@ -229,7 +229,7 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
             return 0;
         }
         struct vhostd_page pg;
-        if (!vhostd_page_params(params, &pg, c))
+        if (!vhostd_page_params(params, VHOSTD_PAGE_LIST_DEFAULT, &pg, c))
             return 0;
         json_t *a = json_array();
         unsigned cur = 0;
@@ -379,7 +379,7 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
         return 0;
     }
     struct vhostd_page pg;
-    if (!vhostd_page_params(params, &pg, c))
+    if (!vhostd_page_params(params, VHOSTD_PAGE_STATS_DEFAULT, &pg, c))
         return 0;
     json_t *a = json_array();
     unsigned cur = 0;

@@ -20,11 +20,11 @@ static bool page_int(json_t *params, const char *key, json_int_t lo, json_int_t 
     return true;
 }
 
-bool vhostd_page_params(json_t *params, struct vhostd_page *pg, struct rpc_call *c)
+bool vhostd_page_params(json_t *params, unsigned dflt_limit, struct vhostd_page *pg, struct rpc_call *c)
 {
     *pg = (struct vhostd_page){0};
     return page_int(params, "offset", 0, INT_MAX, 0, &pg->offset, c) &&
-           page_int(params, "limit", 1, VHOSTD_PAGE_MAX, VHOSTD_PAGE_DEFAULT, &pg->limit, c);
+           page_int(params, "limit", 1, VHOSTD_PAGE_MAX, dflt_limit, &pg->limit, c);
 }
 
 bool vhostd_page_take(struct vhostd_page *pg)
