@@ -253,7 +253,7 @@ void sim_vfu_close(struct sim_fn *fn);     /* stop serving, drop the client */
 /* ---- net/ ---- */
 int sim_net_init(struct sim *s);           /* switch and optional uplink */
 void sim_net_fini(struct sim *s);
-void sim_net_fn_init(struct sim_fn *fn);
+void sim_net_fn_init(struct sim_fn *fn);        /* net defaults; the scratch state comes with first use */
 void sim_net_fn_fini(struct sim_fn *fn);
 void sim_net_queue_notify(struct sim_fn *fn, uint16_t qidx);  /* data or ctrl queue kicked */
 void sim_net_reset(struct sim_fn *fn);     /* device reset: forget ring state */
