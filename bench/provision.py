@@ -228,11 +228,13 @@ def run_stall(work, n, delay_ms):
             ctl.sendall(json.dumps(cmd).encode() + b"\n")
             ctl.recv(4096)
             ctl.close()
-            tb = threading.Thread(target=lambda: provision(rpc, vb))
+            tb_s = []
+            tb = threading.Thread(target=lambda: tb_s.append(provision(rpc, vb)))
             tb.start()
             time.sleep(0.05)
             res[label] = round(provision(rpc, va), 3)
             tb.join()
+            res[label.replace("a_next_to_", "") + "_itself_s"] = round(tb_s[0], 3) if tb_s else None
             remove(va)
             remove(vb)
         res["slowdown_pct"] = round((res["a_next_to_slow_b_s"] / res["a_next_to_b_s"] - 1) * 100, 1)
