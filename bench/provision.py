@@ -2,7 +2,8 @@
 """Bench (not a test): provisioning at scale through vhostmgmt, end to end.
 
 Layouts (PFs x VFs each): 1x256, 4x256 (1024), 1x1024, 4x1024 (4096).  For each:
-time to add every VF (one vhostmgmt script), daemon and sim RSS, daemon fds per
+time to add every VF (one vhostmgmt script; --no-state, and 1x1024 once more
+with the state file, as the daemon runs by default), daemon and sim RSS, daemon fds per
 VF, idle CPU over 5 s after provisioning, RPC `version` latency measured by a
 second client while the VFs are being added, and the time one `stats` page of
 256 and of 1024 VFs holds the loop.  Then one slow device: two sims behind one
@@ -109,8 +110,9 @@ def sim_start(root, pfs, vfs, total):
     return p
 
 
-def daemon_start(root, rpc, iface):
-    d = subprocess.Popen([VHOSTD, "--no-state", "--pci-root", root, "--rpc", rpc, "--iface", iface,
+def daemon_start(root, rpc, iface, state_dir=None):
+    state = ["--state-dir", state_dir] if state_dir else ["--no-state"]
+    d = subprocess.Popen([VHOSTD] + state + ["--pci-root", root, "--rpc", rpc, "--iface", iface,
                           "--log-level", "warning"], stderr=subprocess.DEVNULL)
     wait(rpc)
     return d
@@ -148,14 +150,14 @@ def pct(xs, p):
     return round(xs[min(len(xs) - 1, int(len(xs) * p / 100))], 2)
 
 
-def run_layout(npfs, per_pf, work):
-    tag = "%dx%d" % (npfs, per_pf)
+def run_layout(npfs, per_pf, work, state=False):
+    tag = "%dx%d%s" % (npfs, per_pf, "+state" if state else "")
     root, rpc = os.path.join(work, "root" + tag), os.path.join(work, "rpc" + tag + ".sock")
     pfs = pf_bdfs(npfs, per_pf)
     sim = sim_start(root, pfs, per_pf, per_pf)
     d = None
     try:
-        d = daemon_start(root, rpc, os.path.join(work, "v%s-" % tag))
+        d = daemon_start(root, rpc, os.path.join(work, "v%s-" % tag), os.path.join(work, "state" + tag) if state else None)
         add_pfs(rpc, pfs)
         before_rss, before_fds = rss_kib(d.pid), len(os.listdir("/proc/%d/fd" % d.pid))
         bdfs = [vf_bdf(pf, n) for pf in pfs for n in range(1, per_pf + 1)]
@@ -251,6 +253,8 @@ def main():
     layouts = [(1, 256), (4, 256)] if QUICK else [(1, 256), (4, 256), (1, 1024), (4, 1024)]
     try:
         results = [run_layout(p, v, work) for p, v in layouts]
+        # the default: every add rewrites and fsyncs the whole state file
+        results.append(run_layout(1, 256 if QUICK else 1024, work, state=True))
         stall = run_stall(work, 64 if QUICK else 256, 20)
     finally:
         shutil.rmtree(work, ignore_errors=True)

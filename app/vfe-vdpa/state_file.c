@@ -219,11 +219,13 @@ static int parse_doc(json_t *doc, struct vhostd_state *s, char *why, size_t len)
     }
     size_t i;
     json_array_foreach(pfs, i, val) {
+        memset(&s->pfs[i], 0, sizeof(s->pfs[i]));
         if (parse_record(val, pf_rules, &s->pfs[i], "pfs", i, why, len) < 0)
             return -EINVAL;
         s->npfs++;
     }
     json_array_foreach(vfs, i, val) {
+        memset(&s->vfs[i], 0, sizeof(s->vfs[i]));
         if (parse_record(val, vf_rules, &s->vfs[i], "vfs", i, why, len) < 0)
             return -EINVAL;
         s->nvfs++;
@@ -233,7 +235,9 @@ static int parse_doc(json_t *doc, struct vhostd_state *s, char *why, size_t len)
 
 int vhostd_state_read(const char *path, struct vhostd_state *s, char *msg, size_t len)
 {
-    memset(s, 0, sizeof(*s));
+    /* only the records read are written: the tables are sized for 16k VFs and
+     * pages never touched cost no memory */
+    s->npfs = s->nvfs = 0;
     char why[300];
     int rc = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -264,7 +268,7 @@ int vhostd_state_read(const char *path, struct vhostd_state *s, char *msg, size_
     if (fd >= 0)
         close(fd);
     if (rc < 0) {
-        memset(s, 0, sizeof(*s));
+        s->npfs = s->nvfs = 0;
         snprintf(msg, len, "state file %s: %s", path, why);
     }
     return rc;

@@ -39,8 +39,9 @@ struct vhostd_state {
     struct vhostd_state_vf vfs[VHOSTD_MAX_MANAGED_VFS];
 };
 
-/* Read and validate the whole file at path into s (s is all-or-nothing:
- * cleared on any error).  0; 1 if there is no file (s empty); or -errno with
+/* Read and validate the whole file at path into s (s is all-or-nothing: no
+ * records (npfs = nvfs = 0) on any error; entries past the counts are not
+ * cleared).  0; 1 if there is no file (s empty); or -errno with
  * one sentence in msg naming what is wrong:
  *   -EINVAL      not JSON, wrong format, types, BDF, socket path, duplicates,
  *                too many records, not a regular file, too large
