@@ -8,12 +8,14 @@ VF, idle CPU over 5 s after provisioning, RPC `version` latency measured by a
 second client while the VFs are being added, and the time one `stats` page of
 256 and of 1024 VFs holds the loop.  Then one slow device: two sims behind one
 PCI tree, PF B's admin queue delayed (sim fault admin_delay), PF A's 256 VFs
-provisioned alone, next to B's without the fault, and next to B's with it.
+provisioned alone, next to B's without the fault, next to B's with it, and
+next to 4 of B's with sim B stopped (SIGSTOP: a device that does not answer).
 Prints one JSON object (method and results: docs/scale.md).
     bench/provision.py [BUILD_DIR] [--quick]"""
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -236,10 +238,26 @@ def run_stall(work, n, delay_ms):
             time.sleep(0.05)
             res[label] = round(provision(rpc, va), 3)
             tb.join()
-            res[label.replace("a_next_to_", "") + "_itself_s"] = round(tb_s[0], 3) if tb_s else None
+            res[("slow_b" if fault else "b") + "_itself_s"] = round(tb_s[0], 3) if tb_s else None
             remove(va)
             remove(vb)
         res["slowdown_pct"] = round((res["a_next_to_slow_b_s"] / res["a_next_to_b_s"] - 1) * 100, 1)
+        # a device that does not answer at all: sim 2 stopped (SIGSTOP, by its PID) while 4 of B's VFs
+        # are added; A's provisioning meanwhile
+        os.kill(s2.pid, signal.SIGSTOP)
+        try:
+            tb_s = []
+            tb = threading.Thread(target=lambda: tb_s.append(
+                subprocess.run([MGMT, "-s", rpc, "--keep-going"], input="".join("vf -a %s\n" % b for b in vb[:4]),
+                               text=True, capture_output=True)))
+            tb.start()
+            time.sleep(0.05)
+            res["a_next_to_stopped_b_s"] = round(provision(rpc, va), 3)
+            tb.join()
+        finally:
+            os.kill(s2.pid, signal.SIGCONT)
+        remove(va)
+        remove(vb[:4])
     finally:
         for p in (d, s1, s2):
             if p:
