@@ -31,7 +31,7 @@ typedef const char *(*vhostd_reg_key_fn)(const void *ctx, unsigned slot, int whi
 void vhostd_reg_index_put(struct vhostd_reg_index *x, unsigned slot, const char *bdf, const char *sock);
 /* slot leaves the index (its VF may already be freed). */
 void vhostd_reg_index_del(struct vhostd_reg_index *x, unsigned slot);
-/* The lowest slot not indexed, or -1 if all are. */
+/* The lowest free slot (slots[i] NULL: the registry's own array), or -1 if none. */
 int vhostd_reg_index_free_slot(struct vhostd_reg_index *x, void *const *slots);
 /* The slot whose key (which 0: BDF, 1: socket) equals key, or -1. */
 int vhostd_reg_index_find(const struct vhostd_reg_index *x, int which, const char *key, vhostd_reg_key_fn key_of,
