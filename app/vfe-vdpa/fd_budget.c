@@ -38,6 +38,6 @@ unsigned long vhostd_fd_budget_raise(void)
         LOG_N("%lu file descriptors: enough for %u VFs without a guest, %u with one (single queue pair); "
               "the daemon manages up to %d (raise LimitNOFILE)", n, idle, active, VHOSTD_MAX_MANAGED_VFS);
     else
-        LOG_I("%lu file descriptors: enough for %d VFs", n, VHOSTD_MAX_MANAGED_VFS);
+        LOG_N("%lu file descriptors: enough for %d VFs, with guests", n, VHOSTD_MAX_MANAGED_VFS);
     return n;
 }

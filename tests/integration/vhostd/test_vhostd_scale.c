@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,22 @@ static int stats_page(json_t *p, int *n, int *total, int *next)
     }
     json_decref(res);
     return rc;
+}
+
+/* The daemon's soft RLIMIT_NOFILE is its hard one, and the log says how many VFs that serves. */
+static void check_fd_limit(pid_t pid, const char *log, rlim_t hard)
+{
+    char path[64], text[8192] = "";
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    file_read(path, text, sizeof(text));
+    const char *l = strstr(text, "Max open files");
+    unsigned long long soft = 0, max = 0;
+    CHECK(l && sscanf(l + strlen("Max open files"), "%llu %llu", &soft, &max) == 2 && soft == max &&
+          (hard == RLIM_INFINITY || max == (unsigned long long)hard), "daemon fd limit soft %llu hard %llu", soft,
+          max);
+    static char logtext[1 << 20];
+    file_read(log, logtext, sizeof(logtext));
+    CHECK(strstr(logtext, "file descriptors: enough for"), "no fd budget line in the log");
 }
 
 static void test_sim_limits(void)
@@ -268,8 +285,16 @@ int main(void)
         usleep(50000);
     REQUIRE(access(path, F_OK) == 0, out, "the sim did not create 1024 VFs within 60 s");
     const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, "--no-state",
-                          "--log-level", "warning", NULL};
+                          "--log-level", "notice", NULL};
+    /* started with a low soft fd limit: the daemon raises it to the hard one and says what it allows */
+    struct rlimit saved, low;
+    getrlimit(RLIMIT_NOFILE, &saved);
+    low = saved;
+    if (low.rlim_max > 256)
+        low.rlim_cur = 256;
+    setrlimit(RLIMIT_NOFILE, &low);
     pid_t pid = proc_spawn(argv, log);
+    setrlimit(RLIMIT_NOFILE, &saved);
     for (int i = 0; i < 100 && access(rpc, F_OK); i++)
         usleep(50000);
     json_t *res;
@@ -281,6 +306,7 @@ int main(void)
             usleep(50000);
     }
     REQUIRE(rc == 0, done, "mgmtpf -a %s: %s", PF, msg);
+    check_fd_limit(pid, log, saved.rlim_max);
     test_provision_all();
     test_paging();
     test_daemon_limits();
