@@ -5,7 +5,7 @@
 #define VFE_VHOSTD_FD_BUDGET_H
 
 /* Measured (docs/scale.md, bench/provision.py): a provisioned VF without a
- * front-end holds 3 (vfio-user socket, vhost-user listener, one eventfd). */
+ * front-end holds 3 (vfio-user connection, vhost-user listener, a memfd). */
 #define VHOSTD_FDS_PER_IDLE_VF 3
 /* With a front-end: connection, per ring kick + call (2 rings), config call, slack. */
 #define VHOSTD_FDS_PER_ACTIVE_VF (VHOSTD_FDS_PER_IDLE_VF + 1 + 2 * 2 + 1 + 2)
