@@ -12,9 +12,59 @@ void ha_store_init(struct ha_store *s, const struct vfe_ha_limits *lim)
     s->lim = *lim;
 }
 
+static uint32_t bucket(const struct ha_store *s, const char *key)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (; *key; key++)
+        h = (h ^ (uint8_t)*key) * 16777619u;
+    return h & (s->cap - 1);     /* cap is a power of two */
+}
+
+static void index_add(struct ha_store *s, uint32_t i)
+{
+    uint32_t b = bucket(s, s->recs[i].key);
+    s->next[i] = s->head[b];
+    s->head[b] = (int32_t)i;
+}
+
+static void index_remove(struct ha_store *s, uint32_t i)
+{
+    for (int32_t *p = &s->head[bucket(s, s->recs[i].key)]; *p >= 0; p = &s->next[*p])
+        if (*p == (int32_t)i) {
+            *p = s->next[i];
+            return;
+        }
+}
+
+/* Room for cap records, the index rebuilt for it.  0 or -ENOMEM (nothing changed). */
+static int grow(struct ha_store *s, uint32_t cap)
+{
+    struct ha_record *recs = realloc(s->recs, sizeof(*recs) * cap);
+    if (!recs)
+        return -ENOMEM;
+    s->recs = recs;
+    int32_t *head = malloc(sizeof(int32_t) * cap), *next = malloc(sizeof(int32_t) * cap);
+    if (!head || !next) {
+        free(head);
+        free(next);
+        return -ENOMEM;
+    }
+    free(s->head);
+    free(s->next);
+    s->head = head;
+    s->next = next;
+    s->cap = cap;
+    memset(s->head, 0xff, sizeof(int32_t) * cap);
+    for (uint32_t i = 0; i < s->n; i++)
+        index_add(s, i);
+    return 0;
+}
+
 static struct ha_record *lookup(const struct ha_store *s, const char *key)
 {
-    for (uint32_t i = 0; i < s->n; i++)
+    if (!s->cap)
+        return NULL;
+    for (int32_t i = s->head[bucket(s, key)]; i >= 0; i = s->next[i])
         if (strcmp(s->recs[i].key, key) == 0)
             return &s->recs[i];
     return NULL;
@@ -67,15 +117,9 @@ int ha_store_put(struct ha_store *s, const char *key, uint8_t *blob, uint32_t le
             return -ENOMEM;
         memcpy(copy, fds, sizeof(int) * nfds);
     }
-    if (!old && s->n == s->cap) {
-        uint32_t cap = s->cap ? s->cap * 2 : 16;
-        struct ha_record *recs = realloc(s->recs, sizeof(*recs) * cap);
-        if (!recs) {
-            free(copy);
-            return -ENOMEM;
-        }
-        s->recs = recs;
-        s->cap = cap;
+    if (!old && s->n == s->cap && grow(s, s->cap ? s->cap * 2 : 16) < 0) {
+        free(copy);
+        return -ENOMEM;
     }
     struct ha_record *r = old;
     if (r)
@@ -83,6 +127,8 @@ int ha_store_put(struct ha_store *s, const char *key, uint8_t *blob, uint32_t le
     else
         r = &s->recs[s->n++];
     memcpy(r->key, key, klen + 1);
+    if (!old)
+        index_add(s, (uint32_t)(r - s->recs));
     r->blob = blob;
     r->blob_len = len;
     r->fds = copy;
@@ -97,8 +143,15 @@ int ha_store_del(struct ha_store *s, const char *key)
     struct ha_record *r = lookup(s, key);
     if (!r)
         return -ENOENT;
+    uint32_t i = (uint32_t)(r - s->recs), last = s->n - 1;
+    index_remove(s, i);
     release(s, r);
-    *r = s->recs[--s->n];
+    if (i != last) {
+        index_remove(s, last);
+        *r = s->recs[last];
+        index_add(s, i);
+    }
+    s->n--;
     return 0;
 }
 
@@ -107,6 +160,9 @@ void ha_store_clear(struct ha_store *s)
     for (uint32_t i = 0; i < s->n; i++)
         release(s, &s->recs[i]);
     free(s->recs);
+    free(s->head);
+    free(s->next);
     s->recs = NULL;
+    s->head = s->next = NULL;
     s->n = s->cap = 0;
 }

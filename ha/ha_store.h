@@ -29,6 +29,9 @@ struct ha_record {
 struct ha_store {
     struct ha_record *recs;     /* unordered; a deleted slot takes the last record */
     uint32_t n, cap;
+    /* records by key: chains of record indexes (-1 ends), cap buckets; 16k
+     * records (16 PFs x 1024 VFs) are looked up on every deposit */
+    int32_t *head, *next;
     uint32_t fds;               /* held by every record */
     uint64_t bytes;
     struct vfe_ha_limits lim;

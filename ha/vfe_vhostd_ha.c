@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "Holds the fds and state snapshots vfe-vhostd deposits, so that the daemon can\n"
             "crash or be restarted without resetting devices or guests (docs/ha.md).\n"
             "  --socket PATH        unix socket to serve (default " DEFAULT_SOCKET ", mode 0600)\n"
-            "  --max-records N      records held at most (default 4096)\n"
+            "  --max-records N      records held at most (default 16400: 16 PFs and 16384 VFs)\n"
             "  --max-bytes N        blob and key bytes held at most (default 256 MiB)\n"
             "  --hello-timeout SEC  close a client that sends no HELLO within SEC seconds\n"
             "                       (default 5, 1 to 600)\n"
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *path = DEFAULT_SOCKET;
-    uint64_t max_records = 4096, max_bytes = 256ull << 20, hello_timeout = 5;
+    uint64_t max_records = 16400, max_bytes = 256ull << 20, hello_timeout = 5;
     int level = LOG_INFO;
     vfe_log_set_ident("vfe-vhostd-ha");
     int o;

@@ -17,8 +17,14 @@
 #include <stdint.h>
 #include <linux/virtio_net.h>
 
-#define SIM_MAX_PFS        8
-#define SIM_MAX_VFS        256
+#define SIM_MAX_PFS        16
+#define SIM_MAX_VFS        1024
+/* SR-IOV routing: VF n's routing id is the PF's + SIM_VF_OFFSET + (n-1) * SIM_VF_STRIDE
+ * (bus = rid >> 8, device = (rid >> 3) & 31, function = rid & 7), as First VF
+ * Offset and VF Stride in the PF's SR-IOV capability say. */
+#define SIM_VF_OFFSET      1
+#define SIM_VF_STRIDE      1
+#define SIM_VF_RID(pf_rid, n) ((pf_rid) + SIM_VF_OFFSET + ((n) - 1) * SIM_VF_STRIDE)
 #define SIM_MAX_QPAIRS     16
 #define SIM_MAX_DATA_QUEUES (2 * SIM_MAX_QPAIRS)
 /* VF queues: 0..2*pairs-1 data (rx even, tx odd), then ctrl; PF: 2 data, then admin. */
@@ -255,7 +261,7 @@ void sim_vfu_close(struct sim_fn *fn);     /* stop serving, drop the client */
 /* ---- net/ ---- */
 int sim_net_init(struct sim *s);           /* switch and optional uplink */
 void sim_net_fini(struct sim *s);
-void sim_net_fn_init(struct sim_fn *fn);
+void sim_net_fn_init(struct sim_fn *fn);        /* net defaults; the scratch state comes with first use */
 void sim_net_fn_fini(struct sim_fn *fn);
 void sim_net_queue_notify(struct sim_fn *fn, uint16_t qidx);  /* data or ctrl queue kicked */
 void sim_net_reset(struct sim_fn *fn);     /* device reset: forget ring state */

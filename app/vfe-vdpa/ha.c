@@ -2,6 +2,7 @@
 #include "app/vfe-vdpa/ha.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ static void forget_fds(struct vfe_ha_record *rec)
 
 int vhostd_ha_fetch(struct vhostd_ha *h, struct ev_loop *loop, const char *path, struct vhostd_registry *reg)
 {
-    memset(h, 0, sizeof(*h));
+    memset(h, 0, offsetof(struct vhostd_ha, fallback_rec));
+    h->nfallback = 0;
     h->loop = loop;
     h->path = path;
     h->reg = reg;

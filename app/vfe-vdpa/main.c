@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "app/vfe-vdpa/fd_budget.h"
 #include "app/vfe-vdpa/rpc_compat.h"
 #include "app/vfe-vdpa/vhostd.h"
 #include "app/vfe-vdpa/vf_batch.h"
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
     if (!realpath("/proc/self/exe", d.exe))
         snprintf(d.exe, sizeof(d.exe), "%s", argv[0]);
     signal(SIGPIPE, SIG_IGN);
+    vhostd_fd_budget_raise();
     d.lock_fd = -1;
     if (lock_rpc_path(&d) < 0)
         return 1;

@@ -1,5 +1,7 @@
 /* Command line of vfe-vhostd. */
 #include "app/vfe-vdpa/options.h"
+#include "app/vfe-vdpa/fd_budget.h"
+#include "app/vfe-vdpa/registry.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -74,7 +76,14 @@ void vhostd_usage(FILE *f)
 "One daemon per RPC path: PATH.lock is held for the daemon's life and a second\n"
 "vfe-vhostd on the same --rpc refuses to start.  vhost-user sockets are never\n"
 "created over a socket another process listens on, nor over a file that is not\n"
-"a socket; with --client they are QEMU's and are neither created nor removed.\n");
+"a socket; with --client they are QEMU's and are neither created nor removed.\n"
+"\n"
+"Limits: %d PFs, %d VFs per PF (virtfn0..virtfn%d), %d VFs in all.\n"
+"Each VF holds file descriptors (%d without a guest, about %d with one): the\n"
+"soft RLIMIT_NOFILE is raised to the hard one at start and the number of VFs it\n"
+"allows is logged.  stats and vf -l answer in pages (offset, limit; docs/rpc.md).\n",
+            VHOSTD_MAX_PFS, VHOSTD_MAX_VFS, VHOSTD_MAX_VFS - 1, VHOSTD_MAX_MANAGED_VFS, VHOSTD_FDS_PER_IDLE_VF,
+            VHOSTD_FDS_PER_ACTIVE_VF);
 }
 
 static int check_options(struct vhostd_options *o)

@@ -57,7 +57,7 @@ static int read_count(const char *root, const char *fn, const char *attr)
     fclose(f);
     char *end;
     long v = ok ? strtol(buf, &end, 10) : -1;
-    return ok && end != buf && (*end == '\n' || !*end) && v >= 0 && v <= VHOSTD_MAX_VFS ? (int)v : -1;
+    return ok && end != buf && (*end == '\n' || !*end) && v >= 0 && v <= 65535 ? (int)v : -1;
 }
 
 int pci_pf_vfs(const char *root, const char *pf, char vfs[][16], int max)

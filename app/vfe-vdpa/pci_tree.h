@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VHOSTD_MAX_VFS 256
+#define VHOSTD_MAX_VFS 1024   /* per PF; SR-IOV allows 65535, the daemon manages this many */
 
 /* A BDF is DDDD:BB:DD.F in lower-case hex. */
 bool pci_bdf_valid(const char *bdf);

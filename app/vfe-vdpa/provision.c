@@ -2,6 +2,7 @@
 #include "app/vfe-vdpa/provision.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,7 +13,13 @@
 
 int vhostd_prov_open(struct vhostd_prov *p, const char *dir, char *msg, size_t len)
 {
-    memset(p, 0, sizeof(*p));
+    /* the per-record tables (7 MB for 16k VFs) are written only as records
+     * come: pages never touched cost no memory */
+    memset(p, 0, offsetof(struct vhostd_prov, want));
+    p->want.npfs = p->want.nvfs = 0;
+    p->dirty = false;
+    p->writes = p->write_failures = 0;
+    p->write_error[0] = '\0';
     p->lock_fd = -1;
     if (!dir || !*dir)
         return 0;
@@ -48,6 +55,9 @@ int vhostd_prov_open(struct vhostd_prov *p, const char *dir, char *msg, size_t l
         p->lock_fd = -1;
         return rc;
     }
+    memset(p->pf_reason, 0, p->want.npfs * sizeof(p->pf_reason[0]));
+    memset(p->vf_reason, 0, p->want.nvfs * sizeof(p->vf_reason[0]));
+    memset(p->vf_pf, 0, p->want.nvfs * sizeof(p->vf_pf[0]));
     p->enabled = true;
     if (rc == 0)
         LOG_N("state %s: %u PFs and %u VFs to provision", p->path, p->want.npfs, p->want.nvfs);

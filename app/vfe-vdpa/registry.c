@@ -28,7 +28,36 @@ int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struc
     if (rc < 0)
         return rc;
     snprintf(r->rpc_path, sizeof(r->rpc_path), "%s", canon);
+    if (vhostd_reg_index_init(&r->index, VHOSTD_MAX_MANAGED_VFS) < 0) {
+        snprintf(msg, len, "out of memory for the VF index");
+        return -ENOMEM;
+    }
     return 0;
+}
+
+static const char *slot_key(const void *ctx, unsigned slot, int which)
+{
+    const struct vhostd_registry *r = ctx;
+    return which ? r->vfs[slot]->rec.socket : r->vfs[slot]->rec.bdf;
+}
+
+static void slot_set(struct vhostd_registry *r, unsigned slot, struct vhostd_vf *vf)
+{
+    r->vfs[slot] = vf;
+    vhostd_reg_index_put(&r->index, slot, vf->rec.bdf, vf->rec.socket);
+}
+
+static void slot_clear(struct vhostd_registry *r, unsigned slot)
+{
+    if (!r->vfs[slot])
+        return;
+    vhostd_reg_index_del(&r->index, slot);
+    r->vfs[slot] = NULL;
+}
+
+static int free_vf_slot(struct vhostd_registry *r)
+{
+    return vhostd_reg_index_free_slot(&r->index, (void *const *)r->vfs);
 }
 
 void vhostd_reg_close(struct vhostd_registry *r)
@@ -37,6 +66,7 @@ void vhostd_reg_close(struct vhostd_registry *r)
         vhostd_pf_close(r->pfs[i]);
         r->pfs[i] = NULL;
     }
+    vhostd_reg_index_free(&r->index);
 }
 
 /* ---- PFs ---- */
@@ -155,10 +185,7 @@ int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, 
 
 static int vf_slot(const struct vhostd_registry *r, const char *bdf)
 {
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (r->vfs[i] && !strcmp(r->vfs[i]->rec.bdf, bdf))
-            return (int)i;
-    return -1;
+    return vhostd_reg_index_find(&r->index, 0, bdf, slot_key, r);
 }
 
 struct vhostd_vf *vhostd_reg_find_vf(const struct vhostd_registry *r, const char *bdf)
@@ -181,12 +208,11 @@ const char *vhostd_reg_socket_user(const struct vhostd_registry *r, const char *
 {
     if (!strcmp(canon, r->rpc_path))
         return "the daemon's RPC socket";
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (r->vfs[i] && !strcmp(r->vfs[i]->rec.socket, canon)) {
-            snprintf(buf, len, "VF %s", r->vfs[i]->rec.bdf);
-            return buf;
-        }
-    return NULL;
+    int i = vhostd_reg_index_find(&r->index, 1, canon, slot_key, r);
+    if (i < 0)
+        return NULL;
+    snprintf(buf, len, "VF %s", r->vfs[i]->rec.bdf);
+    return buf;
 }
 
 /* The VF's socket path: canonical, not another's, and (server mode) free to bind. */
@@ -285,17 +311,16 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
         rec.vf_num = vhostd_pf_vf_num(pf, bdf);
     }
     if (!direct && !rec.vf_num) {
-        snprintf(msg, len, "%s is not listed among the VFs of %s", bdf, rec.pf);
+        snprintf(msg, len, "%s is not listed among the VFs of %s (virtfn0..virtfn%d: a PF's first %d VFs are managed)",
+                 bdf, rec.pf, VHOSTD_MAX_VFS - 1, VHOSTD_MAX_VFS);
         return -ENOENT;
     }
     int rc = vf_socket(r, bdf, socket, rec.socket, msg, len);
     if (rc < 0)
         return rc;
-    unsigned slot = 0;
-    while (slot < VHOSTD_MAX_MANAGED_VFS && r->vfs[slot])
-        slot++;
-    if (slot == VHOSTD_MAX_MANAGED_VFS) {
-        snprintf(msg, len, "at most %d VFs", VHOSTD_MAX_MANAGED_VFS);
+    int slot = free_vf_slot(r);
+    if (slot < 0) {
+        snprintf(msg, len, "at most %d VFs (%d PFs x %d)", VHOSTD_MAX_MANAGED_VFS, VHOSTD_MAX_PFS, VHOSTD_MAX_VFS);
         return -ENOSPC;
     }
     snprintf(rec.bdf, sizeof(rec.bdf), "%s", bdf);
@@ -305,7 +330,7 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
     struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);
     if (!vf)
         return rc;
-    r->vfs[slot] = vf;
+    slot_set(r, (unsigned)slot, vf);
     vhostd_ha_put_vf(r->ha, vf);   /* its transport and listening socket, before any front-end comes */
     if (direct)
         LOG_N("VF %s added in direct mode (no PF admin queue), vhost-user %s %s%s%s", bdf,
@@ -325,17 +350,14 @@ struct removal {
 
 static bool no_vfs(const struct vhostd_registry *r)
 {
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (r->vfs[i])
-            return false;
-    return true;
+    return r->index.used == 0;
 }
 
 static void vf_gone(void *ctx)
 {
     struct removal m = *(struct removal *)ctx;
     free(ctx);
-    m.r->vfs[m.slot] = NULL;
+    slot_clear(m.r, m.slot);
     if (m.done)
         m.done(m.ctx);
     if (m.r->drained && no_vfs(m.r)) {
@@ -414,9 +436,7 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
     struct vhostd_pf *pf = vhostd_reg_find_pf(r, rec->vf.pf);
     char who[32];
     const char *why = NULL;
-    unsigned slot = 0;
-    while (slot < VHOSTD_MAX_MANAGED_VFS && r->vfs[slot])
-        slot++;
+    int slot = free_vf_slot(r);
     if (!pf || pf->state != PF_READY)
         why = "its PF was not taken over";
     else if (vf_slot(r, rec->bdf) >= 0)
@@ -425,7 +445,7 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
         why = "no longer that VF of its PF";
     else if (vhostd_reg_socket_user(r, rec->vf.socket, who, sizeof(who)))
         why = "its socket is another's";
-    else if (slot == VHOSTD_MAX_MANAGED_VFS)
+    else if (slot < 0)
         why = "no slot";
     if (why) {
         snprintf(msg, len, "VF %s: %s", rec->bdf, why);
@@ -440,7 +460,7 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
     struct vhostd_vf *vf = vhostd_vf_adopt(r->loop, &p, pf, rec, fds, nfds, msg, len, &err);
     if (!vf)
         return err;
-    r->vfs[slot] = vf;
+    slot_set(r, (unsigned)slot, vf);
     LOG_N("VF %s taken over: vhost-user %s %s continues", rec->bdf, r->opt->client ? "client to" : "on",
           rec->vf.socket);
     return 0;
@@ -450,7 +470,7 @@ void vhostd_reg_abandon(struct vhostd_registry *r)
 {
     for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
         vhostd_vf_abandon(r->vfs[i]);
-        r->vfs[i] = NULL;
+        slot_clear(r, i);
     }
     for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++) {
         vhostd_pf_abandon(r->pfs[i]);

@@ -22,7 +22,8 @@
  *   -ENOENT        no such PCI function, not a VF, PF/VF not added
  *   -ENODEV        the VF's PF is not added or not ready
  *   -EBUSY         PF still starting or with VFs; VF being removed
- *   -ENOSPC        slot limit
+ *   -ENOSPC        slot limit (VHOSTD_MAX_PFS PFs, VHOSTD_MAX_MANAGED_VFS VFs)
+ *   -ENOMEM        (init) no memory for the lookup index
  *   other          device / transport errors
  * Callbacks run later, from the loop, never inside the call that starts them.
  */
@@ -34,12 +35,14 @@
 
 #include "app/vfe-vdpa/options.h"
 #include "app/vfe-vdpa/pf.h"
+#include "app/vfe-vdpa/registry_index.h"
 #include "app/vfe-vdpa/vf.h"
 
 struct vhostd_ha;
 
+/* 16 PFs x VHOSTD_MAX_VFS (1024, pci_tree.h) VFs each */
 #define VHOSTD_MAX_PFS 16
-#define VHOSTD_MAX_MANAGED_VFS 1024
+#define VHOSTD_MAX_MANAGED_VFS (VHOSTD_MAX_PFS * VHOSTD_MAX_VFS)
 
 struct vhostd_registry {
     struct ev_loop *loop;
@@ -48,6 +51,7 @@ struct vhostd_registry {
     char pci_root[PATH_MAX];       /* canonical; no VF socket inside */
     struct vhostd_pf *pfs[VHOSTD_MAX_PFS];
     struct vhostd_vf *vfs[VHOSTD_MAX_MANAGED_VFS];   /* removing ones stay until they are gone */
+    struct vhostd_reg_index index;  /* vfs[] by BDF and socket path; a slot is indexed while vfs[slot] is set */
     void (*drained)(void *ctx);
     void *drained_ctx;
     struct vhostd_ha *ha;          /* deposits (ha.h), NULL without --ha */

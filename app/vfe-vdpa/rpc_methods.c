@@ -16,6 +16,7 @@
 #include "drivers/bus/vfio/vfio_bind.h"
 #include "drivers/vdpa/virtio/vdpa_timeline.h"
 #include "lib/log/vfe_log.h"
+#include "app/vfe-vdpa/rpc_page.h"
 #include "vfe_version.h"
 
 static int code_of(int err)
@@ -271,19 +272,25 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
             rpc_call_error(c, RPC_NOT_FOUND, "PF %s is not added", pf);
             return 0;
         }
+        struct vhostd_page pg;
+        if (!vhostd_page_params(params, VHOSTD_PAGE_LIST_DEFAULT, &pg, c))
+            return 0;
         json_t *a = json_array();
         unsigned cur = 0;
         for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, pf));)
-            json_array_append_new(a, vf_json(vf, false));
+            if (vhostd_page_take(&pg))
+                json_array_append_new(a, vf_json(vf, false));
         for (unsigned i = 0; i < d->prov.want.nvfs; i++) {
             const struct vhostd_state_vf *v = &d->prov.want.vfs[i];
             const char *why = vhostd_prov_vf_pending(&d->prov, v->bdf);
-            if (why && !strcmp(d->prov.vf_pf[i], pf))
+            if (why && !strcmp(d->prov.vf_pf[i], pf) && vhostd_page_take(&pg))
                 json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "vf", v->bdf, "pf", pf,
                                                    "socket_file", v->socket, "vm_uuid", v->uuid, "state", "pending",
                                                    "pending_reason", why));
         }
-        rpc_call_result(c, json_pack("{s:o}", "devices", a));
+        json_t *res = json_pack("{s:o}", "devices", a);
+        vhostd_page_finish(res, &pg);
+        rpc_call_result(c, res);
         return 0;
     }
     const char *bdf = bdf_param(params, "vfdev", c);
@@ -434,11 +441,17 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
             rpc_call_result(c, json_pack("{s:[o]}", "vfs", vf_stats_msix(d, vf)));
         return 0;
     }
+    struct vhostd_page pg;
+    if (!vhostd_page_params(params, VHOSTD_PAGE_STATS_DEFAULT, &pg, c))
+        return 0;
     json_t *a = json_array();
     unsigned cur = 0;
     for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, NULL));)
-        json_array_append_new(a, vf_stats_msix(d, vf));
-    rpc_call_result(c, json_pack("{s:o}", "vfs", a));
+        if (vhostd_page_take(&pg))
+            json_array_append_new(a, vf_stats_msix(d, vf));
+    json_t *res = json_pack("{s:o}", "vfs", a);
+    vhostd_page_finish(res, &pg);
+    rpc_call_result(c, res);
     return 0;
 }
 

@@ -145,34 +145,54 @@ static int parse_record(json_t *o, const struct field_rule *rules, void *rec, co
     return 0;
 }
 
+/* Duplicates are found by sorting (16k records: pairwise compares would take
+ * seconds at start). */
+struct dup_key {
+    const char *key;
+    const char *bdf;      /* the record's, for the message */
+    bool is_pf;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct dup_key *)a)->key, ((const struct dup_key *)b)->key);
+}
+
 /* No BDF twice (PF or VF), no socket twice. */
 static int check_duplicates(const struct vhostd_state *s, char *why, size_t len)
 {
-    for (unsigned i = 0; i < s->npfs; i++)
-        for (unsigned j = i + 1; j < s->npfs; j++)
-            if (!strcmp(s->pfs[i].bdf, s->pfs[j].bdf)) {
-                snprintf(why, len, "PF %s is listed twice", s->pfs[i].bdf);
-                return -1;
-            }
-    for (unsigned i = 0; i < s->nvfs; i++) {
-        for (unsigned j = 0; j < s->npfs; j++)
-            if (!strcmp(s->vfs[i].bdf, s->pfs[j].bdf)) {
-                snprintf(why, len, "%s is listed both as a PF and as a VF", s->vfs[i].bdf);
-                return -1;
-            }
-        for (unsigned j = i + 1; j < s->nvfs; j++) {
-            if (!strcmp(s->vfs[i].bdf, s->vfs[j].bdf)) {
-                snprintf(why, len, "VF %s is listed twice", s->vfs[i].bdf);
-                return -1;
-            }
-            if (!strcmp(s->vfs[i].socket, s->vfs[j].socket)) {
-                snprintf(why, len, "VFs %s and %s have the same socket %.64s", s->vfs[i].bdf, s->vfs[j].bdf,
-                         s->vfs[i].socket);
-                return -1;
-            }
-        }
+    unsigned n = s->npfs + s->nvfs;
+    struct dup_key *k = malloc((n ? n : 1) * sizeof(*k));
+    if (!k) {
+        snprintf(why, len, "out of memory");
+        return -1;
     }
-    return 0;
+    for (unsigned i = 0; i < s->npfs; i++)
+        k[i] = (struct dup_key){s->pfs[i].bdf, s->pfs[i].bdf, true};
+    for (unsigned i = 0; i < s->nvfs; i++)
+        k[s->npfs + i] = (struct dup_key){s->vfs[i].bdf, s->vfs[i].bdf, false};
+    qsort(k, n, sizeof(*k), dup_cmp);
+    int rc = 0;
+    for (unsigned i = 1; i < n && !rc; i++) {
+        if (strcmp(k[i - 1].key, k[i].key))
+            continue;
+        rc = -1;
+        if (k[i - 1].is_pf != k[i].is_pf)
+            snprintf(why, len, "%s is listed both as a PF and as a VF", k[i].key);
+        else
+            snprintf(why, len, "%s %s is listed twice", k[i].is_pf ? "PF" : "VF", k[i].key);
+    }
+    for (unsigned i = 0; i < s->nvfs && !rc; i++)
+        k[i] = (struct dup_key){s->vfs[i].socket, s->vfs[i].bdf, false};
+    if (!rc)
+        qsort(k, s->nvfs, sizeof(*k), dup_cmp);
+    for (unsigned i = 1; i < s->nvfs && !rc; i++)
+        if (!strcmp(k[i - 1].key, k[i].key)) {
+            rc = -1;
+            snprintf(why, len, "VFs %s and %s have the same socket %.64s", k[i - 1].bdf, k[i].bdf, k[i].key);
+        }
+    free(k);
+    return rc;
 }
 
 static int parse_doc(json_t *doc, struct vhostd_state *s, char *why, size_t len)
@@ -214,11 +234,13 @@ static int parse_doc(json_t *doc, struct vhostd_state *s, char *why, size_t len)
     }
     size_t i;
     json_array_foreach(pfs, i, val) {
+        memset(&s->pfs[i], 0, sizeof(s->pfs[i]));
         if (parse_record(val, pf_rules, &s->pfs[i], "pfs", i, why, len) < 0)
             return -EINVAL;
         s->npfs++;
     }
     json_array_foreach(vfs, i, val) {
+        memset(&s->vfs[i], 0, sizeof(s->vfs[i]));
         if (parse_record(val, vf_rules, &s->vfs[i], "vfs", i, why, len) < 0)
             return -EINVAL;
         s->nvfs++;
@@ -228,7 +250,9 @@ static int parse_doc(json_t *doc, struct vhostd_state *s, char *why, size_t len)
 
 int vhostd_state_read(const char *path, struct vhostd_state *s, char *msg, size_t len)
 {
-    memset(s, 0, sizeof(*s));
+    /* only the records read are written: the tables are sized for 16k VFs and
+     * pages never touched cost no memory */
+    s->npfs = s->nvfs = 0;
     char why[300];
     int rc = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -259,7 +283,7 @@ int vhostd_state_read(const char *path, struct vhostd_state *s, char *msg, size_
     if (fd >= 0)
         close(fd);
     if (rc < 0) {
-        memset(s, 0, sizeof(*s));
+        s->npfs = s->nvfs = 0;
         snprintf(msg, len, "state file %s: %s", path, why);
     }
     return rc;

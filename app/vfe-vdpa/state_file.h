@@ -21,7 +21,7 @@
 #define VHOSTD_STATE_FORMAT "vfe-vhostd-provisioning"
 #define VHOSTD_STATE_VERSION 1
 #define VHOSTD_STATE_FILE "provisioning.json"
-#define VHOSTD_STATE_MAX_BYTES (1 << 20)
+#define VHOSTD_STATE_MAX_BYTES (16 << 20)   /* 16k VFs at ~250 bytes each fit */
 
 struct vhostd_state_pf {
     char bdf[16];
@@ -41,8 +41,9 @@ struct vhostd_state {
     struct vhostd_state_vf vfs[VHOSTD_MAX_MANAGED_VFS];
 };
 
-/* Read and validate the whole file at path into s (s is all-or-nothing:
- * cleared on any error).  0; 1 if there is no file (s empty); or -errno with
+/* Read and validate the whole file at path into s (s is all-or-nothing: no
+ * records (npfs = nvfs = 0) on any error; entries past the counts are not
+ * cleared).  0; 1 if there is no file (s empty); or -errno with
  * one sentence in msg naming what is wrong:
  *   -EINVAL      not JSON, wrong format, types, BDF, socket path, duplicates,
  *                too many records, not a regular file, too large

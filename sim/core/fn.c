@@ -248,7 +248,7 @@ static int vf_add(struct sim_pf *pf, unsigned vf_num)
     if (sim_bdf_parse(pf->fn.bdf, &dom, &rid) < 0)
         return -EINVAL;
     char bdf[16];
-    sim_bdf_format(bdf, sizeof(bdf), dom, rid + vf_num);   /* first VF offset 1, stride 1 */
+    sim_bdf_format(bdf, sizeof(bdf), dom, SIM_VF_RID(rid, vf_num));
     struct sim_fn *vf = sim_fn_create(s, &pf->fn, vf_num, bdf);
     if (!vf)
         return -ENOMEM;

@@ -23,7 +23,9 @@ void sim_usage(FILE *f)
 "\n"
 "  --root DIR            where the tree is written (created if missing)\n"
 "  --pf BDF              add a PF, e.g. 0000:3b:00.0 (up to %d); VF n gets the\n"
-"                        routing id of the PF plus n\n"
+"                        routing id of the PF plus n (First VF Offset 1, VF\n"
+"                        Stride 1): VFs run on past function 7 and past a bus,\n"
+"                        e.g. VF 256 of 3b:00.0 is 3c:00.0\n"
 "  --vfs N               VFs enabled at start on the preceding --pf (default 0);\n"
 "                        later, write a number to DIR/<pf>/sriov_numvfs\n"
 "  --total-vfs N         sriov_totalvfs of every PF (default 64, max %d)\n"
@@ -87,14 +89,14 @@ static int check_pfs(struct sim_options *o)
         for (unsigned j = 0; j < o->npfs; j++) {
             unsigned dj, rj;
             sim_bdf_parse(o->pfs[j].bdf, &dj, &rj);
-            if (i != j && di == dj && rj >= ri && rj <= ri + o->total_vfs) {
+            if (i != j && di == dj && rj >= ri && o->total_vfs && rj <= SIM_VF_RID(ri, o->total_vfs)) {
                 fprintf(stderr, "vfe-dpu-sim: PF %s overlaps %s or its %u VFs\n", o->pfs[j].bdf,
                         o->pfs[i].bdf, o->total_vfs);
                 return -1;
             }
         }
-        if (ri + o->total_vfs > 0xffff) {
-            fprintf(stderr, "vfe-dpu-sim: %s: VFs would pass bus ff\n", o->pfs[i].bdf);
+        if (o->total_vfs && SIM_VF_RID(ri, o->total_vfs) > 0xffff) {
+            fprintf(stderr, "vfe-dpu-sim: %s: its %u VFs would pass bus ff\n", o->pfs[i].bdf, o->total_vfs);
             return -1;
         }
     }

@@ -104,8 +104,8 @@ void sim_pci_cfg_build(struct sim_fn *fn)
         put16(s + PCI_SRIOV_INITIAL_VF, (uint16_t)pf->total_vfs);
         put16(s + PCI_SRIOV_TOTAL_VF, (uint16_t)pf->total_vfs);
         put16(s + PCI_SRIOV_NUM_VF, (uint16_t)pf->num_vfs);
-        put16(s + PCI_SRIOV_VF_OFFSET, 1);
-        put16(s + PCI_SRIOV_VF_STRIDE, 1);
+        put16(s + PCI_SRIOV_VF_OFFSET, SIM_VF_OFFSET);
+        put16(s + PCI_SRIOV_VF_STRIDE, SIM_VF_STRIDE);
         put16(s + PCI_SRIOV_VF_DID, SIM_DEVICE_ID_NET);
         put32(s + PCI_SRIOV_SUP_PGSIZE, 1);           /* 4 KiB */
         put32(s + PCI_SRIOV_SYS_PGSIZE, 1);

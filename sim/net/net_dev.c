@@ -51,26 +51,26 @@ static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 void sim_net_fn_init(struct sim_fn *fn)
 {
+    fn->active_pairs = 1;
+    fn->rx_mode = 0;
+}
+
+/* The descriptor scratch (42 KiB) comes with a function's first queue work,
+ * not with the function: 4096 idle VFs would hold 170 MB of it. */
+struct net_priv *sim_net_priv_get(struct sim_fn *fn)
+{
     if (fn->net_priv)
-        return;
+        return fn->net_priv;
     struct net_priv *p = calloc(1, sizeof(*p));
     if (!p) {
         LOG_E("%s: out of memory for the net device", fn->bdf);
-        return;
+        return NULL;
     }
     p->fn = fn;
     ev_timer_init(&p->resume, resume_cb, 0., 0.);
     p->resume.data = p;
     fn->net_priv = p;
-    fn->active_pairs = 1;
-    fn->rx_mode = 0;
-}
-
-struct net_priv *sim_net_priv_get(struct sim_fn *fn)
-{
-    if (!fn->net_priv)
-        sim_net_fn_init(fn);
-    return fn->net_priv;
+    return p;
 }
 
 void sim_net_fn_fini(struct sim_fn *fn)

@@ -17,6 +17,7 @@
 #include "tools/vhostmgmt/mgmt_batch.h"
 #include "tools/vhostmgmt/mgmt_cmd.h"
 #include "tools/vhostmgmt/mgmt_out.h"
+#include "tools/vhostmgmt/mgmt_page.h"
 #include "tools/vhostmgmt/mgmt_peer.h"
 
 #include "vfe_version.h"
@@ -49,12 +50,14 @@ static void usage(FILE *f)
 "                           drive it through its own common config, without its PF's\n"
 "                           admin queue (automatic for a function that is not a VF)\n"
 "  vf -r BDF                remove a VF (its device is stopped first)\n"
-"  vf -l PF                 list the VFs of a PF\n"
+"  vf -l PF                 list the VFs of a PF (up to 1024)\n"
 "  vf -i BDF                details of a VF\n"
 "  vf -d BDF -o N [-b MODE] a test operation on a VF (the peer's debug interface)\n"
 "  bind BDF [--force]       bind a function to vfio-pci (kernel VFIO); --force takes it\n"
 "                           from the driver that has it (the host loses that device)\n"
 "  stats [BDF]              per-VF state, features, rings, connection\n"
+"                           (vf -l and stats of many VFs: the daemon answers in\n"
+"                           pages; every page is fetched and printed as one list)\n"
 "  migration [BDF]          the last switchover per VF: when the source's device was\n"
 "                           stopped and each ring's index handed over, when the\n"
 "                           destination's memory was mapped and its rings started\n"
@@ -110,7 +113,7 @@ static int bad_in(const struct mgmt_verb *verb, const char *fmt, ...)
 static int call(const struct mgmt_verb *verb, json_t *params, json_t **result)
 {
     char msg[512];
-    int rc = rpc_client_call(sock_path, verb->method, params, timeout_ms, result, msg, sizeof(msg));
+    int rc = mgmt_page_call(sock_path, verb->method, params, timeout_ms, result, msg, sizeof(msg));
     json_decref(params);
     if (rc) {
         fprintf(stderr, "%s: %s: %s (code %d)\n", prog, verb->name, msg, rc);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -113,11 +114,55 @@ static void limits_change_nothing(void **state)
     assert_false(fd_open(e[5]));
 }
 
+/* 16400 records (16 PFs x 1024 VFs): each found by its key through growth,
+ * deletes that move the last record into the hole, and puts that replace. */
+static void many_records_by_key(void **state)
+{
+    (void)state;
+    enum { N = 16400 };
+    static const struct vfe_ha_limits big = {.max_records = N, .max_fds = 8, .max_record_fds = 4, .max_blob = 100,
+                                             .max_bytes = 1 << 24};
+    struct ha_store s;
+    ha_store_init(&s, &big);
+    char key[32];
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "vf:0000:%02x:%02x.%x/%u", (i >> 8) & 0xff, (i >> 3) & 0x1f, i & 7, i);
+        assert_int_equal(ha_store_put(&s, key, blob_of(4, (uint8_t)i), 4, NULL, 0), 0);
+    }
+    snprintf(key, sizeof(key), "pf:one-too-many");
+    uint8_t *extra = blob_of(4, 0);
+    assert_int_equal(ha_store_put(&s, key, extra, 4, NULL, 0), -ENOSPC);
+    free(extra);
+    for (unsigned i = 0; i < N; i += 3) {
+        snprintf(key, sizeof(key), "vf:0000:%02x:%02x.%x/%u", (i >> 8) & 0xff, (i >> 3) & 0x1f, i & 7, i);
+        assert_int_equal(ha_store_del(&s, key), 0);
+        assert_int_equal(ha_store_del(&s, key), -ENOENT);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "vf:0000:%02x:%02x.%x/%u", (i >> 8) & 0xff, (i >> 3) & 0x1f, i & 7, i);
+        const struct ha_record *r = ha_store_find(&s, key);
+        if (i % 3 == 0) {
+            assert_null(r);
+            continue;
+        }
+        assert_non_null(r);
+        assert_string_equal(r->key, key);
+        assert_int_equal(r->blob[0], (uint8_t)i);
+        if (i % 5 == 0)   /* replaced in place: still one record */
+            assert_int_equal(ha_store_put(&s, key, blob_of(4, 0xee), 4, NULL, 0), 0);
+    }
+    assert_int_equal(s.n, N - (N + 2) / 3);
+    snprintf(key, sizeof(key), "vf:0000:00:00.5/5");
+    assert_int_equal(ha_store_find(&s, key)->blob[0], 0xee);
+    ha_store_clear(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_replace_del),
         cmocka_unit_test(limits_change_nothing),
+        cmocka_unit_test(many_records_by_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
