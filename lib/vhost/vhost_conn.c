@@ -243,7 +243,7 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
         *err = -EINVAL;
         return NULL;
     }
-    struct vhost_dev *d = calloc(1, sizeof(*d));
+    struct vhost_dev *d = calloc(1, sizeof(*d) + 2u * cfg->queue_pairs * sizeof(d->rings[0]));
     if (!d) {
         *err = -ENOMEM;
         return NULL;
@@ -257,7 +257,7 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
     d->offered = cfg->features | 1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL;
     d->proto_offered = proto_offered();
     d->lfd = d->fd = d->log_fd = d->backend_fd = -1;
-    for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
+    for (unsigned i = 0; i < vhost_nrings(d); i++)
         d->rings[i].kick_fd = d->rings[i].call_fd = d->rings[i].err_fd = -1;
     ev_timer_init(&d->reconnect, reconnect_cb, 0., 0.);
     d->reconnect.data = d;
@@ -334,7 +334,7 @@ uint8_t vhost_status(const struct vhost_dev *d) { return d->status; }
 
 const struct vhost_ring *vhost_get_ring(const struct vhost_dev *d, uint16_t ring)
 {
-    return ring < VHOST_MAX_RINGS ? &d->rings[ring] : NULL;
+    return ring < vhost_nrings(d) ? &d->rings[ring] : NULL;
 }
 
 unsigned vhost_regions(const struct vhost_dev *d, const struct vhost_region **r)

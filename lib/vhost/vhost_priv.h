@@ -62,13 +62,18 @@ struct vhost_dev {
     uint8_t status;
     struct vhost_region regions[VHOST_MAX_REGIONS];
     unsigned nregions;
-    struct vhost_ring rings[VHOST_MAX_RINGS];
     int log_fd;
     uint64_t log_size, log_offset;
     uint8_t *log_map;
     size_t log_map_len;
     int backend_fd;
+    /* 2 x cfg.queue_pairs rings, allocated with the dev (vhost_dev_new): a VF
+     * with one queue pair carries 2 rings, not VHOST_MAX_RINGS.  Every ring
+     * index from a front-end passes ring_index() first (vhost_session.c). */
+    struct vhost_ring rings[];
 };
+
+static inline unsigned vhost_nrings(const struct vhost_dev *d) { return 2u * d->cfg.queue_pairs; }
 
 /* vhost_msg.c */
 /* Peek a whole message into d->in (not taken off the socket): 1, 0 nothing

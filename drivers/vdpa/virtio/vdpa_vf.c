@@ -50,10 +50,13 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         rc = vfe_vpci_reset(&v->vp);
     if (rc == 0)   /* the VF does DMA once started (kernel VFIO leaves bus mastering off) */
         rc = vfe_vpci_enable_bus_master(&v->vp);
+    if (rc == 0)
+        rc = vdpa_vf_alloc_rings(v, v->vp.num_queues);
     if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
         rc = -errno;
     if (rc < 0) {
         LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
+        free(v->rings);
         free(v);
         errno = -rc;
         return NULL;
@@ -89,7 +92,18 @@ void vdpa_vf_close(struct vdpa_vf *v)
     vfe_dma_domain_leave(v->dom, v->t);
     vdpa_vf_log_release(v);
     vfe_vpci_reset(&v->vp);
+    free(v->rings);
     free(v);
+}
+
+int vdpa_vf_alloc_rings(struct vdpa_vf *v, unsigned num_queues)
+{
+    unsigned n = num_queues < VDPA_MAX_RINGS ? num_queues : VDPA_MAX_RINGS;
+    v->rings = calloc(n ? n : 1, sizeof(*v->rings));
+    if (!v->rings)
+        return -ENOMEM;
+    v->nrings = n;
+    return 0;
 }
 
 uint64_t vdpa_vf_device_features(const struct vdpa_vf *v) { return v->dev_features; }
@@ -148,7 +162,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
 static void relay_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct vdpa_vf *v = w->data;
-    uint16_t q = (uint16_t)(w - v->kick_relay);
+    uint16_t q = (uint16_t)((struct vdpa_vf_ring *)w - v->rings);
     uint64_t n;
     if (read(w->fd, &n, sizeof(n)) != sizeof(n))
         return;
@@ -159,13 +173,13 @@ static void relay_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
 {
-    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+    if (q >= v->nrings)
         return -EINVAL;
     uint32_t region;
     uint64_t off;
-    if (ev_is_active(&v->kick_relay[q])) {
-        ev_io_stop(v->loop, &v->kick_relay[q]);
-        close(v->kick_relay[q].fd);
+    if (ev_is_active(&v->rings[q].kick_relay)) {
+        ev_io_stop(v->loop, &v->rings[q].kick_relay);
+        close(v->rings[q].kick_relay.fd);
         v->kick_set[q] = false;
         if (fd < 0)
             return 0;
@@ -177,9 +191,9 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
         rc = v->t->ops->ioeventfd(v->t, region, off, 2, q, fd);
     int own = rc == -EOPNOTSUPP && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (own >= 0) {   /* the loop rings the doorbell for each kick */
-        ev_io_init(&v->kick_relay[q], relay_cb, own, EV_READ);
-        v->kick_relay[q].data = v;
-        ev_io_start(v->loop, &v->kick_relay[q]);
+        ev_io_init(&v->rings[q].kick_relay, relay_cb, own, EV_READ);
+        v->rings[q].kick_relay.data = v;
+        ev_io_start(v->loop, &v->rings[q].kick_relay);
         LOG_I("%s: ring %u: no ioeventfd: kicks relayed by the daemon", v->t->bdf, q);
         rc = 0;
     }
@@ -207,7 +221,7 @@ int vdpa_vf_host_notifier(struct vdpa_vf *v, uint16_t q, int *fd, uint64_t *offs
 
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
 {
-    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+    if (q >= v->nrings)
         return -EINVAL;
     int rc = v->t->ops->set_irqs(v->t, VFIO_PCI_MSIX_IRQ_INDEX, q + 1u, 1, &fd);
     if (rc < 0)
