@@ -10,7 +10,11 @@
 
 struct vhost_msg {
     struct vhost_user_hdr hdr;
-    uint8_t payload[VHOST_USER_MAX_PAYLOAD];
+    /* VHOST_USER_MAX_PAYLOAD bytes.  d->in's is allocated at the dev's first
+     * connection (vhost_conn_attach, or a restore with a connection) and
+     * kept until the dev is freed: a dev that never had a front-end does not
+     * carry it, and no message is ever without it while handled. */
+    uint8_t *payload;
     int fds[VHOST_USER_MAX_FDS];
     unsigned nfds;
 };
@@ -124,7 +128,10 @@ void vhost_session_repause(struct vhost_dev *d);
 void vhost_conn_close(struct vhost_dev *d, const char *why);
 /* Close from the loop: for calls the glue makes (no callback inside them). */
 void vhost_conn_close_later(struct vhost_dev *d, const char *why);
-void vhost_conn_attach(struct vhost_dev *d, int fd);
+/* Take fd as the connection: 0, or -ENOMEM (no message buffer; fd not taken). */
+int vhost_conn_attach(struct vhost_dev *d, int fd);
+/* d->in's payload buffer, allocated once: 0 or -ENOMEM. */
+int vhost_msg_buffer(struct vhost_dev *d);
 void vhost_conn_resume(struct vhost_dev *d);
 int vhost_conn_listen(struct vhost_dev *d);
 /* Accept on d->lfd (a listener taken over from a predecessor). */
