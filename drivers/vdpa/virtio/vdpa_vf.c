@@ -114,6 +114,27 @@ void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *ma
 }
 uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
+void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f)
+{
+    if (!v->facts_read) {
+        struct vdpa_vf_facts n = {.msix = v->vp.msix_vectors, .mtu = 1500};
+        uint16_t max = 0;
+        bool ok = vfe_vpci_queue_max(&v->vp, 0, &max) == 0;
+        if (ok)
+            n.queue_size = max;
+        uint8_t b[2];   /* struct virtio_net_config.mtu, little-endian */
+        if (v->dev_features & (1ull << VIRTIO_NET_F_MTU)) {
+            if (vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mtu), b, sizeof(b)) == 0)
+                n.mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
+            else
+                ok = false;
+        }
+        v->facts = n;
+        v->facts_read = ok;
+    }
+    *f = v->facts;
+}
+
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
 int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }

@@ -78,6 +78,8 @@ struct vdpa_vf {
     uint64_t dev_features;
     uint16_t max_pairs, num_queues;
     uint8_t mac[6];
+    bool facts_read;           /* facts holds the device's answers (vdpa_vf_facts) */
+    struct vdpa_vf_facts facts;
     enum vdpa_vf_state state;
 
     struct vdpa_map maps[VDPA_MAX_REGIONS];
