@@ -57,6 +57,7 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
     if (rc < 0) {
         LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
         free(v->rings);
+        free(v->maps);
         free(v);
         errno = -rc;
         return NULL;
@@ -93,7 +94,15 @@ void vdpa_vf_close(struct vdpa_vf *v)
     vdpa_vf_log_release(v);
     vfe_vpci_reset(&v->vp);
     free(v->rings);
+    free(v->maps);
     free(v);
+}
+
+int vdpa_vf_maps_alloc(struct vdpa_vf *v)
+{
+    if (!v->maps && !(v->maps = calloc(VDPA_MAX_REGIONS, sizeof(*v->maps))))
+        return -ENOMEM;
+    return 0;
 }
 
 int vdpa_vf_alloc_rings(struct vdpa_vf *v, unsigned num_queues)
@@ -165,6 +174,8 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
         vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
         v->maps[i] = v->maps[--v->nmaps];
     }
+    if (n && vdpa_vf_maps_alloc(v) < 0)
+        return -ENOMEM;
     for (unsigned j = 0; j < n; j++) {
         bool have = false;
         for (unsigned i = 0; i < v->nmaps && !have; i++)

@@ -162,6 +162,8 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     }
     if (rc == 0 && !(v->dom = vfe_dma_domain_join_adopted(dma_domain, t)))
         rc = -errno;
+    if (rc == 0 && s.nmaps)
+        rc = vdpa_vf_maps_alloc(v);
     for (unsigned i = 0; rc == 0 && i < s.nmaps; i++) {
         const struct vf_snap_map *m = &s.maps[i];
         rc = vfe_dma_domain_adopt_map(v->dom, v, m->gpa, m->size, backing[i]->fd, m->fd_offset,
@@ -180,6 +182,7 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     if (rc < 0) {
         vfe_dma_domain_forget(v->dom, t);   /* never unmap: the device keeps them until its reset */
         free(v->rings);
+        free(v->maps);
         free(v);
         *err = rc;
         return NULL;
@@ -286,5 +289,6 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     vdpa_pull_release(v);   /* the timers and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);
     free(v->rings);
+    free(v->maps);
     free(v);
 }

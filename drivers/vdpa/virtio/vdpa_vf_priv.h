@@ -82,7 +82,10 @@ struct vdpa_vf {
     struct vdpa_vf_facts facts;
     enum vdpa_vf_state state;
 
-    struct vdpa_map maps[VDPA_MAX_REGIONS];
+    /* VDPA_MAX_REGIONS entries, owned by the VF: allocated at the first map
+     * (vdpa_vf_maps_alloc: a VF that never had guest memory carries none),
+     * freed with the VF.  NULL while nmaps is 0 and nothing was mapped yet. */
+    struct vdpa_map *maps;
     unsigned nmaps;
     bool kick_set[VDPA_MAX_RINGS], call_set[VDPA_MAX_RINGS];
     /* min(num_queues, VDPA_MAX_RINGS) entries, owned by the VF: allocated
@@ -132,6 +135,9 @@ struct vdpa_vf {
 
 /* Size v->rings for num_queues (capped at VDPA_MAX_RINGS).  0 / -ENOMEM. */
 int vdpa_vf_alloc_rings(struct vdpa_vf *v, unsigned num_queues);
+
+/* v->maps allocated (once): 0 / -ENOMEM. */
+int vdpa_vf_maps_alloc(struct vdpa_vf *v);
 
 /* Enter step s (reported to the observer before the command goes out). */
 void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s);
