@@ -7,7 +7,6 @@
 #include <linux/virtio_net.h>
 
 #include "app/vfe-vdpa/vhostd.h"
-#include "drivers/common/virtio/vfe_virtio_pci.h"
 
 #define NIL_UUID "00000000-0000-0000-0000-000000000000"
 
@@ -64,60 +63,12 @@ static json_t *features_json(uint64_t f)
     return o;
 }
 
-/* What the device says of itself: MSI-X table size, largest ring, MTU.  Only
- * reads (vfe_vpci_init reads config space, the rest selects and reads), but
- * each is a round trip to the device on the loop (about 0.3 ms over
- * vfio-user): read once per VF and kept, keyed by BDF and device half (a VF
- * added again is read again unless its new device half has the old address;
- * the facts are the function's own either way). */
-struct dev_facts {
-    unsigned msix, queue_size, mtu;
-};
-
-static struct facts_slot {
-    const struct vdpa_vf *dev;      /* compared, never dereferenced */
-    char bdf[16];
-    struct dev_facts f;
-} facts_cache[VHOSTD_MAX_MANAGED_VFS];
-
-static void device_facts(struct vhostd_vf *vf, struct dev_facts *f)
-{
-    struct facts_slot *slot = &facts_cache[0];
-    for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
-        struct facts_slot *s = &facts_cache[i];
-        if (!strcmp(s->bdf, vf->rec.bdf)) {
-            if (s->dev == vf->dev) {
-                *f = s->f;
-                return;
-            }
-            slot = s;   /* the VF was added again: read again, in its place */
-            break;
-        }
-        if (!s->bdf[0] && slot->bdf[0])
-            slot = s;
-    }
-    *f = (struct dev_facts){.mtu = 1500};
-    struct vfe_virtio_pci vp;
-    if (vfe_vpci_init(&vp, vf->t) < 0)
-        return;   /* not kept: asked again next time */
-    f->msix = vp.msix_vectors;
-    uint16_t max = 0;
-    if (vfe_vpci_queue_max(&vp, 0, &max) == 0)
-        f->queue_size = max;
-    uint8_t b[2];
-    if ((vdpa_vf_device_features(vf->dev) & (1ull << VIRTIO_NET_F_MTU)) &&
-        vfe_vpci_read_device_cfg(&vp, 10, b, sizeof(b)) == 0)   /* struct virtio_net_config.mtu, little-endian */
-        f->mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
-    *slot = (struct facts_slot){.dev = vf->dev, .f = *f};
-    snprintf(slot->bdf, sizeof(slot->bdf), "%s", vf->rec.bdf);
-}
-
 json_t *compat_vf_device(struct vhostd_vf *vf)
 {
     struct vdpa_session_stats st;
     vdpa_session_stats(vf->session, &st);
-    struct dev_facts f;
-    device_facts(vf, &f);
+    struct vdpa_vf_facts f;   /* read once per VF, then kept with it: a listing is linear */
+    vdpa_vf_facts(vf->dev, &f);
     uint8_t m[6];
     vdpa_vf_mac(vf->dev, m);
     json_t *o = json_pack("{s:s, s:b}", "vf", vf->rec.bdf, "probed", 1);

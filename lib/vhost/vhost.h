@@ -123,7 +123,9 @@ struct vhost_cfg {
     bool client;                /* connect (QEMU server=on) instead of listen */
     struct vhost_sock_perm perm;
     uint64_t features;          /* virtio features the device offers */
-    uint16_t queue_pairs;       /* 1..VHOST_MAX_QUEUE_PAIRS */
+    uint16_t queue_pairs;       /* 1..VHOST_MAX_QUEUE_PAIRS; the dev holds 2 x queue_pairs
+                                 * rings (sized at create/restore), a ring index past
+                                 * them from the front-end is refused */
     const struct vhost_ops *ops;
     void *ctx;
     const char *name;           /* for log lines, e.g. the VF's BDF */
@@ -138,6 +140,7 @@ bool vhost_connected(const struct vhost_dev *d);
 uint64_t vhost_features(const struct vhost_dev *d);          /* as set by the front-end */
 uint64_t vhost_protocol_features(const struct vhost_dev *d);
 uint8_t vhost_status(const struct vhost_dev *d);
+/* NULL past the dev's 2 x cfg.queue_pairs rings (the dev holds only those). */
 const struct vhost_ring *vhost_get_ring(const struct vhost_dev *d, uint16_t ring);
 unsigned vhost_regions(const struct vhost_dev *d, const struct vhost_region **r);
 /* Translations with bounds: a range must lie in one region.  0 or -EFAULT. */

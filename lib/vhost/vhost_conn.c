@@ -35,8 +35,19 @@ static uint64_t proto_offered(void)
     return v;
 }
 
-void vhost_conn_attach(struct vhost_dev *d, int fd)
+int vhost_msg_buffer(struct vhost_dev *d)
 {
+    if (!d->in.payload && !(d->in.payload = malloc(VHOST_USER_MAX_PAYLOAD)))
+        return -ENOMEM;
+    return 0;
+}
+
+int vhost_conn_attach(struct vhost_dev *d, int fd)
+{
+    if (vhost_msg_buffer(d) < 0) {
+        LOG_E("vhost-user %s: no memory for a connection's message buffer", d->name);
+        return -ENOMEM;
+    }
     d->fd = fd;
     d->in_got = 0;
     d->in.nfds = 0;
@@ -45,6 +56,7 @@ void vhost_conn_attach(struct vhost_dev *d, int fd)
     d->watch.data = d;
     ev_io_start(d->loop, &d->watch);
     d->backoff = BACKOFF_MIN;
+    return 0;
 }
 
 static void close_conn(struct vhost_dev *d, const char *why, bool notify)
@@ -165,12 +177,14 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static void on_connected(struct vhost_dev *d, int fd)
+static int on_connected(struct vhost_dev *d, int fd)
 {
-    vhost_conn_attach(d, fd);
+    if (vhost_conn_attach(d, fd) < 0)
+        return -ENOMEM;
     LOG_N("vhost-user %s: front-end connected on %s", d->name, d->path);
     if (d->cfg.ops->connected)
         d->cfg.ops->connected(d->cfg.ctx, d);
+    return 0;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -186,7 +200,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         close(fd);
         return;
     }
-    on_connected(d, fd);
+    if (on_connected(d, fd) < 0)
+        close(fd);
 }
 
 static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -197,10 +212,8 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
     memcpy(sa.sun_path, d->path, strlen(d->path) + 1);
     int fl;
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && (fl = fcntl(fd, F_GETFL)) >= 0 &&
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0) {
-        on_connected(d, fd);
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 && on_connected(d, fd) == 0)
         return;
-    }
     if (fd >= 0)
         close(fd);
     LOG_D("vhost-user %s: %s not reachable, retry in %.1f s", d->name, d->path, d->backoff);
@@ -243,7 +256,7 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
         *err = -EINVAL;
         return NULL;
     }
-    struct vhost_dev *d = calloc(1, sizeof(*d));
+    struct vhost_dev *d = calloc(1, sizeof(*d) + 2u * cfg->queue_pairs * sizeof(d->rings[0]));
     if (!d) {
         *err = -ENOMEM;
         return NULL;
@@ -257,7 +270,7 @@ struct vhost_dev *vhost_dev_new(struct ev_loop *loop, const struct vhost_cfg *cf
     d->offered = cfg->features | 1ull << VHOST_USER_F_PROTOCOL_FEATURES | 1ull << VHOST_F_LOG_ALL;
     d->proto_offered = proto_offered();
     d->lfd = d->fd = d->log_fd = d->backend_fd = -1;
-    for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
+    for (unsigned i = 0; i < vhost_nrings(d); i++)
         d->rings[i].kick_fd = d->rings[i].call_fd = d->rings[i].err_fd = -1;
     ev_timer_init(&d->reconnect, reconnect_cb, 0., 0.);
     d->reconnect.data = d;
@@ -281,6 +294,7 @@ struct vhost_dev *vhost_dev_create(struct ev_loop *loop, const struct vhost_cfg 
         d->backoff = BACKOFF_MIN;
     } else if ((*err = vhost_conn_listen(d)) < 0) {
         LOG_E("vhost-user %s: cannot listen on %s: %s", d->name, d->path, strerror(-*err));
+        free(d->in.payload);
         free(d);
         return NULL;
     }
@@ -303,6 +317,7 @@ void vhost_dev_destroy(struct vhost_dev *d)
         vfe_listener_close(&d->listener);   /* removes the file only if it is still ours */
         d->lfd = -1;
     }
+    free(d->in.payload);
     free(d);
 }
 
@@ -323,6 +338,7 @@ void vhost_dev_abandon(struct vhost_dev *d)
     vhost_session_reset(d, true, false);
     if (d->lfd >= 0)
         close(d->lfd);  /* the socket file stays: it is the successor's */
+    free(d->in.payload);
     free(d);
 }
 
@@ -334,7 +350,7 @@ uint8_t vhost_status(const struct vhost_dev *d) { return d->status; }
 
 const struct vhost_ring *vhost_get_ring(const struct vhost_dev *d, uint16_t ring)
 {
-    return ring < VHOST_MAX_RINGS ? &d->rings[ring] : NULL;
+    return ring < vhost_nrings(d) ? &d->rings[ring] : NULL;
 }
 
 unsigned vhost_regions(const struct vhost_dev *d, const struct vhost_region **r)

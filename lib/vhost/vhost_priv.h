@@ -10,7 +10,11 @@
 
 struct vhost_msg {
     struct vhost_user_hdr hdr;
-    uint8_t payload[VHOST_USER_MAX_PAYLOAD];
+    /* VHOST_USER_MAX_PAYLOAD bytes.  d->in's is allocated at the dev's first
+     * connection (vhost_conn_attach, or a restore with a connection) and
+     * kept until the dev is freed: a dev that never had a front-end does not
+     * carry it, and no message is ever without it while handled. */
+    uint8_t *payload;
     int fds[VHOST_USER_MAX_FDS];
     unsigned nfds;
 };
@@ -62,13 +66,18 @@ struct vhost_dev {
     uint8_t status;
     struct vhost_region regions[VHOST_MAX_REGIONS];
     unsigned nregions;
-    struct vhost_ring rings[VHOST_MAX_RINGS];
     int log_fd;
     uint64_t log_size, log_offset;
     uint8_t *log_map;
     size_t log_map_len;
     int backend_fd;
+    /* 2 x cfg.queue_pairs rings, allocated with the dev (vhost_dev_new): a VF
+     * with one queue pair carries 2 rings, not VHOST_MAX_RINGS.  Every ring
+     * index from a front-end passes ring_index() first (vhost_session.c). */
+    struct vhost_ring rings[];
 };
+
+static inline unsigned vhost_nrings(const struct vhost_dev *d) { return 2u * d->cfg.queue_pairs; }
 
 /* vhost_msg.c */
 /* Peek a whole message into d->in (not taken off the socket): 1, 0 nothing
@@ -119,7 +128,10 @@ void vhost_session_repause(struct vhost_dev *d);
 void vhost_conn_close(struct vhost_dev *d, const char *why);
 /* Close from the loop: for calls the glue makes (no callback inside them). */
 void vhost_conn_close_later(struct vhost_dev *d, const char *why);
-void vhost_conn_attach(struct vhost_dev *d, int fd);
+/* Take fd as the connection: 0, or -ENOMEM (no message buffer; fd not taken). */
+int vhost_conn_attach(struct vhost_dev *d, int fd);
+/* d->in's payload buffer, allocated once: 0 or -ENOMEM. */
+int vhost_msg_buffer(struct vhost_dev *d);
 void vhost_conn_resume(struct vhost_dev *d);
 int vhost_conn_listen(struct vhost_dev *d);
 /* Accept on d->lfd (a listener taken over from a predecessor). */

@@ -125,7 +125,7 @@ void vhost_ring_update(struct vhost_dev *d, uint16_t i)
 
 static void stop_all_rings(struct vhost_dev *d, bool notify)
 {
-    for (uint16_t i = 0; i < VHOST_MAX_RINGS; i++) {
+    for (uint16_t i = 0; i < vhost_nrings(d); i++) {
         if (d->rings[i].started) {
             d->rings[i].started = false;
             if (notify && OPS(d)->ring_stop)
@@ -156,7 +156,7 @@ static void log_clear(struct vhost_dev *d)
 void vhost_session_reset(struct vhost_dev *d, bool closing, bool notify)
 {
     stop_all_rings(d, notify);
-    for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
+    for (unsigned i = 0; i < vhost_nrings(d); i++)
         ring_clear(&d->rings[i]);
     vhost_mem_clear(d);
     log_clear(d);
@@ -215,13 +215,13 @@ static int set_mem_table(struct vhost_dev *d, struct vhost_msg *m)
 /* After any memory table change: translate the rings again, tell the glue. */
 static int mem_changed(struct vhost_dev *d)
 {
-    for (uint16_t i = 0; i < VHOST_MAX_RINGS; i++) {
+    for (uint16_t i = 0; i < vhost_nrings(d); i++) {
         struct vhost_ring *r = &d->rings[i];
         if (r->addr_set && vhost_ring_translate(d, r) < 0)
             LOG_W("vhost-user %s: ring %u is outside the new memory table", d->name, i);
     }
     int rc = OPS(d)->mem_table ? OPS(d)->mem_table(CTX(d), d->regions, d->nregions) : 0;
-    for (uint16_t i = 0; i < VHOST_MAX_RINGS; i++)
+    for (uint16_t i = 0; i < vhost_nrings(d); i++)
         vhost_ring_update(d, i);
     return rc;
 }
@@ -443,7 +443,7 @@ static int set_features(struct vhost_dev *d, const struct vhost_msg *m)
     if (log_was != log_now)
         LOG_I("vhost-user %s: dirty logging %s", d->name, log_now ? "on" : "off");
     int rc = OPS(d)->features ? OPS(d)->features(CTX(d), f) : 0;
-    for (uint16_t i = 0; i < VHOST_MAX_RINGS; i++)
+    for (uint16_t i = 0; i < vhost_nrings(d); i++)
         vhost_ring_update(d, i);
     return rc;
 }
@@ -473,7 +473,7 @@ static void reset_device(struct vhost_dev *d)
 {
     LOG_I("vhost-user %s: device reset by the front-end", d->name);
     stop_all_rings(d, true);
-    for (unsigned i = 0; i < VHOST_MAX_RINGS; i++)
+    for (unsigned i = 0; i < vhost_nrings(d); i++)
         ring_clear(&d->rings[i]);
     d->status = 0;
     if (OPS(d)->reset)

@@ -246,6 +246,8 @@ struct vhost_dev *vhost_dev_restore(struct ev_loop *loop, const struct vhost_cfg
         return NULL;
     struct snap_hdr h;
     memcpy(&h, buf, sizeof(h));
+    if ((h.conn_fd >= 0 || h.cur_state == VHOST_CUR_RECEIVED) && (*err = vhost_msg_buffer(d)) < 0)
+        goto fail;
     const uint8_t *p = buf + sizeof(h);
     for (unsigned i = 0; i < h.nregions; i++, p += sizeof(struct snap_region)) {
         struct snap_region r;
@@ -338,6 +340,7 @@ fail:
     vhost_mem_clear(d);
     if (d->log_map)
         munmap(d->log_map, d->log_map_len);
+    free(d->in.payload);
     free(d);
     return NULL;
 }
@@ -351,7 +354,11 @@ static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     uint8_t state = d->cur_state;
     unsigned nfds = d->in.nfds;
-    vhost_conn_attach(d, d->fd);   /* the watcher, started; stopped again below where the glue must answer first */
+    /* the watcher, started; stopped again below where the glue must answer first */
+    if (vhost_conn_attach(d, d->fd) < 0) {   /* the restore allocated the buffer: not expected */
+        vhost_conn_close(d, "no memory");
+        return;
+    }
     d->in.nfds = nfds;
     switch (state) {
     case VHOST_CUR_RECEIVED:

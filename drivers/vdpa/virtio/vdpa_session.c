@@ -947,6 +947,16 @@ static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_sessio
         return NULL;
     }
     struct vhost_cfg vc = vhost_cfg_of(s, cfg, in->max_pairs, in->device_features);
+    /* the dev holds 2 x queue_pairs rings: a ring past them was never started */
+    unsigned nrings = 2u * vc.queue_pairs;
+    uint64_t ring_bits = nrings >= 64 ? ~0ull : (1ull << nrings) - 1;
+    if ((h.running_mask | h.saved_mask) & ~ring_bits) {
+        LOG_E("%s: session snapshot refused: rings %#llx past the %u the VF has", cfg->name,
+              (unsigned long long)((h.running_mask | h.saved_mask) & ~ring_bits), nrings);
+        free(s);
+        *err = -EINVAL;
+        return NULL;
+    }
     const uint8_t *vblob = (const uint8_t *)in->session_blob + sizeof(h);
     s->dev = vhost_dev_restore(loop, &vc, vblob, h.vhost_len, in->fds, in->nfds, err);
     if (!s->dev) {

@@ -50,10 +50,14 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         rc = vfe_vpci_reset(&v->vp);
     if (rc == 0)   /* the VF does DMA once started (kernel VFIO leaves bus mastering off) */
         rc = vfe_vpci_enable_bus_master(&v->vp);
+    if (rc == 0)
+        rc = vdpa_vf_alloc_rings(v, v->vp.num_queues);
     if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
         rc = -errno;
     if (rc < 0) {
         LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
+        free(v->rings);
+        free(v->maps);
         free(v);
         errno = -rc;
         return NULL;
@@ -89,7 +93,26 @@ void vdpa_vf_close(struct vdpa_vf *v)
     vfe_dma_domain_leave(v->dom, v->t);
     vdpa_vf_log_release(v);
     vfe_vpci_reset(&v->vp);
+    free(v->rings);
+    free(v->maps);
     free(v);
+}
+
+int vdpa_vf_maps_alloc(struct vdpa_vf *v)
+{
+    if (!v->maps && !(v->maps = calloc(VDPA_MAX_REGIONS, sizeof(*v->maps))))
+        return -ENOMEM;
+    return 0;
+}
+
+int vdpa_vf_alloc_rings(struct vdpa_vf *v, unsigned num_queues)
+{
+    unsigned n = num_queues < VDPA_MAX_RINGS ? num_queues : VDPA_MAX_RINGS;
+    v->rings = calloc(n ? n : 1, sizeof(*v->rings));
+    if (!v->rings)
+        return -ENOMEM;
+    v->nrings = n;
+    return 0;
 }
 
 uint64_t vdpa_vf_device_features(const struct vdpa_vf *v) { return v->dev_features; }
@@ -100,6 +123,27 @@ void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *ma
 }
 uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
+void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f)
+{
+    if (!v->facts_read) {
+        struct vdpa_vf_facts n = {.msix = v->vp.msix_vectors, .mtu = 1500};
+        uint16_t max = 0;
+        bool ok = vfe_vpci_queue_max(&v->vp, 0, &max) == 0;
+        if (ok)
+            n.queue_size = max;
+        uint8_t b[2];   /* struct virtio_net_config.mtu, little-endian */
+        if (v->dev_features & (1ull << VIRTIO_NET_F_MTU)) {
+            if (vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mtu), b, sizeof(b)) == 0)
+                n.mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
+            else
+                ok = false;
+        }
+        v->facts = n;
+        v->facts_read = ok;
+    }
+    *f = v->facts;
+}
+
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
 int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
@@ -130,6 +174,8 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
         vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
         v->maps[i] = v->maps[--v->nmaps];
     }
+    if (n && vdpa_vf_maps_alloc(v) < 0)
+        return -ENOMEM;
     for (unsigned j = 0; j < n; j++) {
         bool have = false;
         for (unsigned i = 0; i < v->nmaps && !have; i++)
@@ -148,7 +194,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
 static void relay_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct vdpa_vf *v = w->data;
-    uint16_t q = (uint16_t)(w - v->kick_relay);
+    uint16_t q = (uint16_t)((struct vdpa_vf_ring *)w - v->rings);
     uint64_t n;
     if (read(w->fd, &n, sizeof(n)) != sizeof(n))
         return;
@@ -159,13 +205,13 @@ static void relay_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
 {
-    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+    if (q >= v->nrings)
         return -EINVAL;
     uint32_t region;
     uint64_t off;
-    if (ev_is_active(&v->kick_relay[q])) {
-        ev_io_stop(v->loop, &v->kick_relay[q]);
-        close(v->kick_relay[q].fd);
+    if (ev_is_active(&v->rings[q].kick_relay)) {
+        ev_io_stop(v->loop, &v->rings[q].kick_relay);
+        close(v->rings[q].kick_relay.fd);
         v->kick_set[q] = false;
         if (fd < 0)
             return 0;
@@ -177,9 +223,9 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
         rc = v->t->ops->ioeventfd(v->t, region, off, 2, q, fd);
     int own = rc == -EOPNOTSUPP && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (own >= 0) {   /* the loop rings the doorbell for each kick */
-        ev_io_init(&v->kick_relay[q], relay_cb, own, EV_READ);
-        v->kick_relay[q].data = v;
-        ev_io_start(v->loop, &v->kick_relay[q]);
+        ev_io_init(&v->rings[q].kick_relay, relay_cb, own, EV_READ);
+        v->rings[q].kick_relay.data = v;
+        ev_io_start(v->loop, &v->rings[q].kick_relay);
         LOG_I("%s: ring %u: no ioeventfd: kicks relayed by the daemon", v->t->bdf, q);
         rc = 0;
     }
@@ -207,7 +253,7 @@ int vdpa_vf_host_notifier(struct vdpa_vf *v, uint16_t q, int *fd, uint64_t *offs
 
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
 {
-    if (q >= VDPA_MAX_RINGS || q >= v->num_queues)
+    if (q >= v->nrings)
         return -EINVAL;
     int rc = v->t->ops->set_irqs(v->t, VFIO_PCI_MSIX_IRQ_INDEX, q + 1u, 1, &fd);
     if (rc < 0)

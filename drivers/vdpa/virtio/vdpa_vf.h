@@ -84,6 +84,16 @@ void vdpa_vf_close(struct vdpa_vf *v);
 uint64_t vdpa_vf_device_features(const struct vdpa_vf *v);
 uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v);
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
+/* What the device says of itself, for listings: its MSI-X table size, the
+ * largest size of ring 0, its MTU (1500 without VIRTIO_NET_F_MTU).  Read
+ * from the device at the first call (a few round trips on the loop) and kept
+ * with the VF: later calls are a copy, so listing n VFs costs n, not n x n.
+ * A field the device did not answer reads 0 (MTU 1500), and nothing is
+ * kept then: the device is asked again at the next call. */
+struct vdpa_vf_facts {
+    unsigned msix, queue_size, mtu;
+};
+void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f);
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]);
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v);
 /* The device's packet counters (VFE_CTR_*): 0, or -ENOTSUP when it has none. */

@@ -81,10 +81,10 @@ static int program(struct vdpa_vf *v)
               strerror(-rc));
         return rc;
     }
-    for (unsigned q = 0; q < VDPA_MAX_RINGS; q++) {
+    for (unsigned q = 0; q < v->nrings; q++) {
         if (!(v->dmask & (1ull << q)))
             continue;
-        const struct vdpa_ring *r = &v->drings[q];
+        const struct vdpa_ring *r = &v->rings[q].dring;
         uint16_t max = 0;
         if ((rc = vfe_vpci_queue_max(vp, (uint16_t)q, &max)) < 0)
             return rc;
@@ -128,7 +128,7 @@ int vdpa_direct_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ri
                   "driver must reset the device)", v->t->bdf, q, rings[q].base);
             return -EOPNOTSUPP;
         }
-        v->drings[q] = rings[q];
+        v->rings[q].dring = rings[q];
         mask |= 1ull << q;
     }
     v->dmask = mask;
@@ -149,10 +149,10 @@ static void stop_reset(struct vdpa_vf *v, int err)
         for (unsigned q = 0; q < VDPA_MAX_RINGS; q++) {
             if (!(v->dmask & (1ull << q)))
                 continue;
-            const uint8_t *p = v->has_guest ? v->guest.host(v->guest.ctx, v->drings[q].used + 2, 2) : NULL;
+            const uint8_t *p = v->has_guest ? v->guest.host(v->guest.ctx, v->rings[q].dring.used + 2, 2) : NULL;
             if (!p) {
                 LOG_E("%s: direct mode: used ring %u at %#llx is not in guest memory", v->t->bdf, q,
-                      (unsigned long long)v->drings[q].used);
+                      (unsigned long long)v->rings[q].dring.used);
                 err = -EFAULT;
                 break;
             }

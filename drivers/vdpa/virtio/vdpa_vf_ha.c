@@ -132,7 +132,8 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     if ((*err = check(&s, t->bdf)) < 0)
         return NULL;
     struct vdpa_vf *v = calloc(1, sizeof(*v));
-    if (!v) {
+    if (!v || vdpa_vf_alloc_rings(v, s.num_queues) < 0) {
+        free(v);
         *err = -ENOMEM;
         return NULL;
     }
@@ -161,6 +162,8 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     }
     if (rc == 0 && !(v->dom = vfe_dma_domain_join_adopted(dma_domain, t)))
         rc = -errno;
+    if (rc == 0 && s.nmaps)
+        rc = vdpa_vf_maps_alloc(v);
     for (unsigned i = 0; rc == 0 && i < s.nmaps; i++) {
         const struct vf_snap_map *m = &s.maps[i];
         rc = vfe_dma_domain_adopt_map(v->dom, v, m->gpa, m->size, backing[i]->fd, m->fd_offset,
@@ -178,6 +181,8 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
                                VFE_DMA_READ | VFE_DMA_WRITE);
     if (rc < 0) {
         vfe_dma_domain_forget(v->dom, t);   /* never unmap: the device keeps them until its reset */
+        free(v->rings);
+        free(v->maps);
         free(v);
         *err = rc;
         return NULL;
@@ -275,13 +280,15 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
         return;
     ev_timer_stop(v->loop, &v->defer);
     vdpa_direct_cancel(v);
-    for (unsigned q = 0; q < VDPA_MAX_RINGS; q++)
-        if (ev_is_active(&v->kick_relay[q])) {   /* our dups of kick fds: the successor relays with its own */
-            ev_io_stop(v->loop, &v->kick_relay[q]);
-            close(v->kick_relay[q].fd);
+    for (unsigned q = 0; q < v->nrings; q++)
+        if (ev_is_active(&v->rings[q].kick_relay)) {   /* our dups of kick fds: the successor relays with its own */
+            ev_io_stop(v->loop, &v->rings[q].kick_relay);
+            close(v->rings[q].kick_relay.fd);
         }
     vdpa_sw_release(v);
     vdpa_pull_release(v);   /* the timers and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);
+    free(v->rings);
+    free(v->maps);
     free(v);
 }

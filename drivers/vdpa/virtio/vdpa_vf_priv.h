@@ -58,6 +58,16 @@ struct vdpa_pull {
     uint8_t buf[VDPA_PULL_CHUNK];
 };
 
+/* What a VF keeps per ring it really has (v->rings, v->nrings). */
+struct vdpa_vf_ring {
+    /* a kick the transport cannot turn into a doorbell write by itself (no
+     * ioeventfd): the loop reads the eventfd (our own dup, closed when the
+     * relay stops) and writes the doorbell.  First member: relay_cb finds
+     * the ring from the watcher. */
+    ev_io kick_relay;
+    struct vdpa_ring dring;    /* direct mode: as programmed at the last start */
+};
+
 struct vdpa_vf {
     struct ev_loop *loop;
     struct vdpa_pf_ref pf;
@@ -68,15 +78,21 @@ struct vdpa_vf {
     uint64_t dev_features;
     uint16_t max_pairs, num_queues;
     uint8_t mac[6];
+    bool facts_read;           /* facts holds the device's answers (vdpa_vf_facts) */
+    struct vdpa_vf_facts facts;
     enum vdpa_vf_state state;
 
-    struct vdpa_map maps[VDPA_MAX_REGIONS];
+    /* VDPA_MAX_REGIONS entries, owned by the VF: allocated at the first map
+     * (vdpa_vf_maps_alloc: a VF that never had guest memory carries none),
+     * freed with the VF.  NULL while nmaps is 0 and nothing was mapped yet. */
+    struct vdpa_map *maps;
     unsigned nmaps;
     bool kick_set[VDPA_MAX_RINGS], call_set[VDPA_MAX_RINGS];
-    /* a kick the transport cannot turn into a doorbell write by itself (no
-     * ioeventfd): the loop reads the eventfd (our own dup, closed when the
-     * relay stops) and writes the doorbell */
-    ev_io kick_relay[VDPA_MAX_RINGS];
+    /* min(num_queues, VDPA_MAX_RINGS) entries, owned by the VF: allocated
+     * when it is opened or restored (vdpa_vf_alloc_rings), freed with it.
+     * Every ring index is checked against num_queues before it is used. */
+    struct vdpa_vf_ring *rings;
+    unsigned nrings;
 
     /* the operation in progress (one at a time) */
     struct vfe_dev_state st;
@@ -107,7 +123,6 @@ struct vdpa_vf {
     bool direct;
     uint64_t dmask;            /* rings programmed at the last start */
     uint64_t dfeatures;        /* the front-end's features of that start */
-    struct vdpa_ring drings[VDPA_MAX_RINGS];
     ev_timer dpoll;            /* polls a reset for completion */
     unsigned dpoll_left;
     void (*dnext)(struct vdpa_vf *v, int err);
@@ -117,6 +132,12 @@ struct vdpa_vf {
     void *observer_ctx;
     unsigned resumed;          /* times this VF was taken over by a restarted daemon */
 };
+
+/* Size v->rings for num_queues (capped at VDPA_MAX_RINGS).  0 / -ENOMEM. */
+int vdpa_vf_alloc_rings(struct vdpa_vf *v, unsigned num_queues);
+
+/* v->maps allocated (once): 0 / -ENOMEM. */
+int vdpa_vf_maps_alloc(struct vdpa_vf *v);
 
 /* Enter step s (reported to the observer before the command goes out). */
 void vdpa_vf_step(struct vdpa_vf *v, enum vdpa_step s);

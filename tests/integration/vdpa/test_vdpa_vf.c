@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -68,6 +69,25 @@ int main(void)
         CHECK(vdpa_vf_set_call(v, q, f.call[q]) == 0, "call %u", q);
     }
     CHECK(vdpa_vf_set_kick(v, 200, f.kick[0]) == -EINVAL, "kick on ring 200 accepted");
+    /* the VF's per-ring state is sized by its queue count: the first ring past it is refused */
+    uint16_t nq = vdpa_vf_num_queues(v);
+    CHECK(nq >= 2 && vdpa_vf_set_kick(v, nq, f.kick[0]) == -EINVAL, "kick on ring %u of %u accepted", nq, nq);
+    CHECK(vdpa_vf_set_call(v, nq, f.call[0]) == -EINVAL, "call on ring %u of %u accepted", nq, nq);
+    CHECK(vdpa_vf_set_kick(v, 63, f.kick[0]) == -EINVAL && vdpa_vf_set_call(v, 63, f.call[0]) == -EINVAL,
+          "ring 63 of %u accepted", nq);
+
+    /* listings: the device's facts are read once and kept with the VF; a
+     * device that stops answering afterwards does not delay the next call */
+    struct vdpa_vf_facts facts, again;
+    vdpa_vf_facts(v, &facts);
+    CHECK(facts.msix > 0 && facts.queue_size > 0 && facts.mtu >= 68, "facts: msix %u, ring size %u, mtu %u",
+          facts.msix, facts.queue_size, facts.mtu);
+    REQUIRE(kill(sp.pid, SIGSTOP) == 0, out, "SIGSTOP sim");
+    long t0 = check_now_ms();
+    vdpa_vf_facts(v, &again);
+    long took = check_now_ms() - t0;
+    kill(sp.pid, SIGCONT);
+    CHECK(took < 500 && !memcmp(&facts, &again, sizeof(facts)), "facts read again from the device (%ld ms)", took);
     uint64_t feat = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_NET_F_MRG_RXBUF;
     struct vdpa_ring r[2];
     test_front_vdpa_rings(&f, r, 0, 0);
