@@ -13,6 +13,11 @@ int proc_stop(pid_t pid, int timeout_ms);
 /* Wait for the child to exit by itself; its status or -1 on timeout. */
 int proc_wait(pid_t pid, int timeout_ms);
 bool proc_alive(pid_t pid);
+/* A loopback TCP port for a daemon a test starts: below the kernel's ephemeral
+ * range (so no outgoing connection can hold it meanwhile), spread by pid and
+ * seen free by a probe bind (not reserved: another test may still take it).
+ * 0 if none found. */
+int proc_free_tcp_port(void);
 /* rm -rf a test's temp dir, unless VFE_TEST_KEEP is set (kept for a look after a failure). */
 void proc_remove_workdir(const char *dir);
 /* Open file descriptors of pid (from /proc), -1 on error. */

@@ -139,7 +139,7 @@ static int start_daemon(void)
     snprintf(iface, sizeof(iface), "%.200s/vf-", sp.dir);
     snprintf(log_path, sizeof(log_path), "%.200s/vhostd.log", sp.dir);
     char tcp[32];
-    port = 40000 + (int)getpid() % 20000;
+    port = proc_free_tcp_port();
     snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", port);
     const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface, "--no-state",
                           "--compat-tcp", tcp, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
@@ -785,15 +785,17 @@ static void test_version_ha_down(void)
     snprintf(lp, sizeof(lp), "%.300s/ha-down.log", sp.dir);
     snprintf(r2, sizeof(r2), "%.300s/ha-down.sock", sp.dir);
     snprintf(ha, sizeof(ha), "%.300s/no-ha-here.sock", sp.dir);
-    snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", port + 1);
+    int port2 = proc_free_tcp_port();
+    snprintf(tcp, sizeof(tcp), "127.0.0.1:%d", port2);
     const char *argv[] = {vhostd_bin(), "--pci-root", sp.root, "--rpc", r2, "--no-state", "--ha", ha, "--compat-tcp",
                           tcp, NULL};
     pid_t p = proc_spawn(argv, lp);
     const char *ready[] = {"ready: RPC", NULL};
     CHECK(file_wait(lp, ready, 1, 5000), "second daemon with --ha did not start");
-    port++;
+    int port1 = port;
+    port = port2;
     json_t *r = peer("version", NULL);
-    port--;
+    port = port1;
     CHECK(is_status(r, 0, "Success") &&
               !strcmp(str(r, "vfe-vhostd-ha version") ?: "", "Not Known Due to HA Disconnected") &&
               !strcmp(str(r, "vfe-vhostd-ha build time") ?: "", "Not Known Due to HA Disconnected"),

@@ -47,7 +47,7 @@ static char tcp_spec[32];
 
 static int start_daemon(bool client)
 {
-    snprintf(tcp_spec, sizeof(tcp_spec), "127.0.0.1:%d", 20000 + (int)getpid() % 20000);
+    snprintf(tcp_spec, sizeof(tcp_spec), "127.0.0.1:%d", proc_free_tcp_port());
     snprintf(rpc, sizeof(rpc), "%.80s/vhostd.sock", sp.dir);
     snprintf(iface, sizeof(iface), "%s/vf-", sp.dir);
     snprintf(log_path, sizeof(log_path), "%s/vhostd.log", sp.dir);
