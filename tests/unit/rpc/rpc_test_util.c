@@ -1,6 +1,8 @@
 /* Helpers of the lib/rpc tests (see rpc_test_util.h). */
 #include "tests/unit/rpc/rpc_test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,4 +120,29 @@ int rt_call(struct ev_loop *loop, struct rt_call *c, const char *path, const cha
     rt_call_start(c);
     rt_call_finish(loop, c, 10000);
     return c->rc;
+}
+
+int rt_listen_tcp(struct rpc_server *s, unsigned seed, const struct rpc_tcp_opts *opts, int *err)
+{
+    *err = -1;
+    for (unsigned i = 0; i < 50; i++) {
+        char spec[32];
+        int port = 20000 + (int)(((unsigned)getpid() * seed + i * 977) % 12000);   /* below the ephemeral range */
+        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
+        if ((*err = rpc_server_listen_tcp_opts(s, spec, opts)) == 0)
+            return port;
+    }
+    return -1;
+}
+
+int rt_tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }

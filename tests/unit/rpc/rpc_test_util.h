@@ -15,6 +15,11 @@ void rt_dir_remove(const char *path);
 
 /* A connected blocking client socket, or -1. */
 int rt_connect(const char *path);
+/* s also listens on a loopback TCP port (tried from seed on; with opts): the
+ * port, or -1 (the last error in *err). */
+int rt_listen_tcp(struct rpc_server *s, unsigned seed, const struct rpc_tcp_opts *opts, int *err);
+/* A blocking client connected to 127.0.0.1:port, or -1. */
+int rt_tcp_connect(int port);
 /* Write all of buf; false on error. */
 bool rt_write(int fd, const char *buf, size_t len);
 

@@ -44,13 +44,8 @@ static struct rpc_server *server(struct ev_loop *loop, char *p, const char *tag,
     assert_non_null(s);
     rpc_register(s, "u", m_unix, NULL);
     rpc_register_tcp(s, "t", m_tcp, NULL);
-    int rc = -1;
-    for (int i = 0; i < 50 && rc; i++) {
-        char spec[32];
-        port = 20000 + (getpid() * 13 + i * 977) % 40000;
-        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
-        rc = rpc_server_listen_tcp_opts(s, spec, to);
-    }
+    int rc;
+    port = rt_listen_tcp(s, 13, to, &rc);
     assert_int_equal(rc, 0);
     return s;
 }
@@ -64,11 +59,8 @@ static void teardown(struct ev_loop *loop, struct rpc_server *s, const char *p)
 
 static int tcp_connect(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = rt_tcp_connect(port);
     assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
     return fd;
 }
 
@@ -199,13 +191,8 @@ static void test_trickle(void **state)
     struct rpc_server *s = rpc_server_create(loop, p, &uo, &err);
     rpc_register_tcp(s, "t", m_tcp, NULL);
     rpc_register(s, "u", m_unix, NULL);
-    int rc = -1;
-    for (int i = 0; i < 50 && rc; i++) {
-        char spec[32];
-        port = 20000 + (getpid() * 17 + i * 977) % 40000;
-        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
-        rc = rpc_server_listen_tcp_opts(s, spec, &to);
-    }
+    int rc;
+    port = rt_listen_tcp(s, 17, &to, &rc);
     assert_int_equal(rc, 0);
     int t = tcp_connect(), u = rt_connect(p);
     const char *req = "{\"jsonrpc\":\"2.0\",\"method\":\"u\",\"id\":1}";   /* sent a byte every 100 ms */
@@ -244,13 +231,8 @@ static void test_gone_before_answer(void **state)
     struct rpc_server *s = rpc_server_create(loop, p, &uo, &err);
     rpc_register(s, "u", m_unix, NULL);
     rpc_register_tcp(s, "t", m_tcp, NULL);
-    int rc = -1;
-    for (int i = 0; i < 50 && rc; i++) {
-        char spec[32];
-        port = 20000 + (getpid() * 19 + i * 977) % 40000;
-        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
-        rc = rpc_server_listen_tcp_opts(s, spec, &to);
-    }
+    int rc;
+    port = rt_listen_tcp(s, 19, &to, &rc);
     assert_int_equal(rc, 0);
     for (int round = 0; round < 20; round++) {
         int u = rt_connect(p), t = tcp_connect();

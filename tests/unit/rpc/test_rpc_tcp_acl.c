@@ -53,13 +53,8 @@ static struct rpc_server *server(struct ev_loop *loop, char *p, const char *tag,
     assert_non_null(s);
     rpc_register_tcp(s, "t", m_tcp, NULL);
     struct rpc_tcp_opts to = {.lenient = lenient};
-    int rc = -1;
-    for (int i = 0; i < 50 && rc; i++) {
-        char spec[32];
-        port = 20000 + (getpid() * 23 + i * 977) % 40000;
-        snprintf(spec, sizeof(spec), "127.0.0.1:%d", port);
-        rc = rpc_server_listen_tcp_opts(s, spec, &to);
-    }
+    int rc;
+    port = rt_listen_tcp(s, 23, &to, &rc);
     assert_int_equal(rc, 0);
     served = 0;
     return s;
@@ -72,17 +67,7 @@ static void teardown(struct ev_loop *loop, struct rpc_server *s, const char *p)
     rt_dir_remove(p);
 }
 
-static int tcp_connect(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
+static int tcp_connect(void) { return rt_tcp_connect(port); }
 
 /* Everything the server sends until it closes (or 3 s pass: then -1).  A
  * reset after data ends it too: a request that reached the server after it
