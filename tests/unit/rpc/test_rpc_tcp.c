@@ -139,8 +139,7 @@ static void test_tables_and_leniency(void **state)
     assert_non_null(strstr(buf, "-32600"));
     close(t);
     close(u);
-    rpc_server_destroy(s);
-    ev_loop_destroy(loop);
+    teardown(loop, s, p);
     /* not lenient: TCP is strict too */
     loop = ev_loop_new(0);
     s = server(loop, p, "tcpstrict", NULL);
