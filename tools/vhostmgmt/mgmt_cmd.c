@@ -1,9 +1,10 @@
 /* Command-line words to one command (see mgmt_cmd.h). */
 #include "tools/vhostmgmt/mgmt_cmd.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tools/vhostmgmt/mgmt_err.h"
 
 enum mgmt_field { F_OP, F_DEV, F_SOCKET, F_UUID, F_TEST_OP, F_SIZE_MODE, F_DIRECT, F_FORCE, F_QUEUES, F_MSIX,
                   F_RELEASE_MSIX, F_COUNT };
@@ -123,17 +124,6 @@ const struct mgmt_verb *mgmt_verb_find(const char *name)
     return NULL;
 }
 
-static int failf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int failf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* name is one of the '|'-separated names in list. */
 static bool name_in(const char *list, const char *name, size_t name_len)
 {
@@ -182,30 +172,30 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
     switch (f) {
     case F_DEV:
         if (!mgmt_bdf_normalise(v, c->dev))
-            return failf(err, len, "%s: '%.40s%s' is not a PCI address [DDDD:]BB:DD.F", c->verb->name, v,
+            return mgmt_failf(err, len, "%s: '%.40s%s' is not a PCI address [DDDD:]BB:DD.F", c->verb->name, v,
                          strlen(v) > 40 ? "..." : "");
         return 0;
     case F_SOCKET:
         if (!*v)
-            return failf(err, len, "%s: %s: the socket path is empty", c->verb->name, word);
+            return mgmt_failf(err, len, "%s: %s: the socket path is empty", c->verb->name, word);
         if (strlen(v) > MGMT_SOCKET_MAX)
-            return failf(err, len, "%s: %s: the socket path is %zu bytes long, at most %d fit in a unix socket address",
+            return mgmt_failf(err, len, "%s: %s: the socket path is %zu bytes long, at most %d fit in a unix socket address",
                          c->verb->name, word, strlen(v), MGMT_SOCKET_MAX);
         c->socket_file = v;
         return 0;
     case F_UUID:
         if (!*v || strlen(v) > MGMT_UUID_MAX)
-            return failf(err, len, "%s: %s: the VM id must be 1 to %d bytes long", c->verb->name, word, MGMT_UUID_MAX);
+            return mgmt_failf(err, len, "%s: %s: the VM id must be 1 to %d bytes long", c->verb->name, word, MGMT_UUID_MAX);
         for (const char *p = v; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                return failf(err, len, "%s: %s: the VM id has a control character", c->verb->name, word);
+                return mgmt_failf(err, len, "%s: %s: the VM id has a control character", c->verb->name, word);
         c->uuid = v;
         return 0;
     case F_TEST_OP: {
         char *end;
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > MGMT_TEST_OP_MAX)
-            return failf(err, len, "%s: %s: '%.20s' is not a test operation 1..%d", c->verb->name, word, v,
+            return mgmt_failf(err, len, "%s: %s: '%.20s' is not a test operation 1..%d", c->verb->name, word, v,
                          MGMT_TEST_OP_MAX);
         c->test_operation = (int)n;
         return 0;
@@ -216,7 +206,7 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
         long n = strtol(v, &end, 10);
         long lo = f == F_MSIX ? 4 : 1, hi = f == F_MSIX ? 2048 : 1023;
         if (!*v || *end || n < lo || n > hi)
-            return failf(err, len, "%s: %s: '%.20s' is not a number %ld..%ld", c->verb->name, word, v, lo, hi);
+            return mgmt_failf(err, len, "%s: %s: '%.20s' is not a number %ld..%ld", c->verb->name, word, v, lo, hi);
         *(f == F_MSIX ? &c->msix : &c->queues) = (unsigned)n;
         return 0;
     }
@@ -226,7 +216,7 @@ static int set_value(struct mgmt_cmd *c, enum mgmt_field f, const char *word, co
         else if (!strcmp(v, "2") || !strcmp(v, "byte"))
             c->size_mode = 2;
         else
-            return failf(err, len, "%s: %s: '%.20s' is not a size mode (1 or bit, 2 or byte)", c->verb->name, word, v);
+            return mgmt_failf(err, len, "%s: %s: '%.20s' is not a size mode (1 or bit, 2 or byte)", c->verb->name, word, v);
         return 0;
     default:
         return 0;
@@ -256,10 +246,10 @@ int mgmt_cmd_parse(int argc, char *const *argv, struct mgmt_cmd *c, char *err, s
     memset(c, 0, sizeof(*c));
     err[0] = '\0';
     if (argc < 1)
-        return failf(err, len, "no command");
+        return mgmt_failf(err, len, "no command");
     c->verb = mgmt_verb_find(argv[0]);
     if (!c->verb)
-        return failf(err, len, "unknown command '%.40s'", argv[0]);
+        return mgmt_failf(err, len, "unknown command '%.40s'", argv[0]);
     const struct mgmt_verb *v = c->verb;
     const char *given[F_COUNT] = {NULL};   /* the word that set each field, for messages */
     const struct mgmt_opt *by[F_COUNT] = {NULL};   /* and the option it was (NULL: the positional device) */
@@ -277,9 +267,9 @@ int mgmt_cmd_parse(int argc, char *const *argv, struct mgmt_cmd *c, char *err, s
         }
         if (only_positional || w[0] != '-' || !w[1]) {
             if (dev_word)
-                return failf(err, len, "%s: unexpected '%.40s' (the device is '%.40s')", v->name, w, dev_word);
+                return mgmt_failf(err, len, "%s: unexpected '%.40s' (the device is '%.40s')", v->name, w, dev_word);
             if (!v->dev_may)
-                return failf(err, len, "%s takes no arguments ('%.40s')", v->name, w);
+                return mgmt_failf(err, len, "%s takes no arguments ('%.40s')", v->name, w);
             dev_word = w;
             if (set_value(c, F_DEV, w, w, err, len))
                 return -1;
@@ -288,27 +278,27 @@ int mgmt_cmd_parse(int argc, char *const *argv, struct mgmt_cmd *c, char *err, s
         const char *val;
         const struct mgmt_opt *o = opt_find(v->opts, w, &val);
         if (!o)
-            return failf(err, len, "%s: unknown option '%.40s'", v->name, w);
+            return mgmt_failf(err, len, "%s: unknown option '%.40s'", v->name, w);
         if (!takes_arg(o->field) && val)
-            return failf(err, len, "%s: option '%.40s' takes no argument", v->name, w);
+            return mgmt_failf(err, len, "%s: option '%.40s' takes no argument", v->name, w);
         if (takes_arg(o->field) && !val) {
             if (i + 1 >= argc)
-                return failf(err, len, "%s: option '%s' needs an argument", v->name, w);
+                return mgmt_failf(err, len, "%s: option '%s' needs an argument", v->name, w);
             val = argv[++i];
         }
         if (o->field == F_OP) {
             if (c->op && c->op != o->op)
-                return failf(err, len, "%s: conflicting operations '%s' and '%s'", v->name, given[F_OP], w);
+                return mgmt_failf(err, len, "%s: conflicting operations '%s' and '%s'", v->name, given[F_OP], w);
             c->op = o->op;
             given[F_OP] = w;
             continue;
         }
         if (o->field == F_DEV) {
             if (dev_word)
-                return failf(err, len, "%s: the device is given twice ('%.40s' and '%.40s')", v->name, dev_word, val);
+                return mgmt_failf(err, len, "%s: the device is given twice ('%.40s' and '%.40s')", v->name, dev_word, val);
             dev_word = val;
         } else if (given[o->field]) {
-            return failf(err, len, "%s: '%s' is given twice", v->name, w);
+            return mgmt_failf(err, len, "%s: '%s' is given twice", v->name, w);
         }
         given[o->field] = w;
         by[o->field] = o;
@@ -322,21 +312,21 @@ int mgmt_cmd_parse(int argc, char *const *argv, struct mgmt_cmd *c, char *err, s
             c->release_msix = true;
     }
     if (c->queues && c->msix)
-        return failf(err, len, "%s: '%s' and '%s': one of them, not both", v->name, given[F_QUEUES], given[F_MSIX]);
+        return mgmt_failf(err, len, "%s: '%s' and '%s': one of them, not both", v->name, given[F_QUEUES], given[F_MSIX]);
     char ops[64];
     op_names(v, ops, sizeof(ops));
     if (v->need_op && !c->op)
-        return failf(err, len, "%s: one of %s is needed", v->name, ops);
+        return mgmt_failf(err, len, "%s: one of %s is needed", v->name, ops);
     for (int f = 0; f < F_COUNT; f++)
         if (by[f] && !(by[f]->with & (1u << c->op)))
-            return failf(err, len, "%s: '%s' does not go with '%s'", v->name, given[f], given[F_OP] ? given[F_OP] : v->name);
+            return mgmt_failf(err, len, "%s: '%s' does not go with '%s'", v->name, given[f], given[F_OP] ? given[F_OP] : v->name);
     if (dev_word && !(v->dev_may & (1u << c->op)))
-        return failf(err, len, "%s %s takes no device ('%.40s')", v->name, given[F_OP] ? given[F_OP] : "", dev_word);
+        return mgmt_failf(err, len, "%s %s takes no device ('%.40s')", v->name, given[F_OP] ? given[F_OP] : "", dev_word);
     if (!dev_word && (v->dev_need & (1u << c->op)))
-        return failf(err, len, "%s %s: which device? (a PCI address [DDDD:]BB:DD.F)", v->name,
+        return mgmt_failf(err, len, "%s %s: which device? (a PCI address [DDDD:]BB:DD.F)", v->name,
                      given[F_OP] ? given[F_OP] : "");
     if (c->op == MGMT_OP_DEBUG && !c->test_operation)
-        return failf(err, len, "%s -d: the test operation (-o 1..%d) is needed", v->name, MGMT_TEST_OP_MAX);
+        return mgmt_failf(err, len, "%s -d: the test operation (-o 1..%d) is needed", v->name, MGMT_TEST_OP_MAX);
     if (c->op == MGMT_OP_DEBUG && !c->size_mode)
         c->size_mode = 2;
     return 0;

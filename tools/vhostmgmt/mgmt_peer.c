@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,18 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tools/vhostmgmt/mgmt_err.h"
 #include "tools/vhostmgmt/mgmt_pyjson.h"
-
-static int fail(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 int mgmt_peer_addr(const char *spec, char *host, size_t host_len, char *port, size_t port_len, char *msg,
                    size_t msg_len)
@@ -35,7 +24,7 @@ int mgmt_peer_addr(const char *spec, char *host, size_t host_len, char *port, si
     if (*p == '[') {
         const char *close = strchr(p, ']');
         if (!close || close[1] != ':')
-            return fail(msg, msg_len, "--tcp '%.60s': an IPv6 address is written [ADDR]:PORT", spec);
+            return mgmt_failf(msg, msg_len, "--tcp '%.60s': an IPv6 address is written [ADDR]:PORT", spec);
         p++;
         hn = (size_t)(close - p);
         colon = close + 1;
@@ -44,9 +33,9 @@ int mgmt_peer_addr(const char *spec, char *host, size_t host_len, char *port, si
         hn = colon ? (size_t)(colon - p) : 0;
     }
     if (colon && hn == 0)
-        return fail(msg, msg_len, "--tcp '%.60s': the address before ':' is empty", spec);
+        return mgmt_failf(msg, msg_len, "--tcp '%.60s': the address before ':' is empty", spec);
     if (hn >= host_len)
-        return fail(msg, msg_len, "--tcp: the address is longer than %zu bytes", host_len - 1);
+        return mgmt_failf(msg, msg_len, "--tcp: the address is longer than %zu bytes", host_len - 1);
     if (colon) {
         memcpy(host, p, hn);
         host[hn] = '\0';
@@ -57,7 +46,7 @@ int mgmt_peer_addr(const char *spec, char *host, size_t host_len, char *port, si
     char *end;
     long n = strtol(ps, &end, 10);
     if (!*ps || *end || n < 1 || n > 65535 || strspn(ps, "0123456789") != strlen(ps))
-        return fail(msg, msg_len, "--tcp '%.60s': the port must be a number 1..65535 ([ADDR:]PORT)", spec);
+        return mgmt_failf(msg, msg_len, "--tcp '%.60s': the port must be a number 1..65535 ([ADDR:]PORT)", spec);
     snprintf(port, port_len, "%ld", n);
     return 0;
 }
@@ -101,7 +90,7 @@ static int connect_to(const char *host, const char *port, const struct timespec 
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
     int gr = getaddrinfo(host, port, &hints, &ai);
     if (gr)
-        return fail(msg, msg_len, "cannot resolve %s: %s", host, gai_strerror(gr));
+        return mgmt_failf(msg, msg_len, "cannot resolve %s: %s", host, gai_strerror(gr));
     int err = 0, fd = -1;
     for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
         fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -127,7 +116,7 @@ static int connect_to(const char *host, const char *port, const struct timespec 
     }
     freeaddrinfo(ai);
     if (fd < 0)
-        return fail(msg, msg_len, "cannot connect to %s:%s: %s (is the daemon listening there?)", host, port,
+        return mgmt_failf(msg, msg_len, "cannot connect to %s:%s: %s (is the daemon listening there?)", host, port,
                     strerror(err));
     return fd;
 }
@@ -217,13 +206,13 @@ int mgmt_peer_call(struct mgmt_peer_conn *c, const char *method, const json_t *p
     char *req = mgmt_peer_request(method, params, id);
     int rc;
     if (!req) {
-        rc = fail(msg, msg_len, "cannot encode the request (out of memory?)");
+        rc = mgmt_failf(msg, msg_len, "cannot encode the request (out of memory?)");
     } else if (send_all(c->fd, req, strlen(req), &c->start, c->timeout_ms)) {
-        rc = fail(msg, msg_len, "sending to %s failed: %s", c->where, strerror(errno));
+        rc = mgmt_failf(msg, msg_len, "sending to %s failed: %s", c->where, strerror(errno));
     } else {
         const char *why;
         *reply = read_value(c->fd, &c->start, c->timeout_ms, &why);
-        rc = *reply ? 0 : fail(msg, msg_len, "no answer from %s: %s", c->where, why);
+        rc = *reply ? 0 : mgmt_failf(msg, msg_len, "no answer from %s: %s", c->where, why);
     }
     free(req);
     close(c->fd);
