@@ -1,0 +1,404 @@
+/* Per-device serial job queues on a bounded thread pool (see vfe_devq.h). */
+#include "lib/devq/vfe_devq.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log/vfe_log.h"
+
+#define TICK_S 0.025   /* how often the loop looks for stuck jobs while any is outstanding */
+
+struct dkey;
+
+struct job {
+    struct job *next;
+    struct dkey *key;          /* while queued or running */
+    vfe_devq_work work;
+    vfe_devq_done done;
+    void *arg;
+    int64_t started_ns;
+    bool stuck;
+};
+
+/* A device with jobs queued or running; freed when it has neither. */
+struct dkey {
+    char name[VFE_DEVQ_KEY_MAX];
+    struct dkey *next;         /* q->keys */
+    struct dkey *rnext;        /* q->ready */
+    struct job *head, *tail;   /* queued, in submit order */
+    struct job *running;
+    bool in_ready;
+};
+
+struct worker {
+    pthread_t tid;
+    struct vfe_devq *q;
+    struct worker *next;
+    bool exited;
+};
+
+struct vfe_devq {
+    struct ev_loop *loop;
+    unsigned max;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;    /* workers: a key became ready, or a slot freed */
+    pthread_cond_t idle_cv;    /* destroy: a job ended or a thread left */
+    ev_async wake;             /* a job finished: its done goes to the loop */
+    ev_timer tick;             /* stuck detection and spawning while jobs are outstanding */
+    struct dkey *keys;
+    struct dkey *ready, *ready_tail;   /* keys with a queued job and none running */
+    unsigned nready;
+    struct job *fin, *fin_tail;        /* work returned, done not run yet */
+    struct worker *workers;
+    unsigned threads, idle, counted, running, stuck, queued;
+    uint64_t completed;
+    bool stopping;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void ready_push(struct vfe_devq *q, struct dkey *k)
+{
+    k->rnext = NULL;
+    k->in_ready = true;
+    if (q->ready_tail)
+        q->ready_tail->rnext = k;
+    else
+        q->ready = k;
+    q->ready_tail = k;
+    q->nready++;
+}
+
+static struct dkey *ready_pop(struct vfe_devq *q)
+{
+    struct dkey *k = q->ready;
+    q->ready = k->rnext;
+    if (!q->ready)
+        q->ready_tail = NULL;
+    k->in_ready = false;
+    q->nready--;
+    return k;
+}
+
+static void key_free_if_empty(struct vfe_devq *q, struct dkey *k)
+{
+    if (k->head || k->running || k->in_ready)
+        return;
+    for (struct dkey **p = &q->keys; *p; p = &(*p)->next)
+        if (*p == k) {
+            *p = k->next;
+            break;
+        }
+    free(k);
+}
+
+static bool can_start(const struct vfe_devq *q)
+{
+    return q->ready && q->counted < q->max;
+}
+
+static void *worker_main(void *p)
+{
+    struct worker *w = p;
+    struct vfe_devq *q = w->q;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        bool timed_out = false;
+        while (!q->stopping && !can_start(q) && !timed_out) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += (time_t)VFE_DEVQ_IDLE_S;
+            timed_out = pthread_cond_timedwait(&q->work_cv, &q->mu, &until) == ETIMEDOUT;
+        }
+        if (q->stopping || !can_start(q))
+            break;
+        struct dkey *k = ready_pop(q);
+        struct job *j = k->head;
+        k->head = j->next;
+        if (!k->head)
+            k->tail = NULL;
+        k->running = j;
+        j->started_ns = now_ns();
+        q->queued--;
+        q->running++;
+        q->counted++;
+        q->idle--;
+        pthread_mutex_unlock(&q->mu);
+
+        j->work(j->arg);
+
+        pthread_mutex_lock(&q->mu);
+        q->idle++;
+        q->running--;
+        if (j->stuck)
+            q->stuck--;
+        else
+            q->counted--;
+        k->running = NULL;
+        j->key = NULL;
+        if (k->head)
+            ready_push(q, k);
+        else
+            key_free_if_empty(q, k);
+        j->next = NULL;
+        if (q->fin_tail)
+            q->fin_tail->next = j;
+        else
+            q->fin = j;
+        q->fin_tail = j;
+        ev_async_send(q->loop, &q->wake);
+        pthread_cond_broadcast(&q->work_cv);
+        pthread_cond_broadcast(&q->idle_cv);
+    }
+    q->idle--;
+    q->threads--;
+    w->exited = true;
+    pthread_cond_broadcast(&q->idle_cv);
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Under q->mu, on the loop's thread: enough threads for what may start now. */
+static void spawn(struct vfe_devq *q)
+{
+    unsigned slots = q->max > q->counted ? q->max - q->counted : 0;
+    unsigned want = q->nready < slots ? q->nready : slots;
+    while (want > q->idle && q->threads < VFE_DEVQ_HARD_CAP) {
+        struct worker *w = calloc(1, sizeof(*w));
+        if (!w)
+            break;
+        w->q = q;
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay the loop's */
+        int rc = pthread_create(&w->tid, NULL, worker_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc) {
+            free(w);
+            if (!q->threads)
+                LOG_E("devq: no thread can be started (%s): jobs wait", strerror(rc));
+            break;
+        }
+        w->next = q->workers;
+        q->workers = w;
+        q->threads++;
+        q->idle++;
+    }
+}
+
+/* Under q->mu: running jobs past VFE_DEVQ_STUCK_MS stop counting. */
+static void mark_stuck(struct vfe_devq *q)
+{
+    int64_t limit = now_ns() - (int64_t)VFE_DEVQ_STUCK_MS * 1000000;
+    bool freed = false;
+    for (struct dkey *k = q->keys; k; k = k->next)
+        if (k->running && !k->running->stuck && k->running->started_ns < limit) {
+            k->running->stuck = true;
+            q->stuck++;
+            q->counted--;
+            freed = true;
+        }
+    if (freed)
+        pthread_cond_broadcast(&q->work_cv);
+}
+
+/* Under q->mu: the workers that left, taken off the list (joined by the caller). */
+static struct worker *take_exited(struct vfe_devq *q)
+{
+    struct worker *gone = NULL;
+    for (struct worker **p = &q->workers; *p;) {
+        struct worker *w = *p;
+        if (w->exited) {
+            *p = w->next;
+            w->next = gone;
+            gone = w;
+        } else {
+            p = &w->next;
+        }
+    }
+    return gone;
+}
+
+static void join_all(struct worker *w)
+{
+    while (w) {
+        struct worker *next = w->next;
+        pthread_join(w->tid, NULL);
+        free(w);
+        w = next;
+    }
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct vfe_devq *q = t->data;
+    pthread_mutex_lock(&q->mu);
+    mark_stuck(q);
+    spawn(q);
+    struct worker *gone = take_exited(q);
+    bool outstanding = q->queued || q->running;
+    pthread_mutex_unlock(&q->mu);
+    join_all(gone);
+    if (!outstanding)
+        ev_timer_stop(loop, t);
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct vfe_devq *q = a->data;
+    pthread_mutex_lock(&q->mu);
+    struct job *j = q->fin;
+    q->fin = q->fin_tail = NULL;
+    struct worker *gone = take_exited(q);
+    pthread_mutex_unlock(&q->mu);
+    join_all(gone);
+    while (j) {
+        struct job *next = j->next;
+        q->completed++;
+        j->done(j->arg, 0);
+        free(j);
+        j = next;
+    }
+}
+
+struct vfe_devq *vfe_devq_new(struct ev_loop *loop, unsigned max_threads)
+{
+    if (!loop || !max_threads || max_threads > VFE_DEVQ_HARD_CAP) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct vfe_devq *q = calloc(1, sizeof(*q));
+    if (!q) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    q->loop = loop;
+    q->max = max_threads;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work_cv, NULL);
+    pthread_cond_init(&q->idle_cv, NULL);
+    ev_async_init(&q->wake, wake_cb);
+    q->wake.data = q;
+    ev_async_start(loop, &q->wake);
+    ev_unref(loop);   /* an idle queue does not keep the loop running */
+    ev_timer_init(&q->tick, tick_cb, TICK_S, TICK_S);
+    q->tick.data = q;
+    return q;
+}
+
+static struct dkey *key_get(struct vfe_devq *q, const char *name)
+{
+    for (struct dkey *k = q->keys; k; k = k->next)
+        if (!strcmp(k->name, name))
+            return k;
+    struct dkey *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    memcpy(k->name, name, strlen(name) + 1);
+    k->next = q->keys;
+    q->keys = k;
+    return k;
+}
+
+int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work work, vfe_devq_done done, void *arg)
+{
+    if (!q || !device_key || !*device_key || !work || !done)
+        return -EINVAL;
+    if (strnlen(device_key, VFE_DEVQ_KEY_MAX) >= VFE_DEVQ_KEY_MAX)
+        return -ENAMETOOLONG;
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    *j = (struct job){.work = work, .done = done, .arg = arg};
+    pthread_mutex_lock(&q->mu);
+    int rc = 0;
+    struct dkey *k = q->stopping ? NULL : key_get(q, device_key);
+    if (!k) {
+        rc = q->stopping ? -ESHUTDOWN : -ENOMEM;
+    } else {
+        j->key = k;
+        if (k->tail)
+            k->tail->next = j;
+        else
+            k->head = j;
+        k->tail = j;
+        q->queued++;
+        if (!k->running && !k->in_ready)
+            ready_push(q, k);
+        pthread_cond_signal(&q->work_cv);
+        spawn(q);
+    }
+    struct worker *gone = take_exited(q);
+    pthread_mutex_unlock(&q->mu);
+    join_all(gone);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    if (!ev_is_active(&q->tick))
+        ev_timer_start(q->loop, &q->tick);
+    return 0;
+}
+
+void vfe_devq_stats(struct vfe_devq *q, struct vfe_devq_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    mark_stuck(q);
+    *st = (struct vfe_devq_stats){.queued = q->queued, .running = q->running, .stuck = q->stuck,
+                                  .threads = q->threads, .completed = q->completed};
+    pthread_mutex_unlock(&q->mu);
+}
+
+void vfe_devq_destroy(struct vfe_devq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->work_cv);
+    while (q->threads)   /* running jobs end first: a worker leaves only between jobs */
+        pthread_cond_wait(&q->idle_cv, &q->mu);
+    struct worker *gone = take_exited(q);
+    struct job *fin = q->fin;
+    q->fin = q->fin_tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    join_all(gone);
+    ev_timer_stop(q->loop, &q->tick);
+    ev_ref(q->loop);
+    ev_async_stop(q->loop, &q->wake);
+    for (struct job *j = fin, *next; j; j = next) {
+        next = j->next;
+        q->completed++;
+        j->done(j->arg, VFE_DEVQ_SHUTDOWN);
+        free(j);
+    }
+    /* never started: per key, in submit order (keys newest first) */
+    while (q->keys) {
+        struct dkey *k = q->keys;
+        q->keys = k->next;
+        for (struct job *j = k->head, *next; j; j = next) {
+            next = j->next;
+            q->completed++;
+            j->done(j->arg, VFE_DEVQ_CANCELED);
+            free(j);
+        }
+        free(k);
+    }
+    pthread_cond_destroy(&q->work_cv);
+    pthread_cond_destroy(&q->idle_cv);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
