@@ -223,7 +223,8 @@ int vhostd_vf_open_async(struct vhostd_vf *vf, struct vfe_devq *q, const struct 
             return rc;
         }
     }
-    int rc = vfe_devq_submit(q, vf->rec.bdf, open_work, open_done, j);
+    /* a PF's VFs share its device: one that stopped answering waits behind the others */
+    int rc = vfe_devq_submit_grouped(q, vf->rec.pf[0] ? vf->rec.pf : vf->rec.bdf, vf->rec.bdf, open_work, open_done, j);
     if (rc < 0) {
         snprintf(msg, len, "%s: bring-up cannot be queued: %s", vf->rec.bdf, strerror(-rc));
         job_release(j);

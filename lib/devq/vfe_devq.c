@@ -14,6 +14,7 @@
 #define TICK_S 0.025   /* how often the loop looks for stuck jobs while any is outstanding */
 
 struct dkey;
+struct dgroup;
 
 struct job {
     struct job *next;
@@ -25,11 +26,24 @@ struct job {
     bool stuck;
 };
 
+/* Devices that share a path to the hardware (a PF's VFs): picked round robin,
+ * and a group with a stuck job only when no other group has work. */
+struct dgroup {
+    char name[VFE_DEVQ_KEY_MAX];
+    struct dgroup *next;       /* q->groups */
+    struct dgroup *rnext;      /* q->ready */
+    struct dkey *kready, *kready_tail;   /* its keys with a queued job and none running */
+    unsigned keys;             /* its keys alive */
+    unsigned stuck;            /* its jobs running past VFE_DEVQ_STUCK_MS */
+    bool in_ready;
+};
+
 /* A device with jobs queued or running; freed when it has neither. */
 struct dkey {
     char name[VFE_DEVQ_KEY_MAX];
+    struct dgroup *g;
     struct dkey *next;         /* q->keys */
-    struct dkey *rnext;        /* q->ready */
+    struct dkey *rnext;        /* g->kready */
     struct job *head, *tail;   /* queued, in submit order */
     struct job *running;
     bool in_ready;
@@ -51,8 +65,9 @@ struct vfe_devq {
     ev_async wake;             /* a job finished: its done goes to the loop */
     ev_timer tick;             /* stuck detection and spawning while jobs are outstanding */
     struct dkey *keys;
-    struct dkey *ready, *ready_tail;   /* keys with a queued job and none running */
-    unsigned nready;
+    struct dgroup *groups;
+    struct dgroup *ready, *ready_tail; /* groups with a ready key, round robin */
+    unsigned nready;                   /* ready keys */
     struct job *fin, *fin_tail;        /* work returned, done not run yet */
     struct worker *workers;
     unsigned threads, idle, counted, running, stuck, queued;
@@ -67,24 +82,55 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void group_ready_append(struct vfe_devq *q, struct dgroup *g)
+{
+    g->rnext = NULL;
+    g->in_ready = true;
+    if (q->ready_tail)
+        q->ready_tail->rnext = g;
+    else
+        q->ready = g;
+    q->ready_tail = g;
+}
+
 static void ready_push(struct vfe_devq *q, struct dkey *k)
 {
+    struct dgroup *g = k->g;
     k->rnext = NULL;
     k->in_ready = true;
-    if (q->ready_tail)
-        q->ready_tail->rnext = k;
+    if (g->kready_tail)
+        g->kready_tail->rnext = k;
     else
-        q->ready = k;
-    q->ready_tail = k;
+        g->kready = k;
+    g->kready_tail = k;
+    if (!g->in_ready)
+        group_ready_append(q, g);
     q->nready++;
 }
 
+/* The next key to run: from the first group without a stuck job, else the first group. */
 static struct dkey *ready_pop(struct vfe_devq *q)
 {
-    struct dkey *k = q->ready;
-    q->ready = k->rnext;
-    if (!q->ready)
-        q->ready_tail = NULL;
+    struct dgroup *g = q->ready, *prev = NULL;
+    for (struct dgroup *p = NULL, *c = q->ready; c; p = c, c = c->rnext)
+        if (!c->stuck) {
+            g = c;
+            prev = p;
+            break;
+        }
+    if (prev)   /* out of the ring; back at its tail if it has more */
+        prev->rnext = g->rnext;
+    else
+        q->ready = g->rnext;
+    if (q->ready_tail == g)
+        q->ready_tail = prev;
+    g->in_ready = false;
+    struct dkey *k = g->kready;
+    g->kready = k->rnext;
+    if (!g->kready)
+        g->kready_tail = NULL;
+    else
+        group_ready_append(q, g);
     k->in_ready = false;
     q->nready--;
     return k;
@@ -99,7 +145,16 @@ static void key_free_if_empty(struct vfe_devq *q, struct dkey *k)
             *p = k->next;
             break;
         }
+    struct dgroup *g = k->g;
     free(k);
+    if (--g->keys || g->in_ready)
+        return;
+    for (struct dgroup **p = &q->groups; *p; p = &(*p)->next)
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    free(g);
 }
 
 static bool can_start(const struct vfe_devq *q)
@@ -140,10 +195,12 @@ static void *worker_main(void *p)
         pthread_mutex_lock(&q->mu);
         q->idle++;
         q->running--;
-        if (j->stuck)
+        if (j->stuck) {
             q->stuck--;
-        else
+            k->g->stuck--;
+        } else {
             q->counted--;
+        }
         k->running = NULL;
         j->key = NULL;
         if (k->head)
@@ -204,6 +261,7 @@ static void mark_stuck(struct vfe_devq *q)
     for (struct dkey *k = q->keys; k; k = k->next)
         if (k->running && !k->running->stuck && k->running->started_ns < limit) {
             k->running->stuck = true;
+            k->g->stuck++;
             q->stuck++;
             q->counted--;
             freed = true;
@@ -296,25 +354,53 @@ struct vfe_devq *vfe_devq_new(struct ev_loop *loop, unsigned max_threads)
     return q;
 }
 
-static struct dkey *key_get(struct vfe_devq *q, const char *name)
+static struct dgroup *group_get(struct vfe_devq *q, const char *name)
+{
+    for (struct dgroup *g = q->groups; g; g = g->next)
+        if (!strcmp(g->name, name))
+            return g;
+    struct dgroup *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    memcpy(g->name, name, strlen(name) + 1);
+    g->next = q->groups;
+    q->groups = g;
+    return g;
+}
+
+static struct dkey *key_get(struct vfe_devq *q, const char *group, const char *name)
 {
     for (struct dkey *k = q->keys; k; k = k->next)
         if (!strcmp(k->name, name))
             return k;
-    struct dkey *k = calloc(1, sizeof(*k));
-    if (!k)
+    struct dgroup *g = group_get(q, group);
+    struct dkey *k = g ? calloc(1, sizeof(*k)) : NULL;
+    if (!k) {
+        if (g && !g->keys && !g->in_ready) {
+            q->groups = g->next;   /* just added at the head */
+            free(g);
+        }
         return NULL;
+    }
     memcpy(k->name, name, strlen(name) + 1);
+    k->g = g;
+    g->keys++;
     k->next = q->keys;
     q->keys = k;
     return k;
 }
 
-int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work work, vfe_devq_done done, void *arg)
+static bool key_ok(const char *key)
 {
-    if (!q || !device_key || !*device_key || !work || !done)
+    return key && *key;
+}
+
+int vfe_devq_submit_grouped(struct vfe_devq *q, const char *group, const char *device_key, vfe_devq_work work,
+                            vfe_devq_done done, void *arg)
+{
+    if (!q || !key_ok(group) || !key_ok(device_key) || !work || !done)
         return -EINVAL;
-    if (strnlen(device_key, VFE_DEVQ_KEY_MAX) >= VFE_DEVQ_KEY_MAX)
+    if (strnlen(device_key, VFE_DEVQ_KEY_MAX) >= VFE_DEVQ_KEY_MAX || strnlen(group, VFE_DEVQ_KEY_MAX) >= VFE_DEVQ_KEY_MAX)
         return -ENAMETOOLONG;
     struct job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -322,7 +408,7 @@ int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work wo
     *j = (struct job){.work = work, .done = done, .arg = arg};
     pthread_mutex_lock(&q->mu);
     int rc = 0;
-    struct dkey *k = q->stopping ? NULL : key_get(q, device_key);
+    struct dkey *k = q->stopping ? NULL : key_get(q, group, device_key);
     if (!k) {
         rc = q->stopping ? -ESHUTDOWN : -ENOMEM;
     } else {
@@ -348,6 +434,11 @@ int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work wo
     if (!ev_is_active(&q->tick))
         ev_timer_start(q->loop, &q->tick);
     return 0;
+}
+
+int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work work, vfe_devq_done done, void *arg)
+{
+    return vfe_devq_submit_grouped(q, device_key ? device_key : "", device_key, work, done, arg);
 }
 
 void vfe_devq_stats(struct vfe_devq *q, struct vfe_devq_stats *st)
@@ -396,6 +487,11 @@ void vfe_devq_destroy(struct vfe_devq *q)
             free(j);
         }
         free(k);
+    }
+    while (q->groups) {
+        struct dgroup *g = q->groups;
+        q->groups = g->next;
+        free(g);
     }
     pthread_cond_destroy(&q->work_cv);
     pthread_cond_destroy(&q->idle_cv);

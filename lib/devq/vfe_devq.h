@@ -66,6 +66,14 @@ struct vfe_devq *vfe_devq_new(struct ev_loop *loop, unsigned max_threads);
 /* Queue work(arg) behind the jobs of device_key.  0, or -errno (above):
  * then nothing is queued and done will not run. */
 int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work work, vfe_devq_done done, void *arg);
+/* The same, device_key a member of group (the devices behind one path to
+ * the hardware: a PF's VFs).  Ready devices are picked round robin over
+ * groups, and a group with a stuck job (its hardware does not answer) only
+ * when no other group has a job ready: a dead PF's queued VFs do not take
+ * the threads the others need.  A key keeps the group it was first given
+ * while it has jobs.  Same errors (group as device_key). */
+int vfe_devq_submit_grouped(struct vfe_devq *q, const char *group, const char *device_key, vfe_devq_work work,
+                            vfe_devq_done done, void *arg);
 
 struct vfe_devq_stats {
     unsigned queued;      /* submitted, not started */

@@ -68,6 +68,7 @@ struct rec {
     int *order;                /* work appends id here */
     atomic_int *norder;
     atomic_int *dones;
+    atomic_int *started;       /* counts works begun */
     int status;
     bool in_submit;            /* set around submit: done must never see it */
     bool done_in_submit;
@@ -79,6 +80,8 @@ static bool submitting;
 static void rec_work(void *arg)
 {
     struct rec *r = arg;
+    if (r->started)
+        atomic_fetch_add(r->started, 1);
     if (r->in_key) {
         int n = atomic_fetch_add(r->in_key, 1) + 1;
         if (n > atomic_load(r->max_in_key))
@@ -220,6 +223,42 @@ static void test_stuck_jobs_do_not_starve(void **state)
     assert_int_equal(atomic_load(&dead), 0);
     gate_release();
     assert_true(run_until(loop, &dead, 2, 5.0));
+    vfe_devq_destroy(q);
+    ev_loop_destroy(loop);
+}
+
+/* A group whose device is stuck (a dead PF) waits behind groups that answer:
+ * 10 of B's devices queued first, then 20 of A's; once B's first jobs are
+ * stuck, A's run, and B's other jobs do not take the threads meanwhile. */
+static void test_stuck_group_waits_behind_others(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    struct vfe_devq *q = vfe_devq_new(loop, 2);
+    gate_reset();
+    atomic_int bdone = 0, adone = 0, bstarted = 0;
+    struct rec b[10], a[20];
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        b[i] = (struct rec){.gated = true, .dones = &bdone, .started = &bstarted};
+        snprintf(key, sizeof(key), "b%d", i);
+        assert_int_equal(vfe_devq_submit_grouped(q, "pfB", key, rec_work, rec_done, &b[i]), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        a[i] = (struct rec){.sleep_us = 2000, .dones = &adone};
+        snprintf(key, sizeof(key), "a%d", i);
+        assert_int_equal(vfe_devq_submit_grouped(q, "pfA", key, rec_work, rec_done, &a[i]), 0);
+    }
+    double t0 = now_s();
+    assert_true(run_until(loop, &adone, 20, 3.0));
+    double took = now_s() - t0;
+    int started = atomic_load(&bstarted);
+    assert_true(took < 0.6);
+    assert_true(started <= 4);   /* plain FIFO would have started every B job by now */
+    assert_int_equal(atomic_load(&bdone), 0);
+    gate_release();
+    assert_true(run_until(loop, &bdone, 10, 5.0));
+    assert_int_equal(vfe_devq_submit_grouped(q, "", "k", rec_work, rec_done, &a[0]), -EINVAL);
+    assert_int_equal(vfe_devq_submit_grouped(q, NULL, "k", rec_work, rec_done, &a[0]), -EINVAL);
     vfe_devq_destroy(q);
     ev_loop_destroy(loop);
 }
@@ -372,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_done_never_inside_submit),
         cmocka_unit_test(test_blocked_key_does_not_hold_others),
         cmocka_unit_test(test_stuck_jobs_do_not_starve),
+        cmocka_unit_test(test_stuck_group_waits_behind_others),
         cmocka_unit_test(test_thread_cap),
         cmocka_unit_test(test_destroy_running_and_queued),
         cmocka_unit_test(test_idle_threads_leave),
