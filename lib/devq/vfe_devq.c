@@ -34,6 +34,7 @@ struct dgroup {
     struct dgroup *rnext;      /* q->ready */
     struct dkey *kready, *kready_tail;   /* its keys with a queued job and none running */
     unsigned keys;             /* its keys alive */
+    unsigned nready;           /* keys in kready */
     unsigned stuck;            /* its jobs running past VFE_DEVQ_STUCK_MS */
     bool in_ready;
 };
@@ -103,21 +104,41 @@ static void ready_push(struct vfe_devq *q, struct dkey *k)
     else
         g->kready = k;
     g->kready_tail = k;
+    g->nready++;
     if (!g->in_ready)
         group_ready_append(q, g);
     q->nready++;
 }
 
-/* The next key to run: from the first group without a stuck job, else the first group. */
-static struct dkey *ready_pop(struct vfe_devq *q)
+/* Ready keys of groups with a stuck job: they start without a running slot. */
+static unsigned ready_behind_stuck(const struct vfe_devq *q)
 {
-    struct dgroup *g = q->ready, *prev = NULL;
-    for (struct dgroup *p = NULL, *c = q->ready; c; p = c, c = c->rnext)
-        if (!c->stuck) {
+    unsigned n = 0;
+    for (const struct dgroup *g = q->ready; g; g = g->rnext)
+        n += g->stuck ? g->nready : 0;
+    return n;
+}
+
+/* The next key to run: from the first group without a stuck job if a
+ * running slot is free (slot), else from the first group with one. */
+static struct dkey *ready_pop(struct vfe_devq *q, bool slot)
+{
+    struct dgroup *g = NULL, *prev = NULL, *first_stuck = NULL, *first_stuck_prev = NULL;
+    for (struct dgroup *p = NULL, *c = q->ready; c; p = c, c = c->rnext) {
+        if (c->stuck && !first_stuck) {
+            first_stuck = c;
+            first_stuck_prev = p;
+        }
+        if (!c->stuck && slot) {
             g = c;
             prev = p;
             break;
         }
+    }
+    if (!g) {
+        g = first_stuck;
+        prev = first_stuck_prev;
+    }
     if (prev)   /* out of the ring; back at its tail if it has more */
         prev->rnext = g->rnext;
     else
@@ -132,6 +153,7 @@ static struct dkey *ready_pop(struct vfe_devq *q)
     else
         group_ready_append(q, g);
     k->in_ready = false;
+    g->nready--;
     q->nready--;
     return k;
 }
@@ -157,9 +179,11 @@ static void key_free_if_empty(struct vfe_devq *q, struct dkey *k)
     free(g);
 }
 
+/* A job may start: a running slot is free, or a device of a group whose
+ * hardware does not answer is ready (it runs as stuck from the start). */
 static bool can_start(const struct vfe_devq *q)
 {
-    return q->ready && q->counted < q->max;
+    return q->ready && (q->counted < q->max || ready_behind_stuck(q));
 }
 
 static void *worker_main(void *p)
@@ -177,16 +201,22 @@ static void *worker_main(void *p)
         }
         if (q->stopping || !can_start(q))
             break;
-        struct dkey *k = ready_pop(q);
+        struct dkey *k = ready_pop(q, q->counted < q->max);
         struct job *j = k->head;
         k->head = j->next;
         if (!k->head)
             k->tail = NULL;
         k->running = j;
         j->started_ns = now_ns();
+        j->stuck = k->g->stuck > 0;   /* its group's hardware does not answer: it will wait too */
         q->queued--;
         q->running++;
-        q->counted++;
+        if (j->stuck) {
+            k->g->stuck++;
+            q->stuck++;
+        } else {
+            q->counted++;
+        }
         q->idle--;
         pthread_mutex_unlock(&q->mu);
 
@@ -229,7 +259,8 @@ static void *worker_main(void *p)
 static void spawn(struct vfe_devq *q)
 {
     unsigned slots = q->max > q->counted ? q->max - q->counted : 0;
-    unsigned want = q->nready < slots ? q->nready : slots;
+    unsigned behind = ready_behind_stuck(q), free_ready = q->nready - behind;
+    unsigned want = (free_ready < slots ? free_ready : slots) + behind;
     while (want > q->idle && q->threads < VFE_DEVQ_HARD_CAP) {
         struct worker *w = calloc(1, sizeof(*w));
         if (!w)

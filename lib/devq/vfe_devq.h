@@ -69,8 +69,9 @@ int vfe_devq_submit(struct vfe_devq *q, const char *device_key, vfe_devq_work wo
 /* The same, device_key a member of group (the devices behind one path to
  * the hardware: a PF's VFs).  Ready devices are picked round robin over
  * groups, and a group with a stuck job (its hardware does not answer) only
- * when no other group has a job ready: a dead PF's queued VFs do not take
- * the threads the others need.  A key keeps the group it was first given
+ * when no other group has a job ready; its jobs then count as stuck from
+ * their start (they are expected to wait too): a dead PF's queued VFs take
+ * neither the running slots nor the turn of the others.  A key keeps the group it was first given
  * while it has jobs.  Same errors (group as device_key). */
 int vfe_devq_submit_grouped(struct vfe_devq *q, const char *group, const char *device_key, vfe_devq_work work,
                             vfe_devq_done done, void *arg);
