@@ -179,11 +179,18 @@ static void key_free_if_empty(struct vfe_devq *q, struct dkey *k)
     free(g);
 }
 
-/* A job may start: a running slot is free, or a device of a group whose
- * hardware does not answer is ready (it runs as stuck from the start). */
+/* A running slot is free and a device of a group that answers is ready. */
+static bool slot_start(const struct vfe_devq *q)
+{
+    return q->counted < q->max && q->nready > ready_behind_stuck(q);
+}
+
+/* A job may start: on a free slot, or, while fewer than VFE_DEVQ_HARD_CAP
+ * jobs are stuck, a device of a group whose hardware does not answer (it
+ * runs as stuck from the start). */
 static bool can_start(const struct vfe_devq *q)
 {
-    return q->ready && (q->counted < q->max || ready_behind_stuck(q));
+    return q->ready && (slot_start(q) || (ready_behind_stuck(q) && q->stuck < VFE_DEVQ_HARD_CAP));
 }
 
 static void *worker_main(void *p)
@@ -201,7 +208,7 @@ static void *worker_main(void *p)
         }
         if (q->stopping || !can_start(q))
             break;
-        struct dkey *k = ready_pop(q, q->counted < q->max);
+        struct dkey *k = ready_pop(q, slot_start(q));
         struct job *j = k->head;
         k->head = j->next;
         if (!k->head)
@@ -260,8 +267,9 @@ static void spawn(struct vfe_devq *q)
 {
     unsigned slots = q->max > q->counted ? q->max - q->counted : 0;
     unsigned behind = ready_behind_stuck(q), free_ready = q->nready - behind;
-    unsigned want = (free_ready < slots ? free_ready : slots) + behind;
-    while (want > q->idle && q->threads < VFE_DEVQ_HARD_CAP) {
+    unsigned stuck_room = VFE_DEVQ_HARD_CAP > q->stuck ? VFE_DEVQ_HARD_CAP - q->stuck : 0;
+    unsigned want = (free_ready < slots ? free_ready : slots) + (behind < stuck_room ? behind : stuck_room);
+    while (want > q->idle && q->threads < VFE_DEVQ_HARD_CAP + q->max) {
         struct worker *w = calloc(1, sizeof(*w));
         if (!w)
             break;

@@ -16,9 +16,13 @@
  *     pool's timer) and leave after VFE_DEVQ_IDLE_S without work.
  *   - at most max_threads jobs run that have run for less than
  *     VFE_DEVQ_STUCK_MS; a job running longer waits on a device and no
- *     longer counts, so a few dead devices do not starve the others.  The
- *     hard bound on threads is VFE_DEVQ_HARD_CAP: with that many stuck jobs,
- *     the others queue until one returns (every device call is bounded by
+ *     longer counts, so a few dead devices do not starve the others.
+ *     Threads are bounded by VFE_DEVQ_HARD_CAP + max_threads: jobs started
+ *     as stuck (see vfe_devq_submit_grouped) only while fewer than
+ *     VFE_DEVQ_HARD_CAP are stuck, so up to that many jobs of dead devices
+ *     wait while max_threads others run.  Beyond it (more jobs than that
+ *     went stuck on their own) the others wait for a thread too, until a
+ *     stuck job returns (every device call is bounded by
  *     VFE_TRANSPORT_TIMEOUT_MS, so a stuck job ends within a few bounds).
  *
  * Ownership: arg is the job's, from submit until done(arg, ...) returns:
@@ -45,7 +49,7 @@
 
 #define VFE_DEVQ_KEY_MAX 64          /* bytes of a device key, NUL included */
 #define VFE_DEVQ_STUCK_MS 100        /* a job running longer no longer counts against max_threads */
-#define VFE_DEVQ_HARD_CAP 64         /* threads, whatever is stuck */
+#define VFE_DEVQ_HARD_CAP 64         /* stuck jobs with a thread; threads: this + max_threads */
 #define VFE_DEVQ_IDLE_S 2.0          /* an idle thread leaves after this */
 
 /* done's status: 0 work ran; VFE_DEVQ_CANCELED: work never ran (destroy);

@@ -269,13 +269,50 @@ static void test_stuck_group_waits_behind_others(void **state)
     ev_loop_destroy(loop);
 }
 
-/* More dead devices than the hard cap: threads stop at VFE_DEVQ_HARD_CAP, the rest queue. */
+/* A dead PF with more VFs queued than the hard cap: its jobs stop starting
+ * at VFE_DEVQ_HARD_CAP stuck, and the other group's jobs still run at once. */
+static void test_dead_group_beyond_cap(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    struct vfe_devq *q = vfe_devq_new(loop, 2);
+    gate_reset();
+    enum { NB = VFE_DEVQ_HARD_CAP + 30, NA = 10 };
+    static struct rec b[NB], a[NA];
+    atomic_int bdone = 0, adone = 0, bstarted = 0, never = 0;
+    char key[16];
+    for (int i = 0; i < NB; i++) {
+        b[i] = (struct rec){.gated = true, .dones = &bdone, .started = &bstarted};
+        snprintf(key, sizeof(key), "b%d", i);
+        assert_int_equal(vfe_devq_submit_grouped(q, "pfB", key, rec_work, rec_done, &b[i]), 0);
+    }
+    run_until(loop, &never, 1, 0.5);   /* B's first jobs go stuck, the others start as stuck up to the cap */
+    struct vfe_devq_stats st;
+    vfe_devq_stats(q, &st);
+    for (int i = 0; i < NA; i++) {
+        a[i] = (struct rec){.sleep_us = 1000, .dones = &adone};
+        snprintf(key, sizeof(key), "a%d", i);
+        assert_int_equal(vfe_devq_submit_grouped(q, "pfA", key, rec_work, rec_done, &a[i]), 0);
+    }
+    bool a_done = run_until(loop, &adone, NA, 1.0);
+    gate_release();
+    assert_true(a_done);
+    /* the cap, plus at most the jobs that went stuck on running slots */
+    assert_true(st.stuck >= VFE_DEVQ_HARD_CAP && st.stuck <= VFE_DEVQ_HARD_CAP + 2);
+    assert_int_equal(st.queued, NB - st.running);
+    assert_true(st.threads <= VFE_DEVQ_HARD_CAP + 2);
+    assert_true(run_until(loop, &bdone, NB, 10.0));
+    vfe_devq_destroy(q);
+    ev_loop_destroy(loop);
+}
+
+/* More dead devices than the hard cap: threads stop at VFE_DEVQ_HARD_CAP +
+ * max_threads (every job here went stuck on its own), the rest queue. */
 static void test_thread_cap(void **state)
 {
     struct ev_loop *loop = ev_loop_new(0);
     struct vfe_devq *q = vfe_devq_new(loop, 4);
     gate_reset();
-    enum { N = VFE_DEVQ_HARD_CAP + 16 };
+    enum { N = VFE_DEVQ_HARD_CAP + 4 + 16 };
     static struct rec r[N];
     atomic_int dones = 0, never = 0;
     char key[16];
@@ -289,11 +326,11 @@ static void test_thread_cap(void **state)
     do {
         run_until(loop, &never, 1, 0.05);
         vfe_devq_stats(q, &st);
-    } while (st.running < VFE_DEVQ_HARD_CAP && now_s() < end);
+    } while (st.running < VFE_DEVQ_HARD_CAP + 4 && now_s() < end);
     run_until(loop, &never, 1, 0.3);   /* time for more threads, were there no cap */
     vfe_devq_stats(q, &st);
-    assert_int_equal(st.threads, VFE_DEVQ_HARD_CAP);
-    assert_int_equal(st.running, VFE_DEVQ_HARD_CAP);
+    assert_int_equal(st.threads, VFE_DEVQ_HARD_CAP + 4);
+    assert_int_equal(st.running, VFE_DEVQ_HARD_CAP + 4);
     assert_int_equal(st.queued, 16);
     gate_release();
     assert_true(run_until(loop, &dones, N, 10.0));
@@ -418,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_blocked_key_does_not_hold_others),
         cmocka_unit_test(test_stuck_jobs_do_not_starve),
         cmocka_unit_test(test_stuck_group_waits_behind_others),
+        cmocka_unit_test(test_dead_group_beyond_cap),
         cmocka_unit_test(test_thread_cap),
         cmocka_unit_test(test_destroy_running_and_queued),
         cmocka_unit_test(test_idle_threads_leave),
