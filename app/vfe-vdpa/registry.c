@@ -158,7 +158,7 @@ int vhostd_reg_add_pf(struct vhostd_registry *r, const char *bdf, vhostd_pf_adde
     }
     *w = (struct pf_waiter){r, done, ctx};
     int err;
-    struct vhostd_pf *pf = vhostd_pf_open(r->loop, root, bdf, pf_ready, w, &err);
+    struct vhostd_pf *pf = vhostd_pf_open(r->loop, r->devq, root, bdf, pf_ready, w, &err);
     if (!pf) {
         free(w);
         snprintf(msg, len, "PF %s: %s", bdf, strerror(-err));

@@ -496,11 +496,12 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
 static int m_health(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
-    unsigned pfs = 0, vfs = 0, failed = 0;
+    unsigned pfs = 0, vfs = 0, failed = 0, starting = 0;
     unsigned cur = 0;
     for (struct vhostd_pf *pf; (pf = vhostd_reg_next_pf(&d->reg, &cur));) {
         pfs++;
         failed += pf->state == PF_FAILED;
+        starting += pf->state == PF_STARTING;
     }
     cur = 0;
     while (vhostd_reg_next_vf(&d->reg, &cur, NULL))
@@ -516,12 +517,15 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
     bool ha_down = d->opt.ha_path && !json_is_true(json_object_get(ha, "connected"));
     struct vfe_devq_stats q;
     vfe_devq_stats(d->reg.devq, &q);
-    const char *status = failed || pending || p->dirty || ha_down ? "degraded" : p->restoring ? "restoring" : "ok";
+    bool restoring = p->restoring || (p->enabled && starting);   /* the state file's PFs and VFs coming up */
+    /* records pending while the restore still runs are expected: restoring, not degraded */
+    const char *status = failed || p->dirty || ha_down ? "degraded" : restoring ? "restoring" : pending ? "degraded" : "ok";
     json_t *res = json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o, s:I}", "status", status, "pfs", pfs, "vfs", vfs,
                             "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs", pvfs,
                             "state", state, "ha", ha, "tcp_refused", (json_int_t)rpc_server_tcp_refused(d->rpc));
     json_object_set_new(res, "adding_vfs", json_integer(d->reg.adding));
-    json_object_set_new(res, "restoring", json_boolean(p->restoring > 0));
+    json_object_set_new(res, "starting_pfs", json_integer(starting));
+    json_object_set_new(res, "restoring", json_boolean(restoring));
     json_object_set_new(res, "device_jobs", json_pack("{s:i, s:i, s:i, s:i, s:I}", "queued", q.queued, "running",
                                                       q.running, "stuck", q.stuck, "threads", q.threads, "completed",
                                                       (json_int_t)q.completed));

@@ -129,6 +129,53 @@ static int read_lines(int fd, char *buf, size_t len, int n, int timeout_ms)
     return lines;
 }
 
+static double version_latency_ms(void)
+{
+    char msg[256];
+    double t = now_s();
+    if (call("version", NULL, NULL, msg, sizeof(msg)) != 0)
+        return -1;
+    return (now_s() - t) * 1000;
+}
+
+static const char *health_status(char *buf, size_t len)
+{
+    json_t *h = NULL;
+    char msg[256];
+    buf[0] = '\0';
+    if (call("health", NULL, &h, msg, sizeof(msg)) == 0)
+        snprintf(buf, len, "%s", json_string_value(json_object_get(h, "status")) ?: "");
+    json_decref(h);
+    return buf;
+}
+
+/* One request on a raw connection, its answer not read. */
+static int send_raw(int fd, int id, const char *method, const char *params)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":%s}\n", id,
+                     method, params);
+    return write(fd, req, (size_t)n) == n ? 0 : -1;
+}
+
+static pid_t start_daemon(const char *tree, const char *iface, const char *log, const char *state)
+{
+    const char *argv[12] = {vhostd_bin(), "--pci-root", tree, "--rpc", rpc, "--iface", iface, "--log-level", "notice"};
+    unsigned n = 9;
+    if (state) {
+        argv[n++] = "--state-dir";
+        argv[n++] = state;
+    } else {
+        argv[n++] = "--no-state";
+    }
+    argv[n] = NULL;
+    unlink(rpc);
+    pid_t pid = proc_spawn(argv, log);
+    for (int i = 0; i < 100 && access(rpc, F_OK); i++)
+        usleep(50000);
+    return pid;
+}
+
 /* The tree: every function of both sims, as symlinks in one directory. */
 static int link_tree(const char *tree, const struct sim_proc *s)
 {
@@ -189,11 +236,7 @@ int main(void)
     bool stopped = false;
     REQUIRE(mkdir(tree, 0755) == 0 && link_tree(tree, &sa) == 0 && link_tree(tree, &sb) == 0, out,
             "the two-sim tree");
-    const char *argv[] = {vhostd_bin(), "--pci-root", tree, "--rpc", rpc, "--iface", iface, "--no-state",
-                          "--log-level", "notice", NULL};
-    pid = proc_spawn(argv, log);
-    for (int i = 0; i < 100 && access(rpc, F_OK); i++)
-        usleep(50000);
+    pid = start_daemon(tree, iface, log, NULL);
     REQUIRE(pf_add(PFA) == 0 && pf_add(PFB) == 0, out, "both PFs added");
 
     double alone = add_a();
@@ -255,6 +298,82 @@ int main(void)
     CHECK(vf_op("add", b3, msg, sizeof(msg)) == 0, "an add on B after SIGCONT: %s", msg);
     CHECK(vf_op("add", b1, msg, sizeof(msg)) == 0, "B's VF that failed, added again: %s", msg);
     CHECK(vf_op("remove", b1, msg, sizeof(msg)) == 0, "remove it: %s", msg);
+
+    /* a PF add on a stopped device is a job too: the loop answers meanwhile */
+    CHECK(vf_op("remove", b3, msg, sizeof(msg)) == 0, "remove %s: %s", b3, msg);
+    CHECK(call("mgmtpf", json_pack("{s:b, s:s}", "remove", 1, "dev", PFB), NULL, msg, sizeof(msg)) == 0,
+          "remove PF B: %s", msg);
+    REQUIRE(kill(sb.pid, SIGSTOP) == 0, out, "SIGSTOP sim B");
+    stopped = true;
+    char pfb[64];
+    snprintf(pfb, sizeof(pfb), "{\"add\":true,\"dev\":\"%s\"}", PFB);
+    sent = now_s();
+    CHECK(send_raw(fd, 3, "mgmtpf", pfb) == 0, "send mgmtpf -a B");
+    usleep(100000);
+    double v = version_latency_ms();
+    CHECK(v >= 0 && v < 200, "version took %.1f ms while PF B's bring-up waits on a stopped device", v);
+    got = read_lines(fd, answers, sizeof(answers), 1, 15000);
+    waited = now_s() - sent;
+    CHECK(got == 1 && strstr(answers, "\"error\"") && waited > 1.5 && waited < 10,
+          "mgmtpf -a of a stopped PF: %d answer after %.2f s: %s", got, waited, answers);
+    REQUIRE(kill(sb.pid, SIGCONT) == 0, out, "SIGCONT sim B");
+    stopped = false;
+    CHECK(pf_add(PFB) == 0, "PF B added after SIGCONT");
+
+    /* shutdown while an add waits on a stopped device: a clean exit within the bound */
+    REQUIRE(kill(sb.pid, SIGSTOP) == 0, out, "SIGSTOP sim B");
+    stopped = true;
+    CHECK(send_raw(fd, 4, "vf", "{\"add\":true,\"vfdev\":\"0000:20:00.4\"}") == 0, "send an add on B");
+    usleep(100000);
+    t = now_s();
+    kill(pid, SIGTERM);
+    int st = proc_wait(pid, 10000);
+    CHECK(st == 0 && now_s() - t < 7, "exit status %d, %.2f s after SIGTERM with an add pending", st, now_s() - t);
+    if (st < 0)
+        proc_stop(pid, 1000);
+    pid = -1;
+    close(fd);
+    fd = -1;
+    REQUIRE(kill(sb.pid, SIGCONT) == 0, out, "SIGCONT sim B");
+    stopped = false;
+
+    /* restore at start with B stopped: RPC answers at once, health says restoring, A's VF comes back first */
+    char state[400], a1[16];
+    snprintf(state, sizeof(state), "%s/state", sa.dir);
+    vf_bdf(0x10, 1, a1);
+    pid = start_daemon(tree, iface, log, state);
+    REQUIRE(pf_add(PFA) == 0 && pf_add(PFB) == 0, out, "both PFs added (state on)");
+    CHECK(vf_op("add", a1, msg, sizeof(msg)) == 0 && vf_op("add", b1, msg, sizeof(msg)) == 0, "persisted adds: %s",
+          msg);
+    kill(pid, SIGTERM);
+    CHECK(proc_wait(pid, 10000) == 0, "daemon with state stopped");
+    REQUIRE(kill(sb.pid, SIGSTOP) == 0, out, "SIGSTOP sim B");
+    stopped = true;
+    pid = start_daemon(tree, iface, log, state);
+    usleep(100000);
+    char hs[32];
+    v = version_latency_ms();
+    CHECK(v >= 0 && v < 200, "version took %.1f ms while the restore waits on a stopped device", v);
+    CHECK(!strcmp(health_status(hs, sizeof(hs)), "restoring"), "health while restoring: %s", hs);
+    bool a_back = false;
+    for (int i = 0; i < 40 && !a_back; i++) {
+        json_t *r = NULL;
+        a_back = call("vf", json_pack("{s:b, s:s}", "info", 1, "vfdev", a1), &r, msg, sizeof(msg)) == 0 &&
+                 strcmp(json_string_value(json_object_get(r, "state")) ?: "adding", "adding");
+        json_decref(r);
+        if (!a_back)
+            usleep(50000);
+    }
+    CHECK(a_back, "A's persisted VF restored while B is stopped: %s", msg);
+    REQUIRE(kill(sb.pid, SIGCONT) == 0, out, "SIGCONT sim B");
+    stopped = false;
+    bool b_back = false;
+    for (int i = 0; i < 300 && !b_back; i++) {   /* B's PF failed while stopped: retried every 2 s */
+        b_back = vf_op("info", b1, msg, sizeof(msg)) == 0;
+        if (!b_back)
+            usleep(50000);
+    }
+    CHECK(b_back, "B's persisted VF restored after SIGCONT: %s", msg);
 out:
     if (fd >= 0)
         close(fd);
