@@ -299,6 +299,8 @@ static void mark_stuck(struct vfe_devq *q)
     bool freed = false;
     for (struct dkey *k = q->keys; k; k = k->next)
         if (k->running && !k->running->stuck && k->running->started_ns < limit) {
+            LOG_I("devq: %s: job running for more than %d ms, waiting on the device; the other jobs of %s now go "
+                  "after those of devices that answer", k->name, VFE_DEVQ_STUCK_MS, k->g->name);
             k->running->stuck = true;
             k->g->stuck++;
             q->stuck++;
