@@ -30,7 +30,8 @@
  * built is not visible to the loop; a transport is used by one thread at a
  * time and passes from loop to worker at submit, back at done).  The queue
  * copies the key.  The queue is owned by its creator and used from the
- * loop's thread only (submit, stats, destroy); work must not call devq.
+ * loop's thread only (submit, stats, destroy); work must not call devq;
+ * done may submit, but must not destroy q.
  *
  * Thread-safety of what a work may call: vfe_log (a stack buffer, one
  * fprintf per line), strerror (glibc: static strings, a thread-local buffer
