@@ -7,7 +7,13 @@
  *     about their usual time and `version` answers at once;
  *   - B's adds then fail after about the transport's 2 s bound, with a
  *     message naming the device and what did not answer;
- *   - after SIGCONT, adds on B work again.
+ *   - a vf_batch of three adds on the stopped B answers after one bound (its
+ *     adds run in parallel), a PF add on a stopped device leaves the loop
+ *     free, SIGTERM with an add pending exits cleanly within the bound;
+ *   - after SIGCONT, adds on B work again;
+ *   - restart with the state file while B is stopped: RPC answers at once,
+ *     health says "restoring", A's persisted VF is back while B's waits,
+ *     and B's comes back after SIGCONT.
  * Before bring-up moved off the loop, every round trip to B held the loop
  * for 2 s: A's adds and `version` waited behind it.
  */
@@ -292,6 +298,17 @@ int main(void)
     CHECK(strstr(answers, b1) && strstr(answers, b2) && strstr(answers, "within 2000 ms") &&
               strstr(answers, "\"error\""), "B's failures: %s", answers);
     CHECK(!strstr(answers, "\"result\""), "an add on a stopped device succeeded: %s", answers);
+
+    /* a batch's adds run in parallel: three adds on the stopped B answer after one bound, not three */
+    char ops[600];
+    snprintf(ops, sizeof(ops), "{\"ops\":[{\"add\":true,\"vfdev\":\"%s\"},{\"add\":true,\"vfdev\":\"%s\"},"
+             "{\"add\":true,\"vfdev\":\"%s\"}]}", b1, b2, b3);
+    sent = now_s();
+    CHECK(send_raw(fd, 5, "vf_batch", ops) == 0, "send the batch");
+    got = read_lines(fd, answers, sizeof(answers), 1, 15000);
+    waited = now_s() - sent;
+    CHECK(got == 1 && strstr(answers, "\"failed\":3") && waited > 1.5 && waited < 4.5,
+          "a batch of 3 adds on a stopped device: answered after %.2f s: %s", waited, answers);
 
     REQUIRE(kill(sb.pid, SIGCONT) == 0, out, "SIGCONT sim B");
     stopped = false;
