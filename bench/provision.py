@@ -9,9 +9,10 @@ second client while the VFs are being added, and the time one `stats` page of
 256 and of 1024 VFs holds the loop.  Then one slow device: two sims behind one
 PCI tree, PF B's admin queue delayed (sim fault admin_delay), PF A's 256 VFs
 provisioned alone, next to B's without the fault, next to B's with it, and
-next to 4 of B's with sim B stopped (SIGSTOP: a device that does not answer).
+next to 4 and to 32 of B's being added with sim B stopped (SIGSTOP: a device
+that does not answer; `version` latency meanwhile).
 Prints one JSON object (method and results: docs/scale.md).
-    bench/provision.py [BUILD_DIR] [--quick]"""
+    bench/provision.py [BUILD_DIR] [--quick] [--stall-only]"""
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ import time
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 QUICK = "--quick" in sys.argv
+STALL_ONLY = "--stall-only" in sys.argv
+REPS = 5
 BUILD = ARGS[0] if ARGS else "build"
 SIM = os.path.join(BUILD, "sim/vfe-dpu-sim")
 VHOSTD = os.path.join(BUILD, "app/vfe-vdpa/vfe-vhostd")
@@ -242,22 +245,59 @@ def run_stall(work, n, delay_ms):
             remove(va)
             remove(vb)
         res["slowdown_pct"] = round((res["a_next_to_slow_b_s"] / res["a_next_to_b_s"] - 1) * 100, 1)
-        # a device that does not answer at all: sim 2 stopped (SIGSTOP, by its PID) while 4 of B's VFs
-        # are added; A's provisioning meanwhile
-        os.kill(s2.pid, signal.SIGSTOP)
-        try:
-            tb_s = []
-            tb = threading.Thread(target=lambda: tb_s.append(
-                subprocess.run([MGMT, "-s", rpc, "--keep-going"], input="".join("vf -a %s\n" % b for b in vb[:4]),
-                               text=True, capture_output=True)))
-            tb.start()
-            time.sleep(0.05)
-            res["a_next_to_stopped_b_s"] = round(provision(rpc, va), 3)
-            tb.join()
-        finally:
-            os.kill(s2.pid, signal.SIGCONT)
-        remove(va)
-        remove(vb[:4])
+        # a device that does not answer at all: sim 2 stopped (SIGSTOP, by its PID) while NB of B's VFs
+        # are being added (pending on the stopped device); A's provisioning meanwhile, and `version`
+        # alternated, REPS rounds, medians: this box's timings drift by tens of % between runs
+        alone, stopped, lat_by, fail_by = [], {4: [], 32: []}, {4: [], 32: []}, {4: [], 32: []}
+        lat_alone = []
+        for _ in range(REPS):
+            lat, stop = [], threading.Event()   # the same second client as in the stopped rounds
+            th = threading.Thread(target=probe_latency, args=(rpc, stop, lat))
+            th.start()
+            alone.append(provision(rpc, va))
+            stop.set()
+            th.join()
+            lat_alone += lat
+            remove(va)
+            for nb in (4, 32):
+                os.kill(s2.pid, signal.SIGSTOP)
+                try:
+                    tb_s = []
+                    t0 = time.perf_counter()
+                    tb = threading.Thread(target=lambda: tb_s.append(
+                        (subprocess.run([MGMT, "-s", rpc, "--keep-going"],
+                                        input="".join("vf -a %s\n" % b for b in vb[:nb]), text=True,
+                                        capture_output=True), time.perf_counter() - t0)))
+                    tb.start()
+                    time.sleep(0.2)   # B's adds are pending on the stopped device
+                    lat, stop = [], threading.Event()
+                    th = threading.Thread(target=probe_latency, args=(rpc, stop, lat))
+                    th.start()
+                    stopped[nb].append(provision(rpc, va))
+                    stop.set()
+                    th.join()
+                    lat_by[nb] += lat
+                    tb.join()
+                    r, tb_dt = tb_s[0]
+                    fail_by[nb].append((tb_dt, r.returncode))
+                finally:
+                    os.kill(s2.pid, signal.SIGCONT)
+                remove(va)
+                remove(vb[:nb])
+        res["stopped_rounds"] = REPS
+        res["a_alone_s_median"] = round(statistics.median(alone), 3)
+        res["a_alone_s_all"] = [round(x, 3) for x in alone]
+        res["version_ms_alone"] = {"n": len(lat_alone), "p50": pct(lat_alone, 50), "p99": pct(lat_alone, 99),
+                                   "max": pct(lat_alone, 100)}
+        for nb in (4, 32):
+            m = statistics.median(stopped[nb])
+            res["a_next_to_stopped_b%d_s_median" % nb] = round(m, 3)
+            res["a_next_to_stopped_b%d_s_all" % nb] = [round(x, 3) for x in stopped[nb]]
+            res["stopped_b%d_slowdown_pct" % nb] = round((m / statistics.median(alone) - 1) * 100, 1)
+            res["version_ms_next_to_stopped_b%d" % nb] = {"n": len(lat_by[nb]), "p50": pct(lat_by[nb], 50),
+                                                          "p99": pct(lat_by[nb], 99), "max": pct(lat_by[nb], 100)}
+            res["stopped_b%d_adds_answered_after_s" % nb] = [round(t, 2) for t, _ in fail_by[nb]]
+            res["stopped_b%d_vhostmgmt_exit" % nb] = [rc for _, rc in fail_by[nb]]
     finally:
         for p in (d, s1, s2):
             if p:
@@ -270,9 +310,10 @@ def main():
     work = tempfile.mkdtemp(prefix="vfe-bench-")
     layouts = [(1, 256), (4, 256)] if QUICK else [(1, 256), (4, 256), (1, 1024), (4, 1024)]
     try:
-        results = [run_layout(p, v, work) for p, v in layouts]
+        results = [] if STALL_ONLY else [run_layout(p, v, work) for p, v in layouts]
         # the default: every add rewrites and fsyncs the whole state file
-        results.append(run_layout(1, 256 if QUICK else 1024, work, state=True))
+        if not STALL_ONLY:
+            results.append(run_layout(1, 256 if QUICK else 1024, work, state=True))
         stall = run_stall(work, 64 if QUICK else 256, 20)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -173,7 +173,8 @@ void vhostd_ha_pf_ready(struct vhostd_ha *h, const char *pf)
             i++;
             continue;
         }
-        if (vhostd_reg_add_vf_mode(h->reg, rec->bdf, rec->socket, rec->uuid, rec->direct, msg, sizeof(msg)) < 0)
+        if (vhostd_reg_add_vf_mode(h->reg, rec->bdf, rec->socket, rec->uuid, rec->direct, NULL, NULL, msg,
+                                   sizeof(msg)) < 0)
             LOG_E("HA: VF %s could not be provisioned afresh: %s", rec->bdf, msg);
         h->fallback_rec[i] = h->fallback_rec[--h->nfallback];
     }

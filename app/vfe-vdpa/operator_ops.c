@@ -33,6 +33,13 @@ static int pf_add(struct vhostd *d, const char *bdf, vhostd_pf_added_cb done, vo
             snprintf(msg, len, "VF %s of %s is served in direct mode; remove it first", vf->rec.bdf, bdf);
             return -EBUSY;
         }
+    cur = 0;
+    for (const struct vhostd_vf *vf; (vf = vhostd_reg_next_adding(&d->reg, &cur, bdf));)
+        if (vf->rec.direct) {
+            snprintf(msg, len, "VF %s of %s is being added in direct mode; retry once it has answered", vf->rec.bdf,
+                     bdf);
+            return -EBUSY;
+        }
     struct pf_add *a = malloc(sizeof(*a));
     if (!a) {
         snprintf(msg, len, "out of memory");
@@ -74,8 +81,37 @@ static int pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len)
     return rc;
 }
 
-static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct, char *msg,
-                  size_t len)
+/* An add in flight: what its completion needs. */
+struct vf_add_op {
+    struct vhostd *d;
+    unsigned vectors, old;       /* sized: the count written, the one to write back on failure */
+    vhostd_vf_added_cb done;
+    void *ctx;
+};
+
+static int logged(int rc, const char *what, const char *bdf, const char *msg);
+
+static void vf_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct vf_add_op a = *(struct vf_add_op *)ctx;
+    free(ctx);
+    if (!err) {
+        vhostd_prov_note_vf_added(&a.d->prov, &vf->rec);
+        if (a.vectors) {
+            LOG_N("VF %s: %u MSI-X vectors, %u queue pairs", bdf, a.vectors, vhostd_msix_pairs(a.vectors));
+            vhostd_prov_note_vf_msix(&a.d->prov, bdf, a.vectors);
+        }
+    } else {
+        logged(err, "vf add", bdf, msg);
+        char why[200];
+        if (a.vectors && a.old != a.vectors && vhostd_msix_write(a.d->opt.pci_root, bdf, a.old, why, sizeof(why)) < 0)
+            LOG_W("%s", why);
+    }
+    a.done(a.ctx, bdf, vf, err, msg);
+}
+
+static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
+                  struct vf_add_op *a, char *msg, size_t len)
 {
     char pf[16];
     if (direct && pci_vf_pf(d->opt.pci_root, bdf, pf) == 0 && vhostd_reg_find_pf(&d->reg, pf)) {
@@ -84,14 +120,11 @@ static int vf_add(struct vhostd *d, const char *bdf, const char *socket, const c
                  "mode", pf, bdf);
         return -EEXIST;
     }
-    int rc = vhostd_reg_add_vf_mode(&d->reg, bdf, socket, uuid, direct, msg, len);
-    if (rc == 0)
-        vhostd_prov_note_vf_added(&d->prov, &vhostd_reg_find_vf(&d->reg, bdf)->rec);
-    return rc;
+    return vhostd_reg_add_vf_mode(&d->reg, bdf, socket, uuid, direct, vf_added, a, msg, len);
 }
 
 static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                        unsigned vectors, char *msg, size_t len);
+                        unsigned vectors, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len);
 
 static int vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg, size_t len)
 {
@@ -122,9 +155,9 @@ int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len
 }
 
 int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                     char *msg, size_t len)
+                     vhostd_vf_added_cb done, void *ctx, char *msg, size_t len)
 {
-    return logged(vf_add_sized(d, bdf, socket, uuid, direct, 0, msg, len), "vf add", bdf, msg);
+    return logged(vf_add_sized(d, bdf, socket, uuid, direct, 0, done, ctx, msg, len), "vf add", bdf, msg);
 }
 
 int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
@@ -136,7 +169,7 @@ int vhostd_op_vf_remove(struct vhostd *d, const char *bdf, void (*done)(void *ct
 /* ---- dynamic MSI-X (vf_msix.h) ---- */
 
 static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                        unsigned vectors, char *msg, size_t len)
+                        unsigned vectors, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len)
 {
     unsigned cur;
     if (!vectors && vhostd_msix_vf_count(d->opt.pci_root, bdf, &cur) == 0 && !vhostd_msix_pairs(cur)) {
@@ -144,33 +177,47 @@ static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, c
                  "--queues N or --msix N", bdf, cur);
         return -ENOSPC;
     }
-    if (!vectors)
-        return vf_add(d, bdf, socket, uuid, direct, msg, len);
+    if (vhostd_reg_find_adding(&d->reg, bdf)) {   /* nothing may be written to it while it is probed */
+        snprintf(msg, len, "VF %s is being added", bdf);
+        return -EBUSY;
+    }
+    struct vf_add_op *a = malloc(sizeof(*a));
+    if (!a) {
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    *a = (struct vf_add_op){.d = d, .vectors = vectors, .done = done, .ctx = ctx};
+    if (!vectors) {
+        int rc = vf_add(d, bdf, socket, uuid, direct, a, msg, len);
+        if (rc < 0)
+            free(a);
+        return rc;
+    }
     if (vhostd_reg_find_vf(&d->reg, bdf) || vhostd_prov_vf_pending(&d->prov, bdf)) {
         snprintf(msg, len, "VF %s is already added: remove it (with its vectors) before sizing it again", bdf);
+        free(a);
         return -EEXIST;
     }
     const char *root = d->opt.pci_root;
-    unsigned old;
-    int rc = vhostd_msix_assign(root, bdf, vectors, &old, msg, len);
-    if (rc < 0)
-        return rc;
-    rc = vf_add(d, bdf, socket, uuid, direct, msg, len);
+    int rc = vhostd_msix_assign(root, bdf, vectors, &a->old, msg, len);
     if (rc < 0) {
-        char why[200];
-        if (old != vectors && vhostd_msix_write(root, bdf, old, why, sizeof(why)) < 0)
-            LOG_W("%s", why);
+        free(a);
         return rc;
     }
-    LOG_N("VF %s: %u MSI-X vectors, %u queue pairs", bdf, vectors, vhostd_msix_pairs(vectors));
-    vhostd_prov_note_vf_msix(&d->prov, bdf, vectors);
-    return 0;
+    rc = vf_add(d, bdf, socket, uuid, direct, a, msg, len);
+    if (rc < 0) {
+        char why[200];
+        if (a->old != vectors && vhostd_msix_write(root, bdf, a->old, why, sizeof(why)) < 0)
+            LOG_W("%s", why);
+        free(a);
+    }
+    return rc;
 }
 
 int vhostd_op_vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                           unsigned vectors, char *msg, size_t len)
+                           unsigned vectors, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len)
 {
-    return logged(vf_add_sized(d, bdf, socket, uuid, direct, vectors, msg, len), "vf add", bdf, msg);
+    return logged(vf_add_sized(d, bdf, socket, uuid, direct, vectors, done, ctx, msg, len), "vf add", bdf, msg);
 }
 
 int vhostd_op_pf_reclaim_msix(struct vhostd *d, const char *bdf, char *msg, size_t len)

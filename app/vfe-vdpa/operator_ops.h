@@ -30,11 +30,14 @@ int vhostd_op_pf_add(struct vhostd *d, const char *bdf, vhostd_pf_added_cb done,
  *   -ENOENT     neither added nor pending */
 int vhostd_op_pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len);
 
-/* Add a VF (socket NULL: the --iface prefix + bdf; uuid NULL: none), persisted
- * on success.  0, or:
- *   -EEXIST  direct requested but its PF is managed; the registry's errors */
+/* Add a VF (socket NULL: the --iface prefix + bdf; uuid NULL: none).  The
+ * device is brought up by a job off the loop (registry.h): 0, and
+ * done(ctx, bdf, vf, err, msg) follows once it serves (err 0: persisted)
+ * or failed (err, msg; logged); refused now:
+ *   -EEXIST  direct requested but its PF is managed; the registry's errors
+ *   -EBUSY   it is being added or removed */
 int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                     char *msg, size_t len);
+                     vhostd_vf_added_cb done, void *ctx, char *msg, size_t len);
 
 /* The same, sized first: vectors > 0 writes the VF's MSI-X count from its PF's
  * pool before the VF is opened (vf_msix.h), persisted with the record; the
@@ -42,7 +45,7 @@ int vhostd_op_vf_add(struct vhostd *d, const char *bdf, const char *socket, cons
  *   -EEXIST  already added or pending (nothing written)
  *   vhostd_msix_assign's errors (-ENOSPC says how many vectors are free) */
 int vhostd_op_vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, const char *uuid, bool direct,
-                           unsigned vectors, char *msg, size_t len);
+                           unsigned vectors, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len);
 
 /* Give every VF of a PF's MSI-X vectors back to its pool.  0, or -EBUSY while
  * any VF of it is served, or vhostd_msix_reclaim's errors. */

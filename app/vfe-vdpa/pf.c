@@ -1,11 +1,14 @@
-/* PF bring-up without blocking the loop: reset polled by a timer, admin queue
- * opened, dialect probed by callback. */
+/* PF bring-up without blocking the loop: open, reset and the device's
+ * features on a devq job, then admin queue opened and dialect probed by
+ * callback on the loop. */
 #include "app/vfe-vdpa/pf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
 
@@ -40,25 +43,32 @@ static void probed(void *ctx, int err)
     finish(ctx, err == -ENOTSUP ? -EPROTONOSUPPORT : err);
 }
 
-static int after_reset(struct vhostd_pf *pf)
+/* Device calls after the reset, up to the admin queue (a devq worker). */
+static int after_reset(struct vhostd_pf *pf, const char **step)
 {
     uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_F_ACCESS_PLATFORM | 1ull << VFE_VIRTIO_F_ADMIN_VQ;
     uint64_t have = 0;
+    *step = "status";
     int rc = vfe_vpci_add_status(&pf->vp, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    if (rc == 0)
+    if (rc == 0 && (*step = "device features"))
         rc = vfe_vpci_get_features(&pf->vp, &have);
     if (rc == 0 && !(have & (1ull << VFE_VIRTIO_F_ADMIN_VQ))) {
         LOG_E("PF %s offers no admin virtqueue (features %#llx)", pf->bdf, (unsigned long long)have);
         return -EPROTONOSUPPORT;
     }
-    if (rc == 0)
+    if (rc == 0 && (*step = "feature negotiation"))
         rc = vfe_vpci_negotiate(&pf->vp, want & have);
-    if (rc == 0)
+    if (rc == 0 && (*step = "MSI-X enable"))
         rc = vfe_vpci_msix_enable(&pf->vp);
-    if (rc == 0)   /* kernel VFIO leaves bus mastering off after a reset: the admin queue needs DMA */
+    if (rc == 0 && (*step = "bus master enable"))   /* kernel VFIO leaves it off after a reset: the admin queue needs DMA */
         rc = vfe_vpci_enable_bus_master(&pf->vp);
-    if (rc == 0)
-        rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
+    return rc;
+}
+
+/* The admin queue and the dialect probe: on the loop (its watchers are the loop's). */
+static int start_admin(struct vhostd_pf *pf)
+{
+    int rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
     int memfd;
     if (rc == 0 && vfe_admin_export(pf->aq, pf->admin_blob, sizeof(pf->admin_blob), &pf->admin_blob_len, &memfd) < 0)
         pf->admin_blob_len = 0;   /* this PF cannot be taken over by a successor: it is reset then */
@@ -67,23 +77,6 @@ static int after_reset(struct vhostd_pf *pf)
     if (rc == 0)
         rc = vfe_mig_probe(&pf->mig, pf->aq, probed, pf);
     return rc;
-}
-
-static void reset_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct vhostd_pf *pf = w->data;
-    bool done = false;
-    int rc = vfe_vpci_reset_done(&pf->vp, &done);
-    if (rc == 0 && !done) {
-        if (ev_now(loop) < pf->reset_deadline)
-            return;   /* the repeating timer polls again */
-        rc = -ETIMEDOUT;
-    }
-    ev_timer_stop(loop, w);
-    if (rc == 0)
-        rc = after_reset(pf);
-    if (rc < 0)
-        finish(pf, rc);
 }
 
 /* A PF struct with its timers set up, nothing opened yet. */
@@ -95,43 +88,114 @@ static struct vhostd_pf *pf_new(struct ev_loop *loop, const char *bdf, enum vhos
     snprintf(pf->bdf, sizeof(pf->bdf), "%s", bdf);
     pf->loop = loop;
     pf->state = state;
-    ev_timer_init(&pf->reset_poll, reset_poll_cb, 0.001, 0.001);
-    pf->reset_poll.data = pf;
     ev_timer_init(&pf->report, report_cb, 0., 0.);
     pf->report.data = pf;
     return pf;
 }
 
-struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
+/* ---- bring-up job (pf.h) ---- */
+
+struct pf_job {
+    struct vhostd_pf *pf;          /* STARTING: its t, iova and vp are the job's until pf_done */
+    char root[4096];
+    int err;
+    const char *step;
+};
+
+static bool is_vfio_user(const char *root, const char *bdf)
+{
+    char sock[4200];
+    struct stat st;
+    snprintf(sock, sizeof(sock), "%s/%s/vfio-user.sock", root, bdf);
+    return stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int open_transport(struct vhostd_pf *pf, const char *root, const char **step)
+{
+    *step = "transport open";
+    int rc = vfe_transport_open(root, pf->bdf, &pf->t);
+    if (rc == 0 && (*step = "IOVA space") && !(pf->iova = vfe_pf_iova_create(pf->t)))
+        rc = errno ? -errno : -ENOMEM;
+    return rc;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* On a devq worker: the device calls of the bring-up, up to the admin queue. */
+static void pf_work(void *arg)
+{
+    struct pf_job *j = arg;
+    struct vhostd_pf *pf = j->pf;
+    int rc = pf->t ? 0 : open_transport(pf, j->root, &j->step);
+    if (rc == 0 && (j->step = "virtio capabilities"))
+        rc = vfe_vpci_init(&pf->vp, pf->t);
+    if (rc == 0 && (j->step = "reset"))
+        rc = vfe_vpci_reset(&pf->vp);
+    double deadline = mono_s() + PF_RESET_TIMEOUT_S;
+    for (bool done = false; rc == 0 && !done;) {
+        rc = vfe_vpci_reset_done(&pf->vp, &done);
+        if (rc == 0 && !done && mono_s() >= deadline)
+            rc = -ETIMEDOUT;
+        else if (rc == 0 && !done)
+            usleep(1000);
+    }
+    if (rc == 0)
+        rc = after_reset(pf, &j->step);
+    j->err = rc;
+}
+
+/* On the loop: the PF comes back from the worker. */
+static void pf_done(void *arg, int status)
+{
+    struct pf_job *j = arg;
+    struct vhostd_pf *pf = j->pf;
+    int rc = status < 0 ? status : j->err;
+    if (rc == 0 && (rc = start_admin(pf)) < 0)
+        j->step = "admin queue";
+    if (rc < 0 && status == 0)
+        LOG_E("PF %s: bring-up failed at %s%s", pf->bdf, j->step ? j->step : "?",
+              rc == -ETIMEDOUT || rc == -EAGAIN ? ": the device did not answer" : "");
+    free(j);
+    if (rc < 0)
+        finish(pf, rc);
+}
+
+struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, struct vfe_devq *q, const char *root, const char *bdf,
                                  void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err)
 {
     struct vhostd_pf *pf = pf_new(loop, bdf, PF_STARTING);
-    if (!pf) {
+    struct pf_job *j = pf ? calloc(1, sizeof(*j)) : NULL;
+    if (!j) {
+        free(pf);
         *err = -ENOMEM;
         return NULL;
     }
     pf->ready_cb = cb;
     pf->ready_ctx = ctx;
+    j->pf = pf;
+    snprintf(j->root, sizeof(j->root), "%s", root);
     int rc = pci_pf_vfs(root, bdf, pf->vfs, VHOSTD_MAX_VFS);
     if (rc >= 0) {
         pf->num_vfs = rc;
-        rc = vfe_transport_open(root, bdf, &pf->t);
+        rc = 0;
     }
-    if (rc == 0 && !(pf->iova = vfe_pf_iova_create(pf->t)))
-        rc = -errno;
+    /* kernel VFIO's open and DMA space share process-wide state with the loop: here, not in the job */
+    if (rc == 0 && !is_vfio_user(root, bdf))
+        rc = open_transport(pf, root, &j->step);
     if (rc == 0)
-        rc = vfe_vpci_init(&pf->vp, pf->t);
-    if (rc == 0)
-        rc = vfe_vpci_reset(&pf->vp);
+        rc = vfe_devq_submit(q, bdf, pf_work, pf_done, j);
     if (rc < 0) {
         LOG_E("PF %s: %s", bdf, strerror(-rc));
+        free(j);
         vhostd_pf_close(pf);
         *err = rc;
         return NULL;
     }
-    ev_now_update(loop);
-    pf->reset_deadline = ev_now(loop) + PF_RESET_TIMEOUT_S;
-    ev_timer_start(loop, &pf->reset_poll);
     *err = 0;
     return pf;
 }
@@ -140,7 +204,6 @@ void vhostd_pf_close(struct vhostd_pf *pf)
 {
     if (!pf)
         return;
-    ev_timer_stop(pf->loop, &pf->reset_poll);
     ev_timer_stop(pf->loop, &pf->report);
     if (pf->vp.t)
         vfe_vpci_reset(&pf->vp);
@@ -275,7 +338,6 @@ void vhostd_pf_abandon(struct vhostd_pf *pf)
 {
     if (!pf)
         return;
-    ev_timer_stop(pf->loop, &pf->reset_poll);
     ev_timer_stop(pf->loop, &pf->report);
     if (pf->aq)
         vfe_admin_abandon(pf->aq);

@@ -18,8 +18,6 @@ struct vhostd_pf {
     struct vfe_virtio_pci vp;
     struct vfe_admin_vq *aq;
     struct vfe_mig mig;
-    ev_timer reset_poll;
-    double reset_deadline;
     ev_timer report;                 /* ready_cb from the loop, never inside a device call */
     int err;                         /* why it FAILED */
     void (*ready_cb)(void *ctx, struct vhostd_pf *pf, int err);
@@ -33,8 +31,14 @@ struct vhostd_pf {
 };
 
 /* Open the PF under root and bring its admin queue up; cb runs once, later and
- * from the loop, with 0 (pf READY) or -errno (pf FAILED).  cb may close pf. */
-struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, const char *root, const char *bdf,
+ * from the loop, with 0 (pf READY) or -errno (pf FAILED).  cb may close pf.
+ * The device calls up to the admin queue (vfio-user open, reset and its
+ * poll, features, MSI-X) run as a job on q keyed by the PF's BDF: while pf
+ * is STARTING its t, iova and vp are the job's, the loop reads bdf, state
+ * and the VF list only.  q must outlive the job (the registry destroys q
+ * before it closes its PFs). */
+struct vfe_devq;
+struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, struct vfe_devq *q, const char *root, const char *bdf,
                                  void (*cb)(void *ctx, struct vhostd_pf *pf, int err), void *ctx, int *err);
 void vhostd_pf_close(struct vhostd_pf *pf);
 struct ha_rec;

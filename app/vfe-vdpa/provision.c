@@ -221,8 +221,8 @@ const char *vhostd_prov_pf_pending(const struct vhostd_prov *p, const char *bdf)
 const char *vhostd_prov_vf_pending(const struct vhostd_prov *p, const char *bdf)
 {
     int i = vf_index(p, bdf);
-    if (!p->enabled || i < 0 || !p->reg || vhostd_reg_find_vf(p->reg, bdf))
-        return NULL;
+    if (!p->enabled || i < 0 || !p->reg || vhostd_reg_find_vf(p->reg, bdf) || vhostd_reg_find_adding(p->reg, bdf))
+        return NULL;   /* served, or being added (listed as adding) */
     return p->vf_reason[i][0] ? p->vf_reason[i] : "not applied yet";
 }
 
@@ -286,12 +286,26 @@ static void apply_pfs(struct vhostd_prov *p)
     }
 }
 
+/* A record's add ended (from the loop). */
+static void vf_restored(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct vhostd_prov *p = ctx;
+    p->restoring--;
+    int i = p->enabled ? vf_index(p, bdf) : -1;
+    if (i >= 0)
+        set_reason(p->vf_reason[i], "VF", bdf, err ? msg : "");
+    if (i >= 0 && err && !ev_is_active(&p->retry)) {   /* tried again later, as a refused add is */
+        ev_timer_set(&p->retry, VHOSTD_PROV_RETRY_S, VHOSTD_PROV_RETRY_S);
+        ev_timer_start(p->loop, &p->retry);
+    }
+}
+
 static void apply_vfs(struct vhostd_prov *p)
 {
     char msg[VHOSTD_PROV_REASON_LEN];
     for (unsigned i = 0; i < p->want.nvfs; i++) {
         const struct vhostd_state_vf *v = &p->want.vfs[i];
-        if (vhostd_reg_find_vf(p->reg, v->bdf))
+        if (vhostd_reg_find_vf(p->reg, v->bdf) || vhostd_reg_find_adding(p->reg, v->bdf))
             continue;
         if (!p->vf_pf[i][0])
             pci_vf_pf(p->reg->opt->pci_root, v->bdf, p->vf_pf[i]);
@@ -302,9 +316,12 @@ static void apply_vfs(struct vhostd_prov *p)
         unsigned old;
         int rc = v->msix ? vhostd_msix_assign(p->reg->opt->pci_root, v->bdf, v->msix, &old, msg, sizeof(msg)) : 0;
         if (rc == 0)
-            rc = vhostd_reg_add_vf_mode(p->reg, v->bdf, v->socket, v->uuid, !strcmp(v->mode, "direct"), msg,
-                                        sizeof(msg));
-        set_reason(p->vf_reason[i], "VF", v->bdf, rc < 0 ? msg : "");
+            rc = vhostd_reg_add_vf_mode(p->reg, v->bdf, v->socket, v->uuid, !strcmp(v->mode, "direct"), vf_restored,
+                                        p, msg, sizeof(msg));
+        if (rc < 0)
+            set_reason(p->vf_reason[i], "VF", v->bdf, msg);
+        else
+            p->restoring++;   /* the reason is set when its bring-up ends */
     }
 }
 

@@ -49,6 +49,7 @@ struct vhostd_prov {
     char write_error[300];                /* last failure, "" after a success */
     unsigned held;                        /* vhostd_prov_hold depth: saves wait for the last release */
     bool save_held;                       /* a change came while held */
+    unsigned restoring;                   /* adds of records in flight (bring-up jobs, registry.h) */
 };
 
 /* Persistence on with dir (NULL or "": off).  Creates dir 0700 if missing,

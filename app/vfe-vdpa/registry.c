@@ -32,6 +32,11 @@ int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struc
         snprintf(msg, len, "out of memory for the VF index");
         return -ENOMEM;
     }
+    if (!(r->devq = vfe_devq_new(loop, VHOSTD_DEVQ_THREADS))) {
+        snprintf(msg, len, "out of memory for the device queue");
+        vhostd_reg_index_free(&r->index);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -62,6 +67,9 @@ static int free_vf_slot(struct vhostd_registry *r)
 
 void vhostd_reg_close(struct vhostd_registry *r)
 {
+    r->stopping = true;
+    vfe_devq_destroy(r->devq);   /* the adds still running end here (their callbacks: -ESHUTDOWN) */
+    r->devq = NULL;
     for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++) {
         vhostd_pf_close(r->pfs[i]);
         r->pfs[i] = NULL;
@@ -150,7 +158,7 @@ int vhostd_reg_add_pf(struct vhostd_registry *r, const char *bdf, vhostd_pf_adde
     }
     *w = (struct pf_waiter){r, done, ctx};
     int err;
-    struct vhostd_pf *pf = vhostd_pf_open(r->loop, root, bdf, pf_ready, w, &err);
+    struct vhostd_pf *pf = vhostd_pf_open(r->loop, r->devq, root, bdf, pf_ready, w, &err);
     if (!pf) {
         free(w);
         snprintf(msg, len, "PF %s: %s", bdf, strerror(-err));
@@ -191,14 +199,32 @@ static int vf_slot(const struct vhostd_registry *r, const char *bdf)
 struct vhostd_vf *vhostd_reg_find_vf(const struct vhostd_registry *r, const char *bdf)
 {
     int i = vf_slot(r, bdf);
-    return i >= 0 && !r->vfs[i]->removing ? r->vfs[i] : NULL;
+    return i >= 0 && !r->vfs[i]->removing && !r->vfs[i]->adding ? r->vfs[i] : NULL;
 }
 
 struct vhostd_vf *vhostd_reg_next_vf(const struct vhostd_registry *r, unsigned *cursor, const char *pf)
 {
     while (*cursor < VHOSTD_MAX_MANAGED_VFS) {
         struct vhostd_vf *vf = r->vfs[(*cursor)++];
-        if (vf && !vf->removing && (!pf || !strcmp(vf->rec.pf, pf)))
+        if (vf && !vf->removing && !vf->adding && (!pf || !strcmp(vf->rec.pf, pf)))
+            return vf;
+    }
+    return NULL;
+}
+
+const struct vhostd_vf *vhostd_reg_find_adding(const struct vhostd_registry *r, const char *bdf)
+{
+    int i = vf_slot(r, bdf);
+    return i >= 0 && r->vfs[i]->adding ? r->vfs[i] : NULL;
+}
+
+const struct vhostd_vf *vhostd_reg_next_adding(const struct vhostd_registry *r, unsigned *cursor, const char *pf)
+{
+    if (!r->adding)
+        return NULL;
+    while (*cursor < VHOSTD_MAX_MANAGED_VFS) {
+        const struct vhostd_vf *vf = r->vfs[(*cursor)++];
+        if (vf && vf->adding && (!pf || !strcmp(vf->rec.pf, pf)))
             return vf;
     }
     return NULL;
@@ -278,15 +304,65 @@ static struct vhostd_vf_params vf_params(struct vhostd_registry *r)
         .persist_ctx = r->ha, .unplug = vf_unplug, .unplug_ctx = r};
 }
 
+struct add_waiter {
+    struct vhostd_registry *r;
+    unsigned slot;
+    vhostd_vf_added_cb done;
+    void *ctx;
+};
+
+static void check_drained(struct vhostd_registry *r);
+static int start_removal(struct vhostd_registry *r, unsigned slot, void (*done)(void *ctx), void *ctx);
+
+/* The bring-up job of an add ended (from the loop). */
+static void vf_opened(void *ctx, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct add_waiter w = *(struct add_waiter *)ctx;
+    struct vhostd_registry *r = w.r;
+    free(ctx);
+    r->adding--;
+    char bdf[sizeof(vf->rec.bdf)];
+    snprintf(bdf, sizeof(bdf), "%s", vf->rec.bdf);
+    if (err) {
+        LOG_W("VF %s not added: %s", bdf, msg);
+        slot_clear(r, w.slot);
+        vhostd_vf_discard(vf);
+        if (w.done)
+            w.done(w.ctx, bdf, NULL, err, msg);
+        check_drained(r);
+        return;
+    }
+    if (r->stopping) {
+        /* the daemon drains: the VF goes again at once and the add is not applied (not persisted) */
+        LOG_N("VF %s: brought up while the daemon stops: not added", bdf);
+        start_removal(r, w.slot, NULL, NULL);
+        if (w.done)
+            w.done(w.ctx, bdf, NULL, -ECANCELED, "not added: the daemon is stopping");
+        return;
+    }
+    const struct vhostd_vf_rec *rec = &vf->rec;
+    vhostd_ha_put_vf(r->ha, vf);   /* its transport and listening socket, before any front-end comes */
+    if (rec->direct)
+        LOG_N("VF %s added in direct mode (no PF admin queue), vhost-user %s %s%s%s", bdf,
+              r->opt->client ? "client to" : "on", rec->socket, *rec->uuid ? ", VM " : "", rec->uuid);
+    else
+        LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec->vf_num, rec->pf,
+              r->opt->client ? "client to" : "on", rec->socket, *rec->uuid ? ", VM " : "", rec->uuid);
+    if (w.done)
+        w.done(w.ctx, bdf, vf, 0, "");
+}
+
 int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
-                           bool direct, char *msg, size_t len)
+                           bool direct, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len)
 {
     const char *root = r->opt->pci_root;
     struct vhostd_vf_rec rec = {0};
     int i = vf_slot(r, bdf);
     if (i >= 0) {
-        snprintf(msg, len, r->vfs[i]->removing ? "VF %s is being removed" : "VF %s is already added", bdf);
-        return r->vfs[i]->removing ? -EBUSY : -EEXIST;
+        const struct vhostd_vf *o = r->vfs[i];
+        snprintf(msg, len, o->removing ? "VF %s is being removed" : o->adding ? "VF %s is being added"
+                                                                            : "VF %s is already added", bdf);
+        return o->removing || o->adding ? -EBUSY : -EEXIST;
     }
     if (!pci_fn_exists(root, bdf)) {
         snprintf(msg, len, "no PCI function %s under %s", bdf, root);
@@ -327,17 +403,23 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
     snprintf(rec.uuid, sizeof(rec.uuid), "%s", uuid ? uuid : "");
     rec.direct = direct;
     struct vhostd_vf_params p = vf_params(r);
-    struct vhostd_vf *vf = vhostd_vf_open(r->loop, &p, pf, &rec, msg, len, &rc);
-    if (!vf)
+    struct vhostd_vf *vf = vhostd_vf_begin(r->loop, pf, &rec);
+    struct add_waiter *w = vf ? malloc(sizeof(*w)) : NULL;
+    if (!w) {
+        free(vf);
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    *w = (struct add_waiter){r, (unsigned)slot, done, ctx};
+    slot_set(r, (unsigned)slot, vf);   /* its BDF and socket path are held from now on */
+    rc = vhostd_vf_open_async(vf, r->devq, &p, vf_opened, w, msg, len);
+    if (rc < 0) {
+        slot_clear(r, (unsigned)slot);
+        vhostd_vf_discard(vf);
+        free(w);
         return rc;
-    slot_set(r, (unsigned)slot, vf);
-    vhostd_ha_put_vf(r->ha, vf);   /* its transport and listening socket, before any front-end comes */
-    if (direct)
-        LOG_N("VF %s added in direct mode (no PF admin queue), vhost-user %s %s%s%s", bdf,
-              r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
-    else
-        LOG_N("VF %s (VF %u of %s) added, vhost-user %s %s%s%s", bdf, rec.vf_num, pf->bdf,
-              r->opt->client ? "client to" : "on", rec.socket, *rec.uuid ? ", VM " : "", rec.uuid);
+    }
+    r->adding++;
     return 0;
 }
 
@@ -353,6 +435,15 @@ static bool no_vfs(const struct vhostd_registry *r)
     return r->index.used == 0;
 }
 
+static void check_drained(struct vhostd_registry *r)
+{
+    if (r->drained && no_vfs(r)) {
+        void (*drained)(void *) = r->drained;
+        r->drained = NULL;
+        drained(r->drained_ctx);
+    }
+}
+
 static void vf_gone(void *ctx)
 {
     struct removal m = *(struct removal *)ctx;
@@ -360,11 +451,7 @@ static void vf_gone(void *ctx)
     slot_clear(m.r, m.slot);
     if (m.done)
         m.done(m.ctx);
-    if (m.r->drained && no_vfs(m.r)) {
-        void (*drained)(void *) = m.r->drained;
-        m.r->drained = NULL;
-        drained(m.r->drained_ctx);
-    }
+    check_drained(m.r);
 }
 
 static int start_removal(struct vhostd_registry *r, unsigned slot, void (*done)(void *ctx), void *ctx)
@@ -390,6 +477,10 @@ int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done
         snprintf(msg, len, "VF %s is being removed", bdf);
         return -EALREADY;
     }
+    if (r->vfs[i]->adding) {
+        snprintf(msg, len, "VF %s is being added; remove it once its add has answered", bdf);
+        return -EBUSY;
+    }
     int rc = start_removal(r, (unsigned)i, done, ctx);
     if (rc < 0)
         snprintf(msg, len, "VF %s: %s", bdf, strerror(-rc));
@@ -398,9 +489,10 @@ int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done
 
 unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx), void *ctx)
 {
+    r->stopping = true;
     unsigned left = 0;
     for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++)
-        if (r->vfs[i] && (r->vfs[i]->removing || start_removal(r, i, NULL, NULL) == 0))
+        if (r->vfs[i] && (r->vfs[i]->removing || r->vfs[i]->adding || start_removal(r, i, NULL, NULL) == 0))
             left++;
     r->drained = left ? drained : NULL;
     r->drained_ctx = ctx;
@@ -469,6 +561,8 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
 void vhostd_reg_abandon(struct vhostd_registry *r)
 {
     for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
+        if (r->vfs[i] && r->vfs[i]->adding)
+            continue;   /* its job still holds it: it ends with the queue (an add the successor redoes) */
         vhostd_vf_abandon(r->vfs[i]);
         slot_clear(r, i);
     }

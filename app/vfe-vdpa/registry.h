@@ -21,11 +21,17 @@
  *   -ENAMETOOLONG  the socket path does not fit sun_path
  *   -ENOENT        no such PCI function, not a VF, PF/VF not added
  *   -ENODEV        the VF's PF is not added or not ready
- *   -EBUSY         PF still starting or with VFs; VF being removed
+ *   -EBUSY         PF still starting or with VFs; VF being added or removed
  *   -ENOSPC        slot limit (VHOSTD_MAX_PFS PFs, VHOSTD_MAX_MANAGED_VFS VFs)
  *   -ENOMEM        (init) no memory for the lookup index
  *   other          device / transport errors
  * Callbacks run later, from the loop, never inside the call that starts them.
+ *
+ * A VF is added by a job on the registry's devq (vf.h): from the call until
+ * its callback it is "adding": it holds its BDF and socket path (a second
+ * add or a removal of it is refused with -EBUSY, "being added"), it counts
+ * among its PF's VFs, and find_vf/next_vf do not return it (find_adding,
+ * next_adding do).
  */
 #ifndef VFE_VHOSTD_REGISTRY_H
 #define VFE_VHOSTD_REGISTRY_H
@@ -55,12 +61,20 @@ struct vhostd_registry {
     void (*drained)(void *ctx);
     void *drained_ctx;
     struct vhostd_ha *ha;          /* deposits (ha.h), NULL without --ha */
+    struct vfe_devq *devq;         /* owned: device bring-up jobs (VHOSTD_DEVQ_THREADS) */
+    unsigned adding;               /* VFs whose bring-up job runs */
+    bool stopping;                 /* drain or close: a VF brought up now is not added */
 };
+
+/* Bring-up jobs running at once that are not stuck on a dead device (vfe_devq.h). */
+#define VHOSTD_DEVQ_THREADS 8
 
 /* opt must outlive the registry.  The RPC socket's directory must exist. */
 int vhostd_reg_init(struct vhostd_registry *r, struct ev_loop *loop, const struct vhostd_options *opt, char *msg,
                     size_t len);
-/* Close every PF and any VF left (no callbacks). */
+/* Close every PF and any VF left (no callbacks but the adds still running:
+ * they wait for their device's current call, then answer -ESHUTDOWN or
+ * -ECANCELED, inside this call). */
 void vhostd_reg_close(struct vhostd_registry *r);
 
 /* PFs.  add: 0 and done(ctx, pf, err) once the PF is ready (err 0) or failed
@@ -75,14 +89,22 @@ struct vhostd_pf *vhostd_reg_next_pf(const struct vhostd_registry *r, unsigned *
 /* VFs of pf in the registry (removing ones included). */
 unsigned vhostd_reg_pf_vfs_in_use(const struct vhostd_registry *r, const struct vhostd_pf *pf);
 
-/* VFs.  socket NULL or "": the --iface prefix + bdf.  uuid NULL: none. */
-/* direct: drive it without its PF's admin queue (the PF must not be managed);
- * a function that is not a VF (no physfn link) is always direct. */
+/* VFs.  socket NULL or "": the --iface prefix + bdf.  uuid NULL: none.
+ * direct: drive it without its PF's admin queue (the PF must not be managed);
+ * a function that is not a VF (no physfn link) is always direct.
+ * 0: the bring-up runs; done(ctx, bdf, vf, err, msg) follows (done may be
+ * NULL): err 0 and the serving vf (already deposited with HA), or -errno and
+ * a sentence (vf NULL; the VF is gone from the registry).  <0: refused now
+ * with msg. */
+typedef void (*vhostd_vf_added_cb)(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg);
 int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
-                           bool direct, char *msg, size_t len);
+                           bool direct, vhostd_vf_added_cb done, void *ctx, char *msg, size_t len);
 static inline int vhostd_reg_add_vf(struct vhostd_registry *r, const char *bdf, const char *socket, const char *uuid,
-                                    char *msg, size_t len)
-{ return vhostd_reg_add_vf_mode(r, bdf, socket, uuid, false, msg, len); }
+                                    vhostd_vf_added_cb done, void *ctx, char *msg, size_t len)
+{ return vhostd_reg_add_vf_mode(r, bdf, socket, uuid, false, done, ctx, msg, len); }
+/* A VF being added (only its rec may be read), and the iteration over them. */
+const struct vhostd_vf *vhostd_reg_find_adding(const struct vhostd_registry *r, const char *bdf);
+const struct vhostd_vf *vhostd_reg_next_adding(const struct vhostd_registry *r, unsigned *cursor, const char *pf);
 /* 0 and done(ctx) once the device is stopped and the VF gone. */
 int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done)(void *ctx), void *ctx, char *msg,
                          size_t len);
@@ -103,8 +125,10 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
 /* Forget every PF and VF as a crash would: the HA process holds them (hand-over). */
 void vhostd_reg_abandon(struct vhostd_registry *r);
 
-/* Shutdown: remove every VF; drained(ctx) runs once none is left.  The number
- * of VFs still to go (0: drained will not run). */
+/* Shutdown: remove every VF (a VF being added: once its bring-up ends, and
+ * its add fails with -ECANCELED, "not added: the daemon is stopping");
+ * drained(ctx) runs once none is left.  The number of VFs still to go (0:
+ * drained will not run). */
 unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx), void *ctx);
 
 #endif

@@ -214,6 +214,11 @@ static bool opt_string(json_t *params, const char *key, const char **out)
     return !v || json_is_null(v) || json_is_string(v);
 }
 
+static void vf_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    compat_answer(ctx, NULL, err ? compat_code(COMPAT_OP_VF_ADD, err) : COMPAT_OK);
+}
+
 static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c)
 {
     const char *sock, *uuid;
@@ -235,8 +240,10 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         return 0;
     }
     char msg[512];
-    int rc = vhostd_op_vf_add(d, bdf, sock, uuid, false, msg, sizeof(msg));
-    compat_answer(c, NULL, rc < 0 ? compat_code(COMPAT_OP_VF_ADD, rc) : COMPAT_OK);
+    int rc = vhostd_op_vf_add(d, bdf, sock, uuid, false, vf_added, c, msg, sizeof(msg));
+    if (rc == 0)
+        return RPC_PENDING;   /* answered when the device is up */
+    compat_answer(c, NULL, compat_code(COMPAT_OP_VF_ADD, rc));
     return 0;
 }
 

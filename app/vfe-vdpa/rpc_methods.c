@@ -218,6 +218,34 @@ static void vf_removed(void *ctx)
     free(r);
 }
 
+struct vf_add_call {
+    struct rpc_call *call;
+    struct vhostd *d;
+    unsigned vectors;
+};
+
+static void vf_add_answer(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct vf_add_call *a = ctx;
+    if (err) {
+        rpc_call_error(a->call, code_of(err), "%s", msg);
+    } else {
+        json_t *o = vf_json(vf, false);
+        if (a->vectors)
+            vhostd_msix_vf_json(a->d->opt.pci_root, bdf, o);
+        rpc_call_result(a->call, o);
+    }
+    free(a);
+}
+
+/* A VF whose bring-up job runs: what is known of it yet. */
+static json_t *adding_json(const struct vhostd_vf *vf)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "vf", vf->rec.bdf, "pf", vf->rec.pf, "socket_file",
+                     vf->rec.socket, "vm_uuid", vf->rec.uuid, "mode", vf->rec.direct ? "direct" : "admin", "state",
+                     "adding");
+}
+
 static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c)
 {
     json_t *js = json_object_get(params, "socket_file"), *ju = json_object_get(params, "uuid");
@@ -245,16 +273,19 @@ static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_
         rpc_call_error(c, RPC_INVALID_PARAMS, "%s", msg);
         return 0;
     }
-    int rc = vhostd_op_vf_add_sized(d, bdf, sock, uuid, json_is_true(jd), vectors, msg, sizeof(msg));
+    struct vf_add_call *a = malloc(sizeof(*a));
+    if (!a) {
+        rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");
+        return 0;
+    }
+    *a = (struct vf_add_call){c, d, vectors};
+    int rc = vhostd_op_vf_add_sized(d, bdf, sock, uuid, json_is_true(jd), vectors, vf_add_answer, a, msg, sizeof(msg));
     if (rc < 0) {
+        free(a);
         rpc_call_error(c, code_of(rc), "%s", msg);
         return 0;
     }
-    json_t *o = vf_json(vhostd_reg_find_vf(&d->reg, bdf), false);
-    if (vectors)
-        vhostd_msix_vf_json(d->opt.pci_root, bdf, o);
-    rpc_call_result(c, o);
-    return 0;
+    return RPC_PENDING;   /* answered when the device is up (or failed) */
 }
 
 static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
@@ -280,6 +311,10 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, pf));)
             if (vhostd_page_take(&pg))
                 json_array_append_new(a, vf_json(vf, false));
+        cur = 0;
+        for (const struct vhostd_vf *vf; (vf = vhostd_reg_next_adding(&d->reg, &cur, pf));)
+            if (vhostd_page_take(&pg))
+                json_array_append_new(a, adding_json(vf));
         for (unsigned i = 0; i < d->prov.want.nvfs; i++) {
             const struct vhostd_state_vf *v = &d->prov.want.vfs[i];
             const char *why = vhostd_prov_vf_pending(&d->prov, v->bdf);
@@ -300,12 +335,15 @@ static int m_vf(void *ctx, json_t *params, struct rpc_call *c)
         return vf_add(d, bdf, params, c);
     if (!strcmp(act, "info")) {
         struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
+        const struct vhostd_vf *adding = vhostd_reg_find_adding(&d->reg, bdf);
         const char *why = vhostd_prov_vf_pending(&d->prov, bdf);
         if (vf) {
             json_t *o = vf_json(vf, true);
             vhostd_msix_vf_json(d->opt.pci_root, bdf, o);
             rpc_call_result(c, o);
-        } else if (why)
+        } else if (adding)
+            rpc_call_result(c, adding_json(adding));
+        else if (why)
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is pending: %s", bdf, why);
         else
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
@@ -458,11 +496,12 @@ static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
 static int m_health(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
-    unsigned pfs = 0, vfs = 0, failed = 0;
+    unsigned pfs = 0, vfs = 0, failed = 0, starting = 0;
     unsigned cur = 0;
     for (struct vhostd_pf *pf; (pf = vhostd_reg_next_pf(&d->reg, &cur));) {
         pfs++;
         failed += pf->state == PF_FAILED;
+        starting += pf->state == PF_STARTING;
     }
     cur = 0;
     while (vhostd_reg_next_vf(&d->reg, &cur, NULL))
@@ -476,11 +515,21 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
                                : json_pack("{s:b}", "enabled", 0);
     json_t *ha = d->opt.ha_path ? vhostd_ha_health(&d->ha) : json_pack("{s:b}", "enabled", 0);
     bool ha_down = d->opt.ha_path && !json_is_true(json_object_get(ha, "connected"));
-    rpc_call_result(c, json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o, s:I}", "status",
-                                 failed || pending || p->dirty || ha_down ? "degraded" : "ok", "pfs", pfs, "vfs", vfs,
-                                 "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs",
-                                 pvfs, "state", state, "ha", ha, "tcp_refused",
-                                 (json_int_t)rpc_server_tcp_refused(d->rpc)));
+    struct vfe_devq_stats q;
+    vfe_devq_stats(d->reg.devq, &q);
+    bool restoring = p->restoring || (p->enabled && starting);   /* the state file's PFs and VFs coming up */
+    /* records pending while the restore still runs are expected: restoring, not degraded */
+    const char *status = failed || p->dirty || ha_down ? "degraded" : restoring ? "restoring" : pending ? "degraded" : "ok";
+    json_t *res = json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o, s:I}", "status", status, "pfs", pfs, "vfs", vfs,
+                            "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs", pvfs,
+                            "state", state, "ha", ha, "tcp_refused", (json_int_t)rpc_server_tcp_refused(d->rpc));
+    json_object_set_new(res, "adding_vfs", json_integer(d->reg.adding));
+    json_object_set_new(res, "starting_pfs", json_integer(starting));
+    json_object_set_new(res, "restoring", json_boolean(restoring));
+    json_object_set_new(res, "device_jobs", json_pack("{s:i, s:i, s:i, s:i, s:I}", "queued", q.queued, "running",
+                                                      q.running, "stuck", q.stuck, "threads", q.threads, "completed",
+                                                      (json_int_t)q.completed));
+    rpc_call_result(c, res);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app/vfe-vdpa/ha_record.h"
@@ -65,52 +66,171 @@ static void watch_unplug(struct vhostd_vf *vf, const struct vhostd_vf_params *p)
     ev_io_start(vf->loop, &vf->req);
 }
 
-struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
-                                 const struct vhostd_vf_rec *rec, char *msg, size_t len, int *err)
+/* ---- bring-up off the loop (vf.h) ---- */
+
+struct open_job {
+    struct vhostd_vf *vf;          /* the shell: the worker reads its rec only (fixed since begin) */
+    struct vhostd_vf_params p;
+    struct vdpa_pf_ref ref;
+    bool use_ref;
+    struct vfe_transport *t;       /* the job's until open_done (the worker's while it runs) */
+    struct vdpa_vf *dev;           /* same */
+    int err;
+    char msg[512];
+    vhostd_vf_opened_cb opened;
+    void *ctx;
+};
+
+struct vhostd_vf *vhostd_vf_begin(struct ev_loop *loop, struct vhostd_pf *pf, const struct vhostd_vf_rec *rec)
 {
     struct vhostd_vf *vf = calloc(1, sizeof(*vf));
-    if (!vf) {
-        snprintf(msg, len, "out of memory");
-        *err = -ENOMEM;
+    if (!vf)
         return NULL;
-    }
     vf->rec = *rec;
     vf->pf = pf;
     vf->loop = loop;
+    vf->adding = true;
     ev_init(&vf->req, NULL);
-    int rc = vfe_transport_open_in(p->pci_root, rec->bdf, rec->uuid, &vf->t);
-    if (rc < 0) {
-        char why[512];
-        if (vfe_vfio_explain_open(p->pci_root, rec->bdf, why, sizeof(why)) > 0)
-            snprintf(msg, len, "cannot open %s: %s", rec->bdf, why);
-        else
-            snprintf(msg, len, "cannot open %s: %s", rec->bdf, strerror(-rc));
-        free(vf);
-        *err = rc;
-        return NULL;
-    }
-    struct vdpa_pf_ref ref = {pf ? &pf->mig : NULL, pf ? pf->iova : NULL};
-    vf->dev = vdpa_vf_open(loop, rec->direct ? NULL : &ref, (uint16_t)rec->vf_num, vf->t, vf->rec.uuid);
-    if (!vf->dev) {
-        *err = errno ? -errno : -EIO;
-        snprintf(msg, len, "%s: device bring-up failed: %s", rec->bdf, strerror(-*err));
-        vf_free(vf);
-        return NULL;
-    }
-    vf->persist = p->persist;
-    vf->persist_reply = p->persist_reply;
-    vf->persist_ctx = p->persist_ctx;
-    struct vdpa_session_cfg sc = session_cfg(vf, p);
-    vf->session = vdpa_session_create(loop, vf->dev, &sc, &rc);
-    if (!vf->session) {
-        snprintf(msg, len, "vhost-user socket %s: %s", vf->rec.socket, strerror(-rc));
-        vf_free(vf);
-        *err = rc;
-        return NULL;
-    }
-    watch_unplug(vf, p);
-    *err = 0;
     return vf;
+}
+
+void vhostd_vf_discard(struct vhostd_vf *vf)
+{
+    if (vf)
+        vf_free(vf);
+}
+
+static bool is_vfio_user(const char *pci_root, const char *bdf)
+{
+    char sock[4200];
+    struct stat st;
+    snprintf(sock, sizeof(sock), "%s/%s/vfio-user.sock", pci_root, bdf);
+    return stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static bool no_answer(int err)
+{
+    return err == -ETIMEDOUT || err == -EAGAIN;
+}
+
+static void open_transport(struct open_job *j)
+{
+    const char *bdf = j->vf->rec.bdf;
+    j->err = vfe_transport_open_in(j->p.pci_root, bdf, j->vf->rec.uuid, &j->t);
+    if (j->err < 0) {
+        char why[400];
+        j->t = NULL;
+        if (no_answer(j->err))
+            snprintf(j->msg, sizeof(j->msg), "cannot open %s: its vfio-user server did not answer the negotiation "
+                     "within %d ms", bdf, VFE_TRANSPORT_TIMEOUT_MS);
+        else if (vfe_vfio_explain_open(j->p.pci_root, bdf, why, sizeof(why)) > 0)
+            snprintf(j->msg, sizeof(j->msg), "cannot open %s: %s", bdf, why);
+        else
+            snprintf(j->msg, sizeof(j->msg), "cannot open %s: %s", bdf, strerror(-j->err));
+    }
+}
+
+/* On a devq worker: only device calls, on a transport nobody else holds. */
+static void open_work(void *arg)
+{
+    struct open_job *j = arg;
+    if (!j->t)
+        open_transport(j);
+    if (!j->t)
+        return;
+    const char *step = NULL;
+    j->dev = vdpa_vf_probe(j->use_ref ? &j->ref : NULL, (uint16_t)j->vf->rec.vf_num, j->t, &j->err, &step);
+    if (!j->dev && no_answer(j->err))
+        snprintf(j->msg, sizeof(j->msg), "%s: device bring-up failed: no answer to the %s request within %d ms",
+                 j->vf->rec.bdf, step ? step : "?", VFE_TRANSPORT_TIMEOUT_MS);
+    else if (!j->dev)
+        snprintf(j->msg, sizeof(j->msg), "%s: device bring-up failed at %s: %s", j->vf->rec.bdf,
+                 step ? step : "?", strerror(-j->err));
+}
+
+static void job_release(struct open_job *j)
+{
+    vdpa_vf_discard(j->dev);
+    vfe_transport_close(j->t);
+    j->dev = NULL;
+    j->t = NULL;
+}
+
+/* On the loop: the transport and the device half come back from the worker. */
+static void open_done(void *arg, int status)
+{
+    struct open_job *j = arg;
+    struct vhostd_vf *vf = j->vf;
+    int rc = status < 0 ? status : j->err;
+    if (status < 0)
+        snprintf(j->msg, sizeof(j->msg), "%s: not added: the daemon is stopping", vf->rec.bdf);
+    if (rc == 0 && (rc = vdpa_vf_attach(j->dev, vf->loop, vf->rec.uuid)) < 0)
+        snprintf(j->msg, sizeof(j->msg), "%s: DMA domain %s: %s", vf->rec.bdf, *vf->rec.uuid ? vf->rec.uuid : "(own)",
+                 strerror(-rc));
+    if (rc < 0) {
+        job_release(j);
+    } else {
+        vf->t = j->t;
+        vf->dev = j->dev;
+        vf->persist = j->p.persist;
+        vf->persist_reply = j->p.persist_reply;
+        vf->persist_ctx = j->p.persist_ctx;
+        struct vdpa_session_cfg sc = session_cfg(vf, &j->p);
+        vf->session = vdpa_session_create(vf->loop, vf->dev, &sc, &rc);
+        if (!vf->session) {
+            snprintf(j->msg, sizeof(j->msg), "vhost-user socket %s: %s", vf->rec.socket, strerror(-rc));
+            vdpa_vf_close(vf->dev);
+            vfe_transport_close(vf->t);
+            vf->dev = NULL;
+            vf->t = NULL;
+        } else {
+            watch_unplug(vf, &j->p);
+            vf->adding = false;
+            j->msg[0] = '\0';
+        }
+    }
+    vhostd_vf_opened_cb opened = j->opened;
+    void *ctx = j->ctx;
+    char msg[sizeof(j->msg)];
+    memcpy(msg, j->msg, sizeof(msg));
+    free(j);
+    opened(ctx, vf, rc, msg);
+}
+
+int vhostd_vf_open_async(struct vhostd_vf *vf, struct vfe_devq *q, const struct vhostd_vf_params *p,
+                         vhostd_vf_opened_cb opened, void *ctx, char *msg, size_t len)
+{
+    struct open_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    *j = (struct open_job){.vf = vf, .p = *p, .opened = opened, .ctx = ctx};
+    if (!vf->rec.direct) {
+        j->ref = (struct vdpa_pf_ref){vf->pf ? &vf->pf->mig : NULL, vf->pf ? vf->pf->iova : NULL};
+        j->use_ref = true;
+    }
+    /* Kernel VFIO shares process-wide container and group lists with the
+     * loop (closes, adoptions, DMA domains): its open stays here, its probe
+     * (reset, config reads) goes to the worker.  A vfio-user open touches
+     * nothing shared. */
+    if (!is_vfio_user(p->pci_root, vf->rec.bdf)) {
+        open_transport(j);
+        if (!j->t) {
+            snprintf(msg, len, "%s", j->msg);
+            int rc = j->err;
+            free(j);
+            return rc;
+        }
+    }
+    /* a PF's VFs share its device: one that stopped answering waits behind the others */
+    int rc = vfe_devq_submit_grouped(q, vf->rec.pf[0] ? vf->rec.pf : vf->rec.bdf, vf->rec.bdf, open_work, open_done, j);
+    if (rc < 0) {
+        snprintf(msg, len, "%s: bring-up cannot be queued: %s", vf->rec.bdf, strerror(-rc));
+        job_release(j);
+        free(j);
+    }
+    return rc;
 }
 
 static void finish_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -8,6 +8,7 @@
 #include "app/vfe-vdpa/pf.h"
 #include "app/vfe-vdpa/sock_path.h"
 #include "drivers/vdpa/virtio/vdpa_session.h"
+#include "lib/devq/vfe_devq.h"
 
 /* What the registry keeps of a VF: plain data, enough to provision it again. */
 struct vhostd_vf_rec {
@@ -26,6 +27,7 @@ struct vhostd_vf {
     struct vfe_transport *t;
     struct vdpa_vf *dev;
     struct vdpa_session *session;
+    bool adding;                          /* bring-up job running: only rec is valid (vf.c) */
     bool removing;
     ev_timer later;                       /* completes a removal from the loop */
     void (*removed)(void *ctx);
@@ -55,10 +57,28 @@ struct vhostd_vf_params {
     void *unplug_ctx;
 };
 
-/* Bring rec's VF up on pf (NULL with rec->direct) and serve its socket.  NULL with *err (-errno) and a
- * sentence in msg. */
-struct vhostd_vf *vhostd_vf_open(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
-                                 const struct vhostd_vf_rec *rec, char *msg, size_t len, int *err);
+/* Bring-up off the loop (docs/device-calls.md).
+ * vhostd_vf_begin: the VF's shell: rec (fixed from now on), adding set, no
+ *   transport, device or session yet.  The registry indexes it at once (it
+ *   holds its BDF and socket path); NULL on ENOMEM.
+ * vhostd_vf_open_async: a job on q keyed by the VF's BDF opens the transport
+ *   (vfio-user; kernel VFIO opens here, on the loop) and probes the device
+ *   on a pool thread; then, on the loop, the DMA domain is joined and the
+ *   session created.  Until then the transport and the device half are the
+ *   job's: nothing of the shell but rec may be read.  0: opened(ctx, vf,
+ *   err, msg) follows from the loop, exactly once, never inside this call:
+ *   err 0: vf serves (adding cleared); else vf is still the shell (the
+ *   caller unindexes it and calls vhostd_vf_discard) and msg says why,
+ *   naming the device and the step that failed (a device that does not
+ *   answer: -ETIMEDOUT after VFE_TRANSPORT_TIMEOUT_MS); -ECANCELED /
+ *   -ESHUTDOWN: the queue was destroyed (daemon stopping).  <0 now: refused
+ *   (msg), nothing runs, the shell is the caller's.
+ * vhostd_vf_discard: free a shell (or a VF whose open failed). */
+typedef void (*vhostd_vf_opened_cb)(void *ctx, struct vhostd_vf *vf, int err, const char *msg);
+struct vhostd_vf *vhostd_vf_begin(struct ev_loop *loop, struct vhostd_pf *pf, const struct vhostd_vf_rec *rec);
+int vhostd_vf_open_async(struct vhostd_vf *vf, struct vfe_devq *q, const struct vhostd_vf_params *p,
+                         vhostd_vf_opened_cb opened, void *ctx, char *msg, size_t len);
+void vhostd_vf_discard(struct vhostd_vf *vf);
 /* Stop the device, close the session and the socket, free vf; done(ctx) runs
  * afterwards, from the loop (never inside this call). */
 void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx);

@@ -30,6 +30,8 @@ struct vhostd_batch {
     bool ran;                 /* a chunk ran since the guard last looked */
     double started;
     unsigned n, done, stopping_devices, failed;
+    unsigned adding;          /* adds whose device bring-up runs (answered by batch_added) */
+    bool released;            /* the provisioning hold is given back (shutdown) */
     bool stopped;             /* daemon shutdown: no further op */
     bool stop_on_error;       /* the caller asked: ops after a failed one are not run */
     int halted_at;            /* the op that failed then, -1 */
@@ -214,6 +216,8 @@ static struct vhostd_batch *validate(struct vhostd *d, json_t *params, char *msg
     b->halted_at = -1;
     b->params = json_incref(params);
     b->results = json_array();
+    for (unsigned i = 0; i < n; i++)   /* answered in place, in the order of ops, whenever each ends */
+        json_array_append_new(b->results, json_null());
     return b;
 }
 
@@ -245,7 +249,8 @@ static void finish(struct vhostd_batch *b)
 {
     stop_watchers(b);
     unlink_batch(b);
-    vhostd_prov_release(&b->d->prov);   /* the one write of the batch */
+    if (!b->released)
+        vhostd_prov_release(&b->d->prov);   /* the one write of the batch */
     double ms = (now_s() - b->started) * 1000.0;
     LOG_N("vf_batch: %u ops, %u failed, %.1f ms", b->n, b->failed, ms);
     rpc_call_result(b->call, json_pack("{s:o, s:i, s:i, s:f}", "results", b->results, "ok", b->n - b->failed,
@@ -256,7 +261,7 @@ static void finish(struct vhostd_batch *b)
 
 static void maybe_finish(struct vhostd_batch *b)
 {
-    if (b->done == b->n && !b->stopping_devices)
+    if (b->done == b->n && !b->stopping_devices && !b->adding)
         finish(b);
 }
 
@@ -267,25 +272,65 @@ static void device_gone(void *ctx)
     maybe_finish(b);
 }
 
-static void result(struct vhostd_batch *b, const struct batch_op *op, int rc, const char *msg)
+static void result(struct vhostd_batch *b, unsigned i, int rc, const char *msg, const struct vhostd_vf *vf)
 {
+    const struct batch_op *op = &b->ops[i];
     json_t *r = json_pack("{s:s, s:s, s:b}", "vfdev", op->bdf, "op", op->remove ? "remove" : "add", "ok", rc >= 0);
     if (rc < 0) {
         b->failed++;
         json_object_update_new(r, json_pack("{s:i, s:s}", "code", vhostd_rpc_code(rc), "message", msg));
-    } else if (!op->remove) {
-        const struct vhostd_vf *vf = vhostd_reg_find_vf(&b->d->reg, op->bdf);
-        if (vf)
-            json_object_set_new(r, "device", vhostd_rpc_vf_json(vf));
+    } else if (vf) {
+        json_object_set_new(r, "device", vhostd_rpc_vf_json(vf));
     }
-    json_array_append_new(b->results, r);
+    json_array_set_new(b->results, i, r);
+}
+
+struct batch_add {
+    struct vhostd_batch *b;
+    unsigned i;
+};
+
+static void chunk(struct vhostd_batch *b);
+
+/* An add's device is up, or failed (from the loop). */
+static void batch_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct batch_add a = *(struct batch_add *)ctx;
+    struct vhostd_batch *b = a.b;
+    free(ctx);
+    b->adding--;
+    result(b, a.i, err, msg, vf);
+    if (err && b->stop_on_error && b->halted_at < 0 && !b->stopped)
+        b->halted_at = (int)a.i;
+    if (b->done < b->n && !b->stopped && !ev_is_active(&b->idle))
+        ev_idle_start(b->d->loop, &b->idle);   /* stop_on_error waited for this answer */
+    maybe_finish(b);
+}
+
+static int start_add(struct vhostd_batch *b, unsigned i, char *msg, size_t len)
+{
+    const struct batch_op *op = &b->ops[i];
+    struct batch_add *a = malloc(sizeof(*a));
+    if (!a) {
+        snprintf(msg, len, "out of memory");
+        return -ENOMEM;
+    }
+    *a = (struct batch_add){b, i};
+    int rc = vhostd_op_vf_add(b->d, op->bdf, op->socket, op->uuid, op->direct, batch_added, a, msg, len);
+    if (rc < 0)
+        free(a);
+    else
+        b->adding++;
+    return rc;
 }
 
 static void run_one(struct vhostd_batch *b)
 {
-    const struct batch_op *op = &b->ops[b->done];
+    unsigned i = b->done;
+    const struct batch_op *op = &b->ops[i];
     char msg[512];
     int rc;
+    b->done++;
     if (b->stopped) {
         rc = -ECANCELED;
         snprintf(msg, sizeof(msg), "not applied: the daemon is stopping");
@@ -296,20 +341,27 @@ static void run_one(struct vhostd_batch *b)
         rc = vhostd_op_vf_remove(b->d, op->bdf, device_gone, b, msg, sizeof(msg));
         b->stopping_devices += rc == 0;
     } else {
-        rc = vhostd_op_vf_add(b->d, op->bdf, op->socket, op->uuid, op->direct, msg, sizeof(msg));
+        rc = start_add(b, i, msg, sizeof(msg));
+        if (rc == 0)
+            return;   /* batch_added answers it */
     }
     if (rc < 0 && b->stop_on_error && b->halted_at < 0 && !b->stopped)
-        b->halted_at = (int)b->done;
-    result(b, op, rc, msg);
-    b->done++;
+        b->halted_at = (int)i;
+    result(b, i, rc, msg, NULL);
 }
 
+/* Adds run in parallel (each on its own device's queue); with stop_on_error
+ * an op starts only once every earlier add has answered. */
 static void chunk(struct vhostd_batch *b)
 {
     double start = now_s();
-    do
+    do {
+        if (b->stop_on_error && b->adding && !b->stopped) {
+            ev_idle_stop(b->d->loop, &b->idle);   /* batch_added starts it again */
+            break;
+        }
         run_one(b);
-    while (b->done < b->n && now_s() - start < VHOSTD_BATCH_TICK_S);
+    } while (b->done < b->n && now_s() - start < VHOSTD_BATCH_TICK_S);
     b->ran = true;
     if (b->done == b->n)
         stop_watchers(b);
@@ -365,7 +417,9 @@ void vhostd_batch_stop_all(struct vhostd *d)
         stop_watchers(b);
         while (b->done < b->n)
             run_one(b);
-        maybe_finish(b);   /* or when its last device is gone (the drain) */
+        b->released = true;
+        vhostd_prov_release(&d->prov);   /* its file write now, before the provisioning closes */
+        maybe_finish(b);   /* or when its last device is gone or its last add answered (the drain) */
         b = next;
     }
 }

@@ -16,10 +16,14 @@
  * VHOSTD_BATCH_TICK_S of work, at least one op, per tick), so other clients'
  * calls and vhost-user traffic are served in between.  An op the registry or
  * the device refuses fails alone: the others are applied and stay applied.
+ * An add starts its device's bring-up job (registry.h) and the next op goes
+ * on at once: the adds of a batch run in parallel on the device queue's
+ * pool, each VF's result filled in when its device answers.
  * With "stop_on_error" the ops after the first failed one are not run (each
  * answered "not run", code RPC_DEVICE_ERROR): vhostmgmt's script mode without
- * --keep-going.  The answer comes once every op ran and every removed VF's
- * device stopped.
+ * --keep-going; an op then starts only after every earlier add answered.
+ * The answer comes once every op ran, every add answered and every removed
+ * VF's device stopped.
  *
  * Persistence: the provisioning file is written once, when the batch ends
  * (vhostd_prov_hold/release), not once per VF.
@@ -46,9 +50,10 @@ struct vhostd_batch;
 /* The RPC handler (ctx: struct vhostd). */
 int vhostd_batch_method(void *ctx, json_t *params, struct rpc_call *c);
 
-/* Shutdown: no further op starts; ops not run yet are answered as not applied.
- * A batch still waiting for removed devices answers when they are gone (the
- * daemon's drain), otherwise at once.  Call before vhostd_prov_close. */
+/* Shutdown: no further op starts; ops not run yet are answered as not applied;
+ * the file is written now.  A batch still waiting for removed devices or
+ * running adds answers when they are done (the daemon's drain, or the end of
+ * the device queue), otherwise at once.  Call before vhostd_prov_close. */
 void vhostd_batch_stop_all(struct vhostd *d);
 
 #endif

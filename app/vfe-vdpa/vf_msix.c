@@ -130,6 +130,9 @@ int vhostd_msix_reclaim(const struct vhostd_registry *reg, const char *root, con
     const struct vhostd_vf *first = NULL;
     for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(reg, &cur, pf)); served++)
         first = first ? first : vf;
+    cur = 0;
+    for (const struct vhostd_vf *vf; (vf = vhostd_reg_next_adding(reg, &cur, pf)); served++)
+        first = first ? first : vf;   /* being added counts as served */
     if (served) {
         snprintf(msg, len, "PF %s: %u of its VFs are served (%s first): reclaim only while no VF is enabled; remove "
                  "them first", pf, served, first->rec.bdf);

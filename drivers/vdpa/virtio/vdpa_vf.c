@@ -18,15 +18,33 @@ const char *vdpa_vf_state_name(enum vdpa_vf_state s)
     return (unsigned)s < 5 ? names[s] : "?";
 }
 
-struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
-                             struct vfe_transport *t, const char *dma_domain)
+/* What listings show of the device, read once here (vdpa_vf_facts copies it). */
+static void read_facts(struct vdpa_vf *v)
+{
+    struct vdpa_vf_facts n = {.msix = v->vp.msix_vectors, .mtu = 1500};
+    uint16_t max = 0;
+    bool ok = vfe_vpci_queue_max(&v->vp, 0, &max) == 0;
+    if (ok)
+        n.queue_size = max;
+    uint8_t b[2];   /* struct virtio_net_config.mtu, little-endian */
+    if (v->dev_features & (1ull << VIRTIO_NET_F_MTU)) {
+        if (vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mtu), b, sizeof(b)) == 0)
+            n.mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
+        else
+            ok = false;
+    }
+    v->facts = n;
+    v->facts_read = ok;
+}
+
+struct vdpa_vf *vdpa_vf_probe(const struct vdpa_pf_ref *pf, uint16_t vf_num, struct vfe_transport *t, int *err,
+                              const char **step)
 {
     struct vdpa_vf *v = calloc(1, sizeof(*v));
     if (!v) {
-        errno = ENOMEM;
+        *err = -ENOMEM;
         return NULL;
     }
-    v->loop = loop;
     if (pf)
         v->pf = *pf;
     v->direct = !pf || !pf->mig;
@@ -37,31 +55,31 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
         v->kick_set[i] = v->call_set[i] = false;
     ev_timer_init(&v->defer, vdpa_vf_defer_cb, 0., 0.);
     v->defer.data = v;
-    int rc = vfe_vpci_init(&v->vp, t);
+    const char *what = "virtio capabilities";
     uint8_t mac[6] = {0};
     uint16_t pairs = 1;
-    if (rc == 0)
+    int rc = vfe_vpci_init(&v->vp, t);
+    if (rc == 0 && (what = "device features"))
         rc = vfe_vpci_get_features(&v->vp, &v->dev_features);
-    if (rc == 0)
+    if (rc == 0 && (what = "MAC address"))
         rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mac), mac, 6);
-    if (rc == 0 && (v->dev_features & (1ull << VIRTIO_NET_F_MQ)))
+    if (rc == 0 && (v->dev_features & (1ull << VIRTIO_NET_F_MQ)) && (what = "queue pairs"))
         rc = vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, max_virtqueue_pairs), &pairs, 2);
-    if (rc == 0)
+    if (rc == 0 && (what = "reset"))
         rc = vfe_vpci_reset(&v->vp);
-    if (rc == 0)   /* the VF does DMA once started (kernel VFIO leaves bus mastering off) */
+    if (rc == 0 && (what = "bus master enable"))   /* the VF does DMA once started (kernel VFIO leaves it off) */
         rc = vfe_vpci_enable_bus_master(&v->vp);
-    if (rc == 0)
+    if (rc == 0 && (what = "ring memory"))
         rc = vdpa_vf_alloc_rings(v, v->vp.num_queues);
-    if (rc == 0 && !(v->dom = vfe_dma_domain_join(dma_domain, t)))
-        rc = -errno;
+    if (step)
+        *step = what;
     if (rc < 0) {
-        LOG_E("%s: VF bring-up failed: %s", t->bdf, strerror(-rc));
-        free(v->rings);
-        free(v->maps);
-        free(v);
-        errno = -rc;
+        LOG_E("%s: VF bring-up failed at %s: %s", t->bdf, what, strerror(-rc));
+        vdpa_vf_discard(v);
+        *err = rc;
         return NULL;
     }
+    read_facts(v);   /* after the features (MTU); a failed read is asked again later */
     memcpy(v->mac, mac, 6);
     v->max_pairs = pairs ? pairs : 1;
     if (v->direct) {
@@ -71,9 +89,42 @@ struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf,
                              (1ull << VIRTIO_NET_F_HASH_REPORT));
         v->max_pairs = 1;
     }
-    if (v->direct)
-        LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", t->bdf);
     v->num_queues = v->vp.num_queues;
+    *err = 0;
+    return v;
+}
+
+int vdpa_vf_attach(struct vdpa_vf *v, struct ev_loop *loop, const char *dma_domain)
+{
+    if (!(v->dom = vfe_dma_domain_join(dma_domain, v->t)))
+        return errno ? -errno : -ENOMEM;
+    v->loop = loop;
+    if (v->direct)
+        LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", v->t->bdf);
+    return 0;
+}
+
+void vdpa_vf_discard(struct vdpa_vf *v)
+{
+    if (!v)
+        return;
+    free(v->rings);
+    free(v->maps);
+    free(v);
+}
+
+struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
+                             struct vfe_transport *t, const char *dma_domain)
+{
+    int rc;
+    struct vdpa_vf *v = vdpa_vf_probe(pf, vf_num, t, &rc, NULL);
+    if (v && (rc = vdpa_vf_attach(v, loop, dma_domain)) < 0) {
+        LOG_E("%s: VF bring-up failed: DMA domain: %s", t->bdf, strerror(-rc));
+        vdpa_vf_discard(v);
+        v = NULL;
+    }
+    if (!v)
+        errno = -rc;
     return v;
 }
 
@@ -125,22 +176,8 @@ uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
 void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f)
 {
-    if (!v->facts_read) {
-        struct vdpa_vf_facts n = {.msix = v->vp.msix_vectors, .mtu = 1500};
-        uint16_t max = 0;
-        bool ok = vfe_vpci_queue_max(&v->vp, 0, &max) == 0;
-        if (ok)
-            n.queue_size = max;
-        uint8_t b[2];   /* struct virtio_net_config.mtu, little-endian */
-        if (v->dev_features & (1ull << VIRTIO_NET_F_MTU)) {
-            if (vfe_vpci_read_device_cfg(&v->vp, offsetof(struct virtio_net_config, mtu), b, sizeof(b)) == 0)
-                n.mtu = (unsigned)b[0] | (unsigned)b[1] << 8;
-            else
-                ok = false;
-        }
-        v->facts = n;
-        v->facts_read = ok;
-    }
+    if (!v->facts_read)
+        read_facts(v);   /* the probe's reads failed: ask again */
     *f = v->facts;
 }
 

@@ -71,6 +71,22 @@ struct vdpa_pf_ref {
  * NULL or "" for a domain of its own.  NULL with errno on failure. */
 struct vdpa_vf *vdpa_vf_open(struct ev_loop *loop, const struct vdpa_pf_ref *pf, uint16_t vf_num,
                              struct vfe_transport *t, const char *dma_domain);
+/* Bring-up in two halves, for a caller that keeps the loop free while the
+ * device answers (app/vfe-vdpa/vf.c runs the probe on a devq worker):
+ * vdpa_vf_probe: only device calls (virtio capabilities, features, MAC,
+ *   queue pairs, reset, bus master, ring 0's size and the MTU for
+ *   vdpa_vf_facts); no loop, no shared state: safe on any one thread that
+ *   has t to itself.  NULL with *err (-errno of the transport) and *step
+ *   (if not NULL) naming what failed ("device features", "reset", ...).
+ * vdpa_vf_attach: on the loop: joins the DMA domain and binds the VF to
+ *   loop.  0, or -errno (the VF is left probed: discard it).
+ * vdpa_vf_discard: frees a probed VF that was not attached, without any
+ *   device call (t stays the caller's).
+ * vdpa_vf_open is probe + attach in one call. */
+struct vdpa_vf *vdpa_vf_probe(const struct vdpa_pf_ref *pf, uint16_t vf_num, struct vfe_transport *t, int *err,
+                              const char **step);
+int vdpa_vf_attach(struct vdpa_vf *v, struct ev_loop *loop, const char *dma_domain);
+void vdpa_vf_discard(struct vdpa_vf *v);
 /* The page of ring q's doorbell that QEMU may map into the guest (vhost-user
  * host notifier): fd (owned by the transport) and its offset.  -ENOENT when
  * the device's doorbells cannot be mapped a page per queue. */
@@ -86,8 +102,8 @@ uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v);
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
 /* What the device says of itself, for listings: its MSI-X table size, the
  * largest size of ring 0, its MTU (1500 without VIRTIO_NET_F_MTU).  Read
- * from the device at the first call (a few round trips on the loop) and kept
- * with the VF: later calls are a copy, so listing n VFs costs n, not n x n.
+ * by the probe and kept with the VF: a call is a copy, so listing n VFs
+ * costs n, not n x n, and no device call.
  * A field the device did not answer reads 0 (MTU 1500), and nothing is
  * kept then: the device is asked again at the next call. */
 struct vdpa_vf_facts {

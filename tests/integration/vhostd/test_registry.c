@@ -49,6 +49,16 @@ static void drained(void *ctx)
     removed(ctx);
 }
 
+static void vf_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct outcome *o = ctx;
+    o->done = true;
+    o->err = err;
+    o->calls++;
+    if (err)
+        fprintf(stderr, "add %s: %s\n", bdf, msg);
+}
+
 /* Run the loop until o->done (bounded). */
 static bool run_until(struct outcome *o, double seconds)
 {
@@ -82,14 +92,29 @@ static void test_vfs(struct vhostd_registry *r)
 {
     char msg[512], path[400], other[400];
     snprintf(path, sizeof(path), "%s/vf2.sock", sp.dir);
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.1", NULL, NULL, msg, sizeof(msg)) == 0, "add VF 1: %s", msg);
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.2", path, "vm-a", msg, sizeof(msg)) == 0, "add VF 2: %s", msg);
+    struct outcome a1 = {0}, a2 = {0}, none = {0};
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.1", NULL, NULL, vf_added, &a1, msg, sizeof(msg)) == 0, "add VF 1: %s",
+          msg);
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.2", path, "vm-a", vf_added, &a2, msg, sizeof(msg)) == 0, "add VF 2: %s",
+          msg);
+    CHECK(!a1.done && !a2.done, "an add's callback ran inside the call that added it");
+    /* while being added, a VF holds its BDF and socket path and is not served yet */
+    CHECK(vhostd_reg_find_vf(r, "0000:3b:00.1") == NULL && vhostd_reg_find_adding(r, "0000:3b:00.1"),
+          "a VF being added is listed as served");
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.1", NULL, NULL, vf_added, &none, msg, sizeof(msg)) == -EBUSY &&
+              strstr(msg, "being added"), "a VF being added was added again: %s", msg);
+    CHECK(vhostd_reg_remove_vf(r, "0000:3b:00.1", removed, &none, msg, sizeof(msg)) == -EBUSY &&
+              strstr(msg, "being added"), "a VF being added was removed: %s", msg);
+    CHECK(run_until(&a1, 10) && run_until(&a2, 10) && a1.err == 0 && a2.err == 0 && a1.calls == 1 && a2.calls == 1,
+          "adds: %d %d", a1.err, a2.err);
+    CHECK(!none.done, "a refused add or removal called back");
     snprintf(other, sizeof(other), "%s/./vf2.sock", sp.dir);
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.3", other, NULL, msg, sizeof(msg)) == -EEXIST &&
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.3", other, NULL, vf_added, &none, msg, sizeof(msg)) == -EEXIST &&
               strstr(msg, "VF 0000:3b:00.2"), "one socket, two spellings: %s", msg);
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.3", r->opt->rpc_path, NULL, msg, sizeof(msg)) == -EEXIST &&
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.3", r->opt->rpc_path, NULL, vf_added, &none, msg, sizeof(msg)) == -EEXIST &&
               strstr(msg, "RPC socket"), "the RPC socket as a VF's: %s", msg);
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.1", NULL, NULL, msg, sizeof(msg)) == -EEXIST, "VF added twice");
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.1", NULL, NULL, vf_added, &none, msg, sizeof(msg)) == -EEXIST,
+          "VF added twice");
     CHECK(vhostd_reg_pf_vfs_in_use(r, vhostd_reg_find_pf(r, PF)) == 2, "VFs in use");
     CHECK(vhostd_reg_remove_pf(r, PF, msg, sizeof(msg)) == -EBUSY, "a PF with VFs was removed");
     /* the records are plain data: enough to provision each VF again */
@@ -107,7 +132,7 @@ static void test_vfs(struct vhostd_registry *r)
     CHECK(vhostd_reg_remove_vf(r, "0000:3b:00.2", removed, &o, msg, sizeof(msg)) == 0, "remove: %s", msg);
     CHECK(!o.done, "the removal callback ran inside the call that removed the VF");
     CHECK(vhostd_reg_find_vf(r, "0000:3b:00.2") == NULL, "a VF being removed is still served");
-    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.2", NULL, NULL, msg, sizeof(msg)) == -EBUSY,
+    CHECK(vhostd_reg_add_vf(r, "0000:3b:00.2", NULL, NULL, vf_added, &none, msg, sizeof(msg)) == -EBUSY,
           "a VF being removed was added again: %s", msg);
     CHECK(vhostd_reg_remove_vf(r, "0000:3b:00.2", removed, &o, msg, sizeof(msg)) == -EALREADY, "removed twice");
     CHECK(run_until(&o, 5) && o.calls == 1, "removal not completed");
