@@ -92,7 +92,9 @@ void vdpa_vf_close(struct vdpa_vf *v)
     vdpa_vf_set_mem(v, NULL, 0);
     vfe_dma_domain_leave(v->dom, v->t);
     vdpa_vf_log_release(v);
-    vfe_vpci_reset(&v->vp);
+    vfe_vpci_reset(&v->vp);   /* posted on vfio-user: the owner closes the transport next */
+    vdpa_posted_unwatch(v);
+    free(v->brings);
     free(v->rings);
     free(v->maps);
     free(v);
@@ -148,6 +150,14 @@ void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
 int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
 
+/* From the first use on the loop, writes are posted (vdpa_vf_posted.c). */
+static void watch(struct vdpa_vf *v)
+{
+    int rc = vdpa_posted_watch(v);
+    if (rc < 0)
+        LOG_W("%s: posted device calls unavailable (%s): writes wait for the device", v->t->bdf, strerror(-rc));
+}
+
 static bool same_map(const struct vdpa_map *m, const struct vdpa_region *r, const struct stat *st)
 {
     return m->gpa == r->gpa && m->size == r->size && m->fd_offset == r->fd_offset && m->dev == st->st_dev &&
@@ -158,6 +168,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
 {
     if (n > VDPA_MAX_REGIONS)
         return -E2BIG;
+    watch(v);
     struct stat st[VDPA_MAX_REGIONS];
     for (unsigned i = 0; i < n; i++)
         if (fstat(r[i].fd, &st[i]) < 0)
@@ -207,6 +218,7 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= v->nrings)
         return -EINVAL;
+    watch(v);
     uint32_t region;
     uint64_t off;
     if (ev_is_active(&v->rings[q].kick_relay)) {
@@ -255,6 +267,7 @@ int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= v->nrings)
         return -EINVAL;
+    watch(v);
     int rc = v->t->ops->set_irqs(v->t, VFIO_PCI_MSIX_IRQ_INDEX, q + 1u, 1, &fd);
     if (rc < 0)
         LOG_W("%s: call fd of ring %u: %s", v->t->bdf, q, strerror(-rc));
