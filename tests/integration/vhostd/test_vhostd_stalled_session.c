@@ -33,6 +33,7 @@
 #define X "0000:3b:00.1"
 #define Y "0000:3b:00.2"
 #define Z "0000:3b:00.3"
+#define W "0000:3b:00.4"
 
 static struct sim_proc sp;
 static pid_t vhostd = -1;
@@ -218,10 +219,18 @@ int main(void)
     CHECK(mgmt(out, sizeof(out), "vf", "-a", X) == 0, "vf -a X: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", Y) == 0, "vf -a Y: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", Z) == 0, "vf -a Z: %s", out);
+    CHECK(mgmt(out, sizeof(out), "vf", "-a", W) == 0, "vf -a W: %s", out);
+
+    /* ---- the reference: one session set up with no fault ---- */
+    long t0 = check_now_ms();
+    struct vfe_fe *w = fe_open(W);
+    CHECK(w && vfe_fe_start(w, NULL) == 0 && wait_running(W, 3000), "W did not run");
+    printf("measure: W session setup (connect..running), no fault: %ld ms\n", check_now_ms() - t0);
+    vfe_fe_close(w);
 
     /* ---- X's device stops reading; X's front-end sets up ---- */
     REQUIRE(stall(X, true) == 0, done, "vfu_stall on %s", X);
-    long t0 = check_now_ms();
+    t0 = check_now_ms();
     x = fe_open(X);   /* features, memory table */
     REQUIRE(x, done, "X's front-end did not connect while X's device is stalled");
     CHECK(vfe_fe_start(x, NULL) == 0, "X's rings, kicks and calls were not answered");
