@@ -169,6 +169,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
     if (n > VDPA_MAX_REGIONS)
         return -E2BIG;
     watch(v);
+    v->unmapped = false;
     struct stat st[VDPA_MAX_REGIONS];
     for (unsigned i = 0; i < n; i++)
         if (fstat(r[i].fd, &st[i]) < 0)
@@ -184,6 +185,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
         }
         vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
         v->maps[i] = v->maps[--v->nmaps];
+        v->unmapped = true;
     }
     if (n && vdpa_vf_maps_alloc(v) < 0)
         return -ENOMEM;

@@ -119,6 +119,15 @@ const char *vdpa_vf_state_name(enum vdpa_vf_state s);
 
 /* Replace the DMA maps by these regions (only the differences are applied). */
 int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n);
+/* After vdpa_vf_set_mem: it removed maps the device has not acknowledged
+ * yet (the front-end must not reuse that memory before). */
+bool vdpa_vf_unmaps_pending(struct vdpa_vf *v);
+/* cb(ctx, err) once, later, from the loop, when the device acknowledged
+ * everything posted to it so far (0), refused something (-errno; it stays
+ * latched for the next start) or after the transport timeout (-ETIMEDOUT).
+ * One at a time (-EBUSY); vdpa_vf_sync_cancel and vdpa_vf_close drop it. */
+int vdpa_vf_sync(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
+void vdpa_vf_sync_cancel(struct vdpa_vf *v);
 /* fd -1 detaches. */
 int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd);
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd);

@@ -39,6 +39,25 @@ static void barrier_check(struct vdpa_vf *v, bool broken)
     barrier_end(v, st.error);
 }
 
+static void sync_end(struct vdpa_vf *v, int err)
+{
+    ev_timer_stop(v->loop, &v->sync_t);
+    vdpa_done_cb cb = v->sync_cb;
+    v->sync_cb = NULL;
+    if (cb)
+        cb(v->sync_ctx, err);
+}
+
+static void sync_check(struct vdpa_vf *v, bool broken)
+{
+    if (!v->sync_cb)
+        return;
+    struct vfe_posted_state st;
+    vfe_transport_posted_state(v->t, &st, false);
+    if (broken || !st.outstanding || st.error)
+        sync_end(v, st.error ? st.error : broken ? -ENOTCONN : 0);
+}
+
 static void watch_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct vdpa_vf *v = w->data;
@@ -47,7 +66,54 @@ static void watch_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_stop(loop, w);
         LOG_E("%s: device connection lost: its posted requests are unanswered", v->t->bdf);
     }
+    sync_check(v, rc < 0);
     barrier_check(v, rc < 0);
+}
+
+static void sync_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    struct vfe_posted_state st;
+    vfe_transport_posted_state(v->t, &st, false);
+    if (!st.outstanding || st.error) {
+        sync_end(v, st.error);
+        return;
+    }
+    LOG_E("%s: the device did not acknowledge %u posted requests within %d ms (the oldest for %ld ms)", v->t->bdf,
+          st.outstanding, v->t->timeout_ms, st.oldest_ms);
+    sync_end(v, -ETIMEDOUT);
+}
+
+bool vdpa_vf_unmaps_pending(struct vdpa_vf *v)
+{
+    struct vfe_posted_state st;
+    vfe_transport_posted_state(v->t, &st, false);
+    return v->unmapped && st.outstanding;
+}
+
+int vdpa_vf_sync(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
+{
+    if (v->sync_cb)
+        return -EBUSY;
+    int rc = vdpa_posted_watch(v);
+    if (rc < 0)
+        return rc;
+    struct vfe_posted_state st;
+    vfe_transport_posted_state(v->t, &st, false);
+    int tmo = v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+    v->sync_cb = cb;
+    v->sync_ctx = ctx;
+    /* nothing outstanding: the timer answers at once, from the loop */
+    ev_timer_init(&v->sync_t, sync_timer_cb, st.outstanding && !st.error ? tmo / 1000. : 0., 0.);
+    v->sync_t.data = v;
+    ev_timer_start(v->loop, &v->sync_t);
+    return 0;
+}
+
+void vdpa_vf_sync_cancel(struct vdpa_vf *v)
+{
+    ev_timer_stop(v->loop, &v->sync_t);
+    v->sync_cb = NULL;
 }
 
 int vdpa_posted_watch(struct vdpa_vf *v)
@@ -72,6 +138,7 @@ void vdpa_posted_unwatch(struct vdpa_vf *v)
     ev_io_stop(v->loop, &v->pwatch);
     ev_timer_stop(v->loop, &v->barrier_t);
     v->barrier_next = NULL;
+    vdpa_vf_sync_cancel(v);
     v->pwatch_on = false;
     vdpa_vf_counters_cancel_all(v);
 }

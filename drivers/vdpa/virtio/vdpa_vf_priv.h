@@ -140,6 +140,10 @@ struct vdpa_vf {
     struct vdpa_ring *brings;
     unsigned bnrings;
     uint64_t bfeatures;
+    bool unmapped;             /* the last set_mem posted unmaps */
+    vdpa_done_cb sync_cb;      /* vdpa_vf_sync waiting */
+    void *sync_ctx;
+    ev_timer sync_t;
 
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);

@@ -10,10 +10,14 @@
  *   - X stalled again: `stats` answers within the bound with an error for
  *     X's entry and numbers for the others, `version` answers while that
  *     stats call waits; a restart of X's rings fails after the bound with a
- *     logged error, and works once the fault is cleared.
+ *     logged error, and works once the fault is cleared;
+ *   - a region X's front-end removes while X is stalled is answered only
+ *     once the device acknowledged its unmap (the fault cleared 300 ms
+ *     later), `version` answered meanwhile.
  * Measured (printed): Y's session setup while X is stalled.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +206,17 @@ static json_t *entry_of(json_t *res, const char *bdf)
     return NULL;
 }
 
+/* After 300 ms: version's latency, then the fault off (a thread: the test
+ * itself waits in a front-end call meanwhile). */
+static long late_version_ms = -1;
+static void *clear_later(void *arg)
+{
+    usleep(300 * 1000);
+    late_version_ms = version_ms();
+    stall(arg, false);
+    return NULL;
+}
+
 static const uint8_t mx[6] = {0x02, 0x11, 0, 0, 0, 1}, my[6] = {0x02, 0x22, 0, 0, 0, 2},
                      mz[6] = {0x02, 0x33, 0, 0, 0, 3};
 
@@ -298,6 +313,24 @@ int main(void)
     CHECK(vfe_fe_stop(x, bases) == 0 && vfe_fe_start(x, bases) == 0, "X restart after the fault");
     CHECK(wait_running(X, 3000), "X did not run after the fault was cleared");
     CHECK(flow(x, y, mx, my, 20, 600) == 20, "X -> Y frames after the restart");
+
+    /* ---- memory removed while X's device is stalled: the reply waits for its unmap ---- */
+    int slot = vfe_fe_mem_add(x, 0x80000000ull, 1u << 20);
+    CHECK(slot >= 0, "X adds a region: %d", slot);
+    REQUIRE(stall(X, true) == 0, done, "vfu_stall on %s for the unmap", X);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, clear_later, (void *)X) == 0, done, "thread");
+    t0 = check_now_ms();
+    int rm = slot >= 0 ? vfe_fe_mem_remove(x, slot) : -1;
+    long rm_ms = check_now_ms() - t0;
+    pthread_join(th, NULL);
+    printf("measure: region removal answered after %ld ms (the device's unmap acknowledged when the fault "
+           "cleared at 300 ms)\n", rm_ms);
+    CHECK(rm == 0 && rm_ms >= 250, "the removal was answered after %ld ms (%d): before the device let go", rm_ms,
+          rm);
+    CHECK(late_version_ms >= 0 && late_version_ms < 100, "version took %ld ms while X's memory reply waited",
+          late_version_ms);
+    CHECK(flow(x, y, mx, my, 10, 700) == 10, "X -> Y frames after the removal");
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
     if (getenv("VFE_TEST_KEEP_LOG")) {   /* debugging: the daemon's log where the caller says */
