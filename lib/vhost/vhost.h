@@ -55,8 +55,9 @@ struct vhost_ring {
     int kick_fd, call_fd, err_fd;     /* -1: none */
 };
 
-/* A request waiting for the glue (GET_VRING_BASE, or a log change): complete
- * it with vhost_ring_base_done() / vhost_log_done().  A completion for a
+/* A request waiting for the glue (GET_VRING_BASE, a log change, or a memory
+ * table change the device still holds old memory for): complete it with
+ * vhost_ring_base_done() / vhost_log_done() / vhost_mem_done().  A completion for a
  * request that is no longer pending (connection gone, completed already) is
  * ignored, so a stale token is harmless. */
 struct vhost_pending {

@@ -174,10 +174,15 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         v->bnrings = nrings;
         v->bfeatures = features;
     }
+    /* HA: a successor that finds the start waiting for the barrier resumes it from the freeze
+     * (what this process posted was answered before the successor's first request) */
+    if (!v->direct)
+        vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
     int rc = vdpa_posted_barrier(v, start_after_barrier);
     if (rc < 0) {
         free(v->brings);
         v->brings = NULL;
+        v->step = VDPA_STEP_NONE;
         return rc;
     }
     v->done_cb = cb;

@@ -125,6 +125,7 @@ struct vdpa_vf {
     uint64_t dfeatures;        /* the front-end's features of that start */
     ev_timer dpoll;            /* polls a reset for completion */
     unsigned dpoll_left;
+    bool dpoll_reading;        /* a status read of the poll is at the device */
     void (*dnext)(struct vdpa_vf *v, int err);
 
     /* posted device calls (vdpa_vf_posted.c): the watcher on the transport's
