@@ -122,7 +122,12 @@ struct vfe_transport_ops {
      * further one, or one the socket buffer cannot take at once (the device
      * does not read), fails with -ENOBUFS and a log line naming the oldest
      * unanswered request: nothing is queued in memory, the loop never
-     * waits for the device to read. */
+     * waits for the device to read.
+     * DMA in posted mode is repeatable after a crash as vfe_dma_apply.h
+     * makes it from synchronous answers it cannot see now: dma_map first
+     * posts an unmap of exactly that range (an identical leftover goes, a
+     * different range in the way still makes the map fail with -EEXIST,
+     * latched), and an unmap the device answers "not mapped" counts as done. */
     int (*set_posted)(struct vfe_transport *t, bool on);
     int (*watch_fd)(struct vfe_transport *t);
     int (*drain)(struct vfe_transport *t);

@@ -134,6 +134,11 @@ bool vfu_posted_absorb(struct vfu_client *c, struct vfu_msg *m)
     }
     uint8_t *data = NULL;
     int err = reply_check(&r, m, &data);
+    if (err == -ENOENT && r.enoent_ok) {
+        LOG_D("vfio-user %s: iova %#llx+%#llx was not mapped", c->t.bdf, (unsigned long long)r.addr,
+              (unsigned long long)r.size);
+        err = 0;
+    }
     if (err == -EPROTO)
         LOG_E("vfio-user %s: %s reply (%zu bytes) does not match the request", c->t.bdf, vfu_cmd_name(r.cmd), m->len);
     vfu_msg_free(m);

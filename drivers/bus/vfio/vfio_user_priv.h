@@ -19,6 +19,7 @@ struct vfu_preq {
     vfe_read_cb cb;               /* asynchronous read: non-NULL */
     void *ctx;
     bool cancelled;               /* a read whose caller gave up: its reply is dropped */
+    bool enoent_ok;               /* DMA_UNMAP: "not mapped" counts as done (vfe_dma_apply.h) */
 };
 
 /* An answered asynchronous read waiting for the next drain. */

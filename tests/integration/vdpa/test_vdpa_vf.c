@@ -5,7 +5,7 @@
  * the accelerated VF and a plain VF byte-exact; stop returns the ring indices
  * and a restart continues from them; the device's dirty log marks the pages
  * it wrote; a changed memory table is applied as a diff; a posted DMA map or
- * unmap the device refuses fails the next start with its error.
+ * the device refuses fails the next start with its error, once.
  */
 #include <errno.h>
 #include <poll.h>
@@ -201,10 +201,8 @@ int main(void)
     int rc = wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w));
     CHECK(rc == -EINVAL && vdpa_vf_state(v) != VDPA_VF_RUNNING, "start after a refused DMA_MAP: %d (%s)", rc,
           vdpa_vf_state_name(vdpa_vf_state(v)));
-    CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem back");   /* the unmap of what the device never had: refused */
-    memset(&w, 0, sizeof(w));
-    rc = wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w));
-    CHECK(rc == -ENOENT, "start after a refused DMA_UNMAP: %d", rc);
+    /* the unmap of what the device never had counts as done (repeatable after a crash, vfe_dma_apply.h) */
+    CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem back");
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, "start once all is acknowledged");
     test_front_traffic(&f, &peer, vmac, 5, 400, "accelerated VF");
