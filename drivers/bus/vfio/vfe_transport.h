@@ -99,8 +99,9 @@ struct vfe_transport_ops {
      *   device stopped reading, see below); off: each waits for its reply
      *   again (what is outstanding is still absorbed).
      * watch_fd: an fd owned by the transport, readable when drain has work
-     *   (replies in the socket, or completions absorbed by a synchronous
-     *   call).  Stable for the transport's life.
+     *   (replies in the socket, or replies a synchronous call absorbed:
+     *   read completions to run, a changed posted_state).  Stable for the
+     *   transport's life.
      * drain: never blocks.  Consumes the whole replies that are there
      *   (a partial one waits in the transport's buffer), matches each to
      *   its request by msg_id, latches the first refused write (logged),

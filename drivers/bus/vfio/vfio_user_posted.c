@@ -150,6 +150,8 @@ bool vfu_posted_absorb(struct vfu_client *c, struct vfu_msg *m)
         latch(c, r.cmd, err);
     if (!c->npq)
         c->full_logged = false;
+    if (!c->in_drain)
+        signal_done(c);   /* the owner's drain looks at what changed (a start waiting for acknowledgements) */
     return true;
 }
 
@@ -235,6 +237,7 @@ int vfu_posted_drain(struct vfe_transport *t)
     uint64_t cnt;
     if (c->evfd >= 0 && read(c->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
         LOG_D("vfio-user %s: completion signal: %s", t->bdf, strerror(errno));
+    c->in_drain = true;
     while (!c->broken) {
         struct vfu_msg m;
         int rc = next_msg(c, &m);
@@ -257,6 +260,7 @@ int vfu_posted_drain(struct vfe_transport *t)
         vfu_msg_free(&m);
         vfu_broken(c, -EPROTO, "unexpected reply", cmd);
     }
+    c->in_drain = false;
     /* callbacks may post reads (new entries go to the next drain) */
     unsigned n = c->ndone;
     struct vfu_pdone run[VFE_POSTED_MAX];

@@ -61,6 +61,7 @@ struct vfu_client {
     int latched;                  /* first refused posted write, -errno */
     uint16_t latched_cmd;
     bool full_logged;             /* "stopped reading" said once per episode */
+    bool in_drain;                /* replies absorbed elsewhere (a synchronous call) wake the watcher */
     int epfd;                     /* watch fd: epoll over sock and evfd, -1 until asked */
     int evfd;                     /* readable while done holds completions */
 };
