@@ -171,9 +171,12 @@ static void *srv_main(void *arg)
     return NULL;
 }
 
+static struct srv *cur;   /* the running server: a failed test's teardown stops it (socket, temp dir) */
+
 static struct srv *srv_start(void)
 {
     struct srv *s = calloc(1, sizeof(*s));
+    cur = s;
     pthread_mutex_init(&s->mu, NULL);
     s->c = -1;
     for (unsigned i = 0; i < BAR_SIZE; i++)
@@ -204,6 +207,15 @@ static void srv_stop(struct srv *s)
     rmdir(s->dir);
     pthread_mutex_destroy(&s->mu);
     free(s);
+    cur = NULL;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (cur)
+        srv_stop(cur);
+    return 0;
 }
 
 /* Wait until the server holds n unanswered requests. */
@@ -564,13 +576,13 @@ static void test_adopt_with_outstanding(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_posted_writes_any_order),
-        cmocka_unit_test(test_error_latched),
-        cmocka_unit_test(test_malformed_reply),
-        cmocka_unit_test(test_server_not_reading),
-        cmocka_unit_test(test_async_read),
-        cmocka_unit_test(test_sync_after_posted),
-        cmocka_unit_test(test_adopt_with_outstanding),
+        cmocka_unit_test_teardown(test_posted_writes_any_order, teardown),
+        cmocka_unit_test_teardown(test_error_latched, teardown),
+        cmocka_unit_test_teardown(test_malformed_reply, teardown),
+        cmocka_unit_test_teardown(test_server_not_reading, teardown),
+        cmocka_unit_test_teardown(test_async_read, teardown),
+        cmocka_unit_test_teardown(test_sync_after_posted, teardown),
+        cmocka_unit_test_teardown(test_adopt_with_outstanding, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
