@@ -145,6 +145,7 @@ struct sim_fn {
     enum sim_mig_state mig_state;
     bool stopped;                 /* virtio dialect DEV_MODE STOPPED */
     bool dma_stalled;             /* fault injection: processing paused */
+    bool vfu_stalled;             /* fault injection: its vfio-user socket is not read */
     bool removed;                 /* surprise-removed */
     struct sim_dirty dirty;
     struct sim_counters ctr;
@@ -257,6 +258,9 @@ int sim_pf_set_num_vfs(struct sim_pf *pf, unsigned n);
 /* ---- vfu/ ---- */
 int sim_vfu_listen(struct sim_fn *fn);     /* create fn->sock_path and serve it */
 void sim_vfu_close(struct sim_fn *fn);     /* stop serving, drop the client */
+/* Fault vfu_stall: stop (resume) reading the client's requests; they queue
+ * in the socket, nothing is answered until resumed. */
+void sim_vfu_stall(struct sim_fn *fn, bool on);
 
 /* ---- net/ ---- */
 int sim_net_init(struct sim *s);           /* switch and optional uplink */

@@ -444,15 +444,6 @@ static json_t *vf_stats(struct vhostd_vf *vf)
     json_object_set_new(o, "migration", migration_json(vf->session));
     json_object_set_new(o, "dma_domain", json_pack("{s:s, s:i, s:i}", "vm_uuid", vf->rec.uuid, "members", members,
                                                    "maps", maps));
-    uint64_t c[VFE_CTR_COUNT];
-    if (vdpa_vf_counters(vf->dev, c) == 0)
-        json_object_set_new(o, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_packets",
-                                                     (json_int_t)c[VFE_CTR_RX_PACKETS], "rx_bytes",
-                                                     (json_int_t)c[VFE_CTR_RX_BYTES], "rx_drops",
-                                                     (json_int_t)c[VFE_CTR_RX_DROPS], "tx_packets",
-                                                     (json_int_t)c[VFE_CTR_TX_PACKETS], "tx_bytes",
-                                                     (json_int_t)c[VFE_CTR_TX_BYTES], "tx_drops",
-                                                     (json_int_t)c[VFE_CTR_TX_DROPS]));
     return o;
 }
 
@@ -464,33 +455,157 @@ static json_t *vf_stats_msix(struct vhostd *d, struct vhostd_vf *vf)
     return o;
 }
 
+/* ---- stats: the page's counters are read asynchronously (a device that
+ * does not answer delays only this reply, by at most the transport timeout,
+ * and its entry shows an error instead of numbers) ---- */
+
+struct stats_entry {
+    struct stats_job *job;
+    char bdf[32];
+    struct vdpa_vf *dev;       /* to cancel the read; compared, never used once the VF may be gone */
+    bool pending, has;
+    int err;
+    uint64_t ctr[VFE_CTR_COUNT];
+};
+
+struct stats_job {
+    struct vhostd *d;
+    struct rpc_call *c;
+    struct vhostd_page pg;
+    bool paged;
+    unsigned n, pending;
+    ev_timer bound;
+    struct stats_entry e[];
+};
+
+static void counters_json(json_t *o, const struct stats_entry *e)
+{
+    if (e->has) {
+        const uint64_t *c = e->ctr;
+        json_object_set_new(o, "counters", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_packets",
+                                                     (json_int_t)c[VFE_CTR_RX_PACKETS], "rx_bytes",
+                                                     (json_int_t)c[VFE_CTR_RX_BYTES], "rx_drops",
+                                                     (json_int_t)c[VFE_CTR_RX_DROPS], "tx_packets",
+                                                     (json_int_t)c[VFE_CTR_TX_PACKETS], "tx_bytes",
+                                                     (json_int_t)c[VFE_CTR_TX_BYTES], "tx_drops",
+                                                     (json_int_t)c[VFE_CTR_TX_DROPS]));
+    } else if (e->err == -ETIMEDOUT) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "counters: the device did not answer within %d ms", VFE_TRANSPORT_TIMEOUT_MS);
+        json_object_set_new(o, "error", json_string(msg));
+    } else if (e->err) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "counters: %s", strerror(-e->err));
+        json_object_set_new(o, "error", json_string(msg));
+    }
+}
+
+static void stats_finish(struct stats_job *j)
+{
+    struct vhostd *d = j->d;
+    ev_timer_stop(d->loop, &j->bound);
+    json_t *a = json_array();
+    for (unsigned i = 0; i < j->n; i++) {
+        struct stats_entry *e = &j->e[i];
+        struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, e->bdf);
+        if (e->pending) {   /* no answer within the bound */
+            if (vf && vf->dev == e->dev)
+                vdpa_vf_counters_cancel(vf->dev, e);
+            e->pending = false;
+            e->err = -ETIMEDOUT;
+        }
+        if (!vf || !vf->dev) {   /* removed meanwhile */
+            json_array_append_new(a, json_pack("{s:s, s:s}", "vf", e->bdf, "error", "removed"));
+            continue;
+        }
+        json_t *o = vf_stats_msix(d, vf);
+        counters_json(o, e);
+        json_array_append_new(a, o);
+    }
+    json_t *res = json_pack("{s:o}", "vfs", a);
+    if (j->paged)
+        vhostd_page_finish(res, &j->pg);
+    rpc_call_result(j->c, res);
+    free(j);
+}
+
+static void stats_counters_in(void *ctx, int err, const uint64_t *ctr)
+{
+    struct stats_entry *e = ctx;
+    struct stats_job *j = e->job;
+    e->pending = false;
+    e->err = err;
+    if (!err && ctr) {
+        memcpy(e->ctr, ctr, sizeof(e->ctr));
+        e->has = true;
+    }
+    if (--j->pending == 0)
+        stats_finish(j);
+}
+
+static void stats_bound_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    stats_finish(w->data);
+}
+
+static void stats_entry_start(struct stats_job *j, struct vhostd_vf *vf)
+{
+    struct stats_entry *e = &j->e[j->n++];
+    e->job = j;
+    snprintf(e->bdf, sizeof(e->bdf), "%s", vf->rec.bdf);
+    e->dev = vf->dev;
+    int rc = vf->dev ? vdpa_vf_counters_async(vf->dev, stats_counters_in, e) : -ENODEV;
+    if (rc == 0) {
+        e->pending = true;
+        j->pending++;
+    } else if (rc != -ENOTSUP) {   /* no counters window: no counters, no error */
+        e->err = rc;
+    }
+}
+
 static int m_stats(void *ctx, json_t *params, struct rpc_call *c)
 {
     struct vhostd *d = ctx;
     json_t *jv = json_object_get(params, "vfdev");
+    struct vhostd_vf *one = NULL;
+    struct vhostd_page pg;
     if (jv) {
         const char *bdf = bdf_param(params, "vfdev", c);
         if (!bdf)
             return 0;
-        struct vhostd_vf *vf = vhostd_reg_find_vf(&d->reg, bdf);
-        if (!vf)
+        if (!(one = vhostd_reg_find_vf(&d->reg, bdf))) {
             rpc_call_error(c, RPC_NOT_FOUND, "VF %s is not added", bdf);
-        else
-            rpc_call_result(c, json_pack("{s:[o]}", "vfs", vf_stats_msix(d, vf)));
+            return 0;
+        }
+    } else if (!vhostd_page_params(params, VHOSTD_PAGE_STATS_DEFAULT, &pg, c)) {
         return 0;
     }
-    struct vhostd_page pg;
-    if (!vhostd_page_params(params, VHOSTD_PAGE_STATS_DEFAULT, &pg, c))
+    unsigned cap = one ? 1 : pg.limit;
+    struct stats_job *j = calloc(1, sizeof(*j) + cap * sizeof(j->e[0]));
+    if (!j) {
+        rpc_call_error(c, RPC_INTERNAL_ERROR, "out of memory");
         return 0;
-    json_t *a = json_array();
-    unsigned cur = 0;
-    for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, NULL));)
-        if (vhostd_page_take(&pg))
-            json_array_append_new(a, vf_stats_msix(d, vf));
-    json_t *res = json_pack("{s:o}", "vfs", a);
-    vhostd_page_finish(res, &pg);
-    rpc_call_result(c, res);
-    return 0;
+    }
+    j->d = d;
+    j->c = c;
+    if (one) {
+        stats_entry_start(j, one);
+    } else {
+        j->paged = true;
+        unsigned cur = 0;
+        for (struct vhostd_vf *vf; (vf = vhostd_reg_next_vf(&d->reg, &cur, NULL));)
+            if (vhostd_page_take(&pg) && j->n < cap)
+                stats_entry_start(j, vf);
+        j->pg = pg;
+    }
+    if (!j->pending) {
+        stats_finish(j);
+        return 0;
+    }
+    ev_timer_init(&j->bound, stats_bound_cb, VFE_TRANSPORT_TIMEOUT_MS / 1000., 0.);
+    j->bound.data = j;
+    ev_timer_start(d->loop, &j->bound);
+    return RPC_PENDING;
 }
 
 static int m_health(void *ctx, json_t *params, struct rpc_call *c)

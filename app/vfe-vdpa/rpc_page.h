@@ -14,8 +14,9 @@
 
 #include "lib/rpc/rpc.h"
 
-/* stats reads each VF's counters from the device (a vfio-user round trip,
- * ~0.14 ms with the sim): 64 keep a page near 10 ms of loop time */
+/* stats reads the page's counters from the devices asynchronously (all at
+ * once, answered when they are in or after the transport timeout,
+ * docs/device-calls.md); 64 keep the reply and its JSON small */
 #define VHOSTD_PAGE_STATS_DEFAULT 64
 #define VHOSTD_PAGE_LIST_DEFAULT 256
 #define VHOSTD_PAGE_MAX 1024

@@ -55,8 +55,9 @@ struct vhost_ring {
     int kick_fd, call_fd, err_fd;     /* -1: none */
 };
 
-/* A request waiting for the glue (GET_VRING_BASE, or a log change): complete
- * it with vhost_ring_base_done() / vhost_log_done().  A completion for a
+/* A request waiting for the glue (GET_VRING_BASE, a log change, or a memory
+ * table change the device still holds old memory for): complete it with
+ * vhost_ring_base_done() / vhost_log_done() / vhost_mem_done().  A completion for a
  * request that is no longer pending (connection gone, completed already) is
  * ignored, so a stale token is harmless. */
 struct vhost_pending {
@@ -65,14 +66,22 @@ struct vhost_pending {
     uint64_t serial;
 };
 
+#define VHOST_MEM_WAIT 1
+
 struct vhost_ops {
     /* A front-end connected / went away (every ring is stopped by then). */
     void (*connected)(void *ctx, struct vhost_dev *d);
     void (*disconnected)(void *ctx, struct vhost_dev *d);
     /* SET_FEATURES (LOG_ALL included).  < 0 refuses. */
     int (*features)(void *ctx, uint64_t features);
-    /* The whole memory table after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG. */
+    /* The whole memory table after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG.
+     * < 0 refuses; VHOST_MEM_WAIT: the device may still use memory of the
+     * old table (unmaps not acknowledged yet), so reading stops and the
+     * reply waits: mem_wait gets the token, the glue answers with
+     * vhost_mem_done() (the front-end may reuse that memory once it has
+     * the reply). */
     int (*mem_table)(void *ctx, const struct vhost_region *r, unsigned n);
+    void (*mem_wait)(void *ctx, struct vhost_pending p);
     /* A ring became ready (configured, enabled, kick set) or stopped being so. */
     int (*ring_start)(void *ctx, uint16_t ring, const struct vhost_ring *r);
     void (*ring_stop)(void *ctx, uint16_t ring);
@@ -157,6 +166,10 @@ void vhost_ring_base_done(struct vhost_pending p, uint16_t index);
 /* Answer a pending log change (err < 0: the front-end hears of a failure
  * where it asked for a reply) and resume reading. */
 void vhost_log_done(struct vhost_pending p, int err);
+
+/* Answer a memory table change that waited (VHOST_MEM_WAIT; err < 0: the
+ * front-end hears of a failure where it asked for a reply) and resume reading. */
+void vhost_mem_done(struct vhost_pending p, int err);
 
 /* Backend channel: map a doorbell page into the guest (fd -1 removes it). */
 int vhost_host_notifier(struct vhost_dev *d, uint16_t ring, int fd, uint64_t size, uint64_t offset);

@@ -353,6 +353,11 @@ static struct vhost_pending pause_for_glue(struct vhost_dev *d, uint32_t req, bo
     return (struct vhost_pending){d, ring, d->serial};
 }
 
+static bool is_mem_req(uint32_t req)
+{
+    return req == VHOST_USER_SET_MEM_TABLE || req == VHOST_USER_ADD_MEM_REG || req == VHOST_USER_REM_MEM_REG;
+}
+
 void vhost_session_repause(struct vhost_dev *d)
 {
     uint32_t req = d->pending_req;
@@ -362,6 +367,8 @@ void vhost_session_repause(struct vhost_dev *d)
         OPS(d)->get_ring_base(CTX(d), ring, p);
     else if (req == VHOST_USER_GET_VRING_BASE)
         vhost_ring_base_done(p, d->rings[ring].base);
+    else if (is_mem_req(req))
+        OPS(d)->mem_wait ? OPS(d)->mem_wait(CTX(d), p) : vhost_mem_done(p, 0);
     else if (OPS(d)->log_wait)
         OPS(d)->log_wait(CTX(d), p);
     else
@@ -424,6 +431,22 @@ void vhost_log_done(struct vhost_pending p, int err)
     uint64_t v = err < 0;
     if (vhost_msg_finish(d, req, &v, sizeof(v), d->pending_need_reply) < 0) {
         vhost_conn_close_later(d, "log reply failed");
+        return;
+    }
+    vhost_conn_resume(d);
+}
+
+void vhost_mem_done(struct vhost_pending p, int err)
+{
+    struct vhost_dev *d = p.dev;
+    uint32_t req = d ? d->pending_req : 0;
+    if (!is_mem_req(req) || !take_pending(p, req))
+        return;
+    if (err < 0)
+        LOG_W("vhost-user %s: the device did not confirm the old memory is unmapped: %s", d->name, strerror(-err));
+    uint64_t v = err < 0;
+    if (vhost_msg_finish(d, req, &v, sizeof(v), d->pending_need_reply) < 0) {
+        vhost_conn_close_later(d, "memory table reply failed");
         return;
     }
     vhost_conn_resume(d);
@@ -613,6 +636,12 @@ int vhost_session_handle(struct vhost_dev *d)
     int rc = dispatch(d, m);
     if (req == VHOST_USER_GET_VRING_BASE)
         return rc < 0 ? -1 : 0;   /* answered (now or when the glue completes) */
+    if (rc == VHOST_MEM_WAIT && is_mem_req(req) && OPS(d)->mem_wait) {
+        OPS(d)->mem_wait(CTX(d), pause_for_glue(d, req, need_reply && proto(d, VHOST_USER_PROTOCOL_F_REPLY_ACK), 0));
+        return 0;
+    }
+    if (rc > 0)
+        rc = 0;
     if (rc == 0 && OPS(d)->log_wait && log_change(d, req, features_before)) {
         bool reply = req == VHOST_USER_SET_LOG_BASE || (need_reply && proto(d, VHOST_USER_PROTOCOL_F_REPLY_ACK));
         OPS(d)->log_wait(CTX(d), pause_for_glue(d, req, reply, 0));

@@ -161,7 +161,8 @@ static int check_blob(const uint8_t *buf, size_t len, unsigned nfds, const struc
         h.msg_nfds > VHOST_USER_MAX_FDS || (h.owed && h.cur_state != VHOST_CUR_HANDLED) ||
         (h.connected != (h.conn_fd >= 0)) || (h.cur_state == VHOST_CUR_PAUSED &&
         h.pending_req != VHOST_USER_GET_VRING_BASE && h.pending_req != VHOST_USER_SET_FEATURES &&
-        h.pending_req != VHOST_USER_SET_LOG_BASE) || h.pending_ring >= 2u * h.queue_pairs ||
+        h.pending_req != VHOST_USER_SET_LOG_BASE && h.pending_req != VHOST_USER_SET_MEM_TABLE &&
+        h.pending_req != VHOST_USER_ADD_MEM_REG && h.pending_req != VHOST_USER_REM_MEM_REG) || h.pending_ring >= 2u * h.queue_pairs ||
         (h.conn_fd < 0 && h.listen_fd < 0) || (cfg->client && h.listen_fd >= 0))
         return -EINVAL;
     unsigned nrings = 2u * h.queue_pairs;

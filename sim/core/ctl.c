@@ -54,10 +54,10 @@ static json_t *fn_json(struct sim_fn *fn)
     uint64_t dma_bytes = 0;
     for (unsigned i = 0; i < fn->ndma; i++)
         dma_bytes += fn->dma[i].size;
-    return json_pack("{s:s, s:b, s:i, s:i, s:s, s:b, s:b, s:b, s:i, s:i, s:I}", "bdf", fn->bdf, "pf", fn->is_pf,
+    return json_pack("{s:s, s:b, s:i, s:i, s:s, s:b, s:b, s:b, s:b, s:i, s:i, s:I}", "bdf", fn->bdf, "pf", fn->is_pf,
                      "vf", fn->vf_num, "status", fn->status, "mig_state",
                      mig_names[fn->mig_state & 3], "removed", fn->removed, "dma_stalled",
-                     fn->dma_stalled, "stopped", fn->stopped, "dirty_mode", fn->dirty.mode, "dma_maps",
+                     fn->dma_stalled, "vfu_stalled", fn->vfu_stalled, "stopped", fn->stopped, "dirty_mode", fn->dirty.mode, "dma_maps",
                      fn->ndma, "dma_bytes", (json_int_t)dma_bytes);
 }
 
@@ -136,12 +136,18 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
         return err("fault: \"type\" missing");
     if (!strcmp(type, "clear")) {
         memset(&s->fault, 0, sizeof(s->fault));
-        for (unsigned i = 0; i < s->npfs; i++)
-            for (unsigned v = 0; v < s->pfs[i]->num_vfs; v++)
+        for (unsigned i = 0; i < s->npfs; i++) {
+            if (s->pfs[i]->fn.vfu_stalled)
+                sim_vfu_stall(&s->pfs[i]->fn, false);
+            for (unsigned v = 0; v < s->pfs[i]->num_vfs; v++) {
+                if (s->pfs[i]->vfs[v] && s->pfs[i]->vfs[v]->vfu_stalled)
+                    sim_vfu_stall(s->pfs[i]->vfs[v], false);
                 if (s->pfs[i]->vfs[v] && s->pfs[i]->vfs[v]->dma_stalled) {
                     s->pfs[i]->vfs[v]->dma_stalled = false;
                     sim_net_resume(s->pfs[i]->vfs[v]);
                 }
+            }
+        }
         LOG_N("faults cleared");
         return json_pack("{s:b}", "ok", 1);
     }
@@ -178,6 +184,14 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
         LOG_N("fault: %s DMA %s", fn->bdf, fn->dma_stalled ? "stalled" : "resumed");
         if (!fn->dma_stalled)
             sim_net_resume(fn);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    if (!strcmp(type, "vfu_stall")) {
+        json_t *on = json_object_get(req, "on");
+        if (on && !json_is_boolean(on))
+            return err("vfu_stall: \"on\" must be true or false");
+        sim_vfu_stall(fn, on ? json_is_true(on) : true);
+        LOG_N("fault: %s vfio-user requests %s", fn->bdf, fn->vfu_stalled ? "not read" : "read again");
         return json_pack("{s:b}", "ok", 1);
     }
     if (!strcmp(type, "remove")) {

@@ -122,11 +122,26 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+void sim_vfu_stall(struct sim_fn *fn, bool on)
+{
+    struct vfu_srv *s = fn->vfu;
+    fn->vfu_stalled = on;
+    if (!s || s->csock < 0)
+        return;   /* a client that connects later is not read either */
+    struct ev_loop *loop = fn->sim->loop;
+    if (on) {
+        ev_io_stop(loop, &s->cwatch);
+    } else if (!ev_is_active(&s->cwatch)) {
+        ev_io_start(loop, &s->cwatch);
+        ev_feed_event(loop, &s->cwatch, EV_READ);
+    }
+}
+
 static void on_accept(struct sim_acceptor *a, int c)
 {
     struct vfu_srv *s = a->data;
     struct ev_loop *loop = s->fn->sim->loop;
-    if (s->csock >= 0) {
+    if (s->csock >= 0 && !s->fn->vfu_stalled) {
         /* The current client may have just closed with its EOF not yet seen
          * (both watchers fire in one loop iteration): look before refusing. */
         client_cb(loop, &s->cwatch, EV_READ);
@@ -152,7 +167,8 @@ static void on_accept(struct sim_acceptor *a, int c)
     vfu_caps_default(&s->peer);
     ev_io_init(&s->cwatch, client_cb, c, EV_READ);
     s->cwatch.data = s;
-    ev_io_start(loop, &s->cwatch);
+    if (!s->fn->vfu_stalled)
+        ev_io_start(loop, &s->cwatch);
     LOG_I("vfio-user %s: client connected", s->fn->bdf);
 }
 

@@ -47,9 +47,28 @@ struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base
     return s;
 }
 
+/* A window's map and unmap are acknowledged before the call returns, also
+ * while the PF's doorbells are posted: the caller acts on the outcome (a
+ * refused log map fails the log start; an unmapped window may be reused). */
+static bool sync_begin(struct vfe_transport *t)
+{
+    bool was = t->posted;
+    if (was)
+        vfe_transport_set_posted(t, false);
+    return was;
+}
+
+static void sync_end(struct vfe_transport *t, bool was)
+{
+    if (was)
+        vfe_transport_set_posted(t, true);
+}
+
 static int unmap_window(struct vfe_pf_iova *s, struct pf_window *w)
 {
+    bool was = sync_begin(s->t);
     int rc = vfe_dma_apply_unmap(s->t, w->iova, w->len);
+    sync_end(s->t, was);
     if (rc < 0)
         LOG_E("%s: unmapping PF iova %#llx+%#llx: %s", s->t->bdf, (unsigned long long)w->iova,
               (unsigned long long)w->len, strerror(-rc));
@@ -136,7 +155,9 @@ int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offse
         return -ENOENT;
     if (w->mapped)
         return -EBUSY;
+    bool was = sync_begin(s->t);
     int rc = vfe_dma_apply_map(s->t, w->iova, w->len, fd, offset, prot);
+    sync_end(s->t, was);
     if (rc < 0) {
         LOG_E("%s: mapping PF iova %#llx+%#llx for user %u: %s", s->t->bdf, (unsigned long long)w->iova,
               (unsigned long long)w->len, user, strerror(-rc));

@@ -10,7 +10,8 @@
  *     range that unmap fails and -EEXIST is returned, nothing changed.
  *   - an unmap the device answers -ENOENT (it does not hold that range) is
  *     success: the range is unmapped either way.
- * Both are one or two synchronous transport round trips; t is borrowed;
+ * Both are one or two synchronous transport round trips (a transport in
+ * posted mode does the same without waiting, vfe_transport.h); t is borrowed;
  * errnos are the transport's.  Callers: dma_domain.c and pf_iova.c, the only
  * modules that map on a device.
  */

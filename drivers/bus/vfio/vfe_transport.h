@@ -6,10 +6,23 @@
  * ioctl accesses, which are synchronous on kernel VFIO too.  Long waits
  * (device reset, admin command completion) are asynchronous one layer up.
  * Every call returns 0 or a negative errno.
+ *
+ * Posted mode (vfe_transport_set_posted, vfio-user only): once a device is
+ * up, the writes (region_write, dma_map, dma_unmap, set_irqs, ioeventfd,
+ * reset) are sent without waiting for the device's answer, as PCIe MMIO
+ * writes are posted; reads stay synchronous, and region_read_async reads
+ * without waiting.  The owner watches vfe_transport_watch_fd() on its loop and
+ * calls vfe_transport_drain() when it is readable; vfe_transport_posted_state()
+ * tells what is still unacknowledged and the first posted request the device
+ * refused (docs/device-calls.md).  Kernel VFIO has no posted mode: its
+ * ioctls and pwrite for these writes do not wait on the device, so every
+ * write is acknowledged when the call returns (the optional ops are NULL and
+ * the wrappers below answer trivially).
  */
 #ifndef VFE_TRANSPORT_H
 #define VFE_TRANSPORT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +41,20 @@ struct vfe_region_info {
 };
 
 struct vfe_transport;
+
+/* What a posted-mode transport still owes (vfe_transport_posted_state). */
+struct vfe_posted_state {
+    unsigned outstanding;      /* posted writes the device has not acknowledged */
+    unsigned reads;            /* asynchronous reads not answered yet */
+    long oldest_ms;            /* age of the oldest of them (writes or reads), 0 if none */
+    int error;                 /* first refused posted write: -errno, or 0 */
+    const char *error_op;      /* its request's name ("DMA_MAP", ...), NULL if none */
+};
+
+/* Completion of vfe_transport_read_async: err 0 and len bytes at data (valid
+ * during the call only), or -errno (the device's error reply, -EPROTO for a
+ * malformed reply, -ENOTCONN when the connection broke). */
+typedef void (*vfe_read_cb)(void *ctx, int err, const void *data, size_t len);
 
 /* bdf is "DDDD:BB:DD.F" (hex): nothing else is ever joined to a sysfs root
  * (a '/' or '..' could escape it). */
@@ -65,12 +92,59 @@ struct vfe_transport_ops {
      * readable when the host asks for the device back (kernel VFIO request
      * IRQ: hot-unplug).  -1 or NULL op: none. */
     int (*req_fd)(struct vfe_transport *t);
+
+    /* ---- posted mode (all optional; NULL on kernel VFIO) ----
+     * set_posted: on: the writes named above return once sent (0), or with
+     *   the error known before sending (-EINVAL, -ENOTCONN, -ENOBUFS: the
+     *   device stopped reading, see below); off: each waits for its reply
+     *   again (what is outstanding is still absorbed).
+     * watch_fd: an fd owned by the transport, readable when drain has work
+     *   (replies in the socket, or replies a synchronous call absorbed:
+     *   read completions to run, a changed posted_state).  Stable for the
+     *   transport's life.
+     * drain: never blocks.  Consumes the whole replies that are there
+     *   (a partial one waits in the transport's buffer), matches each to
+     *   its request by msg_id, latches the first refused write (logged),
+     *   runs the callbacks of answered asynchronous reads.  A reply that
+     *   matches nothing, or a malformed stream, breaks the connection as a
+     *   synchronous call would (-ENOTCONN from then on; reads still
+     *   outstanding complete with -ENOTCONN).  0 or -ENOTCONN.
+     * posted_state: see struct vfe_posted_state; take_error clears the
+     *   latched error after reporting it.
+     * region_read_async: len <= the negotiated transfer size (else
+     *   -EMSGSIZE), sent at once; cb runs exactly once, from a later drain
+     *   (never inside this call or any other transport call but drain),
+     *   unless cancel_reads or close comes first.  cb may post requests,
+     *   never close the transport.
+     * cancel_reads: forget every read posted with ctx (their cb never runs).
+     * A synchronous call made meanwhile reads the stream too: it absorbs the
+     * posted replies that come before its own (answered reads are kept for
+     * the next drain).  At most VFE_POSTED_MAX requests are outstanding; a
+     * further one, or one the socket buffer cannot take at once (the device
+     * does not read), fails with -ENOBUFS and a log line naming the oldest
+     * unanswered request: nothing is queued in memory, the loop never
+     * waits for the device to read.
+     * DMA in posted mode is repeatable after a crash as vfe_dma_apply.h
+     * makes it from synchronous answers it cannot see now: dma_map first
+     * posts an unmap of exactly that range (an identical leftover goes, a
+     * different range in the way still makes the map fail with -EEXIST,
+     * latched), and an unmap the device answers "not mapped" counts as done. */
+    int (*set_posted)(struct vfe_transport *t, bool on);
+    int (*watch_fd)(struct vfe_transport *t);
+    int (*drain)(struct vfe_transport *t);
+    void (*posted_state)(struct vfe_transport *t, struct vfe_posted_state *st, bool take_error);
+    int (*region_read_async)(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len, vfe_read_cb cb,
+                             void *ctx);
+    void (*cancel_reads)(struct vfe_transport *t, void *ctx);
 };
+
+#define VFE_POSTED_MAX 128
 
 struct vfe_transport {
     const struct vfe_transport_ops *ops;
     char bdf[32];
     int timeout_ms; /* bound of one round trip; default VFE_TRANSPORT_TIMEOUT_MS */
+    bool posted;    /* in posted mode (vfe_transport_set_posted) */
 };
 
 #define VFE_TRANSPORT_TIMEOUT_MS 2000
@@ -99,6 +173,33 @@ int vfe_vfio_kernel_open(const char *pci_root, const char *bdf, const char *dma_
 static inline int vfe_transport_req_fd(struct vfe_transport *t)
 { return t && t->ops->req_fd ? t->ops->req_fd(t) : -1; }
 
+/* Posted mode wrappers: kernel VFIO (no op) acknowledges every write inside
+ * its call, so it has nothing outstanding, no fd to watch, nothing to drain,
+ * and no asynchronous read (-EOPNOTSUPP: read synchronously). */
+static inline int vfe_transport_set_posted(struct vfe_transport *t, bool on)
+{
+    int rc = t->ops->set_posted ? t->ops->set_posted(t, on) : 0;
+    if (rc == 0 && t->ops->set_posted)
+        t->posted = on;
+    return rc;
+}
+static inline int vfe_transport_watch_fd(struct vfe_transport *t)
+{ return t->ops->watch_fd ? t->ops->watch_fd(t) : -1; }
+static inline int vfe_transport_drain(struct vfe_transport *t)
+{ return t->ops->drain ? t->ops->drain(t) : 0; }
+static inline void vfe_transport_posted_state(struct vfe_transport *t, struct vfe_posted_state *st, bool take_error)
+{
+    if (t->ops->posted_state)
+        t->ops->posted_state(t, st, take_error);
+    else
+        *st = (struct vfe_posted_state){0};
+}
+static inline int vfe_transport_read_async(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len,
+                                           vfe_read_cb cb, void *ctx)
+{ return t->ops->region_read_async ? t->ops->region_read_async(t, index, off, len, cb, ctx) : -EOPNOTSUPP; }
+static inline void vfe_transport_cancel_reads(struct vfe_transport *t, void *ctx)
+{ if (t->ops->cancel_reads) t->ops->cancel_reads(t, ctx); }
+
 /* vfio-user client on a socket path; usable directly by tests. */
 int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out);
 
@@ -116,7 +217,9 @@ int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transp
  * export_state answers -EOPNOTSUPP (logged): such a function is not adopted,
  * a successor opens and resets it (docs/real-host.md).
  * Call it between round trips (the transport is synchronous, so any time
- * from the thread that owns t).  No device call.
+ * from the thread that owns t).  No device call.  Posted requests may be
+ * outstanding: their replies reach the adopter, whose resync drops them
+ * (unanswered asynchronous reads are lost with the exporter).
  *   -EINVAL  NULL argument;  -ENOSPC  cap or max_fds too small;
  *   -ENOTCONN  the connection is broken;  -EOPNOTSUPP  transport cannot be adopted.
  *

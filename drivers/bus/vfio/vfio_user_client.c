@@ -1,10 +1,12 @@
 /*
  * vfio-user client: the vfe_transport ops over one unix socket.
  *
- * Strictly synchronous: one command in flight, its reply matched by msg_id and
- * command, bounded by t->timeout_ms.  A timeout or any framing/protocol
- * violation leaves the stream in an unknown state, so the connection is then
- * considered broken and every later call fails with -ENOTCONN.
+ * Synchronous calls: one command waited for, its reply matched by msg_id and
+ * command, bounded by t->timeout_ms; replies to posted requests
+ * (vfio_user_posted.c) met on the way are absorbed.  A timeout or any
+ * framing/protocol violation leaves the stream in an unknown state, so the
+ * connection is then considered broken and every later call fails with
+ * -ENOTCONN.
  */
 #include "drivers/bus/vfio/vfe_transport.h"
 
@@ -20,46 +22,37 @@
 #include <unistd.h>
 
 #include "drivers/bus/vfio/transport_blob.h"
+#include "drivers/bus/vfio/vfio_user_priv.h"
 #include "lib/log/vfe_log.h"
 #include "lib/vfio_user/vfu_msg.h"
 #include "lib/vfio_user/vfu_sock.h"
 
-struct vfu_client {
-    struct vfe_transport t;
-    int sock;
-    uint16_t next_id;
-    bool broken;
-    struct vfu_reader rd;
-    struct vfu_caps peer;
-    uint32_t xfer_max;            /* bytes of data per REGION_READ/WRITE */
-    uint32_t fds_max;             /* fds per message the server takes */
-    uint32_t dev_flags, num_regions, num_irqs;
-    struct {
-        bool known;
-        uint32_t flags;
-        uint64_t size;
-        int mmap_fd;              /* -1: nothing of it can be mapped */
-        uint64_t mmap_offset;     /* file offset of the region's start */
-        struct { uint64_t off, size; } areas[VFU_MAX_SPARSE_AREAS];
-        unsigned nareas;
-    } regions[VFIO_PCI_NUM_REGIONS];
-};
 
-#define CL(t) ((struct vfu_client *)(t))
-
-static long now_ms(void)
+long vfu_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
+#define now_ms vfu_now_ms
 
-static int broken(struct vfu_client *c, int rc, const char *why, uint16_t cmd)
+int vfu_broken(struct vfu_client *c, int rc, const char *why, uint16_t cmd)
 {
     LOG_E("vfio-user %s: %s %s: %s, connection dropped", c->t.bdf, vfu_cmd_name(cmd), why,
           strerror(-rc));
     c->broken = true;
+    vfu_posted_fail_all(c);
     return rc;
+}
+
+
+/* A command from the server: we share mappable memory only, so none is expected. */
+void vfu_refuse_server_cmd(struct vfu_client *c, struct vfu_msg *m, int tmo)
+{
+    LOG_W("vfio-user %s: unexpected server command %u, refused", c->t.bdf, m->hdr.cmd);
+    if (!(m->hdr.flags & VFU_F_NO_REPLY))
+        vfu_msg_send_simple(c->sock, m->hdr.msg_id, m->hdr.cmd, VFU_F_TYPE_REPLY | VFU_F_ERROR, ENOSYS, NULL, 0,
+                            NULL, 0, tmo);
 }
 
 /*
@@ -83,30 +76,28 @@ static int vfu_call_fd(struct vfu_client *c, uint16_t cmd, const struct iovec *i
 
     int rc = vfu_msg_send(c->sock, &h, iov, niov, fds, nfds, tmo);
     if (rc < 0)
-        return broken(c, rc, "send", cmd);
+        return vfu_broken(c, rc, "send", cmd);
 
     for (;;) {
         long left = deadline - now_ms();
         struct vfu_msg m;
         rc = vfu_msg_recv_whole(&c->rd, c->sock, &m, left > 0 ? (int)left : 0);
         if (rc < 0)
-            return broken(c, rc, "no reply", cmd);
+            return vfu_broken(c, rc, "no reply", cmd);
 
         uint32_t type = m.hdr.flags & VFU_F_TYPE_MASK;
         if (type == VFU_F_TYPE_CMD) {
-            /* We share mappable memory only, so no server->client command is expected. */
-            LOG_W("vfio-user %s: unexpected server command %u, refused", c->t.bdf, m.hdr.cmd);
-            if (!(m.hdr.flags & VFU_F_NO_REPLY))
-                vfu_msg_send_simple(c->sock, m.hdr.msg_id, m.hdr.cmd,
-                                    VFU_F_TYPE_REPLY | VFU_F_ERROR, ENOSYS, NULL, 0, NULL, 0, tmo);
+            vfu_refuse_server_cmd(c, &m, tmo);
             vfu_msg_free(&m);
             continue;
         }
+        if (type == VFU_F_TYPE_REPLY && m.hdr.msg_id != id && vfu_posted_absorb(c, &m))
+            continue;   /* a posted request's reply came first */
         if (type != VFU_F_TYPE_REPLY || m.hdr.msg_id != id || m.hdr.cmd != cmd) {
             LOG_E("vfio-user %s: reply type %u id %u cmd %u does not match request id %u",
                   c->t.bdf, type, m.hdr.msg_id, m.hdr.cmd, id);
             vfu_msg_free(&m);
-            return broken(c, -EPROTO, "bad reply", cmd);
+            return vfu_broken(c, -EPROTO, "bad reply", cmd);
         }
         if (fd_out && m.nfds == 1 && !m.fds_dropped) {
             *fd_out = m.fds[0];
@@ -158,6 +149,18 @@ static int vfu_call_fixed(struct vfu_client *c, uint16_t cmd, const void *req, s
         memcpy(out, m.payload, len);
     vfu_msg_free(&m);
     return 0;
+}
+
+/* A write whose reply carries nothing: posted in posted mode, else a round trip. */
+static int vfu_write_fixed(struct vfu_client *c, uint16_t cmd, const void *req, size_t req_len, const int *fds,
+                           unsigned nfds)
+{
+    if (c->posted) {
+        struct iovec iov = { .iov_base = (void *)req, .iov_len = req_len };
+        struct vfu_preq r = { 0 };
+        return vfu_posted_send(c, cmd, &iov, req_len ? 1 : 0, fds, nfds, &r);
+    }
+    return vfu_call_fixed(c, cmd, req, req_len, fds, nfds, NULL, 0);
 }
 
 /* The sparse-mmap areas named in a region info reply's capability chain; the
@@ -275,7 +278,7 @@ static int cl_region_mmap_fd(struct vfe_transport *t, uint32_t index, uint64_t o
 }
 
 /* [off, off+len) must lie in the region. */
-static int check_range(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len)
+int vfu_check_range(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len)
 {
     struct vfe_region_info info;
     int rc = cl_region_info(t, index, &info);
@@ -289,7 +292,7 @@ static int check_range(struct vfe_transport *t, uint32_t index, uint64_t off, si
 static int cl_region_read(struct vfe_transport *t, uint32_t index, uint64_t off, void *buf, size_t len)
 {
     struct vfu_client *c = CL(t);
-    int rc = check_range(t, index, off, len);
+    int rc = vfu_check_range(t, index, off, len);
     if (rc < 0)
         return rc;
     uint8_t *p = buf;
@@ -326,7 +329,7 @@ static int cl_region_write(struct vfe_transport *t, uint32_t index, uint64_t off
                            size_t len)
 {
     struct vfu_client *c = CL(t);
-    int rc = check_range(t, index, off, len);
+    int rc = vfu_check_range(t, index, off, len);
     if (rc < 0)
         return rc;
     const uint8_t *p = buf;
@@ -335,6 +338,15 @@ static int cl_region_write(struct vfe_transport *t, uint32_t index, uint64_t off
         struct vfu_region_access req = { .offset = off, .region = index, .count = n }, rep;
         struct iovec iov[2] = { { &req, sizeof(req) }, { (void *)p, n } };
         struct vfu_msg m;
+        if (c->posted) {
+            struct vfu_preq r = { .region = index, .off = off, .count = n };
+            if ((rc = vfu_posted_send(c, VFU_CMD_REGION_WRITE, iov, 2, NULL, 0, &r)) < 0)
+                return rc;
+            p += n;
+            off += n;
+            len -= n;
+            continue;
+        }
         rc = vfu_call(c, VFU_CMD_REGION_WRITE, iov, 2, NULL, 0, &m);
         if (rc < 0)
             return rc;
@@ -368,7 +380,18 @@ static int cl_dma_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int 
         .flags = ((prot & VFE_DMA_READ) ? VFU_DMA_F_READ : 0) | ((prot & VFE_DMA_WRITE) ? VFU_DMA_F_WRITE : 0),
         .offset = offset, .addr = iova, .size = len,
     };
-    return vfu_call_fixed(CL(t), VFU_CMD_DMA_MAP, &req, sizeof(req), &fd, 1, NULL, 0);
+    struct vfu_client *c = CL(t);
+    if (c->posted) {
+        /* what vfe_dma_apply_map makes of an -EEXIST it cannot see now: an identical
+         * range a crashed predecessor left goes first ("not mapped" is fine) */
+        struct vfu_dma_unmap u = { .argsz = sizeof(u), .addr = iova, .size = len };
+        struct iovec iov = { &u, sizeof(u) };
+        struct vfu_preq r = { .addr = iova, .size = len, .enoent_ok = true };
+        int rc = vfu_posted_send(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &r);
+        if (rc < 0)
+            return rc;
+    }
+    return vfu_write_fixed(CL(t), VFU_CMD_DMA_MAP, &req, sizeof(req), &fd, 1);
 }
 
 static int cl_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
@@ -377,6 +400,10 @@ static int cl_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
     struct vfu_dma_unmap req = { .argsz = sizeof(req), .addr = iova, .size = len }, rep;
     struct iovec iov = { &req, sizeof(req) };
     struct vfu_msg m;
+    if (c->posted) {   /* "not mapped" is done, as vfe_dma_apply_unmap has it */
+        struct vfu_preq r = { .addr = iova, .size = len, .enoent_ok = true };
+        return vfu_posted_send(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &r);
+    }
     int rc = vfu_call(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &m);
     if (rc < 0)
         return rc;
@@ -401,7 +428,7 @@ static int send_irq_set(struct vfu_client *c, uint32_t flags, uint32_t index, ui
 {
     struct vfu_irq_set req = { .argsz = sizeof(req), .flags = flags, .index = index,
                                .start = start, .count = count };
-    return vfu_call_fixed(c, VFU_CMD_DEVICE_SET_IRQS, &req, sizeof(req), fds, nfds, NULL, 0);
+    return vfu_write_fixed(c, VFU_CMD_DEVICE_SET_IRQS, &req, sizeof(req), fds, nfds);
 }
 
 /*
@@ -453,13 +480,12 @@ static int cl_ioeventfd(struct vfe_transport *t, uint32_t region, uint64_t off, 
     };
     if (fd < 0)
         req.flags |= VFE_IOEVENTFD_DEASSIGN;
-    return vfu_call_fixed(c, VFU_CMD_VFE_IOEVENTFD, &req, sizeof(req), fd < 0 ? NULL : &fd,
-                          fd < 0 ? 0 : 1, NULL, 0);
+    return vfu_write_fixed(c, VFU_CMD_VFE_IOEVENTFD, &req, sizeof(req), fd < 0 ? NULL : &fd, fd < 0 ? 0 : 1);
 }
 
 static int cl_reset(struct vfe_transport *t)
 {
-    return vfu_call_fixed(CL(t), VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0, NULL, 0);
+    return vfu_write_fixed(CL(t), VFU_CMD_DEVICE_RESET, NULL, 0, NULL, 0);
 }
 
 /* The socket stays owned by the transport; the HA peer gets a copy via SCM_RIGHTS. */
@@ -520,6 +546,7 @@ static void cl_close(struct vfe_transport *t)
 {
     struct vfu_client *c = CL(t);
     vfu_reader_reset(&c->rd);
+    vfu_posted_fini(c);
     if (c->sock >= 0)
         close(c->sock);
     for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS; i++)
@@ -541,6 +568,12 @@ static const struct vfe_transport_ops vfu_client_ops = {
     .export_fds = cl_export_fds,
     .export_state = cl_export_state,
     .close = cl_close,
+    .set_posted = vfu_posted_set,
+    .watch_fd = vfu_posted_watch_fd,
+    .drain = vfu_posted_drain,
+    .posted_state = vfu_posted_state,
+    .region_read_async = vfu_posted_read_async,
+    .cancel_reads = vfu_posted_cancel_reads,
 };
 
 /* Device info as DEVICE_GET_INFO must have answered for a usable function. */
@@ -602,6 +635,7 @@ static struct vfu_client *client_new(const char *bdf)
     snprintf(c->t.bdf, sizeof(c->t.bdf), "%s", bdf ? bdf : "?");
     vfu_reader_init(&c->rd);
     c->sock = -1;
+    c->epfd = c->evfd = -1;
     for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS; i++)
         c->regions[i].mmap_fd = -1;
     return c;

@@ -25,8 +25,8 @@
 
 /* Config space as read once by vfe_vpci_init (the capability walk reads
  * dozens of fields: one round trip instead of one each). */
-static const uint8_t *cfg_cache;
-static size_t cfg_cache_len;
+static _Thread_local const uint8_t *cfg_cache;
+static _Thread_local size_t cfg_cache_len;
 
 static int cfg_read(struct vfe_virtio_pci *vp, uint32_t off, void *v, size_t n)
 {
@@ -316,11 +316,30 @@ static int walk_ext_caps(struct vfe_virtio_pci *vp)
 
 static int vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t);
 
+static int queue_select(struct vfe_virtio_pci *vp, uint16_t qidx);
+
+static int notify_cache_fill(struct vfe_virtio_pci *vp)
+{
+    unsigned n = vp->num_queues < VFE_VPCI_NOTIFY_CACHE ? vp->num_queues : VFE_VPCI_NOTIFY_CACHE;
+    vp->notify_cached = 0;
+    for (unsigned q = 0; q < n; q++) {
+        uint16_t noff;
+        int rc = queue_select(vp, (uint16_t)q);
+        if (rc == 0)
+            rc = cc_r16(vp, VFE_CC_Q_NOFF, &noff);
+        if (rc < 0)
+            return rc;
+        vp->notify_offs[q] = noff;
+    }
+    vp->notify_cached = (uint16_t)n;
+    return 0;
+}
+
 int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t)
 {
     if (!vp || !t)
         return -EINVAL;
-    static uint8_t space[4096];
+    static _Thread_local uint8_t space[4096];
     struct vfe_region_info ri;
     size_t len = 0;
     if (t->ops->region_info(t, VFE_REGION_CONFIG, &ri) == 0)
@@ -332,6 +351,8 @@ int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t)
     int rc = vpci_init(vp, t);
     cfg_cache = NULL;
     cfg_cache_len = 0;
+    if (rc == 0)
+        rc = notify_cache_fill(vp);
     return rc;
 }
 
@@ -537,8 +558,10 @@ int vfe_vpci_queue_enable(struct vfe_virtio_pci *vp, uint16_t qidx)
 int vfe_vpci_queue_notify_addr(struct vfe_virtio_pci *vp, uint16_t qidx, uint32_t *region, uint64_t *offset)
 {
     uint16_t noff;
-    int rc = queue_select(vp, qidx);
-    if (rc == 0)
+    int rc = 0;
+    if (qidx < vp->notify_cached)
+        noff = vp->notify_offs[qidx];
+    else if ((rc = queue_select(vp, qidx)) == 0)
         rc = cc_r16(vp, VFE_CC_Q_NOFF, &noff);
     if (rc < 0)
         return rc;

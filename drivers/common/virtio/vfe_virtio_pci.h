@@ -60,6 +60,8 @@ struct vfe_vpci_window {
     uint32_t length;
 };
 
+#define VFE_VPCI_NOTIFY_CACHE 64
+
 struct vfe_virtio_pci {
     struct vfe_transport *t;
     uint16_t vendor_id, device_id;
@@ -69,10 +71,18 @@ struct vfe_virtio_pci {
     uint8_t msix_cap;             /* config offset of the MSI-X capability */
     uint16_t sriov_cap;           /* extended config offset of SR-IOV, 0 if none */
     uint16_t num_queues;
+    /* queue_notify_off of queues 0..notify_cached-1, read by vfe_vpci_init:
+     * the doorbell address is then known without a device read (the loop
+     * never waits for one when a kick fd is set) */
+    uint16_t notify_cached;
+    uint16_t notify_offs[VFE_VPCI_NOTIFY_CACHE];
 };
 
 /* Read IDs and walk the capability list; fails with -ENODEV if the common,
- * notify or device window is missing or lies outside its BAR. */
+ * notify or device window is missing or lies outside its BAR.  Caches the
+ * notify offsets of the first VFE_VPCI_NOTIFY_CACHE queues (queue_select is
+ * written: a selector, no device state).  Thread-safe: vps of different
+ * threads may be initialised at the same time. */
 int vfe_vpci_init(struct vfe_virtio_pci *vp, struct vfe_transport *t);
 
 /* Set memory space and bus master enable in the PCI command register. */
@@ -93,7 +103,8 @@ int vfe_vpci_queue_max(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t *max);
 int vfe_vpci_queue_setup(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size,
                          uint64_t desc, uint64_t avail, uint64_t used, uint16_t msix_vector);
 int vfe_vpci_queue_enable(struct vfe_virtio_pci *vp, uint16_t qidx);
-/* Region index and offset of the queue's doorbell (for ioeventfd or host notifier). */
+/* Region index and offset of the queue's doorbell (for ioeventfd or host
+ * notifier): from the cache filled at init, a device read only past it. */
 int vfe_vpci_queue_notify_addr(struct vfe_virtio_pci *vp, uint16_t qidx, uint32_t *region, uint64_t *offset);
 /* Ring the doorbell with a region write (slow path; prefer an ioeventfd). */
 int vfe_vpci_queue_notify(struct vfe_virtio_pci *vp, uint16_t qidx);

@@ -326,6 +326,7 @@ int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_
           ", avail %u used %u", t->bdf, r->qidx, r->qsize, r->nslots, r->nchains, p->vec, r->iova, r->avail_idx,
           r->used_idx);
     free(r);
+    vfe_admin_pci_post_writes(p, loop);
     vfe_admin_poll(aq);
     *out = aq;
     return 0;

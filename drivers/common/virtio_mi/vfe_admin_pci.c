@@ -2,6 +2,7 @@
 #include "drivers/common/virtio_mi/vfe_admin_vq.h"
 #include "drivers/common/virtio_mi/vfe_admin_priv.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,10 @@ static void pci_kick(void *priv)
 {
     struct admin_pci *p = priv;
     if (vfe_vring_publish(&p->vr)) {
-        int rc = vfe_vpci_queue_notify(p->vp, p->qidx);
+        struct vfe_transport *t = p->vp->t;
+        uint16_t v = htole16(p->qidx);
+        int rc = p->have_db ? t->ops->region_write(t, p->db_region, p->db_off, &v, sizeof(v))
+                            : vfe_vpci_queue_notify(p->vp, p->qidx);
         if (rc < 0)
             LOG_E("%s: admin queue notify failed: %d", p->vp->t->bdf, rc);
     }
@@ -35,9 +39,44 @@ static void *pci_get_used(void *priv, uint32_t *len)
     return vfe_vring_get_used(&p->vr, len);
 }
 
+static void replies_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct admin_pci *p = w->data;
+    if (vfe_transport_drain(p->vp->t) < 0) {   /* broken: nothing more will come */
+        ev_io_stop(loop, w);
+        LOG_E("%s: PF connection lost: its admin queue doorbells are unanswered", p->vp->t->bdf);
+    }
+}
+
+void vfe_admin_pci_post_writes(struct admin_pci *p, struct ev_loop *loop)
+{
+    struct vfe_transport *t = p->vp->t;
+    /* read once here: a kick must not read the device (queue_notify_off) */
+    p->have_db = vfe_vpci_queue_notify_addr(p->vp, p->qidx, &p->db_region, &p->db_off) == 0;
+    int fd = vfe_transport_watch_fd(t);
+    if (fd < 0)
+        return;   /* kernel VFIO: a doorbell write does not wait on the device */
+    int rc = vfe_transport_set_posted(t, true);
+    if (rc < 0) {
+        LOG_W("%s: doorbell writes stay synchronous: %s", t->bdf, strerror(-rc));
+        return;
+    }
+    p->loop = loop;
+    ev_io_init(&p->replies, replies_cb, fd, EV_READ);
+    p->replies.data = p;
+    ev_io_start(loop, &p->replies);
+}
+
+static void stop_replies(struct admin_pci *p)
+{
+    if (p->loop)
+        ev_io_stop(p->loop, &p->replies);
+}
+
 static void pci_fini(void *priv)
 {
     struct admin_pci *p = priv;
+    stop_replies(p);
     struct vfe_transport *t = p->vp->t;
     if (p->irq_attached) {
         int none = -1;
@@ -55,6 +94,7 @@ static void pci_fini(void *priv)
 static void pci_abandon(void *priv)
 {
     struct admin_pci *p = priv;
+    stop_replies(p);
     if (p->irq_fd >= 0)
         close(p->irq_fd);
     if (p->ring_ok)
@@ -166,6 +206,7 @@ int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_p
     }
     LOG_I("%s: admin queue %u size %u, %u slots, vector %u, iova 0x%lx", t->bdf, qidx, size, nslots, p->vec,
           (unsigned long)iova);
+    vfe_admin_pci_post_writes(p, loop);
     *out = aq;
     return 0;
 fail:

@@ -76,8 +76,16 @@ struct admin_pci {
     int irq_fd;
     struct vfe_pf_iova *space;
     bool have_window, ring_ok, irq_attached;
+    bool have_db;                /* the doorbell's address is known: a kick is one write */
+    uint32_t db_region;
+    uint64_t db_off;
+    struct ev_loop *loop;
+    ev_io replies;               /* the PF transport's posted-write replies (doorbells) */
 };
 extern const struct vfe_admin_ring_ops vfe_admin_pci_ops;
+/* From the queue's enable on, the PF's writes (doorbells) are posted and
+ * their replies drained from the loop: the loop never waits on the PF. */
+void vfe_admin_pci_post_writes(struct admin_pci *p, struct ev_loop *loop);
 
 /* vfe_admin_create on an existing memfd of cfg's size (dup'd; the caller
  * keeps its fd): nothing in it is cleared. */

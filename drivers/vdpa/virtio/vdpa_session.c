@@ -60,6 +60,7 @@ struct vdpa_session {
     bool log_fill;                      /* ... so the new log starts all dirty */
     bool log_waiting;                   /* the front-end waits for the device to log */
     struct vhost_pending log_pending;
+    struct vhost_pending mem_pending;   /* a memory table reply waiting for the device's unmaps */
     int log_err;                        /* of the last dirty-tracking operation */
     int log_fd;
     uint64_t log_offset, log_size;
@@ -415,6 +416,7 @@ static void converge(struct vdpa_session *s)
         void (*done)(void *) = s->destroy_done;
         void *ctx = s->destroy_ctx;
         vdpa_vf_set_guest(s->vf, NULL);   /* the VF outlives us */
+        vdpa_vf_sync_cancel(s->vf);
         announce_orphan(s);
         free(s);
         if (done)
@@ -460,6 +462,7 @@ static void forget_front_end(struct vdpa_session *s)
     s->saved_mask = 0;
     s->npending = 0;
     s->log_waiting = false;
+    vdpa_vf_sync_cancel(s->vf);   /* a memory table reply for a front-end that is gone */
     s->log_fill = false;
     s->log_wanted = false;
     s->log_known = s->log_active || s->log_stale;   /* stop tracking if it runs */
@@ -500,7 +503,25 @@ static int on_mem(void *ctx, const struct vhost_region *r, unsigned n)
     vdpa_tl_mem(&s->tl, s->running_mask != 0);
     int rc = vdpa_vf_set_mem(s->vf, regs, n);
     vdpa_tl_dest(&s->tl, VDPA_TL_MEM_MAPPED, 0);
-    return rc;
+    /* QEMU may reuse removed memory once it has the reply: not before the device let go of it */
+    return rc == 0 && vdpa_vf_unmaps_pending(s->vf) ? VHOST_MEM_WAIT : rc;
+}
+
+static void mem_synced(void *ctx, int err)
+{
+    struct vdpa_session *s = ctx;
+    vhost_mem_done(s->mem_pending, err);
+}
+
+static void on_mem_wait(void *ctx, struct vhost_pending p)
+{
+    struct vdpa_session *s = ctx;
+    s->mem_pending = p;
+    int rc = vdpa_vf_sync(s->vf, mem_synced, s);
+    if (rc < 0) {
+        LOG_E("%s: cannot wait for the device's unmaps: %s", s->name, strerror(-rc));
+        vhost_mem_done(p, rc);
+    }
 }
 
 static int on_ring_start(void *ctx, uint16_t i, const struct vhost_ring *r)
@@ -653,14 +674,14 @@ static void attach_guest(struct vdpa_session *s)
 }
 
 static const struct vhost_ops session_ops = {
-    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
+    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem, .mem_wait = on_mem_wait,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
     .status = on_status,
 };
 
 static const struct vhost_ops session_ops_ha = {
-    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem,
+    .connected = on_connected, .disconnected = on_disconnected, .features = on_features, .mem_table = on_mem, .mem_wait = on_mem_wait,
     .ring_start = on_ring_start, .ring_stop = on_ring_stop, .ring_kick = on_kick, .ring_call = on_call,
     .get_ring_base = on_get_base, .log_base = on_log, .log_wait = on_log_wait, .rarp = on_rarp,
     .status = on_status, .persist = on_persist, .persist_reply = on_persist_reply,
@@ -1014,6 +1035,7 @@ void vdpa_session_abandon(struct vdpa_session *s)
     ev_timer_stop(s->loop, &s->adopt_t);
     vdpa_vf_set_observer(s->vf, NULL, NULL);
     vdpa_vf_set_guest(s->vf, NULL);
+    vdpa_vf_sync_cancel(s->vf);
     vhost_dev_abandon(s->dev);
     announce_orphan(s);
     free(s);

@@ -101,6 +101,11 @@ int vdpa_vf_attach(struct vdpa_vf *v, struct ev_loop *loop, const char *dma_doma
     v->loop = loop;
     if (v->direct)
         LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", v->t->bdf);
+    /* from now on the loop only writes to the device (posted): also the
+     * reset and unmaps of a removal that never had a session */
+    int rc = vdpa_posted_watch(v);
+    if (rc < 0)
+        LOG_W("%s: device writes stay synchronous: %s", v->t->bdf, strerror(-rc));
     return 0;
 }
 
@@ -143,7 +148,9 @@ void vdpa_vf_close(struct vdpa_vf *v)
     vdpa_vf_set_mem(v, NULL, 0);
     vfe_dma_domain_leave(v->dom, v->t);
     vdpa_vf_log_release(v);
-    vfe_vpci_reset(&v->vp);
+    vfe_vpci_reset(&v->vp);   /* posted on vfio-user: the owner closes the transport next */
+    vdpa_posted_unwatch(v);
+    free(v->brings);
     free(v->rings);
     free(v->maps);
     free(v);
@@ -185,6 +192,14 @@ void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
 int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
 
+/* From the first use on the loop, writes are posted (vdpa_vf_posted.c). */
+static void watch(struct vdpa_vf *v)
+{
+    int rc = vdpa_posted_watch(v);
+    if (rc < 0)
+        LOG_W("%s: posted device calls unavailable (%s): writes wait for the device", v->t->bdf, strerror(-rc));
+}
+
 static bool same_map(const struct vdpa_map *m, const struct vdpa_region *r, const struct stat *st)
 {
     return m->gpa == r->gpa && m->size == r->size && m->fd_offset == r->fd_offset && m->dev == st->st_dev &&
@@ -195,6 +210,8 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
 {
     if (n > VDPA_MAX_REGIONS)
         return -E2BIG;
+    watch(v);
+    v->unmapped = false;
     struct stat st[VDPA_MAX_REGIONS];
     for (unsigned i = 0; i < n; i++)
         if (fstat(r[i].fd, &st[i]) < 0)
@@ -210,6 +227,7 @@ int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n)
         }
         vfe_dma_domain_unmap(v->dom, v, v->maps[i].gpa, v->maps[i].size);
         v->maps[i] = v->maps[--v->nmaps];
+        v->unmapped = true;
     }
     if (n && vdpa_vf_maps_alloc(v) < 0)
         return -ENOMEM;
@@ -244,6 +262,7 @@ int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= v->nrings)
         return -EINVAL;
+    watch(v);
     uint32_t region;
     uint64_t off;
     if (ev_is_active(&v->rings[q].kick_relay)) {
@@ -292,6 +311,7 @@ int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd)
 {
     if (q >= v->nrings)
         return -EINVAL;
+    watch(v);
     int rc = v->t->ops->set_irqs(v->t, VFIO_PCI_MSIX_IRQ_INDEX, q + 1u, 1, &fd);
     if (rc < 0)
         LOG_W("%s: call fd of ring %u: %s", v->t->bdf, q, strerror(-rc));

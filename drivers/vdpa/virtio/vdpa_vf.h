@@ -18,6 +18,14 @@
  *
  * Long operations are asynchronous (admin commands); the callback runs once,
  * later, never from inside the call.  Single-threaded on the caller's loop.
+ *
+ * Device calls on the loop do not wait for the device (vdpa_vf_posted.c):
+ * from the VF's first memory/kick/call/counters call on, its transport posts
+ * its writes (vfe_transport.h) and the VF drains the replies from the loop.
+ * A start first waits, asynchronously and at most the transport timeout,
+ * until the device acknowledged everything posted to it (maps, vectors,
+ * ioeventfds); a device that refused one, or did not answer, fails the start
+ * (-errno / -ETIMEDOUT through the callback, logged).
  */
 #ifndef VDPA_VF_H
 #define VDPA_VF_H
@@ -112,12 +120,30 @@ struct vdpa_vf_facts {
 void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f);
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]);
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v);
-/* The device's packet counters (VFE_CTR_*): 0, or -ENOTSUP when it has none. */
+/* The device's packet counters (VFE_CTR_*): 0, or -ENOTSUP when it has none.
+ * Synchronous: waits for the device (not for the loop, see below). */
 int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]);
+/* The same without waiting: cb(ctx, err, ctr) runs once, later, from the
+ * loop (ctr NULL when err), unless vdpa_vf_counters_cancel(v, ctx) or
+ * vdpa_vf_close comes first.  No bound here: the caller bounds its wait
+ * and cancels.  -ENOTSUP (no counters window), -ENOBUFS (the device stopped
+ * reading), -ENOMEM, -ENOTCONN. */
+typedef void (*vdpa_counters_cb)(void *ctx, int err, const uint64_t *ctr);
+int vdpa_vf_counters_async(struct vdpa_vf *v, vdpa_counters_cb cb, void *ctx);
+void vdpa_vf_counters_cancel(struct vdpa_vf *v, void *ctx);
 const char *vdpa_vf_state_name(enum vdpa_vf_state s);
 
 /* Replace the DMA maps by these regions (only the differences are applied). */
 int vdpa_vf_set_mem(struct vdpa_vf *v, const struct vdpa_region *r, unsigned n);
+/* After vdpa_vf_set_mem: it removed maps the device has not acknowledged
+ * yet (the front-end must not reuse that memory before). */
+bool vdpa_vf_unmaps_pending(struct vdpa_vf *v);
+/* cb(ctx, err) once, later, from the loop, when the device acknowledged
+ * everything posted to it so far (0), refused something (-errno; it stays
+ * latched for the next start) or after the transport timeout (-ETIMEDOUT).
+ * One at a time (-EBUSY); vdpa_vf_sync_cancel and vdpa_vf_close drop it. */
+int vdpa_vf_sync(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx);
+void vdpa_vf_sync_cancel(struct vdpa_vf *v);
 /* fd -1 detaches. */
 int vdpa_vf_set_kick(struct vdpa_vf *v, uint16_t q, int fd);
 int vdpa_vf_set_call(struct vdpa_vf *v, uint16_t q, int fd);

@@ -13,7 +13,8 @@
  *          index (docs/real-host.md: exact for a device that consumes in
  *          order; otherwise the buffers it took but had not completed are
  *          offered again).
- * Reset completion is polled from a timer, never waited for in a call.
+ * Reset completion is polled from a timer, never waited for in a call: the
+ * status register is read asynchronously (one read at a time).
  */
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
@@ -33,24 +34,59 @@
                        (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR) | (1ull << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) |        \
                        (1ull << VIRTIO_NET_F_RSS) | (1ull << VIRTIO_NET_F_HASH_REPORT))
 
-static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void poll_finish(struct vdpa_vf *v, int rc)
 {
-    struct vdpa_vf *v = w->data;
-    bool done = false;
-    int rc = vfe_vpci_reset_done(&v->vp, &done);
-    if (rc == 0 && !done && --v->dpoll_left)
-        return;
-    ev_timer_stop(loop, w);
-    if (rc == 0 && !done)
-        rc = -ETIMEDOUT;
+    ev_timer_stop(v->loop, &v->dpoll);
+    if (v->dpoll_reading)
+        vfe_transport_cancel_reads(v->t, v);
+    v->dpoll_reading = false;
     void (*next)(struct vdpa_vf *, int) = v->dnext;
     v->dnext = NULL;
     next(v, rc);
 }
 
+/* One answer of the status register (done: it reads 0). */
+static void poll_result(struct vdpa_vf *v, int rc, bool done)
+{
+    if (rc == 0 && !done)
+        return;   /* the next tick asks again */
+    poll_finish(v, rc);
+}
+
+static void status_in(void *ctx, int err, const void *data, size_t len)
+{
+    struct vdpa_vf *v = ctx;
+    v->dpoll_reading = false;
+    poll_result(v, err, !err && len == 1 && *(const uint8_t *)data == 0);
+}
+
+/* The status register is read without waiting (the answer comes through the
+ * VF's drain, one read at a time); kernel VFIO reads it at once (an MMIO
+ * read).  The ticks bound the wait, answered or not. */
+static void poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    if (!--v->dpoll_left) {
+        poll_finish(v, -ETIMEDOUT);
+        return;
+    }
+    if (v->dpoll_reading)
+        return;
+    int rc = vfe_transport_read_async(v->t, v->vp.common.bar, v->vp.common.offset + VFE_CC_STATUS, 1, status_in, v);
+    if (rc == 0) {
+        v->dpoll_reading = true;
+        return;
+    }
+    bool done = false;
+    if (rc == -EOPNOTSUPP)
+        rc = vfe_vpci_reset_done(&v->vp, &done);
+    poll_result(v, rc, done);
+}
+
 /* Reset the device; next(v, err) from the timer once status reads back 0. */
 static int reset_then(struct vdpa_vf *v, void (*next)(struct vdpa_vf *, int))
 {
+    vdpa_posted_watch(v);   /* the status reads' answers are drained from the loop */
     int rc = vfe_vpci_reset(&v->vp);
     if (rc < 0)
         return rc;
@@ -66,6 +102,9 @@ void vdpa_direct_cancel(struct vdpa_vf *v)
 {
     ev_timer_stop(v->loop, &v->dpoll);
     v->dnext = NULL;
+    if (v->dpoll_reading)
+        vfe_transport_cancel_reads(v->t, v);
+    v->dpoll_reading = false;
 }
 
 static int program(struct vdpa_vf *v)

@@ -288,6 +288,8 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     vdpa_sw_release(v);
     vdpa_pull_release(v);   /* the timers and our mapping of the log: no device call */
     vfe_dma_domain_forget(v->dom, v->t);
+    vdpa_posted_unwatch(v);
+    free(v->brings);
     free(v->rings);
     free(v->maps);
     free(v);

@@ -2,6 +2,7 @@
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
@@ -83,7 +84,7 @@ const char *vdpa_vf_mode(const struct vdpa_vf *v)
 
 static bool busy(const struct vdpa_vf *v)
 {
-    return v->done_cb || v->stop_cb || ev_is_active(&v->defer);
+    return v->done_cb || v->stop_cb || ev_is_active(&v->defer) || vdpa_posted_waiting(v);
 }
 
 /* ---- start: FREEZED -> restore -> RUNNING ---- */
@@ -127,6 +128,33 @@ void vdpa_vf_start_frozen(void *ctx, int err)
     }
 }
 
+static int start_freeze(struct vdpa_vf *v)
+{
+    vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
+    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, vdpa_vf_start_frozen, v);
+    if (rc < 0) {
+        v->state = VDPA_VF_STOPPED;
+        v->step = VDPA_STEP_NONE;
+    }
+    return rc;
+}
+
+/* The device acknowledged what was posted to it (or did not: err). */
+static void start_after_barrier(struct vdpa_vf *v, int err)
+{
+    if (!err && v->direct) {
+        err = vdpa_direct_start(v, v->bfeatures, v->brings, v->bnrings);
+    } else if (!err) {
+        err = start_freeze(v);
+    } else {
+        v->state = VDPA_VF_STOPPED;
+    }
+    free(v->brings);
+    v->brings = NULL;
+    if (err)
+        finish_later(v, err);
+}
+
 int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
                   vdpa_done_cb cb, void *ctx)
 {
@@ -134,25 +162,46 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
         return -EBUSY;
     if (nrings == 0 || nrings > v->num_queues || nrings > VDPA_MAX_RINGS)
         return -EINVAL;
+    /* every map, vector and ioeventfd posted before must be in the device first */
+    if (vdpa_posted_watch(v) < 0)
+        LOG_W("%s: posted device calls unavailable: the start does not wait for the device", v->t->bdf);
+    if (!v->direct)
+        vdpa_vf_build_start_state(v, features, rings, nrings);
+    if (v->direct && !(v->brings = malloc(nrings * sizeof(*rings))))
+        return -ENOMEM;
     if (v->direct) {
-        v->done_cb = cb;
-        v->op_ctx = ctx;
-        int rc = vdpa_direct_start(v, features, rings, nrings);
-        if (rc < 0)
-            v->done_cb = NULL;
+        memcpy(v->brings, rings, nrings * sizeof(*rings));
+        v->bnrings = nrings;
+        v->bfeatures = features;
+    }
+    /* HA: a successor that finds the start waiting for the barrier resumes it from the freeze
+     * (what this process posted was answered before the successor's first request) */
+    if (!v->direct)
+        vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
+    int rc = vdpa_posted_barrier(v, start_after_barrier);
+    if (rc < 0) {
+        free(v->brings);
+        v->brings = NULL;
+        v->step = VDPA_STEP_NONE;
         return rc;
     }
-    vdpa_vf_build_start_state(v, features, rings, nrings);
     v->done_cb = cb;
     v->op_ctx = ctx;
-    v->state = VDPA_VF_STARTING;
-    vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
-    int rc = vfe_mig_set_state(v->pf.mig, v->vf_num, VFE_MIG_FREEZED, vdpa_vf_start_frozen, v);
-    if (rc < 0) {
-        v->done_cb = NULL;
-        v->state = VDPA_VF_STOPPED;
-        v->step = VDPA_STEP_NONE;
+    if (rc == 1) {   /* waits for the device */
+        if (!v->direct)
+            v->state = VDPA_VF_STARTING;
+        return 0;
     }
+    if (v->direct) {
+        free(v->brings);
+        v->brings = NULL;
+        rc = vdpa_direct_start(v, features, rings, nrings);
+    } else {
+        v->state = VDPA_VF_STARTING;
+        rc = start_freeze(v);
+    }
+    if (rc < 0)
+        v->done_cb = NULL;
     return rc;
 }
 

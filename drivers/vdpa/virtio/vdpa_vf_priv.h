@@ -125,7 +125,26 @@ struct vdpa_vf {
     uint64_t dfeatures;        /* the front-end's features of that start */
     ev_timer dpoll;            /* polls a reset for completion */
     unsigned dpoll_left;
+    bool dpoll_reading;        /* a status read of the poll is at the device */
     void (*dnext)(struct vdpa_vf *v, int err);
+
+    /* posted device calls (vdpa_vf_posted.c): the watcher on the transport's
+     * watch fd (from the VF's first use on the loop), a start waiting for the
+     * device to acknowledge what was posted, asynchronous counter reads
+     * (owned, a list), the copy of a direct start's rings while it waits */
+    ev_io pwatch;
+    bool pwatch_on;
+    ev_timer barrier_t;
+    void (*barrier_next)(struct vdpa_vf *v, int err);
+    struct vdpa_ctr_req *ctr_reqs;
+    ev_timer ctr_defer;
+    struct vdpa_ring *brings;
+    unsigned bnrings;
+    uint64_t bfeatures;
+    bool unmapped;             /* the last set_mem posted unmaps */
+    vdpa_done_cb sync_cb;      /* vdpa_vf_sync waiting */
+    void *sync_ctx;
+    ev_timer sync_t;
 
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);
@@ -160,6 +179,20 @@ void vdpa_vf_stop_frozen(void *ctx, int err);
 int vdpa_vf_log_submit(struct vdpa_vf *v, uint64_t iova, uint64_t log_size);
 void vdpa_vf_log_stopped(void *ctx, int err);
 void vdpa_vf_log_release(struct vdpa_vf *v);
+
+/* vdpa_vf_posted.c.  watch: the transport goes to posted mode and its
+ * replies are drained from the loop (idempotent; 0 on kernel VFIO, which has
+ * nothing to watch).  unwatch: the watcher, a waiting start and the counter
+ * reads go (close, abandon; no callback runs).  barrier: 0 when the device
+ * acknowledged every posted write, a latched refusal (-errno, logged, taken),
+ * or 1: next(v, err) runs later from the loop once it did (0), refused one
+ * (-errno) or did not answer within the transport timeout (-ETIMEDOUT),
+ * each logged. */
+int vdpa_posted_watch(struct vdpa_vf *v);
+void vdpa_posted_unwatch(struct vdpa_vf *v);
+int vdpa_posted_barrier(struct vdpa_vf *v, void (*next)(struct vdpa_vf *v, int err));
+bool vdpa_posted_waiting(const struct vdpa_vf *v);
+void vdpa_vf_counters_cancel_all(struct vdpa_vf *v);
 
 /* vdpa_vf_pull.c */
 /* Map the front-end's log (fd borrowed, offset any) for merging.  0 / -errno. */

@@ -73,6 +73,20 @@ static void test_faults(void)
     CHECK(ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"dma_stall\",\"bdf\":\"" VF1 "\",\"on\":false}"), "unstall");
     CHECK(recv_n(&b, a.mac, 10, 10, TMO) == 10, "frames queued during the stall were lost");
 
+    /* vfu_stall (its effect: tests/integration/vhostd test_vhostd_stalled_session): shown, bad input refused */
+    char rep[4096];
+    CHECK(ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"" VF3 "\",\"on\":true}"), "vfu_stall");
+    CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"counters\",\"bdf\":\"" VF3 "\"}", rep, sizeof(rep)) == 0 &&
+              strstr(rep, "\"vfu_stalled\":true"), "vfu_stalled not shown: %s", rep);
+    CHECK(!ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"" VF3 "\",\"on\":\"no\"}"),
+          "vfu_stall with a string for on accepted");
+    CHECK(!ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"0000:3b:07.0\"}"),
+          "vfu_stall of an unknown function accepted");
+    CHECK(ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"clear\"}"), "clear");
+    CHECK(sim_proc_ctl(&sp, "{\"cmd\":\"counters\",\"bdf\":\"" VF3 "\"}", rep, sizeof(rep)) == 0 &&
+              strstr(rep, "\"vfu_stalled\":false"), "clear left vfu_stall on: %s", rep);
+    CHECK(guest_net_status(c.g) >= 0, "VF3 does not answer after the clear");
+
     /* surprise removal of VF3 with its client connected */
     CHECK(ctl_ok(&sp, "{\"cmd\":\"fault\",\"type\":\"remove\",\"bdf\":\"" VF3 "\"}"), "remove VF3");
     CHECK(guest_net_status(c.g) < 0, "removed VF still answers");

@@ -4,7 +4,8 @@
  * rings written by the test, kick and call eventfds.  Frames cross between
  * the accelerated VF and a plain VF byte-exact; stop returns the ring indices
  * and a restart continues from them; the device's dirty log marks the pages
- * it wrote; a changed memory table is applied as a diff.
+ * it wrote; a changed memory table is applied as a diff; a posted DMA map or
+ * the device refuses fails the next start with its error, once.
  */
 #include <errno.h>
 #include <poll.h>
@@ -187,6 +188,24 @@ int main(void)
     test_front_vdpa_rings(&f, r, 35, 35);
     CHECK(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, "start after the memory change");
     test_front_traffic(&f, &peer, vmac, 5, 300, "accelerated VF");
+
+    /* a posted write the device refuses (a region larger than its memfd):
+     * set_mem returns before the device answers, the start after it fails
+     * with the device's error; each refusal is reported once */
+    memset(&w, 0, sizeof(w));
+    CHECK(wait_op(&pf, &w, vdpa_vf_stop(v, test_front_stopped, &w)) == 0 && w.idx[0] == 40, "stop: %u", w.idx[0]);
+    struct vdpa_region bad[3] = {regs[0], regs[1], {0x4000000, 2 * TEST_FRONT_REG_SIZE, f.a.fd, 0}};
+    CHECK(vdpa_vf_set_mem(v, bad, 3) == 0, "set_mem waited for the device");
+    test_front_vdpa_rings(&f, r, 40, 40);
+    memset(&w, 0, sizeof(w));
+    int rc = wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w));
+    CHECK(rc == -EINVAL && vdpa_vf_state(v) != VDPA_VF_RUNNING, "start after a refused DMA_MAP: %d (%s)", rc,
+          vdpa_vf_state_name(vdpa_vf_state(v)));
+    /* the unmap of what the device never had counts as done (repeatable after a crash, vfe_dma_apply.h) */
+    CHECK(vdpa_vf_set_mem(v, regs, 2) == 0, "set_mem back");
+    memset(&w, 0, sizeof(w));
+    CHECK(wait_op(&pf, &w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, "start once all is acknowledged");
+    test_front_traffic(&f, &peer, vmac, 5, 400, "accelerated VF");
 out:
     if (v) {
         struct test_front_op ws = {0};

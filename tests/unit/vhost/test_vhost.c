@@ -36,6 +36,9 @@ struct rec {
     bool hold_log;               /* keep log changes waiting (else answered at once) */
     int log_waits;
     struct vhost_pending log_p;
+    bool mem_hold;               /* memory table changes wait for the device (VHOST_MEM_WAIT) */
+    int mem_waits;
+    struct vhost_pending mem_p;
 };
 
 static void g_connected(void *c, struct vhost_dev *d) { ((struct rec *)c)->connected++; }
@@ -46,7 +49,13 @@ static int g_mem(void *c, const struct vhost_region *r, unsigned n)
     struct rec *x = c;
     x->mem_calls++;
     x->nregions = n;
-    return 0;
+    return x->mem_hold ? VHOST_MEM_WAIT : 0;
+}
+static void g_mem_wait(void *c, struct vhost_pending p)
+{
+    struct rec *x = c;
+    x->mem_waits++;
+    x->mem_p = p;
 }
 static int g_start(void *c, uint16_t i, const struct vhost_ring *r)
 {
@@ -77,7 +86,7 @@ static void g_log_wait(void *c, struct vhost_pending p)
 static const struct vhost_ops ops = {
     .connected = g_connected, .disconnected = g_disconnected, .features = g_features, .mem_table = g_mem,
     .ring_start = g_start, .ring_stop = g_stop, .get_ring_base = g_base, .log_base = g_log, .reset = g_reset,
-    .log_wait = g_log_wait,
+    .log_wait = g_log_wait, .mem_wait = g_mem_wait,
 };
 
 struct fx {
@@ -336,6 +345,45 @@ static void test_log_reply_waits_for_device(void **state)
     assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_FEATURES, NEED_REPLY, &feat, 8, NULL, 0), 0);
     assert_int_equal(f->rec.log_waits, 2);
     close(logfd);
+}
+
+/* A memory table change the device has not let go of the old memory for
+ * (VHOST_MEM_WAIT) is answered only at vhost_mem_done; nothing else is read
+ * meanwhile; a failure reaches the front-end. */
+static void test_mem_reply_waits_for_unmaps(void **state)
+{
+    struct fx *f = *state;
+    struct vu_peer *p = &f->peer;
+    negotiate(f);
+    f->rec.mem_hold = true;
+    struct vhost_user_mem_table t = table(f);
+    t.nregions = 1;   /* region 1 goes */
+    assert_int_equal(vu_peer_send(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 32, f->mem, 1), 0);
+    assert_int_equal(vu_peer_send(p, VHOST_USER_GET_FEATURES, 0, NULL, 0, NULL, 0), 0);
+    uint64_t v;
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_MEM_TABLE, &v, 8, 100), -ETIMEDOUT);
+    assert_int_equal(f->rec.mem_waits, 1);
+    assert_int_equal(f->rec.nregions, 1);
+    vhost_log_done(f->rec.mem_p, 0);   /* not a log request: changes nothing */
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_MEM_TABLE, &v, 8, 100), -ETIMEDOUT);
+    vhost_mem_done(f->rec.mem_p, 0);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_MEM_TABLE, &v, 8, 1000), 8);
+    assert_int_equal(v, 0);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_GET_FEATURES, &v, 8, 1000), 8);
+    vhost_mem_done(f->rec.mem_p, -EIO);   /* answered already: ignored */
+    /* the device did not confirm: the front-end hears a failure */
+    t = table(f);
+    assert_int_equal(vu_peer_send(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 64, f->mem, 2), 0);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_MEM_TABLE, &v, 8, 100), -ETIMEDOUT);
+    assert_int_equal(f->rec.mem_waits, 2);
+    vhost_mem_done(f->rec.mem_p, -ETIMEDOUT);
+    assert_int_equal(vu_peer_reply(p, VHOST_USER_SET_MEM_TABLE, &v, 8, 1000), 8);
+    assert_int_equal(v, 1);
+    /* no wait asked: answered at once */
+    f->rec.mem_hold = false;
+    t.nregions = 1;
+    assert_int_equal(vu_peer_call_u64(p, VHOST_USER_SET_MEM_TABLE, NEED_REPLY, &t, 8 + 32, f->mem, 1), 0);
+    assert_int_equal(f->rec.mem_waits, 2);
 }
 
 /* A reply that cannot be sent closes the connection from the loop, never
@@ -816,6 +864,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rings_and_async_base, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mem_slots_and_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_reply_waits_for_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mem_reply_waits_for_unmaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_reply_closes_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_replied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_closed, setup, teardown),

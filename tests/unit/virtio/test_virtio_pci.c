@@ -277,15 +277,21 @@ static void test_queue_notify(void **state)
     assert_int_equal(init(), 0);
     uint32_t region = 99;
     uint64_t off = 0;
+    /* cached at init: no queue_select write (nor any device access) on the way */
+    unsigned writes = D.nlog;
+    D.q[3].notify_off = 7;   /* changed behind the cache: not seen */
     assert_int_equal(vfe_vpci_queue_notify_addr(&VP, 3, &region, &off), 0);
+    assert_int_equal(D.nlog, writes);
     assert_int_equal(region, 0);
     assert_int_equal(off, FV_NOTIFY + 3 * FV_NOTIFY_MULT);
+    D.q[3].notify_off = 3;
     D.on_notify = on_notify;
     assert_int_equal(vfe_vpci_queue_notify(&VP, 3), 0);
     assert_int_equal(notified, 3);
     assert_int_equal(D.q[3].notifies, 1);
-    /* a queue_notify_off beyond the notify window */
+    /* a queue_notify_off beyond the notify window (as read at init) */
     D.q[1].notify_off = FV_NQ;
+    assert_int_equal(init(), 0);
     assert_int_equal(vfe_vpci_queue_notify_addr(&VP, 1, &region, &off), -ERANGE);
     /* multiplier 0: every queue shares one doorbell */
     fv_put32(D.cfg + FV_CAP_NOTIFY + 16, 0);
