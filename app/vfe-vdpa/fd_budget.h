@@ -7,8 +7,9 @@
 /* Measured (docs/scale.md, bench/provision.py): a provisioned VF without a
  * front-end holds 3 (vfio-user connection, vhost-user listener, a memfd). */
 #define VHOSTD_FDS_PER_IDLE_VF 3
-/* With a front-end: connection, per ring kick + call (2 rings), config call, slack. */
-#define VHOSTD_FDS_PER_ACTIVE_VF (VHOSTD_FDS_PER_IDLE_VF + 1 + 2 * 2 + 1 + 2)
+/* With a front-end: connection, per ring kick + call (2 rings), config call,
+ * the posted-reply watch (an epoll and an eventfd, docs/device-calls.md), slack. */
+#define VHOSTD_FDS_PER_ACTIVE_VF (VHOSTD_FDS_PER_IDLE_VF + 1 + 2 * 2 + 1 + 2 + 2)
 #define VHOSTD_FDS_RESERVED 64   /* RPC clients, HA link, state file, logs */
 
 /* Raise the soft RLIMIT_NOFILE to the hard one (at start, before any fd is

@@ -101,11 +101,6 @@ int vdpa_vf_attach(struct vdpa_vf *v, struct ev_loop *loop, const char *dma_doma
     v->loop = loop;
     if (v->direct)
         LOG_I("%s: direct mode: programmed through its own common configuration (no PF admin queue)", v->t->bdf);
-    /* from now on the loop only writes to the device (posted): also the
-     * reset and unmaps of a removal that never had a session */
-    int rc = vdpa_posted_watch(v);
-    if (rc < 0)
-        LOG_W("%s: device writes stay synchronous: %s", v->t->bdf, strerror(-rc));
     return 0;
 }
 

@@ -15,7 +15,8 @@
  *     once the device acknowledged its unmap (the fault cleared 300 ms
  *     later), `version` answered meanwhile;
  *   - X's PF stalled: X's stop (admin commands, doorbells posted on the PF)
- *     is answered once the PF answers again, `version` meanwhile.
+ *     is answered once the PF answers again, `version` meanwhile;
+ *   - a VF without a session removed while stalled: answered at once.
  * Measured (printed): Y's session setup while X is stalled.
  */
 #include <errno.h>
@@ -40,6 +41,7 @@
 #define Y "0000:3b:00.2"
 #define Z "0000:3b:00.3"
 #define W "0000:3b:00.4"
+#define V "0000:3b:00.5"   /* added, never used, removed while stalled */
 
 static struct sim_proc sp;
 static pid_t vhostd = -1;
@@ -225,7 +227,7 @@ static const uint8_t mx[6] = {0x02, 0x11, 0, 0, 0, 1}, my[6] = {0x02, 0x22, 0, 0
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    const char *args[] = {"--pf", PF, "--vfs", "4", "--total-vfs", "4", "--qpairs", "1", "--log-level",
+    const char *args[] = {"--pf", PF, "--vfs", "5", "--total-vfs", "5", "--qpairs", "1", "--log-level",
                           getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     if (sim_proc_start(&sp, args) < 0)
         return 1;
@@ -350,6 +352,19 @@ int main(void)
     CHECK(vfe_fe_start(x, bases) == 0 && wait_running(X, 3000), "X did not run again after its PF answered");
     drain_rx(y);
     CHECK(flow(x, y, mx, my, 10, 800) == 10, "X -> Y frames after the PF's stall");
+
+    /* ---- a VF that never had a session removed while its device is stalled: its teardown is posted ---- */
+    CHECK(mgmt(out, sizeof(out), "vf", "-a", V) == 0, "vf -a V: %s", out);
+    REQUIRE(stall(V, true) == 0, done, "vfu_stall on %s", V);
+    t0 = check_now_ms();
+    int vr = mgmt(out, sizeof(out), "vf", "-r", V);
+    long vv = version_ms();   /* the teardown runs from the loop after the answer */
+    long vr_ms = check_now_ms() - t0;
+    printf("measure: removal of a stalled VF without a session and a version call after it: %ld ms\n", vr_ms);
+    CHECK(vr == 0 && vv >= 0 && vv < 100 && vr_ms < 1000,
+          "vf -r of a stalled VF then version took %ld ms, version %ld ms (%s): its reset waited for the device",
+          vr_ms, vv, out);
+    CHECK(stall(V, false) == 0, "vfu_stall off on V");
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
 done:
     if (getenv("VFE_TEST_KEEP_LOG")) {   /* debugging: the daemon's log where the caller says */
