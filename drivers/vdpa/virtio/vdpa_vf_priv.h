@@ -127,6 +127,7 @@ struct vdpa_vf {
     unsigned dpoll_left;
     bool dpoll_reading;        /* a status read of the poll is at the device */
     void (*dnext)(struct vdpa_vf *v, int err);
+    struct dprog *dprog;       /* a start being programmed (owned, vdpa_vf_direct.c), else NULL */
 
     /* posted device calls (vdpa_vf_posted.c): the watcher on the transport's
      * watch fd (from the VF's first use on the loop), a start waiting for the

@@ -9,7 +9,9 @@
  * dirty tracking runs in software only (device modes refused) and marks the
  * pages the device wrote; announce is refused.  Then again over a transport
  * without ioeventfds (as kernel VFIO can be): the kicks are relayed by the
- * loop and frames still flow.
+ * loop and frames still flow.  A start reads the device only asynchronously
+ * (the sim transport's synchronous reads are counted: none); the transport
+ * without asynchronous reads (as kernel VFIO) reads in place and runs too.
  */
 #include <errno.h>
 #include <poll.h>
@@ -103,6 +105,26 @@ static const struct vfe_transport_ops no_ioev_ops = {
     .close = f_close,
 };
 
+/* ---- the sim's own transport, its synchronous reads counted ---- */
+
+static const struct vfe_transport_ops *real_ops;
+static struct vfe_transport_ops counted_ops;
+static unsigned sync_reads;
+
+static int counted_read(struct vfe_transport *t, uint32_t i, uint64_t off, void *buf, size_t len)
+{
+    sync_reads++;
+    return real_ops->region_read(t, i, off, buf, len);
+}
+
+static void count_sync_reads(struct vfe_transport *t)
+{
+    real_ops = t->ops;
+    counted_ops = *t->ops;
+    counted_ops.region_read = counted_read;
+    t->ops = &counted_ops;
+}
+
 static int wait_op(struct test_front_op *w, int rc)
 {
     if (rc < 0)
@@ -177,7 +199,10 @@ int main(void)
     struct vdpa_ring r[2];
     test_front_vdpa_rings(&f, r, 0, 0);
     struct test_front_op w = {0};
+    /* the loop never waits for the device: the start reads nothing synchronously */
+    count_sync_reads(t1);
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "direct start");
+    CHECK(sync_reads == 0, "the direct start made %u synchronous reads on the loop", sync_reads);
     CHECK(vdpa_vf_state(v) == VDPA_VF_RUNNING, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     test_front_traffic(&f, &peer, vmac, 20, 1, "direct VF");
     uint64_t calls = 0;
@@ -213,7 +238,9 @@ int main(void)
     REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
     test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
+    sync_reads = 0;
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "restart on fresh rings");
+    CHECK(sync_reads == 0, "the restart made %u synchronous reads on the loop", sync_reads);
     test_front_traffic(&f, &peer, vmac, 10, 100, "direct VF");
 
     /* dirty tracking: device modes are refused, software marks what the device wrote */
