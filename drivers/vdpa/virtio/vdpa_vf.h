@@ -113,7 +113,9 @@ uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
  * by the probe and kept with the VF: a call is a copy, so listing n VFs
  * costs n, not n x n, and no device call.
  * A field the device did not answer reads 0 (MTU 1500), and nothing is
- * kept then: the device is asked again at the next call. */
+ * kept then: the device is asked again at the next call, without waiting
+ * (an asynchronous read whose answer the call after it shows; an adopted
+ * VF, which no probe read, is asked the same way). */
 struct vdpa_vf_facts {
     unsigned msix, queue_size, mtu;
 };
