@@ -271,7 +271,6 @@ void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f)
 
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
-int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
 
 /* From the first use on the loop, writes are posted (vdpa_vf_posted.c). */
 static void watch(struct vdpa_vf *v)
