@@ -10,7 +10,8 @@
  * pages the device wrote; announce is refused.  Then again over a transport
  * without ioeventfds (as kernel VFIO can be): the kicks are relayed by the
  * loop and frames still flow.  A start reads the device only asynchronously
- * (the sim transport's synchronous reads are counted: none); the transport
+ * (the sim transport's synchronous reads are counted: none), and fails
+ * after the transport's bound when a read is never answered; the transport
  * without asynchronous reads (as kernel VFIO) reads in place and runs too.
  */
 #include <errno.h>
@@ -117,11 +118,28 @@ static int counted_read(struct vfe_transport *t, uint32_t i, uint64_t off, void 
     return real_ops->region_read(t, i, off, buf, len);
 }
 
+/* While set, asynchronous reads of a ring's size (common config offset 24,
+ * 2 bytes) are taken and never answered: a device that stops answering in
+ * the middle of a start. */
+static bool swallow_qsize;
+static unsigned swallowed;
+
+static int filtered_read_async(struct vfe_transport *t, uint32_t i, uint64_t off, size_t len, vfe_read_cb cb,
+                               void *ctx)
+{
+    if (swallow_qsize && len == 2 && off % 4096 == VFE_CC_Q_SIZE) {
+        swallowed++;
+        return 0;
+    }
+    return real_ops->region_read_async(t, i, off, len, cb, ctx);
+}
+
 static void count_sync_reads(struct vfe_transport *t)
 {
     real_ops = t->ops;
     counted_ops = *t->ops;
     counted_ops.region_read = counted_read;
+    counted_ops.region_read_async = filtered_read_async;
     t->ops = &counted_ops;
 }
 
@@ -233,6 +251,22 @@ int main(void)
     memset(&w, 0, sizeof(w));
     CHECK(vdpa_vf_start(v, feat, r, 2, test_front_done, &w) == -EOPNOTSUPP, "start at index 20 accepted");
     CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED && !w.done, "a refused start changed the VF");
+
+    /* the device does not answer a read of the start: it fails after the bound, the loop ran meanwhile */
+    test_front_vdpa_rings(&f, r, 0, 0);
+    swallow_qsize = true;
+    t1->timeout_ms = 300;
+    memset(&w, 0, sizeof(w));
+    long t0 = check_now_ms();
+    int unanswered = wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w));
+    long took = check_now_ms() - t0;
+    swallow_qsize = false;
+    t1->timeout_ms = VFE_TRANSPORT_TIMEOUT_MS;
+    printf("measure: a start whose read is never answered failed after %ld ms (bound 300 ms)\n", took);
+    CHECK(unanswered == -ETIMEDOUT && swallowed > 0 && took >= 250 && took < 1500,
+          "start with an unanswered read: %d after %ld ms (%u reads taken)", unanswered, took, swallowed);
+    CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED, "state %s after the failed start", vdpa_vf_state_name(vdpa_vf_state(v)));
+    CHECK(sync_reads == 0, "the failed start made %u synchronous reads", sync_reads);
 
     /* the guest driver resets its rings: runs again from 0 */
     REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
