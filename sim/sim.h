@@ -146,6 +146,7 @@ struct sim_fn {
     bool stopped;                 /* virtio dialect DEV_MODE STOPPED */
     bool dma_stalled;             /* fault injection: processing paused */
     bool vfu_stalled;             /* fault injection: its vfio-user socket is not read */
+    uint16_t vfu_stall_at;        /* fault injection: stall when this vfio-user command arrives (0: none) */
     bool removed;                 /* surprise-removed */
     struct sim_dirty dirty;
     struct sim_counters ctr;
@@ -261,6 +262,10 @@ void sim_vfu_close(struct sim_fn *fn);     /* stop serving, drop the client */
 /* Fault vfu_stall: stop (resume) reading the client's requests; they queue
  * in the socket, nothing is answered until resumed. */
 void sim_vfu_stall(struct sim_fn *fn, bool on);
+/* Fault vfu_stall at a command: the next request of that command (a
+ * VFU_CMD_*) is held unanswered and the socket is not read from then on;
+ * resuming answers the held request first. */
+void sim_vfu_stall_at(struct sim_fn *fn, uint16_t cmd);
 
 /* ---- net/ ---- */
 int sim_net_init(struct sim *s);           /* switch and optional uplink */

@@ -1,6 +1,7 @@
-/* PF bring-up without blocking the loop: open, reset and the device's
- * features on a devq job, then admin queue opened and dialect probed by
- * callback on the loop. */
+/* PF bring-up without blocking the loop: open, reset, the device's
+ * features, the admin queue's setup and DRIVER_OK on a devq job (kernel
+ * VFIO: the admin queue on the loop, see admin_device), then the admin
+ * queue's watchers started and the dialect probed by callback on the loop. */
 #include "app/vfe-vdpa/pf.h"
 
 #include <errno.h>
@@ -65,18 +66,27 @@ static int after_reset(struct vhostd_pf *pf, const char **step)
     return rc;
 }
 
-/* The admin queue and the dialect probe: on the loop (its watchers are the loop's). */
+/* The admin queue's device calls and DRIVER_OK (a devq worker for a
+ * vfio-user PF; on the loop for kernel VFIO, whose DMA map changes the
+ * process-wide container the loop maps into: those are ioctls and MMIO, no
+ * device round trip). */
+static int admin_device(struct vhostd_pf *pf, const char **step)
+{
+    *step = "admin queue";
+    int rc = vfe_admin_open_device(&pf->vp, pf->loop, pf->iova, &pf->aq);
+    if (rc == 0 && (*step = "DRIVER_OK"))
+        rc = vfe_vpci_add_status(&pf->vp, VIRTIO_CONFIG_S_DRIVER_OK);
+    return rc;
+}
+
+/* The admin queue's watchers and the dialect probe: on the loop. */
 static int start_admin(struct vhostd_pf *pf)
 {
-    int rc = vfe_admin_open(&pf->vp, pf->loop, pf->iova, &pf->aq);
+    vfe_admin_open_watch(pf->aq);
     int memfd;
-    if (rc == 0 && vfe_admin_export(pf->aq, pf->admin_blob, sizeof(pf->admin_blob), &pf->admin_blob_len, &memfd) < 0)
+    if (vfe_admin_export(pf->aq, pf->admin_blob, sizeof(pf->admin_blob), &pf->admin_blob_len, &memfd) < 0)
         pf->admin_blob_len = 0;   /* this PF cannot be taken over by a successor: it is reset then */
-    if (rc == 0)
-        rc = vfe_vpci_add_status(&pf->vp, VIRTIO_CONFIG_S_DRIVER_OK);
-    if (rc == 0)
-        rc = vfe_mig_probe(&pf->mig, pf->aq, probed, pf);
-    return rc;
+    return vfe_mig_probe(&pf->mig, pf->aq, probed, pf);
 }
 
 /* A PF struct with its timers set up, nothing opened yet. */
@@ -100,6 +110,7 @@ struct pf_job {
     char root[4096];
     int err;
     const char *step;
+    bool admin_off_loop;           /* vfio-user: the admin queue's device calls are the job's too */
 };
 
 static bool is_vfio_user(const char *root, const char *bdf)
@@ -146,6 +157,8 @@ static void pf_work(void *arg)
     }
     if (rc == 0)
         rc = after_reset(pf, &j->step);
+    if (rc == 0 && j->admin_off_loop)
+        rc = admin_device(pf, &j->step);
     j->err = rc;
 }
 
@@ -155,8 +168,10 @@ static void pf_done(void *arg, int status)
     struct pf_job *j = arg;
     struct vhostd_pf *pf = j->pf;
     int rc = status < 0 ? status : j->err;
+    if (rc == 0 && !j->admin_off_loop)
+        rc = admin_device(pf, &j->step);
     if (rc == 0 && (rc = start_admin(pf)) < 0)
-        j->step = "admin queue";
+        j->step = "admin dialect probe";
     if (rc < 0 && status == 0)
         LOG_E("PF %s: bring-up failed at %s%s", pf->bdf, j->step ? j->step : "?",
               rc == -ETIMEDOUT || rc == -EAGAIN ? ": the device did not answer" : "");
@@ -185,7 +200,8 @@ struct vhostd_pf *vhostd_pf_open(struct ev_loop *loop, struct vfe_devq *q, const
         rc = 0;
     }
     /* kernel VFIO's open and DMA space share process-wide state with the loop: here, not in the job */
-    if (rc == 0 && !is_vfio_user(root, bdf))
+    j->admin_off_loop = is_vfio_user(root, bdf);
+    if (rc == 0 && !j->admin_off_loop)
         rc = open_transport(pf, root, &j->step);
     if (rc == 0)
         rc = vfe_devq_submit(q, bdf, pf_work, pf_done, j);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/log/vfe_log.h"
+#include "lib/vfio_user/vfu_proto.h"
 #include "lib/sock/vfe_unix_sock.h"
 #include "sim/core/core_priv.h"
 #include "sim/core/sim_acceptor.h"
@@ -137,9 +138,12 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
     if (!strcmp(type, "clear")) {
         memset(&s->fault, 0, sizeof(s->fault));
         for (unsigned i = 0; i < s->npfs; i++) {
+            s->pfs[i]->fn.vfu_stall_at = 0;
             if (s->pfs[i]->fn.vfu_stalled)
                 sim_vfu_stall(&s->pfs[i]->fn, false);
             for (unsigned v = 0; v < s->pfs[i]->num_vfs; v++) {
+                if (s->pfs[i]->vfs[v])
+                    s->pfs[i]->vfs[v]->vfu_stall_at = 0;
                 if (s->pfs[i]->vfs[v] && s->pfs[i]->vfs[v]->vfu_stalled)
                     sim_vfu_stall(s->pfs[i]->vfs[v], false);
                 if (s->pfs[i]->vfs[v] && s->pfs[i]->vfs[v]->dma_stalled) {
@@ -190,6 +194,15 @@ static json_t *cmd_fault(struct sim *s, json_t *req)
         json_t *on = json_object_get(req, "on");
         if (on && !json_is_boolean(on))
             return err("vfu_stall: \"on\" must be true or false");
+        json_t *at = json_object_get(req, "at");
+        if (at) {
+            /* only the command the tests need: the first DMA_MAP of a bring-up */
+            if (!json_is_string(at) || strcmp(json_string_value(at), "dma_map") || on)
+                return err("vfu_stall: \"at\" takes \"dma_map\" (without \"on\")");
+            sim_vfu_stall_at(fn, VFU_CMD_DMA_MAP);
+            LOG_N("fault: %s vfio-user requests not read from its next DMA_MAP on", fn->bdf);
+            return json_pack("{s:b}", "ok", 1);
+        }
         sim_vfu_stall(fn, on ? json_is_true(on) : true);
         LOG_N("fault: %s vfio-user requests %s", fn->bdf, fn->vfu_stalled ? "not read" : "read again");
         return json_pack("{s:b}", "ok", 1);

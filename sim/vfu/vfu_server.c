@@ -25,6 +25,9 @@ static void client_drop(struct vfu_srv *s, const char *why)
     LOG_I("vfio-user %s: client gone (%s)", fn->bdf, why);
     fn->ctr.client_disconnects++;
     ev_io_stop(fn->sim->loop, &s->cwatch);
+    if (s->holding)
+        vfu_msg_free(&s->held);
+    s->holding = false;
     close(s->csock);
     s->csock = -1;
     vfu_reader_reset(&s->rd);
@@ -113,6 +116,14 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
+        if (s->fn->vfu_stall_at && m.hdr.cmd == s->fn->vfu_stall_at) {
+            LOG_N("fault: %s holds its %s request, its requests not read", s->fn->bdf, vfu_cmd_name(m.hdr.cmd));
+            s->fn->vfu_stall_at = 0;
+            s->held = m;
+            s->holding = true;
+            sim_vfu_stall(s->fn, true);
+            return;
+        }
         rc = handle_msg(s, &m);
         vfu_msg_free(&m);   /* closes every fd a handler did not take */
         if (rc < 0) {
@@ -131,10 +142,26 @@ void sim_vfu_stall(struct sim_fn *fn, bool on)
     struct ev_loop *loop = fn->sim->loop;
     if (on) {
         ev_io_stop(loop, &s->cwatch);
-    } else if (!ev_is_active(&s->cwatch)) {
+        return;
+    }
+    if (s->holding) {
+        s->holding = false;
+        int rc = handle_msg(s, &s->held);
+        vfu_msg_free(&s->held);
+        if (rc < 0) {
+            client_drop(s, "send failed");
+            return;
+        }
+    }
+    if (!ev_is_active(&s->cwatch)) {
         ev_io_start(loop, &s->cwatch);
         ev_feed_event(loop, &s->cwatch, EV_READ);
     }
+}
+
+void sim_vfu_stall_at(struct sim_fn *fn, uint16_t cmd)
+{
+    fn->vfu_stall_at = cmd;
 }
 
 static void on_accept(struct sim_acceptor *a, int c)

@@ -26,6 +26,8 @@ struct vfu_srv {
     /* kick registrations of this client, removed when it goes away */
     struct vfu_ioev { uint32_t region, size; uint64_t off, data; } ioev[VFU_SRV_MAX_IOEVENTFDS];
     unsigned nioev;
+    struct vfu_msg held;       /* fault vfu_stall at: the request held unanswered (holding) */
+    bool holding;
 };
 
 /* Reply being built by a handler: a small inline buffer or a malloc'd one. */

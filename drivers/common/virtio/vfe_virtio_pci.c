@@ -549,6 +549,39 @@ int vfe_vpci_queue_setup(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size
     return 0;
 }
 
+int vfe_vpci_set_driver_features(struct vfe_virtio_pci *vp, uint64_t features)
+{
+    int rc;
+    if ((rc = cc_w32(vp, VFE_CC_GFSELECT, 0)) < 0 || (rc = cc_w32(vp, VFE_CC_GF, (uint32_t)features)) < 0 ||
+        (rc = cc_w32(vp, VFE_CC_GFSELECT, 1)) < 0)
+        return rc;
+    return cc_w32(vp, VFE_CC_GF, (uint32_t)(features >> 32));
+}
+
+int vfe_vpci_queue_select(struct vfe_virtio_pci *vp, uint16_t qidx)
+{
+    return queue_select(vp, qidx);
+}
+
+int vfe_vpci_queue_write(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size, uint64_t desc, uint64_t avail,
+                         uint64_t used, uint16_t msix_vector)
+{
+    if (size == 0 || (size & (size - 1)) || (desc & 15) || (avail & 1) || (used & 3))
+        return -EINVAL;
+    int rc;
+    if ((rc = queue_select(vp, qidx)) < 0 || (rc = cc_w16(vp, VFE_CC_Q_SIZE, size)) < 0 ||
+        (rc = cc_w64(vp, VFE_CC_Q_DESCLO, VFE_CC_Q_DESCHI, desc)) < 0 ||
+        (rc = cc_w64(vp, VFE_CC_Q_AVAILLO, VFE_CC_Q_AVAILHI, avail)) < 0 ||
+        (rc = cc_w64(vp, VFE_CC_Q_USEDLO, VFE_CC_Q_USEDHI, used)) < 0)
+        return rc;
+    return cc_w16(vp, VFE_CC_Q_MSIX, msix_vector);
+}
+
+int vfe_vpci_config_vector_write(struct vfe_virtio_pci *vp, uint16_t vector)
+{
+    return cc_w16(vp, VFE_CC_MSIX, vector);
+}
+
 int vfe_vpci_queue_enable(struct vfe_virtio_pci *vp, uint16_t qidx)
 {
     int rc = queue_select(vp, qidx);

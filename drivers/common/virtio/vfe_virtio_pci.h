@@ -103,6 +103,17 @@ int vfe_vpci_queue_max(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t *max);
 int vfe_vpci_queue_setup(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size,
                          uint64_t desc, uint64_t avail, uint64_t used, uint16_t msix_vector);
 int vfe_vpci_queue_enable(struct vfe_virtio_pci *vp, uint16_t qidx);
+/* Write-only halves, for a caller that checks the device's answers itself
+ * with asynchronous reads (direct mode's start): no register is read back.
+ * set_driver_features writes both feature words; queue_select selects qidx
+ * (the queue registers read next are its); queue_write selects qidx and
+ * writes size, ring addresses and vector (-EINVAL: size not a power of two,
+ * misaligned ring); set_config_vector_write writes the config vector. */
+int vfe_vpci_set_driver_features(struct vfe_virtio_pci *vp, uint64_t features);
+int vfe_vpci_queue_select(struct vfe_virtio_pci *vp, uint16_t qidx);
+int vfe_vpci_queue_write(struct vfe_virtio_pci *vp, uint16_t qidx, uint16_t size, uint64_t desc, uint64_t avail,
+                         uint64_t used, uint16_t msix_vector);
+int vfe_vpci_config_vector_write(struct vfe_virtio_pci *vp, uint16_t vector);
 /* Region index and offset of the queue's doorbell (for ioeventfd or host
  * notifier): from the cache filled at init, a device read only past it. */
 int vfe_vpci_queue_notify_addr(struct vfe_virtio_pci *vp, uint16_t qidx, uint32_t *region, uint64_t *offset);

@@ -48,23 +48,34 @@ static void replies_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-void vfe_admin_pci_post_writes(struct admin_pci *p, struct ev_loop *loop)
+void vfe_admin_pci_post_device(struct admin_pci *p)
 {
     struct vfe_transport *t = p->vp->t;
     /* read once here: a kick must not read the device (queue_notify_off) */
     p->have_db = vfe_vpci_queue_notify_addr(p->vp, p->qidx, &p->db_region, &p->db_off) == 0;
-    int fd = vfe_transport_watch_fd(t);
-    if (fd < 0)
+    if (vfe_transport_watch_fd(t) < 0)
         return;   /* kernel VFIO: a doorbell write does not wait on the device */
     int rc = vfe_transport_set_posted(t, true);
-    if (rc < 0) {
+    if (rc < 0)
         LOG_W("%s: doorbell writes stay synchronous: %s", t->bdf, strerror(-rc));
+}
+
+void vfe_admin_pci_watch_replies(struct admin_pci *p, struct ev_loop *loop)
+{
+    struct vfe_transport *t = p->vp->t;
+    int fd = vfe_transport_watch_fd(t);
+    if (fd < 0 || !t->posted || p->loop)
         return;
-    }
     p->loop = loop;
     ev_io_init(&p->replies, replies_cb, fd, EV_READ);
     p->replies.data = p;
     ev_io_start(loop, &p->replies);
+}
+
+void vfe_admin_pci_post_writes(struct admin_pci *p, struct ev_loop *loop)
+{
+    vfe_admin_pci_post_device(p);
+    vfe_admin_pci_watch_replies(p, loop);
 }
 
 static void stop_replies(struct admin_pci *p)
@@ -114,8 +125,8 @@ static uint16_t pow2_floor(uint16_t v)
     return v ? p : 0;
 }
 
-int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
-                   struct vfe_admin_vq **out)
+int vfe_admin_open_device(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                          struct vfe_admin_vq **out)
 {
     if (!vp || !vp->t || !loop || !space || !out)
         return -EINVAL;
@@ -198,7 +209,6 @@ int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_p
         goto fail;
     }
     p->irq_attached = true;
-    vfe_admin_set_irq_fd(aq, p->irq_fd);
     rc = vfe_vpci_queue_enable(vp, qidx);
     if (rc < 0) {
         LOG_E("%s: enabling admin queue %u: %d", t->bdf, qidx, rc);
@@ -206,10 +216,26 @@ int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_p
     }
     LOG_I("%s: admin queue %u size %u, %u slots, vector %u, iova 0x%lx", t->bdf, qidx, size, nslots, p->vec,
           (unsigned long)iova);
-    vfe_admin_pci_post_writes(p, loop);
+    vfe_admin_pci_post_device(p);
     *out = aq;
     return 0;
 fail:
-    vfe_admin_close(aq);
+    vfe_admin_close(aq);   /* nothing of the loop's was started: safe off the loop */
+    return rc;
+}
+
+void vfe_admin_open_watch(struct vfe_admin_vq *aq)
+{
+    struct admin_pci *p = aq->priv;
+    vfe_admin_set_irq_fd(aq, p->irq_fd);
+    vfe_admin_pci_watch_replies(p, aq->loop);
+}
+
+int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                   struct vfe_admin_vq **out)
+{
+    int rc = vfe_admin_open_device(vp, loop, space, out);
+    if (rc == 0)
+        vfe_admin_open_watch(*out);
     return rc;
 }

@@ -86,6 +86,10 @@ extern const struct vfe_admin_ring_ops vfe_admin_pci_ops;
 /* From the queue's enable on, the PF's writes (doorbells) are posted and
  * their replies drained from the loop: the loop never waits on the PF. */
 void vfe_admin_pci_post_writes(struct admin_pci *p, struct ev_loop *loop);
+/* Its two halves: the doorbell address read and posted mode (the transport's
+ * owner, any thread), the reply watcher (the loop). */
+void vfe_admin_pci_post_device(struct admin_pci *p);
+void vfe_admin_pci_watch_replies(struct admin_pci *p, struct ev_loop *loop);
 
 /* vfe_admin_create on an existing memfd of cfg's size (dup'd; the caller
  * keeps its fd): nothing in it is cleared. */

@@ -80,6 +80,17 @@ struct vfe_admin_stats {
 int vfe_admin_open(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
                    struct vfe_admin_vq **out);
 void vfe_admin_close(struct vfe_admin_vq *aq);
+/* vfe_admin_open in two halves, so that the device calls run off the loop:
+ * open_device (any thread that owns vp's transport and space, nothing of
+ * loop's is touched: reads the admin queue's index and size, maps its
+ * memory, sets it up, attaches its vector, enables it, reads its doorbell
+ * address and puts the transport in posted mode), then open_watch on the
+ * loop's thread (the interrupt and reply watchers start; only then may
+ * commands be submitted).  A queue that open_device made may be closed on
+ * the same thread before open_watch. */
+int vfe_admin_open_device(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                          struct vfe_admin_vq **out);
+void vfe_admin_open_watch(struct vfe_admin_vq *aq);
 
 /* 0: cb will run exactly once, later (never from inside this call).
  * < 0 (-EINVAL, -E2BIG, -ENOMEM, ring error): cb will not run. */

@@ -134,6 +134,7 @@ void vdpa_vf_close(struct vdpa_vf *v)
         return;
     ev_timer_stop(v->loop, &v->defer);
     vdpa_direct_cancel(v);
+    vdpa_vf_facts_cancel(v);
     for (uint16_t q = 0; q < VDPA_MAX_RINGS; q++) {
         if (v->kick_set[q])
             vdpa_vf_set_kick(v, q, -1);
@@ -176,16 +177,95 @@ void vdpa_vf_dma_domain(const struct vdpa_vf *v, unsigned *members, unsigned *ma
 }
 uint16_t vdpa_vf_max_pairs(const struct vdpa_vf *v) { return v->max_pairs; }
 uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v) { return v->num_queues; }
+/* Both reads of a refresh answered: the facts are kept if both succeeded. */
+static void facts_settle(struct vdpa_vf *v)
+{
+    if (v->fq_size.pending || v->fq_mtu.pending)
+        return;
+    v->facts_read = !v->fq_failed;
+}
+
+static uint16_t le16_of(const void *data)
+{
+    const uint8_t *b = data;
+    return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static void facts_size_in(void *ctx, int err, const void *data, size_t len)
+{
+    struct vdpa_facts_read *r = ctx;
+    struct vdpa_vf *v = r->v;
+    r->pending = false;
+    if (!err && len == 2 && le16_of(data))
+        v->facts.queue_size = le16_of(data);
+    else
+        v->fq_failed = true;
+    facts_settle(v);
+}
+
+static void facts_mtu_in(void *ctx, int err, const void *data, size_t len)
+{
+    struct vdpa_facts_read *r = ctx;
+    struct vdpa_vf *v = r->v;
+    r->pending = false;
+    if (!err && len == 2)
+        v->facts.mtu = le16_of(data);
+    else
+        v->fq_failed = true;
+    facts_settle(v);
+}
+
+/* Ask the device for the facts not read yet, without waiting: the answers
+ * are kept for the next call.  Kernel VFIO has no asynchronous read: its
+ * reads are MMIO (no device round trip) and made here. */
+static void facts_refresh(struct vdpa_vf *v)
+{
+    if (v->fq_size.pending || v->fq_mtu.pending)
+        return;   /* asked already, not answered yet */
+    const struct vfe_vpci_window *cc = &v->vp.common, *dc = &v->vp.device;
+    uint32_t mtu_off = offsetof(struct virtio_net_config, mtu);
+    bool want_mtu = v->dev_features & (1ull << VIRTIO_NET_F_MTU);
+    v->facts.msix = v->vp.msix_vectors;   /* known without asking (an adopted VF has no probe's facts) */
+    if (!v->facts.mtu)
+        v->facts.mtu = 1500;
+    if (vdpa_posted_watch(v) < 0 || !v->t->ops->region_read_async || !cc->present ||
+        (want_mtu && (!dc->present || dc->length < mtu_off + 2))) {
+        read_facts(v);
+        return;
+    }
+    v->fq_failed = false;
+    v->fq_size.v = v->fq_mtu.v = v;
+    if (vfe_vpci_queue_select(&v->vp, 0) < 0 ||
+        vfe_transport_read_async(v->t, cc->bar, (uint64_t)cc->offset + VFE_CC_Q_SIZE, 2, facts_size_in,
+                                 &v->fq_size) < 0)
+        return;   /* not asked: the next call tries again */
+    v->fq_size.pending = true;
+    if (want_mtu) {
+        if (vfe_transport_read_async(v->t, dc->bar, (uint64_t)dc->offset + mtu_off, 2, facts_mtu_in, &v->fq_mtu) == 0)
+            v->fq_mtu.pending = true;
+        else
+            v->fq_failed = true;
+    }
+}
+
+void vdpa_vf_facts_cancel(struct vdpa_vf *v)
+{
+    if (v->fq_size.pending)
+        vfe_transport_cancel_reads(v->t, &v->fq_size);
+    if (v->fq_mtu.pending)
+        vfe_transport_cancel_reads(v->t, &v->fq_mtu);
+    v->fq_size.pending = v->fq_mtu.pending = false;
+}
+
 void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f)
 {
     if (!v->facts_read)
-        read_facts(v);   /* the probe's reads failed: ask again */
+        facts_refresh(v);   /* the probe's reads failed, or no probe ran (HA adoption) */
     *f = v->facts;
 }
 
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]) { memcpy(mac, v->mac, 6); }
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v) { return v->state; }
-int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]) { return vfe_vpci_read_counters(&v->vp, ctr); }
 
 /* From the first use on the loop, writes are posted (vdpa_vf_posted.c). */
 static void watch(struct vdpa_vf *v)

@@ -113,18 +113,18 @@ uint16_t vdpa_vf_num_queues(const struct vdpa_vf *v);
  * by the probe and kept with the VF: a call is a copy, so listing n VFs
  * costs n, not n x n, and no device call.
  * A field the device did not answer reads 0 (MTU 1500), and nothing is
- * kept then: the device is asked again at the next call. */
+ * kept then: the device is asked again at the next call, without waiting
+ * (an asynchronous read whose answer the call after it shows; an adopted
+ * VF, which no probe read, is asked the same way). */
 struct vdpa_vf_facts {
     unsigned msix, queue_size, mtu;
 };
 void vdpa_vf_facts(struct vdpa_vf *v, struct vdpa_vf_facts *f);
 void vdpa_vf_mac(const struct vdpa_vf *v, uint8_t mac[6]);
 enum vdpa_vf_state vdpa_vf_state(const struct vdpa_vf *v);
-/* The device's packet counters (VFE_CTR_*): 0, or -ENOTSUP when it has none.
- * Synchronous: waits for the device (not for the loop, see below). */
-int vdpa_vf_counters(struct vdpa_vf *v, uint64_t ctr[VFE_CTR_COUNT]);
-/* The same without waiting: cb(ctx, err, ctr) runs once, later, from the
- * loop (ctr NULL when err), unless vdpa_vf_counters_cancel(v, ctx) or
+/* The device's packet counters (VFE_CTR_*), without waiting (no synchronous
+ * form: the loop never waits for a device): cb(ctx, err, ctr) runs once,
+ * later, from the loop (ctr NULL when err), unless vdpa_vf_counters_cancel(v, ctx) or
  * vdpa_vf_close comes first.  No bound here: the caller bounds its wait
  * and cancels.  -ENOTSUP (no counters window), -ENOBUFS (the device stopped
  * reading), -ENOMEM, -ENOTCONN. */

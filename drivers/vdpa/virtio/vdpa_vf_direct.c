@@ -18,8 +18,11 @@
  */
 #include "drivers/vdpa/virtio/vdpa_vf_priv.h"
 
+#include <endian.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_net.h>
 
@@ -98,8 +101,11 @@ static int reset_then(struct vdpa_vf *v, void (*next)(struct vdpa_vf *, int))
     return 0;
 }
 
+static void prog_cancel(struct vdpa_vf *v);
+
 void vdpa_direct_cancel(struct vdpa_vf *v)
 {
+    prog_cancel(v);
     ev_timer_stop(v->loop, &v->dpoll);
     v->dnext = NULL;
     if (v->dpoll_reading)
@@ -107,44 +113,213 @@ void vdpa_direct_cancel(struct vdpa_vf *v)
     v->dpoll_reading = false;
 }
 
-static int program(struct vdpa_vf *v)
+/*
+ * Programming a start, without a synchronous read: every register is written
+ * (posted over vfio-user), and what the device must confirm is read with
+ * asynchronous reads that follow the writes in order, so each read answers
+ * for the state the writes before it left.  Four rounds:
+ *   1. ACKNOWLEDGE|DRIVER, driver features, FEATURES_OK; read back status,
+ *      the PCI command register and every ring's maximum size;
+ *   2. checks; every ring's size, addresses and vector, the config vector;
+ *      read back each ring's size and vector and the config vector;
+ *   3. checks; enable the rings, bus master, DRIVER_OK; read back status;
+ *   4. DRIVER_OK kept (and no NEEDS_RESET): running (the device took every
+ *      write before it, as a synchronous start would leave it).
+ * A round's reads all answered (or the transport timeout) moves on, from the
+ * VF's drain: never inside vdpa_direct_start.  Kernel VFIO has no
+ * asynchronous read: its reads (MMIO, no device round trip) are made in the
+ * round itself.
+ */
+enum { RD_STATUS, RD_CMD, RD_CFGVEC, RD_RING };   /* ring q: RD_RING + 2q (size), + 1 (vector) */
+#define PROG_READS (RD_RING + 2 * VDPA_MAX_RINGS)
+
+struct dread {
+    struct dprog *p;
+    bool pending;
+    uint16_t val;
+};
+
+struct dprog {
+    struct vdpa_vf *v;
+    unsigned round;
+    unsigned pending;
+    int err;
+    uint8_t status;            /* written at the end of round 1 */
+    ev_timer tmo;
+    struct dread rd[PROG_READS];
+};
+
+static void prog_round(struct dprog *p);
+
+static void prog_cancel(struct vdpa_vf *v)
 {
+    struct dprog *p = v->dprog;
+    if (!p)
+        return;
+    ev_timer_stop(v->loop, &p->tmo);
+    for (unsigned i = 0; i < PROG_READS; i++)
+        if (p->rd[i].pending)
+            vfe_transport_cancel_reads(v->t, &p->rd[i]);
+    free(p);
+    v->dprog = NULL;
+}
+
+static void read_in(void *ctx, int err, const void *data, size_t len)
+{
+    struct dread *r = ctx;
+    struct dprog *p = r->p;
+    r->pending = false;
+    if (!err && (len == 1 || len == 2))
+        r->val = len == 1 ? *(const uint8_t *)data : (uint16_t)(((const uint8_t *)data)[0] | ((const uint8_t *)data)[1] << 8);
+    else if (!p->err)
+        p->err = err ? err : -EPROTO;
+    if (--p->pending == 0) {
+        ev_timer_stop(p->v->loop, &p->tmo);
+        prog_round(p);
+    }
+}
+
+static void prog_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct dprog *p = w->data;
+    LOG_E("%s: direct mode: the device did not answer %u reads of the start within %d ms", p->v->t->bdf,
+          p->pending, p->v->t->timeout_ms);
+    for (unsigned i = 0; i < PROG_READS; i++)
+        if (p->rd[i].pending)
+            vfe_transport_cancel_reads(p->v->t, &p->rd[i]);
+    memset(p->rd, 0, sizeof(p->rd));
+    p->pending = 0;
+    p->err = -ETIMEDOUT;
+    prog_round(p);
+}
+
+/* Read len (1 or 2) bytes of region idx at off into slot i. */
+static int prog_read(struct dprog *p, unsigned i, uint32_t idx, uint64_t off, size_t len)
+{
+    struct dread *r = &p->rd[i];
+    r->p = p;
+    int rc = vfe_transport_read_async(p->v->t, idx, off, len, read_in, r);
+    if (rc == 0) {
+        r->pending = true;
+        p->pending++;
+        return 0;
+    }
+    if (rc != -EOPNOTSUPP)
+        return rc;
+    uint8_t b[2] = {0, 0};
+    rc = p->v->t->ops->region_read(p->v->t, idx, off, b, len);
+    r->val = (uint16_t)(b[0] | b[1] << 8);
+    return rc;
+}
+
+static int cc_read(struct dprog *p, unsigned i, uint32_t off, size_t len)
+{
+    const struct vfe_vpci_window *w = &p->v->vp.common;
+    return prog_read(p, i, w->bar, (uint64_t)w->offset + off, len);
+}
+
+static int round1(struct dprog *p)
+{
+    struct vdpa_vf *v = p->v;
     struct vfe_virtio_pci *vp = &v->vp;
     uint64_t want = (v->dfeatures & v->dev_features & ~CTRL_FEATURES) | (1ull << VIRTIO_F_VERSION_1) |
                     (v->dev_features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
-    int rc = vfe_vpci_add_status(vp, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    if (rc == 0)
-        rc = vfe_vpci_negotiate(vp, want);
-    if (rc < 0) {
-        LOG_E("%s: direct mode: features %#llx refused by the device: %s", v->t->bdf, (unsigned long long)want,
-              strerror(-rc));
-        return rc;
+    int rc;
+    if (want & ~v->dev_features) {
+        LOG_E("%s: direct mode: features %#llx not offered by the device", v->t->bdf,
+              (unsigned long long)(want & ~v->dev_features));
+        return -EINVAL;
     }
+    /* after the reset the status is 0: nothing to read before adding bits */
+    p->status = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+    if ((rc = vfe_vpci_set_status(vp, p->status)) < 0 || (rc = vfe_vpci_set_driver_features(vp, want)) < 0)
+        return rc;
+    p->status |= VIRTIO_CONFIG_S_FEATURES_OK;
+    if ((rc = vfe_vpci_set_status(vp, p->status)) < 0 || (rc = cc_read(p, RD_STATUS, VFE_CC_STATUS, 1)) < 0 ||
+        (rc = prog_read(p, RD_CMD, VFE_REGION_CONFIG, PCI_COMMAND, 2)) < 0)
+        return rc;
+    for (unsigned q = 0; q < v->nrings; q++) {
+        if (!(v->dmask & (1ull << q)))
+            continue;
+        if ((rc = vfe_vpci_queue_select(vp, (uint16_t)q)) < 0 || (rc = cc_read(p, RD_RING + 2 * q, VFE_CC_Q_SIZE, 2)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int round2(struct dprog *p)
+{
+    struct vdpa_vf *v = p->v;
+    if (!(p->rd[RD_STATUS].val & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        LOG_E("%s: direct mode: the device refused features %#llx", v->t->bdf, (unsigned long long)v->dfeatures);
+        return -EIO;
+    }
+    int rc;
     for (unsigned q = 0; q < v->nrings; q++) {
         if (!(v->dmask & (1ull << q)))
             continue;
         const struct vdpa_ring *r = &v->rings[q].dring;
-        uint16_t max = 0;
-        if ((rc = vfe_vpci_queue_max(vp, (uint16_t)q, &max)) < 0)
-            return rc;
-        if (r->size > max) {
-            LOG_E("%s: direct mode: ring %u of %u entries, the device takes at most %u", v->t->bdf, q, r->size,
-                  max);
-            return -EINVAL;
+        uint16_t max = p->rd[RD_RING + 2 * q].val;
+        if (max == 0 || r->size > max) {
+            LOG_E("%s: direct mode: ring %u of %u entries, the device takes at most %u", v->t->bdf, q, r->size, max);
+            return max ? -EINVAL : -ENOENT;
         }
-        if ((rc = vfe_vpci_queue_setup(vp, (uint16_t)q, r->size, r->desc, r->avail, r->used, (uint16_t)(q + 1))) < 0 ||
-            (rc = vfe_vpci_queue_enable(vp, (uint16_t)q)) < 0)
+        if ((rc = vfe_vpci_queue_write(&v->vp, (uint16_t)q, r->size, r->desc, r->avail, r->used, (uint16_t)(q + 1))) < 0 ||
+            (rc = cc_read(p, RD_RING + 2 * q, VFE_CC_Q_SIZE, 2)) < 0 ||
+            (rc = cc_read(p, RD_RING + 2 * q + 1, VFE_CC_Q_MSIX, 2)) < 0)
             return rc;
     }
-    if ((rc = vfe_vpci_set_config_vector(vp, 0)) < 0 || (rc = vfe_vpci_enable_bus_master(vp)) < 0)
+    if ((rc = vfe_vpci_config_vector_write(&v->vp, 0)) < 0)
         return rc;
-    return vfe_vpci_add_status(vp, VIRTIO_CONFIG_S_DRIVER_OK);
+    return cc_read(p, RD_CFGVEC, VFE_CC_MSIX, 2);
 }
 
-static void start_reset(struct vdpa_vf *v, int err)
+static int round3(struct dprog *p)
 {
-    if (!err)
-        err = program(v);
+    struct vdpa_vf *v = p->v;
+    int rc;
+    for (unsigned q = 0; q < v->nrings; q++) {
+        if (!(v->dmask & (1ull << q)))
+            continue;
+        if (p->rd[RD_RING + 2 * q].val != v->rings[q].dring.size) {
+            LOG_E("%s: direct mode: ring %u: the device kept size %u instead of %u", v->t->bdf, q,
+                  p->rd[RD_RING + 2 * q].val, v->rings[q].dring.size);
+            return -EIO;
+        }
+        if (p->rd[RD_RING + 2 * q + 1].val == VFE_VIRTIO_MSI_NO_VECTOR) {
+            LOG_E("%s: direct mode: ring %u: MSI-X vector %u refused", v->t->bdf, q, q + 1);
+            return -ENOSPC;
+        }
+    }
+    if (p->rd[RD_CFGVEC].val == VFE_VIRTIO_MSI_NO_VECTOR) {
+        LOG_E("%s: direct mode: config MSI-X vector 0 refused", v->t->bdf);
+        return -ENOSPC;
+    }
+    for (unsigned q = 0; q < v->nrings; q++)
+        if ((v->dmask & (1ull << q)) && (rc = vfe_vpci_queue_enable(&v->vp, (uint16_t)q)) < 0)
+            return rc;
+    uint16_t cmd = htole16((uint16_t)(p->rd[RD_CMD].val | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+    if ((rc = vfe_cfg_write(v->t, PCI_COMMAND, &cmd, sizeof(cmd))) < 0)
+        return rc;
+    p->status |= VIRTIO_CONFIG_S_DRIVER_OK;
+    if ((rc = vfe_vpci_set_status(&v->vp, p->status)) < 0)
+        return rc;
+    return cc_read(p, RD_STATUS, VFE_CC_STATUS, 1);
+}
+
+/* DRIVER_OK taken: the device runs the rings once this read is answered. */
+static int round4(struct dprog *p)
+{
+    uint16_t st = p->rd[RD_STATUS].val;
+    if (!(st & VIRTIO_CONFIG_S_DRIVER_OK) || (st & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+        LOG_E("%s: direct mode: status %#x after DRIVER_OK", p->v->t->bdf, st);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void start_done(struct vdpa_vf *v, int err)
+{
     if (err) {
         LOG_E("%s: direct mode start failed: %s", v->t->bdf, strerror(-err));
         vfe_vpci_reset(&v->vp);
@@ -154,6 +329,41 @@ static void start_reset(struct vdpa_vf *v, int err)
         LOG_I("%s: running (direct mode, rings %#llx)", v->t->bdf, (unsigned long long)v->dmask);
     }
     vdpa_vf_finish(v, err);
+}
+
+/* Run rounds until one waits for the device, fails, or the last is done. */
+static void prog_round(struct dprog *p)
+{
+    struct vdpa_vf *v = p->v;
+    int err = p->err;
+    static int (*const rounds[])(struct dprog *) = {round1, round2, round3, round4};
+    while (!err && p->pending == 0 && p->round < sizeof(rounds) / sizeof(rounds[0]))
+        err = rounds[p->round++](p);
+    if (!err && p->pending) {
+        ev_timer_set(&p->tmo, v->t->timeout_ms / 1000.0, 0);
+        ev_timer_start(v->loop, &p->tmo);
+        return;
+    }
+    prog_cancel(v);   /* reads outstanding after an error are forgotten */
+    start_done(v, err);
+}
+
+static void start_reset(struct vdpa_vf *v, int err)
+{
+    if (err) {
+        start_done(v, err);
+        return;
+    }
+    struct dprog *p = calloc(1, sizeof(*p));
+    if (!p) {
+        start_done(v, -ENOMEM);
+        return;
+    }
+    p->v = v;
+    ev_init(&p->tmo, prog_timeout);
+    p->tmo.data = p;
+    v->dprog = p;
+    prog_round(p);
 }
 
 int vdpa_direct_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings)

@@ -280,6 +280,7 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
         return;
     ev_timer_stop(v->loop, &v->defer);
     vdpa_direct_cancel(v);
+    vdpa_vf_facts_cancel(v);
     for (unsigned q = 0; q < v->nrings; q++)
         if (ev_is_active(&v->rings[q].kick_relay)) {   /* our dups of kick fds: the successor relays with its own */
             ev_io_stop(v->loop, &v->rings[q].kick_relay);

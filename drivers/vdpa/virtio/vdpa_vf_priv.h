@@ -80,6 +80,10 @@ struct vdpa_vf {
     uint8_t mac[6];
     bool facts_read;           /* facts holds the device's answers (vdpa_vf_facts) */
     struct vdpa_vf_facts facts;
+    /* facts the probe did not get (or an adopted VF's): asked without
+     * waiting from vdpa_vf_facts, kept when answered (vdpa_vf.c) */
+    struct vdpa_facts_read { struct vdpa_vf *v; bool pending; } fq_size, fq_mtu;
+    bool fq_failed;
     enum vdpa_vf_state state;
 
     /* VDPA_MAX_REGIONS entries, owned by the VF: allocated at the first map
@@ -127,6 +131,7 @@ struct vdpa_vf {
     unsigned dpoll_left;
     bool dpoll_reading;        /* a status read of the poll is at the device */
     void (*dnext)(struct vdpa_vf *v, int err);
+    struct dprog *dprog;       /* a start being programmed (owned, vdpa_vf_direct.c), else NULL */
 
     /* posted device calls (vdpa_vf_posted.c): the watcher on the transport's
      * watch fd (from the VF's first use on the loop), a start waiting for the
@@ -189,6 +194,8 @@ void vdpa_vf_log_release(struct vdpa_vf *v);
  * (-errno) or did not answer within the transport timeout (-ETIMEDOUT),
  * each logged. */
 int vdpa_posted_watch(struct vdpa_vf *v);
+/* Forget the facts' reads still at the device (close, abandon). */
+void vdpa_vf_facts_cancel(struct vdpa_vf *v);
 void vdpa_posted_unwatch(struct vdpa_vf *v);
 int vdpa_posted_barrier(struct vdpa_vf *v, void (*next)(struct vdpa_vf *v, int err));
 bool vdpa_posted_waiting(const struct vdpa_vf *v);

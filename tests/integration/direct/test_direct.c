@@ -9,7 +9,10 @@
  * dirty tracking runs in software only (device modes refused) and marks the
  * pages the device wrote; announce is refused.  Then again over a transport
  * without ioeventfds (as kernel VFIO can be): the kicks are relayed by the
- * loop and frames still flow.
+ * loop and frames still flow.  A start reads the device only asynchronously
+ * (the sim transport's synchronous reads are counted: none), and fails
+ * after the transport's bound when a read is never answered; the transport
+ * without asynchronous reads (as kernel VFIO) reads in place and runs too.
  */
 #include <errno.h>
 #include <poll.h>
@@ -103,6 +106,43 @@ static const struct vfe_transport_ops no_ioev_ops = {
     .close = f_close,
 };
 
+/* ---- the sim's own transport, its synchronous reads counted ---- */
+
+static const struct vfe_transport_ops *real_ops;
+static struct vfe_transport_ops counted_ops;
+static unsigned sync_reads;
+
+static int counted_read(struct vfe_transport *t, uint32_t i, uint64_t off, void *buf, size_t len)
+{
+    sync_reads++;
+    return real_ops->region_read(t, i, off, buf, len);
+}
+
+/* While set, asynchronous reads of a ring's size (common config offset 24,
+ * 2 bytes) are taken and never answered: a device that stops answering in
+ * the middle of a start. */
+static bool swallow_qsize;
+static unsigned swallowed;
+
+static int filtered_read_async(struct vfe_transport *t, uint32_t i, uint64_t off, size_t len, vfe_read_cb cb,
+                               void *ctx)
+{
+    if (swallow_qsize && len == 2 && off % 4096 == VFE_CC_Q_SIZE) {
+        swallowed++;
+        return 0;
+    }
+    return real_ops->region_read_async(t, i, off, len, cb, ctx);
+}
+
+static void count_sync_reads(struct vfe_transport *t)
+{
+    real_ops = t->ops;
+    counted_ops = *t->ops;
+    counted_ops.region_read = counted_read;
+    counted_ops.region_read_async = filtered_read_async;
+    t->ops = &counted_ops;
+}
+
 static int wait_op(struct test_front_op *w, int rc)
 {
     if (rc < 0)
@@ -177,7 +217,10 @@ int main(void)
     struct vdpa_ring r[2];
     test_front_vdpa_rings(&f, r, 0, 0);
     struct test_front_op w = {0};
+    /* the loop never waits for the device: the start reads nothing synchronously */
+    count_sync_reads(t1);
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "direct start");
+    CHECK(sync_reads == 0, "the direct start made %u synchronous reads on the loop", sync_reads);
     CHECK(vdpa_vf_state(v) == VDPA_VF_RUNNING, "state %s", vdpa_vf_state_name(vdpa_vf_state(v)));
     test_front_traffic(&f, &peer, vmac, 20, 1, "direct VF");
     uint64_t calls = 0;
@@ -209,11 +252,29 @@ int main(void)
     CHECK(vdpa_vf_start(v, feat, r, 2, test_front_done, &w) == -EOPNOTSUPP, "start at index 20 accepted");
     CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED && !w.done, "a refused start changed the VF");
 
+    /* the device does not answer a read of the start: it fails after the bound, the loop ran meanwhile */
+    test_front_vdpa_rings(&f, r, 0, 0);
+    swallow_qsize = true;
+    t1->timeout_ms = 300;
+    memset(&w, 0, sizeof(w));
+    long t0 = check_now_ms();
+    int unanswered = wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w));
+    long took = check_now_ms() - t0;
+    swallow_qsize = false;
+    t1->timeout_ms = VFE_TRANSPORT_TIMEOUT_MS;
+    printf("measure: a start whose read is never answered failed after %ld ms (bound 300 ms)\n", took);
+    CHECK(unanswered == -ETIMEDOUT && swallowed > 0 && took >= 250 && took < 1500,
+          "start with an unanswered read: %d after %ld ms (%u reads taken)", unanswered, took, swallowed);
+    CHECK(vdpa_vf_state(v) == VDPA_VF_STOPPED, "state %s after the failed start", vdpa_vf_state_name(vdpa_vf_state(v)));
+    CHECK(sync_reads == 0, "the failed start made %u synchronous reads", sync_reads);
+
     /* the guest driver resets its rings: runs again from 0 */
     REQUIRE(test_front_rings(&f) == 0, out, "fresh rings");
     test_front_vdpa_rings(&f, r, 0, 0);
     memset(&w, 0, sizeof(w));
+    sync_reads = 0;
     REQUIRE(wait_op(&w, vdpa_vf_start(v, feat, r, 2, test_front_done, &w)) == 0, out, "restart on fresh rings");
+    CHECK(sync_reads == 0, "the restart made %u synchronous reads on the loop", sync_reads);
     test_front_traffic(&f, &peer, vmac, 10, 100, "direct VF");
 
     /* dirty tracking: device modes are refused, software marks what the device wrote */

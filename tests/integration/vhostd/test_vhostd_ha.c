@@ -6,7 +6,8 @@
  *    the restarted daemon takes every PF, VF and session over: the sim saw
  *    no reset and no vfio-user client leave, the front-ends no disconnect,
  *    GET_VRING_BASE on the adopted session gives the indices in guest
- *    memory, and stats count the resume;
+ *    memory, and stats count the resume; `vf -i` of an adopted VF answers
+ *    while its device does not read (its facts are asked without waiting);
  *  - kill -9 while the front-end's messages are in flight (stop/start
  *    storms), many times: every session continues or is reset and reported;
  *  - the HA process killed: the daemon runs on, re-deposits into a new one,
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "drivers/common/virtio_ha/vfe_ha_client.h"
@@ -66,14 +68,17 @@ static int start_ha(void)
 }
 
 static const char *daemon_bin;
+static char compat_tcp[32];   /* this start's --compat-tcp (a fresh port each start: a handover overlaps) */
 
 static int start_daemon(void)
 {
     snprintf(log_path, sizeof(log_path), "%.200s/vhostd-%u.log", sp.dir, ++starts);
     char state[300];
     snprintf(state, sizeof(state), "%.200s/state", sp.dir);
+    snprintf(compat_tcp, sizeof(compat_tcp), "127.0.0.1:%d", proc_free_tcp_port());
     const char *argv[] = {daemon_bin ? daemon_bin : vhostd_bin(), "--pci-root", sp.root, "--rpc", rpc, "--iface", iface,
-                          "--state-dir", state, "--ha", ha_sock, "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
+                          "--state-dir", state, "--ha", ha_sock, "--compat-tcp", compat_tcp,
+                          "--log-level", getenv("VFE_TEST_DEBUG") ? "debug" : "info", NULL};
     vhostd = proc_spawn(argv, log_path);
     const char *ready[] = {"ready: RPC", NULL};
     return vhostd > 0 && file_wait(log_path, ready, 1, 5000) ? 0 : -1;
@@ -122,6 +127,53 @@ static unsigned flow(struct vfe_fe *from, struct vfe_fe *to, const uint8_t fm[6]
 static long long counter(const char *bdf, const char *what)
 {
     return test_sim_counter(&sp, bdf, what);
+}
+
+static int vfu_stall(const char *bdf, bool on)
+{
+    char req[200], rep[200];
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",\"on\":%s}", bdf,
+             on ? "true" : "false");
+    return sim_proc_ctl(&sp, req, rep, sizeof(rep)) == 0 && strstr(rep, "\"ok\"") && !strstr(rep, "error") ? 0 : -1;
+}
+
+/* The peer's `vf -i` (vhostmgmt --tcp on the compat listener): it shows the device's facts. */
+static int compat_vf_info(char *out, size_t len, const char *bdf)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "%s --tcp %s vf -i %s 2>&1", vhostmgmt_bin(), compat_tcp, bdf);
+    FILE *p = popen(cmd, "r");
+    size_t got = p ? fread(out, 1, len - 1, p) : 0;
+    out[got] = '\0';
+    int st = p ? pclose(p) : -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* "queue_size" shown and not 0. */
+static bool has_queue_size(const char *out)
+{
+    const char *q = strstr(out, "\"queue_size\": \"");
+    return q && q[15] >= '1' && q[15] <= '9';
+}
+
+/* An adopted VF's facts (no probe read them) are asked without waiting:
+ * `vf -i` answers while its device does not read, the next ones show them. */
+static void check_adopted_facts(const char *bdf)
+{
+    char out[16384];
+    REQUIRE(vfu_stall(bdf, true) == 0, out, "vfu_stall on %s", bdf);
+    long t0 = check_now_ms();
+    int rc = compat_vf_info(out, sizeof(out), bdf);
+    long took = check_now_ms() - t0;
+    CHECK(vfu_stall(bdf, false) == 0, "vfu_stall off");
+    printf("measure: vf -i of adopted %s, its device stalled: %ld ms\n", bdf, took);
+    CHECK(rc == 0 && took < 500, "vf -i of adopted %s with its device stalled took %ld ms (%d): %s", bdf, took, rc,
+          out);
+    bool shown = false;
+    for (long end = check_now_ms() + 3000; !shown && check_now_ms() < end; usleep(20000))
+        shown = compat_vf_info(out, sizeof(out), bdf) == 0 && has_queue_size(out);
+    CHECK(shown, "vf -i of adopted %s never showed the device's facts: %s", bdf, out);
+out:;
 }
 
 static bool never_reset(const char *when)
@@ -188,6 +240,7 @@ static void test_kill9_resume(void)
     CHECK(flow(fa, fb, mac_a, mac_b, 100, 400) == 100, "frames a -> b after the restart");
     CHECK(flow(fb, fa, mac_b, mac_a, 100, 500) == 100, "frames b -> a after the restart");
     CHECK(never_reset("after kill -9 and restart"), "a function was reset");
+    check_adopted_facts(VF_C);
     /* the adopted session answers the front-end on the same connection */
     uint16_t bases[2], used[2];
     CHECK(vfe_fe_stop(fa, bases) == 0, "stop on the adopted session");

@@ -16,7 +16,11 @@
  *     later), `version` answered meanwhile;
  *   - X's PF stalled: X's stop (admin commands, doorbells posted on the PF)
  *     is answered once the PF answers again, `version` meanwhile;
- *   - a VF without a session removed while stalled: answered at once.
+ *   - a VF without a session removed while stalled: answered at once;
+ *   - first of all, the PF's server holds the admin queue's DMA_MAP of its
+ *     bring-up (after the reset) for 300 ms: `version` answers meanwhile
+ *     (the admin queue's setup is the PF's devq job), `mgmtpf -a` succeeds
+ *     once the map is answered; bad "at" values of the fault are refused.
  * Measured (printed): Y's session setup while X is stalled.
  */
 #include <errno.h>
@@ -70,6 +74,23 @@ static int stall(const char *bdf, bool on)
     snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",\"on\":%s}", bdf,
              on ? "true" : "false");
     return sim_proc_ctl(&sp, req, rep, sizeof(rep)) == 0 && strstr(rep, "\"ok\"") && !strstr(rep, "error") ? 0 : -1;
+}
+
+/* The PF's server holds its next DMA_MAP (the admin queue's memory, mapped
+ * after the PF's reset) and reads nothing more until the fault is cleared. */
+static int stall_at_map(const char *bdf)
+{
+    char req[200], rep[200];
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",\"at\":\"dma_map\"}", bdf);
+    return sim_proc_ctl(&sp, req, rep, sizeof(rep)) == 0 && strstr(rep, "\"ok\"") && !strstr(rep, "error") ? 0 : -1;
+}
+
+/* Bad input to the fault: refused, nothing armed. */
+static bool stall_at_refused(const char *body)
+{
+    char req[300], rep[300];
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",%s}", PF, body);
+    return sim_proc_ctl(&sp, req, rep, sizeof(rep)) == 0 && strstr(rep, "error") != NULL;
 }
 
 /* The sim's view: does bdf's device run (mig_state "running")?  Asks the
@@ -234,14 +255,30 @@ int main(void)
     char out[4096];
     struct vfe_fe *x = NULL, *y = NULL, *z = NULL;
     REQUIRE(start_daemon() == 0, done, "vfe-vhostd did not start");
-    CHECK(mgmt(out, sizeof(out), "mgmtpf", "-a", PF) == 0, "mgmtpf -a: %s", out);
+
+    /* ---- the PF stops answering after its reset, in its admin queue's setup ---- */
+    CHECK(stall_at_refused("\"at\":\"dma_unmap\"") && stall_at_refused("\"at\":7") &&
+          stall_at_refused("\"at\":\"dma_map\",\"on\":true"), "vfu_stall with a bad \"at\" accepted");
+    REQUIRE(stall_at_map(PF) == 0, done, "vfu_stall at dma_map on %s", PF);
+    pthread_t th;
+    late_version_ms = -1;
+    REQUIRE(pthread_create(&th, NULL, clear_later, (void *)PF) == 0, done, "thread");
+    long t0 = check_now_ms();
+    int add_rc = mgmt(out, sizeof(out), "mgmtpf", "-a", PF);
+    long add_ms = check_now_ms() - t0;
+    pthread_join(th, NULL);
+    printf("measure: mgmtpf -a answered after %ld ms (its admin queue's map held 300 ms), version meanwhile "
+           "%ld ms\n", add_ms, late_version_ms);
+    CHECK(add_rc == 0, "mgmtpf -a after the PF answered again: %s", out);
+    CHECK(late_version_ms >= 0 && late_version_ms < 100,
+          "version took %ld ms while the PF's admin queue setup waited for the device", late_version_ms);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", X) == 0, "vf -a X: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", Y) == 0, "vf -a Y: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", Z) == 0, "vf -a Z: %s", out);
     CHECK(mgmt(out, sizeof(out), "vf", "-a", W) == 0, "vf -a W: %s", out);
 
     /* ---- the reference: one session set up with no fault ---- */
-    long t0 = check_now_ms();
+    t0 = check_now_ms();
     struct vfe_fe *w = fe_open(W);
     CHECK(w && vfe_fe_start(w, NULL) == 0 && wait_running(W, 3000), "W did not run");
     printf("measure: W session setup (connect..running), no fault: %ld ms\n", check_now_ms() - t0);
@@ -322,7 +359,6 @@ int main(void)
     int slot = vfe_fe_mem_add(x, 0x80000000ull, 1u << 20);
     CHECK(slot >= 0, "X adds a region: %d", slot);
     REQUIRE(stall(X, true) == 0, done, "vfu_stall on %s for the unmap", X);
-    pthread_t th;
     REQUIRE(pthread_create(&th, NULL, clear_later, (void *)X) == 0, done, "thread");
     t0 = check_now_ms();
     int rm = slot >= 0 ? vfe_fe_mem_remove(x, slot) : -1;
