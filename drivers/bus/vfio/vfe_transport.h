@@ -120,10 +120,11 @@ struct vfe_transport_ops {
      * A synchronous call made meanwhile reads the stream too: it absorbs the
      * posted replies that come before its own (answered reads are kept for
      * the next drain).  At most VFE_POSTED_MAX requests are outstanding; a
-     * further one, or one the socket buffer cannot take at once (the device
-     * does not read), fails with -ENOBUFS and a log line naming the oldest
-     * unanswered request: nothing is queued in memory, the loop never
-     * waits for the device to read.
+     * further one, or one the socket buffer cannot take within
+     * VFE_POSTED_ROOM_MS (the device does not read), fails with -ENOBUFS
+     * and a log line naming the oldest unanswered request; until the device
+     * reads again or has answered everything, later ones fail at once
+     * (that wait is paid once per episode).  Nothing is queued in memory.
      * DMA in posted mode is repeatable after a crash as vfe_dma_apply.h
      * makes it from synchronous answers it cannot see now: dma_map first
      * posts an unmap of exactly that range (an identical leftover goes, a
@@ -139,6 +140,7 @@ struct vfe_transport_ops {
 };
 
 #define VFE_POSTED_MAX 128
+#define VFE_POSTED_ROOM_MS 200   /* wait for socket room, once per "stopped reading" episode */
 
 struct vfe_transport {
     const struct vfe_transport_ops *ops;

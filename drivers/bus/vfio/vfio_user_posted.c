@@ -49,6 +49,16 @@ static void latch(struct vfu_client *c, uint16_t cmd, int err)
     }
 }
 
+static bool has_room(int sock, int ms)
+{
+    struct pollfd p = { .fd = sock, .events = POLLOUT };
+    int r;
+    do
+        r = poll(&p, 1, ms);
+    while (r < 0 && errno == EINTR);
+    return r == 1 && (p.revents & POLLOUT);
+}
+
 int vfu_posted_send(struct vfu_client *c, uint16_t cmd, const struct iovec *iov, unsigned niov, const int *fds,
                     unsigned nfds, const struct vfu_preq *r)
 {
@@ -57,8 +67,12 @@ int vfu_posted_send(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
     int rc = posted_alloc(c);
     if (rc < 0)
         return rc;
-    struct pollfd p = { .fd = c->sock, .events = POLLOUT };
-    bool room = poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+    bool room = has_room(c->sock, 0);
+    /* a burst the device is still working through (its socket buffer a
+     * quarter full): wait a little for it, once per episode; a device that
+     * stopped reading then costs the loop this once, later calls fail at once */
+    if (!room && !c->full_logged && c->npq + c->ndone < VFE_POSTED_MAX)
+        room = has_room(c->sock, VFE_POSTED_ROOM_MS);
     if (c->npq + c->ndone >= VFE_POSTED_MAX || !room) {
         if (!c->full_logged)
             LOG_E("vfio-user %s: %s not sent: the device stopped reading (%u requests unanswered, the oldest %s "
@@ -77,6 +91,7 @@ int vfu_posted_send(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
     if (rc < 0)
         return vfu_broken(c, rc, "posted send", cmd);
     c->pq[c->npq++] = q;
+    c->full_logged = false;   /* it reads again: the episode is over */
     return 0;
 }
 
