@@ -276,15 +276,13 @@ int vfu_posted_drain(struct vfe_transport *t)
         vfu_broken(c, -EPROTO, "unexpected reply", cmd);
     }
     c->in_drain = false;
-    /* callbacks may post reads (new entries go to the next drain) */
-    unsigned n = c->ndone;
-    struct vfu_pdone run[VFE_POSTED_MAX];
-    if (n)
-        memcpy(run, c->done, n * sizeof(*run));
-    c->ndone = 0;
-    for (unsigned i = 0; i < n; i++) {
-        run[i].cb(run[i].ctx, run[i].err, run[i].data, run[i].len);
-        free(run[i].data);
+    /* one at a time from the front: a callback may cancel the ones still
+     * waiting (cancel_reads drops them from done) or post new reads */
+    for (unsigned n = c->ndone; n && c->ndone; n--) {
+        struct vfu_pdone d = c->done[0];
+        memmove(c->done, c->done + 1, --c->ndone * sizeof(*c->done));
+        d.cb(d.ctx, d.err, d.data, d.len);
+        free(d.data);
     }
     return c->broken ? -ENOTCONN : 0;
 }

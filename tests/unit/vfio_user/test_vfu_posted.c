@@ -500,6 +500,42 @@ static void test_burst_slow_reader(void **state)
     srv_stop(s);
 }
 
+/* A read callback that cancels another ctx's reads (a VF closing the
+ * stats of a neighbour, say): the cancelled one never runs, even when its
+ * answer came in the same drain. */
+struct canceller {
+    struct rd r;
+    struct vfe_transport *t;
+    void *victim;
+};
+
+static void on_read_cancel(void *ctx, int err, const void *data, size_t len)
+{
+    struct canceller *k = ctx;
+    on_read(&k->r, err, data, len);
+    vfe_transport_cancel_reads(k->t, k->victim);
+}
+
+static void test_cancel_from_callback(void **state)
+{
+    (void)state;
+    struct srv *s = srv_start();
+    struct vfe_transport *t = open_posted(s);
+    srv_set(s, &s->auto_reply, true);
+    struct rd b = {0};
+    struct canceller a = {.t = t, .victim = &b};
+    assert_int_equal(vfe_transport_read_async(t, 0, 0, 8, on_read_cancel, &a), 0);
+    assert_int_equal(vfe_transport_read_async(t, 0, 8, 8, on_read, &b), 0);
+    usleep(100 * 1000);   /* both answers are in the socket: one drain takes them */
+    assert_int_equal(vfe_transport_drain(t), 0);
+    assert_int_equal(a.r.calls, 1);
+    assert_int_equal(b.calls, 0);
+    drain_all(t);
+    assert_int_equal(b.calls, 0);
+    vfe_transport_close(t);
+    srv_stop(s);
+}
+
 static void test_async_read(void **state)
 {
     (void)state;
@@ -620,6 +656,7 @@ int main(void)
         cmocka_unit_test_teardown(test_malformed_reply, teardown),
         cmocka_unit_test_teardown(test_server_not_reading, teardown),
         cmocka_unit_test_teardown(test_burst_slow_reader, teardown),
+        cmocka_unit_test_teardown(test_cancel_from_callback, teardown),
         cmocka_unit_test_teardown(test_async_read, teardown),
         cmocka_unit_test_teardown(test_sync_after_posted, teardown),
         cmocka_unit_test_teardown(test_adopt_with_outstanding, teardown),
