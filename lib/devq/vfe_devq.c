@@ -361,13 +361,29 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     struct worker *gone = take_exited(q);
     pthread_mutex_unlock(&q->mu);
     join_all(gone);
-    while (j) {
+    /* a budget per loop turn: a batch's adds finishing together must not
+     * keep the loop from its other clients (their done does loop work: a
+     * socket bound, a session created) */
+    int64_t until = now_ns() + (int64_t)VFE_DEVQ_DONE_BUDGET_US * 1000;
+    while (j && now_ns() < until) {
         struct job *next = j->next;
         q->completed++;
         j->done(j->arg, 0);
         free(j);
         j = next;
     }
+    if (!j)
+        return;
+    struct job *last = j;   /* the rest go first next turn, ahead of what finished meanwhile */
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&q->mu);
+    last->next = q->fin;
+    if (!q->fin)
+        q->fin_tail = last;
+    q->fin = j;
+    pthread_mutex_unlock(&q->mu);
+    ev_async_send(loop, a);
 }
 
 struct vfe_devq *vfe_devq_new(struct ev_loop *loop, unsigned max_threads)

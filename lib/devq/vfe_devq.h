@@ -11,7 +11,9 @@
  *   - done runs from the loop (an ev_async), after work returned, never
  *     inside vfe_devq_submit or any other devq call (vfe_devq_destroy is the
  *     one exception, see there).  Completions reach the loop in the order
- *     the works finished; per key that is submit order.
+ *     the works finished; per key that is submit order.  One loop turn
+ *     runs done calls for at most VFE_DEVQ_DONE_BUDGET_US, the rest follow
+ *     in the next turns (other watchers run in between).
  *   - threads are created on demand (from the loop, at submit and on the
  *     pool's timer) and leave after VFE_DEVQ_IDLE_S without work.
  *   - at most max_threads jobs run that have run for less than
@@ -52,6 +54,7 @@
 #define VFE_DEVQ_STUCK_MS 100        /* a job running longer no longer counts against max_threads */
 #define VFE_DEVQ_HARD_CAP 64         /* stuck jobs with a thread; threads: this + max_threads */
 #define VFE_DEVQ_IDLE_S 2.0          /* an idle thread leaves after this */
+#define VFE_DEVQ_DONE_BUDGET_US 1000 /* done calls of one loop turn stop after this; the rest next turn */
 
 /* done's status: 0 work ran; VFE_DEVQ_CANCELED: work never ran (destroy);
  * VFE_DEVQ_SHUTDOWN: work ran but the queue is being destroyed: release

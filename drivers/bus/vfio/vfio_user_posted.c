@@ -206,6 +206,13 @@ int vfu_posted_set(struct vfe_transport *t, bool on)
     int rc = on ? posted_alloc(c) : 0;
     if (rc == 0)
         c->posted = on;
+    if (!on && !c->npq && !c->ndone && c->epfd < 0) {
+        /* posted only for a while (a pipelined probe): the tables go again */
+        free(c->pq);
+        free(c->done);
+        c->pq = NULL;
+        c->done = NULL;
+    }
     return rc;
 }
 

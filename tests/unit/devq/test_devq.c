@@ -419,6 +419,59 @@ static void test_idle_threads_leave(void **state)
 static void nop_work(void *arg) {}
 static void nop_done(void *arg, int status) {}
 
+/* Many works finished together: one loop turn runs their done calls for at
+ * most VFE_DEVQ_DONE_BUDGET_US (each here takes 400 us), the rest follow in
+ * later turns, in order; a timer ready meanwhile runs in between. */
+static atomic_int slow_dones;
+static void slow_done(void *arg, int status)
+{
+    struct rec *r = arg;
+    usleep(400);
+    r->order[atomic_fetch_add(r->norder, 1)] = r->id;
+    atomic_fetch_add(&slow_dones, 1);
+}
+
+static int timer_fired_at = -1;
+static void note_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    timer_fired_at = atomic_load(&slow_dones);
+}
+
+static void test_done_budget_per_turn(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    struct vfe_devq *q = vfe_devq_new(loop, 4);
+    assert_non_null(q);
+    enum { N = 40 };
+    struct rec r[N];
+    int order[N];
+    atomic_int norder = 0;
+    atomic_store(&slow_dones, 0);
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct rec){.id = i, .order = order, .norder = &norder};
+        assert_int_equal(vfe_devq_submit(q, "0000:3b:00.1", rec_work, slow_done, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++)   /* every work is over before the loop runs a done */
+        while (!atomic_load(&r[i].worked))
+            usleep(1000);
+    usleep(20000);
+    ev_timer tm;
+    ev_timer_init(&tm, note_timer, 0., 0.);
+    ev_timer_start(loop, &tm);
+    ev_run(loop, EVRUN_ONCE);   /* the first turn */
+    int first = atomic_load(&slow_dones);
+    assert_true(first >= 1 && first < N);   /* not all in one turn */
+    double end = now_s() + 5;
+    while (atomic_load(&slow_dones) < N && now_s() < end)
+        ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(atomic_load(&slow_dones), N);
+    assert_true(timer_fired_at >= 0 && timer_fired_at < N);   /* the timer did not wait for all of them */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(order[i], i);
+    vfe_devq_destroy(q);
+    ev_loop_destroy(loop);
+}
+
 static void test_bad_input(void **state)
 {
     struct ev_loop *loop = ev_loop_new(0);
@@ -459,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_thread_cap),
         cmocka_unit_test(test_destroy_running_and_queued),
         cmocka_unit_test(test_idle_threads_leave),
+        cmocka_unit_test(test_done_budget_per_turn),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
