@@ -72,3 +72,23 @@ int vfe_fe_parse_mac(const char *s, uint8_t mac[6])
         mac[i] = (uint8_t)v[i];
     return 0;
 }
+
+unsigned vfe_fe_flow(struct vfe_fe *from, struct vfe_fe *to, const uint8_t from_mac[6], const uint8_t to_mac[6],
+                     unsigned n, uint32_t seed, uint32_t size_offset)
+{
+    uint8_t out[1500], in[1600];
+    unsigned ok = 0;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = 60 + (i * 97 + size_offset) % 1400;
+        vfe_fe_frame(out, len, to_mac, from_mac, seed + i);
+        int src = vfe_fe_send(from, 0, out, len), rrc = src ? 0 : vfe_fe_recv(to, 0, in, sizeof(in), 3000);
+        if (!src && rrc == (int)len && !memcmp(in, out, len)) {
+            ok++;
+            continue;
+        }
+        fprintf(stderr, "frame %u of %zu bytes: send %d, receive %d%s\n", i, len, src, rrc,
+                rrc == (int)len ? " (other bytes)" : "");
+        break;
+    }
+    return ok;
+}

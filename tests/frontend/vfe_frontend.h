@@ -180,6 +180,11 @@ void vfe_fe_frame(uint8_t *f, size_t len, const uint8_t dst[6], const uint8_t sr
 /* The seed of a frame built by vfe_fe_frame when every byte after the
  * header matches it; -1 otherwise. */
 int64_t vfe_fe_frame_seed(const uint8_t *f, size_t len);
+/* n test frames from -> to on pair 0, sizes 60 + (i * 97 + size_offset) % 1400,
+ * seeds seed + i, each received within 3 s and checked byte for byte; stops
+ * at the first that is not (said on stderr).  How many arrived intact. */
+unsigned vfe_fe_flow(struct vfe_fe *from, struct vfe_fe *to, const uint8_t from_mac[6], const uint8_t to_mac[6],
+                     unsigned n, uint32_t seed, uint32_t size_offset);
 /* -1 when equal, else the first differing offset (length mismatch: the shorter length). */
 long vfe_fe_frame_diff(const void *a, size_t alen, const void *b, size_t blen);
 /* "aa:bb:cc:dd:ee:ff" into mac; -EINVAL if malformed. */

@@ -106,24 +106,6 @@ static bool wait_output(int ms, const char *needle, const char *cmd, const char 
     return false;
 }
 
-/* n frames from -> to, each checked byte for byte; how many arrived. */
-static unsigned flow(struct vfe_fe *from, struct vfe_fe *to, const uint8_t fm[6], const uint8_t tm[6], unsigned n,
-                     uint32_t seed)
-{
-    uint8_t out[2000], in[2100];
-    unsigned ok = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = 60 + (i * 97 + seed) % 1400;
-        vfe_fe_frame(out, len, tm, fm, seed + i);
-        if (vfe_fe_send(from, 0, out, len) == 0 && vfe_fe_recv(to, 0, in, sizeof(in), 3000) == (int)len &&
-            !memcmp(in, out, len))
-            ok++;
-        else
-            break;
-    }
-    return ok;
-}
-
 static long long counter(const char *bdf, const char *what)
 {
     return test_sim_counter(&sp, bdf, what);
@@ -226,10 +208,10 @@ static int setup(void)
 static void test_kill9_resume(void)
 {
     char out[16384];
-    CHECK(flow(fa, fb, mac_a, mac_b, 50, 100) == 50, "frames a -> b before");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 50, 100, 100) == 50, "frames a -> b before");
     kill9(&vhostd);
-    CHECK(flow(fa, fb, mac_a, mac_b, 100, 200) == 100, "frames a -> b with no daemon running");
-    CHECK(flow(fb, fa, mac_b, mac_a, 100, 300) == 100, "frames b -> a with no daemon running");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 100, 200, 200) == 100, "frames a -> b with no daemon running");
+    CHECK(vfe_fe_flow(fb, fa, mac_b, mac_a, 100, 300, 300) == 100, "frames b -> a with no daemon running");
     REQUIRE(start_daemon() == 0, out, "restart");
     const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "the restarted daemon did not take everything over (%s)", log_path);
@@ -237,8 +219,8 @@ static void test_kill9_resume(void)
     CHECK(mgmt(out, sizeof(out), "--json", "health", NULL) == 0 && strstr(out, "\"last_resume\"") &&
               strstr(out, "\"vfs\": 3"),
           "health after resume: %s", out);
-    CHECK(flow(fa, fb, mac_a, mac_b, 100, 400) == 100, "frames a -> b after the restart");
-    CHECK(flow(fb, fa, mac_b, mac_a, 100, 500) == 100, "frames b -> a after the restart");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 100, 400, 400) == 100, "frames a -> b after the restart");
+    CHECK(vfe_fe_flow(fb, fa, mac_b, mac_a, 100, 500, 500) == 100, "frames b -> a after the restart");
     CHECK(never_reset("after kill -9 and restart"), "a function was reset");
     check_adopted_facts(VF_C);
     /* the adopted session answers the front-end on the same connection */
@@ -249,7 +231,7 @@ static void test_kill9_resume(void)
           used[0], used[1]);
     CHECK(vfe_fe_start(fa, bases) == 0, "start again on the adopted session");
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), "rings of A not running again");
-    CHECK(flow(fa, fb, mac_a, mac_b, 50, 600) == 50, "frames a -> b after stop/start on the adopted session");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 50, 600, 600) == 50, "frames a -> b after stop/start on the adopted session");
     /* listeners taken over accept: a front-end that comes (or comes back) after the restart is served */
     char sc[340];
     snprintf(sc, sizeof(sc), "%s%s", iface, VF_C);
@@ -259,7 +241,7 @@ static void test_kill9_resume(void)
     vfe_fe_close(fc);
     CHECK(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0, "front-end A reconnects after the restart");
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), "rings of A after its reconnect");
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 700) == 20, "frames a -> b after A reconnected");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 700, 700) == 20, "frames a -> b after A reconnected");
 out:;
 }
 
@@ -338,7 +320,7 @@ static void test_storm(unsigned rounds)
               bases[0], bases[1], used[0], used[1]);
         REQUIRE(vfe_fe_start(fa, bases) == 0, out, "round %u: start", r);
         REQUIRE(wait_output(5000, "\"rings_running\": 2", "stats", VF_A), out, "round %u: rings not running", r);
-        unsigned got = flow(fa, fb, mac_a, mac_b, 20, 1000 + r * 20);
+        unsigned got = vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 1000 + r * 20, 1000 + r * 20);
         lost += 20 - got;
         CHECK(got == 20, "round %u: %u of 20 frames a -> b", r, got);
     }
@@ -353,7 +335,7 @@ static void test_ha_process_lost(void)
 {
     kill9(&ha);
     CHECK(wait_output(3000, "\"connected\": false", "health", NULL), "health does not show the lost HA link");
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 2000) == 20, "frames with the HA process gone");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 2000, 2000) == 20, "frames with the HA process gone");
     REQUIRE(start_ha() == 0, out, "HA process restart");
     CHECK(wait_output(5000, "\"connected\": true", "health", NULL), "the daemon did not reconnect to the HA process");
     CHECK(wait_output(8000, "\"records\": 4", "health", NULL), "the new HA process did not get 4 records");
@@ -361,7 +343,7 @@ static void test_ha_process_lost(void)
     REQUIRE(start_daemon() == 0, out, "restart after the HA process was replaced");
     const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "no take-over after the HA process was replaced");
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 2100) == 20, "frames after that restart");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 2100, 2100) == 20, "frames after that restart");
     CHECK(never_reset("after the HA process was replaced"), "a function was reset");
 out:;
 }
@@ -385,7 +367,7 @@ static void test_handover_and_upgrade(void)
     kill(vhostd, SIGTERM);
     CHECK(proc_wait(vhostd, 5000) == 0, "SIGTERM: the daemon did not exit 0");
     vhostd = -1;
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 3000) == 20, "frames after the hand-over, no daemon running");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 3000, 3000) == 20, "frames after the hand-over, no daemon running");
     REQUIRE(start_daemon() == 0, out, "start after the hand-over");
     const char *took[] = {"took over 1 PFs and 3 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 5000), "no take-over after SIGTERM");
@@ -405,7 +387,7 @@ static void test_handover_and_upgrade(void)
     stat(exe, &after);
     CHECK(!strstr(target, "(deleted)") && after.st_ino != before.st_ino, "after upgrade the daemon runs %s", target);
     CHECK(wait_output(5000, "\"resumed\": ", "stats", VF_B), "stats after upgrade");
-    CHECK(flow(fb, fa, mac_b, mac_a, 20, 3100) == 20, "frames after the upgrade");
+    CHECK(vfe_fe_flow(fb, fa, mac_b, mac_a, 20, 3100, 3100) == 20, "frames after the upgrade");
     CHECK(never_reset("after hand-over and upgrade"), "a function was reset");
 out:;
 }
@@ -445,7 +427,7 @@ static void test_bad_records(void)
     int rc = vfe_fe_reconnect(fb);
     REQUIRE(rc == 0 && (rc = vfe_fe_start(fb, NULL)) == 0, out, "front-end B reconnects: %s", strerror(-rc));
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_B), "VF B not running after its reset");
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 4000) == 20, "frames a -> b after B's reset");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 4000, 4000) == 20, "frames a -> b after B's reset");
     CHECK(counter(VF_A, "resets") == 0 && counter(VF_A, "client_disconnects") == 0, "VF A was reset too");
     CHECK(counter(VF_B, "client_disconnects") == 1, "VF B: %lld client disconnects, want 1",
           counter(VF_B, "client_disconnects"));
@@ -474,7 +456,7 @@ static void test_both_killed(void)
     CHECK(wait_output(5000, "\"rings_running\": 2", "stats", VF_A) &&
               wait_output(5000, "\"rings_running\": 2", "stats", VF_B),
           "rings not running after both restarted");
-    CHECK(flow(fa, fb, mac_a, mac_b, 20, 5000) == 20, "frames a -> b after both restarted");
+    CHECK(vfe_fe_flow(fa, fb, mac_a, mac_b, 20, 5000, 5000) == 20, "frames a -> b after both restarted");
     CHECK(wait_output(8000, "\"records\": 4", "health", NULL), "the new HA process did not get the records");
 out:;
 }

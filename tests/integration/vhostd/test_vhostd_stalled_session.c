@@ -135,27 +135,6 @@ static bool wait_running(const char *bdf, int ms)
     return false;
 }
 
-/* n frames a -> b, each checked byte for byte; the count that arrived intact. */
-static unsigned flow(struct vfe_fe *a, struct vfe_fe *b, const uint8_t am[6], const uint8_t bm[6], unsigned n,
-                     uint32_t seed)
-{
-    uint8_t out[1600], in[1700];
-    unsigned ok = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = 60 + (i * 97) % 1400;
-        vfe_fe_frame(out, len, bm, am, seed + i);
-        int src = vfe_fe_send(a, 0, out, len), rrc = src ? 0 : vfe_fe_recv(b, 0, in, sizeof(in), 3000);
-        if (!src && rrc == (int)len && !memcmp(in, out, len)) {
-            ok++;
-            continue;
-        }
-        fprintf(stderr, "frame %u of %zu bytes: send %d, receive %d%s\n", i, len, src, rrc,
-                rrc == (int)len ? " (other bytes)" : "");
-        break;
-    }
-    return ok;
-}
-
 /* Drop what the switch flooded to fe (another pair's broadcasts). */
 static void drain_rx(struct vfe_fe *fe)
 {
@@ -305,8 +284,8 @@ int main(void)
     printf("measure: Y+Z session setup (connect..running) while X's device is stalled: %ld ms\n", y_setup);
     CHECK(y_setup < 1500, "Y and Z took %ld ms to run: X's stalled device held the loop", y_setup);
     learn(y, z, my, mz);
-    CHECK(flow(y, z, my, mz, 50, 100) == 50, "Y -> Z frames while X is stalled");
-    CHECK(flow(z, y, mz, my, 50, 200) == 50, "Z -> Y frames while X is stalled");
+    CHECK(vfe_fe_flow(y, z, my, mz, 50, 100, 0) == 50, "Y -> Z frames while X is stalled");
+    CHECK(vfe_fe_flow(z, y, mz, my, 50, 200, 0) == 50, "Z -> Y frames while X is stalled");
     long v = version_ms();
     CHECK(v >= 0 && v < 100, "version took %ld ms while X is stalled", v);
     CHECK(!dev_running(X), "X runs although its device is stalled");
@@ -315,8 +294,8 @@ int main(void)
     CHECK(stall(X, false) == 0, "vfu_stall off");
     CHECK(wait_running(X, 3000), "X did not start once its device answered");
     learn(x, y, mx, my);
-    CHECK(flow(x, y, mx, my, 50, 300) == 50, "X -> Y frames after the fault");
-    CHECK(flow(y, x, my, mx, 50, 400) == 50, "Y -> X frames after the fault");
+    CHECK(vfe_fe_flow(x, y, mx, my, 50, 300, 0) == 50, "X -> Y frames after the fault");
+    CHECK(vfe_fe_flow(y, x, my, mx, 50, 400, 0) == 50, "Y -> X frames after the fault");
 
     /* ---- X stalled again: stats, version ---- */
     REQUIRE(stall(X, true) == 0, done, "vfu_stall on %s again", X);
@@ -349,11 +328,11 @@ int main(void)
     CHECK(file_wait(log_path, refused, 1, 4000), "no log line for X's start refused after the bound");
     CHECK(!dev_running(X), "X runs without its device's acknowledgement");
     drain_rx(z);   /* X's broadcast when the switch learnt mx was flooded to Z too */
-    CHECK(flow(y, z, my, mz, 20, 500) == 20, "Y -> Z frames while X's start waits");
+    CHECK(vfe_fe_flow(y, z, my, mz, 20, 500, 0) == 20, "Y -> Z frames while X's start waits");
     CHECK(stall(X, false) == 0, "vfu_stall off");
     CHECK(vfe_fe_stop(x, bases) == 0 && vfe_fe_start(x, bases) == 0, "X restart after the fault");
     CHECK(wait_running(X, 3000), "X did not run after the fault was cleared");
-    CHECK(flow(x, y, mx, my, 20, 600) == 20, "X -> Y frames after the restart");
+    CHECK(vfe_fe_flow(x, y, mx, my, 20, 600, 0) == 20, "X -> Y frames after the restart");
 
     /* ---- memory removed while X's device is stalled: the reply waits for its unmap ---- */
     int slot = vfe_fe_mem_add(x, 0x80000000ull, 1u << 20);
@@ -370,7 +349,7 @@ int main(void)
           rm);
     CHECK(late_version_ms >= 0 && late_version_ms < 100, "version took %ld ms while X's memory reply waited",
           late_version_ms);
-    CHECK(flow(x, y, mx, my, 10, 700) == 10, "X -> Y frames after the removal");
+    CHECK(vfe_fe_flow(x, y, mx, my, 10, 700, 0) == 10, "X -> Y frames after the removal");
 
     /* ---- the PF's server stalled: X's stop is admin commands, their doorbells are posted ---- */
     REQUIRE(stall(PF, true) == 0, done, "vfu_stall on %s", PF);
@@ -387,7 +366,7 @@ int main(void)
           late_version_ms);
     CHECK(vfe_fe_start(x, bases) == 0 && wait_running(X, 3000), "X did not run again after its PF answered");
     drain_rx(y);
-    CHECK(flow(x, y, mx, my, 10, 800) == 10, "X -> Y frames after the PF's stall");
+    CHECK(vfe_fe_flow(x, y, mx, my, 10, 800, 0) == 10, "X -> Y frames after the PF's stall");
 
     /* ---- a VF that never had a session removed while its device is stalled: its teardown is posted ---- */
     CHECK(mgmt(out, sizeof(out), "vf", "-a", V) == 0, "vf -a V: %s", out);

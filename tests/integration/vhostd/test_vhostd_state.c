@@ -98,24 +98,6 @@ static bool wait_output(int ms, const char *const *needles, const char *absent, 
 
 static const uint8_t mac_a[6] = {0x02, 0xaa, 0, 0, 0, 1}, mac_b[6] = {0x02, 0xbb, 0, 0, 0, 2};
 
-/* n frames a -> b, each checked; how many arrived intact. */
-static unsigned flow(struct vfe_fe *a, struct vfe_fe *b, const uint8_t am[6], const uint8_t bm[6], unsigned n,
-                     uint32_t seed)
-{
-    uint8_t out[2000], in[2100];
-    unsigned ok = 0;
-    for (unsigned i = 0; i < n; i++) {
-        size_t len = 60 + (i * 97) % 1400;
-        vfe_fe_frame(out, len, bm, am, seed + i);
-        if (vfe_fe_send(a, 0, out, len) == 0 && vfe_fe_recv(b, 0, in, sizeof(in), 3000) == (int)len &&
-            !memcmp(in, out, len))
-            ok++;
-        else
-            break;
-    }
-    return ok;
-}
-
 /* Front-ends on both VF sockets, frames both ways. */
 static void check_traffic(const char *what)
 {
@@ -136,8 +118,8 @@ static void check_traffic(const char *what)
     vfe_fe_frame(f, 60, bcast, mac_b, 2);
     vfe_fe_send(b, 0, f, 60);
     vfe_fe_recv(a, 0, in, sizeof(in), 1000);
-    CHECK(flow(a, b, mac_a, mac_b, 100, 10) == 100, "%s: frames a -> b", what);
-    CHECK(flow(b, a, mac_b, mac_a, 100, 20) == 100, "%s: frames b -> a", what);
+    CHECK(vfe_fe_flow(a, b, mac_a, mac_b, 100, 10, 0) == 100, "%s: frames a -> b", what);
+    CHECK(vfe_fe_flow(b, a, mac_b, mac_a, 100, 20, 0) == 100, "%s: frames b -> a", what);
 out:
     vfe_fe_close(a);
     vfe_fe_close(b);
