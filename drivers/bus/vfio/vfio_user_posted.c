@@ -49,6 +49,8 @@ static void latch(struct vfu_client *c, uint16_t cmd, int err)
     }
 }
 
+static void take_replies(struct vfu_client *c);
+
 static bool has_room(int sock, int ms)
 {
     struct pollfd p = { .fd = sock, .events = POLLOUT };
@@ -67,6 +69,10 @@ int vfu_posted_send(struct vfu_client *c, uint16_t cmd, const struct iovec *iov,
     int rc = posted_alloc(c);
     if (rc < 0)
         return rc;
+    if (c->npq + c->ndone >= VFE_POSTED_MAX || !has_room(c->sock, 0))
+        take_replies(c);   /* answers the loop has not drained yet (a burst within one turn) */
+    if (c->broken)
+        return -ENOTCONN;
     bool room = has_room(c->sock, 0);
     /* a burst the device is still working through (its socket buffer a
      * quarter full): wait a little for it, once per episode; a device that
@@ -253,13 +259,10 @@ static int next_msg(struct vfu_client *c, struct vfu_msg *m)
     return vfu_reader_feed(&c->rd, c->sock, m);
 }
 
-int vfu_posted_drain(struct vfe_transport *t)
+/* Every whole reply that is there already, never waiting: absorbed (read
+ * completions queued for the next drain). */
+static void take_replies(struct vfu_client *c)
 {
-    struct vfu_client *c = CL(t);
-    uint64_t cnt;
-    if (c->evfd >= 0 && read(c->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-        LOG_D("vfio-user %s: completion signal: %s", t->bdf, strerror(errno));
-    c->in_drain = true;
     while (!c->broken) {
         struct vfu_msg m;
         int rc = next_msg(c, &m);
@@ -277,11 +280,21 @@ int vfu_posted_drain(struct vfe_transport *t)
         }
         if (type == VFU_F_TYPE_REPLY && vfu_posted_absorb(c, &m))
             continue;
-        LOG_E("vfio-user %s: reply type %u id %u cmd %u answers no request", t->bdf, type, m.hdr.msg_id, m.hdr.cmd);
+        LOG_E("vfio-user %s: reply type %u id %u cmd %u answers no request", c->t.bdf, type, m.hdr.msg_id, m.hdr.cmd);
         uint16_t cmd = m.hdr.cmd;
         vfu_msg_free(&m);
         vfu_broken(c, -EPROTO, "unexpected reply", cmd);
     }
+}
+
+int vfu_posted_drain(struct vfe_transport *t)
+{
+    struct vfu_client *c = CL(t);
+    uint64_t cnt;
+    if (c->evfd >= 0 && read(c->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+        LOG_D("vfio-user %s: completion signal: %s", t->bdf, strerror(errno));
+    c->in_drain = true;
+    take_replies(c);
     c->in_drain = false;
     /* one at a time from the front: a callback may cancel the ones still
      * waiting (cancel_reads drops them from done) or post new reads */
