@@ -14,7 +14,18 @@
 struct pf_window {
     uint64_t iova, len;
     int user;
-    bool mapped;
+    bool mapped;             /* sent to the device (its answer may be pending) */
+    struct pf_op *op;        /* the map or unmap the device has not answered yet */
+};
+
+/* A posted map or unmap whose answer the space waits for: the transport's ctx. */
+struct pf_op {
+    struct pf_op *next;
+    struct vfe_pf_iova *s;
+    uint64_t iova;           /* its window's */
+    bool map;
+    vfe_pf_iova_cb cb;       /* map: the user's; NULL once cancelled */
+    void *ctx;
 };
 
 struct vfe_pf_iova {
@@ -23,6 +34,7 @@ struct vfe_pf_iova {
     struct pf_window *win;   /* sorted by iova */
     unsigned nwin;
     uint64_t changes;        /* windows added, mapped or removed */
+    struct pf_op *ops;       /* answers outstanding */
 };
 
 struct vfe_pf_iova *vfe_pf_iova_create(struct vfe_transport *t)
@@ -47,40 +59,52 @@ struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base
     return s;
 }
 
-/* A window's map and unmap are acknowledged before the call returns, also
- * while the PF's doorbells are posted: the caller acts on the outcome (a
- * refused log map fails the log start; an unmapped window may be reused). */
-static bool sync_begin(struct vfe_transport *t)
+static void log_unmap_failed(const struct vfe_pf_iova *s, const struct pf_window *w, int rc)
 {
-    bool was = t->posted;
-    if (was)
-        vfe_transport_set_posted(t, false);
-    return was;
-}
-
-static void sync_end(struct vfe_transport *t, bool was)
-{
-    if (was)
-        vfe_transport_set_posted(t, true);
+    LOG_E("%s: unmapping PF iova %#llx+%#llx: %s (the range stays reserved)", s->t->bdf,
+          (unsigned long long)w->iova, (unsigned long long)w->len, strerror(-rc));
 }
 
 static int unmap_window(struct vfe_pf_iova *s, struct pf_window *w)
 {
-    bool was = sync_begin(s->t);
     int rc = vfe_dma_apply_unmap(s->t, w->iova, w->len);
-    sync_end(s->t, was);
     if (rc < 0)
-        LOG_E("%s: unmapping PF iova %#llx+%#llx: %s", s->t->bdf, (unsigned long long)w->iova,
-              (unsigned long long)w->len, strerror(-rc));
+        log_unmap_failed(s, w, rc);
     else
         w->mapped = false;
     return rc;
+}
+
+static void op_unlink(struct vfe_pf_iova *s, struct pf_op *op)
+{
+    for (struct pf_op **p = &s->ops; *p; p = &(*p)->next)
+        if (*p == op) {
+            *p = op->next;
+            return;
+        }
+}
+
+/* The transport forgets op's completion: after this it is never called. */
+static void op_drop(struct vfe_pf_iova *s, struct pf_op *op)
+{
+    vfe_transport_cancel_reads(s->t, op);
+    op_unlink(s, op);
+    free(op);
+}
+
+static void ops_drop_all(struct vfe_pf_iova *s)
+{
+    while (s->ops)
+        op_drop(s, s->ops);
+    for (unsigned i = 0; i < s->nwin; i++)
+        s->win[i].op = NULL;
 }
 
 void vfe_pf_iova_destroy_quiet(struct vfe_pf_iova *s)
 {
     if (!s)
         return;
+    ops_drop_all(s);
     free(s->win);
     free(s);
 }
@@ -89,6 +113,7 @@ void vfe_pf_iova_destroy(struct vfe_pf_iova *s)
 {
     if (!s)
         return;
+    ops_drop_all(s);
     for (unsigned i = 0; i < s->nwin; i++) {
         struct pf_window *w = &s->win[i];
         if (w->user != NO_USER)
@@ -148,6 +173,12 @@ int vfe_pf_iova_alloc(struct vfe_pf_iova *s, unsigned user, uint64_t len, uint64
     return 0;
 }
 
+static void log_map_failed(const struct vfe_pf_iova *s, const struct pf_window *w, int rc)
+{
+    LOG_E("%s: mapping PF iova %#llx+%#llx for user %d: %s", s->t->bdf, (unsigned long long)w->iova,
+          (unsigned long long)w->len, w->user, strerror(-rc));
+}
+
 int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offset, uint32_t prot)
 {
     struct pf_window *w = s ? find(s, user) : NULL;
@@ -155,12 +186,9 @@ int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offse
         return -ENOENT;
     if (w->mapped)
         return -EBUSY;
-    bool was = sync_begin(s->t);
     int rc = vfe_dma_apply_map(s->t, w->iova, w->len, fd, offset, prot);
-    sync_end(s->t, was);
     if (rc < 0) {
-        LOG_E("%s: mapping PF iova %#llx+%#llx for user %u: %s", s->t->bdf, (unsigned long long)w->iova,
-              (unsigned long long)w->len, user, strerror(-rc));
+        log_map_failed(s, w, rc);
         return rc;
     }
     w->mapped = true;
@@ -168,20 +196,129 @@ int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offse
     return 0;
 }
 
+static struct pf_window *find_iova(const struct vfe_pf_iova *s, uint64_t iova)
+{
+    for (unsigned i = 0; i < s->nwin; i++)
+        if (s->win[i].iova == iova)
+            return &s->win[i];
+    return NULL;
+}
+
+static void window_remove(struct vfe_pf_iova *s, struct pf_window *w)
+{
+    unsigned i = (unsigned)(w - s->win);
+    memmove(&s->win[i], &s->win[i + 1], (s->nwin - i - 1) * sizeof(*w));
+    s->nwin--;
+}
+
+/* From the PF's drain: the device answered op (its window still exists:
+ * only destroy removes a window with an op, and it drops the op first). */
+static void op_done(void *ctx, int err)
+{
+    struct pf_op *op = ctx;
+    struct vfe_pf_iova *s = op->s;
+    struct pf_window *w = find_iova(s, op->iova);
+    vfe_pf_iova_cb cb = op->cb;
+    void *cb_ctx = op->ctx;
+    op_unlink(s, op);
+    bool map = op->map;
+    free(op);
+    if (!w)
+        return;
+    w->op = NULL;
+    s->changes++;
+    if (map) {
+        if (err) {
+            log_map_failed(s, w, err);
+            w->mapped = false;
+        }
+        if (cb)
+            cb(cb_ctx, err);
+    } else if (err) {
+        log_unmap_failed(s, w, err);   /* reserved (NO_USER) until destroy */
+    } else {
+        window_remove(s, w);
+    }
+}
+
+static struct pf_op *op_new(struct vfe_pf_iova *s, struct pf_window *w, bool map, vfe_pf_iova_cb cb, void *ctx)
+{
+    struct pf_op *op = calloc(1, sizeof(*op));
+    if (op)
+        *op = (struct pf_op){.next = s->ops, .s = s, .iova = w->iova, .map = map, .cb = cb, .ctx = ctx};
+    return op;
+}
+
+int vfe_pf_iova_map_async(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offset, uint32_t prot,
+                          vfe_pf_iova_cb cb, void *ctx)
+{
+    struct pf_window *w = s ? find(s, user) : NULL;
+    if (!w)
+        return -ENOENT;
+    if (w->mapped)
+        return -EBUSY;
+    if (!cb)
+        return -EINVAL;
+    struct pf_op *op = op_new(s, w, true, cb, ctx);
+    if (!op)
+        return -ENOMEM;
+    int rc = vfe_transport_dma_map_async(s->t, w->iova, w->len, fd, offset, prot, op_done, op);
+    if (rc == -EOPNOTSUPP) {   /* answered inside: kernel VFIO, or writes not posted */
+        free(op);
+        return vfe_pf_iova_map(s, user, fd, offset, prot);
+    }
+    if (rc < 0) {
+        free(op);
+        log_map_failed(s, w, rc);
+        return rc;
+    }
+    s->ops = op;
+    w->op = op;
+    w->mapped = true;
+    s->changes++;
+    return 1;
+}
+
+void vfe_pf_iova_cancel(struct vfe_pf_iova *s, unsigned user)
+{
+    struct pf_window *w = s ? find(s, user) : NULL;
+    if (w && w->op) {
+        op_drop(s, w->op);
+        w->op = NULL;
+    }
+}
+
 int vfe_pf_iova_release(struct vfe_pf_iova *s, unsigned user)
 {
     struct pf_window *w = s ? find(s, user) : NULL;
     if (!w)
         return -ENOENT;
-    int rc = w->mapped ? unmap_window(s, w) : 0;
-    s->changes++;
-    if (rc < 0) {
-        w->user = NO_USER;
-        return rc;
+    if (w->op) {   /* the user gave up on its map: the unmap below follows it on the socket */
+        op_drop(s, w->op);
+        w->op = NULL;
     }
-    unsigned i = (unsigned)(w - s->win);
-    memmove(&s->win[i], &s->win[i + 1], (s->nwin - i - 1) * sizeof(*w));
-    s->nwin--;
+    s->changes++;
+    w->user = NO_USER;
+    if (!w->mapped) {
+        window_remove(s, w);
+        return 0;
+    }
+    /* posted: reserved until the device acknowledged the unmap (never handed out while it may reach it) */
+    struct pf_op *op = op_new(s, w, false, NULL, NULL);
+    int rc = op ? vfe_transport_dma_unmap_async(s->t, w->iova, w->len, op_done, op) : -ENOMEM;
+    if (rc == 0) {
+        s->ops = op;
+        w->op = op;
+        return 0;
+    }
+    free(op);
+    if (rc == -EOPNOTSUPP)
+        rc = unmap_window(s, w);
+    else
+        log_unmap_failed(s, w, rc);
+    if (rc < 0)
+        return rc;   /* reserved until destroy */
+    window_remove(s, w);
     return 0;
 }
 

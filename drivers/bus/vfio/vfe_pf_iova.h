@@ -25,8 +25,12 @@
  * Ownership: whoever opens the PF (app/vfe-vdpa/pf.c, tests/lib/test_pf.c)
  * creates the space after the transport and destroys it after every user has
  * released (admin queue closed, VFs closed), before closing the transport.
- * The transport is borrowed.  Single-threaded; calls are synchronous (a map
- * or unmap is one transport round trip).
+ * The transport is borrowed.  Single-threaded.  Timing: on a PF whose writes
+ * are posted (its admin queue runs, vfe_transport.h posted mode) the loop
+ * never waits: vfe_pf_iova_map_async and vfe_pf_iova_release send and the
+ * device's answer comes from the PF's drain (the admin queue's watcher);
+ * otherwise (kernel VFIO, a PF not posted yet: admin queue set-up on a devq
+ * worker, tests) a map or unmap is answered inside its call.
  */
 #ifndef VFE_PF_IOVA_H
 #define VFE_PF_IOVA_H
@@ -49,7 +53,8 @@ struct vfe_pf_iova *vfe_pf_iova_create(struct vfe_transport *t);
 /* Another space [base, end) (tests use a small one): base and end page
  * aligned, base > 0, end > base.  NULL with errno. */
 struct vfe_pf_iova *vfe_pf_iova_create_in(struct vfe_transport *t, uint64_t base, uint64_t end);
-/* Unmaps what users left mapped (logged: a user that did not release is a bug). */
+/* Unmaps what users left mapped (logged: a user that did not release is a
+ * bug); answers still outstanding are forgotten (no cb runs). */
 void vfe_pf_iova_destroy(struct vfe_pf_iova *s);
 /* Free the space without a device call: the maps stay in the device (HA: a
  * successor imports the space, or a reset of the PF drops them). */
@@ -63,18 +68,36 @@ void vfe_pf_iova_destroy_quiet(struct vfe_pf_iova *s);
  *   -ENOMEM */
 int vfe_pf_iova_alloc(struct vfe_pf_iova *s, unsigned user, uint64_t len, uint64_t *iova);
 /* Map [offset, offset + window length) of fd over user's whole window, for the
- * device to read and write as prot (VFE_DMA_*) says.
+ * device to read and write as prot (VFE_DMA_*) says.  Answered inside the
+ * call, except on a posted transport: then 0 means sent (a refusal is latched
+ * in the transport); the loop uses vfe_pf_iova_map_async.
  *   -ENOENT  user holds no window;  -EBUSY  it is mapped already;  the transport's -errno */
 int vfe_pf_iova_map(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offset, uint32_t prot);
-/* Unmap user's window if mapped and free it for reuse.  -ENOENT: user holds
- * none.  If the device refuses the unmap (transport -errno), the range stays
- * reserved (never handed out again while the device may still reach it) and
- * the user holds nothing any more. */
+
+/* The device's answer to a map sent without waiting (from the PF's drain). */
+typedef void (*vfe_pf_iova_cb)(void *ctx, int err);
+/* vfe_pf_iova_map without waiting (the loop, the PF posted):
+ *   1  sent: cb runs exactly once, from a later drain of the PF's transport,
+ *      with the device's answer (a refusal leaves the window unmapped and
+ *      still user's, logged), unless the user releases or cancels first;
+ *   0  the transport answered inside (kernel VFIO, not posted): mapped, cb never runs;
+ *   -errno as vfe_pf_iova_map, -EINVAL cb NULL; nothing pending. */
+int vfe_pf_iova_map_async(struct vfe_pf_iova *s, unsigned user, int fd, uint64_t offset, uint32_t prot,
+                          vfe_pf_iova_cb cb, void *ctx);
+/* user's pending map: its cb never runs; the window and its map stay (a VF
+ * abandoned to a successor: HA). */
+void vfe_pf_iova_cancel(struct vfe_pf_iova *s, unsigned user);
+/* Unmap user's window if mapped and free it for reuse; a pending map's cb
+ * never runs.  -ENOENT: user holds none.  The user holds nothing any more in
+ * every case.  The range is never handed out again while the device may
+ * still reach it: on a posted PF the unmap is sent (0) and the range stays
+ * reserved until the device acknowledged it; a refused unmap (logged; the
+ * transport's -errno when answered inside) keeps it reserved until destroy. */
 int vfe_pf_iova_release(struct vfe_pf_iova *s, unsigned user);
 
 /* user's window: 0, or -ENOENT.  mapped may be NULL. */
 int vfe_pf_iova_window(const struct vfe_pf_iova *s, unsigned user, uint64_t *iova, uint64_t *len, bool *mapped);
-/* Windows held, including reserved ones whose unmap failed. */
+/* Windows held, including reserved ones whose unmap failed or is unanswered. */
 unsigned vfe_pf_iova_windows(const struct vfe_pf_iova *s);
 /* Counts every window added, mapped or removed: a holder of an exported copy
  * knows it is stale when this moved on. */

@@ -55,6 +55,9 @@ struct vfe_posted_state {
  * during the call only), or -errno (the device's error reply, -EPROTO for a
  * malformed reply, -ENOTCONN when the connection broke). */
 typedef void (*vfe_read_cb)(void *ctx, int err, const void *data, size_t len);
+/* Completion of vfe_transport_dma_map_async/_unmap_async: 0, the device's
+ * -errno, or -ENOTCONN when the connection broke. */
+typedef void (*vfe_write_cb)(void *ctx, int err);
 
 /* bdf is "DDDD:BB:DD.F" (hex): nothing else is ever joined to a sysfs root
  * (a '/' or '..' could escape it). */
@@ -116,7 +119,14 @@ struct vfe_transport_ops {
      *   (never inside this call or any other transport call but drain),
      *   unless cancel_reads or close comes first.  cb may post requests,
      *   never close the transport.
-     * cancel_reads: forget every read posted with ctx (their cb never runs).
+     * dma_map_async / dma_unmap_async: the posted dma_map / dma_unmap (as
+     *   repeatable, see below) whose outcome the caller needs: cb runs
+     *   exactly once, from a later drain, with that request's own result
+     *   (never latched), unless cancel_reads or close comes first.  Same
+     *   rules for cb as region_read_async.  -EOPNOTSUPP when the transport
+     *   is not in posted mode: call dma_map / dma_unmap, answered inside.
+     * cancel_reads: forget every read or DMA completion posted with ctx
+     *   (their cb never runs; the requests themselves stay sent).
      * A synchronous call made meanwhile reads the stream too: it absorbs the
      * posted replies that come before its own (answered reads are kept for
      * the next drain).  At most VFE_POSTED_MAX requests are outstanding; a
@@ -137,6 +147,9 @@ struct vfe_transport_ops {
     int (*region_read_async)(struct vfe_transport *t, uint32_t index, uint64_t off, size_t len, vfe_read_cb cb,
                              void *ctx);
     void (*cancel_reads)(struct vfe_transport *t, void *ctx);
+    int (*dma_map_async)(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
+                         uint32_t prot, vfe_write_cb cb, void *ctx);
+    int (*dma_unmap_async)(struct vfe_transport *t, uint64_t iova, uint64_t len, vfe_write_cb cb, void *ctx);
 };
 
 #define VFE_POSTED_MAX 128
@@ -201,6 +214,12 @@ static inline int vfe_transport_read_async(struct vfe_transport *t, uint32_t ind
 { return t->ops->region_read_async ? t->ops->region_read_async(t, index, off, len, cb, ctx) : -EOPNOTSUPP; }
 static inline void vfe_transport_cancel_reads(struct vfe_transport *t, void *ctx)
 { if (t->ops->cancel_reads) t->ops->cancel_reads(t, ctx); }
+static inline int vfe_transport_dma_map_async(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd,
+                                              uint64_t offset, uint32_t prot, vfe_write_cb cb, void *ctx)
+{ return t->ops->dma_map_async ? t->ops->dma_map_async(t, iova, len, fd, offset, prot, cb, ctx) : -EOPNOTSUPP; }
+static inline int vfe_transport_dma_unmap_async(struct vfe_transport *t, uint64_t iova, uint64_t len,
+                                                vfe_write_cb cb, void *ctx)
+{ return t->ops->dma_unmap_async ? t->ops->dma_unmap_async(t, iova, len, cb, ctx) : -EOPNOTSUPP; }
 
 /* vfio-user client on a socket path; usable directly by tests. */
 int vfe_vfio_user_open(const char *sock_path, const char *bdf, struct vfe_transport **out);

@@ -368,30 +368,71 @@ static int cl_region_write(struct vfe_transport *t, uint32_t index, uint64_t off
     return 0;
 }
 
-static int cl_dma_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
-                      uint32_t prot)
+static int dma_map_req(int fd, uint64_t iova, uint64_t len, uint64_t offset, uint32_t prot, struct vfu_dma_map *req)
 {
     if (fd < 0 || len == 0 || !prot || (prot & ~(VFE_DMA_READ | VFE_DMA_WRITE)))
         return -EINVAL;
     if (iova + len < iova || offset + len < offset)
         return -EINVAL;
-    struct vfu_dma_map req = {
-        .argsz = sizeof(req),
+    *req = (struct vfu_dma_map){
+        .argsz = sizeof(*req),
         .flags = ((prot & VFE_DMA_READ) ? VFU_DMA_F_READ : 0) | ((prot & VFE_DMA_WRITE) ? VFU_DMA_F_WRITE : 0),
         .offset = offset, .addr = iova, .size = len,
     };
+    return 0;
+}
+
+/* Posted: "not mapped" counts as done (vfe_dma_apply.h); cb NULL: a refusal is latched. */
+static int posted_unmap(struct vfu_client *c, uint64_t iova, uint64_t len, vfe_write_cb cb, void *ctx)
+{
+    struct vfu_dma_unmap u = { .argsz = sizeof(u), .addr = iova, .size = len };
+    struct iovec iov = { &u, sizeof(u) };
+    struct vfu_preq r = { .addr = iova, .size = len, .enoent_ok = true, .wcb = cb, .ctx = ctx };
+    return vfu_posted_send(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &r);
+}
+
+/* Posted: what vfe_dma_apply_map makes of an -EEXIST it cannot see now: an
+ * identical range a crashed predecessor left goes first. */
+static int posted_map(struct vfu_client *c, const struct vfu_dma_map *req, int fd, vfe_write_cb cb, void *ctx)
+{
+    int rc = posted_unmap(c, req->addr, req->size, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    struct iovec iov = { .iov_base = (void *)req, .iov_len = sizeof(*req) };
+    struct vfu_preq r = { .wcb = cb, .ctx = ctx };
+    return vfu_posted_send(c, VFU_CMD_DMA_MAP, &iov, 1, &fd, 1, &r);
+}
+
+static int cl_dma_map(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
+                      uint32_t prot)
+{
+    struct vfu_dma_map req;
+    int rc = dma_map_req(fd, iova, len, offset, prot, &req);
+    if (rc < 0)
+        return rc;
     struct vfu_client *c = CL(t);
-    if (c->posted) {
-        /* what vfe_dma_apply_map makes of an -EEXIST it cannot see now: an identical
-         * range a crashed predecessor left goes first ("not mapped" is fine) */
-        struct vfu_dma_unmap u = { .argsz = sizeof(u), .addr = iova, .size = len };
-        struct iovec iov = { &u, sizeof(u) };
-        struct vfu_preq r = { .addr = iova, .size = len, .enoent_ok = true };
-        int rc = vfu_posted_send(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &r);
-        if (rc < 0)
-            return rc;
-    }
-    return vfu_write_fixed(CL(t), VFU_CMD_DMA_MAP, &req, sizeof(req), &fd, 1);
+    if (c->posted)
+        return posted_map(c, &req, fd, NULL, NULL);
+    return vfu_call_fixed(c, VFU_CMD_DMA_MAP, &req, sizeof(req), &fd, 1, NULL, 0);
+}
+
+static int cl_dma_map_async(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
+                            uint32_t prot, vfe_write_cb cb, void *ctx)
+{
+    struct vfu_dma_map req;
+    struct vfu_client *c = CL(t);
+    if (!c->posted)
+        return -EOPNOTSUPP;
+    int rc = cb ? dma_map_req(fd, iova, len, offset, prot, &req) : -EINVAL;
+    return rc < 0 ? rc : posted_map(c, &req, fd, cb, ctx);
+}
+
+static int cl_dma_unmap_async(struct vfe_transport *t, uint64_t iova, uint64_t len, vfe_write_cb cb, void *ctx)
+{
+    struct vfu_client *c = CL(t);
+    if (!c->posted)
+        return -EOPNOTSUPP;
+    return cb ? posted_unmap(c, iova, len, cb, ctx) : -EINVAL;
 }
 
 static int cl_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
@@ -400,10 +441,8 @@ static int cl_dma_unmap(struct vfe_transport *t, uint64_t iova, uint64_t len)
     struct vfu_dma_unmap req = { .argsz = sizeof(req), .addr = iova, .size = len }, rep;
     struct iovec iov = { &req, sizeof(req) };
     struct vfu_msg m;
-    if (c->posted) {   /* "not mapped" is done, as vfe_dma_apply_unmap has it */
-        struct vfu_preq r = { .addr = iova, .size = len, .enoent_ok = true };
-        return vfu_posted_send(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &r);
-    }
+    if (c->posted)
+        return posted_unmap(c, iova, len, NULL, NULL);
     int rc = vfu_call(c, VFU_CMD_DMA_UNMAP, &iov, 1, NULL, 0, &m);
     if (rc < 0)
         return rc;
@@ -574,6 +613,8 @@ static const struct vfe_transport_ops vfu_client_ops = {
     .posted_state = vfu_posted_state,
     .region_read_async = vfu_posted_read_async,
     .cancel_reads = vfu_posted_cancel_reads,
+    .dma_map_async = cl_dma_map_async,
+    .dma_unmap_async = cl_dma_unmap_async,
 };
 
 /* Device info as DEVICE_GET_INFO must have answered for a usable function. */

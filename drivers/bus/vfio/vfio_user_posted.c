@@ -33,10 +33,11 @@ static void signal_done(struct vfu_client *c)
         LOG_D("vfio-user %s: completion signal: %s", c->t.bdf, strerror(errno));
 }
 
-/* done has room: every entry of it was an outstanding read of pq (same bound). */
+/* done has room: every entry of it was an outstanding read or wcb write of pq (same bound). */
 static void complete_read(struct vfu_client *c, const struct vfu_preq *r, int err, uint8_t *data, size_t len)
 {
-    c->done[c->ndone++] = (struct vfu_pdone){ .cb = r->cb, .ctx = r->ctx, .err = err, .data = data, .len = len };
+    c->done[c->ndone++] = (struct vfu_pdone){ .cb = r->cb, .wcb = r->wcb, .ctx = r->ctx, .err = err, .data = data,
+                                              .len = len };
     signal_done(c);
 }
 
@@ -165,7 +166,7 @@ bool vfu_posted_absorb(struct vfu_client *c, struct vfu_msg *m)
     vfu_msg_free(m);
     if (r.cancelled)
         free(data);
-    else if (r.cb)
+    else if (r.cb || r.wcb)
         complete_read(c, &r, err, data, err ? 0 : r.count);
     else if (err)
         latch(c, r.cmd, err);
@@ -179,7 +180,7 @@ bool vfu_posted_absorb(struct vfu_client *c, struct vfu_msg *m)
 void vfu_posted_fail_all(struct vfu_client *c)
 {
     for (unsigned i = 0; i < c->npq; i++) {
-        if (c->pq[i].cb) {
+        if (c->pq[i].cb || c->pq[i].wcb) {
             if (!c->pq[i].cancelled)
                 complete_read(c, &c->pq[i], -ENOTCONN, NULL, 0);
         } else if (!c->latched) {
@@ -301,7 +302,10 @@ int vfu_posted_drain(struct vfe_transport *t)
     for (unsigned n = c->ndone; n && c->ndone; n--) {
         struct vfu_pdone d = c->done[0];
         memmove(c->done, c->done + 1, --c->ndone * sizeof(*c->done));
-        d.cb(d.ctx, d.err, d.data, d.len);
+        if (d.wcb)
+            d.wcb(d.ctx, d.err);
+        else
+            d.cb(d.ctx, d.err, d.data, d.len);
         free(d.data);
     }
     return c->broken ? -ENOTCONN : 0;
@@ -351,7 +355,7 @@ void vfu_posted_cancel_reads(struct vfe_transport *t, void *ctx)
     struct vfu_client *c = CL(t);
     /* the request stays outstanding (its reply is still absorbed), only the callback goes */
     for (unsigned i = 0; i < c->npq; i++)
-        if (c->pq[i].cb && c->pq[i].ctx == ctx)
+        if ((c->pq[i].cb || c->pq[i].wcb) && c->pq[i].ctx == ctx)
             c->pq[i].cancelled = true;
     unsigned keep = 0;
     for (unsigned i = 0; i < c->ndone; i++) {

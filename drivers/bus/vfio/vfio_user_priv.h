@@ -17,14 +17,16 @@ struct vfu_preq {
     uint64_t off;
     uint64_t addr, size;          /* DMA_UNMAP */
     vfe_read_cb cb;               /* asynchronous read: non-NULL */
+    vfe_write_cb wcb;             /* a write whose caller waits for its outcome: non-NULL */
     void *ctx;
-    bool cancelled;               /* a read whose caller gave up: its reply is dropped */
+    bool cancelled;               /* a read or wcb write whose caller gave up: its reply is dropped */
     bool enoent_ok;               /* DMA_UNMAP: "not mapped" counts as done (vfe_dma_apply.h) */
 };
 
-/* An answered asynchronous read waiting for the next drain. */
+/* An answered asynchronous read (or wcb write) waiting for the next drain. */
 struct vfu_pdone {
     vfe_read_cb cb;
+    vfe_write_cb wcb;
     void *ctx;
     int err;
     uint8_t *data;                /* malloc'd payload (count bytes), or NULL */

@@ -279,6 +279,8 @@ void vdpa_vf_abandon(struct vdpa_vf *v)
     if (!v)
         return;
     ev_timer_stop(v->loop, &v->defer);
+    ev_timer_stop(v->loop, &v->log_map_t);
+    vfe_pf_iova_cancel(v->pf.iova, v->vf_num);   /* a log window's map in flight: the successor's */
     vdpa_direct_cancel(v);
     vdpa_vf_facts_cancel(v);
     for (unsigned q = 0; q < v->nrings; q++)

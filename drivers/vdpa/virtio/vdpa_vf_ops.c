@@ -30,6 +30,7 @@ const char *vdpa_vf_dirty_tracking(const struct vdpa_vf *v)
  * software walker and the VF's mapping of the log go. */
 void vdpa_vf_log_release(struct vdpa_vf *v)
 {
+    ev_timer_stop(v->loop, &v->log_map_t);
     /* the VF is its window's only user: one it does not know of is a
      * predecessor's that died before it told the device (HA) */
     if (v->pf.iova && vfe_pf_iova_window(v->pf.iova, v->vf_num, NULL, NULL, NULL) == 0) {
@@ -396,19 +397,56 @@ static int pull_submit(struct vdpa_vf *v)
     return vfe_mig_dirty_start(v->pf.mig, v->vf_num, &c, log_started, v);
 }
 
-/* The PF writes the log: it goes in a window of the PF's IOVA space, whole pages. */
+static int tracking_submit(struct vdpa_vf *v, uint64_t iova);
+
+/* The device answered the log window's map (from the PF's drain). */
+static void window_mapped(void *ctx, int err)
+{
+    struct vdpa_vf *v = ctx;
+    ev_timer_stop(v->loop, &v->log_map_t);
+    uint64_t iova = 0;
+    if (!err)
+        err = vfe_pf_iova_window(v->pf.iova, v->vf_num, &iova, NULL, NULL);
+    if (!err)
+        err = tracking_submit(v, iova);
+    if (err) {
+        LOG_E("%s: dirty tracking start failed: %s", v->t->bdf, strerror(-err));
+        vdpa_vf_log_release(v);
+        finish_later(v, err);
+    }
+}
+
+static void window_map_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct vdpa_vf *v = w->data;
+    LOG_E("%s: the PF did not answer the dirty log's map within %d ms: tracking not started", v->t->bdf,
+          v->t->timeout_ms);
+    vdpa_vf_log_release(v);   /* its answer is not waited for any more */
+    finish_later(v, -ETIMEDOUT);
+}
+
+/* The PF writes the log: it goes in a window of the PF's IOVA space, whole
+ * pages.  0: mapped (*iova); 1: the map is sent, window_mapped goes on; -errno. */
 static int push_window(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64_t log_size, uint64_t *iova)
 {
     int rc = vfe_pf_iova_alloc(v->pf.iova, v->vf_num, log_size, iova);
     if (rc == 0) {
-        rc = vfe_pf_iova_map(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE);
+        rc = vfe_pf_iova_map_async(v->pf.iova, v->vf_num, log_fd, log_offset, VFE_DMA_READ | VFE_DMA_WRITE,
+                                   window_mapped, v);
         if (rc < 0)
             vfe_pf_iova_release(v->pf.iova, v->vf_num);
     }
-    if (rc < 0)
+    if (rc < 0) {
         LOG_E("%s: mapping the dirty log for the PF: %s", v->t->bdf, strerror(-rc));
-    else
-        v->log_mapped = true;
+        return rc;
+    }
+    v->log_mapped = true;
+    if (rc == 1) {
+        int tmo = v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+        ev_timer_init(&v->log_map_t, window_map_timeout, tmo / 1000., 0.);
+        v->log_map_t.data = v;
+        ev_timer_start(v->loop, &v->log_map_t);
+    }
     return rc;
 }
 
@@ -460,8 +498,8 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
             return rc;
         rc = 0;   /* auto: push may still work */
     }
-    if (pref != VDPA_DIRTY_PULL && pref != VDPA_DIRTY_SOFTWARE &&
-        (rc = push_window(v, log_fd, log_offset, log_size, &iova)) < 0) {
+    bool push = pref != VDPA_DIRTY_PULL && pref != VDPA_DIRTY_SOFTWARE;
+    if (push && (rc = push_window(v, log_fd, log_offset, log_size, &iova)) < 0) {
         vdpa_vf_log_release(v);
         return rc;
     }
@@ -479,7 +517,24 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
         finish_later(v, 0);
         return 0;
     }
-    rc = pref == VDPA_DIRTY_PULL ? pull_submit(v) : vdpa_vf_log_submit(v, iova, log_size);
+    if (push && rc == 1) {   /* the admin command goes once the PF acknowledged the window */
+        vdpa_vf_step(v, VDPA_STEP_LOG_START);
+        return 0;
+    }
+    if ((rc = tracking_submit(v, iova)) < 0) {
+        v->done_cb = NULL;
+        v->step = VDPA_STEP_NONE;
+        vdpa_vf_log_release(v);
+    }
+    return rc;
+}
+
+/* The admin command that starts tracking (push into the window at iova,
+ * or pull), or software tracking when the device does neither. */
+static int tracking_submit(struct vdpa_vf *v, uint64_t iova)
+{
+    enum vdpa_dirty_mode pref = dirty_pref;
+    int rc = pref == VDPA_DIRTY_PULL ? pull_submit(v) : vdpa_vf_log_submit(v, iova, v->log_size);
     if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull) {   /* refused before it was sent */
         vfe_pf_iova_release(v->pf.iova, v->vf_num);
         v->log_mapped = false;
@@ -488,12 +543,6 @@ int vdpa_vf_log_start(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint64
     if (rc == -EOPNOTSUPP && pref == VDPA_DIRTY_AUTO && v->pull && (rc = software_start(v)) == 0) {
         v->log_active = true;
         finish_later(v, 0);
-        return 0;
-    }
-    if (rc < 0) {
-        v->done_cb = NULL;
-        v->step = VDPA_STEP_NONE;
-        vdpa_vf_log_release(v);
     }
     return rc;
 }

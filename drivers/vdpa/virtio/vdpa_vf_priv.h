@@ -105,6 +105,7 @@ struct vdpa_vf {
     void *op_ctx;
     int op_err;
     ev_timer defer;            /* completes an operation outside the caller's call */
+    ev_timer log_map_t;        /* bounds the wait for the PF's answer to the log window's map */
     uint16_t saved_avail[VDPA_MAX_RINGS];
     unsigned nsaved;
 

@@ -37,6 +37,18 @@ static int wait_op(struct test_pf *pf, struct test_front_op *w, int rc)
     return w->err;
 }
 
+/* The PF's writes are posted: a released window goes once the PF acknowledged its unmap. */
+static unsigned windows_settled(struct test_pf *pf, unsigned want)
+{
+    struct ev_loop *loop = vfe_admin_loop(pf->aq);
+    long end = check_now_ms() + TEST_FRONT_TMO_MS;
+    while (vfe_pf_iova_windows(pf->iova) != want && check_now_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(1000);
+    }
+    return vfe_pf_iova_windows(pf->iova);
+}
+
 /* frames both ways: peer -> accelerated VF and back */
 int main(void)
 {
@@ -151,12 +163,13 @@ int main(void)
           "tx descriptor page marked: the device only reads it");
     memset(&w, 0, sizeof(w));
     CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0, "log stop");
-    CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, NULL, NULL) == -ENOENT && vfe_pf_iova_windows(pf.iova) == 1,
+    CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, NULL, NULL) == -ENOENT && windows_settled(&pf, 1) == 1,
           "the log window outlived the log (%u windows)", vfe_pf_iova_windows(pf.iova));
     /* a log larger than its memory: the PF refuses the map, no window is left behind */
     memset(&w, 0, sizeof(w));
-    CHECK(vdpa_vf_log_start(v, log.fd, 0, 64u << 20, test_front_done, &w) < 0 && vfe_pf_iova_windows(pf.iova) == 1,
-          "a log beyond its memory was mapped");
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, 64u << 20, test_front_done, &w)) == -EINVAL &&
+              windows_settled(&pf, 1) == 1 && vfe_pf_iova_window(pf.iova, 1, NULL, NULL, NULL) == -ENOENT,
+          "a log beyond its memory was mapped (%d, %u windows)", w.err, vfe_pf_iova_windows(pf.iova));
     /* a window a killed predecessor left in VF 1's name (imported with the PF's
      * IOVA space, never told to the device): the next log start takes its place */
     uint64_t stale_iova = 0;
@@ -167,10 +180,10 @@ int main(void)
     CHECK(wait_op(&pf, &w, vdpa_vf_log_start(v, log.fd, 0, log_size, test_front_done, &w)) == 0,
           "log start over a stale window");
     CHECK(vfe_pf_iova_window(pf.iova, 1, NULL, &log_len, &log_in_pf) == 0 && log_in_pf && log_len == 4096 &&
-              vfe_pf_iova_windows(pf.iova) == 2, "VF 1 holds its new window only (%u windows)",
+              windows_settled(&pf, 2) == 2, "VF 1 holds its new window only (%u windows)",
           vfe_pf_iova_windows(pf.iova));
     memset(&w, 0, sizeof(w));
-    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0 && vfe_pf_iova_windows(pf.iova) == 1,
+    CHECK(wait_op(&pf, &w, vdpa_vf_log_stop(v, test_front_done, &w)) == 0 && windows_settled(&pf, 1) == 1,
           "log stop after the stale window");
 
     /* memory table change: region B moves to another memfd; buffers follow */

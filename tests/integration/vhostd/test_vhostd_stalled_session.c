@@ -16,6 +16,9 @@
  *     later), `version` answered meanwhile;
  *   - X's PF stalled: X's stop (admin commands, doorbells posted on the PF)
  *     is answered once the PF answers again, `version` meanwhile;
+ *   - X's PF stalled at a log start (migration): the log's window map is
+ *     posted on the PF, SET_LOG_BASE answered once the PF answered,
+ *     `version` meanwhile; the PF then marks the pages it writes;
  *   - a VF without a session removed while stalled: answered at once;
  *   - first of all, the PF's server holds the admin queue's DMA_MAP of its
  *     bring-up (after the reset) for 300 ms: `version` answers meanwhile
@@ -367,6 +370,31 @@ int main(void)
     CHECK(vfe_fe_start(x, bases) == 0 && wait_running(X, 3000), "X did not run again after its PF answered");
     drain_rx(y);
     CHECK(vfe_fe_flow(x, y, mx, my, 10, 800, 0) == 10, "X -> Y frames after the PF's stall");
+
+    /* ---- X's PF stalled at a migration's log start: the log's window in the PF is mapped without the loop
+     * waiting; SET_LOG_BASE is answered once the PF acknowledged it and tracking started ---- */
+    REQUIRE(stall(PF, true) == 0, done, "vfu_stall on %s", PF);
+    late_version_ms = -1;
+    REQUIRE(pthread_create(&th, NULL, clear_later, (void *)PF) == 0, done, "thread");
+    t0 = check_now_ms();
+    int log_rc = vfe_fe_log_start(x);
+    long log_ms = check_now_ms() - t0;
+    pthread_join(th, NULL);
+    printf("measure: X's log start answered after %ld ms (its PF's server stalled for 300 ms)\n", log_ms);
+    CHECK(log_rc == 0 && log_ms >= 250, "X's log start answered after %ld ms (%d): before its PF answered", log_ms,
+          log_rc);
+    CHECK(late_version_ms >= 0 && late_version_ms < 100, "version took %ld ms while X's log window was mapped",
+          late_version_ms);
+    drain_rx(x);
+    CHECK(vfe_fe_flow(y, x, my, mx, 10, 900, 0) == 10, "Y -> X frames while X logs");
+    size_t lsz = vfe_fe_log_size(x);
+    uint8_t *lb = lsz ? calloc(1, lsz) : NULL;
+    long taken = lb ? vfe_fe_log_take(x, lb, lsz) : -ENOMEM;
+    CHECK(taken > 0 && vfe_fe_log_count(lb, (size_t)taken) > 0,
+          "the PF wrote no dirty page into X's log (%ld bytes taken)", taken);
+    free(lb);
+    CHECK(vfe_fe_log_stop(x) == 0, "X's log stop");
+    CHECK(vfe_fe_flow(x, y, mx, my, 5, 950, 0) == 5, "X -> Y frames after the log stop");
 
     /* ---- a VF that never had a session removed while its device is stalled: its teardown is posted ---- */
     CHECK(mgmt(out, sizeof(out), "vf", "-a", V) == 0, "vf -a V: %s", out);

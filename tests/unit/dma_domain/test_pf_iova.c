@@ -75,6 +75,92 @@ static void fake_init(struct fake_pf *f)
     snprintf(f->t.bdf, sizeof(f->t.bdf), "0000:00:04.0");
 }
 
+/* A PF in posted mode: map/unmap requests wait in `sent` until the test
+ * answers them (in order, as the device does), with the errno the test set. */
+struct posted_pf {
+    struct fake_pf f;
+    struct {
+        bool map, cancelled;
+        uint64_t iova, len, offset;
+        int fd;
+        vfe_write_cb cb;
+        void *ctx;
+    } sent[16];
+    unsigned nsent, calls;
+    bool not_posted;   /* the async ops answer -EOPNOTSUPP */
+};
+
+static int posted_map_async(struct vfe_transport *t, uint64_t iova, uint64_t len, int fd, uint64_t offset,
+                            uint32_t prot, vfe_write_cb cb, void *ctx)
+{
+    struct posted_pf *p = (struct posted_pf *)t;
+    if (p->not_posted)
+        return -EOPNOTSUPP;
+    assert_true(p->nsent < 16);
+    p->sent[p->nsent++] = (typeof(p->sent[0])){.map = true, .iova = iova, .len = len, .offset = offset, .fd = fd,
+                                               .cb = cb, .ctx = ctx};
+    return 0;
+}
+
+static int posted_unmap_async(struct vfe_transport *t, uint64_t iova, uint64_t len, vfe_write_cb cb, void *ctx)
+{
+    struct posted_pf *p = (struct posted_pf *)t;
+    if (p->not_posted)
+        return -EOPNOTSUPP;
+    assert_true(p->nsent < 16);
+    p->sent[p->nsent++] = (typeof(p->sent[0])){.iova = iova, .len = len, .cb = cb, .ctx = ctx};
+    return 0;
+}
+
+static void posted_cancel(struct vfe_transport *t, void *ctx)
+{
+    struct posted_pf *p = (struct posted_pf *)t;
+    for (unsigned i = 0; i < p->nsent; i++)
+        if (p->sent[i].ctx == ctx)
+            p->sent[i].cancelled = true;
+}
+
+static const struct vfe_transport_ops posted_ops = {.dma_map = fake_map, .dma_unmap = fake_unmap,
+                                                    .dma_map_async = posted_map_async,
+                                                    .dma_unmap_async = posted_unmap_async,
+                                                    .cancel_reads = posted_cancel};
+
+static void posted_init(struct posted_pf *p)
+{
+    memset(p, 0, sizeof(*p));
+    fake_init(&p->f);
+    p->f.t.ops = &posted_ops;
+}
+
+/* The device answers the oldest request (err: its refusal, 0: it does it). */
+static void posted_answer(struct posted_pf *p, int err)
+{
+    assert_true(p->nsent > 0);
+    typeof(p->sent[0]) r = p->sent[0];
+    memmove(&p->sent[0], &p->sent[1], --p->nsent * sizeof(r));
+    if (!err)
+        err = r.map ? fake_map(&p->f.t, r.iova, r.len, r.fd, r.offset, VFE_DMA_WRITE) : fake_unmap(&p->f.t, r.iova, r.len);
+    if (err == -ENOENT && !r.map)
+        err = 0;   /* "not mapped" is done, as the vfio-user client has it */
+    if (!r.cancelled)
+        r.cb(r.ctx, err);
+}
+
+static void posted_answer_all(struct posted_pf *p)
+{
+    while (p->nsent)
+        posted_answer(p, 0);
+}
+
+struct map_done { int calls, err; };
+
+static void on_mapped(void *ctx, int err)
+{
+    struct map_done *d = ctx;
+    d->calls++;
+    d->err = err;
+}
+
 static bool device_has(const struct fake_pf *f, uint64_t iova, uint64_t len)
 {
     for (unsigned i = 0; i < f->nmaps; i++)
@@ -316,11 +402,131 @@ static void random_churn(void **state)
     close(fd);
 }
 
+/* Posted PF: a map is sent and answered later, its callback runs once from the
+ * answer, never inside the call; a refusal leaves the window the user's, unmapped. */
+static void async_map(void **state)
+{
+    struct posted_pf p;
+    posted_init(&p);
+    int fd = mem_fd();
+    const uint64_t base = 1 * MB;
+    struct vfe_pf_iova *s = vfe_pf_iova_create_in(&p.f.t, base, base + 16 * PAGE);
+    struct map_done d = {0};
+    uint64_t a, b;
+    bool mapped = false;
+    assert_int_equal(vfe_pf_iova_alloc(s, 1, PAGE, &a), 0);
+    assert_int_equal(vfe_pf_iova_map_async(s, 1, fd, 0, VFE_DMA_WRITE, on_mapped, &d), 1);
+    assert_int_equal(d.calls, 0);
+    assert_int_equal(p.nsent, 1);
+    assert_int_equal(vfe_pf_iova_window(s, 1, NULL, NULL, &mapped), 0);
+    assert_true(mapped);   /* sent: an export must count it in the device */
+    assert_int_equal(vfe_pf_iova_map_async(s, 1, fd, 0, VFE_DMA_WRITE, on_mapped, &d), -EBUSY);
+    posted_answer(&p, 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.err, 0);
+    assert_true(device_has(&p.f, a, PAGE));
+
+    /* refused: the window stays user 2's, unmapped, and can be released at once */
+    assert_int_equal(vfe_pf_iova_alloc(s, 2, PAGE, &b), 0);
+    assert_int_equal(vfe_pf_iova_map_async(s, 2, fd, 0, VFE_DMA_WRITE, on_mapped, &d), 1);
+    posted_answer(&p, -EIO);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(d.err, -EIO);
+    assert_int_equal(vfe_pf_iova_window(s, 2, NULL, NULL, &mapped), 0);
+    assert_false(mapped);
+    assert_int_equal(vfe_pf_iova_release(s, 2), 0);
+    assert_int_equal(p.nsent, 0);   /* nothing to unmap */
+    assert_int_equal(vfe_pf_iova_windows(s), 1);
+
+    /* bad input */
+    assert_int_equal(vfe_pf_iova_map_async(s, 7, fd, 0, VFE_DMA_WRITE, on_mapped, &d), -ENOENT);
+    assert_int_equal(vfe_pf_iova_alloc(s, 3, PAGE, &b), 0);
+    assert_int_equal(vfe_pf_iova_map_async(s, 3, fd, 0, VFE_DMA_WRITE, NULL, NULL), -EINVAL);
+    assert_int_equal(vfe_pf_iova_map_async(NULL, 3, fd, 0, VFE_DMA_WRITE, on_mapped, &d), -ENOENT);
+    assert_int_equal(p.nsent, 0);
+
+    /* not posted (kernel VFIO): answered inside, the callback never runs */
+    p.not_posted = true;
+    assert_int_equal(vfe_pf_iova_map_async(s, 3, fd, 0, VFE_DMA_WRITE, on_mapped, &d), 0);
+    assert_int_equal(d.calls, 2);
+    assert_int_equal(vfe_pf_iova_release(s, 3), 0);
+    assert_int_equal(vfe_pf_iova_release(s, 1), 0);
+    assert_int_equal(p.f.nmaps, 0);
+    vfe_pf_iova_destroy(s);
+    close(fd);
+}
+
+/* Posted release: the range is never handed out before the device let go of
+ * it; a release or cancel during the map silences its callback; destroy
+ * forgets every answer outstanding. */
+static void async_release(void **state)
+{
+    struct posted_pf p;
+    posted_init(&p);
+    int fd = mem_fd();
+    const uint64_t base = 1 * MB, end = base + 4 * PAGE;   /* room for two windows of a page */
+    struct vfe_pf_iova *s = vfe_pf_iova_create_in(&p.f.t, base, end);
+    struct map_done d = {0};
+    uint64_t a, b;
+    assert_int_equal(vfe_pf_iova_alloc(s, 1, PAGE, &a), 0);
+    assert_int_equal(vfe_pf_iova_map_async(s, 1, fd, 0, VFE_DMA_WRITE, on_mapped, &d), 1);
+    assert_int_equal(vfe_pf_iova_release(s, 1), 0);   /* while its map is in flight */
+    assert_int_equal(vfe_pf_iova_window(s, 1, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(vfe_pf_iova_windows(s), 1);       /* reserved: the unmap is not answered */
+    assert_int_equal(vfe_pf_iova_alloc(s, 1, PAGE, &b), 0);
+    assert_int_not_equal(a, b);
+    assert_int_equal(vfe_pf_iova_release(s, 1), 0);   /* never mapped: gone at once */
+    posted_answer_all(&p);
+    assert_int_equal(d.calls, 0);                      /* the released map's callback never ran */
+    assert_int_equal(vfe_pf_iova_windows(s), 0);
+    assert_int_equal(p.f.nmaps, 0);
+    assert_int_equal(vfe_pf_iova_alloc(s, 1, PAGE, &b), 0);
+    assert_int_equal(a, b);                            /* free again once acknowledged */
+
+    /* a refused unmap: reserved until destroy, which unmaps it */
+    assert_int_equal(vfe_pf_iova_map_async(s, 1, fd, 0, VFE_DMA_WRITE, on_mapped, &d), 1);
+    posted_answer(&p, 0);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(vfe_pf_iova_release(s, 1), 0);
+    posted_answer(&p, -EIO);
+    assert_int_equal(vfe_pf_iova_windows(s), 1);
+    assert_int_equal(vfe_pf_iova_alloc(s, 2, PAGE, &b), 0);
+    assert_int_not_equal(a, b);   /* the refused range is the device's still */
+
+    /* cancel (a VF abandoned to a successor): no callback, the window and its map stay */
+    struct posted_pf q;
+    posted_init(&q);
+    struct vfe_pf_iova *s2 = vfe_pf_iova_create_in(&q.f.t, base, end);
+    struct map_done d2 = {0};
+    bool mapped = false;
+    assert_int_equal(vfe_pf_iova_alloc(s2, 5, PAGE, &b), 0);
+    assert_int_equal(vfe_pf_iova_map_async(s2, 5, fd, 0, VFE_DMA_WRITE, on_mapped, &d2), 1);
+    vfe_pf_iova_cancel(s2, 5);
+    posted_answer(&q, 0);
+    assert_int_equal(d2.calls, 0);
+    assert_int_equal(vfe_pf_iova_window(s2, 5, NULL, NULL, &mapped), 0);
+    assert_true(mapped);
+    /* destroy with an unmap in flight: its answer is forgotten */
+    uint64_t c;
+    assert_int_equal(vfe_pf_iova_release(s2, 5), 0);
+    assert_int_equal(vfe_pf_iova_alloc(s2, 6, PAGE, &c), 0);
+    assert_int_not_equal(b, c);
+    vfe_pf_iova_destroy_quiet(s2);
+    assert_int_equal(q.nsent, 1);
+    assert_true(q.sent[0].cancelled);
+
+    p.not_posted = true;   /* destroy's own unmaps answered inside */
+    vfe_pf_iova_destroy(s);
+    assert_int_equal(p.f.nmaps, 0);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(default_layout), cmocka_unit_test(exhaustion_and_reuse), cmocka_unit_test(bad_input),
-        cmocka_unit_test(device_failures), cmocka_unit_test(random_churn),
+        cmocka_unit_test(device_failures), cmocka_unit_test(random_churn), cmocka_unit_test(async_map),
+        cmocka_unit_test(async_release),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -573,6 +573,81 @@ static void test_async_read(void **state)
     srv_stop(s);
 }
 
+struct wr { int calls, err; };
+
+static void on_dma(void *ctx, int err)
+{
+    struct wr *w = ctx;
+    w->calls++;
+    w->err = err;
+}
+
+/* A DMA map or unmap whose outcome the caller waits for: its own result (not
+ * latched) from a later drain, never inside the call; cancel silences it; a
+ * broken connection answers -ENOTCONN; not posted: -EOPNOTSUPP. */
+static void test_dma_completion(void **state)
+{
+    (void)state;
+    struct srv *s = srv_start();
+    struct vfe_transport *t = open_posted(s);
+    int efd = eventfd(0, EFD_CLOEXEC);
+    struct wr m1 = {0}, m2 = {0}, u1 = {0}, gone = {0};
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x100000, 0x1000, efd, 0, VFE_DMA_READ, on_dma, &m1), 0);
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x200000, 0x1000, efd, 0, VFE_DMA_READ, on_dma, &m2), 0);
+    assert_int_equal(vfe_transport_dma_unmap_async(t, 0x300000, 0x1000, on_dma, &u1), 0);
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x400000, 0x1000, efd, 0, VFE_DMA_READ, on_dma, &gone), 0);
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x500000, 0x1000, efd, 0, VFE_DMA_READ, NULL, NULL), -EINVAL);
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x500000, 0, efd, 0, VFE_DMA_READ, on_dma, &gone), -EINVAL);
+    vfe_transport_cancel_reads(t, &gone);
+    srv_wait_queued(s, 7);   /* unmap+map, unmap+map, unmap, unmap+map */
+    assert_int_equal(m1.calls + m2.calls + u1.calls, 0);
+    struct vfe_posted_state st;
+    vfe_transport_posted_state(t, &st, false);
+    assert_int_equal(st.outstanding, 7);   /* writes, not reads */
+    assert_int_equal(st.reads, 0);
+    srv_reply(s, 0, 0);
+    srv_reply(s, 0, 0);        /* m1 done */
+    srv_reply(s, 0, ENOENT);
+    srv_reply(s, 0, EEXIST);   /* m2 refused */
+    srv_reply(s, 0, ENOENT);   /* u1: "not mapped" counts as done */
+    srv_reply(s, 0, 0);
+    srv_reply(s, 0, EIO);      /* the cancelled one refused: nobody hears */
+    assert_int_equal(m1.calls + m2.calls + u1.calls, 0);   /* answers wait for a drain */
+    drain_all(t);
+    assert_int_equal(m1.calls, 1);
+    assert_int_equal(m1.err, 0);
+    assert_int_equal(m2.calls, 1);
+    assert_int_equal(m2.err, -EEXIST);
+    assert_int_equal(u1.calls, 1);
+    assert_int_equal(u1.err, 0);
+    assert_int_equal(gone.calls, 0);
+    vfe_transport_posted_state(t, &st, true);
+    assert_int_equal(st.error, 0);   /* the callers heard: nothing latched */
+
+    /* the connection breaks with one outstanding: -ENOTCONN from the next drain */
+    struct wr lost = {0};
+    assert_int_equal(vfe_transport_dma_unmap_async(t, 0x100000, 0x1000, on_dma, &lost), 0);
+    srv_wait_queued(s, 1);
+    pthread_mutex_lock(&s->mu);
+    shutdown(s->c, SHUT_RDWR);
+    pthread_mutex_unlock(&s->mu);
+    long end = now_ms() + 2000;
+    while (!lost.calls && now_ms() < end) {
+        struct pollfd p = { .fd = vfe_transport_watch_fd(t), .events = POLLIN };
+        poll(&p, 1, 10);
+        vfe_transport_drain(t);
+    }
+    assert_int_equal(lost.calls, 1);
+    assert_int_equal(lost.err, -ENOTCONN);
+
+    assert_int_equal(vfe_transport_set_posted(t, false), 0);
+    assert_int_equal(vfe_transport_dma_map_async(t, 0x100000, 0x1000, efd, 0, VFE_DMA_READ, on_dma, &m1),
+                     -EOPNOTSUPP);
+    close(efd);
+    vfe_transport_close(t);
+    srv_stop(s);
+}
+
 static void test_sync_after_posted(void **state)
 {
     (void)state;
@@ -658,6 +733,7 @@ int main(void)
         cmocka_unit_test_teardown(test_burst_slow_reader, teardown),
         cmocka_unit_test_teardown(test_cancel_from_callback, teardown),
         cmocka_unit_test_teardown(test_async_read, teardown),
+        cmocka_unit_test_teardown(test_dma_completion, teardown),
         cmocka_unit_test_teardown(test_sync_after_posted, teardown),
         cmocka_unit_test_teardown(test_adopt_with_outstanding, teardown),
     };
