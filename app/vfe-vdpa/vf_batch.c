@@ -15,6 +15,7 @@
 struct batch_op {
     char bdf[VHOSTD_BDF_LEN];
     bool remove, direct;
+    bool added;               /* its add succeeded (stop_on_error may still undo it) */
     const char *socket;       /* into the batch's params (kept), NULL: the default */
     const char *uuid;         /* same, NULL: none */
 };
@@ -33,8 +34,8 @@ struct vhostd_batch {
     unsigned adding;          /* adds whose device bring-up runs (answered by batch_added) */
     bool released;            /* the provisioning hold is given back (shutdown) */
     bool stopped;             /* daemon shutdown: no further op */
-    bool stop_on_error;       /* the caller asked: ops after a failed one are not run */
-    int halted_at;            /* the op that failed then, -1 */
+    bool stop_on_error;       /* the caller asked: ops after a failed one are not applied */
+    int halted_at;            /* the first op (in order) that failed then, -1 */
     struct batch_op ops[];
 };
 
@@ -292,6 +293,36 @@ struct batch_add {
 
 static void chunk(struct vhostd_batch *b);
 
+/* stop_on_error: an add after the failed op succeeded while that op's
+ * device was still coming up: removed again, as if it never ran. */
+static void undo_add(struct vhostd_batch *b, unsigned i)
+{
+    struct batch_op *op = &b->ops[i];
+    char msg[512], why[300];
+    op->added = false;
+    int rc = vhostd_op_vf_remove(b->d, op->bdf, device_gone, b, msg, sizeof(msg));
+    b->stopping_devices += rc == 0;
+    if (rc == 0)
+        snprintf(why, sizeof(why), "not applied: ops[%d] failed before it (stop_on_error); its add was undone",
+                 b->halted_at);
+    else
+        snprintf(why, sizeof(why), "ops[%d] failed before it (stop_on_error), but undoing this add failed: %.100s",
+                 b->halted_at, msg);
+    LOG_W("vf_batch: ops[%u] %s: %s", i, op->bdf, why);
+    result(b, i, rc == 0 ? -ECANCELED : rc, why, NULL);
+}
+
+/* stop_on_error: op i failed; every later add that is up already goes again. */
+static void halt(struct vhostd_batch *b, unsigned i)
+{
+    if (!b->stop_on_error || b->stopped || (b->halted_at >= 0 && (unsigned)b->halted_at < i))
+        return;
+    b->halted_at = (int)i;
+    for (unsigned k = i + 1; k < b->n; k++)
+        if (b->ops[k].added)
+            undo_add(b, k);
+}
+
 /* An add's device is up, or failed (from the loop). */
 static void batch_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int err, const char *msg)
 {
@@ -300,8 +331,13 @@ static void batch_added(void *ctx, const char *bdf, struct vhostd_vf *vf, int er
     free(ctx);
     b->adding--;
     result(b, a.i, err, msg, vf);
-    if (err && b->stop_on_error && b->halted_at < 0 && !b->stopped)
-        b->halted_at = (int)a.i;
+    if (err) {
+        halt(b, a.i);
+    } else {
+        b->ops[a.i].added = true;
+        if (b->halted_at >= 0 && a.i > (unsigned)b->halted_at && !b->stopped)
+            undo_add(b, a.i);
+    }
     if (b->done < b->n && !b->stopped && !ev_is_active(&b->idle))
         ev_idle_start(b->d->loop, &b->idle);   /* stop_on_error waited for this answer */
     maybe_finish(b);
@@ -345,18 +381,20 @@ static void run_one(struct vhostd_batch *b)
         if (rc == 0)
             return;   /* batch_added answers it */
     }
-    if (rc < 0 && b->stop_on_error && b->halted_at < 0 && !b->stopped)
-        b->halted_at = (int)i;
     result(b, i, rc, msg, NULL);
+    if (rc < 0)
+        halt(b, i);
 }
 
-/* Adds run in parallel (each on its own device's queue); with stop_on_error
- * an op starts only once every earlier add has answered. */
+/* Adds run in parallel (each on its own device's queue), also with
+ * stop_on_error: an add after one that fails later is undone (halt).  A
+ * remove cannot be undone: with stop_on_error it starts only once every
+ * earlier add has answered. */
 static void chunk(struct vhostd_batch *b)
 {
     double start = now_s();
     do {
-        if (b->stop_on_error && b->adding && !b->stopped) {
+        if (b->stop_on_error && b->adding && !b->stopped && b->ops[b->done].remove) {
             ev_idle_stop(b->d->loop, &b->idle);   /* batch_added starts it again */
             break;
         }

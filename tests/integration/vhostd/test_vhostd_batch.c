@@ -11,6 +11,8 @@
  *    completes, the daemon serves on;
  *  - vhostmgmt script mode sends consecutive `vf -a` lines as vf_batch calls
  *    (counted in the daemon's log), keeps per-line errors and exit status;
+ *  - stop_on_error with VF 2's device not answering: the adds after it ran
+ *    in parallel and are undone (VF 1 added only, one socket, one record);
  *  - SIGTERM mid-batch: exit 0, the file holds exactly the VFs applied.
  */
 #include <errno.h>
@@ -455,6 +457,71 @@ static void test_script_mode(void)
     remove_all();
 }
 
+/* ---- stop_on_error: the adds still run in parallel; those after a failed one are undone ---- */
+
+static const struct sim_proc *simp;
+
+static int vf_stall(unsigned n, bool on)
+{
+    char req[200], rep[200], b[16];
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",\"on\":%s}",
+             vf_bdf(n, b), on ? "true" : "false");
+    return sim_proc_ctl(simp, req, rep, sizeof(rep)) == 0 && strstr(rep, "\"ok\"") && !strstr(rep, "error") ? 0
+                                                                                                         : -1;
+}
+
+static unsigned vf_sockets(void)
+{
+    char path[400], b[16];
+    unsigned n = 0;
+    struct stat st;
+    for (unsigned i = 1; i <= 8; i++) {
+        snprintf(path, sizeof(path), "%s%s", iface, vf_bdf(i, b));
+        n += lstat(path, &st) == 0;
+    }
+    return n;
+}
+
+/* VF 2's device does not answer its bring-up (2 s bound); VFs 3..8, started
+ * right after it, are up long before: stop_on_error undoes them, so the
+ * outcome is a line-by-line run's (VF 1 added, nothing after VF 2). */
+static void test_stop_on_error_undo(void)
+{
+    char msg[600];
+    json_t *res = NULL;
+    json_int_t writes = health_int("writes", "state");
+    unsigned records = count_vf_records();
+    REQUIRE(vf_stall(2, true) == 0, out, "vfu_stall on VF 2");
+    json_t *params = ops_of(1, 8, false);
+    json_object_set_new(params, "stop_on_error", json_true());
+    int rc = call("vf_batch", params, &res, msg, sizeof(msg));
+    CHECK(vf_stall(2, false) == 0, "vfu_stall off on VF 2");
+    REQUIRE(rc == 0, out, "stop_on_error batch: %d %s", rc, msg);
+    CHECK(json_integer_value(json_object_get(res, "ok")) == 1 && json_integer_value(json_object_get(res, "failed"))
+          == 7, "stop_on_error: ok/failed %lld/%lld, want 1/7",
+          (long long)json_integer_value(json_object_get(res, "ok")),
+          (long long)json_integer_value(json_object_get(res, "failed")));
+    expect_op(res, 0, true, 0, NULL);
+    expect_op(res, 1, false, RPC_TIMEOUT, "did not answer");
+    for (unsigned i = 2; i < 8; i++)
+        expect_op(res, i, false, RPC_DEVICE_ERROR, "ops[1] failed before it");
+    unsigned undone = 0;
+    char *text = json_dumps(res, 0);
+    for (const char *q = text; q && (q = strstr(q, "add was undone")); q++)
+        undone++;
+    free(text);
+    CHECK(undone == 6, "%u of the 6 adds after the failed one were undone: they did not run in parallel", undone);
+    CHECK(added(1) && !added(2) && !added(3) && !added(8), "stop_on_error: VF1 %d VF2 %d VF3 %d VF8 %d (want 1 0 0 0)",
+          added(1), added(2), added(3), added(8));
+    CHECK(vf_sockets() == 1, "%u vhost-user sockets of VFs 1..8 are left, want VF 1's", vf_sockets());
+    CHECK(health_int("writes", "state") == writes + 1 && count_vf_records() == records + 1,
+          "stop_on_error: %lld state writes (want 1), %u records (want %u)",
+          (long long)(health_int("writes", "state") - writes), count_vf_records(), records + 1);
+out:
+    json_decref(res);
+    remove_all();
+}
+
 /* ---- SIGTERM mid-batch: a clean exit, the file holds exactly what was applied ---- */
 
 static void test_stop_mid_batch(void)
@@ -511,6 +578,8 @@ int main(void)
     test_big_batch();
     test_client_gone();
     test_script_mode();
+    simp = &sp;
+    test_stop_on_error_undo();
     CHECK(proc_alive(vhostd), "vfe-vhostd died");
     test_stop_mid_batch();
 done:
