@@ -141,8 +141,9 @@ static int start_freeze(struct vdpa_vf *v)
 }
 
 /* The device acknowledged what was posted to it (or did not: err). */
-static void start_after_barrier(struct vdpa_vf *v, int err)
+static void start_after_barrier(void *ctx, int err)
 {
+    struct vdpa_vf *v = ctx;
     if (!err && v->direct) {
         err = vdpa_direct_start(v, v->bfeatures, v->brings, v->bnrings);
     } else if (!err) {
@@ -179,7 +180,7 @@ int vdpa_vf_start(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *
      * (what this process posted was answered before the successor's first request) */
     if (!v->direct)
         vdpa_vf_step(v, VDPA_STEP_START_FREEZE);
-    int rc = vdpa_posted_barrier(v, start_after_barrier);
+    int rc = vdpa_posted_barrier(v, start_after_barrier, v);
     if (rc < 0) {
         free(v->brings);
         v->brings = NULL;

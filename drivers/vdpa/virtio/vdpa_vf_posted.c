@@ -14,48 +14,72 @@
 
 #include "lib/log/vfe_log.h"
 
-static void barrier_end(struct vdpa_vf *v, int err)
+static int timeout_ms(const struct vdpa_vf *v)
 {
-    ev_timer_stop(v->loop, &v->barrier_t);
-    void (*next)(struct vdpa_vf *, int) = v->barrier_next;
-    v->barrier_next = NULL;
-    if (next)
-        next(v, err);
+    return v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
 }
 
-/* The device acknowledged everything (or refused something, or went away). */
-static void barrier_check(struct vdpa_vf *v, bool broken)
+static void wait_end(struct vdpa_ack_wait *w, int err)
 {
-    if (!v->barrier_next)
+    ev_timer_stop(w->v->loop, &w->t);
+    vdpa_done_cb cb = w->cb;
+    w->cb = NULL;
+    cb(w->ctx, err);
+}
+
+/* The device acknowledged everything, refused something or went away
+ * (broken, or the bound passed): w ends; else it waits on. */
+static void wait_check(struct vdpa_ack_wait *w, bool broken, bool timed_out)
+{
+    struct vdpa_vf *v = w->v;
+    if (!w->cb)
         return;
     struct vfe_posted_state st;
     vfe_transport_posted_state(v->t, &st, false);
-    if (!broken && st.outstanding && !st.error)
+    if (!broken && !timed_out && st.outstanding && !st.error)
         return;
-    vfe_transport_posted_state(v->t, &st, true);
-    if (st.error)
-        LOG_E("%s: the device refused a posted %s (%s): the VF is not started", v->t->bdf,
-              st.error_op ? st.error_op : "request", strerror(-st.error));
-    barrier_end(v, st.error);
+    if (st.error && w->take)
+        vfe_transport_posted_state(v->t, &st, true);
+    if (st.error) {
+        if (w->take)
+            LOG_E("%s: the device refused a posted %s (%s): %s", v->t->bdf, st.error_op ? st.error_op : "request",
+                  strerror(-st.error), w->what);
+        wait_end(w, st.error);
+    } else if (st.outstanding) {
+        LOG_E("%s: the device did not acknowledge %u posted requests within %d ms (the oldest for %ld ms): %s",
+              v->t->bdf, st.outstanding, timeout_ms(v), st.oldest_ms, w->what);
+        wait_end(w, -ETIMEDOUT);
+    } else {
+        wait_end(w, broken ? -ENOTCONN : 0);
+    }
 }
 
-static void sync_end(struct vdpa_vf *v, int err)
+static void wait_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    ev_timer_stop(v->loop, &v->sync_t);
-    vdpa_done_cb cb = v->sync_cb;
-    v->sync_cb = NULL;
-    if (cb)
-        cb(v->sync_ctx, err);
+    wait_check(t->data, false, true);
 }
 
-static void sync_check(struct vdpa_vf *v, bool broken)
+/* Wait on w; settled already: it ends from the loop (never inside). */
+static int wait_start(struct vdpa_vf *v, struct vdpa_ack_wait *w, vdpa_done_cb cb, void *ctx)
 {
-    if (!v->sync_cb)
-        return;
+    int rc = vdpa_posted_watch(v);
+    if (rc < 0)
+        return rc;
     struct vfe_posted_state st;
     vfe_transport_posted_state(v->t, &st, false);
-    if (broken || !st.outstanding || st.error)
-        sync_end(v, st.error ? st.error : broken ? -ENOTCONN : 0);
+    w->v = v;
+    w->cb = cb;
+    w->ctx = ctx;
+    ev_timer_init(&w->t, wait_timer_cb, st.outstanding && !st.error ? timeout_ms(v) / 1000. : 0., 0.);
+    w->t.data = w;
+    ev_timer_start(v->loop, &w->t);
+    return 0;
+}
+
+static void wait_cancel(struct vdpa_vf *v, struct vdpa_ack_wait *w)
+{
+    ev_timer_stop(v->loop, &w->t);
+    w->cb = NULL;
 }
 
 static void watch_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -66,22 +90,8 @@ static void watch_cb(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_stop(loop, w);
         LOG_E("%s: device connection lost: its posted requests are unanswered", v->t->bdf);
     }
-    sync_check(v, rc < 0);
-    barrier_check(v, rc < 0);
-}
-
-static void sync_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct vdpa_vf *v = w->data;
-    struct vfe_posted_state st;
-    vfe_transport_posted_state(v->t, &st, false);
-    if (!st.outstanding || st.error) {
-        sync_end(v, st.error);
-        return;
-    }
-    LOG_E("%s: the device did not acknowledge %u posted requests within %d ms (the oldest for %ld ms)", v->t->bdf,
-          st.outstanding, v->t->timeout_ms, st.oldest_ms);
-    sync_end(v, -ETIMEDOUT);
+    wait_check(&v->mem_wait, rc < 0, false);
+    wait_check(&v->start_wait, rc < 0, false);
 }
 
 bool vdpa_vf_unmaps_pending(struct vdpa_vf *v)
@@ -93,27 +103,16 @@ bool vdpa_vf_unmaps_pending(struct vdpa_vf *v)
 
 int vdpa_vf_sync(struct vdpa_vf *v, vdpa_done_cb cb, void *ctx)
 {
-    if (v->sync_cb)
+    if (v->mem_wait.cb)
         return -EBUSY;
-    int rc = vdpa_posted_watch(v);
-    if (rc < 0)
-        return rc;
-    struct vfe_posted_state st;
-    vfe_transport_posted_state(v->t, &st, false);
-    int tmo = v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
-    v->sync_cb = cb;
-    v->sync_ctx = ctx;
-    /* nothing outstanding: the timer answers at once, from the loop */
-    ev_timer_init(&v->sync_t, sync_timer_cb, st.outstanding && !st.error ? tmo / 1000. : 0., 0.);
-    v->sync_t.data = v;
-    ev_timer_start(v->loop, &v->sync_t);
-    return 0;
+    v->mem_wait.take = false;
+    v->mem_wait.what = "the memory table is answered with an error";
+    return wait_start(v, &v->mem_wait, cb, ctx);
 }
 
 void vdpa_vf_sync_cancel(struct vdpa_vf *v)
 {
-    ev_timer_stop(v->loop, &v->sync_t);
-    v->sync_cb = NULL;
+    wait_cancel(v, &v->mem_wait);
 }
 
 int vdpa_posted_watch(struct vdpa_vf *v)
@@ -136,24 +135,13 @@ int vdpa_posted_watch(struct vdpa_vf *v)
 void vdpa_posted_unwatch(struct vdpa_vf *v)
 {
     ev_io_stop(v->loop, &v->pwatch);
-    ev_timer_stop(v->loop, &v->barrier_t);
-    v->barrier_next = NULL;
-    vdpa_vf_sync_cancel(v);
+    wait_cancel(v, &v->start_wait);
+    wait_cancel(v, &v->mem_wait);
     v->pwatch_on = false;
     vdpa_vf_counters_cancel_all(v);
 }
 
-static void barrier_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    struct vdpa_vf *v = w->data;
-    struct vfe_posted_state st;
-    vfe_transport_posted_state(v->t, &st, false);
-    LOG_E("%s: the device did not acknowledge %u posted requests within %d ms (the oldest for %ld ms): the VF is "
-          "not started", v->t->bdf, st.outstanding, v->t->timeout_ms, st.oldest_ms);
-    barrier_end(v, -ETIMEDOUT);
-}
-
-int vdpa_posted_barrier(struct vdpa_vf *v, void (*next)(struct vdpa_vf *v, int err))
+int vdpa_posted_barrier(struct vdpa_vf *v, vdpa_done_cb next, void *ctx)
 {
     struct vfe_posted_state st;
     vfe_transport_posted_state(v->t, &st, false);
@@ -165,21 +153,18 @@ int vdpa_posted_barrier(struct vdpa_vf *v, void (*next)(struct vdpa_vf *v, int e
     }
     if (!st.outstanding)
         return 0;
-    int rc = vdpa_posted_watch(v);
+    v->start_wait.take = true;
+    v->start_wait.what = "the VF is not started";
+    int rc = wait_start(v, &v->start_wait, next, ctx);
     if (rc < 0)
         return rc;
-    v->barrier_next = next;
-    int tmo = v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
-    ev_timer_init(&v->barrier_t, barrier_timeout, tmo / 1000., 0.);
-    v->barrier_t.data = v;
-    ev_timer_start(v->loop, &v->barrier_t);
     LOG_D("%s: start waits for %u posted requests", v->t->bdf, st.outstanding);
     return 1;
 }
 
 bool vdpa_posted_waiting(const struct vdpa_vf *v)
 {
-    return v->barrier_next != NULL;
+    return v->start_wait.cb != NULL;
 }
 
 /* ---- counters, read without waiting ---- */

@@ -68,6 +68,21 @@ struct vdpa_vf_ring {
     struct vdpa_ring dring;    /* direct mode: as programmed at the last start */
 };
 
+/* A wait (vdpa_vf_posted.c) for the device to acknowledge every write
+ * posted to it so far, bounded by the transport timeout: cb(ctx, err) runs
+ * once from the loop with 0, the refusal the transport latched (-errno),
+ * -ENOTCONN or -ETIMEDOUT.  take: the refusal is reported to this waiter
+ * and cleared (a start); else it stays latched for the next start (a
+ * memory table reply). */
+struct vdpa_ack_wait {
+    ev_timer t;
+    struct vdpa_vf *v;
+    vdpa_done_cb cb;           /* NULL: not waiting */
+    void *ctx;
+    bool take;
+    const char *what;          /* for the log: what the failure means */
+};
+
 struct vdpa_vf {
     struct ev_loop *loop;
     struct vdpa_pf_ref pf;
@@ -140,17 +155,14 @@ struct vdpa_vf {
      * (owned, a list), the copy of a direct start's rings while it waits */
     ev_io pwatch;
     bool pwatch_on;
-    ev_timer barrier_t;
-    void (*barrier_next)(struct vdpa_vf *v, int err);
+    struct vdpa_ack_wait start_wait;   /* a start's barrier */
+    struct vdpa_ack_wait mem_wait;     /* vdpa_vf_sync: a memory table reply */
     struct vdpa_ctr_req *ctr_reqs;
     ev_timer ctr_defer;
     struct vdpa_ring *brings;
     unsigned bnrings;
     uint64_t bfeatures;
     bool unmapped;             /* the last set_mem posted unmaps */
-    vdpa_done_cb sync_cb;      /* vdpa_vf_sync waiting */
-    void *sync_ctx;
-    ev_timer sync_t;
 
     uint8_t step;              /* enum vdpa_step */
     void (*observer)(void *ctx);
@@ -191,14 +203,14 @@ void vdpa_vf_log_release(struct vdpa_vf *v);
  * nothing to watch).  unwatch: the watcher, a waiting start and the counter
  * reads go (close, abandon; no callback runs).  barrier: 0 when the device
  * acknowledged every posted write, a latched refusal (-errno, logged, taken),
- * or 1: next(v, err) runs later from the loop once it did (0), refused one
+ * or 1: next(ctx, err) runs later from the loop once it did (0), refused one
  * (-errno) or did not answer within the transport timeout (-ETIMEDOUT),
  * each logged. */
 int vdpa_posted_watch(struct vdpa_vf *v);
 /* Forget the facts' reads still at the device (close, abandon). */
 void vdpa_vf_facts_cancel(struct vdpa_vf *v);
 void vdpa_posted_unwatch(struct vdpa_vf *v);
-int vdpa_posted_barrier(struct vdpa_vf *v, void (*next)(struct vdpa_vf *v, int err));
+int vdpa_posted_barrier(struct vdpa_vf *v, vdpa_done_cb next, void *ctx);
 bool vdpa_posted_waiting(const struct vdpa_vf *v);
 void vdpa_vf_counters_cancel_all(struct vdpa_vf *v);
 
