@@ -137,6 +137,8 @@ static void vf_adopted(void *ctx, const char *bdf, int err, const char *msg)
         h->resumed_vfs++;
     else if (!is_stopping(h, err))
         vf_reset(h, &ad->r, msg);
+    else
+        LOG_N("HA: %s; its record stays with %s", msg, h->path);
     one_done(h, ad);
 }
 
@@ -166,6 +168,8 @@ static void pf_adopted(void *ctx, const char *bdf, int err, const char *msg)
     }
     if (err && !stopping)
         pf_reset(h, bdf, msg);
+    else if (err)
+        LOG_N("HA: %s; its record and its VFs' stay with %s", msg, h->path);
     one_done(h, ad);
 }
 
