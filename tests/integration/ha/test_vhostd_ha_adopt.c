@@ -268,6 +268,18 @@ static long wait_all_adopted(void)
     return resume_reported() ? check_now_ms() - t0 : -1;
 }
 
+/* The daemon's own count (the take-over line: fetch to every take-over ended). */
+static void print_took_line(const char *when)
+{
+    FILE *f = fopen(log_path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f))
+        if (strstr(line, "HA: took over"))
+            printf("measure: %s: %s", when, strstr(line, "HA: took over"));
+    if (f)
+        fclose(f);
+}
+
 static void test_baseline(void)
 {
     struct start_times t;
@@ -283,6 +295,7 @@ static void test_baseline(void)
     CHECK(all >= 0, "the take-over did not end (%s)", log_path);
     const char *took[] = {"took over 2 PFs and 4 VFs without a reset", NULL};
     CHECK(file_wait(log_path, took, 1, 3000), "not everything taken over (%s)", log_path);
+    print_took_line("no stalled device");
     for (unsigned i = 0; i < 4; i++)
         CHECK(wait_rings(vfs[i], 3000), "%s not running after the restart", vfs[i]);
     CHECK(flow(0, 1, 20, 300) == 20 && flow(3, 2, 20, 400) == 20, "frames after the restart");
@@ -333,6 +346,7 @@ static void test_stalled(void)
            all < 0 ? -1 : check_now_ms() - t0);
     const char *took[] = {"took over 2 PFs and 4 VFs without a reset", NULL};
     CHECK(all >= 0 && file_wait(log_path, took, 1, 3000), "B not taken over after SIGCONT (%s)", log_path);
+    print_took_line("sim B stopped");
     CHECK(!strcmp(vf_state(B1, buf, sizeof(buf)), "running"), "B1 is %s after SIGCONT", buf);
     CHECK(wait_rings(B1, 3000) && wait_rings(B2, 3000), "B's rings not running");
     CHECK(flow(2, 3, 20, 600) == 20 && flow(3, 2, 20, 700) == 20, "frames on B after its take-over");
