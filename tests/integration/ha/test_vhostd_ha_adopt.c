@@ -181,8 +181,11 @@ static bool wait_rings(const char *bdf, int ms)
     for (long end = check_now_ms() + ms; check_now_ms() < end; usleep(10000)) {
         json_decref(r);
         r = NULL;
-        if (call("stats", json_pack("{s:s}", "vfdev", bdf), &r, msg, sizeof(msg)) == 0 &&
-            strstr(json_dumps(r, JSON_COMPACT) ?: "", "\"rings_running\":2")) {
+        char *text = call("stats", json_pack("{s:s}", "vfdev", bdf), &r, msg, sizeof(msg)) == 0
+                         ? json_dumps(r, JSON_COMPACT) : NULL;
+        bool running = text && strstr(text, "\"rings_running\":2");
+        free(text);
+        if (running) {
             json_decref(r);
             return true;
         }
