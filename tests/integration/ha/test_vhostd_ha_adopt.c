@@ -391,6 +391,47 @@ cont:
 out:;
 }
 
+/* B stopped past the bound of its take-over's first device call: PF B's
+ * take-over fails (no answer within 2 s), its record and its VFs' are
+ * deleted (reset), PF B is added afresh and its VFs once it is up; the
+ * front-ends see their sessions end and reconnect.  A is not touched. */
+static void test_stalled_past_bound(void)
+{
+    struct start_times t;
+    char buf[300];
+    kill9(&vhostd);
+    REQUIRE(kill(sb.pid, SIGSTOP) == 0, out, "SIGSTOP sim B");
+    long t0 = check_now_ms();
+    REQUIRE(start_daemon(&t) == 0, cont, "restart with B stopped (%s)", log_path);
+    CHECK(!strcmp(vf_state(B1, buf, sizeof(buf)), "adopting"), "B1 is %s, want adopting", buf);
+    const char *failed[] = {"HA: PF " PFB " cannot be taken over (transport", NULL};
+    CHECK(file_wait(log_path, failed, 1, 4000), "PF B's take-over did not fail at its bound (%s)", log_path);
+    printf("measure: sim B stopped past the bound: PF B's take-over failed %ld ms after start\n",
+           check_now_ms() - t0);
+    CHECK(resume_reported(), "take-over not reported ended after B's failed");
+    CHECK(!strcmp(vf_state(A1, buf, sizeof(buf)), "running"), "A1 is %s", buf);
+cont:
+    kill(sb.pid, SIGCONT);
+    /* PF B afresh, then its VFs: fresh sessions the front-ends reconnect to */
+    bool fresh = false;
+    for (long end = check_now_ms() + 8000; !fresh && check_now_ms() < end; usleep(20000))
+        fresh = !strcmp(vf_state(B1, buf, sizeof(buf)), "idle") && !strcmp(vf_state(B2, buf, sizeof(buf)), "idle");
+    CHECK(fresh, "B's VFs not provisioned afresh: %s (%s)", buf, log_path);
+    CHECK(test_sim_counter(&sb, PFB, "resets") > 0, "PF B was not reset");
+    for (unsigned i = 2; i < 4; i++)
+        CHECK(vfe_fe_reconnect(fe[i]) == 0 && vfe_fe_start(fe[i], NULL) == 0 && wait_rings(vfs[i], 5000),
+              "front-end of %s after the reset", vfs[i]);
+    learn(2, 3);
+    CHECK(flow(2, 3, 20, 1100) == 20, "frames on B after its reset");
+    CHECK(flow(0, 1, 20, 1200) == 20, "frames on A");
+    for (unsigned i = 0; i < 3; i++) {
+        const char *fn = i == 0 ? PFA : vfs[i - 1];
+        CHECK(test_sim_counter(&sa, fn, "resets") == 0 && test_sim_counter(&sa, fn, "client_disconnects") == 0,
+              "%s was reset beside B", fn);
+    }
+out:;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -411,6 +452,7 @@ int main(void)
         test_baseline();
         test_stalled();
         test_sigterm_while_adopting();
+        test_stalled_past_bound();   /* last: B's counters count its reset from here on */
     } else {
         CHECK(0, "setup failed (logs in %s)", sa.dir);
     }
