@@ -580,7 +580,7 @@ int vhostd_reg_adopt_vf_hold(struct vhostd_registry *r, const struct ha_rec *rec
     char who[32];
     const char *why = NULL;
     int slot = free_vf_slot(r);
-    if (!pf || pf->state == PF_FAILED || (pf->state == PF_STARTING && !pf->adopted))
+    if (!pf || pf->state != PF_STARTING || !pf->adopted)   /* its take-over starts the VF's (ha.c) */
         why = "its PF was not taken over";
     else if (vf_slot(r, rec->bdf) >= 0)
         why = "listed twice";

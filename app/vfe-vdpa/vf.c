@@ -328,9 +328,8 @@ struct vhostd_vf *vhostd_vf_adopt_begin(struct ev_loop *loop, struct vhostd_pf *
     *err = -EINVAL;
     if (r->kind == HA_REC_VF && r->nsec == 3 && !r->sec[1].nfds && r->sec[0].nfds <= nfds) {
         *err = -ENOMEM;
-        a = calloc(1, sizeof(*a));
-        vf = a ? vhostd_vf_begin(loop, pf, &r->vf) : NULL;
-        a && vf ? (void)(a->fds = malloc((nfds ? nfds : 1) * sizeof(int))) : (void)0;
+        if ((a = calloc(1, sizeof(*a))) && (vf = vhostd_vf_begin(loop, pf, &r->vf)))
+            a->fds = malloc((nfds ? nfds : 1) * sizeof(int));
     }
     if (!a || !vf || !a->fds) {
         snprintf(msg, len, "VF %s: %s", r->bdf, *err == -EINVAL ? "not a VF record this daemon reads" : "out of memory");
@@ -407,6 +406,8 @@ static void vf_adopt_done(void *arg, int status)
     unsigned tn = r->sec[0].nfds;
     int rc = status < 0 ? status : a->err;
     char msg[300] = "";
+    vhostd_vf_adopted_cb cb = a->cb;
+    void *ctx = a->ctx;
     vf->adopting = NULL;
     if (rc == 0) {
         vf->persist = a->p.persist;
@@ -439,8 +440,7 @@ static void vf_adopt_done(void *arg, int status)
                      rc == -ETIMEDOUT ? " (the device did not answer)" : "");
         adoption_release(a, status == 0);   /* the daemon stopping: the HA process keeps the session */
     }
-    /* the owner discards the shell on failure */
-    vf->adopted_cb(vf->adopted_ctx, vf, rc, msg);
+    cb(ctx, vf, rc, msg);   /* the owner discards the shell on failure */
 }
 
 int vhostd_vf_adopt_start(struct vhostd_vf *vf, struct vfe_devq *q, const struct vhostd_vf_params *p,
@@ -449,8 +449,8 @@ int vhostd_vf_adopt_start(struct vhostd_vf *vf, struct vfe_devq *q, const struct
     struct vhostd_vf_adoption *a = vf->adopting;
     a->p = *p;
     snprintf(a->root, sizeof(a->root), "%s", p->pci_root);
-    vf->adopted_cb = cb;
-    vf->adopted_ctx = ctx;
+    a->cb = cb;
+    a->ctx = ctx;
     /* behind its PF's other devices: one that stopped answering waits with its PF's group */
     return vfe_devq_submit_grouped(q, vf->rec.pf, vf->rec.bdf, vf_adopt_work, vf_adopt_done, a);
 }

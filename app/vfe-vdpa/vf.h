@@ -30,8 +30,6 @@ struct vhostd_vf {
     bool adding;                          /* bring-up job running: only rec is valid (vf.c) */
     struct vhostd_vf_adoption *adopting;  /* HA take-over not done (adding set too): its record and fds */
     bool adopt_running;                   /* the take-over's job is submitted (registry) */
-    void (*adopted_cb)(void *ctx, struct vhostd_vf *vf, int err, const char *msg);
-    void *adopted_ctx;
     bool removing;
     ev_timer later;                       /* completes a removal from the loop */
     void (*removed)(void *ctx);
