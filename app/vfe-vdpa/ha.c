@@ -86,11 +86,119 @@ static void remember_fallback(struct vhostd_ha *h, const struct vhostd_vf_rec *r
         h->fallback_rec[h->nfallback++] = *rec;
 }
 
-static void adopt_kind(struct vhostd_ha *h, enum ha_rec_kind kind)
+/* One fetched record on its way (vhostd_ha_adopt). */
+enum { AD_SKIP, AD_WAIT, AD_RUN, AD_DONE };
+struct ha_adoption {
+    struct vhostd_ha *h;
+    struct ha_rec r;               /* sections point into h->recs */
+    uint8_t state;
+};
+
+static bool is_stopping(const struct vhostd_ha *h, int err)
+{
+    return h->handing_over || err == -ESHUTDOWN || err == -ECANCELED;
+}
+
+static void one_done(struct vhostd_ha *h, struct ha_adoption *ad)
+{
+    ad->state = AD_DONE;
+    if (--h->pending == 0 && !h->handing_over)
+        ev_timer_start(h->loop, &h->finished);   /* from the loop, after this callback chain */
+}
+
+/* A VF record that cannot be continued: the HA process lets go of it (the
+ * device resets, the front-end reconnects), it is provisioned afresh once
+ * its PF is up. */
+static void vf_reset(struct vhostd_ha *h, const struct ha_rec *r, const char *msg)
+{
+    char key[64];
+    key_of(key, sizeof(key), "vf", r->bdf);
+    LOG_E("HA: %s: reset and provisioned afresh", msg);
+    drop_now(h, key);
+    h->reset_vfs++;
+    remember_fallback(h, &r->vf);
+}
+
+static void pf_reset(struct vhostd_ha *h, const char *bdf, const char *msg)
+{
+    char key[64], m2[256];
+    key_of(key, sizeof(key), "pf", bdf);
+    LOG_E("HA: %s: reset and provisioned afresh", msg);
+    drop_now(h, key);
+    h->reset_pfs++;
+    vhostd_reg_add_pf(h->reg, bdf, NULL, NULL, m2, sizeof(m2));
+}
+
+static void vf_adopted(void *ctx, const char *bdf, int err, const char *msg)
+{
+    struct ha_adoption *ad = ctx;
+    struct vhostd_ha *h = ad->h;
+    if (!err)
+        h->resumed_vfs++;
+    else if (!is_stopping(h, err))
+        vf_reset(h, &ad->r, msg);
+    else
+        LOG_N("HA: %s; its record stays with %s", msg, h->path);
+    one_done(h, ad);
+}
+
+/* The PF's take-over ended: its VFs' take-overs start, or they go too. */
+static void pf_adopted(void *ctx, const char *bdf, int err, const char *msg)
+{
+    struct ha_adoption *ad = ctx;
+    struct vhostd_ha *h = ad->h;
+    bool stopping = is_stopping(h, err);
+    if (!err)
+        h->resumed_pfs++;
+    for (unsigned i = 0; i < h->nrecs; i++) {
+        struct ha_adoption *v = &h->adoptions[i];
+        if (v->state != AD_WAIT || v->r.kind != HA_REC_VF || strcmp(v->r.vf.pf, bdf))
+            continue;
+        char m[512];
+        int rc = err ? -ENODEV : vhostd_reg_adopt_vf_start(h->reg, v->r.bdf, vf_adopted, v);
+        if (rc == 0) {
+            v->state = AD_RUN;
+            continue;
+        }
+        vhostd_reg_adopt_vf_cancel(h->reg, v->r.bdf, !stopping);
+        snprintf(m, sizeof(m), "VF %s: %s", v->r.bdf, err ? "its PF was not taken over" : strerror(-rc));
+        if (!stopping)
+            vf_reset(h, &v->r, m);
+        one_done(h, v);
+    }
+    if (err && !stopping)
+        pf_reset(h, bdf, msg);
+    else if (err)
+        LOG_N("HA: %s; its record and its VFs' stay with %s", msg, h->path);
+    one_done(h, ad);
+}
+
+/* Decode a fetched record; a refused one is dropped (false). */
+static bool decode(struct vhostd_ha *h, struct vfe_ha_record *rec, bool pf, struct ha_rec *r)
+{
+    const char *why = "";
+    int rc = ha_rec_decode(rec->blob, rec->blob_len, rec->nfds, r, &why);
+    if (rc == 0 && (r->kind != (pf ? HA_REC_PF : HA_REC_VF) || strcmp(r->bdf, rec->key + 3)))
+        rc = -EINVAL, why = "key and record disagree";
+    if (rc == 0)
+        return true;
+    LOG_E("HA: record %s refused (%s): %s %s is provisioned afresh", rec->key, why, pf ? "PF" : "VF", rec->key + 3);
+    if (!pf)
+        vdpa_session_end_fds(rec->fds, rec->nfds), forget_fds(rec);
+    drop_now(h, rec->key);
+    if (pf)
+        h->reset_pfs++;
+    else
+        h->reset_vfs++;
+    return false;
+}
+
+static void start_kind(struct vhostd_ha *h, enum ha_rec_kind kind)
 {
     char msg[512];
     for (unsigned i = 0; i < h->nrecs; i++) {
         struct vfe_ha_record *rec = &h->recs[i];
+        struct ha_adoption *ad = &h->adoptions[i];
         bool pf = !strncmp(rec->key, "pf/", 3), vf = !strncmp(rec->key, "vf/", 3);
         if (!pf && !vf) {
             if (kind == HA_REC_VF) {   /* once, in the second pass */
@@ -99,60 +207,35 @@ static void adopt_kind(struct vhostd_ha *h, enum ha_rec_kind kind)
             }
             continue;
         }
-        if ((kind == HA_REC_PF) != pf)
+        if ((kind == HA_REC_PF) != pf || !decode(h, rec, pf, &ad->r))
             continue;
-        struct ha_rec r;
-        const char *why = "";
-        int rc = ha_rec_decode(rec->blob, rec->blob_len, rec->nfds, &r, &why);
-        if (rc == 0 && (r.kind != kind || strcmp(r.bdf, rec->key + 3)))
-            rc = -EINVAL, why = "key and record disagree";
-        if (rc < 0) {
-            LOG_E("HA: record %s refused (%s): %s %s is provisioned afresh", rec->key, why, pf ? "PF" : "VF",
-                  rec->key + 3);
-            if (vf)
-                vdpa_session_end_fds(rec->fds, rec->nfds), forget_fds(rec);
-            drop_now(h, rec->key);
-            if (pf)
-                h->reset_pfs++;
-            else
-                h->reset_vfs++;
-            continue;
-        }
-        rc = pf ? vhostd_reg_adopt_pf(h->reg, &r, rec->fds, rec->nfds, msg, sizeof(msg))
-                : vhostd_reg_adopt_vf(h->reg, &r, rec->fds, rec->nfds, msg, sizeof(msg));
+        int rc = pf ? vhostd_reg_adopt_pf_async(h->reg, &ad->r, rec->fds, rec->nfds, pf_adopted, ad, msg, sizeof(msg))
+                    : vhostd_reg_adopt_vf_hold(h->reg, &ad->r, rec->fds, rec->nfds, msg, sizeof(msg));
         forget_fds(rec);   /* taken either way */
         if (rc == 0) {
-            if (pf)
-                h->resumed_pfs++;
-            else
-                h->resumed_vfs++;
-            continue;
-        }
-        LOG_E("HA: %s: reset and provisioned afresh", msg);
-        drop_now(h, rec->key);
-        if (pf) {
-            h->reset_pfs++;
-            char m2[256];
-            vhostd_reg_add_pf(h->reg, r.bdf, NULL, NULL, m2, sizeof(m2));
+            ad->state = pf ? AD_RUN : AD_WAIT;
+            h->pending++;
+        } else if (pf) {
+            pf_reset(h, ad->r.bdf, msg);
         } else {
-            h->reset_vfs++;
-            remember_fallback(h, &r.vf);
+            vf_reset(h, &ad->r, msg);
         }
     }
 }
 
-void vhostd_ha_adopt(struct vhostd_ha *h)
+/* Every take-over ended (from the loop, never inside a job's callback). */
+static void finished_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    if (!h->client)
-        return;
-    double t0 = mono_ms();
-    adopt_kind(h, HA_REC_PF);
-    adopt_kind(h, HA_REC_VF);
+    struct vhostd_ha *h = w->data;
+    free(h->adoptions);
+    h->adoptions = NULL;
     vfe_ha_records_free(h->recs, h->nrecs);
     h->recs = NULL;
     h->nrecs = 0;
-    h->resume_ms += mono_ms() - t0;
-    h->resumed_at = (double)time(NULL);
+    if (h->client) {
+        h->resume_ms += mono_ms() - h->adopt_t0;
+        h->resumed_at = (double)time(NULL);
+    }
     if (h->resumed_pfs || h->resumed_vfs || h->reset_pfs || h->reset_vfs)
         LOG_N("HA: took over %u PFs and %u VFs without a reset in %.1f ms; %u PFs and %u VFs reset", h->resumed_pfs,
               h->resumed_vfs, h->resume_ms, h->reset_pfs, h->reset_vfs);
@@ -162,6 +245,38 @@ void vhostd_ha_adopt(struct vhostd_ha *h)
         if (pf && pf->state == PF_READY)
             vhostd_ha_pf_ready(h, pf->bdf);
     }
+    h->adopted(h->adopted_ctx);
+}
+
+void vhostd_ha_adopt(struct vhostd_ha *h, void (*adopted)(void *ctx), void *ctx)
+{
+    h->adopted = adopted;
+    h->adopted_ctx = ctx;
+    ev_timer_init(&h->finished, finished_cb, 0., 0.);
+    h->finished.data = h;
+    h->adopt_t0 = mono_ms();
+    h->pending = 0;
+    if (h->client && h->nrecs && !(h->adoptions = calloc(h->nrecs, sizeof(*h->adoptions)))) {
+        LOG_E("HA: out of memory for %u records: nothing is taken over", h->nrecs);
+        vfe_ha_records_free(h->recs, h->nrecs);   /* their fds close; the HA process keeps its copies */
+        h->recs = NULL;
+        h->nrecs = 0;
+    }
+    for (unsigned i = 0; h->adoptions && i < h->nrecs; i++)
+        h->adoptions[i].h = h;
+    if (h->client && h->adoptions) {
+        start_kind(h, HA_REC_PF);
+        start_kind(h, HA_REC_VF);
+    }
+    if (h->pending)
+        LOG_N("HA: taking over %u PFs and %u VFs off the loop", h->reg->adopting_pfs, h->reg->adopting_vfs);
+    else
+        ev_timer_start(h->loop, &h->finished);
+}
+
+bool vhostd_ha_adopting(const struct vhostd_ha *h)
+{
+    return h->pending > 0;
 }
 
 void vhostd_ha_pf_ready(struct vhostd_ha *h, const char *pf)
@@ -334,11 +449,13 @@ int vhostd_ha_link_start(struct vhostd_ha *h)
 void vhostd_ha_handover(struct vhostd_ha *h)
 {
     h->handing_over = true;
+    ev_timer_stop(h->loop, &h->finished);
     vfe_ha_link_destroy(h->link);
     h->link = NULL;
     int err;
     const char *why = NULL;
-    h->client = vfe_ha_client_connect(h->path, "vfe-vhostd", HA_CALL_TIMEOUT_MS, &err, &why);
+    if (!h->client)   /* still the start's connection while take-overs run */
+        h->client = vfe_ha_client_connect(h->path, "vfe-vhostd", HA_CALL_TIMEOUT_MS, &err, &why);
     if (!h->client) {
         LOG_E("HA: %s does not answer (%s): the last changes are not deposited", h->path, why ? why : strerror(-err));
         return;
@@ -351,6 +468,10 @@ void vhostd_ha_handover(struct vhostd_ha *h)
 
 void vhostd_ha_close(struct vhostd_ha *h)
 {
+    if (h->loop)
+        ev_timer_stop(h->loop, &h->finished);
+    free(h->adoptions);
+    h->adoptions = NULL;
     vfe_ha_link_destroy(h->link);
     h->link = NULL;
     if (h->client)

@@ -2,9 +2,12 @@
  * vfe-vhostd's side of vfe-vhostd-ha (docs/ha.md): what it deposits, when,
  * and how a restarted daemon takes every PF, VF and vhost-user session over.
  *
- * Start (before the loop runs): vhostd_ha_fetch() asks the HA process for
- * every record (blocking, bounded: it is the daemon's first act);
- * vhostd_ha_adopt() takes each PF and VF over from them without a reset.  A
+ * Start: vhostd_ha_fetch() asks the HA process for every record (blocking,
+ * bounded: it is the daemon's first act, before the loop runs);
+ * vhostd_ha_adopt() takes each PF and VF over from them without a reset,
+ * their device calls on the registry's devq while the loop serves RPC.
+ * The start's blocking client stays (deposits, deletes) until every
+ * take-over ended; then it becomes the link.  A
  * record that cannot be continued is deleted from the HA process at once (it
  * then closes its copies: the device sees its transport end and resets, the
  * front-end sees its connection end and reconnects) and the PF or VF is
@@ -40,8 +43,14 @@ struct vhostd_ha {
     const char *path;
     struct vhostd_registry *reg;
     struct vfe_ha_client *client;      /* start only: fetch, and deletes of what cannot be adopted */
-    struct vfe_ha_record *recs;        /* fetched, until adopted */
+    struct vfe_ha_record *recs;        /* fetched, until every take-over ended */
     unsigned nrecs;
+    struct ha_adoption *adoptions;     /* one per record, while take-overs run (ha.c) */
+    unsigned pending;                  /* take-overs not ended */
+    ev_timer finished;                 /* reports the end from the loop */
+    void (*adopted)(void *ctx);
+    void *adopted_ctx;
+    double adopt_t0;
     struct vfe_ha_link *link;
     bool handing_over;
     /* what the last start took over */
@@ -60,8 +69,17 @@ struct vhostd_ha {
 /* Connect to path and fetch every record; 0, or -errno (logged: the daemon
  * starts fresh then, and deposits once the HA process answers). */
 int vhostd_ha_fetch(struct vhostd_ha *h, struct ev_loop *loop, const char *path, struct vhostd_registry *reg);
-/* Take over every PF and VF the fetched records hold (see above). */
-void vhostd_ha_adopt(struct vhostd_ha *h);
+/* Take over every PF and VF the fetched records hold (see above), off the
+ * loop (docs/device-calls.md, "HA take-over"): each PF's device calls are a
+ * devq job; its VFs' jobs are submitted once its own done ran (a VF needs
+ * its PF's IOVA space and dialect), in its group.  Meanwhile the registry
+ * shows them `adopting`.  adopted(ctx) runs once, from the loop (never inside
+ * this call), when every take-over ended - adopted, or reset and re-added -
+ * after the take-over log line: then the link and the persisted
+ * provisioning start.  Stopped by a hand-over: the take-overs still running
+ * are abandoned (nothing reset, no record deleted) and adopted never runs. */
+void vhostd_ha_adopt(struct vhostd_ha *h, void (*adopted)(void *ctx), void *ctx);
+bool vhostd_ha_adopting(const struct vhostd_ha *h);
 /* Start the running link (after adopt). */
 int vhostd_ha_link_start(struct vhostd_ha *h);
 

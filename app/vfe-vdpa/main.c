@@ -49,6 +49,15 @@ static int lock_rpc_path(struct vhostd *d)
     return rc;
 }
 
+/* Every HA take-over ended: the link and the persisted provisioning start
+ * (the restore never touches what was taken over: it is in the registry). */
+static void adoptions_done(void *ctx)
+{
+    struct vhostd *d = ctx;
+    vhostd_ha_link_start(&d->ha);
+    vhostd_prov_start(&d->prov, d->loop, &d->reg);
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     LOG_N("signal %d: stopping", w->signum);
@@ -101,21 +110,23 @@ int main(int argc, char **argv)
     vhostd_rpc_register(&d);
     vhostd_compat_register(&d);
     if (d.opt.ha_path) {
-        /* before anything is provisioned: what the HA process holds is taken over, not reset */
+        /* before anything is provisioned: what the HA process holds is taken over, not reset; the device
+         * calls run as jobs while the loop serves RPC; the link and the restore follow (adoptions_done) */
         vhostd_ha_fetch(&d.ha, d.loop, d.opt.ha_path, &d.reg);
-        vhostd_ha_adopt(&d.ha);
-        vhostd_ha_link_start(&d.ha);
+        vhostd_ha_adopt(&d.ha, adoptions_done, &d);
+    } else {
+        vhostd_prov_start(&d.prov, d.loop, &d.reg);
     }
-    vhostd_prov_start(&d.prov, d.loop, &d.reg);
     ev_signal st, si;
     ev_signal_init(&st, on_signal, SIGTERM);
     ev_signal_init(&si, on_signal, SIGINT);
     ev_signal_start(d.loop, &st);
     ev_signal_start(d.loop, &si);
-    LOG_N("ready: RPC on %s, PCI tree %s, state %s, HA %s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
+    LOG_N("ready: RPC on %s, PCI tree %s, state %s, HA %s%s%s%s%s", d.opt.rpc_path, d.opt.pci_root,
           d.opt.state_dir ? d.opt.state_dir : "off", d.opt.ha_path ? d.opt.ha_path : "off",
           d.opt.client ? ", vhost-user client mode" : "", d.opt.socket_group ? ", socket group " : "",
-          d.opt.socket_group ? d.opt.socket_group : "");
+          d.opt.socket_group ? d.opt.socket_group : "",
+          d.opt.ha_path && vhostd_ha_adopting(&d.ha) ? ", take-over running (state restored after it)" : "");
 #ifdef HAVE_SYSTEMD
     sd_notify(0, "READY=1");
 #endif

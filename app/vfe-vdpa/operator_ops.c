@@ -64,7 +64,7 @@ static bool pf_has_pending_vfs(const struct vhostd_prov *p, const char *bdf)
 static int pf_remove(struct vhostd *d, const char *bdf, char *msg, size_t len)
 {
     struct vhostd_pf *pf = vhostd_reg_find_pf(&d->reg, bdf);
-    if (pf && vhostd_reg_pf_vfs_in_use(&d->reg, pf)) {
+    if (pf && vhostd_reg_pf_vfs_in_use(&d->reg, pf) && !(pf->adopted && pf->state == PF_STARTING)) {
         snprintf(msg, len, "PF %s has provisioned VFs; remove its VFs first", bdf);
         return -ENOTEMPTY;
     }
@@ -177,8 +177,10 @@ static int vf_add_sized(struct vhostd *d, const char *bdf, const char *socket, c
                  "--queues N or --msix N", bdf, cur);
         return -ENOSPC;
     }
-    if (vhostd_reg_find_adding(&d->reg, bdf)) {   /* nothing may be written to it while it is probed */
-        snprintf(msg, len, "VF %s is being added", bdf);
+    const struct vhostd_vf *adding = vhostd_reg_find_adding(&d->reg, bdf);
+    if (adding) {   /* nothing may be written to it while it is probed */
+        snprintf(msg, len, adding->adopting ? "VF %s is being taken over from the previous daemon (HA)"
+                                            : "VF %s is being added", bdf);
         return -EBUSY;
     }
     struct vf_add_op *a = malloc(sizeof(*a));

@@ -291,61 +291,115 @@ static void close_fds(const int *fds, unsigned n)
         close(fds[i]);
 }
 
-struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
-                                  unsigned nfds, char *msg, size_t len, int *err)
+/* ---- HA take-over off the loop (pf.h) ---- */
+
+struct adopt_job {
+    struct vhostd_pf *pf;          /* STARTING: its t, iova, vp and aq are the job's until adopt_done */
+    struct ha_rec r;               /* sections point into the fetched record (the caller keeps it) */
+    int *fds;                      /* the record's: the transport's, then the admin queue's memfd */
+    unsigned nfds;
+    bool fds_taken;                /* the transport's fds are its own now, or closed */
+    char root[4096];
+    const char *step;
+    int err;
+    vhostd_pf_adopted_cb cb;
+    void *ctx;
+};
+
+/* On a devq worker: every device call of the take-over. */
+static void adopt_work(void *arg)
 {
-    struct vhostd_pf *pf = pf_new(loop, r->bdf, PF_READY);
-    if (!pf || r->kind != HA_REC_PF || r->nsec != 4 || r->sec[2].nfds != 1 || r->sec[1].nfds || r->sec[3].nfds ||
-        r->sec[2].len > sizeof(pf->admin_blob)) {
-        free(pf);
+    struct adopt_job *j = arg;
+    struct vhostd_pf *pf = j->pf;
+    const struct ha_rec *r = &j->r;
+    unsigned tn = r->sec[0].nfds;
+    j->step = "transport";
+    int rc = vfe_transport_adopt(j->root, r->bdf, r->sec[0].data, r->sec[0].len, j->fds, tn, &pf->t);
+    if (rc < 0)
+        close_fds(j->fds, tn);
+    j->fds_taken = true;
+    if (rc == 0 && (j->step = "IOVA space") && !(pf->iova = vfe_pf_iova_import(pf->t, r->sec[1].data, r->sec[1].len)))
+        rc = errno ? -errno : -ENOMEM;
+    struct vfe_vpci_state st;
+    if (rc == 0 && (j->step = "virtio-pci state"))
+        rc = vfe_vpci_adopt(&pf->vp, pf->t, &st);
+    if (rc == 0 && (j->step = "admin queue"))
+        rc = vfe_admin_adopt_device(&pf->vp, pf->loop, pf->iova, r->sec[2].data, r->sec[2].len, j->fds[tn], &pf->aq);
+    j->err = rc;
+}
+
+/* On the loop: the watchers, the dialect, then the owner hears. */
+static void adopt_done(void *arg, int status)
+{
+    struct adopt_job *j = arg;
+    struct vhostd_pf *pf = j->pf;
+    const struct ha_rec *r = &j->r;
+    unsigned tn = r->sec[0].nfds;
+    char msg[300] = "";
+    int rc = status < 0 ? status : j->err;
+    if (!j->fds_taken)
+        close_fds(j->fds, tn);   /* never ran (the daemon stops): the HA process still holds its copies */
+    if (rc == 0) {
+        vfe_admin_adopt_watch(pf->aq);
+        j->step = "admin dialect";
+        rc = vfe_mig_adopt(&pf->mig, pf->aq, r->sec[3].data, r->sec[3].len);
+    }
+    close(j->fds[tn]);   /* the admin queue keeps its own */
+    if (rc == 0) {
+        memcpy(pf->admin_blob, r->sec[2].data, r->sec[2].len);
+        pf->admin_blob_len = r->sec[2].len;
+        pf->state = PF_READY;
+        LOG_N("PF %s taken over as it runs: %u VFs, admin dialect %s, no reset", pf->bdf, vhostd_pf_vfs_present(pf),
+              vfe_mig_dialect_name(pf->mig.dialect));
+    } else if (status < 0) {
+        snprintf(msg, sizeof(msg), "PF %s: take-over abandoned: the daemon is stopping", pf->bdf);
+    } else {
+        snprintf(msg, sizeof(msg), "PF %s cannot be taken over (%s: %s%s)", pf->bdf, j->step, strerror(-rc),
+                 rc == -ETIMEDOUT ? ": the device did not answer" : "");
+    }
+    if (rc < 0) {
+        pf->state = PF_FAILED;
+        pf->err = rc;
+    }
+    vhostd_pf_adopted_cb cb = j->cb;
+    void *ctx = j->ctx;
+    free(j->fds);
+    free(j);
+    cb(ctx, pf, rc, msg);   /* on failure the owner abandons pf (no device call: the HA process holds it) */
+}
+
+struct vhostd_pf *vhostd_pf_adopt_async(struct ev_loop *loop, struct vfe_devq *q, const char *root,
+                                        const struct ha_rec *r, const int *fds, unsigned nfds,
+                                        vhostd_pf_adopted_cb cb, void *ctx, char *msg, size_t len, int *err)
+{
+    if (r->kind != HA_REC_PF || r->nsec != 4 || r->sec[2].nfds != 1 || r->sec[1].nfds || r->sec[3].nfds ||
+        r->sec[2].len > sizeof(((struct vhostd_pf *)0)->admin_blob) || nfds != r->sec[0].nfds + 1) {
         close_fds(fds, nfds);
         snprintf(msg, len, "PF %s: not a PF record this daemon reads", r->bdf);
         *err = -EINVAL;
         return NULL;
     }
-    pf->adopted = true;
-    const char *step = "PCI tree";
-    unsigned tn = r->sec[0].nfds;
-    int memfd = fds[tn];
-    int rc = pci_pf_vfs(root, r->bdf, pf->vfs, VHOSTD_MAX_VFS);
+    struct vhostd_pf *pf = pf_new(loop, r->bdf, PF_STARTING);
+    struct adopt_job *j = pf ? calloc(1, sizeof(*j)) : NULL;
+    int *copy = j ? malloc(nfds * sizeof(int)) : NULL;
+    int rc = copy ? pci_pf_vfs(root, r->bdf, pf->vfs, VHOSTD_MAX_VFS) : -ENOMEM;
     if (rc >= 0) {
         pf->num_vfs = rc;
-        step = "transport";
-        rc = vfe_transport_adopt(root, r->bdf, r->sec[0].data, r->sec[0].len, fds, tn, &pf->t);
-        if (rc < 0)
-            close_fds(fds, tn);
-    } else {
-        close_fds(fds, tn);
+        pf->adopted = true;
+        memcpy(copy, fds, nfds * sizeof(int));
+        *j = (struct adopt_job){.pf = pf, .r = *r, .fds = copy, .nfds = nfds, .cb = cb, .ctx = ctx};
+        snprintf(j->root, sizeof(j->root), "%s", root);
+        rc = vfe_devq_submit(q, r->bdf, adopt_work, adopt_done, j);
     }
-    if (rc == 0) {
-        step = "IOVA space";
-        if (!(pf->iova = vfe_pf_iova_import(pf->t, r->sec[1].data, r->sec[1].len)))
-            rc = -errno;
-    }
-    struct vfe_vpci_state st;
-    if (rc == 0) {
-        step = "virtio-pci state";
-        rc = vfe_vpci_adopt(&pf->vp, pf->t, &st);
-    }
-    if (rc == 0) {
-        step = "admin queue";
-        rc = vfe_admin_adopt(&pf->vp, loop, pf->iova, r->sec[2].data, r->sec[2].len, memfd, &pf->aq);
-    }
-    if (rc == 0) {
-        step = "admin dialect";
-        rc = vfe_mig_adopt(&pf->mig, pf->aq, r->sec[3].data, r->sec[3].len);
-    }
-    close(memfd);   /* the admin queue keeps its own */
     if (rc < 0) {
-        snprintf(msg, len, "PF %s cannot be taken over (%s: %s)", r->bdf, step, strerror(-rc));
-        vhostd_pf_abandon(pf);   /* no device call: the HA record's deletion resets it */
+        snprintf(msg, len, "PF %s cannot be taken over (%s: %s)", r->bdf, pf ? "PCI tree" : "memory", strerror(-rc));
+        close_fds(fds, nfds);
+        free(copy);
+        free(j);
+        free(pf);
         *err = rc;
         return NULL;
     }
-    memcpy(pf->admin_blob, r->sec[2].data, r->sec[2].len);
-    pf->admin_blob_len = r->sec[2].len;
-    LOG_N("PF %s taken over as it runs: %u VFs, admin dialect %s, no reset", pf->bdf, vhostd_pf_vfs_present(pf),
-          vfe_mig_dialect_name(pf->mig.dialect));
     *err = 0;
     return pf;
 }

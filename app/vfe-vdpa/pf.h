@@ -44,15 +44,27 @@ void vhostd_pf_close(struct vhostd_pf *pf);
 struct ha_rec;
 /* HA (docs/ha.md).  export: the PF's record (transport, IOVA space, admin
  * queue, dialect) into buf and the fds it needs into fds (they stay the
- * PF's).  -ENOSPC, -EAGAIN (not ready), -errno of a layer.
- * adopt: a READY PF from a decoded record and its fds, without a reset or any
- * write that changes the device: the transport continued, the admin queue
- * taken over as it runs.  On success the PF owns the transport's fds (the
- * others are closed); on failure every fd is closed, NULL with *err and msg. */
+ * PF's).  -ENOSPC, -EAGAIN (not ready), -errno of a layer. */
 int vhostd_pf_export(struct vhostd_pf *pf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
                      unsigned *nfds);
-struct vhostd_pf *vhostd_pf_adopt(struct ev_loop *loop, const char *root, const struct ha_rec *r, const int *fds,
-                                  unsigned nfds, char *msg, size_t len, int *err);
+/* adopt: a READY PF from a decoded record and its fds, without a reset or
+ * any write that changes the device: the transport continued, the admin
+ * queue taken over as it runs (docs/device-calls.md, "HA take-over"): a PF shell,
+ * STARTING with adopted set, is returned at once (the loop reads its bdf,
+ * state and VF list only); a job on q keyed by the PF's BDF continues the
+ * transport (its resync probe), imports the IOVA space, reads the virtio-pci
+ * state and takes the admin queue's device half over; then, on the loop,
+ * the admin queue's watchers start and the dialect is adopted.  cb(ctx, pf,
+ * err, msg) runs once, from the loop, never inside this call: 0 and pf
+ * READY, or -errno (-ESHUTDOWN/-ECANCELED: the queue was destroyed) and pf
+ * FAILED with every fd the record gave closed or owned by pf: the owner
+ * calls vhostd_pf_abandon(pf) (no device call: the HA process still holds
+ * the device).  r's sections must stay valid until cb ran (r itself is
+ * copied).  NULL now: refused (msg, *err), every fd closed, cb never runs. */
+typedef void (*vhostd_pf_adopted_cb)(void *ctx, struct vhostd_pf *pf, int err, const char *msg);
+struct vhostd_pf *vhostd_pf_adopt_async(struct ev_loop *loop, struct vfe_devq *q, const char *root,
+                                        const struct ha_rec *r, const int *fds, unsigned nfds,
+                                        vhostd_pf_adopted_cb cb, void *ctx, char *msg, size_t len, int *err);
 /* Forget the PF as a crash would (no device call; tests, hand-over). */
 void vhostd_pf_abandon(struct vhostd_pf *pf);
 

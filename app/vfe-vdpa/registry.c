@@ -132,7 +132,12 @@ int vhostd_reg_add_pf(struct vhostd_registry *r, const char *bdf, vhostd_pf_adde
 {
     const char *root = r->opt->pci_root;
     char pf_of[16];
-    if (vhostd_reg_find_pf(r, bdf)) {
+    const struct vhostd_pf *had = vhostd_reg_find_pf(r, bdf);
+    if (had && had->adopted && had->state == PF_STARTING) {
+        snprintf(msg, len, "PF %s is being taken over from the previous daemon (HA)", bdf);
+        return -EBUSY;
+    }
+    if (had) {
         snprintf(msg, len, "PF %s is already added", bdf);
         return -EEXIST;
     }
@@ -175,6 +180,10 @@ int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, 
         snprintf(msg, len, "PF %s is not added", bdf);
         return -ENOENT;
     }
+    if (pf->state == PF_STARTING && pf->adopted) {
+        snprintf(msg, len, "PF %s is being taken over from the previous daemon (HA); retry once it is ready", bdf);
+        return -EBUSY;
+    }
     if (pf->state == PF_STARTING || vhostd_reg_pf_vfs_in_use(r, pf)) {
         snprintf(msg, len, "PF %s %s; remove its VFs first", bdf,
                  pf->state == PF_STARTING ? "is still starting" : "has provisioned VFs");
@@ -190,6 +199,8 @@ int vhostd_reg_remove_pf(struct vhostd_registry *r, const char *bdf, char *msg, 
 }
 
 /* ---- VFs ---- */
+
+#define ADOPTING_MSG "VF %s is being taken over from the previous daemon (HA)"
 
 static int vf_slot(const struct vhostd_registry *r, const char *bdf)
 {
@@ -360,8 +371,8 @@ int vhostd_reg_add_vf_mode(struct vhostd_registry *r, const char *bdf, const cha
     int i = vf_slot(r, bdf);
     if (i >= 0) {
         const struct vhostd_vf *o = r->vfs[i];
-        snprintf(msg, len, o->removing ? "VF %s is being removed" : o->adding ? "VF %s is being added"
-                                                                            : "VF %s is already added", bdf);
+        snprintf(msg, len, o->removing ? "VF %s is being removed" : o->adopting ? ADOPTING_MSG
+                           : o->adding ? "VF %s is being added" : "VF %s is already added", bdf);
         return o->removing || o->adding ? -EBUSY : -EEXIST;
     }
     if (!pci_fn_exists(root, bdf)) {
@@ -478,7 +489,8 @@ int vhostd_reg_remove_vf(struct vhostd_registry *r, const char *bdf, void (*done
         return -EALREADY;
     }
     if (r->vfs[i]->adding) {
-        snprintf(msg, len, "VF %s is being added; remove it once its add has answered", bdf);
+        snprintf(msg, len, r->vfs[i]->adopting ? ADOPTING_MSG "; remove it once it runs"
+                                               : "VF %s is being added; remove it once its add has answered", bdf);
         return -EBUSY;
     }
     int rc = start_removal(r, (unsigned)i, done, ctx);
@@ -501,35 +513,74 @@ unsigned vhostd_reg_drain(struct vhostd_registry *r, void (*drained)(void *ctx),
 
 /* ---- HA ---- */
 
-int vhostd_reg_adopt_pf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
-                        char *msg, size_t len)
+/* Why a record's PF or VF cannot be taken in (NULL: it can). */
+static const char *pf_unfit(const struct vhostd_registry *r, const struct ha_rec *rec)
 {
     unsigned slot = 0;
     while (slot < VHOSTD_MAX_PFS && r->pfs[slot])
         slot++;
-    if (slot == VHOSTD_MAX_PFS || vhostd_reg_find_pf(r, rec->bdf) || !pci_fn_exists(r->opt->pci_root, rec->bdf)) {
-        snprintf(msg, len, "PF %s: %s", rec->bdf,
-                 slot == VHOSTD_MAX_PFS ? "no slot" : vhostd_reg_find_pf(r, rec->bdf) ? "listed twice" : "gone from the PCI tree");
+    return slot == VHOSTD_MAX_PFS                       ? "no slot"
+           : vhostd_reg_find_pf(r, rec->bdf)            ? "listed twice"
+           : !pci_fn_exists(r->opt->pci_root, rec->bdf) ? "gone from the PCI tree" : NULL;
+}
+
+struct pf_adopt_waiter {
+    struct vhostd_registry *r;
+    vhostd_reg_adopted_cb done;
+    void *ctx;
+};
+
+static void pf_adopted(void *ctx, struct vhostd_pf *pf, int err, const char *msg)
+{
+    struct pf_adopt_waiter w = *(struct pf_adopt_waiter *)ctx;
+    free(ctx);
+    w.r->adopting_pfs--;
+    if (err)
+        for (unsigned i = 0; i < VHOSTD_MAX_PFS; i++)
+            if (w.r->pfs[i] == pf)
+                w.r->pfs[i] = NULL;
+    char bdf[sizeof(pf->bdf)];
+    snprintf(bdf, sizeof(bdf), "%s", pf->bdf);
+    w.done(w.ctx, bdf, err, msg);   /* its VFs waiting are started or cancelled first */
+    if (err)
+        vhostd_pf_abandon(pf);      /* the HA process still holds the device: no reset here */
+}
+
+int vhostd_reg_adopt_pf_async(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                              vhostd_reg_adopted_cb done, void *ctx, char *msg, size_t len)
+{
+    const char *why = pf_unfit(r, rec);
+    struct pf_adopt_waiter *w = why ? NULL : malloc(sizeof(*w));
+    if (!w) {
+        snprintf(msg, len, "PF %s: %s", rec->bdf, why ? why : "out of memory");
         for (unsigned i = 0; i < nfds; i++)
             close(fds[i]);
-        return -ENOENT;
+        return why ? -ENOENT : -ENOMEM;
     }
+    *w = (struct pf_adopt_waiter){r, done, ctx};
     int err;
-    struct vhostd_pf *pf = vhostd_pf_adopt(r->loop, r->opt->pci_root, rec, fds, nfds, msg, len, &err);
-    if (!pf)
+    struct vhostd_pf *pf = vhostd_pf_adopt_async(r->loop, r->devq, r->opt->pci_root, rec, fds, nfds, pf_adopted, w,
+                                                 msg, len, &err);
+    if (!pf) {
+        free(w);
         return err;
+    }
+    unsigned slot = 0;
+    while (r->pfs[slot])
+        slot++;
     r->pfs[slot] = pf;
+    r->adopting_pfs++;
     return 0;
 }
 
-int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
-                        char *msg, size_t len)
+int vhostd_reg_adopt_vf_hold(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                             char *msg, size_t len)
 {
     struct vhostd_pf *pf = vhostd_reg_find_pf(r, rec->vf.pf);
     char who[32];
     const char *why = NULL;
     int slot = free_vf_slot(r);
-    if (!pf || pf->state != PF_READY)
+    if (!pf || pf->state != PF_STARTING || !pf->adopted)   /* its take-over starts the VF's (ha.c) */
         why = "its PF was not taken over";
     else if (vf_slot(r, rec->bdf) >= 0)
         why = "listed twice";
@@ -541,28 +592,98 @@ int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, con
         why = "no slot";
     if (why) {
         snprintf(msg, len, "VF %s: %s", rec->bdf, why);
-        unsigned tn = rec->nsec ? rec->sec[0].nfds : 0;
-        for (unsigned i = 0; i < tn && i < nfds; i++)
+        unsigned tn = rec->nsec && rec->sec[0].nfds <= nfds ? rec->sec[0].nfds : nfds;
+        for (unsigned i = 0; i < tn; i++)
             close(fds[i]);
-        vdpa_session_end_fds(fds + tn, nfds > tn ? nfds - tn : 0);
+        vdpa_session_end_fds(fds + tn, nfds - tn);
         return -ENOENT;
     }
-    struct vhostd_vf_params p = vf_params(r);
     int err;
-    struct vhostd_vf *vf = vhostd_vf_adopt(r->loop, &p, pf, rec, fds, nfds, msg, len, &err);
+    struct vhostd_vf *vf = vhostd_vf_adopt_begin(r->loop, pf, rec, fds, nfds, msg, len, &err);
     if (!vf)
         return err;
-    slot_set(r, (unsigned)slot, vf);
-    LOG_N("VF %s taken over: vhost-user %s %s continues", rec->bdf, r->opt->client ? "client to" : "on",
-          rec->vf.socket);
+    slot_set(r, (unsigned)slot, vf);   /* its BDF and socket path are held from now on */
+    r->adding++;
+    r->adopting_vfs++;
     return 0;
+}
+
+struct vf_adopt_waiter {
+    struct vhostd_registry *r;
+    unsigned slot;
+    vhostd_reg_adopted_cb done;
+    void *ctx;
+};
+
+static void vf_adopted(void *ctx, struct vhostd_vf *vf, int err, const char *msg)
+{
+    struct vf_adopt_waiter w = *(struct vf_adopt_waiter *)ctx;
+    struct vhostd_registry *r = w.r;
+    free(ctx);
+    r->adding--;
+    r->adopting_vfs--;
+    char bdf[sizeof(vf->rec.bdf)];
+    snprintf(bdf, sizeof(bdf), "%s", vf->rec.bdf);
+    if (err) {
+        slot_clear(r, w.slot);
+        vhostd_vf_discard(vf);
+    } else {
+        LOG_N("VF %s taken over: vhost-user %s %s continues", bdf, r->opt->client ? "client to" : "on",
+              vf->rec.socket);
+    }
+    w.done(w.ctx, bdf, err, msg);
+}
+
+/* The slot of an adopting shell whose job has not started. */
+static int waiting_slot(const struct vhostd_registry *r, const char *bdf)
+{
+    int i = vf_slot(r, bdf);
+    return i >= 0 && r->vfs[i]->adopting && !r->vfs[i]->adopt_running ? i : -1;
+}
+
+int vhostd_reg_adopt_vf_start(struct vhostd_registry *r, const char *bdf, vhostd_reg_adopted_cb done, void *ctx)
+{
+    int i = waiting_slot(r, bdf);
+    if (i < 0)
+        return -ENOENT;
+    struct vhostd_vf *vf = r->vfs[i];
+    struct vf_adopt_waiter *w = vf->pf && vf->pf->state == PF_READY ? malloc(sizeof(*w)) : NULL;
+    if (!w)
+        return vf->pf && vf->pf->state == PF_READY ? -ENOMEM : -ENODEV;
+    *w = (struct vf_adopt_waiter){r, (unsigned)i, done, ctx};
+    struct vhostd_vf_params p = vf_params(r);
+    int rc = vhostd_vf_adopt_start(vf, r->devq, &p, vf_adopted, w);
+    if (rc < 0)
+        free(w);
+    else
+        vf->adopt_running = true;
+    return rc;
+}
+
+void vhostd_reg_adopt_vf_cancel(struct vhostd_registry *r, const char *bdf, bool end_session)
+{
+    int i = waiting_slot(r, bdf);
+    if (i < 0)
+        return;
+    struct vhostd_vf *vf = r->vfs[i];
+    slot_clear(r, (unsigned)i);
+    r->adding--;
+    r->adopting_vfs--;
+    vhostd_vf_adopt_cancel(vf, end_session);
 }
 
 void vhostd_reg_abandon(struct vhostd_registry *r)
 {
+    /* jobs first: adds end (-ESHUTDOWN: the successor redoes them), take-overs
+     * running are abandoned, nothing reset (the HA process holds their records) */
+    r->stopping = true;
+    vfe_devq_destroy(r->devq);
+    r->devq = NULL;
     for (unsigned i = 0; i < VHOSTD_MAX_MANAGED_VFS; i++) {
-        if (r->vfs[i] && r->vfs[i]->adding)
-            continue;   /* its job still holds it: it ends with the queue (an add the successor redoes) */
+        if (r->vfs[i] && r->vfs[i]->adopting) {
+            vhostd_reg_adopt_vf_cancel(r, r->vfs[i]->rec.bdf, false);   /* waited for its PF */
+            continue;
+        }
         vhostd_vf_abandon(r->vfs[i]);
         slot_clear(r, i);
     }

@@ -62,7 +62,8 @@ struct vhostd_registry {
     void *drained_ctx;
     struct vhostd_ha *ha;          /* deposits (ha.h), NULL without --ha */
     struct vfe_devq *devq;         /* owned: device bring-up jobs (VHOSTD_DEVQ_THREADS) */
-    unsigned adding;               /* VFs whose bring-up job runs */
+    unsigned adding;               /* VFs whose bring-up job runs (take-overs included) */
+    unsigned adopting_pfs, adopting_vfs;   /* HA take-overs not done yet */
     bool stopping;                 /* drain or close: a VF brought up now is not added */
 };
 
@@ -115,14 +116,35 @@ struct vhostd_vf *vhostd_reg_next_vf(const struct vhostd_registry *r, unsigned *
 /* Who uses the canonical socket path: "VF <bdf>", "the RPC socket", or NULL. */
 const char *vhostd_reg_socket_user(const struct vhostd_registry *r, const char *canon, char *buf, size_t len);
 
-/* HA: a PF or VF taken over from a decoded record and its fds (all taken,
- * see vhostd_pf_adopt / vhostd_vf_adopt).  0, or -errno with msg. */
+/* HA take-over, off the loop (pf.h vhostd_pf_adopt_async, vf.h
+ * vhostd_vf_adopt_begin/start).  Every fd of the record is taken, whatever
+ * the outcome.  A record's section data must stay valid until its done.
+ *   adopt_pf_async: the PF's shell (STARTING, adopted) is in the registry at
+ *     once: it cannot be added or removed (-EBUSY, "being taken over"), its
+ *     VFs cannot be added.  0: done(ctx, bdf, err, msg) follows from the
+ *     loop (on failure the PF is gone from the registry and abandoned, after
+ *     done returned); <0: refused now (msg).
+ *   adopt_vf_hold: the VF's shell, "adopting" (listed by next_adding, held
+ *     like an add: -EBUSY to an add or removal), waiting for its PF's
+ *     take-over.  0, or <0 refused now (msg; transport fds closed, session
+ *     ended).
+ *   adopt_vf_start: its PF is READY: the job is queued; done follows (on
+ *     failure the shell is gone).  -ENOENT (no waiting shell), -ENODEV (PF
+ *     not ready), devq's -errno: the shell still waits.
+ *   adopt_vf_cancel: a waiting shell goes (its PF failed: end_session shuts
+ *     the session down so the front-end reconnects; the daemon stops: only
+ *     this process's copies close). */
 struct ha_rec;
-int vhostd_reg_adopt_pf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
-                        char *msg, size_t len);
-int vhostd_reg_adopt_vf(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
-                        char *msg, size_t len);
-/* Forget every PF and VF as a crash would: the HA process holds them (hand-over). */
+typedef void (*vhostd_reg_adopted_cb)(void *ctx, const char *bdf, int err, const char *msg);
+int vhostd_reg_adopt_pf_async(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                              vhostd_reg_adopted_cb done, void *ctx, char *msg, size_t len);
+int vhostd_reg_adopt_vf_hold(struct vhostd_registry *r, const struct ha_rec *rec, const int *fds, unsigned nfds,
+                             char *msg, size_t len);
+int vhostd_reg_adopt_vf_start(struct vhostd_registry *r, const char *bdf, vhostd_reg_adopted_cb done, void *ctx);
+void vhostd_reg_adopt_vf_cancel(struct vhostd_registry *r, const char *bdf, bool end_session);
+/* Forget every PF and VF as a crash would: the HA process holds them
+ * (hand-over).  The device queue is destroyed first: adds still running
+ * end with -ESHUTDOWN, take-overs are abandoned without a reset. */
 void vhostd_reg_abandon(struct vhostd_registry *r);
 
 /* Shutdown: remove every VF (a VF being added: once its bring-up ends, and

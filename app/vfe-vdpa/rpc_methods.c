@@ -98,7 +98,8 @@ static void pf_added(void *ctx, const struct vhostd_pf *pf, int err)
 
 static json_t *pf_json_base(const struct vhostd_registry *r, const struct vhostd_pf *pf)
 {
-    return json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", pf->bdf, "state", pf->state == PF_READY ? "ready" : "starting",
+    return json_pack("{s:s, s:s, s:i, s:i, s:s}", "pf", pf->bdf, "state",
+                     pf->state == PF_READY ? "ready" : pf->adopted ? "adopting" : "starting",
                      "vfs", vhostd_pf_vfs_present(pf), "vfs_in_use", vhostd_reg_pf_vfs_in_use(r, pf), "dialect",
                      vfe_mig_dialect_name(pf->mig.dialect));
 }
@@ -238,12 +239,12 @@ static void vf_add_answer(void *ctx, const char *bdf, struct vhostd_vf *vf, int 
     free(a);
 }
 
-/* A VF whose bring-up job runs: what is known of it yet. */
+/* A VF whose bring-up job (or HA take-over) runs: what is known of it yet. */
 static json_t *adding_json(const struct vhostd_vf *vf)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "vf", vf->rec.bdf, "pf", vf->rec.pf, "socket_file",
                      vf->rec.socket, "vm_uuid", vf->rec.uuid, "mode", vf->rec.direct ? "direct" : "admin", "state",
-                     "adding");
+                     vf->adopting ? "adopting" : "adding");
 }
 
 static int vf_add(struct vhostd *d, const char *bdf, json_t *params, struct rpc_call *c)
@@ -632,13 +633,16 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
     bool ha_down = d->opt.ha_path && !json_is_true(json_object_get(ha, "connected"));
     struct vfe_devq_stats q;
     vfe_devq_stats(d->reg.devq, &q);
-    bool restoring = p->restoring || (p->enabled && starting);   /* the state file's PFs and VFs coming up */
+    /* the state file's PFs and VFs coming up, or the HA take-over before them */
+    bool restoring = p->restoring || (p->enabled && starting) || d->reg.adopting_pfs || d->reg.adopting_vfs;
     /* records pending while the restore still runs are expected: restoring, not degraded */
     const char *status = failed || p->dirty || ha_down ? "degraded" : restoring ? "restoring" : pending ? "degraded" : "ok";
     json_t *res = json_pack("{s:s, s:i, s:i, s:f, s:i, s:i, s:o, s:o, s:I}", "status", status, "pfs", pfs, "vfs", vfs,
                             "uptime_s", ev_now(d->loop) - d->started_at, "pending_pfs", ppfs, "pending_vfs", pvfs,
                             "state", state, "ha", ha, "tcp_refused", (json_int_t)rpc_server_tcp_refused(d->rpc));
-    json_object_set_new(res, "adding_vfs", json_integer(d->reg.adding));
+    json_object_set_new(res, "adding_vfs", json_integer(d->reg.adding - d->reg.adopting_vfs));
+    json_object_set_new(res, "adopting_pfs", json_integer(d->reg.adopting_pfs));
+    json_object_set_new(res, "adopting_vfs", json_integer(d->reg.adopting_vfs));
     json_object_set_new(res, "starting_pfs", json_integer(starting));
     json_object_set_new(res, "restoring", json_boolean(restoring));
     json_object_set_new(res, "device_jobs", json_pack("{s:i, s:i, s:i, s:i, s:I}", "queued", q.queued, "running",

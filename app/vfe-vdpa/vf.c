@@ -295,53 +295,164 @@ int vhostd_vf_conn_fd_index(struct vhostd_vf *vf)
     return vf->conn_index;
 }
 
-struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
-                                  const struct ha_rec *r, const int *fds, unsigned nfds, char *msg, size_t len,
-                                  int *err)
+/* ---- HA take-over off the loop (vf.h) ---- */
+
+struct vhostd_vf_adoption {
+    struct vhostd_vf *vf;          /* the shell: the worker reads its rec only */
+    struct ha_rec r;               /* sections point into the fetched record (ha.c keeps it) */
+    int *fds;                      /* the record's: the transport's, then the session's */
+    unsigned nfds;
+    bool transport_taken;          /* fds[0..tn) are the transport's now, or closed */
+    char root[4096];
+    struct vhostd_vf_params p;
+    struct vfe_transport *t;       /* the job's until adopt_done */
+    struct vfe_virtio_pci vp;      /* read by the worker */
+    struct vfe_vpci_state st;
+    int err;
+    const char *step;
+    vhostd_vf_adopted_cb cb;
+    void *ctx;
+};
+
+static void close_all(const int *fds, unsigned n)
 {
-    unsigned tn = r->sec[0].nfds;
-    struct vhostd_vf *vf = r->kind == HA_REC_VF && r->nsec == 3 && !r->sec[1].nfds ? calloc(1, sizeof(*vf)) : NULL;
-    if (!vf) {
-        snprintf(msg, len, "VF %s: not a VF record this daemon reads", r->bdf);
-        for (unsigned i = 0; i < tn; i++)
-            close(fds[i]);
+    for (unsigned i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+struct vhostd_vf *vhostd_vf_adopt_begin(struct ev_loop *loop, struct vhostd_pf *pf, const struct ha_rec *r,
+                                        const int *fds, unsigned nfds, char *msg, size_t len, int *err)
+{
+    struct vhostd_vf_adoption *a = NULL;
+    struct vhostd_vf *vf = NULL;
+    *err = -EINVAL;
+    if (r->kind == HA_REC_VF && r->nsec == 3 && !r->sec[1].nfds && r->sec[0].nfds <= nfds) {
+        *err = -ENOMEM;
+        if ((a = calloc(1, sizeof(*a))) && (vf = vhostd_vf_begin(loop, pf, &r->vf)))
+            a->fds = malloc((nfds ? nfds : 1) * sizeof(int));
+    }
+    if (!a || !vf || !a->fds) {
+        snprintf(msg, len, "VF %s: %s", r->bdf, *err == -EINVAL ? "not a VF record this daemon reads" : "out of memory");
+        unsigned tn = r->sec[0].nfds <= nfds ? r->sec[0].nfds : nfds;
+        close_all(fds, tn);
         vdpa_session_end_fds(fds + tn, nfds - tn);
-        *err = -EINVAL;
-        return NULL;
-    }
-    vf->rec = r->vf;
-    vf->pf = pf;
-    vf->loop = loop;
-    ev_init(&vf->req, NULL);
-    vf->persist = p->persist;
-    vf->persist_reply = p->persist_reply;
-    vf->persist_ctx = p->persist_ctx;
-    int rc = vfe_transport_adopt(p->pci_root, r->bdf, r->sec[0].data, r->sec[0].len, fds, tn, &vf->t);
-    if (rc < 0) {
-        snprintf(msg, len, "VF %s: transport cannot be taken over: %s", r->bdf, strerror(-rc));
-        for (unsigned i = 0; i < tn; i++)
-            close(fds[i]);
-        vdpa_session_end_fds(fds + tn, nfds - tn);
+        if (a)
+            free(a->fds);
+        free(a);
         free(vf);
-        *err = rc;
         return NULL;
     }
-    struct vdpa_pf_ref ref = {&pf->mig, pf->iova};
-    struct vdpa_session_adopt_in in = {.session_blob = r->sec[2].data, .session_len = r->sec[2].len,
-                                       .fds = fds + tn, .nfds = nfds - tn, .vf_blob = r->sec[1].data,
-                                       .vf_len = r->sec[1].len, .pf = &ref, .t = vf->t, .dma_domain = vf->rec.uuid,
-                                       .max_pairs = r->max_pairs, .device_features = r->device_features};
-    struct vdpa_session_cfg sc = session_cfg(vf, p);
-    vf->session = vdpa_session_adopt(loop, &sc, &in, &vf->dev, &rc);
-    if (!vf->session) {
-        snprintf(msg, len, "VF %s: session cannot be continued: %s", r->bdf, strerror(-rc));
-        vfe_transport_close(vf->t);
-        free(vf);
-        *err = rc;
-        return NULL;
-    }
+    memcpy(a->fds, fds, nfds * sizeof(int));
+    a->nfds = nfds;
+    a->r = *r;
+    a->vf = vf;
+    vf->adopting = a;
     *err = 0;
     return vf;
+}
+
+/* The record's fds not handed to anything yet.  end: the session ends as
+ * for a record that cannot be continued (the front-end sees it and
+ * reconnects); otherwise only this process's copies close (the HA process
+ * still holds the VF: the daemon stops). */
+static void adoption_release(struct vhostd_vf_adoption *a, bool end)
+{
+    unsigned tn = a->r.sec[0].nfds;
+    if (!a->transport_taken)
+        close_all(a->fds, tn);
+    if (end)
+        vdpa_session_end_fds(a->fds + tn, a->nfds - tn);
+    else
+        close_all(a->fds + tn, a->nfds - tn);
+    vfe_transport_close(a->t);
+    free(a->fds);
+    free(a);
+}
+
+void vhostd_vf_adopt_cancel(struct vhostd_vf *vf, bool end_session)
+{
+    if (!vf)
+        return;
+    if (vf->adopting)
+        adoption_release(vf->adopting, end_session);
+    vf->adopting = NULL;
+    free(vf);
+}
+
+/* On a devq worker: the transport continued (its resync probe) and the
+ * virtio-pci state read back: every device round trip of the take-over. */
+static void vf_adopt_work(void *arg)
+{
+    struct vhostd_vf_adoption *a = arg;
+    const struct ha_rec *r = &a->r;
+    unsigned tn = r->sec[0].nfds;
+    a->step = "transport cannot be taken over";
+    a->err = vfe_transport_adopt(a->root, r->bdf, r->sec[0].data, r->sec[0].len, a->fds, tn, &a->t);
+    if (a->err < 0) {
+        a->t = NULL;
+        close_all(a->fds, tn);
+    }
+    a->transport_taken = true;
+    if (a->err == 0 && (a->step = "session cannot be continued"))
+        a->err = vfe_vpci_adopt(&a->vp, a->t, &a->st);
+}
+
+/* On the loop: the session and its fds, the DMA domain, the watchers. */
+static void vf_adopt_done(void *arg, int status)
+{
+    struct vhostd_vf_adoption *a = arg;
+    struct vhostd_vf *vf = a->vf;
+    const struct ha_rec *r = &a->r;
+    unsigned tn = r->sec[0].nfds;
+    int rc = status < 0 ? status : a->err;
+    char msg[300] = "";
+    vhostd_vf_adopted_cb cb = a->cb;
+    void *ctx = a->ctx;
+    vf->adopting = NULL;
+    if (rc == 0) {
+        vf->persist = a->p.persist;
+        vf->persist_reply = a->p.persist_reply;
+        vf->persist_ctx = a->p.persist_ctx;
+        vf->t = a->t;
+        struct vdpa_pf_ref ref = {&vf->pf->mig, vf->pf->iova};
+        struct vdpa_session_adopt_in in = {.session_blob = r->sec[2].data, .session_len = r->sec[2].len,
+                                           .fds = a->fds + tn, .nfds = a->nfds - tn, .vf_blob = r->sec[1].data,
+                                           .vf_len = r->sec[1].len, .pf = &ref, .t = vf->t,
+                                           .dma_domain = vf->rec.uuid, .max_pairs = r->max_pairs,
+                                           .device_features = r->device_features, .vp = &a->vp, .vp_state = &a->st};
+        struct vdpa_session_cfg sc = session_cfg(vf, &a->p);
+        vf->session = vdpa_session_adopt(vf->loop, &sc, &in, &vf->dev, &rc);   /* takes the session's fds */
+        a->t = NULL;
+        if (!vf->session) {
+            snprintf(msg, sizeof(msg), "VF %s: session cannot be continued: %s", r->bdf, strerror(-rc));
+            vfe_transport_close(vf->t);
+            vf->t = NULL;
+        } else {
+            vf->adding = false;
+        }
+        free(a->fds);
+        free(a);
+    } else {
+        if (status < 0)
+            snprintf(msg, sizeof(msg), "VF %s: take-over abandoned: the daemon is stopping", r->bdf);
+        else
+            snprintf(msg, sizeof(msg), "VF %s: %s: %s%s", r->bdf, a->step, strerror(-rc),
+                     rc == -ETIMEDOUT ? " (the device did not answer)" : "");
+        adoption_release(a, status == 0);   /* the daemon stopping: the HA process keeps the session */
+    }
+    cb(ctx, vf, rc, msg);   /* the owner discards the shell on failure */
+}
+
+int vhostd_vf_adopt_start(struct vhostd_vf *vf, struct vfe_devq *q, const struct vhostd_vf_params *p,
+                          vhostd_vf_adopted_cb cb, void *ctx)
+{
+    struct vhostd_vf_adoption *a = vf->adopting;
+    a->p = *p;
+    snprintf(a->root, sizeof(a->root), "%s", p->pci_root);
+    a->cb = cb;
+    a->ctx = ctx;
+    /* behind its PF's other devices: one that stopped answering waits with its PF's group */
+    return vfe_devq_submit_grouped(q, vf->rec.pf, vf->rec.bdf, vf_adopt_work, vf_adopt_done, a);
 }
 
 void vhostd_vf_abandon(struct vhostd_vf *vf)

@@ -28,6 +28,8 @@ struct vhostd_vf {
     struct vdpa_vf *dev;
     struct vdpa_session *session;
     bool adding;                          /* bring-up job running: only rec is valid (vf.c) */
+    struct vhostd_vf_adoption *adopting;  /* HA take-over not done (adding set too): its record and fds */
+    bool adopt_running;                   /* the take-over's job is submitted (registry) */
     bool removing;
     ev_timer later;                       /* completes a removal from the loop */
     void (*removed)(void *ctx);
@@ -85,17 +87,37 @@ void vhostd_vf_close(struct vhostd_vf *vf, void (*done)(void *ctx), void *ctx);
 
 struct ha_rec;
 /* HA (docs/ha.md).  export: the VF's record (transport, device half, session)
- * and its fds (they stay the VF's).  adopt: continue a VF from a decoded
- * record without resetting or reprogramming it; every fd is taken (on
- * failure the session has ended cleanly: the front-end sees it and
- * reconnects).  NULL with *err and msg. */
+ * and its fds (they stay the VF's). */
 int vhostd_vf_export(struct vhostd_vf *vf, uint8_t *buf, size_t cap, size_t *len, int *fds, unsigned max_fds,
                      unsigned *nfds);
 /* The index, among the exported fds, of the front-end's connection (-1: none). */
 int vhostd_vf_conn_fd_index(struct vhostd_vf *vf);
-struct vhostd_vf *vhostd_vf_adopt(struct ev_loop *loop, const struct vhostd_vf_params *p, struct vhostd_pf *pf,
-                                  const struct ha_rec *r, const int *fds, unsigned nfds, char *msg, size_t len,
-                                  int *err);
+/* adopt: continue a VF from a decoded record without resetting or
+ * reprogramming it, off the loop (docs/device-calls.md, "HA take-over"), in
+ * two steps:
+ * vhostd_vf_adopt_begin: the VF's shell (adding set, `adopting` holds a copy
+ *   of r - its sections must stay valid until the take-over ends - and every
+ *   fd of the record).  It waits for its PF's take-over; the registry
+ *   indexes it (BDF and socket path held).  NULL: refused (msg, *err), the
+ *   transport's fds closed, the session's ended (vdpa_session_end_fds).
+ * vhostd_vf_adopt_start: once the PF is READY: a job on q, in the PF's
+ *   group, continues the transport (its resync probe) and reads the
+ *   virtio-pci state; then, on the loop, the session is adopted
+ *   (vdpa_session_adopt with that state: DMA domain, vhost-user fds,
+ *   watchers).  0: cb(ctx, vf, err, msg) runs once, from the loop, never
+ *   inside this call: 0 and vf serving (adding cleared), or -errno and vf
+ *   the bare shell (the caller unindexes it and calls vhostd_vf_discard):
+ *   the session ended cleanly (front-end reconnects); -ESHUTDOWN/-ECANCELED
+ *   (queue destroyed): only this process's copies closed, nothing reset or
+ *   shut down.  <0: not queued, vf still waits (cancel it).
+ * vhostd_vf_adopt_cancel: a shell whose job was never started: its fds
+ *   closed (end_session: the session ended as above), the shell freed. */
+typedef void (*vhostd_vf_adopted_cb)(void *ctx, struct vhostd_vf *vf, int err, const char *msg);
+struct vhostd_vf *vhostd_vf_adopt_begin(struct ev_loop *loop, struct vhostd_pf *pf, const struct ha_rec *r,
+                                        const int *fds, unsigned nfds, char *msg, size_t len, int *err);
+int vhostd_vf_adopt_start(struct vhostd_vf *vf, struct vfe_devq *q, const struct vhostd_vf_params *p,
+                          vhostd_vf_adopted_cb cb, void *ctx);
+void vhostd_vf_adopt_cancel(struct vhostd_vf *vf, bool end_session);
 /* Forget the VF as a crash would (no device call, no socket shut down). */
 void vhostd_vf_abandon(struct vhostd_vf *vf);
 

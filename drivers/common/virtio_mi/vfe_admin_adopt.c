@@ -253,8 +253,8 @@ static int scan_ring(const struct vfe_admin_vq *aq, const char *bdf, struct aq_r
     return 0;
 }
 
-int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
-                    const void *blob, size_t len, int memfd, struct vfe_admin_vq **out)
+int vfe_admin_adopt_device(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                           const void *blob, size_t len, int memfd, struct vfe_admin_vq **out)
 {
     if (!vp || !vp->t || !loop || !space || !blob || memfd < 0 || !out)
         return -EINVAL;
@@ -321,17 +321,30 @@ int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_
     }
     p->irq_attached = true;
     p->have_window = true;
-    vfe_admin_set_irq_fd(aq, p->irq_fd);
     LOG_I("%s: admin queue %u adopted: size %u, %u slots (%u still in the device), vector %u, iova %#" PRIx64
           ", avail %u used %u", t->bdf, r->qidx, r->qsize, r->nslots, r->nchains, p->vec, r->iova, r->avail_idx,
           r->used_idx);
     free(r);
-    vfe_admin_pci_post_writes(p, loop);
-    vfe_admin_poll(aq);
+    vfe_admin_pci_post_device(p);   /* no watcher yet: the loop's half starts them */
     *out = aq;
     return 0;
 fail:
     free(r);
-    vfe_admin_abandon(aq);
+    vfe_admin_abandon(aq);   /* nothing of the loop's was started: safe off the loop */
+    return rc;
+}
+
+void vfe_admin_adopt_watch(struct vfe_admin_vq *aq)
+{
+    vfe_admin_open_watch(aq);
+    vfe_admin_poll(aq);   /* completions the device wrote before the new eventfd was attached */
+}
+
+int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                    const void *blob, size_t len, int memfd, struct vfe_admin_vq **out)
+{
+    int rc = vfe_admin_adopt_device(vp, loop, space, blob, len, memfd, out);
+    if (rc == 0)
+        vfe_admin_adopt_watch(*out);
     return rc;
 }

@@ -226,6 +226,15 @@ void vfe_admin_set_irq_fd(struct vfe_admin_vq *aq, int fd);
 int vfe_admin_export(const struct vfe_admin_vq *aq, void *buf, size_t cap, size_t *len, int *memfd);
 int vfe_admin_adopt(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
                     const void *blob, size_t len, int memfd, struct vfe_admin_vq **out);
+/* The same in two halves, as open_device/open_watch: adopt_device makes
+ * every device call (the read-back checks, the vector attached, the doorbell
+ * address read, posted mode on) and starts nothing of the loop's, so it may
+ * run on a worker thread (the queue may be abandoned on that thread);
+ * adopt_watch, on the loop's thread, starts the interrupt and reply watchers
+ * and reaps what the device completed meanwhile. */
+int vfe_admin_adopt_device(struct vfe_virtio_pci *vp, struct ev_loop *loop, struct vfe_pf_iova *space,
+                           const void *blob, size_t len, int memfd, struct vfe_admin_vq **out);
+void vfe_admin_adopt_watch(struct vfe_admin_vq *aq);
 void vfe_admin_abandon(struct vfe_admin_vq *aq);
 
 #endif

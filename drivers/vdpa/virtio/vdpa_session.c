@@ -990,7 +990,7 @@ static struct vdpa_session *adopt(struct ev_loop *loop, const struct vdpa_sessio
     for (unsigned i = 0; i < nr && i < VDPA_MAX_REGIONS; i++)
         regs[i] = (struct vdpa_region){vr[i].gpa, vr[i].size, vr[i].fd, vr[i].mmap_offset};
     s->vf = vdpa_vf_adopt(loop, in->pf, in->t, in->dma_domain, in->vf_blob, in->vf_len, regs,
-                          nr < VDPA_MAX_REGIONS ? nr : VDPA_MAX_REGIONS, err);
+                          nr < VDPA_MAX_REGIONS ? nr : VDPA_MAX_REGIONS, in->vp, in->vp_state, err);
     if (!s->vf) {
         /* the session cannot go on: the front-end sees it end (shut down), and reconnects */
         *fds_taken = true;

@@ -96,6 +96,10 @@ struct vdpa_session_adopt_in {
     const char *dma_domain;
     uint16_t max_pairs;             /* as the VF was created with */
     uint64_t device_features;
+    /* vfe_vpci_adopt(vp, t, vp_state) done before, off the loop; NULL: the
+     * VF's state is read in the call (device round trips on the loop) */
+    const struct vfe_virtio_pci *vp;
+    const struct vfe_vpci_state *vp_state;
 };
 #define VDPA_SESSION_SNAPSHOT_MAX (256u + VHOST_SNAPSHOT_MAX)
 #define VDPA_SESSION_SNAPSHOT_FDS VHOST_SNAPSHOT_MAX_FDS

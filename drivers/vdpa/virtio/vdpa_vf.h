@@ -205,7 +205,9 @@ int vdpa_vf_swlog_stats(const struct vdpa_vf *v, struct vdpa_swlog_stats *st);
  * vdpa_vf_adopt: a VF from that blob over an adopted transport t, without
  * any device call but reads: no reset, no map, the DMA maps recorded against
  * the front-end's regions (each map must have its region: same range and
- * offset), the DMA domain joined as adopted.  NULL with *err: -EINVAL/-EPROTO
+ * offset), the DMA domain joined as adopted.  vp_read/st_read: what
+ * vfe_vpci_adopt() read from t before (on a worker thread, so the loop does
+ * not wait for those reads); NULL: read here.  NULL with *err: -EINVAL/-EPROTO
  * (blob, or device and blob disagree), -errno.
  * vdpa_vf_resume: resubmit the admin step a crash interrupted (each step is
  * idempotent on the device: a mode it is in already, a restore on a frozen
@@ -221,7 +223,8 @@ void vdpa_vf_set_observer(struct vdpa_vf *v, void (*fn)(void *ctx), void *ctx);
 int vdpa_vf_export(const struct vdpa_vf *v, void *buf, size_t cap, size_t *len);
 struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf, struct vfe_transport *t,
                               const char *dma_domain, const void *blob, size_t len, const struct vdpa_region *regions,
-                              unsigned nregions, int *err);
+                              unsigned nregions, const struct vfe_virtio_pci *vp_read,
+                              const struct vfe_vpci_state *st_read, int *err);
 int vdpa_vf_resume(struct vdpa_vf *v, uint64_t features, const struct vdpa_ring *rings, unsigned nrings,
                    vdpa_done_cb done, vdpa_stop_cb stopped, void *ctx);
 bool vdpa_vf_step_pending(const struct vdpa_vf *v);

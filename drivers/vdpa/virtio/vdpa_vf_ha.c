@@ -117,7 +117,8 @@ static const struct vdpa_region *region_of(const struct vf_snap_map *m, const st
 
 struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf, struct vfe_transport *t,
                               const char *dma_domain, const void *blob, size_t len, const struct vdpa_region *regions,
-                              unsigned nregions, int *err)
+                              unsigned nregions, const struct vfe_virtio_pci *vp_read,
+                              const struct vfe_vpci_state *st_read, int *err)
 {
     uint16_t version;
     struct vf_snap s;
@@ -144,7 +145,13 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
     ev_timer_init(&v->defer, vdpa_vf_defer_cb, 0., 0.);
     v->defer.data = v;
     struct vfe_vpci_state st;
-    int rc = vfe_vpci_adopt(&v->vp, t, &st);
+    int rc = 0;
+    if (vp_read && st_read && vp_read->t == t) {   /* read on a worker before (vdpa_session_adopt_in) */
+        v->vp = *vp_read;
+        st = *st_read;
+    } else {
+        rc = vfe_vpci_adopt(&v->vp, t, &st);
+    }
     if (rc == 0 && st.device_features != s.dev_features) {
         LOG_E("%s: the device offers %#llx, the snapshot says %#llx: not the same device", t->bdf,
               (unsigned long long)st.device_features, (unsigned long long)s.dev_features);
