@@ -182,11 +182,15 @@ struct vdpa_vf *vdpa_vf_adopt(struct ev_loop *loop, const struct vdpa_pf_ref *pf
      * than an unmap its predecessor did (an identical map the device holds is
      * replaced by itself).  A running VF's maps are as recorded: every change
      * while it runs comes from a message, deposited before it is applied. */
-    bool quiet = s.state == VDPA_VF_IDLE || s.state == VDPA_VF_STOPPED;
-    for (unsigned i = 0; rc == 0 && quiet && s.step == VDPA_STEP_NONE && i < s.nmaps; i++)
+    bool remap = (s.state == VDPA_VF_IDLE || s.state == VDPA_VF_STOPPED) && s.step == VDPA_STEP_NONE && s.nmaps;
+    /* posted (this runs on the loop): a refusal is latched and fails the VF's next start */
+    if (rc == 0 && remap)
+        rc = vdpa_posted_watch(v);
+    for (unsigned i = 0; rc == 0 && remap && i < s.nmaps; i++)
         rc = vfe_dma_apply_map(t, s.maps[i].gpa, s.maps[i].size, backing[i]->fd, s.maps[i].fd_offset,
                                VFE_DMA_READ | VFE_DMA_WRITE);
     if (rc < 0) {
+        vdpa_posted_unwatch(v);
         vfe_dma_domain_forget(v->dom, t);   /* never unmap: the device keeps them until its reset */
         free(v->rings);
         free(v->maps);

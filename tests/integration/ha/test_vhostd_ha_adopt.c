@@ -9,6 +9,9 @@
  *     adopting VF and a removal of its PF are refused busy; health counts
  *     them; after SIGCONT (within the transport's 2 s bound) B ends taken
  *     over without a reset and its frames flow;
+ *   - A2 stopped, its device holding DMA_MAP across the restart: the maps a
+ *     stopped VF gets again are posted, `version` answers promptly, A2 is
+ *     taken over without a reset and runs once its device answers;
  *   - SIGTERM while B's take-over waits: the daemon exits 0 (hand-over), B
  *     is neither reset nor its record dropped: the next daemon takes all
  *     over without a reset.
@@ -360,6 +363,59 @@ out:
     kill(sb.pid, SIGCONT);
 }
 
+/* The largest `version` latency over ms of calls in a row. */
+static long worst_version_ms(long ms)
+{
+    long worst = 0;
+    char msg[300];
+    for (long end = check_now_ms() + ms; check_now_ms() < end; usleep(2000)) {
+        long c0 = check_now_ms();
+        if (call("version", NULL, NULL, msg, sizeof(msg)))
+            return -1;
+        if (check_now_ms() - c0 > worst)
+            worst = check_now_ms() - c0;
+    }
+    return worst;
+}
+
+static int a2_stall_at_map(bool on)
+{
+    char req[200], rep[200];
+    snprintf(req, sizeof(req), "{\"cmd\":\"fault\",\"type\":\"vfu_stall\",\"bdf\":\"%s\",%s}", A2,
+             on ? "\"at\":\"dma_map\"" : "\"on\":false");
+    return sim_proc_ctl(&sa, req, rep, sizeof(rep)) == 0 && strstr(rep, "\"ok\"") && !strstr(rep, "error") ? 0 : -1;
+}
+
+/* A stopped VF is taken over with its DMA maps applied again (the record may
+ * predate an unmap): those maps are posted, so A2's device holding its
+ * DMA_MAP keeps neither the loop nor the other take-overs waiting; A2 is
+ * taken over without a reset and runs again once its device answered. */
+static void test_stopped_vf_maps_held(void)
+{
+    struct start_times t;
+    char buf[300];
+    uint16_t bases[2];
+    REQUIRE(vfe_fe_stop(fe[1], bases) == 0, out, "stop A2's rings");
+    kill9(&vhostd);
+    REQUIRE(a2_stall_at_map(true) == 0, out, "vfu_stall at dma_map on A2");
+    long t0 = check_now_ms();
+    REQUIRE(start_daemon(&t) == 0, clear, "restart with A2 stopped (%s)", log_path);
+    long worst = worst_version_ms(800);
+    long all = wait_all_adopted();
+    printf("measure: A2 stopped, its device holding DMA_MAP: version at most %ld ms during the first 800 ms, "
+           "every take-over ended %ld ms after start\n", worst, all < 0 ? -1 : check_now_ms() - t0);
+    CHECK(worst >= 0 && worst < 100, "version took %ld ms while A2's maps were applied again", worst);
+    const char *took[] = {"took over 2 PFs and 4 VFs without a reset", NULL};
+    CHECK(all >= 0 && file_wait(log_path, took, 1, 3000), "not everything taken over (%s)", log_path);
+    CHECK(!strcmp(vf_state(A2, buf, sizeof(buf)), "stopped"), "A2 is %s after the take-over, want stopped", buf);
+clear:
+    CHECK(a2_stall_at_map(false) == 0, "vfu_stall off on A2");
+    CHECK(vfe_fe_start(fe[1], bases) == 0 && wait_rings(A2, 3000), "A2 not running again (%s)", log_path);
+    CHECK(flow(0, 1, 20, 1100) == 20 && flow(1, 0, 20, 1200) == 20, "frames A1 <-> A2 after its take-over");
+    CHECK(never_reset("stopped VF's maps held"), "a function was reset");
+out:;
+}
+
 /* SIGTERM while B's take-over waits: hand-over, nothing reset or dropped. */
 static void test_sigterm_while_adopting(void)
 {
@@ -451,6 +507,7 @@ int main(void)
     if (mkdir(tree, 0755) == 0 && link_tree(&sa) == 0 && link_tree(&sb) == 0 && setup() == 0) {
         test_baseline();
         test_stalled();
+        test_stopped_vf_maps_held();
         test_sigterm_while_adopting();
         test_stalled_past_bound();   /* last: B's counters count its reset from here on */
     } else {
