@@ -625,7 +625,9 @@ static int m_health(void *ctx, json_t *params, struct rpc_call *c)
     unsigned ppfs, pvfs;
     unsigned pending = vhostd_prov_pending_count(&d->prov, &ppfs, &pvfs);
     const struct vhostd_prov *p = &d->prov;
-    json_t *state = p->enabled ? json_pack("{s:s, s:b, s:i, s:i, s:s}", "file", p->path, "saved", !p->dirty, "writes",
+    /* saved: the file has what runs (a vf_batch holds its one write to its end: not yet, but not degraded) */
+    json_t *state = p->enabled ? json_pack("{s:s, s:b, s:b, s:i, s:i, s:s}", "file", p->path, "saved",
+                                           !p->dirty && !p->save_held, "held_by_batch", p->save_held, "writes",
                                            p->writes, "write_failures", p->write_failures, "last_error",
                                            p->write_error)
                                : json_pack("{s:b}", "enabled", 0);
