@@ -9,6 +9,7 @@
 
 #include "app/vfe-vdpa/operator_ops.h"
 #include "app/vfe-vdpa/rpc_compat.h"
+#include "app/vfe-vdpa/vf_msix.h"
 #include "app/vfe-vdpa/vhostd.h"
 #include "lib/log/vfe_log.h"
 
@@ -16,6 +17,7 @@ struct batch_op {
     char bdf[VHOSTD_BDF_LEN];
     bool remove, direct;
     bool added;               /* its add succeeded (stop_on_error may still undo it) */
+    unsigned vectors;         /* MSI-X vectors to size the VF with ("msix"/"queues"), 0: as it is */
     const char *socket;       /* into the batch's params (kept), NULL: the default */
     const char *uuid;         /* same, NULL: none */
 };
@@ -41,7 +43,7 @@ struct vhostd_batch {
 
 /* ---- validation: the whole list, before anything runs ---- */
 
-enum key_type { K_BDF, K_TRUE, K_BOOL, K_ABS_PATH, K_UUID };
+enum key_type { K_BDF, K_TRUE, K_BOOL, K_ABS_PATH, K_UUID, K_SIZE };
 
 struct key_rule {
     const char *key;
@@ -56,6 +58,8 @@ static const struct key_rule rules[] = {
     {"socket_file", K_ABS_PATH, true, false},
     {"uuid", K_UUID, true, false},
     {"direct", K_BOOL, true, false},
+    {"msix", K_SIZE, true, false},
+    {"queues", K_SIZE, true, false},
 };
 
 static const struct key_rule *rule_of(const char *key)
@@ -90,6 +94,8 @@ static int check_value(const struct key_rule *r, json_t *v, char *why, size_t le
         if (strlen(s) >= VHOSTD_SOCK_PATH_LEN)
             return snprintf(why, len, "\"%s\" is longer than a unix socket path can be", r->key), -1;
         return 0;
+    case K_SIZE:
+        return 0;   /* the pair is checked as `vf` checks it (parse_op) */
     case K_UUID:
         if (!json_is_null(v) && !s)
             return snprintf(why, len, "\"%s\" must be a string or null", r->key), -1;
@@ -125,7 +131,7 @@ static int parse_op(json_t *e, struct batch_op *op, char *why, size_t len)
     op->direct = json_is_true(json_object_get(e, "direct"));
     op->socket = json_string_value(json_object_get(e, "socket_file"));
     op->uuid = json_string_value(json_object_get(e, "uuid"));
-    return 0;
+    return add && vhostd_msix_param(e, &op->vectors, why, len) < 0 ? -1 : 0;
 }
 
 /* A VF named twice, or one socket path asked for by two adds (as written;
@@ -352,7 +358,8 @@ static int start_add(struct vhostd_batch *b, unsigned i, char *msg, size_t len)
         return -ENOMEM;
     }
     *a = (struct batch_add){b, i};
-    int rc = vhostd_op_vf_add(b->d, op->bdf, op->socket, op->uuid, op->direct, batch_added, a, msg, len);
+    int rc = vhostd_op_vf_add_sized(b->d, op->bdf, op->socket, op->uuid, op->direct, op->vectors, batch_added, a,
+                                    msg, len);
     if (rc < 0)
         free(a);
     else

@@ -13,6 +13,7 @@
  *    back (after the VF's count was changed behind the daemon's back) and the
  *    VF serves 4 pairs again;
  *  - vf -r --release-msix returns the vectors to the pool;
+ *  - vf_batch sizes a VF as vf -a does ("queues"), a bad size refuses the batch;
  *  - with --ha: a kill -9 while a sized VF carries frames on 3 pairs, and the
  *    restarted daemon takes it over: same size, no write of its count (the
  *    sim would refuse it and log so), frames on every pair on the same
@@ -353,6 +354,24 @@ int main(void)
     CHECK(wait_output(3000, pool2, "mgmtpf", "-l", NULL), "mgmtpf -l: 11 free after the release");
     const char *released[] = {"MSI-X vectors back in its PF's pool", NULL};
     CHECK(file_count(log_path, released) == 1, "release not logged");
+    /* vf_batch sizes as `vf -a` does; a bad size refuses the whole batch */
+    json_t *bp = json_loads("{\"ops\":[{\"add\":true,\"vfdev\":\"" VF1 "\",\"queues\":0}]}", 0, NULL), *br = NULL;
+    char bmsg[300] = "";
+    CHECK(rpc_client_call(rpc, "vf_batch", bp, 5000, &br, bmsg, sizeof(bmsg)) == RPC_INVALID_PARAMS &&
+          strstr(bmsg, "\"queues\" must be"), "vf_batch with queues 0: %s", bmsg);
+    json_decref(bp);
+    json_decref(br);
+    br = NULL;
+    bp = json_loads("{\"ops\":[{\"add\":true,\"vfdev\":\"" VF1 "\",\"queues\":2}]}", 0, NULL);
+    CHECK(rpc_client_call(rpc, "vf_batch", bp, 10000, &br, bmsg, sizeof(bmsg)) == 0 &&
+          json_integer_value(json_object_get(br, "ok")) == 1, "vf_batch add of VF1 with 2 queues: %s", bmsg);
+    json_decref(bp);
+    json_decref(br);
+    CHECK(vf_count(VF1) == 6, "VF1 count %d after a vf_batch add with 2 queues, want 6", vf_count(VF1));
+    const char *two_pairs[] = {"\"msix_vectors\": 6", "\"msix_queue_pairs\": 2", NULL};
+    CHECK(wait_output(3000, two_pairs, "vf", "-i", VF1), "vf -i: VF1 sized by the batch");
+    CHECK(mgmt(out, sizeof(out), "vf", "-r", VF1, "--release-msix", NULL) == 0 && wait_count(VF1, 0),
+          "vf -r --release-msix after the batch: %s", out);
     /* bad params straight over RPC are covered by vhostmgmt's parser and the daemon's checks */
     CHECK(mgmt(out, sizeof(out), "mgmtpf", "--reclaim-msix", "0000:3b:00.7", NULL) != 0, "reclaim of a non-PF: %s",
           out);
