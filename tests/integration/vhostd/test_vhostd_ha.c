@@ -291,6 +291,22 @@ static unsigned count_in_logs(const char *needle)
     return n;
 }
 
+/* The warnings and errors of the daemon logs of this run: the temp dir goes
+ * with the test, the reason of a reset must reach the test log. */
+static void print_log_problems(void)
+{
+    static char text[1 << 20];
+    for (unsigned i = 1; i <= starts; i++) {
+        char path[340];
+        snprintf(path, sizeof(path), "%.200s/vhostd-%u.log", sp.dir, i);
+        if (file_read(path, text, sizeof(text)) < 0)
+            continue;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+            if (!strncmp(line, "<3>", 3) || !strncmp(line, "<4>", 3))
+                printf("vhostd-%u.log: %s\n", i, line);
+    }
+}
+
 static void test_storm(unsigned rounds)
 {
     unsigned resets = 0, lost = 0;
@@ -307,6 +323,7 @@ static void test_storm(unsigned rounds)
             /* the session could not be continued: it must have been reset and said so */
             resets++;
             printf("storm round %u: step %d failed (daemon log %s)\n", r, step, log_path);
+            print_log_problems();
             CHECK(count_in_logs("reset and provisioned afresh") + count_in_logs("cannot be continued") > 0,
                   "round %u: step %d failed with no reset reported", r, step);
             REQUIRE(vfe_fe_reconnect(fa) == 0 && vfe_fe_start(fa, NULL) == 0, out, "round %u: reconnect", r);
