@@ -310,7 +310,7 @@ static void print_log_problems(void)
 static void test_storm(unsigned rounds)
 {
     unsigned resets = 0, lost = 0;
-    srand(7);
+    srand(getenv("VFE_HA_STORM_SEED") ? (unsigned)atoi(getenv("VFE_HA_STORM_SEED")) : 7);   /* other kill points */
     for (unsigned r = 0; r < rounds; r++) {
         struct killer k = {.delay_us = (unsigned)(rand() % 20000)};
         pthread_create(&k.th, NULL, kill_and_restart, &k);
