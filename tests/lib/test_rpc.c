@@ -20,6 +20,20 @@ int test_rpc_call(const char *path, const char *method, json_t *params, json_t *
     return rc;
 }
 
+int test_rpc_ask(const char *path, const char *method, json_t *params, int timeout_ms, json_t **result, char *msg,
+                 size_t len)
+{
+    json_t *res = NULL;
+    msg[0] = '\0';
+    int rc = rpc_client_call(path, method, params, timeout_ms, &res, msg, len);   /* borrows params */
+    json_decref(params);
+    if (result)
+        *result = res;
+    else
+        json_decref(res);
+    return rc;
+}
+
 json_t *test_rpc_vf_stats(const char *path, const char *bdf)
 {
     json_t *res = NULL;

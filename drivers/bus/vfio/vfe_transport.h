@@ -164,6 +164,10 @@ struct vfe_transport {
 
 #define VFE_TRANSPORT_TIMEOUT_MS 2000
 
+/* The bound of one round trip on t (its own, or the default). */
+static inline int vfe_transport_timeout_ms(const struct vfe_transport *t)
+{ return t->timeout_ms > 0 ? t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS; }
+
 /* Open the function `bdf` found under pci_root (a sysfs-shaped tree).  A function
  * whose directory has a `vfio-user.sock` uses vfio-user, any other kernel VFIO
  * (/dev/vfio: the group named by <pci_root>/<bdf>/iommu_group).

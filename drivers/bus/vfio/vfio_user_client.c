@@ -69,7 +69,7 @@ static int vfu_call_fd(struct vfu_client *c, uint16_t cmd, const struct iovec *i
         *fd_out = -1;
     if (c->broken)
         return -ENOTCONN;
-    int tmo = c->t.timeout_ms > 0 ? c->t.timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+    int tmo = vfe_transport_timeout_ms(&c->t);
     long deadline = now_ms() + tmo;
     uint16_t id = c->next_id++;
     struct vfu_hdr h = { .msg_id = id, .cmd = cmd, .flags = VFU_F_TYPE_CMD };
@@ -807,7 +807,7 @@ static int resync(struct vfu_client *c)
     if (getrandom(&a, sizeof(a), GRND_NONBLOCK) != sizeof(a))
         a = (uint16_t)(c->next_id + 0x8000u);
     uint16_t b = (uint16_t)(a + 1);
-    int tmo = c->t.timeout_ms > 0 ? c->t.timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
+    int tmo = vfe_transport_timeout_ms(&c->t);
     long deadline = now_ms() + tmo;
     struct vfu_region_info req = { .argsz = VFU_REGION_INFO_ROOM, .index = VFE_REGION_CONFIG };
     for (uint16_t id = a;; id = b) {

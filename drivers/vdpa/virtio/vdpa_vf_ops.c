@@ -421,7 +421,7 @@ static void window_map_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct vdpa_vf *v = w->data;
     LOG_E("%s: the PF did not answer the dirty log's map within %d ms: tracking not started", v->t->bdf,
-          v->t->timeout_ms);
+          vfe_transport_timeout_ms(v->t));
     vdpa_vf_log_release(v);   /* its answer is not waited for any more */
     finish_later(v, -ETIMEDOUT);
 }
@@ -443,8 +443,7 @@ static int push_window(struct vdpa_vf *v, int log_fd, uint64_t log_offset, uint6
     }
     v->log_mapped = true;
     if (rc == 1) {
-        int tmo = v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
-        ev_timer_init(&v->log_map_t, window_map_timeout, tmo / 1000., 0.);
+        ev_timer_init(&v->log_map_t, window_map_timeout, vfe_transport_timeout_ms(v->t) / 1000., 0.);
         v->log_map_t.data = v;
         ev_timer_start(v->loop, &v->log_map_t);
     }

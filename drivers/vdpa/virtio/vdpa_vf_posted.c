@@ -14,11 +14,6 @@
 
 #include "lib/log/vfe_log.h"
 
-static int timeout_ms(const struct vdpa_vf *v)
-{
-    return v->t->timeout_ms > 0 ? v->t->timeout_ms : VFE_TRANSPORT_TIMEOUT_MS;
-}
-
 static void wait_end(struct vdpa_ack_wait *w, int err)
 {
     ev_timer_stop(w->v->loop, &w->t);
@@ -47,7 +42,7 @@ static void wait_check(struct vdpa_ack_wait *w, bool broken, bool timed_out)
         wait_end(w, st.error);
     } else if (st.outstanding) {
         LOG_E("%s: the device did not acknowledge %u posted requests within %d ms (the oldest for %ld ms): %s",
-              v->t->bdf, st.outstanding, timeout_ms(v), st.oldest_ms, w->what);
+              v->t->bdf, st.outstanding, vfe_transport_timeout_ms(v->t), st.oldest_ms, w->what);
         wait_end(w, -ETIMEDOUT);
     } else {
         wait_end(w, broken ? -ENOTCONN : 0);
@@ -70,7 +65,7 @@ static int wait_start(struct vdpa_vf *v, struct vdpa_ack_wait *w, vdpa_done_cb c
     w->v = v;
     w->cb = cb;
     w->ctx = ctx;
-    ev_timer_init(&w->t, wait_timer_cb, st.outstanding && !st.error ? timeout_ms(v) / 1000. : 0., 0.);
+    ev_timer_init(&w->t, wait_timer_cb, st.outstanding && !st.error ? vfe_transport_timeout_ms(v->t) / 1000. : 0., 0.);
     w->t.data = w;
     ev_timer_start(v->loop, &w->t);
     return 0;

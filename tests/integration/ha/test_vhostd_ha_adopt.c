@@ -33,6 +33,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_rpc.h"
 #include "tests/lib/test_vf.h"
 
 #define PFA "0000:10:00.0"
@@ -53,15 +54,7 @@ static const uint8_t macs[4][6] = {{0x02, 0xa1, 0, 0, 0, 1}, {0x02, 0xa2, 0, 0, 
 
 static int call(const char *method, json_t *params, json_t **res, char *msg, size_t len)
 {
-    json_t *r = NULL;
-    msg[0] = '\0';
-    int rc = rpc_client_call(rpc, method, params, 10000, &r, msg, len);
-    json_decref(params);
-    if (res)
-        *res = r;
-    else
-        json_decref(r);
-    return rc;
+    return test_rpc_ask(rpc, method, params, 10000, res, msg, len);
 }
 
 /* A string field of a call's result ("" if absent or failed). */

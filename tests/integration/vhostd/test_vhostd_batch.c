@@ -32,6 +32,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_rpc.h"
 
 #define PF "0000:3b:00.0"
 #define NVF 256
@@ -50,14 +51,7 @@ static const char *vf_bdf(unsigned n, char out[16])
 /* A call: 0 or the error code with msg. */
 static int call(const char *method, json_t *params, json_t **res, char *msg, size_t len)
 {
-    json_t *r = NULL;
-    int rc = rpc_client_call(rpc, method, params, 60000, &r, msg, len);
-    json_decref(params);
-    if (res)
-        *res = r;
-    else
-        json_decref(r);
-    return rc;
+    return test_rpc_ask(rpc, method, params, 60000, res, msg, len);
 }
 
 static json_int_t health_int(const char *key, const char *sub)

@@ -22,6 +22,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_rpc.h"
 
 #define PF "0000:3b:00.0"
 #define NVFS 1024
@@ -40,10 +41,7 @@ static void vf_bdf(unsigned n, char out[16])
 
 static int call(const char *method, json_t *params, json_t **res, char *msg, size_t len)
 {
-    *res = NULL;
-    int rc = rpc_client_call(rpc, method, params, 10000, res, msg, len);
-    json_decref(params);
-    return rc;
+    return test_rpc_ask(rpc, method, params, 10000, res, msg, len);
 }
 
 static int vf_add(const char *bdf, char *msg, size_t len)

@@ -35,6 +35,7 @@
 #include "tests/lib/check.h"
 #include "tests/lib/proc.h"
 #include "tests/lib/sim_proc.h"
+#include "tests/lib/test_rpc.h"
 
 #define PFA "0000:10:00.0"
 #define PFB "0000:20:00.0"
@@ -58,14 +59,7 @@ static void vf_bdf(unsigned bus, unsigned n, char out[16])
 
 static int call(const char *method, json_t *params, json_t **res, char *msg, size_t len)
 {
-    json_t *r = NULL;
-    int rc = rpc_client_call(rpc, method, params, 10000, &r, msg, len);
-    json_decref(params);
-    if (res)
-        *res = r;
-    else
-        json_decref(r);
-    return rc;
+    return test_rpc_ask(rpc, method, params, 10000, res, msg, len);
 }
 
 static int vf_op(const char *op, const char *bdf, char *msg, size_t len)
